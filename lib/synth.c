@@ -301,8 +301,6 @@ static advrec_err_t params_check(const advrec_synth_params_t *p, char *errstr,
         if (p->shill_fillers >= SYNTH_SESSION_CAP)
             return BAD("shill_fillers %u: at most %d", p->shill_fillers,
                        SYNTH_SESSION_CAP - 1);
-        if (p->n_items < 2)
-            return BAD("shilling needs at least 2 items");
         if (!prob_ok(p->shill_purchase_prob))
             return BAD("shill_purchase_prob %g outside 0..1",
                        p->shill_purchase_prob);
