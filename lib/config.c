@@ -1191,10 +1191,12 @@ void advrec_conf_write(const advrec_conf_t *conf, FILE *fp)
             fprintf(fp, "\n# %s\n", group);
         }
         format_row(conf, row, buf, sizeof(buf));
+        /* A note on its own line: only whole lines are comments. */
+        if (row->offset == offsetof(advrec_conf_t, schema_dir) && !buf[0])
+            fprintf(fp, "# (empty: built-in %s)\n",
+                    advrec_conf_schema_dir(conf));
         fprintf(fp, "%s = ", row->name);
         write_value(fp, buf);
-        if (row->offset == offsetof(advrec_conf_t, schema_dir) && !buf[0])
-            fprintf(fp, "  # built-in: %s", advrec_conf_schema_dir(conf));
         fputc('\n', fp);
     }
     fprintf(fp, "\n# schema.<N>: Confluent schema id -> .avsc\n");
