@@ -129,9 +129,11 @@ int main(int argc, char **argv)
         }
     }
     for (size_t i = 0; i < sets_cnt; i++) {
-        if (advrec_conf_set_arg(conf, sets[i], errstr, sizeof(errstr))) {
+        advrec_err_t err =
+            advrec_conf_set_arg(conf, sets[i], errstr, sizeof(errstr));
+        if (err) {
             fprintf(stderr, "advrecd: %s\n", errstr);
-            rc = EX_CONFIG;
+            rc = err == ADVREC_ERR_INVALID_ARG ? EX_USAGE : EX_CONFIG;
             goto done;
         }
     }

@@ -845,7 +845,7 @@ advrec_err_t advrec_conf_set_arg(advrec_conf_t *conf, const char *arg,
     advrec_err_t err;
 
     if (!eq || eq == arg)
-        return advrec_seterr(ADVREC_ERR_CONFIG, errstr, errstr_size,
+        return advrec_seterr(ADVREC_ERR_INVALID_ARG, errstr, errstr_size,
                              "-X %s: expected key=value", arg);
     if (!(key = strndup(arg, (size_t)(eq - arg))))
         return advrec_seterr(ADVREC_ERR_NOMEM, errstr, errstr_size,

@@ -143,8 +143,9 @@ advrec_err_t advrec_conf_set(advrec_conf_t *conf, const char *key,
                              size_t errstr_size);
 
 /*
- * Parses "key=value" (one -X argument) and sets it. ADVREC_ERR_CONFIG when
- * there is no '=' or the key is empty.
+ * Parses "key=value" (one -X argument) and sets it. ADVREC_ERR_INVALID_ARG
+ * when there is no '=' or the key is empty (a usage error), else as
+ * advrec_conf_set().
  */
 advrec_err_t advrec_conf_set_arg(advrec_conf_t *conf, const char *arg,
                                  char *errstr, size_t errstr_size);

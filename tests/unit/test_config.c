@@ -548,10 +548,10 @@ static void test_cli_overrides_file(void)
               ADVREC_OK);
     CHECK_STR(advrec_conf_kafka_get(conf, "sasl.password"), "a=b");
     CHECK_INT(advrec_conf_set_arg(conf, "model.k", last_err, sizeof(last_err)),
-              ADVREC_ERR_CONFIG);
+              ADVREC_ERR_INVALID_ARG);
     CHECK_STR(last_err, "-X model.k: expected key=value");
     CHECK_INT(advrec_conf_set_arg(conf, "=5", last_err, sizeof(last_err)),
-              ADVREC_ERR_CONFIG);
+              ADVREC_ERR_INVALID_ARG);
     advrec_conf_destroy(conf);
 }
 
