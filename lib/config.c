@@ -1346,13 +1346,18 @@ static void write_reference_conf(FILE *fp)
                 "#kafka.session.timeout.ms = 45000\n");
 }
 
-/* Markdown table cell text: '|' would end the cell. */
-static void md_cell(FILE *fp, const char *s)
+/* Markdown text: '|' would end a table cell, "<N>" would be an HTML tag. */
+static void md_text(FILE *fp, const char *s)
 {
     for (; *s; s++) {
-        if (*s == '|')
-            fputc('\\', fp);
-        fputc(*s, fp);
+        if (*s == '<')
+            fputs("&lt;", fp);
+        else if (*s == '>')
+            fputs("&gt;", fp);
+        else if (*s == '|')
+            fputs("\\|", fp);
+        else
+            fputc(*s, fp);
     }
 }
 
@@ -1406,18 +1411,20 @@ static void write_reference_md(FILE *fp)
             else
                 fprintf(fp, "(empty)");
             fprintf(fp, " | ");
-            md_cell(fp, range);
+            md_text(fp, range);
             fprintf(fp, " | ");
-            md_cell(fp, row->doc);
+            md_text(fp, row->doc);
             fprintf(fp, " |\n");
         }
-        if (strcmp(conf_groups[g].name, "schema") == 0)
-            fprintf(fp, "\n%s\n", doc_schema_map);
+        if (strcmp(conf_groups[g].name, "schema") == 0) {
+            fputc('\n', fp);
+            md_text(fp, doc_schema_map);
+            fputc('\n', fp);
+        }
     }
-    fprintf(fp,
-            "\n## kafka: librdkafka properties\n\n%s\n\n"
-            "Example: `kafka.bootstrap.servers = localhost:9092`.\n",
-            doc_kafka);
+    fprintf(fp, "\n## kafka: librdkafka properties\n\n");
+    md_text(fp, doc_kafka);
+    fprintf(fp, "\n\nExample: `kafka.bootstrap.servers = localhost:9092`.\n");
 }
 
 void advrec_conf_write_reference(FILE *fp, advrec_conf_format_t format)
