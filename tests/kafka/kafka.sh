@@ -168,6 +168,9 @@ cmd_start() {
   dir=$(absdir "$1")
   shift
 
+  # Fresh means fresh: a broker left running in DIR (an interrupted run whose
+  # cleanup never came) is stopped, not reused.
+  [ "$fresh" = 1 ] && cmd_stop "$dir"
   if [ "$env" = 1 ] && [ -n "${ADVREC_KAFKA_BOOTSTRAP:-}" ]; then
     rm -f "$dir/pid"
     echo "$ADVREC_KAFKA_BOOTSTRAP" >"$dir/bootstrap"
