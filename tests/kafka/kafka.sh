@@ -65,7 +65,8 @@ cmd_fetch() {
   cp "$here/pom.xml" "$work/pom.xml"
   note "fetching Apache Kafka $version jars (Maven Central) into $lib"
   (cd "$work" && mvn -B -q -Dstyle.color=never dependency:copy-dependencies \
-     -DincludeScope=runtime -DoutputDirectory="$lib.tmp" >&2) \
+     -DincludeScope=runtime -DoutputDirectory="$lib.tmp" 2>&1 \
+     | sed 's/\x1b\[[0-9;]*m//g' >&2) \
     || die "mvn dependency:copy-dependencies failed for Kafka $version"
   ls "$lib.tmp"/kafka_2.13-"$version".jar >/dev/null 2>&1 \
     || die "kafka_2.13-$version.jar missing after fetch"
@@ -282,10 +283,8 @@ cmd_topics() {
   bs=$(bootstrap_of "$1")
   shift
   for spec in "$@"; do
-    local IFS=:
-    # shellcheck disable=SC2206
-    local f=($spec)
-    unset IFS
+    local f
+    IFS=: read -r -a f <<<"$spec"
     local name=${f[0]} parts=${f[1]:-}
     [ -n "$name" ] && [[ $parts =~ ^[0-9]+$ ]] || die "topics: bad spec '$spec'"
     local args=(--bootstrap-server "$bs" --create --if-not-exists --topic "$name"
