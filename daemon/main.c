@@ -7,13 +7,84 @@
  * an unreadable config file, EX_CONFIG for a bad configuration.
  */
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sysexits.h>
 
 #include "config.h"
+#include "daemon.h"
 #include "log.h"
+
+/* The running daemon, for the signal handler (main's only global). */
+static advrec_daemon_t *volatile running;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    if (running)
+        advrec_daemon_stop(running);
+}
+
+/* Maps a library error to a sysexits(3) code. */
+static int exit_code(advrec_err_t err)
+{
+    switch (err) {
+    case ADVREC_OK:
+        return EX_OK;
+    case ADVREC_ERR_CONFIG:
+    case ADVREC_ERR_SCHEMA:
+        return EX_CONFIG;
+    case ADVREC_ERR_IO:
+    case ADVREC_ERR_STORE:
+    case ADVREC_ERR_STATE_MISMATCH:
+        return EX_IOERR;
+    case ADVREC_ERR_KAFKA:
+        return EX_UNAVAILABLE;
+    default:
+        return EX_SOFTWARE;
+    }
+}
+
+/*
+ * Builds, starts and runs the daemon until SIGTERM or SIGINT. Takes ownership
+ * of conf. Returns the exit code.
+ */
+static int run_daemon(advrec_conf_t *conf)
+{
+    struct sigaction sa;
+    char errstr[1024];
+    advrec_daemon_t *d;
+    advrec_err_t err;
+
+    d = advrec_daemon_new(conf, errstr, sizeof(errstr));
+    if (!d) {
+        log_err("%s", errstr);
+        return EX_CONFIG;
+    }
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    running = d;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    err = advrec_daemon_start(d, errstr, sizeof(errstr));
+    if (!err) {
+        const char *bootstraps = advrec_daemon_bootstraps(d);
+        if (bootstraps) {
+            /* For scripts: the embedded broker's address, alone on stdout. */
+            printf("%s\n", bootstraps);
+            fflush(stdout);
+        }
+        err = advrec_daemon_run(d, errstr, sizeof(errstr));
+    }
+    if (err)
+        log_err("%s", errstr);
+    running = NULL;
+    advrec_daemon_destroy(d);
+    return exit_code(err);
+}
 
 enum {
     OPT_CHECK_CONFIG = 256,
@@ -148,14 +219,9 @@ int main(int argc, char **argv)
     }
     advrec_log_set_level(conf->log_level);
 
-    /* ---- The daemon proper: the one place main hands over to lib/. ----
-     * To be replaced by the daemon library, along the lines of
-     *     advrec_daemon_t *d = advrec_daemon_new(conf, errstr, sizeof(errstr));
-     *     err = advrec_daemon_run(d);  (until SIGTERM/SIGINT)
-     *     advrec_daemon_destroy(d);
-     * with its errors mapped to sysexits codes like the ones above. */
-    fprintf(stderr, "advrecd: the pipeline is not built yet\n");
-    rc = EX_SOFTWARE;
+    /* The daemon proper: from here on lib/ does the work. */
+    rc = run_daemon(conf);
+    conf = NULL; /* owned and freed by the daemon */
 
 done:
     advrec_conf_destroy(conf);

@@ -208,8 +208,10 @@ static const conf_row_t conf_rows[] = {
             "Longest a user's list may lag their latest event; must be >= recs.debounce.ms."),
     ROW_ENUM("recs.exclude", recs_exclude, exclude_words, "purchased", "recs",
              "Items left out of a user's list: purchased ones, every one seen in their history, or none."),
-    ROW_INT("recs.history", recs_history, 0, 10000, "50", "recs",
+    ROW_INT("recs.history", recs_history, 1, 10000, "50", "recs",
             "Recent items remembered per user (for recs.exclude and the detectors)."),
+    ROW_INT("recs.cold.events", recs_cold_events, 0, 1000000, "3", "recs",
+            "users with fewer events than this get the time-decayed popularity list instead of model scores"),
     ROW_DBL("recs.popularity.halflife.s", recs_popularity_halflife_s, 1.0, 1e9, "3600", "recs",
             "Half-life of the time-decayed popularity that cold users are recommended from."),
 

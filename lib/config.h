@@ -103,6 +103,7 @@ typedef struct advrec_conf_s {
     int64_t recs_max_staleness_ms;
     int recs_exclude; /* advrec_conf_exclude_t */
     int64_t recs_history;
+    int64_t recs_cold_events;
     double recs_popularity_halflife_s;
     /* log */
     int log_level; /* syslog priority, advrec_log_level_t */
