@@ -58,7 +58,6 @@ struct advrec_daemon_s {
     advrec_scored_item_t *rec_items;
     unsigned char *enc;
     size_t enc_size;
-    rd_kafka_resp_err_t emit_err; /* first produce error in a refresh */
 
     advrec_daemon_stats_t stats; /* the run thread's counters */
     advrec_daemon_stats_t shown; /* the published copy */
@@ -530,7 +529,8 @@ static void publish_stats(advrec_daemon_t *d, int64_t now, int final)
     pthread_mutex_lock(&d->shown_lock);
     d->shown = *s;
     pthread_mutex_unlock(&d->shown_lock);
-    if (!final && now - d->last_stats_ms < d->conf->stats_interval_ms)
+    if (!final && (d->conf->stats_interval_ms == 0 ||
+                   now - d->last_stats_ms < d->conf->stats_interval_ms))
         return;
     secs = (double)(now - d->last_stats_ms) / 1000.0;
     if (secs <= 0)

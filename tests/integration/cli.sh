@@ -85,9 +85,32 @@ run stray-arg 64 "$advrecd" extra
 run x-without-eq 64 "$advrecd" -X model.k
 has x-without-eq err "-X model.k: expected key=value"
 
-# The run path is not built yet: EX_SOFTWARE (70), said plainly.
-run not-built 70 "$advrecd" -c "$src/conf/advrecd.conf"
-has not-built err "the pipeline is not built yet"
+# The run path: on the embedded broker advrecd prints the broker's address
+# alone on stdout once it is consuming, and SIGTERM stops it cleanly (exit 0,
+# final stats logged). Reading the address from a FIFO awaits that moment.
+mkfifo "$tmp/run.fifo"
+"$advrecd" -c "$src/conf/advrecd.conf" -X stats.interval.ms=0 \
+  >"$tmp/run.fifo" 2>"$tmp/run.err" &
+pid=$!
+exec 3<"$tmp/run.fifo"
+if read -r -t 30 -u 3 bootstrap && [[ "$bootstrap" == 127.0.0.1:* ]]; then
+  kill -TERM "$pid"
+  rc=0
+  wait "$pid" || rc=$?
+  if [ "$rc" -ne 0 ]; then
+    echo "FAIL sigterm: exit $rc, want 0"; failures=$((failures + 1))
+    cat "$tmp/run.err"
+  elif ! grep -q "final:" "$tmp/run.err"; then
+    echo "FAIL sigterm: no final stats line"; failures=$((failures + 1))
+  fi
+else
+  echo "FAIL run: no bootstrap address on stdout within 30 s (got '${bootstrap:-}')"
+  failures=$((failures + 1))
+  kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  cat "$tmp/run.err"
+fi
+exec 3<&-
 
 if [ "$failures" -ne 0 ]; then
   echo "$failures check(s) failed"
