@@ -1,0 +1,289 @@
+/*
+ * codec.h - Avro records in Confluent wire framing: decode input events,
+ * encode and decode recommendations and anomaly flags.
+ *
+ * Wire format of every message value (Confluent Schema Registry framing):
+ *
+ *   byte 0      magic, always 0
+ *   bytes 1..4  schema id, big-endian signed 32-bit
+ *   bytes 5..   the record in Avro binary encoding, written with that schema
+ *
+ * A codec holds:
+ *  - the reader schemas: our current schemas (click, purchase,
+ *    recommendation, anomaly .avsc) loaded once from a schema directory;
+ *  - a registry of writer schemas, schema id -> schema, filled by
+ *    advrec_codec_register(). The full name of a writer schema's record
+ *    ("com.advrec.v1.Click", ...) decides which kind of record it carries.
+ *    Each writer is resolved against the reader of its kind once, at
+ *    register time, so an older or newer compatible writer decodes, and an
+ *    incompatible one is refused there, not per record.
+ *
+ * Decoding never trusts the bytes: the body is first walked against the
+ * writer schema by a bounds-checked validator (varints, lengths, counts,
+ * union and enum indices, exact consumption); only a body that passes is
+ * handed to Avro-C. Every failure returns ADVREC_ERR_DECODE and writes into
+ * errstr a reason that starts with a short stable code and a colon, e.g.
+ *
+ *   "bad-magic: first byte is 0x7b, expected 0 (not Confluent-framed Avro)"
+ *
+ * The codes (ADVREC_CODEC_R_* below, documented in docs/SCHEMAS.md) are
+ * meant for a DLQ header; advrec_codec_reason_code() extracts one.
+ *
+ * Threads: a codec is not thread-safe (it reuses decode and encode buffers
+ * between calls); use one per thread. Registering is not meant to happen
+ * while another thread decodes.
+ */
+#ifndef ADVREC_CODEC_H
+#define ADVREC_CODEC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+#include "event.h"
+
+/* Size of the Confluent frame header: magic byte and schema id. */
+#define ADVREC_CODEC_HEADER_SIZE 5
+#define ADVREC_CODEC_MAGIC       0
+
+/*
+ * Reason codes, the prefix of every errstr the codec writes on
+ * ADVREC_ERR_DECODE / ADVREC_ERR_ENCODE / ADVREC_ERR_SCHEMA.
+ */
+#define ADVREC_CODEC_R_SHORT_FRAME    "short-frame"    /* < 5 bytes */
+#define ADVREC_CODEC_R_BAD_MAGIC      "bad-magic"      /* byte 0 != 0 */
+#define ADVREC_CODEC_R_UNKNOWN_SCHEMA "unknown-schema" /* id not registered */
+#define ADVREC_CODEC_R_WRONG_KIND     "wrong-kind" /* e.g. Anomaly, not event */
+#define ADVREC_CODEC_R_TRUNCATED      "truncated" /* body ends inside a value */
+#define ADVREC_CODEC_R_BAD_VARINT     "bad-varint" /* over-long or out of range */
+#define ADVREC_CODEC_R_BAD_LENGTH     "bad-length"  /* string/bytes length */
+#define ADVREC_CODEC_R_BAD_COUNT      "bad-count"   /* array/map block count */
+#define ADVREC_CODEC_R_BAD_UNION      "bad-union"   /* branch out of range */
+#define ADVREC_CODEC_R_BAD_ENUM       "bad-enum"    /* symbol out of range */
+#define ADVREC_CODEC_R_BAD_BOOLEAN    "bad-boolean" /* byte not 0 or 1 */
+#define ADVREC_CODEC_R_TRAILING       "trailing-bytes" /* bytes after the record */
+#define ADVREC_CODEC_R_TOO_DEEP       "too-deep"       /* nesting too deep */
+#define ADVREC_CODEC_R_FIELD          "bad-field"      /* value does not fit */
+#define ADVREC_CODEC_R_INVALID        "invalid-event" /* advrec_event_validate */
+#define ADVREC_CODEC_R_AVRO           "avro"          /* Avro-C refused it */
+
+typedef struct advrec_codec_s advrec_codec_t;
+
+/* The record kinds the codec knows, decided by the schema's full name. */
+typedef enum advrec_codec_kind_e {
+    ADVREC_CODEC_CLICK = 0,          /* com.advrec.v1.Click */
+    ADVREC_CODEC_PURCHASE = 1,       /* com.advrec.v1.Purchase */
+    ADVREC_CODEC_RECOMMENDATION = 2, /* com.advrec.v1.Recommendation */
+    ADVREC_CODEC_ANOMALY = 3,        /* com.advrec.v1.Anomaly */
+    ADVREC_CODEC__KIND_COUNT
+} advrec_codec_kind_t;
+
+/* One recommended item. */
+typedef struct advrec_scored_item_s {
+    char item_id[ADVREC_ID_MAX];
+    float score;
+} advrec_scored_item_t;
+
+/*
+ * A recommendation list. For encoding, items points to n_items entries the
+ * caller owns. A decoded one owns items (malloc'd by the codec): release it
+ * with advrec_recommendation_clear().
+ */
+typedef struct advrec_recommendation_s {
+    char user_id[ADVREC_ID_MAX];
+    advrec_scored_item_t *items;
+    size_t n_items;
+    int64_t model_version;
+    char input_topic[ADVREC_ID_MAX];
+    int32_t input_partition;
+    int64_t input_offset;
+    int64_t generated_at_ms;
+} advrec_recommendation_t;
+
+/* Frees what a decode put into rec (items) and zeroes rec; NULL is a no-op. */
+void advrec_recommendation_clear(advrec_recommendation_t *rec);
+
+typedef enum advrec_entity_type_e {
+    ADVREC_ENTITY_USER = 0,
+    ADVREC_ENTITY_ITEM = 1,
+} advrec_entity_type_t;
+
+typedef enum advrec_anomaly_action_e {
+    ADVREC_ANOMALY_FLAGGED = 0,
+    ADVREC_ANOMALY_QUARANTINED = 1,
+    ADVREC_ANOMALY_CLEARED = 2,
+} advrec_anomaly_action_t;
+
+#define ADVREC_ANOMALY_MAX_REASONS  16
+#define ADVREC_ANOMALY_REASON_MAX   64
+#define ADVREC_ANOMALY_MAX_EVIDENCE 16
+#define ADVREC_ANOMALY_KEY_MAX      64
+#define ADVREC_ANOMALY_DETECTOR_MAX 64
+
+typedef struct advrec_evidence_s {
+    char key[ADVREC_ANOMALY_KEY_MAX];
+    int64_t count;
+} advrec_evidence_t;
+
+/*
+ * An anomaly flag: a plain value, no pointers, nothing to free. Decoding a
+ * record with more reasons or evidence entries than fit, or a longer
+ * string, fails with "bad-field" (never truncated).
+ */
+typedef struct advrec_anomaly_s {
+    advrec_entity_type_t entity_type;
+    char entity_id[ADVREC_ID_MAX];
+    double score;
+    char reasons[ADVREC_ANOMALY_MAX_REASONS][ADVREC_ANOMALY_REASON_MAX];
+    size_t n_reasons;
+    advrec_evidence_t evidence[ADVREC_ANOMALY_MAX_EVIDENCE];
+    size_t n_evidence;
+    advrec_anomaly_action_t action;
+    int64_t ts_ms;
+    char detector[ADVREC_ANOMALY_DETECTOR_MAX]; /* "" when not recorded */
+} advrec_anomaly_t;
+
+/*
+ * The schema directory to use when the configuration names none: the
+ * source tree's schemas/ if it exists (running from a build directory),
+ * else the installed data directory. Returns a static string; never NULL.
+ */
+const char *advrec_codec_default_schema_dir(void);
+
+/* "click", "purchase", "recommendation", "anomaly" ("?" otherwise). */
+const char *advrec_codec_kind_name(advrec_codec_kind_t kind);
+
+/*
+ * Creates a codec whose reader schemas are <schema_dir>/click.avsc,
+ * purchase.avsc, recommendation.avsc and anomaly.avsc (schema_dir NULL:
+ * advrec_codec_default_schema_dir()). The writer registry starts empty.
+ * Returns NULL on failure (missing or invalid file, wrong record name) with
+ * the file and Avro-C's reason in errstr. The caller owns the codec and
+ * frees it with advrec_codec_destroy().
+ */
+advrec_codec_t *advrec_codec_new(const char *schema_dir, char *errstr,
+                                 size_t errstr_size);
+
+/* Frees the codec and every registered schema; NULL is a no-op. */
+void advrec_codec_destroy(advrec_codec_t *codec);
+
+/*
+ * Registers the schema in file `path` as writer schema `id` (id >= 0). The
+ * record's full name picks the kind; the schema must resolve against our
+ * reader schema of that kind (Avro rules: fields matched by name, a reader
+ * field the writer lacks needs a default, writer fields the reader lacks
+ * are skipped, numeric promotion int->long->float->double). The path is
+ * only read during the call.
+ *
+ * Errors: ADVREC_ERR_IO (file unreadable), ADVREC_ERR_SCHEMA (not valid
+ * Avro, unknown record name, incompatible with the reader: errstr names the
+ * field), ADVREC_ERR_INVALID_ARG (id < 0 or already registered). On error
+ * the registry is unchanged.
+ */
+advrec_err_t advrec_codec_register(advrec_codec_t *codec, int32_t id,
+                                   const char *path, char *errstr,
+                                   size_t errstr_size);
+
+/*
+ * As advrec_codec_register() with the schema given as JSON text (len bytes
+ * at json, not necessarily NUL-terminated; read only during the call).
+ * `origin` names the schema in messages (e.g. a file name); may be NULL.
+ */
+advrec_err_t advrec_codec_register_json(advrec_codec_t *codec, int32_t id,
+                                        const char *json, size_t len,
+                                        const char *origin, char *errstr,
+                                        size_t errstr_size);
+
+/*
+ * The kind of registered schema `id` in *kind. ADVREC_ERR_NOT_FOUND if the
+ * id is not registered.
+ */
+advrec_err_t advrec_codec_schema_kind(const advrec_codec_t *codec, int32_t id,
+                                      advrec_codec_kind_t *kind);
+
+/*
+ * The highest registered id whose schema is exactly our reader schema of
+ * `kind` (the id to encode our outputs with), in *id. ADVREC_ERR_NOT_FOUND
+ * if none is registered.
+ */
+advrec_err_t advrec_codec_current_id(const advrec_codec_t *codec,
+                                     advrec_codec_kind_t kind, int32_t *id);
+
+/*
+ * Reads the frame header of the len bytes at buf: *schema_id gets the id.
+ * ADVREC_ERR_DECODE with "short-frame"/"bad-magic" otherwise. Reads at most
+ * 5 bytes; needs no codec.
+ */
+advrec_err_t advrec_codec_frame_id(const void *buf, size_t len,
+                                   int32_t *schema_id, char *errstr,
+                                   size_t errstr_size);
+
+/*
+ * Decodes one framed Click or Purchase from the len bytes at buf into *ev
+ * (cleared first; fields the writer lacks get the reader schema's default)
+ * and checks it with advrec_event_validate(). buf is only read during the
+ * call. Returns ADVREC_OK, or ADVREC_ERR_DECODE with a reason (see the codes
+ * above) and *ev unspecified. Allocates nothing per record once the codec
+ * has decoded a record of the same schema before.
+ */
+advrec_err_t advrec_codec_decode_event(advrec_codec_t *codec, const void *buf,
+                                       size_t len, advrec_event_t *ev,
+                                       char *errstr, size_t errstr_size);
+
+/*
+ * Decodes one framed Recommendation into *rec. On success rec->items is
+ * malloc'd (NULL when n_items is 0) and owned by the caller, who releases
+ * it with advrec_recommendation_clear(). On failure (ADVREC_ERR_DECODE)
+ * nothing is allocated and *rec is zeroed.
+ */
+advrec_err_t advrec_codec_decode_recommendation(advrec_codec_t *codec,
+                                                const void *buf, size_t len,
+                                                advrec_recommendation_t *rec,
+                                                char *errstr,
+                                                size_t errstr_size);
+
+/* Decodes one framed Anomaly into *anomaly (a plain value). */
+advrec_err_t advrec_codec_decode_anomaly(advrec_codec_t *codec, const void *buf,
+                                         size_t len, advrec_anomaly_t *anomaly,
+                                         char *errstr, size_t errstr_size);
+
+/*
+ * Encoders. Each writes the framed record (header + Avro body) for writer
+ * schema `schema_id`, which must be registered and of the right kind, into
+ * the buf_size bytes at buf (caller-owned), and sets *out_len to its length.
+ * Fields of the writer schema the struct has no value for get the writer
+ * schema's default. If buf is too small, returns ADVREC_ERR_ENCODE with
+ * *out_len set to the size needed, so the caller can grow buf and retry.
+ * Other failures: ADVREC_ERR_NOT_FOUND (unknown id), ADVREC_ERR_ENCODE
+ * (wrong kind, value does not fit the schema) with a reason in errstr.
+ */
+
+/* An event, as a Click or a Purchase according to schema_id's kind (the
+ * event's type must match it). */
+advrec_err_t advrec_codec_encode_event(advrec_codec_t *codec, int32_t schema_id,
+                                       const advrec_event_t *ev, void *buf,
+                                       size_t buf_size, size_t *out_len,
+                                       char *errstr, size_t errstr_size);
+
+advrec_err_t
+advrec_codec_encode_recommendation(advrec_codec_t *codec, int32_t schema_id,
+                                   const advrec_recommendation_t *rec,
+                                   void *buf, size_t buf_size, size_t *out_len,
+                                   char *errstr, size_t errstr_size);
+
+advrec_err_t advrec_codec_encode_anomaly(advrec_codec_t *codec,
+                                         int32_t schema_id,
+                                         const advrec_anomaly_t *anomaly,
+                                         void *buf, size_t buf_size,
+                                         size_t *out_len, char *errstr,
+                                         size_t errstr_size);
+
+/*
+ * Copies the reason code of a codec errstr (the text before the first
+ * ':') into code (code_size bytes, NUL-terminated); "unknown" if errstr
+ * has no code. Returns code.
+ */
+char *advrec_codec_reason_code(const char *errstr, char *code,
+                               size_t code_size);
+
+#endif
