@@ -465,8 +465,8 @@ static void test_missing_file(void)
 
 /*
  * The shared data sets, when present: counts as the data's README gives
- * them. Looked for next to the project (../shared/data), then at the
- * machine's path; absent data skips this test.
+ * them. Looked for next to the project (../shared/data, or ../../shared/data
+ * from a worktree), then at the machine's path; absent data skips this test.
  */
 static void test_shared_data(void)
 {
@@ -482,11 +482,12 @@ static void test_shared_data(void)
         {"amazon-beauty/Beauty.txt", ADVREC_READER_AMAZON, 198502, 0, 0, 0},
     };
     const char *dirs[] = {ADVREC_TEST_SOURCE_DIR "/../shared/data",
+                          ADVREC_TEST_SOURCE_DIR "/../../shared/data",
                           "/work/shared/data"};
     const char *dir = NULL;
     char path[1024], errstr[512];
 
-    for (size_t i = 0; i < 2 && !dir; i++)
+    for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]) && !dir; i++)
         if (access(dirs[i], R_OK) == 0)
             dir = dirs[i];
     if (!dir) {
