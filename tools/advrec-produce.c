@@ -133,6 +133,8 @@ static void usage(FILE *fp)
         "when a\n"
         "                             terminal)\n"
         "  -q, --quiet                no progress, no per-line warnings\n"
+        "  -v, --verbose              debug logging (with -X debug=... for "
+        "librdkafka)\n"
         "  -h, --help\n"
         "\n"
         "Exit status: 0 when every produced event was delivered; 1 when a\n"
@@ -251,6 +253,41 @@ static rd_kafka_t *kafka_new(const produce_opts_t *opts, char **props,
 fail:
     rd_kafka_conf_destroy(conf);
     return NULL;
+}
+
+/*
+ * Asks for both topics' metadata before the first event, bounded by
+ * timeout_ms: otherwise the first event of a topic the client has not seen
+ * yet waits for a metadata refresh (a second on the embedded broker, which
+ * creates topics on first use), and an unreachable broker only shows at
+ * the end. A failure here is only a warning: deliveries report the truth.
+ * At most timeout_ms per topic, and the second is not asked for when the
+ * first timed out.
+ */
+static void kafka_warm_up(rd_kafka_t *rk, const produce_opts_t *opts,
+                          int timeout_ms)
+{
+    for (int t = 0; t < TOPIC__COUNT; t++) {
+        rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, opts->topics[t], NULL);
+        const struct rd_kafka_metadata *md = NULL;
+        rd_kafka_resp_err_t err;
+
+        if (!rkt)
+            continue;
+        err = rd_kafka_metadata(rk, 0, rkt, &md, timeout_ms);
+        if (!err && md->topic_cnt == 1 && md->topics[0].err)
+            err = md->topics[0].err;
+        if (err && !opts->quiet)
+            log_warning("%s: no metadata yet: %s", opts->topics[t],
+                        rd_kafka_err2str(err));
+        if (md)
+            rd_kafka_metadata_destroy(md);
+        rd_kafka_topic_destroy(rkt);
+        /* Unreachable: asking again for the next topic would only wait. */
+        if (err == RD_KAFKA_RESP_ERR__TIMED_OUT ||
+            err == RD_KAFKA_RESP_ERR__TRANSPORT)
+            break;
+    }
 }
 
 /* Progress: the line is redrawn in place, at most 5 times a second. */
@@ -437,6 +474,7 @@ int main(int argc, char **argv)
         {"progress", no_argument, NULL, OPT_PROGRESS},
         {"no-progress", no_argument, NULL, OPT_NO_PROGRESS},
         {"quiet", no_argument, NULL, 'q'},
+        {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -467,7 +505,7 @@ int main(int argc, char **argv)
     if (!props)
         return EX_OSERR;
 
-    while ((c = getopt_long(argc, argv, "b:X:f:qh", longopts, &longindex)) !=
+    while ((c = getopt_long(argc, argv, "b:X:f:qvh", longopts, &longindex)) !=
            -1) {
         switch (c) {
         case 'b':
@@ -550,6 +588,9 @@ int main(int argc, char **argv)
         case 'q':
             opts.quiet = 1;
             break;
+        case 'v':
+            advrec_log_set_level(ADVREC_LOG_DEBUG);
+            break;
         case 'h':
             usage(stdout);
             free(props);
@@ -624,6 +665,7 @@ int main(int argc, char **argv)
         goto out;
     }
 
+    kafka_warm_up(rk, &opts, 5000);
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
     pg.on = opts.progress == -1 ? (!opts.quiet && isatty(STDERR_FILENO))
