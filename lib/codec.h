@@ -223,8 +223,9 @@ advrec_err_t advrec_codec_frame_id(const void *buf, size_t len,
  * (cleared first; fields the writer lacks get the reader schema's default)
  * and checks it with advrec_event_validate(). buf is only read during the
  * call. Returns ADVREC_OK, or ADVREC_ERR_DECODE with a reason (see the codes
- * above) and *ev unspecified. Allocates nothing per record once the codec
- * has decoded a record of the same schema before.
+ * above) and *ev unspecified. The Avro values and the reader are reused per
+ * schema; Avro-C still mallocs each string it reads (bounded by the
+ * validated message size) and frees it on the next decode.
  */
 advrec_err_t advrec_codec_decode_event(advrec_codec_t *codec, const void *buf,
                                        size_t len, advrec_event_t *ev,

@@ -32,7 +32,8 @@
     X(STATE_MISMATCH, "state was written under another configuration") \
     X(FULL, "queue full")                                              \
     X(TIMEOUT, "timed out")                                            \
-    X(STOPPED, "stopped")
+    X(STOPPED, "stopped")                                              \
+    X(EOF, "end of stream")
 
 typedef enum advrec_err_e {
 #define ADVREC_ERR_ENUM(name, msg) ADVREC_ERR_##name,

@@ -1,0 +1,655 @@
+/*
+ * daemon.c - owns the daemon's Kafka clients, codec and engine, and runs the
+ * processing rounds (docs/ARCHITECTURE.md, "One processing round").
+ *
+ * What may fail where:
+ *  - a record that does not decode, does not validate, or cannot be added to
+ *    the state goes to the dead-letter topic and is counted; it never stops
+ *    the loop;
+ *  - a full producer queue pauses consumption (we poll the producer until
+ *    there is room) instead of buffering without bound;
+ *  - only a fatal librdkafka error (e.g. the idempotent producer fenced)
+ *    stops run() with an error.
+ */
+#include "daemon.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include "broker.h"
+#include "codec.h"
+#include "engine.h"
+#include "kafka.h"
+#include "log.h"
+
+#ifdef ADVREC_HAVE_SYSTEMD
+#include <systemd/sd-daemon.h>
+#define notify(...) sd_notifyf(0, __VA_ARGS__)
+#else
+#define notify(...) ((void)0)
+#endif
+
+#define TOPIC_CLICKS     0
+#define TOPIC_PURCHASES  1
+#define FLUSH_TIMEOUT_MS 30000
+
+struct advrec_daemon_s {
+    advrec_conf_t *conf; /* owned */
+    advrec_codec_t *codec;
+    advrec_engine_t *engine;
+    advrec_broker_t *broker; /* embedded broker, or NULL */
+    rd_kafka_t *consumer;
+    rd_kafka_t *producer;
+    rd_kafka_queue_t *cq; /* the consumer's queue, for batch polls */
+    int32_t rec_schema_id;
+    const char *inputs[2]; /* input topic names, by TOPIC_* */
+    atomic_int stop;
+    char fatal[512]; /* first fatal error seen by a callback */
+
+    /* Round scratch, allocated once. */
+    rd_kafka_message_t **batch;
+    advrec_scored_item_t *rec_items;
+    unsigned char *enc;
+    size_t enc_size;
+    rd_kafka_resp_err_t emit_err; /* first produce error in a refresh */
+
+    advrec_daemon_stats_t stats; /* the run thread's counters */
+    advrec_daemon_stats_t shown; /* the published copy */
+    pthread_mutex_t shown_lock;
+    int64_t last_stats_ms;
+    advrec_daemon_stats_t last_stats;
+};
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Registers every schema.<N> of the configuration with the codec and picks
+ * the writer id for our recommendations. */
+static advrec_err_t load_schemas(advrec_daemon_t *d, char *errstr,
+                                 size_t errstr_size)
+{
+    const advrec_conf_t *conf = d->conf;
+    advrec_codec_kind_t kind;
+    advrec_err_t err;
+
+    d->codec =
+        advrec_codec_new(advrec_conf_schema_dir(conf), errstr, errstr_size);
+    if (!d->codec)
+        return ADVREC_ERR_SCHEMA;
+    for (size_t i = 0; i < conf->schemas_cnt; i++) {
+        err = advrec_codec_register(d->codec, conf->schemas[i].id,
+                                    conf->schemas[i].path, errstr, errstr_size);
+        if (err)
+            return err;
+    }
+    d->rec_schema_id = (int32_t)conf->schema_recommendation_id;
+    if (advrec_codec_schema_kind(d->codec, d->rec_schema_id, &kind) ||
+        kind != ADVREC_CODEC_RECOMMENDATION)
+        return advrec_seterr(ADVREC_ERR_CONFIG, errstr, errstr_size,
+                             "schema.recommendation.id=%d does not name a "
+                             "registered Recommendation schema (schema.%d)",
+                             d->rec_schema_id, d->rec_schema_id);
+    return ADVREC_OK;
+}
+
+advrec_daemon_t *advrec_daemon_new(advrec_conf_t *conf, char *errstr,
+                                   size_t errstr_size)
+{
+    advrec_daemon_t *d;
+    advrec_engine_params_t params;
+
+    if (advrec_conf_check(conf, errstr, errstr_size)) {
+        advrec_conf_destroy(conf);
+        return NULL;
+    }
+    d = calloc(1, sizeof(*d));
+    if (!d) {
+        advrec_conf_destroy(conf);
+        advrec_seterr(ADVREC_ERR_NOMEM, errstr, errstr_size, "out of memory");
+        return NULL;
+    }
+    d->conf = conf;
+    pthread_mutex_init(&d->shown_lock, NULL);
+    d->inputs[TOPIC_CLICKS] = conf->topic_clicks;
+    d->inputs[TOPIC_PURCHASES] = conf->topic_purchases;
+    if (load_schemas(d, errstr, errstr_size))
+        goto fail;
+    advrec_engine_params_from_conf(&params, conf);
+    d->engine = advrec_engine_new(&params, errstr, errstr_size);
+    if (!d->engine)
+        goto fail;
+    d->batch = calloc((size_t)conf->round_max_records, sizeof(*d->batch));
+    d->rec_items = calloc((size_t)conf->recs_n, sizeof(*d->rec_items));
+    d->enc_size = 4096;
+    d->enc = malloc(d->enc_size);
+    if (!d->batch || !d->rec_items || !d->enc) {
+        advrec_seterr(ADVREC_ERR_NOMEM, errstr, errstr_size, "out of memory");
+        goto fail;
+    }
+    return d;
+
+fail:
+    advrec_daemon_destroy(d);
+    return NULL;
+}
+
+/* Delivery reports arrive on the run thread (we serve them with
+ * rd_kafka_poll), so plain counters suffice. */
+static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+    advrec_daemon_t *d = opaque;
+
+    if (!m->err) {
+        d->stats.delivered++;
+        return;
+    }
+    if (d->stats.delivery_failed++ < 10)
+        log_err("delivery to %s [%d] failed: %s", rd_kafka_topic_name(m->rkt),
+                (int)m->partition, rd_kafka_err2str(m->err));
+}
+
+/* Fatal client errors (e.g. the idempotent producer lost its guarantees)
+ * stop the daemon; everything else is logged by the shared error_cb. */
+static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+    advrec_daemon_t *d = opaque;
+    char fatal[256];
+
+    if (err == RD_KAFKA_RESP_ERR__FATAL) {
+        rd_kafka_fatal_error(rk, fatal, sizeof(fatal));
+        if (!d->fatal[0])
+            snprintf(d->fatal, sizeof(d->fatal), "%s: fatal error: %s",
+                     rd_kafka_name(rk), fatal);
+        atomic_store(&d->stop, 1);
+        return;
+    }
+    log_warning("%s: %s: %s", rd_kafka_name(rk),
+                rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
+}
+
+static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+    int cooperative =
+        strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+    rd_kafka_error_t *error = NULL;
+    rd_kafka_resp_err_t ret = RD_KAFKA_RESP_ERR_NO_ERROR;
+
+    log_info("rebalance: %s %d partition(s)",
+             err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS ? "assigned"
+                                                         : "revoked",
+             parts->cnt);
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        if (cooperative)
+            error = rd_kafka_incremental_assign(rk, parts);
+        else
+            ret = rd_kafka_assign(rk, parts);
+    } else {
+        if (cooperative)
+            error = rd_kafka_incremental_unassign(rk, parts);
+        else
+            ret = rd_kafka_assign(rk, NULL);
+    }
+    if (error) {
+        log_err("rebalance: %s", rd_kafka_error_string(error));
+        rd_kafka_error_destroy(error);
+    } else if (ret) {
+        log_err("rebalance: %s", rd_kafka_err2str(ret));
+    }
+}
+
+/* Sets key=value unless the user set kafka.key themselves. */
+static advrec_err_t default_prop(const advrec_conf_t *conf,
+                                 rd_kafka_conf_t *rk_conf, const char *key,
+                                 const char *value, char *errstr,
+                                 size_t errstr_size)
+{
+    if (advrec_conf_kafka_get(conf, key))
+        return ADVREC_OK;
+    return advrec_kafka_conf_set(rk_conf, key, value, errstr, errstr_size);
+}
+
+/* A librdkafka configuration for one of our clients: the user's kafka.*
+ * pairs over our defaults, our callbacks and, for the embedded broker, its
+ * address. NULL with errstr on failure. */
+static rd_kafka_conf_t *client_conf(advrec_daemon_t *d, int consumer,
+                                    char *errstr, size_t errstr_size)
+{
+    rd_kafka_conf_t *c = rd_kafka_conf_new();
+    const advrec_conf_t *conf = d->conf;
+
+    advrec_kafka_conf_route_logs(c);
+    rd_kafka_conf_set_error_cb(c, error_cb);
+    rd_kafka_conf_set_opaque(c, d);
+    if (advrec_conf_kafka_apply(conf, c, consumer, errstr, errstr_size))
+        goto fail;
+    if (d->broker && advrec_kafka_conf_set(c, "bootstrap.servers",
+                                           advrec_broker_bootstraps(d->broker),
+                                           errstr, errstr_size))
+        goto fail;
+    if (consumer) {
+        /* Offsets are stored only for records whose effects are applied. */
+        if (advrec_kafka_conf_set(c, "enable.auto.offset.store", "false",
+                                  errstr, errstr_size) ||
+            default_prop(conf, c, "auto.offset.reset", "earliest", errstr,
+                         errstr_size))
+            goto fail;
+        rd_kafka_conf_set_rebalance_cb(c, rebalance_cb);
+    } else {
+        if (advrec_kafka_conf_set(c, "enable.idempotence", "true", errstr,
+                                  errstr_size) ||
+            /* Same partition for a key as the Java client would choose. */
+            default_prop(conf, c, "partitioner", "murmur2_random", errstr,
+                         errstr_size) ||
+            default_prop(conf, c, "linger.ms", "5", errstr, errstr_size))
+            goto fail;
+        rd_kafka_conf_set_dr_msg_cb(c, dr_msg_cb);
+    }
+    return c;
+
+fail:
+    rd_kafka_conf_destroy(c);
+    return NULL;
+}
+
+advrec_err_t advrec_daemon_start(advrec_daemon_t *d, char *errstr,
+                                 size_t errstr_size)
+{
+    const advrec_conf_t *conf = d->conf;
+    const char *outputs[] = {conf->topic_clicks, conf->topic_purchases,
+                             conf->topic_recommendations, conf->topic_anomalies,
+                             conf->topic_dlq};
+    rd_kafka_topic_partition_list_t *topics;
+    rd_kafka_conf_t *c;
+    rd_kafka_resp_err_t kerr;
+    char why[512];
+
+    if (conf->broker_embedded) {
+        d->broker = advrec_broker_new(1, errstr, errstr_size);
+        if (!d->broker)
+            return ADVREC_ERR_KAFKA;
+        for (size_t i = 0; i < sizeof(outputs) / sizeof(*outputs); i++)
+            if (advrec_broker_create_topic(
+                    d->broker, outputs[i],
+                    (int)conf->broker_embedded_partitions, errstr, errstr_size))
+                return ADVREC_ERR_KAFKA;
+        log_notice("embedded broker (in-memory, for demos and tests) at %s",
+                   advrec_broker_bootstraps(d->broker));
+    }
+
+    if (!(c = client_conf(d, 0, errstr, errstr_size)))
+        return ADVREC_ERR_CONFIG;
+    d->producer = rd_kafka_new(RD_KAFKA_PRODUCER, c, why, sizeof(why));
+    if (!d->producer) {
+        rd_kafka_conf_destroy(c);
+        return advrec_seterr(ADVREC_ERR_KAFKA, errstr, errstr_size,
+                             "cannot create the producer: %s", why);
+    }
+    if (!(c = client_conf(d, 1, errstr, errstr_size)))
+        return ADVREC_ERR_CONFIG;
+    d->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, c, why, sizeof(why));
+    if (!d->consumer) {
+        rd_kafka_conf_destroy(c);
+        return advrec_seterr(ADVREC_ERR_KAFKA, errstr, errstr_size,
+                             "cannot create the consumer: %s", why);
+    }
+    rd_kafka_poll_set_consumer(d->consumer);
+    d->cq = rd_kafka_queue_get_consumer(d->consumer);
+
+    topics = rd_kafka_topic_partition_list_new(2);
+    rd_kafka_topic_partition_list_add(topics, conf->topic_clicks,
+                                      RD_KAFKA_PARTITION_UA);
+    rd_kafka_topic_partition_list_add(topics, conf->topic_purchases,
+                                      RD_KAFKA_PARTITION_UA);
+    kerr = rd_kafka_subscribe(d->consumer, topics);
+    rd_kafka_topic_partition_list_destroy(topics);
+    if (kerr)
+        return advrec_seterr(ADVREC_ERR_KAFKA, errstr, errstr_size,
+                             "cannot subscribe to %s and %s: %s",
+                             conf->topic_clicks, conf->topic_purchases,
+                             rd_kafka_err2str(kerr));
+    log_notice("consuming %s and %s as group %s", conf->topic_clicks,
+               conf->topic_purchases,
+               advrec_conf_kafka_get(conf, "group.id")
+                   ? advrec_conf_kafka_get(conf, "group.id")
+                   : conf->group_id);
+    return ADVREC_OK;
+}
+
+/*
+ * Produces one message, waiting while the producer queue is full: this is
+ * the backpressure that pauses consumption instead of buffering without
+ * bound. headers are owned by librdkafka on success and destroyed here on
+ * failure. Returns the final librdkafka error.
+ */
+static rd_kafka_resp_err_t produce(advrec_daemon_t *d, const char *topic,
+                                   const void *key, size_t key_len,
+                                   const void *val, size_t val_len,
+                                   rd_kafka_headers_t *headers)
+{
+    rd_kafka_resp_err_t err;
+
+    for (;;) {
+        if (headers)
+            err =
+                rd_kafka_producev(d->producer, RD_KAFKA_V_TOPIC(topic),
+                                  RD_KAFKA_V_KEY(key, key_len),
+                                  RD_KAFKA_V_VALUE((void *)val, val_len),
+                                  RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                  RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_END);
+        else
+            err = rd_kafka_producev(d->producer, RD_KAFKA_V_TOPIC(topic),
+                                    RD_KAFKA_V_KEY(key, key_len),
+                                    RD_KAFKA_V_VALUE((void *)val, val_len),
+                                    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                    RD_KAFKA_V_END);
+        if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
+            break;
+        d->stats.backpressure++;
+        rd_kafka_poll(d->producer, 100);
+        if (d->fatal[0])
+            break;
+    }
+    if (err) {
+        if (headers)
+            rd_kafka_headers_destroy(headers);
+        log_err("cannot produce to %s: %s", topic, rd_kafka_err2str(err));
+        d->stats.delivery_failed++;
+    }
+    return err;
+}
+
+/* Sends a record that could not be applied to the dead-letter topic: its
+ * key, value and headers as they came, plus headers naming the reason and
+ * its source. */
+static void to_dlq(advrec_daemon_t *d, const rd_kafka_message_t *m,
+                   advrec_err_t err, const char *why)
+{
+    rd_kafka_headers_t *in = NULL, *h;
+    char code[64], num[32];
+
+    if (rd_kafka_message_headers(m, &in) == RD_KAFKA_RESP_ERR_NO_ERROR)
+        h = rd_kafka_headers_copy(in);
+    else
+        h = rd_kafka_headers_new(6);
+    advrec_codec_reason_code(why, code, sizeof(code));
+    if (strcmp(code, "unknown") == 0)
+        snprintf(code, sizeof(code), "%s", advrec_err_name(err));
+    rd_kafka_header_add(h, "advrec.error", -1, code, -1);
+    rd_kafka_header_add(h, "advrec.error.message", -1, why, -1);
+    rd_kafka_header_add(h, "advrec.source.topic", -1,
+                        rd_kafka_topic_name(m->rkt), -1);
+    snprintf(num, sizeof(num), "%d", (int)m->partition);
+    rd_kafka_header_add(h, "advrec.source.partition", -1, num, -1);
+    snprintf(num, sizeof(num), "%lld", (long long)m->offset);
+    rd_kafka_header_add(h, "advrec.source.offset", -1, num, -1);
+    log_warning("%s [%d] @%lld -> %s: %s", rd_kafka_topic_name(m->rkt),
+                (int)m->partition, (long long)m->offset, d->conf->topic_dlq,
+                why);
+    if (produce(d, d->conf->topic_dlq, m->key, m->key_len, m->payload, m->len,
+                h) == RD_KAFKA_RESP_ERR_NO_ERROR)
+        d->stats.dlq++;
+}
+
+/* Decodes and applies one input record; anything wrong goes to the DLQ. */
+static void handle(advrec_daemon_t *d, const rd_kafka_message_t *m, int64_t now)
+{
+    const char *topic = rd_kafka_topic_name(m->rkt);
+    advrec_event_t ev;
+    advrec_origin_t origin;
+    advrec_err_t err;
+    char why[512];
+
+    d->stats.consumed++;
+    origin.topic = strcmp(topic, d->inputs[TOPIC_PURCHASES]) == 0
+                       ? TOPIC_PURCHASES
+                       : TOPIC_CLICKS;
+    origin.partition = m->partition;
+    origin.offset = m->offset;
+    err = advrec_codec_decode_event(d->codec, m->payload, m->len, &ev, why,
+                                    sizeof(why));
+    if (!err)
+        err = advrec_engine_apply(d->engine, &ev, topic, &origin, 1.0f, now,
+                                  why, sizeof(why));
+    if (err) {
+        to_dlq(d, m, err, why);
+        return;
+    }
+    if (ev.type == ADVREC_EVENT_PURCHASE)
+        d->stats.purchases++;
+    else
+        d->stats.clicks++;
+}
+
+/* Encodes one refreshed list and produces it, keyed by user. */
+static void emit(void *opaque, const advrec_engine_list_t *list)
+{
+    advrec_daemon_t *d = opaque;
+    advrec_state_t *state = advrec_engine_state(d->engine);
+    advrec_recommendation_t rec = {0};
+    size_t len;
+    advrec_err_t err;
+    char why[256];
+
+    snprintf(rec.user_id, sizeof(rec.user_id), "%s", list->user_id);
+    for (uint32_t i = 0; i < list->n; i++) {
+        snprintf(d->rec_items[i].item_id, sizeof(d->rec_items[i].item_id), "%s",
+                 advrec_state_item_name(state, list->items[i]));
+        d->rec_items[i].score = list->scores[i];
+    }
+    rec.items = d->rec_items;
+    rec.n_items = list->n;
+    rec.model_version = (int64_t)advrec_engine_version(d->engine);
+    snprintf(rec.input_topic, sizeof(rec.input_topic), "%s",
+             d->inputs[list->origin.topic]);
+    rec.input_partition = list->origin.partition;
+    rec.input_offset = list->origin.offset;
+    rec.generated_at_ms = wall_ms();
+    for (;;) {
+        err = advrec_codec_encode_recommendation(d->codec, d->rec_schema_id,
+                                                 &rec, d->enc, d->enc_size,
+                                                 &len, why, sizeof(why));
+        if (err != ADVREC_ERR_ENCODE || len <= d->enc_size)
+            break;
+        unsigned char *bigger = realloc(d->enc, len);
+        if (!bigger) {
+            err = ADVREC_ERR_NOMEM;
+            snprintf(why, sizeof(why), "out of memory");
+            break;
+        }
+        d->enc = bigger;
+        d->enc_size = len;
+    }
+    if (err) {
+        /* Our own record not fitting our own schema is a bug, not input. */
+        log_err("cannot encode the recommendation for user %s: %s",
+                list->user_id, why);
+        return;
+    }
+    if (produce(d, d->conf->topic_recommendations, list->user_id,
+                strlen(list->user_id), d->enc, len, NULL) == 0) {
+        d->stats.recs++;
+        d->stats.recs_popular += (uint64_t)list->popular;
+    }
+}
+
+/* Stores the next offset of every partition consumed in this round, so the
+ * (asynchronous) commit reports progress to Kafka's tools. */
+static void store_offsets(advrec_daemon_t *d, rd_kafka_message_t **msgs,
+                          ssize_t n)
+{
+    rd_kafka_topic_partition_list_t *offs =
+        rd_kafka_topic_partition_list_new((int)n);
+    rd_kafka_resp_err_t err;
+
+    for (ssize_t i = 0; i < n; i++) {
+        rd_kafka_topic_partition_t *p;
+        if (msgs[i]->err)
+            continue;
+        p = rd_kafka_topic_partition_list_find(
+            offs, rd_kafka_topic_name(msgs[i]->rkt), msgs[i]->partition);
+        if (!p)
+            p = rd_kafka_topic_partition_list_add(
+                offs, rd_kafka_topic_name(msgs[i]->rkt), msgs[i]->partition);
+        if (msgs[i]->offset + 1 > p->offset)
+            p->offset = msgs[i]->offset + 1;
+    }
+    if (offs->cnt > 0 && (err = rd_kafka_offsets_store(d->consumer, offs)))
+        log_debug("offsets_store: %s", rd_kafka_err2str(err));
+    rd_kafka_topic_partition_list_destroy(offs);
+}
+
+static void publish_stats(advrec_daemon_t *d, int64_t now, int final)
+{
+    advrec_state_t *state = advrec_engine_state(d->engine);
+    advrec_daemon_stats_t *s = &d->stats, *l = &d->last_stats;
+    double secs;
+
+    s->users = advrec_state_users(state)->n;
+    s->items = advrec_state_items(state)->n;
+    pthread_mutex_lock(&d->shown_lock);
+    d->shown = *s;
+    pthread_mutex_unlock(&d->shown_lock);
+    if (!final && now - d->last_stats_ms < d->conf->stats_interval_ms)
+        return;
+    secs = (double)(now - d->last_stats_ms) / 1000.0;
+    if (secs <= 0)
+        secs = 1e-3;
+    log_info("%s: %.0f events/s, %.0f lists/s; total %llu clicks, %llu "
+             "purchases, %llu lists, %llu dlq; %u users, %u items, %zu "
+             "stale",
+             final ? "final" : "stats",
+             (double)(s->clicks + s->purchases - l->clicks - l->purchases) /
+                 secs,
+             (double)(s->recs - l->recs) / secs, (unsigned long long)s->clicks,
+             (unsigned long long)s->purchases, (unsigned long long)s->recs,
+             (unsigned long long)s->dlq, s->users, s->items,
+             advrec_engine_stale_count(d->engine));
+    notify("STATUS=%llu events, %llu lists, %llu dlq, %u users",
+           (unsigned long long)(s->clicks + s->purchases),
+           (unsigned long long)s->recs, (unsigned long long)s->dlq, s->users);
+    d->last_stats = *s;
+    d->last_stats_ms = now;
+}
+
+/* One processing round. */
+static void round_once(advrec_daemon_t *d)
+{
+    ssize_t n;
+    int64_t now;
+
+    n = rd_kafka_consume_batch_queue(d->cq, (int)d->conf->round_max_ms,
+                                     d->batch,
+                                     (size_t)d->conf->round_max_records);
+    now = now_ms();
+    for (ssize_t i = 0; i < n; i++) {
+        rd_kafka_message_t *m = d->batch[i];
+        if (m->err) {
+            if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+                log_warning("consumer: %s%s%s",
+                            m->rkt ? rd_kafka_topic_name(m->rkt) : "",
+                            m->rkt ? ": " : "", rd_kafka_message_errstr(m));
+            continue;
+        }
+        handle(d, m, now);
+    }
+    if (n > 0)
+        store_offsets(d, d->batch, n);
+    for (ssize_t i = 0; i < n; i++)
+        rd_kafka_message_destroy(d->batch[i]);
+    /* Refresh what is due; bounded per round so a burst of stale users
+     * cannot starve consumption. */
+    advrec_engine_refresh(d->engine, now, 0, (size_t)d->conf->round_max_records,
+                          emit, d);
+    rd_kafka_poll(d->producer, 0);
+    d->stats.rounds++;
+    publish_stats(d, now, 0);
+}
+
+advrec_err_t advrec_daemon_run(advrec_daemon_t *d, char *errstr,
+                               size_t errstr_size)
+{
+    rd_kafka_resp_err_t kerr;
+
+    d->last_stats_ms = now_ms();
+    notify("READY=1");
+    while (!atomic_load(&d->stop))
+        round_once(d);
+    notify("STOPPING=1");
+    if (d->fatal[0])
+        return advrec_seterr(ADVREC_ERR_KAFKA, errstr, errstr_size, "%s",
+                             d->fatal);
+
+    /* Clean stop: every user with news gets a list, then deliver it all. */
+    log_info("stopping: refreshing %zu stale user(s), flushing",
+             advrec_engine_stale_count(d->engine));
+    advrec_engine_refresh(d->engine, now_ms(), 1, 0, emit, d);
+    kerr = rd_kafka_flush(d->producer, FLUSH_TIMEOUT_MS);
+    if (kerr)
+        log_err("flush: %d message(s) not delivered within %d ms",
+                rd_kafka_outq_len(d->producer), FLUSH_TIMEOUT_MS);
+    kerr = rd_kafka_commit(d->consumer, NULL, 0);
+    if (kerr && kerr != RD_KAFKA_RESP_ERR__NO_OFFSET)
+        log_warning("final offset commit: %s", rd_kafka_err2str(kerr));
+    rd_kafka_consumer_close(d->consumer);
+    publish_stats(d, now_ms(), 1);
+    return ADVREC_OK;
+}
+
+void advrec_daemon_stop(advrec_daemon_t *d)
+{
+    atomic_store(&d->stop, 1);
+}
+
+const char *advrec_daemon_bootstraps(const advrec_daemon_t *d)
+{
+    return d->broker ? advrec_broker_bootstraps(d->broker) : NULL;
+}
+
+void advrec_daemon_stats(const advrec_daemon_t *d, advrec_daemon_stats_t *stats)
+{
+    pthread_mutex_lock((pthread_mutex_t *)&d->shown_lock);
+    *stats = d->shown;
+    pthread_mutex_unlock((pthread_mutex_t *)&d->shown_lock);
+}
+
+void advrec_daemon_destroy(advrec_daemon_t *d)
+{
+    if (!d)
+        return;
+    if (d->cq)
+        rd_kafka_queue_destroy(d->cq);
+    if (d->consumer)
+        rd_kafka_destroy(d->consumer);
+    if (d->producer)
+        rd_kafka_destroy(d->producer);
+    advrec_broker_destroy(d->broker);
+    advrec_engine_destroy(d->engine);
+    advrec_codec_destroy(d->codec);
+    advrec_conf_destroy(d->conf);
+    free(d->batch);
+    free(d->rec_items);
+    free(d->enc);
+    pthread_mutex_destroy(&d->shown_lock);
+    free(d);
+}

@@ -1,0 +1,82 @@
+/*
+ * daemon.h - advrecd as a library: create, start, run, stop, destroy.
+ *
+ * daemon/main.c is a thin shell over this API, and tests and the demo embed
+ * the whole daemon in-process through it. One processing round (see
+ * docs/ARCHITECTURE.md): poll a batch from the click and purchase topics,
+ * decode each record (a bad one goes to the dead-letter topic with its
+ * original key, value and headers plus headers saying why and where it came
+ * from), apply it to the engine, store the consumed offsets, refresh the
+ * users whose debounce expired and produce their lists.
+ *
+ * Threads: run() blocks the calling thread; stop() may be called from any
+ * thread or a signal handler (it only sets a flag that run() checks at least
+ * every round.max.ms).
+ */
+#ifndef ADVREC_DAEMON_H
+#define ADVREC_DAEMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "err.h"
+
+typedef struct advrec_daemon_s advrec_daemon_t;
+
+typedef struct advrec_daemon_stats_s {
+    uint64_t rounds;
+    uint64_t consumed; /* records read from the input topics */
+    uint64_t clicks;   /* applied events, by type */
+    uint64_t purchases;
+    uint64_t dlq;          /* records sent to the dead-letter topic */
+    uint64_t recs;         /* recommendation lists produced */
+    uint64_t recs_popular; /* ... of which cold-start popularity lists */
+    uint64_t delivered;    /* output messages acknowledged by the broker */
+    uint64_t delivery_failed;
+    uint64_t backpressure; /* times the producer queue was full */
+    uint32_t users, items;
+} advrec_daemon_stats_t;
+
+/*
+ * A daemon configured by conf. Takes ownership of conf on success and on
+ * failure (the caller must not use or free it after the call). Validates the
+ * configuration, loads the schemas and builds the model; connects nothing
+ * yet. NULL on failure with errstr filled.
+ */
+advrec_daemon_t *advrec_daemon_new(advrec_conf_t *conf, char *errstr,
+                                   size_t errstr_size);
+
+/*
+ * Starts the embedded broker (when broker.embedded) and the Kafka clients,
+ * and subscribes to the input topics. ADVREC_ERR_KAFKA / CONFIG with errstr on
+ * failure; then destroy the daemon.
+ */
+advrec_err_t advrec_daemon_start(advrec_daemon_t *daemon, char *errstr,
+                                 size_t errstr_size);
+
+/*
+ * Runs rounds until advrec_daemon_stop(), then finishes the round, refreshes
+ * every stale user, flushes the producer (bounded), commits offsets and
+ * leaves the group. Returns ADVREC_OK on a clean stop, or the error that
+ * stopped it (a fatal Kafka error) with errstr filled.
+ */
+advrec_err_t advrec_daemon_run(advrec_daemon_t *daemon, char *errstr,
+                               size_t errstr_size);
+
+/* Asks run() to stop after the current round. Async-signal-safe. */
+void advrec_daemon_stop(advrec_daemon_t *daemon);
+
+/* The embedded broker's bootstrap list, or NULL when using an external
+ * cluster. Owned by the daemon. Valid after start(). */
+const char *advrec_daemon_bootstraps(const advrec_daemon_t *daemon);
+
+/* A snapshot of the counters (safe from any thread; values may be a round
+ * old). */
+void advrec_daemon_stats(const advrec_daemon_t *daemon,
+                         advrec_daemon_stats_t *stats);
+
+/* Stops the clients (if still running) and frees everything. NULL is OK. */
+void advrec_daemon_destroy(advrec_daemon_t *daemon);
+
+#endif

@@ -1,0 +1,438 @@
+/*
+ * engine.c - owns the state, the popularity table, the stale-user list and
+ * the scratch buffers of training and scoring.
+ */
+#include "engine.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "popularity.h"
+#include "rng.h"
+#include "topn.h"
+
+/* Scores of one sgemm batch are kept under this many floats (64 MiB). */
+#define SCORE_BUDGET (16u << 20)
+#define BATCH_MAX    256
+/* Redraws of a negative that the user already has in their history. */
+#define NEG_REDRAWS 3
+
+struct advrec_engine_s {
+    advrec_engine_params_t p;
+    advrec_state_t *state;
+    advrec_popularity_t *pop;
+    float *scratch; /* advrec_apr_scratch_floats(k) */
+    uint64_t version;
+
+    uint32_t *stale; /* users with stale_since != 0, unordered */
+    size_t n_stale, stale_cap;
+
+    /* Refresh scratch, grown on demand (never per event). */
+    uint32_t *due;
+    size_t due_cap;
+    uint32_t *warm; /* BATCH_MAX users scored by the model */
+    float *ubatch;  /* BATCH_MAX x k: their factor rows, gathered */
+    float *scores;  /* batch x n_items */
+    size_t scores_cap;
+    advrec_topn_entry_t *top; /* BATCH_MAX x recs_n */
+    size_t top_counts[BATCH_MAX];
+    advrec_popularity_entry_t *pop_top; /* recs_n */
+    uint32_t *excl; /* BATCH_MAX x history: sorted exclusions per user */
+    const uint32_t *excl_ptr[BATCH_MAX];
+    size_t n_excl[BATCH_MAX];
+    uint32_t *list_items; /* recs_n, for the emitted list */
+    float *list_scores;
+};
+
+void advrec_engine_params_from_conf(advrec_engine_params_t *p,
+                                    const advrec_conf_t *conf)
+{
+    memset(p, 0, sizeof(*p));
+    advrec_apr_params_default(&p->apr);
+    p->apr.k = (int)conf->model_k;
+    p->apr.lr = (float)conf->model_lr;
+    p->apr.reg = (float)conf->model_reg;
+    p->apr.adv_lambda = (float)conf->model_adv_lambda;
+    p->apr.adv_eps = (float)conf->model_adv_eps;
+    p->apr.adv_warmup = (uint32_t)conf->model_adv_warmup;
+    p->apr.adv_steps = (int)conf->model_adv_steps;
+    p->apr.use_bias = conf->model_bias;
+    p->apr.init_std = (float)conf->model_init_std;
+    p->apr.seed = (uint64_t)conf->model_seed;
+    p->state.k = (uint32_t)conf->model_k;
+    p->state.history = (uint32_t)conf->recs_history;
+    p->state.max_users = (uint32_t)conf->model_max_users;
+    p->state.max_items = (uint32_t)conf->model_max_items;
+    p->negatives = (uint32_t)conf->model_negatives;
+    p->weight_click = (float)conf->model_weight_click;
+    p->weight_purchase = (float)conf->model_weight_purchase;
+    p->recs_n = (uint32_t)conf->recs_n;
+    p->debounce_ms = conf->recs_debounce_ms;
+    p->max_staleness_ms = conf->recs_max_staleness_ms;
+    p->exclude = conf->recs_exclude;
+    p->cold_events = (uint32_t)conf->recs_cold_events;
+    p->popularity_halflife_s = conf->recs_popularity_halflife_s;
+}
+
+advrec_engine_t *advrec_engine_new(const advrec_engine_params_t *params,
+                                   char *errstr, size_t errstr_size)
+{
+    advrec_engine_t *e;
+
+    if (advrec_apr_params_check(&params->apr, errstr, errstr_size))
+        return NULL;
+    if (params->recs_n < 1 || params->negatives < 1 ||
+        (uint32_t)params->apr.k != params->state.k) {
+        advrec_seterr(ADVREC_ERR_CONFIG, errstr, errstr_size,
+                      "engine: recs.n=%u, model.negatives=%u must be >= 1",
+                      params->recs_n, params->negatives);
+        return NULL;
+    }
+    e = calloc(1, sizeof(*e));
+    if (!e)
+        goto nomem;
+    e->p = *params;
+    e->state = advrec_state_new(&params->state, errstr, errstr_size);
+    if (!e->state)
+        goto fail;
+    /* Cold users need at most recs_n plus what they may exclude. */
+    e->pop = advrec_popularity_new(
+        params->popularity_halflife_s * 1000.0,
+        (size_t)params->recs_n + params->state.history, errstr, errstr_size);
+    if (!e->pop)
+        goto fail;
+    e->scratch =
+        malloc(advrec_apr_scratch_floats(params->apr.k) * sizeof(float));
+    e->warm = malloc(BATCH_MAX * sizeof(*e->warm));
+    e->ubatch = malloc((size_t)BATCH_MAX * params->state.k * sizeof(float));
+    e->top = malloc((size_t)BATCH_MAX * params->recs_n * sizeof(*e->top));
+    e->pop_top = malloc(params->recs_n * sizeof(*e->pop_top));
+    e->excl =
+        malloc((size_t)BATCH_MAX * params->state.history * sizeof(*e->excl));
+    e->list_items = malloc(params->recs_n * sizeof(*e->list_items));
+    e->list_scores = malloc(params->recs_n * sizeof(*e->list_scores));
+    if (!e->scratch || !e->warm || !e->ubatch || !e->top || !e->pop_top ||
+        !e->excl || !e->list_items || !e->list_scores)
+        goto nomem;
+    return e;
+
+nomem:
+    advrec_seterr(ADVREC_ERR_NOMEM, errstr, errstr_size,
+                  "engine: out of memory");
+fail:
+    advrec_engine_destroy(e);
+    return NULL;
+}
+
+void advrec_engine_destroy(advrec_engine_t *e)
+{
+    if (!e)
+        return;
+    advrec_state_destroy(e->state);
+    advrec_popularity_destroy(e->pop);
+    free(e->scratch);
+    free(e->stale);
+    free(e->due);
+    free(e->warm);
+    free(e->ubatch);
+    free(e->scores);
+    free(e->top);
+    free(e->pop_top);
+    free(e->excl);
+    free(e->list_items);
+    free(e->list_scores);
+    free(e);
+}
+
+advrec_state_t *advrec_engine_state(advrec_engine_t *e)
+{
+    return e->state;
+}
+
+size_t advrec_engine_stale_count(const advrec_engine_t *e)
+{
+    return e->n_stale;
+}
+
+uint64_t advrec_engine_version(const advrec_engine_t *e)
+{
+    return e->version;
+}
+
+/* A view of row idx of rows for the model; items carry a bias when on. */
+static advrec_apr_row_t row_of(advrec_rows_t *rows, uint32_t idx, int with_bias)
+{
+    advrec_apr_row_t r = {
+        .w = rows->w + (size_t)idx * rows->k,
+        .acc = rows->acc + (size_t)idx * rows->k,
+        .bias = with_bias ? rows->bias + idx : NULL,
+        .bias_acc = with_bias ? rows->bias_acc + idx : NULL,
+        .updates = rows->updates + idx,
+    };
+    return r;
+}
+
+/* Interns id in the user or item table, initialising a new row's factors
+ * deterministically from the id. */
+static advrec_err_t resolve(advrec_engine_t *e, int items, const char *id,
+                            uint32_t *idx, char *errstr, size_t errstr_size)
+{
+    int created = 0;
+    advrec_err_t err;
+    advrec_apr_row_t row;
+
+    if (items)
+        err = advrec_state_item(e->state, id, 1, idx, &created, errstr,
+                                errstr_size);
+    else
+        err = advrec_state_user(e->state, id, 1, idx, &created, errstr,
+                                errstr_size);
+    if (err || !created)
+        return err;
+    row = items ? row_of(advrec_state_items(e->state), *idx, e->p.apr.use_bias)
+                : row_of(advrec_state_users(e->state), *idx, 0);
+    advrec_apr_row_init(&e->p.apr, items ? ADVREC_APR_ITEM : ADVREC_APR_USER,
+                        id, &row);
+    return ADVREC_OK;
+}
+
+static void mark_stale(advrec_engine_t *e, uint32_t u, int64_t now_ms)
+{
+    advrec_user_ext_t *ux = advrec_state_user_ext(e->state);
+
+    ux->last_mark[u] = now_ms;
+    if (ux->stale_since[u])
+        return;
+    if (e->n_stale == e->stale_cap) {
+        size_t cap = e->stale_cap ? e->stale_cap * 2 : 1024;
+        uint32_t *s = realloc(e->stale, cap * sizeof(*s));
+        if (!s)
+            return; /* refreshed later: at the next event that fits */
+        e->stale = s;
+        e->stale_cap = cap;
+    }
+    /* 0 means fresh, so a clock that starts at 0 is nudged to 1. */
+    ux->stale_since[u] = now_ms > 0 ? now_ms : 1;
+    e->stale[e->n_stale++] = u;
+}
+
+advrec_err_t advrec_engine_apply(advrec_engine_t *e, const advrec_event_t *ev,
+                                 const char *topic,
+                                 const advrec_origin_t *origin, float weight,
+                                 int64_t now_ms, char *errstr,
+                                 size_t errstr_size)
+{
+    int purchase = ev->type == ADVREC_EVENT_PURCHASE;
+    advrec_rows_t *users, *items;
+    advrec_user_ext_t *ux;
+    uint32_t u, i;
+    advrec_err_t err;
+    float w;
+
+    if ((err = resolve(e, 0, ev->user_id, &u, errstr, errstr_size)) ||
+        (err = resolve(e, 1, ev->item_id, &i, errstr, errstr_size)))
+        return err;
+    /* Row pointers only now: interning may have moved the tables. */
+    users = advrec_state_users(e->state);
+    items = advrec_state_items(e->state);
+    ux = advrec_state_user_ext(e->state);
+
+    if (purchase) {
+        users->purchases[u]++;
+        items->purchases[i]++;
+    } else {
+        users->clicks[u]++;
+        items->clicks[i]++;
+    }
+    /* Popularity counts what was seen, even from down-weighted users: it
+     * is a fallback list, not the model. */
+    (void)advrec_popularity_add(e->pop, i, ev->ts_ms,
+                                purchase ? e->p.weight_purchase
+                                         : e->p.weight_click);
+    ux->last[u] = *origin;
+    ux->last_ts_ms[u] = ev->ts_ms;
+
+    w = weight * (purchase ? e->p.weight_purchase : e->p.weight_click);
+    if (w > 0 && items->n >= 2) {
+        advrec_rng_t rng = advrec_rng_for_record(
+            e->p.apr.seed, topic, origin->partition, origin->offset);
+        advrec_apr_row_t ru = row_of(users, u, 0);
+        advrec_apr_row_t ri = row_of(items, i, e->p.apr.use_bias);
+
+        for (uint32_t n = 0; n < e->p.negatives; n++) {
+            uint32_t j = advrec_apr_sample_negative(&rng, items->n, i);
+            /* A negative the user has interacted with is a false negative;
+             * redraw a few times (deterministically: same stream). */
+            for (int r = 0;
+                 r < NEG_REDRAWS && advrec_state_in_history(e->state, u, j, 0);
+                 r++)
+                j = advrec_apr_sample_negative(&rng, items->n, i);
+            advrec_apr_row_t rj = row_of(items, j, e->p.apr.use_bias);
+            if (advrec_apr_step(&e->p.apr, &ru, &ri, &rj, w, 1, e->scratch,
+                                NULL) == ADVREC_OK) {
+                advrec_rows_touch(items, j);
+                e->version++;
+            }
+        }
+    }
+    /* Remembered after training, so the positive is never its own
+     * negative's "seen" check and the ring holds the newest item last. */
+    advrec_state_push_history(e->state, u,
+                              i | (purchase ? ADVREC_HIST_PURCHASE : 0));
+    advrec_rows_touch(users, u);
+    advrec_rows_touch(items, i);
+    mark_stale(e, u, now_ms);
+    return ADVREC_OK;
+}
+
+/* Collects user u's excluded items (policy recs.exclude) into dst, sorted
+ * and without duplicates, as topn and popularity expect; returns the count. */
+static size_t exclusions(const advrec_engine_t *e, uint32_t u, uint32_t *dst)
+{
+    advrec_user_ext_t *ux = advrec_state_user_ext(e->state);
+    const uint32_t *ring = ux->hist + (size_t)u * e->p.state.history;
+    size_t n = 0, m = 0;
+
+    if (e->p.exclude == ADVREC_CONF_EXCLUDE_NONE)
+        return 0;
+    for (uint32_t h = 0; h < ux->hist_len[u]; h++)
+        if (e->p.exclude == ADVREC_CONF_EXCLUDE_SEEN ||
+            (ring[h] & ADVREC_HIST_PURCHASE))
+            dst[n++] = ring[h] & ADVREC_HIST_ITEM;
+    /* Insertion sort: n is at most recs.history and usually tiny. */
+    for (size_t a = 1; a < n; a++) {
+        uint32_t v = dst[a];
+        size_t b = a;
+        for (; b > 0 && dst[b - 1] > v; b--)
+            dst[b] = dst[b - 1];
+        dst[b] = v;
+    }
+    for (size_t a = 0; a < n; a++)
+        if (m == 0 || dst[m - 1] != dst[a])
+            dst[m++] = dst[a];
+    return m;
+}
+
+static void emit_list(advrec_engine_t *e, uint32_t u, uint32_t n, int popular,
+                      advrec_engine_emit_cb *emit, void *opaque)
+{
+    advrec_user_ext_t *ux = advrec_state_user_ext(e->state);
+    advrec_engine_list_t list = {
+        .user = u,
+        .user_id = advrec_state_user_name(e->state, u),
+        .items = e->list_items,
+        .scores = e->list_scores,
+        .n = n,
+        .popular = popular,
+        .origin = ux->last[u],
+    };
+
+    emit(opaque, &list);
+}
+
+/* Scores and emits the users in e->due[0..n_due). */
+static void refresh_batch(advrec_engine_t *e, const uint32_t *due, size_t n_due,
+                          advrec_engine_emit_cb *emit, void *opaque)
+{
+    advrec_rows_t *users = advrec_state_users(e->state);
+    advrec_rows_t *items = advrec_state_items(e->state);
+    advrec_user_ext_t *ux = advrec_state_user_ext(e->state);
+    uint32_t k = e->p.state.k, hist = e->p.state.history;
+    size_t n_warm = 0;
+
+    for (size_t d = 0; d < n_due; d++) {
+        uint32_t u = due[d];
+        uint32_t *ex = e->excl + n_warm * hist;
+        size_t n_ex = exclusions(e, u, ex);
+
+        ux->stale_since[u] = 0;
+        if (users->clicks[u] + users->purchases[u] < e->p.cold_events) {
+            /* Too little history for the model: recent popularity. */
+            size_t n = advrec_popularity_top(e->pop, e->p.recs_n, ex, n_ex,
+                                             e->pop_top);
+            for (size_t r = 0; r < n; r++) {
+                e->list_items[r] = e->pop_top[r].item;
+                e->list_scores[r] = (float)advrec_popularity_key_score(
+                    e->pop, e->pop_top[r].key, ux->last_ts_ms[u]);
+            }
+            emit_list(e, u, (uint32_t)n, 1, emit, opaque);
+            continue;
+        }
+        memcpy(e->ubatch + n_warm * k, users->w + (size_t)u * k,
+               k * sizeof(float));
+        e->excl_ptr[n_warm] = ex;
+        e->n_excl[n_warm] = n_ex;
+        e->warm[n_warm++] = u;
+    }
+    if (n_warm == 0)
+        return;
+    if (advrec_topn_batch(e->ubatch, n_warm, items->w,
+                          e->p.apr.use_bias ? items->bias : NULL, items->n,
+                          (int)k, e->excl_ptr, e->n_excl, e->p.recs_n,
+                          e->scores, e->top, e->top_counts))
+        return; /* only on invalid arguments, which we never pass */
+    for (size_t w = 0; w < n_warm; w++) {
+        const advrec_topn_entry_t *top = e->top + w * e->p.recs_n;
+        for (size_t r = 0; r < e->top_counts[w]; r++) {
+            e->list_items[r] = top[r].item;
+            e->list_scores[r] = top[r].score;
+        }
+        emit_list(e, e->warm[w], (uint32_t)e->top_counts[w], 0, emit, opaque);
+    }
+}
+
+size_t advrec_engine_refresh(advrec_engine_t *e, int64_t now_ms, int force,
+                             size_t max_users, advrec_engine_emit_cb *emit,
+                             void *opaque)
+{
+    advrec_user_ext_t *ux = advrec_state_user_ext(e->state);
+    size_t n_items = advrec_state_items(e->state)->n;
+    size_t n_due = 0, kept = 0, batch, done = 0;
+
+    if (e->n_stale == 0)
+        return 0;
+    if (e->due_cap < e->n_stale) {
+        uint32_t *due = realloc(e->due, e->n_stale * sizeof(*due));
+        if (!due)
+            return 0; /* tried again next round */
+        e->due = due;
+        e->due_cap = e->n_stale;
+    }
+    /* Split the stale list into due users and the rest, keeping order. */
+    for (size_t s = 0; s < e->n_stale; s++) {
+        uint32_t u = e->stale[s];
+        int is_due = force || now_ms - ux->last_mark[u] >= e->p.debounce_ms ||
+                     now_ms - ux->stale_since[u] >= e->p.max_staleness_ms;
+        if (is_due && (max_users == 0 || n_due < max_users))
+            e->due[n_due++] = u;
+        else
+            e->stale[kept++] = u;
+    }
+    e->n_stale = kept;
+    if (n_due == 0)
+        return 0;
+
+    /* Users per sgemm: as many as the score budget allows. */
+    batch = n_items ? SCORE_BUDGET / n_items : BATCH_MAX;
+    if (batch > BATCH_MAX)
+        batch = BATCH_MAX;
+    if (batch < 1)
+        batch = 1;
+    if (e->scores_cap < batch * n_items) {
+        float *sc = realloc(e->scores, batch * n_items * sizeof(float));
+        if (!sc) {
+            /* Put them back; nothing is lost, only delayed. */
+            for (size_t d = 0; d < n_due; d++)
+                e->stale[e->n_stale++] = e->due[d];
+            return 0;
+        }
+        e->scores = sc;
+        e->scores_cap = batch * n_items;
+    }
+    for (; done < n_due; done += batch) {
+        size_t n = n_due - done < batch ? n_due - done : batch;
+        refresh_batch(e, e->due + done, n, emit, opaque);
+    }
+    return n_due;
+}

@@ -1,0 +1,110 @@
+/*
+ * engine.h - what the daemon does with one event and with stale users,
+ * without any Kafka: the library's learning core.
+ *
+ * apply(): resolve the event's user and item ids to rows (new rows get
+ *   deterministic initial factors), count it, remember it in the user's
+ *   history, update item popularity, train one online APR step per sampled
+ *   negative, and mark the user stale.
+ * refresh(): score the stale users whose debounce has expired (or whose
+ *   staleness reached the maximum) against every item in one sgemm per batch,
+ *   drop excluded items, keep the top N, and hand each list to a callback;
+ *   users with too little history get the time-decayed popularity list.
+ *
+ * The daemon, the evaluation tool and the tests all call these same
+ * functions. Every random choice comes from the configured seed and the
+ * record's (topic, partition, offset) or the id, so a replay of the same
+ * input is bit-identical.
+ *
+ * Not thread-safe: one engine per thread of control.
+ */
+#ifndef ADVREC_ENGINE_H
+#define ADVREC_ENGINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "apr.h"
+#include "config.h"
+#include "err.h"
+#include "event.h"
+#include "state.h"
+
+typedef struct advrec_engine_params_s {
+    advrec_apr_params_t apr;
+    advrec_state_params_t state;
+    uint32_t negatives;       /* negatives sampled per positive event */
+    float weight_click;       /* training weight of a click */
+    float weight_purchase;    /* ... and of a purchase */
+    uint32_t recs_n;          /* list length */
+    int64_t debounce_ms;      /* quiet time after a user's last event */
+    int64_t max_staleness_ms; /* refresh at the latest this long after */
+    int exclude;              /* advrec_conf_exclude_t */
+    uint32_t cold_events;     /* fewer events than this: popularity list */
+    double popularity_halflife_s;
+} advrec_engine_params_t;
+
+/* One refreshed list, valid only during the callback. */
+typedef struct advrec_engine_list_s {
+    uint32_t user;         /* dense index */
+    const char *user_id;   /* owned by the engine */
+    const uint32_t *items; /* n dense item indices, best first */
+    const float *scores;   /* n scores */
+    uint32_t n;
+    int popular;            /* 1: the cold-start popularity list */
+    advrec_origin_t origin; /* input position of the user's last event */
+} advrec_engine_list_t;
+
+typedef void(advrec_engine_emit_cb)(void *opaque,
+                                    const advrec_engine_list_t *list);
+
+typedef struct advrec_engine_s advrec_engine_t;
+
+/* Fills params from a loaded configuration. conf is only read. */
+void advrec_engine_params_from_conf(advrec_engine_params_t *params,
+                                    const advrec_conf_t *conf);
+
+/*
+ * A new, empty engine. NULL on invalid params (errstr names the field) or no
+ * memory. The caller owns it (advrec_engine_destroy).
+ */
+advrec_engine_t *advrec_engine_new(const advrec_engine_params_t *params,
+                                   char *errstr, size_t errstr_size);
+
+void advrec_engine_destroy(advrec_engine_t *engine);
+
+/* The state the engine trains (owned by the engine). */
+advrec_state_t *advrec_engine_state(advrec_engine_t *engine);
+
+/*
+ * Applies one validated event read from (topic, origin->partition,
+ * origin->offset); topic is the input topic's name (it seeds the negative
+ * sampling). weight scales the configured click/purchase weight: 1 normal,
+ * < 1 down-weighted, 0 quarantined (counted and remembered, not trained).
+ * now_ms is the caller's monotonic clock (debounce). Returns ADVREC_OK, or
+ * ADVREC_ERR_FULL / NOMEM when the user or item cannot be added (errstr
+ * names it); then nothing was changed.
+ */
+advrec_err_t advrec_engine_apply(advrec_engine_t *engine,
+                                 const advrec_event_t *ev, const char *topic,
+                                 const advrec_origin_t *origin, float weight,
+                                 int64_t now_ms, char *errstr,
+                                 size_t errstr_size);
+
+/*
+ * Refreshes stale users that are due at now_ms (all stale users when force
+ * is set), calling emit once per user, and returns how many lists were
+ * emitted. At most max_users users are refreshed per call (0: no limit), so
+ * a caller can bound a round's work.
+ */
+size_t advrec_engine_refresh(advrec_engine_t *engine, int64_t now_ms, int force,
+                             size_t max_users, advrec_engine_emit_cb *emit,
+                             void *opaque);
+
+/* Users waiting for a refresh. */
+size_t advrec_engine_stale_count(const advrec_engine_t *engine);
+
+/* Training steps taken so far: the model version carried by each list. */
+uint64_t advrec_engine_version(const advrec_engine_t *engine);
+
+#endif

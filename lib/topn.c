@@ -1,0 +1,160 @@
+/*
+ * topn.c - batched scoring with OpenBLAS and heap-based top-N selection.
+ *
+ * Owns nothing; see topn.h.
+ */
+#include "topn.h"
+
+#include <cblas.h>
+#include <limits.h>
+#include <math.h>
+#include <string.h>
+
+/* 1 if a ranks above b: higher score, then lower index. */
+static int better(const advrec_topn_entry_t *a, const advrec_topn_entry_t *b)
+{
+    return a->score > b->score || (a->score == b->score && a->item < b->item);
+}
+
+/* Restores the min-heap (root = worst kept entry) below position at. */
+static void sift_down(advrec_topn_entry_t *heap, size_t len, size_t at)
+{
+    for (;;) {
+        size_t l = 2 * at + 1, r = l + 1, worst = at;
+        advrec_topn_entry_t tmp;
+
+        if (l < len && better(&heap[worst], &heap[l]))
+            worst = l;
+        if (r < len && better(&heap[worst], &heap[r]))
+            worst = r;
+        if (worst == at)
+            return;
+        tmp = heap[at];
+        heap[at] = heap[worst];
+        heap[worst] = tmp;
+        at = worst;
+    }
+}
+
+static void sift_up(advrec_topn_entry_t *heap, size_t at)
+{
+    while (at > 0) {
+        size_t parent = (at - 1) / 2;
+        advrec_topn_entry_t tmp;
+
+        if (!better(&heap[parent], &heap[at]))
+            return;
+        tmp = heap[at];
+        heap[at] = heap[parent];
+        heap[parent] = tmp;
+        at = parent;
+    }
+}
+
+static int dims_ok(size_t n_users, size_t n_items, int k)
+{
+    return k > 0 && n_users <= INT_MAX && n_items <= INT_MAX;
+}
+
+advrec_err_t advrec_topn_scores(const float *users, size_t n_users,
+                                const float *items, const float *item_bias,
+                                size_t n_items, int k, float *scores)
+{
+    float beta = 0.0f;
+
+    if (!dims_ok(n_users, n_items, k))
+        return ADVREC_ERR_INVALID_ARG;
+    if (n_users == 0 || n_items == 0)
+        return ADVREC_OK;
+    if (item_bias) {
+        /* sgemm adds onto C with beta = 1: preload the biases. */
+        for (size_t b = 0; b < n_users; b++)
+            memcpy(scores + b * n_items, item_bias, sizeof(float) * n_items);
+        beta = 1.0f;
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n_users,
+                (int)n_items, k, 1.0f, users, k, items, k, beta, scores,
+                (int)n_items);
+    return ADVREC_OK;
+}
+
+advrec_err_t advrec_topn_score_one(const float *user, const float *items,
+                                   const float *item_bias, size_t n_items,
+                                   int k, float *scores)
+{
+    float beta = 0.0f;
+
+    if (!dims_ok(1, n_items, k))
+        return ADVREC_ERR_INVALID_ARG;
+    if (n_items == 0)
+        return ADVREC_OK;
+    if (item_bias) {
+        memcpy(scores, item_bias, sizeof(float) * n_items);
+        beta = 1.0f;
+    }
+    cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)n_items, k, 1.0f, items, k,
+                user, 1, beta, scores, 1);
+    return ADVREC_OK;
+}
+
+size_t advrec_topn_select(const float *scores, size_t n_items,
+                          const uint32_t *excluded, size_t n_excluded, size_t n,
+                          advrec_topn_entry_t *out)
+{
+    size_t len = 0, ex = 0;
+
+    if (n == 0)
+        return 0;
+    for (size_t it = 0; it < n_items; it++) {
+        advrec_topn_entry_t cand;
+
+        /* excluded is sorted and items are visited in order: one merge. */
+        while (ex < n_excluded && excluded[ex] < it)
+            ex++;
+        if (ex < n_excluded && excluded[ex] == it)
+            continue;
+        if (isnan(scores[it]))
+            continue;
+        cand.item = (uint32_t)it;
+        cand.score = scores[it];
+        if (len < n) {
+            out[len] = cand;
+            sift_up(out, len);
+            len++;
+        } else if (better(&cand, &out[0])) {
+            out[0] = cand;
+            sift_down(out, len, 0);
+        }
+    }
+    /* Heap sort in place: repeatedly move the worst to the end. */
+    for (size_t end = len; end > 1; end--) {
+        advrec_topn_entry_t tmp = out[0];
+        out[0] = out[end - 1];
+        out[end - 1] = tmp;
+        sift_down(out, end - 1, 0);
+    }
+    return len;
+}
+
+advrec_err_t advrec_topn_batch(const float *users, size_t n_users,
+                               const float *items, const float *item_bias,
+                               size_t n_items, int k,
+                               const uint32_t *const *excluded,
+                               const size_t *n_excluded, size_t n,
+                               float *scores, advrec_topn_entry_t *out,
+                               size_t *counts)
+{
+    advrec_err_t err = advrec_topn_scores(users, n_users, items, item_bias,
+                                          n_items, k, scores);
+
+    if (err)
+        return err;
+    for (size_t b = 0; b < n_users; b++) {
+        const uint32_t *ex = excluded ? excluded[b] : NULL;
+        size_t n_ex = excluded && n_excluded ? n_excluded[b] : 0;
+
+        counts[b] = advrec_topn_select(scores + b * n_items, n_items, ex, n_ex,
+                                       n, out + b * n);
+    }
+    return ADVREC_OK;
+}

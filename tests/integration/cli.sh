@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Runs advrecd's command line and checks exit codes and messages.
+#   cli.sh ADVRECD SOURCE_DIR
+set -uo pipefail
+advrecd=$1
+src=$2
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/advrec-cli.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+failures=0
+
+# run NAME WANT_RC CMD...: runs CMD (bounded to 10 s), stdout in $tmp/out,
+# stderr in $tmp/err, and checks the exit code.
+run() {
+  local name=$1 want=$2 rc
+  shift 2
+  timeout 10 "$@" >"$tmp/out" 2>"$tmp/err"
+  rc=$?
+  if [ "$rc" -ne "$want" ]; then
+    echo "FAIL $name: exit $rc, want $want"
+    echo "  stdout: $(head -c 400 "$tmp/out")"
+    echo "  stderr: $(head -c 400 "$tmp/err")"
+    failures=$((failures + 1))
+    return 1
+  fi
+  echo "ok   $name"
+}
+
+# has NAME FILE TEXT: FILE (out or err) contains TEXT literally.
+has() {
+  if ! grep -qF -- "$3" "$tmp/$2"; then
+    echo "FAIL $1: $2 lacks \"$3\""
+    echo "  $2: $(head -c 400 "$tmp/$2")"
+    failures=$((failures + 1))
+  fi
+}
+
+run version 0 "$advrecd" --version && has version out "advrecd "
+run help 0 "$advrecd" --help
+has help out "docs/CONFIG.md"
+has help out "-X key=value"
+has help out "--check-config"
+has help out "--dump-config=conf|md"
+
+run check-shipped-conf 0 "$advrecd" -c "$src/conf/advrecd.conf" --check-config
+has check-shipped-conf out "model.k = 64"
+has check-shipped-conf out "topic.clicks = advrec.clicks"
+
+# -X comes after the file, in order, whatever its place on the line.
+printf 'model.k = 32\nrecs.n = 5\n' >"$tmp/ok.conf"
+run x-overrides-file 0 "$advrecd" -X model.k=16 -c "$tmp/ok.conf" -X model.k=8 --check-config
+has x-overrides-file out "model.k = 8"
+has x-overrides-file out "recs.n = 5"
+
+run dump-conf 0 "$advrecd" --dump-config=conf
+if ! cmp -s "$tmp/out" "$src/conf/advrecd.conf"; then
+  echo "FAIL dump-conf: differs from conf/advrecd.conf"
+  failures=$((failures + 1))
+fi
+run dump-md 0 "$advrecd" --dump-config=md
+if ! cmp -s "$tmp/out" "$src/docs/CONFIG.md"; then
+  echo "FAIL dump-md: differs from docs/CONFIG.md"
+  failures=$((failures + 1))
+fi
+
+# Bad configs: EX_CONFIG (78), the message names file:line and the key.
+printf '# comment\nmodel.k = 32\nmodel.lr = fast\n' >"$tmp/bad.conf"
+run bad-value 78 "$advrecd" -c "$tmp/bad.conf" --check-config
+has bad-value err "$tmp/bad.conf:3: model.lr: expected a number"
+printf '\n\n\n\nmodel.kk = 3\n' >"$tmp/unknown.conf"
+run unknown-key 78 "$advrecd" -c "$tmp/unknown.conf"
+has unknown-key err "$tmp/unknown.conf:5: unknown key \"model.kk\" (did you mean \"model.k\"?)"
+run bad-x 78 "$advrecd" -X model.k=abc --check-config
+has bad-x err "-X model.k=abc: expected an integer"
+run bad-kafka 78 "$advrecd" -X kafka.no.such.property=1 --check-config
+has bad-kafka err "kafka.no.such.property"
+run cross-key 78 "$advrecd" -X broker.embedded=false --check-config
+has cross-key err "kafka.bootstrap.servers"
+
+# Unreadable file: EX_NOINPUT (66). Bad arguments: EX_USAGE (64).
+run missing-file 66 "$advrecd" -c "$tmp/nonexistent.conf" --check-config
+has missing-file err "$tmp/nonexistent.conf"
+run bad-option 64 "$advrecd" --bogus
+run bad-dump 64 "$advrecd" --dump-config=xml
+run stray-arg 64 "$advrecd" extra
+run x-without-eq 64 "$advrecd" -X model.k
+has x-without-eq err "-X model.k: expected key=value"
+
+# The run path is not built yet: EX_SOFTWARE (70), said plainly.
+run not-built 70 "$advrecd" -c "$src/conf/advrecd.conf"
+has not-built err "the pipeline is not built yet"
+
+if [ "$failures" -ne 0 ]; then
+  echo "$failures check(s) failed"
+  exit 1
+fi
+echo "all checks passed"

@@ -1,0 +1,324 @@
+#!/usr/bin/env bash
+# A real Apache Kafka broker for tests: single node, KRaft (broker and
+# controller in one JVM), on 127.0.0.1 only, on free ports, in a directory the
+# caller names. The jars come from Maven Central (tests/kafka/pom.xml holds the
+# version) into a cache outside the repository.
+#
+#   kafka.sh fetch                       lay the classpath in the cache (idempotent)
+#   kafka.sh start [--fresh] [--env] DIR [key=value ...]
+#                                        start a broker in DIR; print host:port
+#   kafka.sh stop DIR                    SIGTERM, bounded wait, SIGKILL (idempotent)
+#   kafka.sh topics DIR name:partitions[:compact][:key=value...] ...
+#                                        create topics (if they do not exist)
+#   kafka.sh consume DIR TOPIC [ConsoleConsumer args ...]
+#                                        Kafka's own Java console consumer
+#   kafka.sh tool CLASS [args ...]       run any Kafka main class (tools classpath)
+#   kafka.sh bootstrap DIR               print DIR's bootstrap address
+#   kafka.sh classpath                   print the classpath directory
+#
+# What DIR holds after start: server.properties, data/ (log dirs and KRaft
+# metadata), broker.log (log4j2, INFO), broker.out (JVM stdout/stderr),
+# bootstrap (one line, host:port), pid. `start DIR` on a DIR whose broker was
+# stopped restarts it on the same ports with the same data (a broker-restart
+# test needs exactly that); --fresh wipes DIR's broker state first. Extra
+# key=value arguments are appended to server.properties (fresh start only).
+# --env: when ADVREC_KAFKA_BOOTSTRAP is set, start nothing and write that
+# address to DIR/bootstrap instead (e2e against an already-running broker).
+#
+# Environment: ADVREC_CACHE (default ~/.cache/advrec) holds kafka-<version>/lib;
+# Maven keeps its own ~/.m2. ADVREC_KAFKA_START_TIMEOUT (s, default 90) bounds
+# start-up; ADVREC_KAFKA_STOP_TIMEOUT (s, default 30) bounds a graceful stop.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+version=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$here/pom.xml")
+[ -n "$version" ] || { echo "kafka.sh: no <kafka.version> in $here/pom.xml" >&2; exit 1; }
+cache=${ADVREC_CACHE:-$HOME/.cache/advrec}/kafka-$version
+lib=$cache/lib
+stamp=$cache/lib.stamp
+
+die() { echo "kafka.sh: $*" >&2; exit 1; }
+note() { echo "kafka.sh: $*" >&2; }
+
+need_java() {
+  command -v java >/dev/null 2>&1 || die "java not found (Kafka $version needs Java 17+)"
+  local v
+  v=$(java -XshowSettings:properties -version 2>&1 | sed -n 's/^ *java.specification.version = //p')
+  [ "${v%%.*}" -ge 17 ] 2>/dev/null || die "Java $v found, Kafka $version needs 17+"
+}
+
+# fetch: the classpath is rebuilt only when pom.xml changed (its hash is the
+# stamp); otherwise this is a file comparison. Maven's own cache is ~/.m2.
+cmd_fetch() {
+  local want
+  want=$(sha256sum <"$here/pom.xml" | cut -d' ' -f1)
+  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -d "$lib" ]; then
+    return 0
+  fi
+  command -v mvn >/dev/null 2>&1 || die "mvn not found (tools/install-deps.sh installs maven)"
+  mkdir -p "$cache"
+  # Maven runs on a copy of the pom in the cache, so that nothing (target/)
+  # is written into the repository.
+  local work=$cache/mvn
+  rm -rf "$work" "$lib.tmp"
+  mkdir -p "$work"
+  cp "$here/pom.xml" "$work/pom.xml"
+  note "fetching Apache Kafka $version jars (Maven Central) into $lib"
+  (cd "$work" && mvn -B -q -Dstyle.color=never dependency:copy-dependencies \
+     -DincludeScope=runtime -DoutputDirectory="$lib.tmp" 2>&1 \
+     | sed 's/\x1b\[[0-9;]*m//g' >&2) \
+    || die "mvn dependency:copy-dependencies failed for Kafka $version"
+  ls "$lib.tmp"/kafka_2.13-"$version".jar >/dev/null 2>&1 \
+    || die "kafka_2.13-$version.jar missing after fetch"
+  rm -rf "$lib" "$work"
+  mv "$lib.tmp" "$lib"
+  echo "$want" >"$stamp"
+  note "Kafka $version: $(ls "$lib" | wc -l) jars"
+}
+
+# Runs a short-lived Kafka tool with warnings to stderr only. The JIT flags
+# trade peak speed for a faster start, which is what a one-shot tool needs.
+run_tool() {
+  local class=$1
+  shift
+  need_java
+  cmd_fetch
+  java -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Djava.awt.headless=true \
+    -Dlog4j2.configurationFile="$here/log4j2-tools.properties" \
+    -cp "$lib/*" "$class" "$@"
+}
+
+absdir() { mkdir -p "$1" && (cd "$1" && pwd); }
+
+# The pid in DIR/pid is ours only if that process is a Kafka broker started on
+# DIR's server.properties: a stale pid reused by another process is never
+# signalled.
+broker_pid() {
+  local dir=$1 pid
+  [ -f "$dir/pid" ] || return 1
+  pid=$(cat "$dir/pid")
+  [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] || return 1
+  tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF "kafka.Kafka $dir/server.properties" || return 1
+  echo "$pid"
+}
+
+bootstrap_of() {
+  [ -s "$1/bootstrap" ] || die "$1/bootstrap missing: no broker started in $1"
+  cat "$1/bootstrap"
+}
+
+free_ports() {
+  python3 -c '
+import socket
+socks = []
+for _ in range(2):
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    socks.append(s)
+print(" ".join(str(s.getsockname()[1]) for s in socks))'
+}
+
+write_properties() {
+  local dir=$1 port=$2 cport=$3
+  shift 3
+  cat >"$dir/server.properties" <<EOF
+# Written by tests/kafka/kafka.sh: one node, KRaft combined mode, loopback only.
+process.roles=broker,controller
+node.id=1
+controller.quorum.bootstrap.servers=127.0.0.1:$cport
+listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport
+advertised.listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport
+inter.broker.listener.name=PLAINTEXT
+controller.listener.names=CONTROLLER
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+log.dirs=$dir/data
+num.partitions=1
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=4
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+transaction.state.log.num.partitions=4
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+num.network.threads=2
+num.io.threads=4
+EOF
+  local kv
+  for kv in "$@"; do
+    case $kv in
+      *=*) echo "$kv" >>"$dir/server.properties" ;;
+      *) die "start: '$kv' is not key=value" ;;
+    esac
+  done
+}
+
+cmd_start() {
+  local fresh=0 env=0
+  while [ $# -gt 0 ]; do
+    case $1 in
+      --fresh) fresh=1; shift ;;
+      --env) env=1; shift ;;
+      --) shift; break ;;
+      -*) die "start: unknown option $1" ;;
+      *) break ;;
+    esac
+  done
+  [ $# -ge 1 ] || die "usage: kafka.sh start [--fresh] [--env] DIR [key=value ...]"
+  local dir
+  dir=$(absdir "$1")
+  shift
+
+  # Fresh means fresh: a broker left running in DIR (an interrupted run whose
+  # cleanup never came) is stopped, not reused.
+  [ "$fresh" = 1 ] && cmd_stop "$dir"
+  if [ "$env" = 1 ] && [ -n "${ADVREC_KAFKA_BOOTSTRAP:-}" ]; then
+    rm -f "$dir/pid"
+    echo "$ADVREC_KAFKA_BOOTSTRAP" >"$dir/bootstrap"
+    note "using the running broker at $ADVREC_KAFKA_BOOTSTRAP (ADVREC_KAFKA_BOOTSTRAP)"
+    echo "$ADVREC_KAFKA_BOOTSTRAP"
+    return 0
+  fi
+
+  if broker_pid "$dir" >/dev/null; then
+    note "broker already running in $dir"
+    bootstrap_of "$dir"
+    return 0
+  fi
+  need_java
+  cmd_fetch
+
+  if [ "$fresh" = 1 ]; then
+    rm -rf "$dir/data" "$dir/server.properties" "$dir/bootstrap" "$dir/pid" \
+      "$dir"/broker.log* "$dir/broker.out"
+  fi
+  local t0 port cport
+  t0=$(date +%s%3N)
+  if [ -f "$dir/data/meta.properties" ] && [ -f "$dir/server.properties" ]; then
+    # Restart: same ports, same data (the KRaft voter set recorded at format
+    # time names the controller port, so it must not change).
+    [ $# -eq 0 ] || die "start: key=value only on a fresh DIR"
+    port=$(sed -n 's|^listeners=PLAINTEXT://127.0.0.1:\([0-9]*\),.*|\1|p' "$dir/server.properties")
+    note "restarting the broker in $dir on port $port"
+  else
+    rm -rf "$dir/data"
+    read -r port cport < <(free_ports)
+    write_properties "$dir" "$port" "$cport" "$@"
+    local cluster
+    # A cluster id as StorageTool random-uuid makes one (16 random bytes,
+    # URL-safe base64, not starting with '-'), without a JVM start for it.
+    cluster=$(python3 -c '
+import base64, os
+while True:
+    u = base64.urlsafe_b64encode(os.urandom(16)).rstrip(b"=").decode()
+    if not u.startswith("-"):
+        print(u)
+        break')
+    run_tool kafka.tools.StorageTool format --standalone -t "$cluster" \
+      -c "$dir/server.properties" >"$dir/format.out" 2>&1 \
+      || { cat "$dir/format.out" >&2; die "storage format failed in $dir"; }
+  fi
+  echo "127.0.0.1:$port" >"$dir/bootstrap"
+
+  [ -f "$dir/broker.log" ] && mv "$dir/broker.log" "$dir/broker.log.prev"
+  # Own session, no inherited descriptors: the broker outlives this script
+  # (a ctest fixture step) and holds no pipe of its caller open.
+  setsid java -Xms256m -Xmx512m -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
+    -Djava.awt.headless=true \
+    -Dlog4j2.configurationFile="$here/log4j2-broker.properties" \
+    -Dadvrec.kafka.log="$dir/broker.log" \
+    -cp "$lib/*" kafka.Kafka "$dir/server.properties" \
+    </dev/null >"$dir/broker.out" 2>&1 &
+  local pid=$!
+  echo "$pid" >"$dir/pid"
+
+  # Ready when the broker says so: the port accepts connections earlier than
+  # the broker serves metadata.
+  local limit=${ADVREC_KAFKA_START_TIMEOUT:-90}
+  local deadline=$((SECONDS + limit))
+  while ! grep -q 'Kafka Server started' "$dir/broker.log" 2>/dev/null; do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      tail -n 40 "$dir/broker.log" "$dir/broker.out" >&2 2>/dev/null || true
+      rm -f "$dir/pid"
+      die "broker in $dir exited during start-up (see $dir/broker.log)"
+    fi
+    if [ $SECONDS -ge $deadline ]; then
+      tail -n 40 "$dir/broker.log" "$dir/broker.out" >&2 2>/dev/null || true
+      cmd_stop "$dir"
+      die "broker in $dir not started within ${limit}s"
+    fi
+    sleep 0.2
+  done
+  note "Kafka $version started in $dir in $(( $(date +%s%3N) - t0 )) ms (pid $pid)"
+  cat "$dir/bootstrap"
+}
+
+cmd_stop() {
+  [ $# -eq 1 ] || die "usage: kafka.sh stop DIR"
+  [ -d "$1" ] || return 0
+  local dir pid
+  dir=$(cd "$1" && pwd)
+  if ! pid=$(broker_pid "$dir"); then
+    rm -f "$dir/pid"
+    return 0
+  fi
+  kill -TERM "$pid" 2>/dev/null || true
+  local limit=${ADVREC_KAFKA_STOP_TIMEOUT:-30}
+  local deadline=$((SECONDS + limit))
+  while kill -0 "$pid" 2>/dev/null && [ $SECONDS -lt $deadline ]; do
+    sleep 0.1
+  done
+  if kill -0 "$pid" 2>/dev/null; then
+    note "broker $pid in $dir ignored SIGTERM for ${limit}s: SIGKILL"
+    kill -KILL "$pid" 2>/dev/null || true
+    while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+  fi
+  rm -f "$dir/pid"
+  note "broker in $dir stopped"
+}
+
+cmd_topics() {
+  [ $# -ge 2 ] || die "usage: kafka.sh topics DIR name:partitions[:compact][:key=value...] ..."
+  local bs spec
+  bs=$(bootstrap_of "$1")
+  shift
+  for spec in "$@"; do
+    local f
+    IFS=: read -r -a f <<<"$spec"
+    local name=${f[0]} parts=${f[1]:-}
+    [ -n "$name" ] && [[ $parts =~ ^[0-9]+$ ]] || die "topics: bad spec '$spec'"
+    local args=(--bootstrap-server "$bs" --create --if-not-exists --topic "$name"
+      --partitions "$parts" --replication-factor 1)
+    local opt
+    for opt in "${f[@]:2}"; do
+      case $opt in
+        compact) args+=(--config cleanup.policy=compact) ;;
+        *=*) args+=(--config "$opt") ;;
+        *) die "topics: bad option '$opt' in '$spec'" ;;
+      esac
+    done
+    run_tool org.apache.kafka.tools.TopicCommand "${args[@]}" >/dev/null \
+      || die "topics: creating '$spec' on $bs failed"
+  done
+}
+
+cmd_consume() {
+  [ $# -ge 2 ] || die "usage: kafka.sh consume DIR TOPIC [ConsoleConsumer args ...]"
+  local bs topic=$2
+  bs=$(bootstrap_of "$1")
+  shift 2
+  run_tool org.apache.kafka.tools.consumer.ConsoleConsumer \
+    --bootstrap-server "$bs" --topic "$topic" "$@"
+}
+
+case ${1:-} in
+  fetch) shift; cmd_fetch "$@" ;;
+  start) shift; cmd_start "$@" ;;
+  stop) shift; cmd_stop "$@" ;;
+  topics) shift; cmd_topics "$@" ;;
+  consume) shift; cmd_consume "$@" ;;
+  tool) shift; [ $# -ge 1 ] || die "usage: kafka.sh tool CLASS [args]"; run_tool "$@" ;;
+  bootstrap) shift; [ $# -eq 1 ] || die "usage: kafka.sh bootstrap DIR"; bootstrap_of "$1" ;;
+  classpath) cmd_fetch; echo "$lib" ;;
+  *) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit 2 ;;
+esac
