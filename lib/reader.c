@@ -730,14 +730,14 @@ advrec_err_t advrec_reader_next(advrec_reader_t *reader, advrec_event_t *ev,
             return ADVREC_OK;
         }
         if (reader->at_end)
-            return ADVREC_ERR_END;
+            return ADVREC_ERR_EOF;
         if (reader->line_pending) {
             reader->line_pending = 0;
         } else {
             r = read_line(reader, errstr, errstr_size);
             if (r <= 0) {
                 reader->at_end = 1;
-                return r < 0 ? ADVREC_ERR_IO : ADVREC_ERR_END;
+                return r < 0 ? ADVREC_ERR_IO : ADVREC_ERR_EOF;
             }
         }
         if (line_is_blank(reader))

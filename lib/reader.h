@@ -12,7 +12,7 @@
  *   ADVREC_ERR_PARSE  the current line is malformed: errstr holds
  *                     "file:line: reason", the line is counted as skipped and
  *                     the next call goes on with the next line;
- *   ADVREC_ERR_END    end of input (every later call returns it too);
+ *   ADVREC_ERR_EOF    end of input (every later call returns it too);
  *   ADVREC_ERR_IO     the file could not be read (errstr says why); the
  *                     reader is then at its end.
  * A malformed line never yields part of its events: multi-event lines are

@@ -691,7 +691,7 @@ int main(int argc, char **argv)
             int t;
 
             err = advrec_reader_next(reader, &ev, errstr, sizeof(errstr));
-            if (err == ADVREC_ERR_END)
+            if (err == ADVREC_ERR_EOF)
                 break;
             if (err == ADVREC_ERR_PARSE) {
                 stats.skipped++;

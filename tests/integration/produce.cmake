@@ -1,4 +1,4 @@
-# advrec-produce against the embedded broker (librdkafka's mock cluster,
+# advrec-produce against the embedded broker (lib/broker, the mock cluster
 # started inside the checker): counts per topic, keys are user ids, values
 # decode, partitions match the Java client's murmur2; a dead broker makes
 # the tool exit 1. The shared Taobao sample is replayed too when the shared

@@ -1,6 +1,7 @@
 /*
  * produce_check - integration test of tools/advrec-produce against an
- * embedded broker (librdkafka's mock cluster, started in this process).
+ * embedded broker (lib/broker: librdkafka's mock cluster, started in this
+ * process).
  *
  * Usage: produce_check ADVREC_PRODUCE SOURCE_DIR [SHARED_DATA_DIR]
  *
@@ -34,8 +35,7 @@
 #include <unistd.h>
 
 #include <librdkafka/rdkafka.h>
-#include <librdkafka/rdkafka_mock.h>
-
+#include "broker.h"
 #include "codec.h"
 #include "event.h"
 
@@ -282,9 +282,7 @@ int main(int argc, char **argv)
     const char *produce, *srcdir, *shared = argc > 3 ? argv[3] : NULL;
     char schema_dir[1024], err_path[512], errstr[512], bootstrap[256];
     char taobao[512], csv[512], otto[512];
-    rd_kafka_mock_cluster_t *mcluster;
-    rd_kafka_conf_t *conf;
-    rd_kafka_t *mrk;
+    advrec_broker_t *broker;
     advrec_codec_t *codec;
     const char *topics[2] = {"advrec.clicks", "advrec.purchases"};
     const char *out;
@@ -308,22 +306,21 @@ int main(int argc, char **argv)
     }
     snprintf(err_path, sizeof(err_path), "%s/stderr.txt", tmpdir);
 
-    /* The embedded broker, with topics of a known partition count. */
-    conf = rd_kafka_conf_new();
-    mrk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
-    if (!mrk) {
-        fprintf(stderr, "mock handle: %s\n", errstr);
-        return 2;
-    }
-    mcluster = rd_kafka_mock_cluster_new(mrk, 1);
-    if (!mcluster) {
-        fprintf(stderr, "rd_kafka_mock_cluster_new failed\n");
+    /* The embedded broker (lib/broker), with topics of a known partition
+     * count. */
+    broker = advrec_broker_new(1, errstr, sizeof(errstr));
+    if (!broker) {
+        fprintf(stderr, "broker: %s\n", errstr);
         return 2;
     }
     snprintf(bootstrap, sizeof(bootstrap), "%s",
-             rd_kafka_mock_cluster_bootstraps(mcluster));
-    rd_kafka_mock_topic_create(mcluster, topics[0], PARTITIONS, 1);
-    rd_kafka_mock_topic_create(mcluster, topics[1], PARTITIONS, 1);
+             advrec_broker_bootstraps(broker));
+    for (int t = 0; t < 2; t++)
+        if (advrec_broker_create_topic(broker, topics[t], PARTITIONS, errstr,
+                                       sizeof(errstr)) != ADVREC_OK) {
+            fprintf(stderr, "broker: %s\n", errstr);
+            return 2;
+        }
 
     /* The checker decodes with the same schemas under the tool's default
      * ids: 1 for clicks, 2 for purchases. */
@@ -455,8 +452,10 @@ int main(int argc, char **argv)
                         (char *)big[1],  "--schema-dir",
                         schema_dir,      "-q",
                         taobao,          NULL};
-        rd_kafka_mock_topic_create(mcluster, big[0], PARTITIONS, 1);
-        rd_kafka_mock_topic_create(mcluster, big[1], PARTITIONS, 1);
+        advrec_broker_create_topic(broker, big[0], PARTITIONS, errstr,
+                                   sizeof(errstr));
+        advrec_broker_create_topic(broker, big[1], PARTITIONS, errstr,
+                                   sizeof(errstr));
         rc = run(args, err_path);
         out = slurp(err_path);
         EXPECT(rc == 0, "taobao sample exit %d\n%s", rc, out);
@@ -472,8 +471,7 @@ int main(int argc, char **argv)
     }
 
     advrec_codec_destroy(codec);
-    rd_kafka_mock_cluster_destroy(mcluster);
-    rd_kafka_destroy(mrk);
+    advrec_broker_destroy(broker);
     nftw(tmpdir, remove_entry, 8, FTW_DEPTH | FTW_PHYS);
     printf("%s\n", failures ? "FAILED" : "passed");
     return failures ? 1 : 0;

@@ -47,7 +47,7 @@ typedef struct result_s {
 #define RESULTS_MAX 64
 
 /* Reads path to the end with conf; returns how many results were stored
- * (the final ADVREC_ERR_END is not stored). The reader's counters are left
+ * (the final ADVREC_ERR_EOF is not stored). The reader's counters are left
  * in the out-parameters when they are non-NULL. */
 static int read_all(const char *path, const advrec_reader_conf_t *conf,
                     result_t *res, uint64_t *skipped, uint64_t *filtered)
@@ -68,7 +68,7 @@ static int read_all(const char *path, const advrec_reader_conf_t *conf,
         r->err =
             advrec_reader_next(reader, &r->ev, r->errstr, sizeof(r->errstr));
         r->line = advrec_reader_line(reader);
-        if (r->err == ADVREC_ERR_END)
+        if (r->err == ADVREC_ERR_EOF)
             break;
         n++;
     }
@@ -76,7 +76,7 @@ static int read_all(const char *path, const advrec_reader_conf_t *conf,
     {
         advrec_event_t ev;
         CHECK_INT(advrec_reader_next(reader, &ev, errstr, sizeof(errstr)),
-                  ADVREC_ERR_END);
+                  ADVREC_ERR_EOF);
     }
     if (skipped)
         *skipped = advrec_reader_skipped(reader);
@@ -420,7 +420,7 @@ static void test_detect(void)
     CHECK_STR(ev.item_id, "242");
     CHECK_INT(advrec_reader_line(reader), 2);
     CHECK_INT(advrec_reader_next(reader, &ev, errstr, sizeof(errstr)),
-              ADVREC_ERR_END);
+              ADVREC_ERR_EOF);
     advrec_reader_destroy(reader);
 
     /* A first line that fits nothing: the constructor says where. */
@@ -436,7 +436,7 @@ static void test_detect(void)
     CHECK_INT(advrec_reader_new(&reader, path, &conf, errstr, sizeof(errstr)),
               ADVREC_OK);
     CHECK_INT(advrec_reader_next(reader, &ev, errstr, sizeof(errstr)),
-              ADVREC_ERR_END);
+              ADVREC_ERR_EOF);
     advrec_reader_destroy(reader);
 
     CHECK_INT(advrec_reader_format_parse("otto", &format), ADVREC_OK);
@@ -513,7 +513,7 @@ static void test_shared_data(void)
             continue;
         CHECK_INT(advrec_reader_format(reader), sets[s].format);
         while ((err = advrec_reader_next(reader, &ev, errstr,
-                                         sizeof(errstr))) != ADVREC_ERR_END) {
+                                         sizeof(errstr))) != ADVREC_ERR_EOF) {
             if (err == ADVREC_ERR_PARSE) {
                 bad_line = advrec_reader_line(reader);
                 continue;
