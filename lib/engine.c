@@ -197,6 +197,34 @@ static advrec_err_t resolve(advrec_engine_t *e, int items, const char *id,
     return ADVREC_OK;
 }
 
+/*
+ * ADVREC_ERR_FULL (errstr naming id) when id is new and its table is full,
+ * else ADVREC_OK. apply() checks both ids first, so a refused event leaves
+ * nothing behind: without it a new user whose new item does not fit stayed
+ * interned with no event.
+ */
+static advrec_err_t room_for(advrec_engine_t *e, int items, const char *id,
+                             char *errstr, size_t errstr_size)
+{
+    const char *what = items ? "item" : "user";
+    uint32_t n = items ? advrec_state_items(e->state)->n
+                       : advrec_state_users(e->state)->n;
+    uint32_t max = items ? e->p.state.max_items : e->p.state.max_users;
+    uint32_t idx;
+    advrec_err_t err;
+
+    if (n < max)
+        return ADVREC_OK;
+    err = items ? advrec_state_item(e->state, id, 0, &idx, NULL, NULL, 0)
+                : advrec_state_user(e->state, id, 0, &idx, NULL, NULL, 0);
+    if (err != ADVREC_ERR_NOT_FOUND)
+        return ADVREC_OK;
+    return advrec_seterr(ADVREC_ERR_FULL, errstr, errstr_size,
+                         "state: %s \"%s\" is new but the %s table is full "
+                         "(%u); raise model.max.%ss",
+                         what, id, what, n, what);
+}
+
 static void mark_stale(advrec_engine_t *e, uint32_t u, int64_t now_ms)
 {
     advrec_user_ext_t *ux = advrec_state_user_ext(e->state);
@@ -230,7 +258,9 @@ advrec_err_t advrec_engine_apply(advrec_engine_t *e, const advrec_event_t *ev,
     advrec_err_t err;
     float w;
 
-    if ((err = resolve(e, 0, ev->user_id, &u, errstr, errstr_size)) ||
+    if ((err = room_for(e, 0, ev->user_id, errstr, errstr_size)) ||
+        (err = room_for(e, 1, ev->item_id, errstr, errstr_size)) ||
+        (err = resolve(e, 0, ev->user_id, &u, errstr, errstr_size)) ||
         (err = resolve(e, 1, ev->item_id, &i, errstr, errstr_size)))
         return err;
     /* Row pointers only now: interning may have moved the tables. */
