@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <rocksdb/c.h>
@@ -814,6 +815,39 @@ static size_t offset_key(char *key, size_t size, const char *topic,
 
 /* --- commit ----------------------------------------------------------- */
 
+/* Free space a commit leaves for RocksDB's own work (memtable flushes,
+ * compactions, MANIFEST), on top of twice the batch (WAL, then SST). */
+#define SPACE_RESERVE ((uint64_t)64 << 20)
+
+/*
+ * Refuses a commit the filesystem cannot take. RocksDB itself would fail
+ * the write cleanly and leave nothing of it, but the Debian build of
+ * librocksdb 7.8.3 has assertions enabled and aborts the process on a
+ * failed WAL append (WritableFileWriter); checking first turns the common
+ * case, a full disk, into an error the daemon can report. -1 with errstr.
+ */
+static int space_left(advrec_store_t *store, char *errstr, size_t errstr_size)
+{
+    struct statvfs vfs;
+    size_t batch = 0;
+    uint64_t avail, need;
+
+    (void)rocksdb_writebatch_data(store->batch, &batch);
+    if (statvfs(store->dir, &vfs) != 0)
+        return 0; /* cannot tell: let RocksDB try */
+    avail = (uint64_t)vfs.f_bavail * vfs.f_frsize;
+    need = 2 * (uint64_t)batch + SPACE_RESERVE;
+    if (avail >= need)
+        return 0;
+    advrec_seterr(ADVREC_ERR_STORE, errstr, errstr_size,
+                  "commit to state.dir %s refused: %llu bytes free, a %zu "
+                  "byte batch needs %llu (filesystem full); nothing of it "
+                  "was written",
+                  store->dir, (unsigned long long)avail, batch,
+                  (unsigned long long)need);
+    return -1;
+}
+
 static void put_row(advrec_store_t *store, int cf, const char *id, size_t size)
 {
     rocksdb_writebatch_put_cf(store->batch, store->cf[cf], id, strlen(id),
@@ -910,6 +944,10 @@ advrec_err_t advrec_store_commit(advrec_store_t *store, advrec_state_t *state,
     rocksdb_writebatch_put_cf(store->batch, store->cf[CF_META], META_N_ITEMS,
                               strlen(META_N_ITEMS), (const char *)num, 4);
 
+    if (space_left(store, errstr, errstr_size)) {
+        rocksdb_writebatch_rollback_to_save_point(store->batch, NULL);
+        return ADVREC_ERR_STORE;
+    }
     rocksdb_write(store->db, store->wopts, store->batch, &rocks);
     if (rocks) {
         char what[160];
