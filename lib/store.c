@@ -506,6 +506,10 @@ static advrec_store_t *store_alloc(const char *dir)
     rocksdb_options_set_create_missing_column_families(store->opts, 1);
     rocksdb_options_set_keep_log_file_num(store->opts, 4);
     rocksdb_options_set_paranoid_checks(store->opts, 1);
+    /* meta takes a few bytes every commit and would otherwise keep every
+     * WAL file alive until the default limit (4 x all write buffers, GBs):
+     * a restart would then replay all of it. */
+    rocksdb_options_set_max_total_wal_size(store->opts, (uint64_t)128 << 20);
     return store;
 }
 
@@ -1031,14 +1035,15 @@ static advrec_err_t get_u32_meta(advrec_store_t *store, const char *key,
 
 /* Interns every id of family ids in index order. */
 static advrec_err_t load_ids(advrec_store_t *store, advrec_state_t *state,
-                             uint64_t n_users, uint64_t n_items, char *errstr,
-                             size_t errstr_size)
+                             uint64_t n_users, uint64_t n_items, int items_only,
+                             char *errstr, size_t errstr_size)
 {
     rocksdb_iterator_t *it =
         rocksdb_create_iterator_cf(store->db, store->ropts, store->cf[CF_IDS]);
     uint32_t next[2] = {0, 0};
     advrec_err_t err = ADVREC_OK;
 
+    /* 'i' sorts before 'u': items first, then users. */
     for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it);
          rocksdb_iter_next(it)) {
         size_t kl, vl;
@@ -1048,6 +1053,8 @@ static advrec_err_t load_ids(advrec_store_t *store, advrec_state_t *state,
         int items;
         uint32_t idx, got;
 
+        if (items_only && kl > 0 && k[0] != 'i')
+            break;
         if (kl != 5 || (k[0] != 'u' && k[0] != 'i')) {
             err = advrec_seterr(ADVREC_ERR_STORE, errstr, errstr_size,
                                 "state.dir %s: malformed key in family ids "
@@ -1091,6 +1098,8 @@ static advrec_err_t load_ids(advrec_store_t *store, advrec_state_t *state,
     if (!err)
         err = iter_error(store, it, CF_IDS, errstr, errstr_size);
     rocksdb_iter_destroy(it);
+    if (items_only)
+        n_users = 0;
     if (!err && (next[0] != n_users || next[1] != n_items))
         err = advrec_seterr(ADVREC_ERR_STORE, errstr, errstr_size,
                             "state.dir %s: family ids lists %u users and %u "
@@ -1182,9 +1191,9 @@ static advrec_err_t load_rows(advrec_store_t *store, advrec_state_t *state,
     return err;
 }
 
-advrec_err_t advrec_store_load(advrec_store_t *store, advrec_state_t *state,
-                               advrec_popularity_t *pop, uint64_t *version,
-                               char *errstr, size_t errstr_size)
+static advrec_err_t load(advrec_store_t *store, advrec_state_t *state,
+                         advrec_popularity_t *pop, uint64_t *version,
+                         int items_only, char *errstr, size_t errstr_size)
 {
     const advrec_state_params_t *sp = advrec_state_params(state);
     uint64_t n_users, n_items, v;
@@ -1202,21 +1211,40 @@ advrec_err_t advrec_store_load(advrec_store_t *store, advrec_state_t *state,
         (err = get_u32_meta(store, META_N_ITEMS, &n_items, 4, errstr,
                             errstr_size)) ||
         (err = get_u32_meta(store, META_VERSION, &v, 8, errstr, errstr_size)) ||
-        (err = load_ids(store, state, n_users, n_items, errstr, errstr_size)) ||
-        (err = load_rows(store, state, NULL, CF_USERS, errstr, errstr_size)) ||
+        (err = load_ids(store, state, n_users, n_items, items_only, errstr,
+                        errstr_size)) ||
+        (!items_only && (err = load_rows(store, state, NULL, CF_USERS, errstr,
+                                         errstr_size))) ||
         (err = load_rows(store, state, pop, CF_ITEMS, errstr, errstr_size)))
         return err;
+    if (version)
+        *version = v;
+    if (items_only)
+        return ADVREC_OK;
     /* Loaded rows are on disk already. */
     advrec_state_clear_dirty(state);
     store->users_hw = (uint32_t)n_users;
     store->items_hw = (uint32_t)n_items;
-    if (version)
-        *version = v;
     log_info("state.dir %s: loaded %llu users, %llu items, model version "
              "%llu",
              store->dir, (unsigned long long)n_users,
              (unsigned long long)n_items, (unsigned long long)v);
     return ADVREC_OK;
+}
+
+advrec_err_t advrec_store_load(advrec_store_t *store, advrec_state_t *state,
+                               advrec_popularity_t *pop, uint64_t *version,
+                               char *errstr, size_t errstr_size)
+{
+    return load(store, state, pop, version, 0, errstr, errstr_size);
+}
+
+advrec_err_t advrec_store_load_items(advrec_store_t *store,
+                                     advrec_state_t *state,
+                                     advrec_popularity_t *pop, char *errstr,
+                                     size_t errstr_size)
+{
+    return load(store, state, pop, NULL, 1, errstr, errstr_size);
 }
 
 /* --- offsets, detectors ----------------------------------------------- */

@@ -130,6 +130,17 @@ advrec_err_t advrec_store_load(advrec_store_t *store, advrec_state_t *state,
                                char *errstr, size_t errstr_size);
 
 /*
+ * Loads only the items (ids, rows, popularity keys) into an empty state,
+ * for a tool that scores one stored user against every item. The store
+ * does not consider anything persisted afterwards: never commit such a
+ * state. Errors as advrec_store_load().
+ */
+advrec_err_t advrec_store_load_items(advrec_store_t *store,
+                                     advrec_state_t *state,
+                                     advrec_popularity_t *pop, char *errstr,
+                                     size_t errstr_size);
+
+/*
  * The stored next offset of topic/partition in *next. ADVREC_ERR_NOT_FOUND
  * when none is stored (the partition was never consumed into this state:
  * start from the consumer's auto.offset.reset); ADVREC_ERR_STORE on a read
