@@ -276,9 +276,13 @@ static advrec_err_t open_db(advrec_store_t *store, open_mode_t mode, int exists,
     if (exists) {
         listed = rocksdb_list_column_families(store->opts, store->dir,
                                               &n_listed, &rocks);
-        if (rocks)
+        if (rocks) {
+            /* The C API hands back an (empty) array even on error. */
+            if (listed)
+                rocksdb_list_column_families_destroy(listed, n_listed);
             return rerr(rocks, ADVREC_ERR_STORE, errstr, errstr_size,
                         "cannot open", store->dir);
+        }
     }
     names = calloc(n_listed + CF_N, sizeof(*names));
     opts = calloc(n_listed + CF_N, sizeof(*opts));
