@@ -75,6 +75,7 @@ struct advrec_store_s {
     size_t n_extra;
     rocksdb_writeoptions_t *wopts;
     rocksdb_readoptions_t *ropts;
+    rocksdb_readoptions_t *scan; /* full scans: no cache fill, readahead */
     rocksdb_writebatch_t *batch;
     unsigned char *buf;
     size_t buf_cap;
@@ -500,12 +501,15 @@ static advrec_store_t *store_alloc(const char *dir)
     store->opts = rocksdb_options_create();
     store->wopts = rocksdb_writeoptions_create();
     store->ropts = rocksdb_readoptions_create();
+    store->scan = rocksdb_readoptions_create();
     store->batch = rocksdb_writebatch_create();
     if (!store->dir || !store->opts || !store->wopts || !store->ropts ||
-        !store->batch) {
+        !store->scan || !store->batch) {
         advrec_store_close(store);
         return NULL;
     }
+    rocksdb_readoptions_set_fill_cache(store->scan, 0);
+    rocksdb_readoptions_set_readahead_size(store->scan, (size_t)2 << 20);
     rocksdb_options_set_create_if_missing(store->opts, 1);
     rocksdb_options_set_create_missing_column_families(store->opts, 1);
     rocksdb_options_set_keep_log_file_num(store->opts, 4);
@@ -676,6 +680,8 @@ void advrec_store_close(advrec_store_t *store)
         rocksdb_writeoptions_destroy(store->wopts);
     if (store->ropts)
         rocksdb_readoptions_destroy(store->ropts);
+    if (store->scan)
+        rocksdb_readoptions_destroy(store->scan);
     if (store->opts)
         rocksdb_options_destroy(store->opts);
     if (store->secondary_dir) {
@@ -1043,7 +1049,7 @@ static advrec_err_t load_ids(advrec_store_t *store, advrec_state_t *state,
                              char *errstr, size_t errstr_size)
 {
     rocksdb_iterator_t *it =
-        rocksdb_create_iterator_cf(store->db, store->ropts, store->cf[CF_IDS]);
+        rocksdb_create_iterator_cf(store->db, store->scan, store->cf[CF_IDS]);
     uint32_t next[2] = {0, 0};
     advrec_err_t err = ADVREC_OK;
 
@@ -1127,7 +1133,7 @@ static advrec_err_t load_rows(advrec_store_t *store, advrec_state_t *state,
     uint32_t h = store->params.history, seen = 0;
     size_t k8 = (size_t)8 * store->params.k;
     rocksdb_iterator_t *it =
-        rocksdb_create_iterator_cf(store->db, store->ropts, store->cf[cf]);
+        rocksdb_create_iterator_cf(store->db, store->scan, store->cf[cf]);
     advrec_err_t err = ADVREC_OK;
 
     for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it);
