@@ -160,6 +160,16 @@ uint64_t advrec_engine_version(const advrec_engine_t *e)
     return e->version;
 }
 
+void advrec_engine_set_version(advrec_engine_t *e, uint64_t version)
+{
+    e->version = version;
+}
+
+advrec_popularity_t *advrec_engine_popularity(advrec_engine_t *e)
+{
+    return e->pop;
+}
+
 /* A view of row idx of rows for the model; items carry a bias when on. */
 static advrec_apr_row_t row_of(advrec_rows_t *rows, uint32_t idx, int with_bias)
 {

@@ -28,6 +28,7 @@
 #include "config.h"
 #include "err.h"
 #include "event.h"
+#include "popularity.h"
 #include "state.h"
 
 typedef struct advrec_engine_params_s {
@@ -106,5 +107,12 @@ size_t advrec_engine_stale_count(const advrec_engine_t *engine);
 
 /* Training steps taken so far: the model version carried by each list. */
 uint64_t advrec_engine_version(const advrec_engine_t *engine);
+
+/* Restores the version read back from the state store (store.h). */
+void advrec_engine_set_version(advrec_engine_t *engine, uint64_t version);
+
+/* The item popularity table (owned by the engine), for the state store to
+ * persist and restore its keys. */
+advrec_popularity_t *advrec_engine_popularity(advrec_engine_t *engine);
 
 #endif

@@ -1,0 +1,1541 @@
+/*
+ * store.c - the RocksDB state of advrecd.
+ *
+ * Owns: the RocksDB handle, its options and column family handles, one
+ * reusable WriteBatch (staged detector rows wait in it, behind a save
+ * point for the rows of a commit), a value encoding buffer, a key buffer,
+ * and for a read-only (secondary) store a private temporary directory.
+ * It never owns the state or the popularity table (the engine's).
+ *
+ * Values are fixed-size records of little-endian integers and IEEE floats
+ * behind a 4-byte header (kind, format, k): a load copies the factor
+ * arrays straight into the row tables. docs/STATE.md has the layouts.
+ */
+#include "store.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <ftw.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <rocksdb/c.h>
+
+#include "log.h"
+
+/* Values are written as the host lays them out; RocksDB files must read the
+ * same on every machine, so only little-endian hosts are supported. */
+_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
+               "store.c writes host floats as little-endian");
+
+enum { CF_DEFAULT, CF_USERS, CF_ITEMS, CF_IDS, CF_DETECTORS, CF_META, CF_N };
+
+static const char *const cf_names[CF_N] = {
+    "default", "users", "items", "ids", "detectors", "meta",
+};
+
+#define KIND_USER 'U'
+#define KIND_ITEM 'I'
+
+/* Row layout: header and common part, then factors, then the tail. */
+#define OFF_KIND      0
+#define OFF_FORMAT    1
+#define OFF_K         2
+#define OFF_IDX       4
+#define OFF_UPDATES   8
+#define OFF_BIAS      12
+#define OFF_BIAS_ACC  16
+#define OFF_CLICKS    24
+#define OFF_PURCHASES 32
+#define OFF_W         40
+#define USER_TAIL     32 /* history..last_ts_ms, then the ring */
+
+#define META_FORMAT    "format"
+#define META_K         "model.k"
+#define META_HISTORY   "recs.history"
+#define META_VERSION   "model/version"
+#define META_N_USERS   "count/users"
+#define META_N_ITEMS   "count/items"
+#define META_OFFSET_PF "offset/"
+
+struct advrec_store_s {
+    char *dir;
+    char *secondary_dir; /* read-only store: RocksDB's info log lives here */
+    int readonly;
+    advrec_store_params_t params;
+    rocksdb_options_t *opts;
+    rocksdb_t *db;
+    rocksdb_column_family_handle_t *cf[CF_N];
+    rocksdb_column_family_handle_t **extra; /* families we do not know */
+    size_t n_extra;
+    rocksdb_writeoptions_t *wopts;
+    rocksdb_readoptions_t *ropts;
+    rocksdb_readoptions_t *scan; /* full scans: no cache fill, readahead */
+    rocksdb_writebatch_t *batch;
+    unsigned char *buf;
+    size_t buf_cap;
+    char *key;
+    size_t key_cap;
+    uint32_t users_hw, items_hw; /* rows [0, hw) are on disk */
+};
+
+static size_t user_size(uint32_t k, uint32_t history)
+{
+    return OFF_W + (size_t)8 * k + USER_TAIL + (size_t)4 * history;
+}
+
+static size_t item_size(uint32_t k)
+{
+    return OFF_W + (size_t)8 * k + 8;
+}
+
+static void put_u16(unsigned char *p, uint16_t v)
+{
+    memcpy(p, &v, sizeof(v));
+}
+static void put_u32(unsigned char *p, uint32_t v)
+{
+    memcpy(p, &v, sizeof(v));
+}
+static void put_u64(unsigned char *p, uint64_t v)
+{
+    memcpy(p, &v, sizeof(v));
+}
+static uint16_t get_u16(const unsigned char *p)
+{
+    uint16_t v;
+    memcpy(&v, p, sizeof(v));
+    return v;
+}
+static uint32_t get_u32(const unsigned char *p)
+{
+    uint32_t v;
+    memcpy(&v, p, sizeof(v));
+    return v;
+}
+static uint64_t get_u64(const unsigned char *p)
+{
+    uint64_t v;
+    memcpy(&v, p, sizeof(v));
+    return v;
+}
+
+/* Turns a RocksDB error string into ours (and frees it). */
+static advrec_err_t rerr(char *rocks, advrec_err_t err, char *errstr,
+                         size_t errstr_size, const char *what, const char *dir)
+{
+    advrec_seterr(err, errstr, errstr_size, "%s state.dir %s: %s", what, dir,
+                  rocks ? rocks : "unknown RocksDB error");
+    rocksdb_free(rocks);
+    return err;
+}
+
+static int grow_buf(void **p, size_t *cap, size_t need)
+{
+    void *q;
+
+    if (need <= *cap)
+        return 0;
+    q = realloc(*p, need);
+    if (!q)
+        return -1;
+    *p = q;
+    *cap = need;
+    return 0;
+}
+
+/* mkdir -p; 0 or errno. */
+static int mkdirs(const char *path)
+{
+    char *tmp = strdup(path);
+    int rc = 0;
+
+    if (!tmp)
+        return ENOMEM;
+    for (char *p = tmp + 1;; p++) {
+        if (*p != '/' && *p != '\0')
+            continue;
+        char c = *p;
+        *p = '\0';
+        if (mkdir(tmp, 0755) != 0 && errno != EEXIST) {
+            rc = errno;
+            break;
+        }
+        *p = c;
+        if (c == '\0')
+            break;
+    }
+    free(tmp);
+    return rc;
+}
+
+/* What is in dir: 1 a RocksDB (CURRENT exists), 0 new (missing or only
+ * files a failed open leaves), -1 an error in errstr. */
+static int probe_dir(const char *dir, int create, char *errstr,
+                     size_t errstr_size, advrec_err_t *err)
+{
+    struct stat st;
+    char path[4096];
+    DIR *d;
+    struct dirent *de;
+    int rc = 0;
+
+    *err = ADVREC_ERR_STORE;
+    if (stat(dir, &st) != 0) {
+        if (errno == ENOENT && create) {
+            int e = mkdirs(dir);
+            if (e == 0)
+                return 0;
+            advrec_seterr(ADVREC_ERR_STORE, errstr, errstr_size,
+                          "cannot create state.dir %s: %s", dir, strerror(e));
+            return -1;
+        }
+        advrec_seterr(ADVREC_ERR_STORE, errstr, errstr_size, "state.dir %s: %s",
+                      dir, strerror(errno));
+        return -1;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        advrec_seterr(ADVREC_ERR_STORE, errstr, errstr_size,
+                      "state.dir %s is not a directory", dir);
+        return -1;
+    }
+    snprintf(path, sizeof(path), "%s/CURRENT", dir);
+    if (access(path, F_OK) == 0)
+        return 1;
+    d = opendir(dir);
+    if (!d) {
+        advrec_seterr(ADVREC_ERR_STORE, errstr, errstr_size,
+                      "cannot read state.dir %s: %s", dir, strerror(errno));
+        return -1;
+    }
+    while ((de = readdir(d))) {
+        const char *n = de->d_name;
+        if (strcmp(n, ".") == 0 || strcmp(n, "..") == 0 ||
+            strcmp(n, "LOCK") == 0 || strcmp(n, "LOG") == 0 ||
+            strncmp(n, "LOG.old.", 8) == 0)
+            continue;
+        /* Anything else without CURRENT: a database that lost its CURRENT
+         * or someone else's directory. Creating a database here would let
+         * RocksDB delete files it believes obsolete. */
+        advrec_seterr(ADVREC_ERR_STORE, errstr, errstr_size,
+                      "state.dir %s holds files (\"%s\") but no RocksDB "
+                      "CURRENT file: not an advrec state dir, or a damaged "
+                      "one; refusing to create a database over it",
+                      dir, n);
+        rc = -1;
+        break;
+    }
+    closedir(d);
+    if (rc == 0 && !create) {
+        advrec_seterr(ADVREC_ERR_STORE, errstr, errstr_size,
+                      "state.dir %s holds no RocksDB database (no CURRENT)",
+                      dir);
+        rc = -1;
+    }
+    return rc;
+}
+
+static void close_db(advrec_store_t *store)
+{
+    for (int c = 0; c < CF_N; c++) {
+        if (store->cf[c])
+            rocksdb_column_family_handle_destroy(store->cf[c]);
+        store->cf[c] = NULL;
+    }
+    for (size_t e = 0; e < store->n_extra; e++)
+        rocksdb_column_family_handle_destroy(store->extra[e]);
+    free(store->extra);
+    store->extra = NULL;
+    store->n_extra = 0;
+    if (store->db)
+        rocksdb_close(store->db);
+    store->db = NULL;
+}
+
+typedef enum open_mode_e { MODE_RW, MODE_RO, MODE_SECONDARY } open_mode_t;
+
+/*
+ * Opens store->dir in mode with the families it lists (when it exists)
+ * plus ours (MODE_RW creates the missing ones). Our families that are
+ * absent in a read-only mode stay NULL.
+ */
+static advrec_err_t open_db(advrec_store_t *store, open_mode_t mode, int exists,
+                            char *errstr, size_t errstr_size)
+{
+    char **listed = NULL, *rocks = NULL;
+    size_t n_listed = 0, n = 0;
+    const char **names = NULL;
+    const rocksdb_options_t **opts = NULL;
+    rocksdb_column_family_handle_t **handles = NULL;
+    advrec_err_t err = ADVREC_OK;
+
+    if (exists) {
+        listed = rocksdb_list_column_families(store->opts, store->dir,
+                                              &n_listed, &rocks);
+        if (rocks) {
+            /* The C API hands back an (empty) array even on error. */
+            if (listed)
+                rocksdb_list_column_families_destroy(listed, n_listed);
+            return rerr(rocks, ADVREC_ERR_STORE, errstr, errstr_size,
+                        "cannot open", store->dir);
+        }
+    }
+    names = calloc(n_listed + CF_N, sizeof(*names));
+    opts = calloc(n_listed + CF_N, sizeof(*opts));
+    handles = calloc(n_listed + CF_N, sizeof(*handles));
+    if (!names || !opts || !handles) {
+        err = advrec_seterr(ADVREC_ERR_NOMEM, errstr, errstr_size,
+                            "state.dir %s: out of memory", store->dir);
+        goto out;
+    }
+    for (size_t l = 0; l < n_listed; l++)
+        names[n++] = listed[l];
+    if (mode == MODE_RW || !exists) {
+        for (int c = 0; c < CF_N; c++) {
+            size_t l = 0;
+            while (l < n_listed && strcmp(listed[l], cf_names[c]) != 0)
+                l++;
+            if (l == n_listed)
+                names[n++] = cf_names[c];
+        }
+    }
+    for (size_t i = 0; i < n; i++)
+        opts[i] = store->opts;
+
+    if (mode == MODE_RW)
+        store->db = rocksdb_open_column_families(
+            store->opts, store->dir, (int)n, names, opts, handles, &rocks);
+    else if (mode == MODE_RO)
+        store->db = rocksdb_open_for_read_only_column_families(
+            store->opts, store->dir, (int)n, names, opts, handles, 0, &rocks);
+    else
+        store->db = rocksdb_open_as_secondary_column_families(
+            store->opts, store->dir, store->secondary_dir, (int)n, names, opts,
+            handles, &rocks);
+    if (rocks) {
+        store->db = NULL;
+        err = rerr(rocks, ADVREC_ERR_STORE, errstr, errstr_size, "cannot open",
+                   store->dir);
+        goto out;
+    }
+    store->extra = calloc(n, sizeof(*store->extra));
+    for (size_t i = 0; i < n; i++) {
+        int c = 0;
+        while (c < CF_N && strcmp(names[i], cf_names[c]) != 0)
+            c++;
+        if (c < CF_N)
+            store->cf[c] = handles[i];
+        else if (store->extra)
+            store->extra[store->n_extra++] = handles[i];
+        else
+            rocksdb_column_family_handle_destroy(handles[i]);
+    }
+out:
+    if (listed)
+        rocksdb_list_column_families_destroy(listed, n_listed);
+    free(names);
+    free(opts);
+    free(handles);
+    return err;
+}
+
+/* Reads key of family cf; *val (rocksdb_free) is NULL when absent. */
+static advrec_err_t get(advrec_store_t *store, int cf, const char *key,
+                        size_t key_len, char **val, size_t *len, char *errstr,
+                        size_t errstr_size)
+{
+    char *rocks = NULL;
+
+    *val = NULL;
+    *len = 0;
+    if (!store->cf[cf])
+        return ADVREC_OK;
+    *val = rocksdb_get_cf(store->db, store->ropts, store->cf[cf], key, key_len,
+                          len, &rocks);
+    if (rocks) {
+        char what[300];
+        snprintf(what, sizeof(what), "cannot read %s/%.*s from", cf_names[cf],
+                 (int)(key_len > 200 ? 200 : key_len), key);
+        return rerr(rocks, ADVREC_ERR_STORE, errstr, errstr_size, what,
+                    store->dir);
+    }
+    return ADVREC_OK;
+}
+
+/* A fingerprint entry: meta key, our value as text. */
+typedef struct fp_s {
+    const char *key;
+    char want[32];
+    char have[32];
+    int present;
+} fp_t;
+
+/* Reads the fingerprint into fps[0..3) (format, model.k, recs.history). */
+static advrec_err_t read_fingerprint(advrec_store_t *store, fp_t *fps,
+                                     char *errstr, size_t errstr_size)
+{
+    static const char *const keys[3] = {META_FORMAT, META_K, META_HISTORY};
+
+    for (int f = 0; f < 3; f++) {
+        char *val;
+        size_t len;
+        advrec_err_t err = get(store, CF_META, keys[f], strlen(keys[f]), &val,
+                               &len, errstr, errstr_size);
+        if (err)
+            return err;
+        fps[f].key = keys[f];
+        fps[f].present = val != NULL;
+        fps[f].have[0] = '\0';
+        if (val)
+            snprintf(fps[f].have, sizeof(fps[f].have), "%.*s",
+                     (int)(len < 31 ? len : 31), val);
+        rocksdb_free(val);
+    }
+    return ADVREC_OK;
+}
+
+/* 1 if family cf holds at least one key. */
+static int family_has_data(advrec_store_t *store, int cf)
+{
+    rocksdb_iterator_t *it;
+    int any;
+
+    if (!store->cf[cf])
+        return 0;
+    it = rocksdb_create_iterator_cf(store->db, store->ropts, store->cf[cf]);
+    rocksdb_iter_seek_to_first(it);
+    any = rocksdb_iter_valid(it);
+    rocksdb_iter_destroy(it);
+    return any;
+}
+
+/*
+ * Compares the stored fingerprint with params. *fresh is set when there is
+ * none and no rows either (a new database, or one whose creation was cut
+ * before the fingerprint was written).
+ */
+static advrec_err_t check_fingerprint(advrec_store_t *store, int *fresh,
+                                      char *errstr, size_t errstr_size)
+{
+    fp_t fps[3];
+    advrec_err_t err;
+    size_t off = 0;
+    int n_present = 0;
+
+    *fresh = 0;
+    if ((err = read_fingerprint(store, fps, errstr, errstr_size)))
+        return err;
+    snprintf(fps[0].want, sizeof(fps[0].want), "%d", ADVREC_STORE_FORMAT);
+    snprintf(fps[1].want, sizeof(fps[1].want), "%u", store->params.k);
+    snprintf(fps[2].want, sizeof(fps[2].want), "%u", store->params.history);
+    for (int f = 0; f < 3; f++)
+        n_present += fps[f].present;
+    if (n_present == 0) {
+        if (family_has_data(store, CF_USERS) ||
+            family_has_data(store, CF_ITEMS) || family_has_data(store, CF_META))
+            return advrec_seterr(ADVREC_ERR_STORE, errstr, errstr_size,
+                                 "state.dir %s holds a RocksDB database "
+                                 "without advrec's fingerprint (meta/%s): "
+                                 "not an advrec state dir",
+                                 store->dir, META_FORMAT);
+        *fresh = 1;
+        return ADVREC_OK;
+    }
+    for (int f = 0; f < 3; f++) {
+        if (fps[f].present && strcmp(fps[f].have, fps[f].want) == 0)
+            continue;
+        if (off == 0)
+            off +=
+                (size_t)snprintf(errstr, errstr_size,
+                                 "state.dir %s was written with ", store->dir);
+        else if (off < errstr_size)
+            off += (size_t)snprintf(errstr + off, errstr_size - off, "; ");
+        if (off < errstr_size)
+            off += (size_t)snprintf(
+                errstr + off, errstr_size - off, "%s=%s, this %s has %s=%s",
+                fps[f].key, fps[f].present ? fps[f].have : "(missing)",
+                f == 0 ? "build" : "configuration", fps[f].key, fps[f].want);
+    }
+    if (off > 0)
+        return ADVREC_ERR_STATE_MISMATCH;
+    return ADVREC_OK;
+}
+
+static advrec_err_t write_fingerprint(advrec_store_t *store, char *errstr,
+                                      size_t errstr_size)
+{
+    rocksdb_writebatch_t *b = rocksdb_writebatch_create();
+    rocksdb_writeoptions_t *w = rocksdb_writeoptions_create();
+    char v[3][32];
+    const char *keys[3] = {META_FORMAT, META_K, META_HISTORY};
+    char *rocks = NULL;
+
+    snprintf(v[0], sizeof(v[0]), "%d", ADVREC_STORE_FORMAT);
+    snprintf(v[1], sizeof(v[1]), "%u", store->params.k);
+    snprintf(v[2], sizeof(v[2]), "%u", store->params.history);
+    for (int f = 0; f < 3; f++)
+        rocksdb_writebatch_put_cf(b, store->cf[CF_META], keys[f],
+                                  strlen(keys[f]), v[f], strlen(v[f]));
+    rocksdb_writeoptions_set_sync(w, 1);
+    rocksdb_write(store->db, w, b, &rocks);
+    rocksdb_writebatch_destroy(b);
+    rocksdb_writeoptions_destroy(w);
+    if (rocks)
+        return rerr(rocks, ADVREC_ERR_STORE, errstr, errstr_size,
+                    "cannot write the fingerprint to", store->dir);
+    return ADVREC_OK;
+}
+
+static advrec_store_t *store_alloc(const char *dir)
+{
+    advrec_store_t *store = calloc(1, sizeof(*store));
+
+    if (!store)
+        return NULL;
+    store->dir = strdup(dir);
+    store->opts = rocksdb_options_create();
+    store->wopts = rocksdb_writeoptions_create();
+    store->ropts = rocksdb_readoptions_create();
+    store->scan = rocksdb_readoptions_create();
+    store->batch = rocksdb_writebatch_create();
+    if (!store->dir || !store->opts || !store->wopts || !store->ropts ||
+        !store->scan || !store->batch) {
+        advrec_store_close(store);
+        return NULL;
+    }
+    rocksdb_readoptions_set_fill_cache(store->scan, 0);
+    rocksdb_readoptions_set_readahead_size(store->scan, (size_t)2 << 20);
+    rocksdb_options_set_create_if_missing(store->opts, 1);
+    rocksdb_options_set_create_missing_column_families(store->opts, 1);
+    rocksdb_options_set_keep_log_file_num(store->opts, 4);
+    rocksdb_options_set_paranoid_checks(store->opts, 1);
+    /* meta takes a few bytes every commit and would otherwise keep every
+     * WAL file alive until the default limit (4 x all write buffers, GBs):
+     * a restart would then replay all of it. */
+    rocksdb_options_set_max_total_wal_size(store->opts, (uint64_t)128 << 20);
+    return store;
+}
+
+void advrec_store_params_from_conf(advrec_store_params_t *params,
+                                   const advrec_conf_t *conf)
+{
+    memset(params, 0, sizeof(*params));
+    params->k = (uint32_t)conf->model_k;
+    params->history = (uint32_t)conf->recs_history;
+    params->sync = conf->state_sync;
+}
+
+advrec_err_t advrec_store_open(const char *dir,
+                               const advrec_store_params_t *params,
+                               advrec_store_t **storep, char *errstr,
+                               size_t errstr_size)
+{
+    advrec_store_t *store;
+    advrec_err_t err;
+    int exists, fresh = 1;
+
+    *storep = NULL;
+    if (params->k < 1 || params->k > 65535 || params->history < 1 ||
+        params->history > 65535)
+        return advrec_seterr(ADVREC_ERR_INVALID_ARG, errstr, errstr_size,
+                             "store: k=%u history=%u out of range", params->k,
+                             params->history);
+    exists = probe_dir(dir, 1, errstr, errstr_size, &err);
+    if (exists < 0)
+        return err;
+    store = store_alloc(dir);
+    if (!store)
+        return advrec_seterr(ADVREC_ERR_NOMEM, errstr, errstr_size,
+                             "state.dir %s: out of memory", dir);
+    store->params = *params;
+    rocksdb_writeoptions_set_sync(store->wopts,
+                                  params->sync == ADVREC_CONF_SYNC_COMMIT);
+
+    /* An existing database is first checked read-only, so a mismatch or a
+     * foreign database is refused without RocksDB writing anything. */
+    if (exists) {
+        if ((err = open_db(store, MODE_RO, 1, errstr, errstr_size)) ||
+            (err = check_fingerprint(store, &fresh, errstr, errstr_size)))
+            goto fail;
+        close_db(store);
+    }
+    if ((err = open_db(store, MODE_RW, exists, errstr, errstr_size)))
+        goto fail;
+    if (fresh && (err = write_fingerprint(store, errstr, errstr_size)))
+        goto fail;
+    log_info("state.dir %s: opened (%s, model.k=%u, recs.history=%u, "
+             "state.sync=%s)",
+             dir, fresh ? "new" : "existing", params->k, params->history,
+             params->sync == ADVREC_CONF_SYNC_COMMIT ? "commit" : "none");
+    *storep = store;
+    return ADVREC_OK;
+
+fail:
+    advrec_store_close(store);
+    return err;
+}
+
+static int rm_cb(const char *path, const struct stat *st, int flag,
+                 struct FTW *ftw)
+{
+    return remove(path);
+}
+
+advrec_err_t advrec_store_open_readonly(const char *dir,
+                                        advrec_store_t **storep, char *errstr,
+                                        size_t errstr_size)
+{
+    advrec_store_t *store;
+    advrec_err_t err;
+    fp_t fps[3];
+    char tmpl[] = "/tmp/advrec-secondary-XXXXXX";
+    long v[3];
+
+    *storep = NULL;
+    if (probe_dir(dir, 0, errstr, errstr_size, &err) < 0)
+        return err;
+    store = store_alloc(dir);
+    if (!store)
+        return advrec_seterr(ADVREC_ERR_NOMEM, errstr, errstr_size,
+                             "state.dir %s: out of memory", dir);
+    store->readonly = 1;
+    /* A secondary instance keeps every file open, so files the primary
+     * compacts away stay readable until catch-up. */
+    rocksdb_options_set_max_open_files(store->opts, -1);
+    rocksdb_options_set_create_if_missing(store->opts, 0);
+    if (!mkdtemp(tmpl)) {
+        err = advrec_seterr(ADVREC_ERR_STORE, errstr, errstr_size,
+                            "state.dir %s: cannot make a temporary "
+                            "directory for the secondary instance: %s",
+                            dir, strerror(errno));
+        goto fail;
+    }
+    store->secondary_dir = strdup(tmpl);
+    if (!store->secondary_dir) {
+        (void)rmdir(tmpl);
+        err = advrec_seterr(ADVREC_ERR_NOMEM, errstr, errstr_size,
+                            "state.dir %s: out of memory", dir);
+        goto fail;
+    }
+    if ((err = open_db(store, MODE_SECONDARY, 1, errstr, errstr_size)) ||
+        (err = read_fingerprint(store, fps, errstr, errstr_size)))
+        goto fail;
+    for (int f = 0; f < 3; f++) {
+        char *end;
+        v[f] = fps[f].present ? strtol(fps[f].have, &end, 10) : -1;
+        if (!fps[f].present || *end != '\0' || v[f] < 1 || v[f] > 65535) {
+            err = advrec_seterr(ADVREC_ERR_STORE, errstr, errstr_size,
+                                "state.dir %s: meta/%s is %s: not an advrec "
+                                "state dir",
+                                dir, fps[f].key,
+                                fps[f].present ? fps[f].have : "missing");
+            goto fail;
+        }
+    }
+    if (v[0] != ADVREC_STORE_FORMAT) {
+        err = advrec_seterr(ADVREC_ERR_STATE_MISMATCH, errstr, errstr_size,
+                            "state.dir %s was written with format=%ld, this "
+                            "build reads format=%d",
+                            dir, v[0], ADVREC_STORE_FORMAT);
+        goto fail;
+    }
+    store->params.k = (uint32_t)v[1];
+    store->params.history = (uint32_t)v[2];
+    store->params.sync = ADVREC_CONF_SYNC_NONE;
+    *storep = store;
+    return ADVREC_OK;
+
+fail:
+    advrec_store_close(store);
+    return err;
+}
+
+advrec_err_t advrec_store_catch_up(advrec_store_t *store, char *errstr,
+                                   size_t errstr_size)
+{
+    char *rocks = NULL;
+
+    if (!store->readonly)
+        return ADVREC_OK;
+    rocksdb_try_catch_up_with_primary(store->db, &rocks);
+    if (rocks)
+        return rerr(rocks, ADVREC_ERR_STORE, errstr, errstr_size,
+                    "cannot catch up with", store->dir);
+    return ADVREC_OK;
+}
+
+void advrec_store_close(advrec_store_t *store)
+{
+    if (!store)
+        return;
+    close_db(store);
+    if (store->batch)
+        rocksdb_writebatch_destroy(store->batch);
+    if (store->wopts)
+        rocksdb_writeoptions_destroy(store->wopts);
+    if (store->ropts)
+        rocksdb_readoptions_destroy(store->ropts);
+    if (store->scan)
+        rocksdb_readoptions_destroy(store->scan);
+    if (store->opts)
+        rocksdb_options_destroy(store->opts);
+    if (store->secondary_dir) {
+        (void)nftw(store->secondary_dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+        free(store->secondary_dir);
+    }
+    free(store->buf);
+    free(store->key);
+    free(store->dir);
+    free(store);
+}
+
+const advrec_store_params_t *advrec_store_params(const advrec_store_t *store)
+{
+    return &store->params;
+}
+
+const char *advrec_store_dir(const advrec_store_t *store)
+{
+    return store->dir;
+}
+
+/* --- rows ------------------------------------------------------------- */
+
+/* Encodes the common part of row idx of rows into store->buf. */
+static void encode_common(unsigned char *b, char kind,
+                          const advrec_rows_t *rows, uint32_t idx)
+{
+    size_t k = rows->k;
+
+    memset(b, 0, OFF_W);
+    b[OFF_KIND] = (unsigned char)kind;
+    b[OFF_FORMAT] = ADVREC_STORE_FORMAT;
+    put_u16(b + OFF_K, (uint16_t)rows->k);
+    put_u32(b + OFF_IDX, idx);
+    put_u32(b + OFF_UPDATES, rows->updates[idx]);
+    memcpy(b + OFF_BIAS, rows->bias + idx, 4);
+    memcpy(b + OFF_BIAS_ACC, rows->bias_acc + idx, 4);
+    put_u64(b + OFF_CLICKS, rows->clicks[idx]);
+    put_u64(b + OFF_PURCHASES, rows->purchases[idx]);
+    memcpy(b + OFF_W, rows->w + idx * k, 4 * k);
+    memcpy(b + OFF_W + 4 * k, rows->acc + idx * k, 4 * k);
+}
+
+static void encode_user(unsigned char *b, advrec_state_t *state, uint32_t idx)
+{
+    const advrec_rows_t *users = advrec_state_users(state);
+    const advrec_user_ext_t *ux = advrec_state_user_ext(state);
+    uint32_t h = advrec_state_params(state)->history;
+    unsigned char *t = b + OFF_W + (size_t)8 * users->k;
+
+    encode_common(b, KIND_USER, users, idx);
+    memset(t, 0, USER_TAIL);
+    put_u16(t + 0, (uint16_t)h);
+    put_u16(t + 2, ux->hist_len[idx]);
+    put_u16(t + 4, ux->hist_head[idx]);
+    t[6] = ux->last[idx].topic;
+    put_u32(t + 8, (uint32_t)ux->last[idx].partition);
+    put_u64(t + 16, (uint64_t)ux->last[idx].offset);
+    put_u64(t + 24, (uint64_t)ux->last_ts_ms[idx]);
+    memcpy(t + USER_TAIL, ux->hist + (size_t)idx * h, (size_t)4 * h);
+}
+
+static void encode_item(unsigned char *b, advrec_state_t *state,
+                        const advrec_popularity_t *pop, uint32_t idx)
+{
+    const advrec_rows_t *items = advrec_state_items(state);
+    double key = pop ? advrec_popularity_key(pop, idx) : -INFINITY;
+
+    encode_common(b, KIND_ITEM, items, idx);
+    memcpy(b + OFF_W + (size_t)8 * items->k, &key, 8);
+}
+
+/* Checks a stored value's header and size; fills errstr naming the key. */
+static advrec_err_t check_value(const advrec_store_t *store, char kind,
+                                const char *key, size_t key_len,
+                                const unsigned char *v, size_t len,
+                                char *errstr, size_t errstr_size)
+{
+    size_t want = kind == KIND_USER
+                      ? user_size(store->params.k, store->params.history)
+                      : item_size(store->params.k);
+    const char *fam = kind == KIND_USER ? "users" : "items";
+
+    if (len < OFF_W || v[OFF_KIND] != (unsigned char)kind ||
+        v[OFF_FORMAT] != ADVREC_STORE_FORMAT ||
+        get_u16(v + OFF_K) != store->params.k || len != want ||
+        (kind == KIND_USER &&
+         get_u16(v + OFF_W + (size_t)8 * store->params.k) !=
+             store->params.history))
+        return advrec_seterr(
+            ADVREC_ERR_STORE, errstr, errstr_size,
+            "state.dir %s: %s/\"%.*s\" is malformed (%zu "
+            "bytes, want %zu for format %d, k=%u, "
+            "history=%u)",
+            store->dir, fam, (int)(key_len > 200 ? 200 : key_len), key, len,
+            want, ADVREC_STORE_FORMAT, store->params.k, store->params.history);
+    return ADVREC_OK;
+}
+
+static void decode_common(const unsigned char *v, advrec_rows_t *rows,
+                          uint32_t idx)
+{
+    size_t k = rows->k;
+
+    rows->updates[idx] = get_u32(v + OFF_UPDATES);
+    memcpy(rows->bias + idx, v + OFF_BIAS, 4);
+    memcpy(rows->bias_acc + idx, v + OFF_BIAS_ACC, 4);
+    rows->clicks[idx] = get_u64(v + OFF_CLICKS);
+    rows->purchases[idx] = get_u64(v + OFF_PURCHASES);
+    memcpy(rows->w + idx * k, v + OFF_W, 4 * k);
+    memcpy(rows->acc + idx * k, v + OFF_W + 4 * k, 4 * k);
+}
+
+static void decode_user_tail(const unsigned char *t, uint32_t h, uint32_t *hist,
+                             uint16_t *len, uint16_t *head,
+                             advrec_origin_t *last, int64_t *last_ts)
+{
+    *len = get_u16(t + 2);
+    *head = get_u16(t + 4);
+    last->topic = t[6];
+    last->partition = (int32_t)get_u32(t + 8);
+    last->offset = (int64_t)get_u64(t + 16);
+    *last_ts = (int64_t)get_u64(t + 24);
+    memcpy(hist, t + USER_TAIL, (size_t)4 * h);
+}
+
+/* --- keys ------------------------------------------------------------- */
+
+static void id_key(unsigned char key[5], int items, uint32_t idx)
+{
+    key[0] = items ? 'i' : 'u';
+    key[1] = (unsigned char)(idx >> 24);
+    key[2] = (unsigned char)(idx >> 16);
+    key[3] = (unsigned char)(idx >> 8);
+    key[4] = (unsigned char)idx;
+}
+
+static size_t offset_key(char *key, size_t size, const char *topic,
+                         int32_t partition)
+{
+    int n = snprintf(key, size, META_OFFSET_PF "%s/%d", topic, (int)partition);
+    return n < 0 ? 0 : (size_t)n < size ? (size_t)n : size - 1;
+}
+
+/* --- commit ----------------------------------------------------------- */
+
+/* Free space a commit leaves for RocksDB's own work (memtable flushes,
+ * compactions, MANIFEST), on top of twice the batch (WAL, then SST). */
+#define SPACE_RESERVE ((uint64_t)64 << 20)
+
+/*
+ * Refuses a commit the filesystem cannot take. RocksDB itself would fail
+ * the write cleanly and leave nothing of it, but the Debian build of
+ * librocksdb 7.8.3 has assertions enabled and aborts the process on a
+ * failed WAL append (WritableFileWriter); checking first turns the common
+ * case, a full disk, into an error the daemon can report. -1 with errstr.
+ */
+static int space_left(advrec_store_t *store, char *errstr, size_t errstr_size)
+{
+    struct statvfs vfs;
+    size_t batch = 0;
+    uint64_t avail, need;
+
+    (void)rocksdb_writebatch_data(store->batch, &batch);
+    if (statvfs(store->dir, &vfs) != 0)
+        return 0; /* cannot tell: let RocksDB try */
+    avail = (uint64_t)vfs.f_bavail * vfs.f_frsize;
+    need = 2 * (uint64_t)batch + SPACE_RESERVE;
+    if (avail >= need)
+        return 0;
+    advrec_seterr(ADVREC_ERR_STORE, errstr, errstr_size,
+                  "commit to state.dir %s refused: %llu bytes free, a %zu "
+                  "byte batch needs %llu (filesystem full); nothing of it "
+                  "was written",
+                  store->dir, (unsigned long long)avail, batch,
+                  (unsigned long long)need);
+    return -1;
+}
+
+static void put_row(advrec_store_t *store, int cf, const char *id, size_t size)
+{
+    rocksdb_writebatch_put_cf(store->batch, store->cf[cf], id, strlen(id),
+                              (const char *)store->buf, size);
+}
+
+advrec_err_t advrec_store_commit(advrec_store_t *store, advrec_state_t *state,
+                                 const advrec_popularity_t *pop,
+                                 uint64_t version,
+                                 const advrec_store_offset_t *offsets,
+                                 size_t n_offsets, char *errstr,
+                                 size_t errstr_size)
+{
+    const advrec_state_params_t *sp = advrec_state_params(state);
+    advrec_rows_t *users = advrec_state_users(state);
+    advrec_rows_t *items = advrec_state_items(state);
+    size_t usz, isz;
+    unsigned char num[8], idk[5];
+    char key[600], *rocks = NULL;
+    uint32_t n_rows = 0;
+
+    if (store->readonly)
+        return advrec_seterr(ADVREC_ERR_INVALID_ARG, errstr, errstr_size,
+                             "state.dir %s is open read-only", store->dir);
+    if (sp->k != store->params.k || sp->history != store->params.history ||
+        users->n < store->users_hw || items->n < store->items_hw)
+        return advrec_seterr(ADVREC_ERR_INVALID_ARG, errstr, errstr_size,
+                             "state.dir %s: commit of a state that is not "
+                             "the one loaded (k=%u history=%u, %u users, %u "
+                             "items; store has k=%u history=%u, %u users, "
+                             "%u items)",
+                             store->dir, sp->k, sp->history, users->n, items->n,
+                             store->params.k, store->params.history,
+                             store->users_hw, store->items_hw);
+    usz = user_size(sp->k, sp->history);
+    isz = item_size(sp->k);
+    if (grow_buf((void **)&store->buf, &store->buf_cap, usz > isz ? usz : isz))
+        return advrec_seterr(ADVREC_ERR_NOMEM, errstr, errstr_size,
+                             "state.dir %s: out of memory", store->dir);
+
+    /* Staged detector rows stay in the batch if this commit fails. */
+    rocksdb_writebatch_set_save_point(store->batch);
+    for (uint32_t d = 0; d < users->n_dirty; d++) {
+        uint32_t u = users->dirty_list[d];
+        if (u >= store->users_hw)
+            continue; /* written below with its id */
+        encode_user(store->buf, state, u);
+        put_row(store, CF_USERS, advrec_state_user_name(state, u), usz);
+        n_rows++;
+    }
+    /* Every row interned since the last commit, dirty or not (an event
+     * may intern a user and then fail on its item), so that indices on
+     * disk stay dense and a load reproduces them. */
+    for (uint32_t u = store->users_hw; u < users->n; u++) {
+        const char *id = advrec_state_user_name(state, u);
+        encode_user(store->buf, state, u);
+        put_row(store, CF_USERS, id, usz);
+        id_key(idk, 0, u);
+        rocksdb_writebatch_put_cf(store->batch, store->cf[CF_IDS],
+                                  (const char *)idk, 5, id, strlen(id));
+        n_rows++;
+    }
+    for (uint32_t d = 0; d < items->n_dirty; d++) {
+        uint32_t i = items->dirty_list[d];
+        if (i >= store->items_hw)
+            continue;
+        encode_item(store->buf, state, pop, i);
+        put_row(store, CF_ITEMS, advrec_state_item_name(state, i), isz);
+        n_rows++;
+    }
+    for (uint32_t i = store->items_hw; i < items->n; i++) {
+        const char *id = advrec_state_item_name(state, i);
+        encode_item(store->buf, state, pop, i);
+        put_row(store, CF_ITEMS, id, isz);
+        id_key(idk, 1, i);
+        rocksdb_writebatch_put_cf(store->batch, store->cf[CF_IDS],
+                                  (const char *)idk, 5, id, strlen(id));
+        n_rows++;
+    }
+    for (size_t o = 0; o < n_offsets; o++) {
+        size_t kl = offset_key(key, sizeof(key), offsets[o].topic,
+                               offsets[o].partition);
+        put_u64(num, (uint64_t)offsets[o].next);
+        rocksdb_writebatch_put_cf(store->batch, store->cf[CF_META], key, kl,
+                                  (const char *)num, 8);
+    }
+    put_u64(num, version);
+    rocksdb_writebatch_put_cf(store->batch, store->cf[CF_META], META_VERSION,
+                              strlen(META_VERSION), (const char *)num, 8);
+    put_u32(num, users->n);
+    rocksdb_writebatch_put_cf(store->batch, store->cf[CF_META], META_N_USERS,
+                              strlen(META_N_USERS), (const char *)num, 4);
+    put_u32(num, items->n);
+    rocksdb_writebatch_put_cf(store->batch, store->cf[CF_META], META_N_ITEMS,
+                              strlen(META_N_ITEMS), (const char *)num, 4);
+
+    if (space_left(store, errstr, errstr_size)) {
+        rocksdb_writebatch_rollback_to_save_point(store->batch, NULL);
+        return ADVREC_ERR_STORE;
+    }
+    rocksdb_write(store->db, store->wopts, store->batch, &rocks);
+    if (rocks) {
+        char what[160];
+        rocksdb_writebatch_rollback_to_save_point(store->batch, NULL);
+        snprintf(what, sizeof(what),
+                 "commit of %u rows and %zu offsets failed; nothing of it "
+                 "was written to",
+                 n_rows, n_offsets);
+        return rerr(rocks, ADVREC_ERR_STORE, errstr, errstr_size, what,
+                    store->dir);
+    }
+    rocksdb_writebatch_clear(store->batch);
+    advrec_state_clear_dirty(state);
+    store->users_hw = users->n;
+    store->items_hw = items->n;
+    return ADVREC_OK;
+}
+
+advrec_err_t advrec_store_stage_detector(advrec_store_t *store, const void *key,
+                                         size_t key_len, const void *value,
+                                         size_t value_len)
+{
+    if (store->readonly)
+        return ADVREC_ERR_INVALID_ARG;
+    if (value_len == 0)
+        rocksdb_writebatch_delete_cf(store->batch, store->cf[CF_DETECTORS], key,
+                                     key_len);
+    else
+        rocksdb_writebatch_put_cf(store->batch, store->cf[CF_DETECTORS], key,
+                                  key_len, value, value_len);
+    return ADVREC_OK;
+}
+
+/* --- load ------------------------------------------------------------- */
+
+/* A NUL-terminated copy of a RocksDB key in store->key. */
+static const char *key_str(advrec_store_t *store, const char *k, size_t len)
+{
+    if (grow_buf((void **)&store->key, &store->key_cap, len + 1))
+        return NULL;
+    memcpy(store->key, k, len);
+    store->key[len] = '\0';
+    return store->key;
+}
+
+static advrec_err_t iter_error(advrec_store_t *store, rocksdb_iterator_t *it,
+                               int cf, char *errstr, size_t errstr_size)
+{
+    char *rocks = NULL, what[64];
+
+    rocksdb_iter_get_error(it, &rocks);
+    if (!rocks)
+        return ADVREC_OK;
+    snprintf(what, sizeof(what), "cannot read family %s of", cf_names[cf]);
+    return rerr(rocks, ADVREC_ERR_STORE, errstr, errstr_size, what, store->dir);
+}
+
+static advrec_err_t get_u32_meta(advrec_store_t *store, const char *key,
+                                 uint64_t *out, size_t width, char *errstr,
+                                 size_t errstr_size)
+{
+    char *val;
+    size_t len;
+    advrec_err_t err =
+        get(store, CF_META, key, strlen(key), &val, &len, errstr, errstr_size);
+
+    *out = 0;
+    if (err || !val)
+        return err;
+    if (len != width) {
+        rocksdb_free(val);
+        return advrec_seterr(ADVREC_ERR_STORE, errstr, errstr_size,
+                             "state.dir %s: meta/%s has %zu bytes, want %zu",
+                             store->dir, key, len, width);
+    }
+    *out = width == 4 ? get_u32((unsigned char *)val)
+                      : get_u64((unsigned char *)val);
+    rocksdb_free(val);
+    return ADVREC_OK;
+}
+
+/* Interns every id of family ids in index order. */
+static advrec_err_t load_ids(advrec_store_t *store, advrec_state_t *state,
+                             uint64_t n_users, uint64_t n_items, int items_only,
+                             char *errstr, size_t errstr_size)
+{
+    rocksdb_iterator_t *it =
+        rocksdb_create_iterator_cf(store->db, store->scan, store->cf[CF_IDS]);
+    uint32_t next[2] = {0, 0};
+    advrec_err_t err = ADVREC_OK;
+
+    /* 'i' sorts before 'u': items first, then users. */
+    for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it);
+         rocksdb_iter_next(it)) {
+        size_t kl, vl;
+        const unsigned char *k =
+            (const unsigned char *)rocksdb_iter_key(it, &kl);
+        const char *v = rocksdb_iter_value(it, &vl), *id;
+        int items;
+        uint32_t idx, got;
+
+        if (items_only && kl > 0 && k[0] != 'i')
+            break;
+        if (kl != 5 || (k[0] != 'u' && k[0] != 'i')) {
+            err = advrec_seterr(ADVREC_ERR_STORE, errstr, errstr_size,
+                                "state.dir %s: malformed key in family ids "
+                                "(%zu bytes)",
+                                store->dir, kl);
+            break;
+        }
+        items = k[0] == 'i';
+        idx = (uint32_t)k[1] << 24 | (uint32_t)k[2] << 16 |
+              (uint32_t)k[3] << 8 | k[4];
+        if (idx != next[items]) {
+            err = advrec_seterr(ADVREC_ERR_STORE, errstr, errstr_size,
+                                "state.dir %s: family ids lists %s index %u "
+                                "where %u was expected: indices are not "
+                                "dense",
+                                store->dir, items ? "item" : "user", idx,
+                                next[items]);
+            break;
+        }
+        if (!(id = key_str(store, v, vl))) {
+            err = advrec_seterr(ADVREC_ERR_NOMEM, errstr, errstr_size,
+                                "state.dir %s: out of memory", store->dir);
+            break;
+        }
+        err = items ? advrec_state_item(state, id, 1, &got, NULL, errstr,
+                                        errstr_size)
+                    : advrec_state_user(state, id, 1, &got, NULL, errstr,
+                                        errstr_size);
+        if (err)
+            break;
+        if (got != idx) {
+            err = advrec_seterr(ADVREC_ERR_STORE, errstr, errstr_size,
+                                "state.dir %s: %s \"%s\" is listed twice in "
+                                "family ids (indices %u and %u)",
+                                store->dir, items ? "item" : "user", id, got,
+                                idx);
+            break;
+        }
+        next[items]++;
+    }
+    if (!err)
+        err = iter_error(store, it, CF_IDS, errstr, errstr_size);
+    rocksdb_iter_destroy(it);
+    if (items_only)
+        n_users = 0;
+    if (!err && (next[0] != n_users || next[1] != n_items))
+        err = advrec_seterr(ADVREC_ERR_STORE, errstr, errstr_size,
+                            "state.dir %s: family ids lists %u users and %u "
+                            "items, meta counts say %llu and %llu",
+                            store->dir, next[0], next[1],
+                            (unsigned long long)n_users,
+                            (unsigned long long)n_items);
+    return err;
+}
+
+/* Fills the rows of family cf (users or items) into state (and pop). */
+static advrec_err_t load_rows(advrec_store_t *store, advrec_state_t *state,
+                              advrec_popularity_t *pop, int cf, char *errstr,
+                              size_t errstr_size)
+{
+    int items = cf == CF_ITEMS;
+    char kind = items ? KIND_ITEM : KIND_USER;
+    advrec_rows_t *rows =
+        items ? advrec_state_items(state) : advrec_state_users(state);
+    advrec_user_ext_t *ux = advrec_state_user_ext(state);
+    uint32_t h = store->params.history, seen = 0;
+    size_t k8 = (size_t)8 * store->params.k;
+    rocksdb_iterator_t *it =
+        rocksdb_create_iterator_cf(store->db, store->scan, store->cf[cf]);
+    advrec_err_t err = ADVREC_OK;
+
+    for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it);
+         rocksdb_iter_next(it)) {
+        size_t kl, vl;
+        const char *k = rocksdb_iter_key(it, &kl), *id;
+        const unsigned char *v =
+            (const unsigned char *)rocksdb_iter_value(it, &vl);
+        uint32_t idx;
+
+        if ((err = check_value(store, kind, k, kl, v, vl, errstr, errstr_size)))
+            break;
+        if (!(id = key_str(store, k, kl))) {
+            err = advrec_seterr(ADVREC_ERR_NOMEM, errstr, errstr_size,
+                                "state.dir %s: out of memory", store->dir);
+            break;
+        }
+        err = items ? advrec_state_item(state, id, 0, &idx, NULL, errstr,
+                                        errstr_size)
+                    : advrec_state_user(state, id, 0, &idx, NULL, errstr,
+                                        errstr_size);
+        if (err || idx != get_u32(v + OFF_IDX)) {
+            err = advrec_seterr(ADVREC_ERR_STORE, errstr, errstr_size,
+                                "state.dir %s: %s/\"%s\" (index %u) does "
+                                "not match family ids",
+                                store->dir, cf_names[cf], id,
+                                get_u32(v + OFF_IDX));
+            break;
+        }
+        decode_common(v, rows, idx);
+        if (items) {
+            double key;
+            memcpy(&key, v + OFF_W + k8, 8);
+            if (pop && key > -INFINITY &&
+                (err = advrec_popularity_set_key(pop, idx, key))) {
+                advrec_seterr(err, errstr, errstr_size,
+                              "state.dir %s: item \"%s\": popularity key "
+                              "%g not restored: %s",
+                              store->dir, id, key, advrec_err2str(err));
+                break;
+            }
+        } else {
+            decode_user_tail(v + OFF_W + k8, h, ux->hist + (size_t)idx * h,
+                             ux->hist_len + idx, ux->hist_head + idx,
+                             ux->last + idx, ux->last_ts_ms + idx);
+            if (ux->hist_len[idx] > h || ux->hist_head[idx] >= h) {
+                err = advrec_seterr(ADVREC_ERR_STORE, errstr, errstr_size,
+                                    "state.dir %s: users/\"%s\": history "
+                                    "ring len %u head %u for %u entries",
+                                    store->dir, id, ux->hist_len[idx],
+                                    ux->hist_head[idx], h);
+                break;
+            }
+        }
+        seen++;
+    }
+    if (!err)
+        err = iter_error(store, it, cf, errstr, errstr_size);
+    rocksdb_iter_destroy(it);
+    if (!err && seen != rows->n)
+        err = advrec_seterr(ADVREC_ERR_STORE, errstr, errstr_size,
+                            "state.dir %s: family %s has %u rows, family "
+                            "ids lists %u",
+                            store->dir, cf_names[cf], seen, rows->n);
+    return err;
+}
+
+static advrec_err_t load(advrec_store_t *store, advrec_state_t *state,
+                         advrec_popularity_t *pop, uint64_t *version,
+                         int items_only, char *errstr, size_t errstr_size)
+{
+    const advrec_state_params_t *sp = advrec_state_params(state);
+    uint64_t n_users, n_items, v;
+    advrec_err_t err;
+
+    if (advrec_state_users(state)->n || advrec_state_items(state)->n ||
+        sp->k != store->params.k || sp->history != store->params.history)
+        return advrec_seterr(ADVREC_ERR_INVALID_ARG, errstr, errstr_size,
+                             "state.dir %s: load needs an empty state with "
+                             "k=%u history=%u",
+                             store->dir, store->params.k,
+                             store->params.history);
+    if ((err = get_u32_meta(store, META_N_USERS, &n_users, 4, errstr,
+                            errstr_size)) ||
+        (err = get_u32_meta(store, META_N_ITEMS, &n_items, 4, errstr,
+                            errstr_size)) ||
+        (err = get_u32_meta(store, META_VERSION, &v, 8, errstr, errstr_size)) ||
+        (err = load_ids(store, state, n_users, n_items, items_only, errstr,
+                        errstr_size)) ||
+        (!items_only && (err = load_rows(store, state, NULL, CF_USERS, errstr,
+                                         errstr_size))) ||
+        (err = load_rows(store, state, pop, CF_ITEMS, errstr, errstr_size)))
+        return err;
+    if (version)
+        *version = v;
+    if (items_only)
+        return ADVREC_OK;
+    /* Loaded rows are on disk already. */
+    advrec_state_clear_dirty(state);
+    store->users_hw = (uint32_t)n_users;
+    store->items_hw = (uint32_t)n_items;
+    log_info("state.dir %s: loaded %llu users, %llu items, model version "
+             "%llu",
+             store->dir, (unsigned long long)n_users,
+             (unsigned long long)n_items, (unsigned long long)v);
+    return ADVREC_OK;
+}
+
+advrec_err_t advrec_store_load(advrec_store_t *store, advrec_state_t *state,
+                               advrec_popularity_t *pop, uint64_t *version,
+                               char *errstr, size_t errstr_size)
+{
+    return load(store, state, pop, version, 0, errstr, errstr_size);
+}
+
+advrec_err_t advrec_store_load_items(advrec_store_t *store,
+                                     advrec_state_t *state,
+                                     advrec_popularity_t *pop, char *errstr,
+                                     size_t errstr_size)
+{
+    return load(store, state, pop, NULL, 1, errstr, errstr_size);
+}
+
+/* --- offsets, detectors ----------------------------------------------- */
+
+advrec_err_t advrec_store_offset(advrec_store_t *store, const char *topic,
+                                 int32_t partition, int64_t *next, char *errstr,
+                                 size_t errstr_size)
+{
+    char key[600], *val;
+    size_t kl = offset_key(key, sizeof(key), topic, partition), len;
+    advrec_err_t err =
+        get(store, CF_META, key, kl, &val, &len, errstr, errstr_size);
+
+    if (err)
+        return err;
+    if (!val)
+        return advrec_seterr(ADVREC_ERR_NOT_FOUND, errstr, errstr_size,
+                             "state.dir %s: no offset stored for %s [%d]",
+                             store->dir, topic, (int)partition);
+    if (len != 8) {
+        rocksdb_free(val);
+        return advrec_seterr(ADVREC_ERR_STORE, errstr, errstr_size,
+                             "state.dir %s: meta/%s has %zu bytes, want 8",
+                             store->dir, key, len);
+    }
+    *next = (int64_t)get_u64((unsigned char *)val);
+    rocksdb_free(val);
+    return ADVREC_OK;
+}
+
+advrec_err_t advrec_store_offsets_foreach(advrec_store_t *store,
+                                          advrec_store_offset_cb *cb,
+                                          void *opaque, char *errstr,
+                                          size_t errstr_size)
+{
+    rocksdb_iterator_t *it =
+        rocksdb_create_iterator_cf(store->db, store->ropts, store->cf[CF_META]);
+    size_t pl = strlen(META_OFFSET_PF);
+    advrec_err_t err = ADVREC_OK;
+
+    for (rocksdb_iter_seek(it, META_OFFSET_PF, pl); rocksdb_iter_valid(it);
+         rocksdb_iter_next(it)) {
+        size_t kl, vl;
+        const char *k = rocksdb_iter_key(it, &kl);
+        const char *v = rocksdb_iter_value(it, &vl);
+        const char *slash;
+        char topic[512];
+        advrec_store_offset_t off;
+
+        if (kl < pl || memcmp(k, META_OFFSET_PF, pl) != 0)
+            break;
+        slash = memrchr(k + pl, '/', kl - pl);
+        if (!slash || vl != 8 ||
+            (size_t)(slash - k - (ptrdiff_t)pl) >= sizeof(topic)) {
+            err = advrec_seterr(ADVREC_ERR_STORE, errstr, errstr_size,
+                                "state.dir %s: malformed offset entry "
+                                "meta/%.*s",
+                                store->dir, (int)(kl > 200 ? 200 : kl), k);
+            break;
+        }
+        memcpy(topic, k + pl, (size_t)(slash - k) - pl);
+        topic[(size_t)(slash - k) - pl] = '\0';
+        off.topic = topic;
+        off.partition = (int32_t)strtol(
+            key_str(store, slash + 1, kl - (size_t)(slash + 1 - k)), NULL, 10);
+        off.next = (int64_t)get_u64((const unsigned char *)v);
+        if (cb(opaque, &off))
+            break;
+    }
+    if (!err)
+        err = iter_error(store, it, CF_META, errstr, errstr_size);
+    rocksdb_iter_destroy(it);
+    return err;
+}
+
+advrec_err_t advrec_store_detectors_foreach(advrec_store_t *store,
+                                            advrec_store_kv_cb *cb,
+                                            void *opaque, char *errstr,
+                                            size_t errstr_size)
+{
+    rocksdb_iterator_t *it;
+    advrec_err_t err;
+
+    if (!store->cf[CF_DETECTORS])
+        return ADVREC_OK;
+    it = rocksdb_create_iterator_cf(store->db, store->ropts,
+                                    store->cf[CF_DETECTORS]);
+    for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it);
+         rocksdb_iter_next(it)) {
+        size_t kl, vl;
+        const char *k = rocksdb_iter_key(it, &kl);
+        const char *v = rocksdb_iter_value(it, &vl);
+        if (cb(opaque, k, kl, v, vl))
+            break;
+    }
+    err = iter_error(store, it, CF_DETECTORS, errstr, errstr_size);
+    rocksdb_iter_destroy(it);
+    return err;
+}
+
+/* --- checkpoint ------------------------------------------------------- */
+
+advrec_err_t advrec_store_checkpoint(advrec_store_t *store,
+                                     const char *dest_dir, char *errstr,
+                                     size_t errstr_size)
+{
+    rocksdb_checkpoint_t *cp;
+    char *rocks = NULL;
+
+    if (store->readonly)
+        return advrec_seterr(ADVREC_ERR_INVALID_ARG, errstr, errstr_size,
+                             "state.dir %s is open read-only: checkpoint it "
+                             "from the daemon",
+                             store->dir);
+    cp = rocksdb_checkpoint_object_create(store->db, &rocks);
+    if (rocks)
+        return rerr(rocks, ADVREC_ERR_STORE, errstr, errstr_size,
+                    "cannot checkpoint", store->dir);
+    /* log_size_for_flush 0: flush every family first, so the copy holds
+     * SST files only and needs no WAL replay. */
+    rocksdb_checkpoint_create(cp, dest_dir, 0, &rocks);
+    rocksdb_checkpoint_object_destroy(cp);
+    if (rocks) {
+        advrec_seterr(ADVREC_ERR_STORE, errstr, errstr_size,
+                      "cannot checkpoint state.dir %s into %s: %s", store->dir,
+                      dest_dir, rocks);
+        rocksdb_free(rocks);
+        return ADVREC_ERR_STORE;
+    }
+    log_info("state.dir %s: checkpoint written to %s", store->dir, dest_dir);
+    return ADVREC_OK;
+}
+
+/* --- tools ------------------------------------------------------------ */
+
+void advrec_store_row_free(advrec_store_row_t *row)
+{
+    if (!row)
+        return;
+    free(row->w);
+    free(row->acc);
+    free(row->hist);
+    memset(row, 0, sizeof(*row));
+}
+
+static advrec_err_t get_row(advrec_store_t *store, int cf, const char *id,
+                            advrec_store_row_t *row, char *errstr,
+                            size_t errstr_size)
+{
+    char kind = cf == CF_ITEMS ? KIND_ITEM : KIND_USER;
+    uint32_t k = store->params.k, h = store->params.history;
+    const unsigned char *v;
+    char *val;
+    size_t len;
+    advrec_err_t err;
+
+    memset(row, 0, sizeof(*row));
+    if ((err = get(store, cf, id, strlen(id), &val, &len, errstr, errstr_size)))
+        return err;
+    if (!val)
+        return advrec_seterr(ADVREC_ERR_NOT_FOUND, errstr, errstr_size,
+                             "state.dir %s: no %s \"%s\"", store->dir,
+                             cf == CF_ITEMS ? "item" : "user", id);
+    v = (const unsigned char *)val;
+    if ((err = check_value(store, kind, id, strlen(id), v, len, errstr,
+                           errstr_size)))
+        goto out;
+    row->k = k;
+    row->idx = get_u32(v + OFF_IDX);
+    row->updates = get_u32(v + OFF_UPDATES);
+    memcpy(&row->bias, v + OFF_BIAS, 4);
+    memcpy(&row->bias_acc, v + OFF_BIAS_ACC, 4);
+    row->clicks = get_u64(v + OFF_CLICKS);
+    row->purchases = get_u64(v + OFF_PURCHASES);
+    row->pop_key = -INFINITY;
+    row->w = malloc((size_t)4 * k);
+    row->acc = malloc((size_t)4 * k);
+    if (kind == KIND_USER)
+        row->hist = malloc((size_t)4 * h);
+    if (!row->w || !row->acc || (kind == KIND_USER && !row->hist)) {
+        advrec_store_row_free(row);
+        err = advrec_seterr(ADVREC_ERR_NOMEM, errstr, errstr_size,
+                            "state.dir %s: out of memory", store->dir);
+        goto out;
+    }
+    memcpy(row->w, v + OFF_W, (size_t)4 * k);
+    memcpy(row->acc, v + OFF_W + (size_t)4 * k, (size_t)4 * k);
+    if (kind == KIND_ITEM) {
+        memcpy(&row->pop_key, v + OFF_W + (size_t)8 * k, 8);
+    } else {
+        uint16_t hl, hh;
+        row->history = h;
+        decode_user_tail(v + OFF_W + (size_t)8 * k, h, row->hist, &hl, &hh,
+                         &row->last, &row->last_ts_ms);
+        row->hist_len = hl;
+        row->hist_head = hh;
+    }
+out:
+    rocksdb_free(val);
+    return err;
+}
+
+advrec_err_t advrec_store_get_user(advrec_store_t *store, const char *id,
+                                   advrec_store_row_t *row, char *errstr,
+                                   size_t errstr_size)
+{
+    return get_row(store, CF_USERS, id, row, errstr, errstr_size);
+}
+
+advrec_err_t advrec_store_get_item(advrec_store_t *store, const char *id,
+                                   advrec_store_row_t *row, char *errstr,
+                                   size_t errstr_size)
+{
+    return get_row(store, CF_ITEMS, id, row, errstr, errstr_size);
+}
+
+advrec_err_t advrec_store_id_name(advrec_store_t *store, int items,
+                                  uint32_t idx, char *buf, size_t buf_size,
+                                  char *errstr, size_t errstr_size)
+{
+    unsigned char key[5];
+    char *val;
+    size_t len;
+    advrec_err_t err;
+
+    id_key(key, items, idx);
+    if ((err = get(store, CF_IDS, (const char *)key, 5, &val, &len, errstr,
+                   errstr_size)))
+        return err;
+    if (!val)
+        return advrec_seterr(ADVREC_ERR_NOT_FOUND, errstr, errstr_size,
+                             "state.dir %s: no %s with index %u", store->dir,
+                             items ? "item" : "user", idx);
+    snprintf(buf, buf_size, "%.*s", (int)len, val);
+    rocksdb_free(val);
+    return ADVREC_OK;
+}
+
+static int count_offset(void *opaque, const advrec_store_offset_t *offset)
+{
+    (*(size_t *)opaque)++;
+    return 0;
+}
+
+static int count_kv(void *opaque, const void *key, size_t key_len,
+                    const void *value, size_t value_len)
+{
+    (*(size_t *)opaque)++;
+    return 0;
+}
+
+advrec_err_t advrec_store_summary(advrec_store_t *store,
+                                  advrec_store_summary_t *s, char *errstr,
+                                  size_t errstr_size)
+{
+    uint64_t nu, ni;
+    advrec_err_t err;
+
+    memset(s, 0, sizeof(*s));
+    if ((err =
+             get_u32_meta(store, META_N_USERS, &nu, 4, errstr, errstr_size)) ||
+        (err =
+             get_u32_meta(store, META_N_ITEMS, &ni, 4, errstr, errstr_size)) ||
+        (err = get_u32_meta(store, META_VERSION, &s->model_version, 8, errstr,
+                            errstr_size)) ||
+        (err = advrec_store_offsets_foreach(store, count_offset, &s->offsets,
+                                            errstr, errstr_size)) ||
+        (err = advrec_store_detectors_foreach(store, count_kv, &s->detectors,
+                                              errstr, errstr_size)))
+        return err;
+    s->users = (uint32_t)nu;
+    s->items = (uint32_t)ni;
+    for (int c = 0; c < CF_N; c++) {
+        char *p;
+        if (!store->cf[c])
+            continue;
+        p = rocksdb_property_value_cf(store->db, store->cf[c],
+                                      "rocksdb.total-sst-files-size");
+        if (p)
+            s->disk_bytes += strtoull(p, NULL, 10);
+        rocksdb_free(p);
+    }
+    return ADVREC_OK;
+}

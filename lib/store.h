@@ -1,0 +1,262 @@
+/*
+ * store.h - advrecd's persistent state: RocksDB (C API) in state.dir.
+ *
+ * Column families (docs/STATE.md has the byte layouts):
+ *   users      external user id -> version header, dense index, counters,
+ *              factors, Adagrad accumulators, history ring, last origin
+ *   items      external item id -> the same row fields plus the popularity
+ *              key (popularity.h)
+ *   ids        'u'|'i' + big-endian u32 dense index -> external id: the
+ *              dense indices in index order, so a load re-interns every id
+ *              in exactly the order it was first seen and a replay after a
+ *              restart is bit-identical; also lets a tool name the items
+ *              of a user's history without loading every item
+ *   detectors  entity key -> anomaly detector state (opaque bytes staged
+ *              by the detector module; see advrec_store_stage_detector)
+ *   meta       "format", "model.k", "recs.history" (the fingerprint),
+ *              "model/version", "count/users", "count/items",
+ *              "offset/<topic>/<partition>" -> next offset to read
+ *
+ * Semantics: advrec_store_commit() writes ONE WriteBatch with every row
+ * changed since the last commit, every new id, the staged detector rows,
+ * the next offset of every input partition consumed, the model version and
+ * the row counts. RocksDB applies a batch atomically (WAL on), so after a
+ * crash at any instant the state on disk is that of some round boundary
+ * together with the offsets that produced it: the daemon seeks to those
+ * offsets and replays exactly the records whose effects were lost.
+ *
+ * Ownership: the store owns the RocksDB handles, a reusable WriteBatch and
+ * an encoding buffer. It never owns the state or the popularity table it
+ * loads into or commits from; those are the engine's. One store is bound
+ * to one state: load into an empty state first (or start with an empty
+ * state on a new dir), then commit that same state every round. Not
+ * thread-safe; one thread of control per store (a read-only store in
+ * another process may run alongside).
+ */
+#ifndef ADVREC_STORE_H
+#define ADVREC_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "err.h"
+#include "popularity.h"
+#include "state.h"
+
+/* Version of the value layout; part of the fingerprint. */
+#define ADVREC_STORE_FORMAT 1
+
+typedef struct advrec_store_s advrec_store_t;
+
+/* What the state dir must agree with, and how to write. */
+typedef struct advrec_store_params_s {
+    uint32_t k;       /* model.k: floats per factor row */
+    uint32_t history; /* recs.history: entries of a user's ring */
+    int sync;         /* advrec_conf_sync_t (state.sync) */
+} advrec_store_params_t;
+
+/* Next offset to read from one input partition. topic is only read. */
+typedef struct advrec_store_offset_s {
+    const char *topic;
+    int32_t partition;
+    int64_t next;
+} advrec_store_offset_t;
+
+/* Fills params from a loaded configuration (conf is only read). */
+void advrec_store_params_from_conf(advrec_store_params_t *params,
+                                   const advrec_conf_t *conf);
+
+/*
+ * Opens the state in dir for reading and writing, creating dir (and its
+ * parents) and a new database when dir does not exist or is empty.
+ * On success *storep is a new store the caller owns (advrec_store_close).
+ *
+ * Errors (nothing in dir is written on any of them):
+ *  - ADVREC_ERR_STATE_MISMATCH: dir was written under another fingerprint;
+ *    errstr says e.g. "state.dir /x was written with model.k=64, this
+ *    configuration has model.k=32".
+ *  - ADVREC_ERR_STORE: dir cannot be created or read, is corrupt, is not
+ *    an advrec state dir (files but no RocksDB CURRENT, or a database
+ *    without our fingerprint that holds data), or is locked by another
+ *    process; errstr carries RocksDB's reason and the path.
+ */
+advrec_err_t advrec_store_open(const char *dir,
+                               const advrec_store_params_t *params,
+                               advrec_store_t **storep, char *errstr,
+                               size_t errstr_size);
+
+/*
+ * Opens dir read-only for tools, as a RocksDB secondary instance (its own
+ * info log goes to a private temporary directory, removed on close), so it
+ * works while a daemon has dir open; advrec_store_catch_up() follows the
+ * daemon's later commits. The fingerprint is read from dir, not checked:
+ * advrec_store_params() tells what was found. Commit, stage and checkpoint
+ * return ADVREC_ERR_INVALID_ARG on such a store. Errors as
+ * advrec_store_open() (ADVREC_ERR_STORE when dir holds no advrec state).
+ */
+advrec_err_t advrec_store_open_readonly(const char *dir,
+                                        advrec_store_t **storep, char *errstr,
+                                        size_t errstr_size);
+
+/* Catches a read-only store up with the primary's writes. */
+advrec_err_t advrec_store_catch_up(advrec_store_t *store, char *errstr,
+                                   size_t errstr_size);
+
+/* Closes the database and frees the store; NULL is fine. Uncommitted
+ * staged detector rows are dropped. */
+void advrec_store_close(advrec_store_t *store);
+
+/* The fingerprint in force (owned by the store). sync is the caller's for
+ * a read-write store and ADVREC_CONF_SYNC_NONE for a read-only one. */
+const advrec_store_params_t *advrec_store_params(const advrec_store_t *store);
+
+/* The directory (owned by the store). */
+const char *advrec_store_dir(const advrec_store_t *store);
+
+/*
+ * Loads every row into state (which must be empty and have the store's k
+ * and history) re-interning ids in dense-index order, so every index is the
+ * one the rows had when committed; sets every stored popularity key in pop
+ * (may be NULL: skipped) and the model version in *version (may be NULL).
+ * The store then considers those rows persisted. Errors: ADVREC_ERR_STORE
+ * for a corrupt row (errstr names the family and key), ADVREC_ERR_FULL when
+ * the state's max_users/max_items is lower than what is stored, NOMEM,
+ * INVALID_ARG for a non-empty or mismatched state. On error state may hold
+ * part of the rows: destroy it.
+ */
+advrec_err_t advrec_store_load(advrec_store_t *store, advrec_state_t *state,
+                               advrec_popularity_t *pop, uint64_t *version,
+                               char *errstr, size_t errstr_size);
+
+/*
+ * Loads only the items (ids, rows, popularity keys) into an empty state,
+ * for a tool that scores one stored user against every item. The store
+ * does not consider anything persisted afterwards: never commit such a
+ * state. Errors as advrec_store_load().
+ */
+advrec_err_t advrec_store_load_items(advrec_store_t *store,
+                                     advrec_state_t *state,
+                                     advrec_popularity_t *pop, char *errstr,
+                                     size_t errstr_size);
+
+/*
+ * The stored next offset of topic/partition in *next. ADVREC_ERR_NOT_FOUND
+ * when none is stored (the partition was never consumed into this state:
+ * start from the consumer's auto.offset.reset); ADVREC_ERR_STORE on a read
+ * error or a malformed value.
+ */
+advrec_err_t advrec_store_offset(advrec_store_t *store, const char *topic,
+                                 int32_t partition, int64_t *next, char *errstr,
+                                 size_t errstr_size);
+
+/* Calls cb for every stored offset in key order (topic and the offset are
+ * valid during the call only); stops and returns early when cb returns
+ * non-zero. */
+typedef int(advrec_store_offset_cb)(void *opaque,
+                                    const advrec_store_offset_t *offset);
+advrec_err_t advrec_store_offsets_foreach(advrec_store_t *store,
+                                          advrec_store_offset_cb *cb,
+                                          void *opaque, char *errstr,
+                                          size_t errstr_size);
+
+/*
+ * Stages one detector row (key and value are copied) to be written by the
+ * next advrec_store_commit() in the same batch; an empty value (len 0)
+ * deletes the key. ADVREC_ERR_INVALID_ARG on a read-only store.
+ */
+advrec_err_t advrec_store_stage_detector(advrec_store_t *store, const void *key,
+                                         size_t key_len, const void *value,
+                                         size_t value_len);
+
+/* Calls cb for every detector row (valid during the call only); stops when
+ * cb returns non-zero. */
+typedef int(advrec_store_kv_cb)(void *opaque, const void *key, size_t key_len,
+                                const void *value, size_t value_len);
+advrec_err_t advrec_store_detectors_foreach(advrec_store_t *store,
+                                            advrec_store_kv_cb *cb,
+                                            void *opaque, char *errstr,
+                                            size_t errstr_size);
+
+/*
+ * Writes, in ONE WriteBatch: every dirty user and item row of state, every
+ * row (and its id) interned since the last commit or load, the detector
+ * rows staged since, offsets[0..n_offsets) (each topic/partition's next
+ * offset; only read), the model version, and the row counts; with fsync
+ * when the store was opened with state.sync=commit. pop (may be NULL: keys
+ * stored as never seen) gives the items' popularity keys.
+ *
+ * On success the state's dirty lists are cleared. On failure (ADVREC_ERR_STORE
+ * with RocksDB's reason: disk full, I/O error) nothing of the batch is on
+ * disk, the dirty lists and staged rows are kept, and a later commit writes
+ * their union; the daemon should nevertheless stop, since RocksDB may refuse
+ * further writes and a restart replays from the last good commit.
+ */
+advrec_err_t advrec_store_commit(advrec_store_t *store, advrec_state_t *state,
+                                 const advrec_popularity_t *pop,
+                                 uint64_t version,
+                                 const advrec_store_offset_t *offsets,
+                                 size_t n_offsets, char *errstr,
+                                 size_t errstr_size);
+
+/*
+ * Writes a consistent copy of the whole state to dest_dir (which must not
+ * exist; same filesystem: hard links, so it is cheap) with RocksDB's
+ * checkpoint. A daemon started with state.dir=dest_dir resumes from it;
+ * advrec-inspect reads it. ADVREC_ERR_STORE with the reason on failure.
+ */
+advrec_err_t advrec_store_checkpoint(advrec_store_t *store,
+                                     const char *dest_dir, char *errstr,
+                                     size_t errstr_size);
+
+/* One stored row, decoded for tools. Arrays are owned by the row
+ * (advrec_store_row_free); hist and last* are only set for users, pop_key
+ * only for items. */
+typedef struct advrec_store_row_s {
+    uint32_t idx; /* dense index */
+    uint32_t k;
+    float *w, *acc; /* k floats each */
+    float bias, bias_acc;
+    uint32_t updates;
+    uint64_t clicks, purchases;
+    double pop_key; /* -INFINITY: never seen */
+    uint32_t history, hist_len, hist_head;
+    uint32_t *hist; /* history entries, ring order (ADVREC_HIST_*) */
+    advrec_origin_t last;
+    int64_t last_ts_ms;
+} advrec_store_row_t;
+
+/*
+ * Reads one user's / item's row by external id into *row (caller's struct;
+ * its arrays are allocated here and freed by advrec_store_row_free).
+ * ADVREC_ERR_NOT_FOUND when absent, ADVREC_ERR_STORE when malformed.
+ */
+advrec_err_t advrec_store_get_user(advrec_store_t *store, const char *id,
+                                   advrec_store_row_t *row, char *errstr,
+                                   size_t errstr_size);
+advrec_err_t advrec_store_get_item(advrec_store_t *store, const char *id,
+                                   advrec_store_row_t *row, char *errstr,
+                                   size_t errstr_size);
+void advrec_store_row_free(advrec_store_row_t *row);
+
+/* The external id of a user (items = 0) or item (items = 1) by dense index,
+ * copied into buf (NUL-terminated, truncated to buf_size).
+ * ADVREC_ERR_NOT_FOUND when no such index is stored. */
+advrec_err_t advrec_store_id_name(advrec_store_t *store, int items,
+                                  uint32_t idx, char *buf, size_t buf_size,
+                                  char *errstr, size_t errstr_size);
+
+/* What a tool's summary shows. */
+typedef struct advrec_store_summary_s {
+    uint32_t users, items;  /* committed row counts */
+    uint64_t model_version; /* training steps at the last commit */
+    size_t offsets;         /* stored partitions */
+    size_t detectors;       /* detector rows */
+    uint64_t disk_bytes;    /* RocksDB's total SST size, all families */
+} advrec_store_summary_t;
+
+advrec_err_t advrec_store_summary(advrec_store_t *store,
+                                  advrec_store_summary_t *summary, char *errstr,
+                                  size_t errstr_size);
+
+#endif
