@@ -23,6 +23,7 @@
     X(NOT_FOUND, "not found")                                          \
     X(CONFIG, "invalid configuration")                                 \
     X(PARSE, "malformed input")                                        \
+    X(END, "end of input")                                             \
     X(SCHEMA, "schema error")                                          \
     X(DECODE, "record does not decode")                                \
     X(ENCODE, "record does not encode")                                \
