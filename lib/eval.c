@@ -335,8 +335,23 @@ advrec_err_t advrec_eval_split_loo(advrec_eval_split_t *s,
         last[d->v[e].user] = e;
         count[d->v[e].user]++;
     }
+    /* Users with too few untouched items for n_neg negatives are decided
+     * first, so they keep all their interactions for training. An index of
+     * all interactions counts each user's distinct items. */
+    memcpy(s->train, d->v, d->n * sizeof(*s->train));
+    s->n_train = d->n;
+    if (build_index(s))
+        goto nomem;
     for (uint32_t u = 0; u < nu; u++)
-        s->test[u] = count[u] >= 2 ? d->v[last[u]].item : ADVREC_EVAL_NONE;
+        s->test[u] = count[u] >= 2 && (size_t)ni >= s->tr_off[u + 1] -
+                                                        s->tr_off[u] + n_neg
+                         ? d->v[last[u]].item
+                         : ADVREC_EVAL_NONE;
+    free(s->tr_off);
+    free(s->tr_it);
+    s->tr_off = NULL;
+    s->tr_it = NULL;
+    s->n_train = 0;
     /* Training: everything but the test item of its user, every time it
      * occurs (a repeat of the held-out item would leak it). */
     for (size_t e = 0; e < d->n; e++)
@@ -346,16 +361,12 @@ advrec_err_t advrec_eval_split_loo(advrec_eval_split_t *s,
         goto nomem;
     for (uint32_t u = 0; u < nu; u++) {
         uint32_t *neg = s->negs + (size_t)u * n_neg;
-        size_t seen = s->tr_off[u + 1] - s->tr_off[u] + 1, got = 0;
+        size_t got = 0;
         char salt[32];
         advrec_rng_t rng;
 
         if (s->test[u] == ADVREC_EVAL_NONE)
             continue;
-        if ((size_t)ni < seen + n_neg) {
-            s->test[u] = ADVREC_EVAL_NONE; /* not enough untouched items */
-            continue;
-        }
         snprintf(salt, sizeof(salt), "neg");
         rng = advrec_rng_for_id(advrec_mix64(seed ^ advrec_hash64(salt)),
                                 advrec_idmap_name(d->users, u));
