@@ -1,0 +1,193 @@
+#!/usr/bin/env python3
+"""Peer BPR libraries (implicit, cornac) on the leave-one-out split that
+advrec-eval wrote (--write-split DIR): DIR/train.tsv "user item ts_ms" and
+DIR/test.tsv "user test_item neg1 ... negN".
+
+Same split, same negatives, same metrics (HR@10, NDCG@10; ties count against
+the test item, as in lib/eval.c). Each library is tuned honestly: a small grid
+on a validation split carved out of train.tsv only (each user's last training
+interaction, with 99 negatives drawn from the items that user never touched,
+seed fixed), best NDCG@10 wins, then the library is retrained on all of
+train.tsv with that setting and measured once on test.tsv.
+
+    venv.sh peers.py DIR [--json OUT] [--k 64] [--threads 1]
+"""
+import argparse
+import json
+import math
+import os
+import sys
+import time
+
+import numpy as np
+import scipy.sparse as sp
+
+
+def read_split(d):
+    train, users, items = [], {}, {}
+
+    def uid(x):
+        return users.setdefault(x, len(users))
+
+    def iid(x):
+        return items.setdefault(x, len(items))
+
+    with open(os.path.join(d, "train.tsv")) as f:
+        for line in f:
+            u, i, ts = line.rstrip("\n").split("\t")
+            train.append((uid(u), iid(i), int(ts)))
+    test = []
+    with open(os.path.join(d, "test.tsv")) as f:
+        for line in f:
+            u, t, negs = line.rstrip("\n").split("\t")
+            test.append((uid(u), iid(t), [iid(x) for x in negs.split(" ")]))
+    return train, test, len(users), len(items)
+
+
+def validation(train, n_items, n_neg, seed):
+    """Each user's last training interaction (in file = time order) and all
+    repeats of that item leave the training part; 99 negatives per user."""
+    last = {}
+    for e, (u, i, _) in enumerate(train):
+        last[u] = e
+    count = {}
+    for u, _, _ in train:
+        count[u] = count.get(u, 0) + 1
+    held = {u: train[e][1] for u, e in last.items() if count[u] >= 2}
+    fit = [(u, i) for u, i, _ in train if held.get(u) != i]
+    seen = {}
+    for u, i, _ in train:
+        seen.setdefault(u, set()).add(i)
+    rng = np.random.default_rng(seed)
+    val = []
+    for u, t in held.items():
+        if n_items - len(seen[u]) < n_neg:
+            continue
+        negs = set()
+        while len(negs) < n_neg:
+            j = int(rng.integers(n_items))
+            if j not in seen[u]:
+                negs.add(j)
+        val.append((u, t, sorted(negs)))
+    return fit, val
+
+
+def matrix(pairs, n_users, n_items):
+    rows = np.fromiter((u for u, _ in pairs), dtype=np.int32, count=len(pairs))
+    cols = np.fromiter((i for _, i in pairs), dtype=np.int32, count=len(pairs))
+    m = sp.csr_matrix((np.ones(len(pairs), dtype=np.float32), (rows, cols)),
+                      shape=(n_users, n_items))
+    m.data[:] = 1.0  # duplicates summed: binarise
+    return m
+
+
+def metrics(score_fn, cases, k=10):
+    hr = nd = 0.0
+    for u, t, negs in cases:
+        s = score_fn(u, [t] + list(negs))
+        rank = int(np.sum(s[1:] >= s[0])) if np.isfinite(s[0]) else len(negs)
+        if rank < k:
+            hr += 1
+            nd += 1.0 / math.log2(rank + 2)
+    n = max(len(cases), 1)
+    return hr / n, nd / n
+
+
+# ---- implicit ----
+
+def implicit_fit(pairs, n_users, n_items, p, dim, threads, seed):
+    from implicit.cpu.bpr import BayesianPersonalizedRanking
+    m = BayesianPersonalizedRanking(factors=dim, learning_rate=p["lr"],
+                                    regularization=p["reg"],
+                                    iterations=p["iters"], num_threads=threads,
+                                    random_state=seed)
+    m.fit(matrix(pairs, n_users, n_items), show_progress=False)
+    uf, itf = np.asarray(m.user_factors), np.asarray(m.item_factors)
+    return lambda u, its: itf[its] @ uf[u]
+
+
+# ---- cornac ----
+
+def cornac_fit(pairs, n_users, n_items, p, dim, threads, seed):
+    import cornac
+    ds = cornac.data.Dataset.build([(str(u), str(i), 1.0) for u, i in pairs],
+                                   seed=seed)
+    m = cornac.models.BPR(k=dim, max_iter=p["iters"], learning_rate=p["lr"],
+                          lambda_reg=p["reg"], seed=seed, verbose=False)
+    m.fit(ds)
+    uidx = np.full(n_users, -1, dtype=np.int64)
+    iidx = np.full(n_items, -1, dtype=np.int64)
+    for k_, v in ds.uid_map.items():
+        uidx[int(k_)] = v
+    for k_, v in ds.iid_map.items():
+        iidx[int(k_)] = v
+    uf, itf, ib = m.u_factors, m.i_factors, m.i_biases
+
+    def score(u, its):
+        its = np.asarray(its)
+        out = np.full(len(its), -np.inf)
+        if uidx[u] < 0:
+            return out
+        ok = iidx[its] >= 0
+        ii = iidx[its][ok]
+        out[ok] = itf[ii] @ uf[uidx[u]] + ib[ii]
+        return out
+    return score
+
+
+GRIDS = {
+    "implicit": [dict(lr=lr, reg=reg, iters=it)
+                 for lr in (0.01, 0.05, 0.1) for reg in (0.001, 0.01)
+                 for it in (50, 200)],
+    "cornac": [dict(lr=lr, reg=reg, iters=it)
+               for lr in (0.005, 0.01, 0.05) for reg in (0.001, 0.01)
+               for it in (50, 200)],
+}
+FITS = {"implicit": implicit_fit, "cornac": cornac_fit}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("split")
+    ap.add_argument("--json")
+    ap.add_argument("--k", type=int, default=64)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--libs", default="implicit,cornac")
+    a = ap.parse_args()
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", str(a.threads))
+    train, test, n_users, n_items = read_split(a.split)
+    fit_pairs, val = validation(train, n_items, len(test[0][2]), a.seed)
+    all_pairs = [(u, i) for u, i, _ in train]
+    out = {"split": a.split, "users": n_users, "items": n_items,
+           "train": len(train), "tested": len(test), "dim": a.k,
+           "threads": a.threads, "validation_users": len(val), "peers": {}}
+    for lib in a.libs.split(","):
+        grid = []
+        for p in GRIDS[lib]:
+            t0 = time.time()
+            score = FITS[lib](fit_pairs, n_users, n_items, p, a.k, a.threads,
+                              a.seed)
+            hr, nd = metrics(score, val)
+            grid.append(dict(p, val_hr=hr, val_ndcg=nd,
+                             train_s=time.time() - t0))
+            print(f"{lib} val {p}: HR@10 {hr:.4f} NDCG@10 {nd:.4f}",
+                  file=sys.stderr)
+        best = max(grid, key=lambda g: g["val_ndcg"])
+        p = {x: best[x] for x in ("lr", "reg", "iters")}
+        t0 = time.time()
+        score = FITS[lib](all_pairs, n_users, n_items, p, a.k, a.threads,
+                          a.seed)
+        secs = time.time() - t0
+        hr, nd = metrics(score, test)
+        print(f"{lib} BPR k={a.k} best {p}: HR@10 {hr:.4f} NDCG@10 {nd:.4f} "
+              f"train {secs:.1f}s")
+        out["peers"][lib] = dict(best=p, hr=hr, ndcg=nd, train_s=secs,
+                                 grid=grid)
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(out, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,784 @@
+/*
+ * advrec-eval - measures recommendation quality and robustness offline on an
+ * event file, with the library's own model code (lib/eval over lib/apr,
+ * lib/state, lib/topn, lib/engine). Writes results.json and SVG plots into
+ * an output directory; optionally the leave-one-out split for peer
+ * libraries (bench/peers/).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "eval.h"
+#include "reader.h"
+
+#define N_EPS    10
+#define N_ATTACK 3
+#define N_CURVE  50
+
+typedef struct opts_s {
+    const char *path, *out, *split_dir, *name;
+    advrec_reader_conf_t rconf;
+    int loo, preq, fgsm, shill, full, quiet;
+    uint32_t n_neg, k_cut, n_targets;
+    advrec_eval_train_t bpr, apr; /* lambda 0, lambda from options */
+    advrec_engine_params_t eng;
+} opts_t;
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* A one-line progress bar on stderr, only on a terminal. */
+static void progress(void *opaque, const char *what, uint64_t done,
+                     uint64_t total)
+{
+    const opts_t *o = opaque;
+    int w = 40, f;
+
+    if (o->quiet || !isatty(2) || total == 0)
+        return;
+    f = (int)((double)done * w / (double)total);
+    fprintf(stderr, "\r%-12s [%.*s%*s] %3d%%", what, f,
+            "########################################", w - f, "",
+            (int)(100.0 * (double)done / (double)total));
+    if (done >= total)
+        fputs("\r\033[K", stderr);
+    fflush(stderr);
+}
+
+static void usage(FILE *fp)
+{
+    fprintf(
+        fp,
+        "usage: advrec-eval [options] FILE\n"
+        "Offline evaluation of advrec's model on an event file (taobao,\n"
+        "movielens, otto, csv, amazon; detected or --format).\n\n"
+        "protocols (default: --loo):\n"
+        "  --loo            leave-one-out: last item per user vs --neg "
+        "sampled\n"
+        "                   negatives (and all items with --full), BPR and "
+        "APR\n"
+        "  --preq           prequential test-then-train through the engine:\n"
+        "                   popularity, BPR, APR\n"
+        "  --fgsm           after --loo training: FGSM on the embeddings,\n"
+        "                   eps 0.1..1.0, BPR vs APR\n"
+        "  --shill          shilling attack 1/3/5%% fake users, BPR vs APR\n"
+        "  --full           --loo also ranks against all items\n"
+        "options:\n"
+        "  --out DIR        results.json and *.svg (default eval-out)\n"
+        "  --write-split DIR  write train.tsv / test.tsv of the LOO split\n"
+        "  --name NAME      data set name in the output (default: file name)\n"
+        "  --format F       taobao|movielens|otto|csv|amazon|auto\n"
+        "  --neg N          sampled negatives per test user (99)\n"
+        "  --topk K         cut-off (10)\n"
+        "  --epochs N       passes (LOO) (30); --bpr-epochs N of them BPR\n"
+        "                   pre-training before APR (15)\n"
+        "  --k N --lr X --reg X --lambda X --eps X --negatives N --bias 0|1\n"
+        "  --init-std X --warmup N --seed S  model parameters (the daemon's\n"
+        "                   defaults otherwise)\n"
+        "  --targets N      shilling: target items averaged (5)\n"
+        "  -q               no progress bar\n");
+}
+
+static int mkdir_p(const char *dir)
+{
+    if (mkdir(dir, 0777) && errno != EEXIST) {
+        fprintf(stderr, "advrec-eval: mkdir %s: %s\n", dir, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- SVG ---- */
+
+typedef struct series_s {
+    const char *name;
+    const double *x, *y;
+    size_t n;
+    int dashed;
+} series_t;
+
+static const char *colors[] = {"#1f77b4", "#d62728", "#2ca02c",
+                               "#ff7f0e", "#9467bd", "#8c564b"};
+
+/* A line plot with axes, ticks, legend; y from 0 to the max (rounded). */
+static void svg_plot(const char *path, const char *title, const char *xl,
+                     const char *yl, const series_t *s, size_t ns)
+{
+    FILE *fp = fopen(path, "w");
+    double x0 = INFINITY, x1 = -INFINITY, y1 = 0;
+    const double W = 640, H = 400, L = 70, R = 20, T = 40, B = 50;
+
+    if (!fp) {
+        fprintf(stderr, "advrec-eval: cannot write %s\n", path);
+        return;
+    }
+    for (size_t a = 0; a < ns; a++)
+        for (size_t b = 0; b < s[a].n; b++) {
+            x0 = fmin(x0, s[a].x[b]);
+            x1 = fmax(x1, s[a].x[b]);
+            y1 = fmax(y1, s[a].y[b]);
+        }
+    if (!(x1 > x0)) {
+        x0 = 0;
+        x1 = 1;
+    }
+    y1 = y1 > 0 ? ceil(y1 * 10.0 * 1.05) / 10.0 : 1;
+    if (y1 > 1 && y1 <= 1.1)
+        y1 = 1;
+#define PX(v) (L + ((v)-x0) / (x1 - x0) * (W - L - R))
+#define PY(v) (H - B - (v) / y1 * (H - T - B))
+    fprintf(fp,
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%g\" "
+            "height=\"%g\" font-family=\"sans-serif\" font-size=\"12\">\n"
+            "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n"
+            "<text x=\"%g\" y=\"22\" text-anchor=\"middle\" "
+            "font-size=\"15\">%s</text>\n",
+            W, H, W / 2, title);
+    for (int t = 0; t <= 5; t++) {
+        double v = y1 * t / 5, xv = x0 + (x1 - x0) * t / 5;
+        fprintf(fp,
+                "<line x1=\"%g\" y1=\"%.1f\" x2=\"%g\" y2=\"%.1f\" "
+                "stroke=\"#ddd\"/>\n<text x=\"%g\" y=\"%.1f\" "
+                "text-anchor=\"end\">%.3g</text>\n",
+                L, PY(v), W - R, PY(v), L - 6, PY(v) + 4, v);
+        fprintf(fp,
+                "<text x=\"%.1f\" y=\"%g\" text-anchor=\"middle\">%.3g"
+                "</text>\n",
+                PX(xv), H - B + 18, xv);
+    }
+    fprintf(fp,
+            "<line x1=\"%g\" y1=\"%g\" x2=\"%g\" y2=\"%g\" stroke=\"black\"/>\n"
+            "<line x1=\"%g\" y1=\"%g\" x2=\"%g\" y2=\"%g\" stroke=\"black\"/>\n"
+            "<text x=\"%g\" y=\"%g\" text-anchor=\"middle\">%s</text>\n"
+            "<text transform=\"translate(16,%g) rotate(-90)\" "
+            "text-anchor=\"middle\">%s</text>\n",
+            L, H - B, W - R, H - B, L, T, L, H - B, (L + W - R) / 2, H - 12, xl,
+            (T + H - B) / 2, yl);
+    for (size_t a = 0; a < ns; a++) {
+        const char *c = colors[a % (sizeof(colors) / sizeof(*colors))];
+        fprintf(fp,
+                "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\"%s "
+                "points=\"",
+                c, s[a].dashed ? " stroke-dasharray=\"6,4\"" : "");
+        for (size_t b = 0; b < s[a].n; b++)
+            fprintf(fp, "%.1f,%.1f ", PX(s[a].x[b]), PY(s[a].y[b]));
+        fprintf(fp, "\"/>\n");
+        for (size_t b = 0; b < s[a].n && s[a].n <= 20; b++)
+            fprintf(fp,
+                    "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%s\"/>\n",
+                    PX(s[a].x[b]), PY(s[a].y[b]), c);
+        fprintf(fp,
+                "<line x1=\"%g\" y1=\"%g\" x2=\"%g\" y2=\"%g\" stroke=\"%s\" "
+                "stroke-width=\"2\"%s/><text x=\"%g\" y=\"%g\">%s</text>\n",
+                W - R - 150, T + 10 + 18.0 * a, W - R - 125, T + 10 + 18.0 * a,
+                c, s[a].dashed ? " stroke-dasharray=\"6,4\"" : "", W - R - 120,
+                T + 14 + 18.0 * a, s[a].name);
+    }
+#undef PX
+#undef PY
+    fprintf(fp, "</svg>\n");
+    fclose(fp);
+}
+
+/* ---- JSON helpers (hand-written: flat numbers and strings only) ---- */
+
+static void json_metrics(FILE *fp, const char *key,
+                         const advrec_eval_metrics_t *m, double secs,
+                         const char *tail)
+{
+    fprintf(fp,
+            "\"%s\": {\"hr\": %.6f, \"ndcg\": %.6f, \"mrr\": %.6f, \"n\": "
+            "%" PRIu64 ", \"k\": %u, \"train_s\": %.3f}%s",
+            key, m->hr, m->ndcg, m->mrr, m->n, m->k, secs, tail);
+}
+
+static void json_train(FILE *fp, const advrec_eval_train_t *t)
+{
+    fprintf(fp,
+            "{\"k\": %d, \"lr\": %g, \"reg\": %g, \"lambda\": %g, \"eps\": %g, "
+            "\"warmup\": %u, \"bias\": %d, \"init_std\": %g, \"epochs\": %u, "
+            "\"bpr_epochs\": %u, \"negatives\": %u, \"seed\": %" PRIu64 "}",
+            t->apr.k, (double)t->apr.lr, (double)t->apr.reg,
+            (double)t->apr.adv_lambda, (double)t->apr.adv_eps,
+            t->apr.adv_warmup, t->apr.use_bias, (double)t->apr.init_std,
+            t->epochs, t->bpr_epochs, t->negatives, t->seed);
+}
+
+/* Trains one model for the split; prints and returns it (NULL on error). */
+static advrec_state_t *train_model(opts_t *o, const advrec_eval_data_t *d,
+                                   const advrec_eval_split_t *s,
+                                   const advrec_eval_inter_t *train,
+                                   size_t n_train, const advrec_eval_train_t *t,
+                                   double *secs)
+{
+    char errstr[512];
+    advrec_state_t *m =
+        advrec_eval_model_new(d, &t->apr, errstr, sizeof(errstr));
+    double t0 = now_s();
+
+    if (!m || advrec_eval_train(m, s, train, n_train, t, progress, o, errstr,
+                                sizeof(errstr))) {
+        fprintf(stderr, "advrec-eval: %s\n", errstr);
+        advrec_state_destroy(m);
+        return NULL;
+    }
+    *secs = now_s() - t0;
+    return m;
+}
+
+/* The model for the shilling runs needs rows for the fake users too: a data
+ * set copy with their ids interned. */
+static advrec_eval_data_t *with_fakes(const advrec_eval_data_t *d,
+                                      uint32_t n_fake)
+{
+    advrec_eval_data_t *c = advrec_eval_data_new();
+    const advrec_eval_inter_t *v = advrec_eval_data_inters(d);
+    advrec_event_t ev;
+
+    if (!c)
+        return NULL;
+    advrec_event_clear(&ev);
+    ev.type = ADVREC_EVENT_CLICK;
+    ev.ts_ms = 1;
+    /* Same interning order as d: users then items in index order. */
+    for (uint32_t u = 0; u < advrec_eval_data_users(d); u++) {
+        snprintf(ev.user_id, sizeof(ev.user_id), "%s",
+                 advrec_eval_data_user_name(d, u));
+        snprintf(ev.item_id, sizeof(ev.item_id), "%s",
+                 advrec_eval_data_item_name(d, v[0].item));
+        if (advrec_eval_data_add(c, &ev))
+            goto fail;
+    }
+    for (uint32_t f = 0; f < n_fake; f++) {
+        snprintf(ev.user_id, sizeof(ev.user_id), "shill-%u", f);
+        if (advrec_eval_data_add(c, &ev))
+            goto fail;
+    }
+    for (uint32_t i = 0; i < advrec_eval_data_items(d); i++) {
+        snprintf(ev.item_id, sizeof(ev.item_id), "%s",
+                 advrec_eval_data_item_name(d, i));
+        if (advrec_eval_data_add(c, &ev))
+            goto fail;
+    }
+    return c;
+fail:
+    advrec_eval_data_destroy(c);
+    return NULL;
+}
+
+static int run_loo(opts_t *o, const advrec_eval_data_t *d, FILE *js)
+{
+    advrec_eval_split_t s;
+    advrec_state_t *mb = NULL, *ma = NULL;
+    advrec_eval_metrics_t bs, as, bf, af;
+    double tb = 0, ta = 0;
+    char errstr[512], path[4096];
+    int rc = 1;
+
+    if (advrec_eval_split_loo(&s, d, o->n_neg, o->bpr.seed)) {
+        fprintf(stderr, "advrec-eval: out of memory (split)\n");
+        return 1;
+    }
+    fprintf(stderr, "loo: %u users tested, %zu training interactions\n",
+            s.n_tested, s.n_train);
+    if (o->split_dir) {
+        if (mkdir_p(o->split_dir) ||
+            advrec_eval_split_write(&s, d, o->split_dir, errstr,
+                                    sizeof(errstr))) {
+            fprintf(stderr, "advrec-eval: %s\n", errstr);
+            goto out;
+        }
+    }
+    if (!(mb = train_model(o, d, &s, s.train, s.n_train, &o->bpr, &tb)) ||
+        !(ma = train_model(o, d, &s, s.train, s.n_train, &o->apr, &ta)))
+        goto out;
+    advrec_eval_loo_model(&s, mb, o->bpr.apr.use_bias, 0, o->k_cut, &bs);
+    advrec_eval_loo_model(&s, ma, o->apr.apr.use_bias, 0, o->k_cut, &as);
+    printf("loo-%u  BPR HR@%u %.4f NDCG %.4f (%.1fs)  APR HR %.4f NDCG %.4f "
+           "(%.1fs)\n",
+           o->n_neg, o->k_cut, bs.hr, bs.ndcg, tb, as.hr, as.ndcg, ta);
+    fprintf(js, "\"loo\": {\"tested\": %u, \"train\": %zu, \"negatives\": %u, ",
+            s.n_tested, s.n_train, o->n_neg);
+    fprintf(js, "\"bpr_params\": ");
+    json_train(js, &o->bpr);
+    fprintf(js, ", \"apr_params\": ");
+    json_train(js, &o->apr);
+    fprintf(js, ", ");
+    json_metrics(js, "bpr_sampled", &bs, tb, ", ");
+    json_metrics(js, "apr_sampled", &as, ta, "");
+    if (o->full) {
+        advrec_eval_loo_model(&s, mb, o->bpr.apr.use_bias, 1, o->k_cut, &bf);
+        advrec_eval_loo_model(&s, ma, o->apr.apr.use_bias, 1, o->k_cut, &af);
+        printf("loo-full BPR HR@%u %.4f NDCG %.4f  APR HR %.4f NDCG %.4f\n",
+               o->k_cut, bf.hr, bf.ndcg, af.hr, af.ndcg);
+        fprintf(js, ", ");
+        json_metrics(js, "bpr_full", &bf, tb, ", ");
+        json_metrics(js, "apr_full", &af, ta, "");
+    }
+    fprintf(js, "}");
+
+    if (o->fgsm) {
+        double x[N_EPS + 1], yb[N_EPS + 1], ya[N_EPS + 1], rb[N_EPS + 1],
+            ra[N_EPS + 1];
+        x[0] = 0;
+        yb[0] = bs.hr;
+        ya[0] = as.hr;
+        rb[0] = ra[0] = 0;
+        fprintf(js, ",\n\"fgsm\": [");
+        for (int e = 1; e <= N_EPS; e++) {
+            advrec_eval_metrics_t pb, pa;
+            float eps = 0.1f * (float)e;
+            advrec_eval_fgsm(&s, mb, o->bpr.apr.use_bias, eps, o->bpr.seed,
+                             o->k_cut, &pb);
+            advrec_eval_fgsm(&s, ma, o->apr.apr.use_bias, eps, o->apr.seed,
+                             o->k_cut, &pa);
+            x[e] = eps;
+            yb[e] = pb.hr;
+            ya[e] = pa.hr;
+            rb[e] = bs.hr > 0 ? (bs.hr - pb.hr) / bs.hr : 0;
+            ra[e] = as.hr > 0 ? (as.hr - pa.hr) / as.hr : 0;
+            printf("fgsm eps %.1f  BPR HR %.4f NDCG %.4f (-%.1f%%)  APR HR "
+                   "%.4f NDCG %.4f (-%.1f%%)\n",
+                   (double)eps, pb.hr, pb.ndcg, 100 * rb[e], pa.hr, pa.ndcg,
+                   100 * ra[e]);
+            fprintf(js,
+                    "%s{\"eps\": %.1f, \"bpr_hr\": %.6f, \"bpr_ndcg\": %.6f, "
+                    "\"apr_hr\": %.6f, \"apr_ndcg\": %.6f, \"bpr_hr_drop\": "
+                    "%.6f, \"apr_hr_drop\": %.6f, \"bpr_ndcg_drop\": %.6f, "
+                    "\"apr_ndcg_drop\": %.6f}",
+                    e > 1 ? ", " : "", (double)eps, pb.hr, pb.ndcg, pa.hr,
+                    pa.ndcg, rb[e], ra[e],
+                    bs.ndcg > 0 ? (bs.ndcg - pb.ndcg) / bs.ndcg : 0,
+                    as.ndcg > 0 ? (as.ndcg - pa.ndcg) / as.ndcg : 0);
+        }
+        fprintf(js, "]");
+        {
+            series_t sr[2] = {{"BPR", x, yb, N_EPS + 1, 0},
+                              {"APR", x, ya, N_EPS + 1, 0}};
+            char title[256];
+            snprintf(title, sizeof(title),
+                     "%s: HR@%u under FGSM on the embeddings", o->name,
+                     o->k_cut);
+            snprintf(path, sizeof(path), "%s/fgsm-hr.svg", o->out);
+            svg_plot(path, title, "eps (L2 radius per row)", "HR@10", sr, 2);
+            sr[0].y = rb;
+            sr[1].y = ra;
+            snprintf(title, sizeof(title), "%s: relative HR@%u drop under FGSM",
+                     o->name, o->k_cut);
+            snprintf(path, sizeof(path), "%s/fgsm-drop.svg", o->out);
+            svg_plot(path, title, "eps (L2 radius per row)", "relative HR drop",
+                     sr, 2);
+        }
+    }
+
+    if (o->shill) {
+        static const double sizes[N_ATTACK] = {0.01, 0.03, 0.05};
+        double x[N_ATTACK + 1] = {0}, hb[N_ATTACK + 1], ha[N_ATTACK + 1];
+        uint32_t n_filler =
+            (uint32_t)((double)s.n_train / (s.n_users ? s.n_users : 1) + 0.5);
+        uint32_t *count = calloc(s.n_items, sizeof(*count));
+        uint32_t targets[64], nt = 0;
+        advrec_rng_t rng = {advrec_mix64(o->bpr.seed ^ 0x7a6e7u)};
+
+        if (!count)
+            goto out;
+        if (n_filler + 1 > s.n_items)
+            n_filler = s.n_items - 1;
+        /* Targets: unpopular items (at most 5 training interactions, at
+         * least one, so the item is real), drawn uniformly. */
+        for (size_t e = 0; e < s.n_train; e++)
+            count[s.train[e].item]++;
+        for (int tries = 0; nt < o->n_targets && nt < 64 && tries < 100000;
+             tries++) {
+            uint32_t i = advrec_rng_below(&rng, s.n_items);
+            int dup = 0;
+            for (uint32_t a = 0; a < nt; a++)
+                dup |= targets[a] == i;
+            if (!dup && count[i] >= 1 && count[i] <= 5)
+                targets[nt++] = i;
+        }
+        free(count);
+        fprintf(js,
+                ",\n\"shilling\": {\"filler\": %u, \"targets\": %u, "
+                "\"attacks\": [",
+                n_filler, nt);
+        for (int a = -1; a < N_ATTACK; a++) {
+            uint32_t n_fake =
+                a < 0 ? 0 : (uint32_t)ceil(sizes[a] * (double)s.n_users);
+            double hit[2] = {0, 0}, score[2] = {0, 0};
+            advrec_eval_data_t *df = with_fakes(d, n_fake);
+
+            for (uint32_t t = 0; t < nt && df; t++) {
+                advrec_eval_inter_t *v;
+                size_t n;
+                if (advrec_eval_shill(&s, targets[t], n_fake, n_filler,
+                                      o->bpr.seed + t, &v, &n))
+                    continue;
+                for (int m = 0; m < 2; m++) {
+                    const advrec_eval_train_t *tp = m ? &o->apr : &o->bpr;
+                    double secs;
+                    advrec_eval_target_t r;
+                    advrec_state_t *st =
+                        train_model(o, df, &s, v, n, tp, &secs);
+                    if (!st)
+                        continue;
+                    advrec_eval_target(&s, st, tp->apr.use_bias, targets[t],
+                                       o->k_cut, &r);
+                    hit[m] += r.hit / nt;
+                    score[m] += r.mean_score / nt;
+                    advrec_state_destroy(st);
+                }
+                free(v);
+            }
+            advrec_eval_data_destroy(df);
+            x[a + 1] = a < 0 ? 0 : 100 * sizes[a];
+            hb[a + 1] = hit[0];
+            ha[a + 1] = hit[1];
+            printf("shill %4.1f%% (%u fake users, %u fillers): target in "
+                   "top-%u  BPR %.4f  APR %.4f  mean score BPR %.3f APR "
+                   "%.3f\n",
+                   x[a + 1], n_fake, n_filler, o->k_cut, hit[0], hit[1],
+                   score[0], score[1]);
+            fprintf(js,
+                    "%s{\"size\": %.2f, \"fake_users\": %u, \"bpr_hit\": "
+                    "%.6f, \"apr_hit\": %.6f, \"bpr_score\": %.6f, "
+                    "\"apr_score\": %.6f}",
+                    a >= 0 ? ", " : "", x[a + 1] / 100, n_fake, hit[0], hit[1],
+                    score[0], score[1]);
+        }
+        fprintf(js, "]}");
+        {
+            series_t sr[2] = {{"BPR", x, hb, N_ATTACK + 1, 0},
+                              {"APR", x, ha, N_ATTACK + 1, 0}};
+            char title[256];
+            snprintf(title, sizeof(title),
+                     "%s: shilling, target item in users' top-%u", o->name,
+                     o->k_cut);
+            snprintf(path, sizeof(path), "%s/shilling.svg", o->out);
+            svg_plot(path, title, "fake users (% of real users)",
+                     "share of users with target in top-10", sr, 2);
+        }
+    }
+    rc = 0;
+out:
+    advrec_state_destroy(mb);
+    advrec_state_destroy(ma);
+    advrec_eval_split_free(&s);
+    return rc;
+}
+
+static int run_preq(opts_t *o, const advrec_eval_data_t *d, FILE *js)
+{
+    static const char *names[3] = {"popularity", "bpr", "apr"};
+    double hr[3][N_CURVE], nd[3][N_CURVE], x[N_CURVE], cum[3][N_CURVE];
+    uint64_t cn[3][N_CURVE];
+    advrec_eval_preq_t r[3];
+    char errstr[512], path[4096], title[256];
+    double secs[3];
+
+    for (int m = 0; m < 3; m++) {
+        advrec_engine_params_t p = o->eng;
+        double t0 = now_s(), h = 0;
+        uint64_t n = 0;
+        if (m == 1)
+            p.apr.adv_lambda = 0;
+        r[m].n_points = N_CURVE;
+        r[m].curve_hr = hr[m];
+        r[m].curve_ndcg = nd[m];
+        r[m].curve_n = cn[m];
+        if (advrec_eval_prequential(d, &p, m == 0, &r[m], progress, o, errstr,
+                                    sizeof(errstr))) {
+            fprintf(stderr, "advrec-eval: %s\n", errstr);
+            return 1;
+        }
+        secs[m] = now_s() - t0;
+        for (int w = 0; w < N_CURVE; w++) {
+            h += hr[m][w] * (double)cn[m][w];
+            n += cn[m][w];
+            cum[m][w] = n ? h / (double)n : 0;
+        }
+        printf("prequential %-10s HR@%u %.4f NDCG %.4f over %" PRIu64
+               " events (%.1fs)\n",
+               names[m], r[m].all.k, r[m].all.hr, r[m].all.ndcg, r[m].all.n,
+               secs[m]);
+    }
+    fprintf(js, ",\n\"prequential\": {\"events\": %" PRIu64 ", \"params\": ",
+            r[2].events);
+    {
+        advrec_eval_train_t t = {.apr = o->eng.apr,
+                                 .negatives = o->eng.negatives};
+        json_train(js, &t);
+    }
+    fprintf(js, ", \"cold_events\": %u, \"exclude\": %d, ", o->eng.cold_events,
+            o->eng.exclude);
+    for (int m = 0; m < 3; m++) {
+        json_metrics(js, names[m], &r[m].all, secs[m], ", ");
+        fprintf(js, "\"%s_curve_hr\": [", names[m]);
+        for (int w = 0; w < N_CURVE; w++)
+            fprintf(js, "%s%.5f", w ? ", " : "", hr[m][w]);
+        fprintf(js, "]%s", m < 2 ? ", " : "}");
+    }
+    for (int w = 0; w < N_CURVE; w++)
+        x[w] = 100.0 * (w + 1) / N_CURVE;
+    {
+        series_t sr[6] = {{"popularity", x, hr[0], N_CURVE, 0},
+                          {"BPR", x, hr[1], N_CURVE, 0},
+                          {"APR", x, hr[2], N_CURVE, 0},
+                          {"popularity (cum.)", x, cum[0], N_CURVE, 1},
+                          {"BPR (cum.)", x, cum[1], N_CURVE, 1},
+                          {"APR (cum.)", x, cum[2], N_CURVE, 1}};
+        snprintf(title, sizeof(title), "%s: prequential HR@%u over the stream",
+                 o->name, o->eng.recs_n);
+        snprintf(path, sizeof(path), "%s/prequential-hr.svg", o->out);
+        svg_plot(path, title, "position in the stream (% of events)",
+                 "HR@10 per 2% window", sr, 6);
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    enum {
+        O_LOO = 256,
+        O_PREQ,
+        O_FGSM,
+        O_SHILL,
+        O_FULL,
+        O_OUT,
+        O_SPLIT,
+        O_NAME,
+        O_FORMAT,
+        O_NEG,
+        O_TOPK,
+        O_EPOCHS,
+        O_BPRE,
+        O_K,
+        O_LR,
+        O_REG,
+        O_LAMBDA,
+        O_EPS,
+        O_NEGS,
+        O_BIAS,
+        O_INIT,
+        O_WARM,
+        O_SEED,
+        O_TARGETS,
+        O_MINRATE
+    };
+    static const struct option lo[] = {{"loo", 0, 0, O_LOO},
+                                       {"preq", 0, 0, O_PREQ},
+                                       {"fgsm", 0, 0, O_FGSM},
+                                       {"shill", 0, 0, O_SHILL},
+                                       {"full", 0, 0, O_FULL},
+                                       {"out", 1, 0, O_OUT},
+                                       {"write-split", 1, 0, O_SPLIT},
+                                       {"name", 1, 0, O_NAME},
+                                       {"format", 1, 0, O_FORMAT},
+                                       {"neg", 1, 0, O_NEG},
+                                       {"topk", 1, 0, O_TOPK},
+                                       {"epochs", 1, 0, O_EPOCHS},
+                                       {"bpr-epochs", 1, 0, O_BPRE},
+                                       {"k", 1, 0, O_K},
+                                       {"lr", 1, 0, O_LR},
+                                       {"reg", 1, 0, O_REG},
+                                       {"lambda", 1, 0, O_LAMBDA},
+                                       {"eps", 1, 0, O_EPS},
+                                       {"negatives", 1, 0, O_NEGS},
+                                       {"bias", 1, 0, O_BIAS},
+                                       {"init-std", 1, 0, O_INIT},
+                                       {"warmup", 1, 0, O_WARM},
+                                       {"seed", 1, 0, O_SEED},
+                                       {"targets", 1, 0, O_TARGETS},
+                                       {"min-rating", 1, 0, O_MINRATE},
+                                       {"help", 0, 0, 'h'},
+                                       {0, 0, 0, 0}};
+    opts_t o;
+    advrec_conf_t *conf;
+    advrec_eval_data_t *d = NULL;
+    char errstr[512], path[4096];
+    uint64_t skipped = 0;
+    FILE *js = NULL;
+    int c, rc = 1;
+
+    memset(&o, 0, sizeof(o));
+    advrec_reader_conf_init(&o.rconf);
+    o.out = "eval-out";
+    o.n_neg = 99;
+    o.k_cut = 10;
+    o.n_targets = 5;
+    /* Model parameters start at the daemon's shipped defaults. */
+    conf = advrec_conf_new(errstr, sizeof(errstr));
+    if (!conf) {
+        fprintf(stderr, "advrec-eval: out of memory\n");
+        return 1;
+    }
+    advrec_engine_params_from_conf(&o.eng, conf);
+    advrec_conf_destroy(conf);
+    o.apr.apr = o.eng.apr;
+    o.apr.epochs = 30;
+    o.apr.bpr_epochs = 15;
+    o.apr.negatives = o.eng.negatives;
+    o.apr.seed = o.eng.apr.seed;
+
+    while ((c = getopt_long(argc, argv, "qh", lo, NULL)) != -1) {
+        switch (c) {
+        case O_LOO:
+            o.loo = 1;
+            break;
+        case O_PREQ:
+            o.preq = 1;
+            break;
+        case O_FGSM:
+            o.fgsm = 1;
+            break;
+        case O_SHILL:
+            o.shill = 1;
+            break;
+        case O_FULL:
+            o.full = 1;
+            break;
+        case O_OUT:
+            o.out = optarg;
+            break;
+        case O_SPLIT:
+            o.split_dir = optarg;
+            break;
+        case O_NAME:
+            o.name = optarg;
+            break;
+        case O_FORMAT:
+            if (advrec_reader_format_parse(optarg, &o.rconf.format)) {
+                fprintf(stderr, "advrec-eval: unknown format %s\n", optarg);
+                return 64;
+            }
+            break;
+        case O_NEG:
+            o.n_neg = (uint32_t)atoi(optarg);
+            break;
+        case O_TOPK:
+            o.k_cut = (uint32_t)atoi(optarg);
+            break;
+        case O_EPOCHS:
+            o.apr.epochs = (uint32_t)atoi(optarg);
+            break;
+        case O_BPRE:
+            o.apr.bpr_epochs = (uint32_t)atoi(optarg);
+            break;
+        case O_K:
+            o.apr.apr.k = atoi(optarg);
+            break;
+        case O_LR:
+            o.apr.apr.lr = strtof(optarg, NULL);
+            break;
+        case O_REG:
+            o.apr.apr.reg = strtof(optarg, NULL);
+            break;
+        case O_LAMBDA:
+            o.apr.apr.adv_lambda = strtof(optarg, NULL);
+            break;
+        case O_EPS:
+            o.apr.apr.adv_eps = strtof(optarg, NULL);
+            break;
+        case O_NEGS:
+            o.apr.negatives = (uint32_t)atoi(optarg);
+            break;
+        case O_BIAS:
+            o.apr.apr.use_bias = atoi(optarg) != 0;
+            break;
+        case O_INIT:
+            o.apr.apr.init_std = strtof(optarg, NULL);
+            break;
+        case O_WARM:
+            o.apr.apr.adv_warmup = (uint32_t)atoi(optarg);
+            break;
+        case O_SEED:
+            o.apr.seed = o.apr.apr.seed = strtoull(optarg, NULL, 10);
+            break;
+        case O_TARGETS:
+            o.n_targets = (uint32_t)atoi(optarg);
+            break;
+        case O_MINRATE:
+            o.rconf.min_rating = atoi(optarg);
+            break;
+        case 'q':
+            o.quiet = 1;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 64;
+        }
+    }
+    if (optind != argc - 1) {
+        usage(stderr);
+        return 64;
+    }
+    o.path = argv[optind];
+    if (!o.name) {
+        o.name = strrchr(o.path, '/') ? strrchr(o.path, '/') + 1 : o.path;
+    }
+    if (!o.loo && !o.preq && !o.shill && !o.fgsm)
+        o.loo = 1;
+    if (o.apr.bpr_epochs > o.apr.epochs)
+        o.apr.bpr_epochs = o.apr.epochs;
+    o.bpr = o.apr;
+    o.bpr.apr.adv_lambda = 0;
+    o.bpr.bpr_epochs = o.bpr.epochs;
+    /* The prequential engine trains with the same model parameters. */
+    o.eng.apr = o.apr.apr;
+    o.eng.state.k = (uint32_t)o.apr.apr.k;
+    o.eng.negatives = o.apr.negatives;
+    o.eng.recs_n = o.k_cut;
+
+    d = advrec_eval_data_new();
+    if (!d || advrec_eval_data_load(d, o.path, &o.rconf, &skipped, progress, &o,
+                                    errstr, sizeof(errstr))) {
+        fprintf(stderr, "advrec-eval: %s\n", d ? errstr : "out of memory");
+        goto out;
+    }
+    fprintf(stderr,
+            "%s: %zu events, %u users, %u items, %" PRIu64
+            " malformed lines skipped\n",
+            o.path, advrec_eval_data_count(d), advrec_eval_data_users(d),
+            advrec_eval_data_items(d), skipped);
+    if (mkdir_p(o.out))
+        goto out;
+    snprintf(path, sizeof(path), "%s/results.json", o.out);
+    if (!(js = fopen(path, "w"))) {
+        fprintf(stderr, "advrec-eval: cannot write %s\n", path);
+        goto out;
+    }
+    fprintf(js,
+            "{\"data\": {\"name\": \"%s\", \"path\": \"%s\", \"events\": %zu, "
+            "\"users\": %u, \"items\": %u, \"skipped\": %" PRIu64 "}",
+            o.name, o.path, advrec_eval_data_count(d),
+            advrec_eval_data_users(d), advrec_eval_data_items(d), skipped);
+    if (o.loo || o.fgsm || o.shill) {
+        fprintf(js, ",\n");
+        if (run_loo(&o, d, js))
+            goto out;
+    }
+    if (o.preq && run_preq(&o, d, js))
+        goto out;
+    fprintf(js, "}\n");
+    rc = 0;
+out:
+    if (js)
+        fclose(js);
+    advrec_eval_data_destroy(d);
+    return rc;
+}
