@@ -159,8 +159,8 @@ static const conf_row_t conf_rows[] = {
     ROW_INT("schema.anomaly.id", schema_anomaly_id, 1, I32_MAX, "4", "schema",
             "Confluent schema id written in front of every anomaly flag we produce."),
 
-    ROW_STR("state.dir", state_dir, 1, 0, "/var/lib/advrec", "state",
-            "RocksDB directory holding the model, histories, detector state and input offsets."),
+    ROW_STR("state.dir", state_dir, 0, 0, "/var/lib/advrec", "state",
+            "RocksDB directory holding the model, histories, detector state and input offsets; empty: state in memory only, lost at exit."),
     ROW_ENUM("state.sync", state_sync, sync_words, "commit", "state",
              "commit: fsync each round's WriteBatch (survives power loss); none: survives a crash of the process only."),
 

@@ -28,6 +28,7 @@
 #include "engine.h"
 #include "kafka.h"
 #include "log.h"
+#include "store.h"
 
 #ifdef ADVREC_HAVE_SYSTEMD
 #include <systemd/sd-daemon.h>
@@ -44,6 +45,7 @@ struct advrec_daemon_s {
     advrec_conf_t *conf; /* owned */
     advrec_codec_t *codec;
     advrec_engine_t *engine;
+    advrec_store_t *store;   /* RocksDB state, or NULL: state.dir = "" */
     advrec_broker_t *broker; /* embedded broker, or NULL */
     rd_kafka_t *consumer;
     rd_kafka_t *producer;
@@ -51,10 +53,11 @@ struct advrec_daemon_s {
     int32_t rec_schema_id;
     const char *inputs[2]; /* input topic names, by TOPIC_* */
     atomic_int stop;
-    char fatal[512]; /* first fatal error seen by a callback */
+    char fatal[1024]; /* first fatal error seen by a callback */
 
     /* Round scratch, allocated once. */
     rd_kafka_message_t **batch;
+    advrec_store_offset_t *offs; /* next offset per partition in a round */
     advrec_scored_item_t *rec_items;
     unsigned char *enc;
     size_t enc_size;
@@ -111,6 +114,39 @@ static advrec_err_t load_schemas(advrec_daemon_t *d, char *errstr,
     return ADVREC_OK;
 }
 
+/* Opens state.dir and loads every row, so scoring works from the first round
+ * and the consumer resumes where the state ends. state.dir = "" keeps state
+ * in memory only (nothing survives a restart). */
+static advrec_err_t open_store(advrec_daemon_t *d, char *errstr,
+                               size_t errstr_size)
+{
+    advrec_store_params_t sp;
+    advrec_state_t *state = advrec_engine_state(d->engine);
+    uint64_t version = 0;
+    advrec_err_t err;
+
+    if (!d->conf->state_dir[0]) {
+        log_warning("state.dir is empty: state is kept in memory only and "
+                    "lost at exit");
+        return ADVREC_OK;
+    }
+    advrec_store_params_from_conf(&sp, d->conf);
+    err = advrec_store_open(d->conf->state_dir, &sp, &d->store, errstr,
+                            errstr_size);
+    if (err)
+        return err;
+    err =
+        advrec_store_load(d->store, state, advrec_engine_popularity(d->engine),
+                          &version, errstr, errstr_size);
+    if (err)
+        return err;
+    advrec_engine_set_version(d->engine, version);
+    log_notice("state %s: %u users, %u items, model version %llu",
+               d->conf->state_dir, advrec_state_users(state)->n,
+               advrec_state_items(state)->n, (unsigned long long)version);
+    return ADVREC_OK;
+}
+
 advrec_daemon_t *advrec_daemon_new(advrec_conf_t *conf, char *errstr,
                                    size_t errstr_size)
 {
@@ -137,11 +173,14 @@ advrec_daemon_t *advrec_daemon_new(advrec_conf_t *conf, char *errstr,
     d->engine = advrec_engine_new(&params, errstr, errstr_size);
     if (!d->engine)
         goto fail;
+    if (open_store(d, errstr, errstr_size))
+        goto fail;
     d->batch = calloc((size_t)conf->round_max_records, sizeof(*d->batch));
+    d->offs = calloc((size_t)conf->round_max_records, sizeof(*d->offs));
     d->rec_items = calloc((size_t)conf->recs_n, sizeof(*d->rec_items));
     d->enc_size = 4096;
     d->enc = malloc(d->enc_size);
-    if (!d->batch || !d->rec_items || !d->enc) {
+    if (!d->batch || !d->offs || !d->rec_items || !d->enc) {
         advrec_seterr(ADVREC_ERR_NOMEM, errstr, errstr_size, "out of memory");
         goto fail;
     }
@@ -194,10 +233,32 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     rd_kafka_error_t *error = NULL;
     rd_kafka_resp_err_t ret = RD_KAFKA_RESP_ERR_NO_ERROR;
 
-    log_info("rebalance: %s %d partition(s)",
+    advrec_daemon_t *d = opaque;
+    int resumed = 0;
+
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS && d->store) {
+        /* Exactly-once state: resume from the offsets committed with the
+         * state, not from Kafka's; a partition the state has never seen
+         * keeps RD_KAFKA_OFFSET_INVALID (committed offset, else
+         * auto.offset.reset). */
+        char why[256];
+        for (int i = 0; i < parts->cnt; i++) {
+            int64_t next;
+            advrec_err_t serr = advrec_store_offset(
+                d->store, parts->elems[i].topic, parts->elems[i].partition,
+                &next, why, sizeof(why));
+            if (serr == ADVREC_OK) {
+                parts->elems[i].offset = next;
+                resumed++;
+            } else if (serr != ADVREC_ERR_NOT_FOUND) {
+                log_err("rebalance: %s", why);
+            }
+        }
+    }
+    log_info("rebalance: %s %d partition(s)%s",
              err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS ? "assigned"
                                                          : "revoked",
-             parts->cnt);
+             parts->cnt, resumed ? ", resuming from stored offsets" : "");
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         if (cooperative)
             error = rd_kafka_incremental_assign(rk, parts);
@@ -492,30 +553,65 @@ static void emit(void *opaque, const advrec_engine_list_t *list)
     }
 }
 
-/* Stores the next offset of every partition consumed in this round, so the
- * (asynchronous) commit reports progress to Kafka's tools. */
-static void store_offsets(advrec_daemon_t *d, rd_kafka_message_t **msgs,
-                          ssize_t n)
+/*
+ * Ends a round's input side: commits every row the round changed together
+ * with the next offset of every partition it consumed (one RocksDB
+ * WriteBatch), then stores those offsets in the consumer for the
+ * asynchronous commit to Kafka, which only reports progress (lag). A failed
+ * state commit stops the daemon: a restart replays from the last good one.
+ */
+static advrec_err_t commit_round(advrec_daemon_t *d, rd_kafka_message_t **msgs,
+                                 ssize_t n)
 {
-    rd_kafka_topic_partition_list_t *offs =
-        rd_kafka_topic_partition_list_new((int)n);
-    rd_kafka_resp_err_t err;
+    rd_kafka_topic_partition_list_t *offs;
+    size_t n_offs = 0;
+    rd_kafka_resp_err_t kerr;
+    advrec_err_t err = ADVREC_OK;
+    char why[512];
 
     for (ssize_t i = 0; i < n; i++) {
-        rd_kafka_topic_partition_t *p;
+        const char *topic;
+        size_t j;
         if (msgs[i]->err)
             continue;
-        p = rd_kafka_topic_partition_list_find(
-            offs, rd_kafka_topic_name(msgs[i]->rkt), msgs[i]->partition);
-        if (!p)
-            p = rd_kafka_topic_partition_list_add(
-                offs, rd_kafka_topic_name(msgs[i]->rkt), msgs[i]->partition);
-        if (msgs[i]->offset + 1 > p->offset)
-            p->offset = msgs[i]->offset + 1;
+        topic = rd_kafka_topic_name(msgs[i]->rkt);
+        for (j = 0; j < n_offs; j++)
+            if (d->offs[j].partition == msgs[i]->partition &&
+                strcmp(d->offs[j].topic, topic) == 0)
+                break;
+        if (j == n_offs) {
+            d->offs[n_offs].topic = topic;
+            d->offs[n_offs].partition = msgs[i]->partition;
+            d->offs[n_offs++].next = msgs[i]->offset + 1;
+        } else if (msgs[i]->offset + 1 > d->offs[j].next) {
+            d->offs[j].next = msgs[i]->offset + 1;
+        }
     }
-    if (offs->cnt > 0 && (err = rd_kafka_offsets_store(d->consumer, offs)))
-        log_debug("offsets_store: %s", rd_kafka_err2str(err));
+    if (n_offs == 0)
+        return ADVREC_OK;
+    if (d->store) {
+        err = advrec_store_commit(d->store, advrec_engine_state(d->engine),
+                                  advrec_engine_popularity(d->engine),
+                                  advrec_engine_version(d->engine), d->offs,
+                                  n_offs, why, sizeof(why));
+        if (err) {
+            snprintf(d->fatal, sizeof(d->fatal), "state commit failed: %s",
+                     why);
+            atomic_store(&d->stop, 1);
+            return err;
+        }
+    } else {
+        advrec_state_clear_dirty(advrec_engine_state(d->engine));
+    }
+    offs = rd_kafka_topic_partition_list_new((int)n_offs);
+    for (size_t j = 0; j < n_offs; j++)
+        rd_kafka_topic_partition_list_add(offs, d->offs[j].topic,
+                                          d->offs[j].partition)
+            ->offset = d->offs[j].next;
+    if ((kerr = rd_kafka_offsets_store(d->consumer, offs)))
+        log_debug("offsets_store: %s", rd_kafka_err2str(kerr));
     rd_kafka_topic_partition_list_destroy(offs);
+    return ADVREC_OK;
 }
 
 static void publish_stats(advrec_daemon_t *d, int64_t now, int final)
@@ -557,6 +653,7 @@ static void round_once(advrec_daemon_t *d)
 {
     ssize_t n;
     int64_t now;
+    advrec_err_t err;
 
     n = rd_kafka_consume_batch_queue(d->cq, (int)d->conf->round_max_ms,
                                      d->batch,
@@ -573,10 +670,11 @@ static void round_once(advrec_daemon_t *d)
         }
         handle(d, m, now);
     }
-    if (n > 0)
-        store_offsets(d, d->batch, n);
+    err = commit_round(d, d->batch, n);
     for (ssize_t i = 0; i < n; i++)
         rd_kafka_message_destroy(d->batch[i]);
+    if (err)
+        return; /* outputs never run ahead of committed state */
     /* Refresh what is due; bounded per round so a burst of stale users
      * cannot starve consumption. */
     advrec_engine_refresh(d->engine, now, 0, (size_t)d->conf->round_max_records,
@@ -644,10 +742,12 @@ void advrec_daemon_destroy(advrec_daemon_t *d)
     if (d->producer)
         rd_kafka_destroy(d->producer);
     advrec_broker_destroy(d->broker);
+    advrec_store_close(d->store);
     advrec_engine_destroy(d->engine);
     advrec_codec_destroy(d->codec);
     advrec_conf_destroy(d->conf);
     free(d->batch);
+    free(d->offs);
     free(d->rec_items);
     free(d->enc);
     pthread_mutex_destroy(&d->shown_lock);

@@ -5,6 +5,7 @@
  * recommendation topic and shows a few users' lists changing as they click
  * and buy. Stops by itself and prints a summary.
  */
+#include <ftw.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -37,6 +38,15 @@ typedef struct demo_s {
     char last_list[MAX_WATCH][512];
     uint64_t lists_seen;
 } demo_t;
+
+static int rm_entry(const char *path, const struct stat *st, int flag,
+                    struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
 
 static int64_t now_ms(void)
 {
@@ -170,6 +180,8 @@ int main(int argc, char **argv)
     rd_kafka_t *producer = NULL, *viewer = NULL;
     pthread_t thread;
     int running = 0, rc = 1, opt;
+    char state_dir[] = "/tmp/advrec-demo-state.XXXXXX";
+    int have_state_dir = 0;
 
     conf = advrec_conf_new(errstr, sizeof(errstr));
     if (!conf) {
@@ -225,9 +237,18 @@ int main(int argc, char **argv)
         }
     }
     advrec_log_set_level(conf->log_level);
+    /* The demo's state is real (RocksDB) but temporary. */
+    if (!mkdtemp(state_dir)) {
+        perror("advrec-demo: mkdtemp");
+        advrec_conf_destroy(conf);
+        return 1;
+    }
+    have_state_dir = 1;
+    advrec_conf_set(conf, "state.dir", state_dir, NULL, 0);
     if (!conf->broker_embedded) {
         fprintf(stderr, "advrec-demo: runs on the embedded broker only\n");
         advrec_conf_destroy(conf);
+        nftw(state_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
         return 2;
     }
 
@@ -400,5 +421,7 @@ fail:
     advrec_synth_destroy(synth);
     advrec_codec_destroy(codec);
     advrec_conf_destroy(conf);
+    if (have_state_dir)
+        nftw(state_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
     return rc;
 }

@@ -89,7 +89,7 @@ has x-without-eq err "-X model.k: expected key=value"
 # alone on stdout once it is consuming, and SIGTERM stops it cleanly (exit 0,
 # final stats logged). Reading the address from a FIFO awaits that moment.
 mkfifo "$tmp/run.fifo"
-"$advrecd" -c "$src/conf/advrecd.conf" -X stats.interval.ms=0 \
+"$advrecd" -c "$src/conf/advrecd.conf" -X stats.interval.ms=0 -X state.dir="$tmp/state" \
   >"$tmp/run.fifo" 2>"$tmp/run.err" &
 pid=$!
 exec 3<"$tmp/run.fifo"

@@ -66,7 +66,7 @@ run_one() {
   mkdir -p "$dir"
   mkfifo "$dir/out.fifo"
   "$advrecd" -c "$src/conf/advrecd.conf" -X stats.interval.ms=200 \
-    -X log.level=info -X recs.debounce.ms=100 -X recs.max.staleness.ms=500 \
+    -X state.dir="$dir/state" -X log.level=info -X recs.debounce.ms=100 -X recs.max.staleness.ms=500 \
     >"$dir/out.fifo" 2>"$dir/err" &
   dpid=$!
   pids+=("$dpid")

@@ -751,6 +751,9 @@ static advrec_conf_t *daemon_conf(const char *x_path)
         {"recs.exclude", "purchased"},
         {"stats.interval.ms", "0"},
         {"model.k", "16"},
+        /* In memory: this test is about the pipeline; durability is tested
+         * with the daemon as a process (daemon_sigterm.sh, e2e). */
+        {"state.dir", ""},
     };
 
     if (!conf) {

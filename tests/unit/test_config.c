@@ -202,7 +202,10 @@ static void test_string(void)
 
     CHECK_INT(set(conf, "state.dir", "/srv/advrec state"), ADVREC_OK);
     CHECK_STR(conf->state_dir, "/srv/advrec state");
-    CHECK_INT(set(conf, "state.dir", ""), ADVREC_ERR_CONFIG);
+    /* An empty state.dir is allowed: state in memory only. */
+    CHECK_INT(set(conf, "state.dir", ""), ADVREC_OK);
+    CHECK_STR(conf->state_dir, "");
+    CHECK_INT(set(conf, "group.id", ""), ADVREC_ERR_CONFIG);
     CHECK_ERR_HAS("must not be empty");
     CHECK_INT(set(conf, "topic.clicks", "shop_clicks-v2.eu"), ADVREC_OK);
     CHECK_STR(conf->topic_clicks, "shop_clicks-v2.eu");
