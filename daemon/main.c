@@ -35,10 +35,10 @@ static int exit_code(advrec_err_t err)
         return EX_OK;
     case ADVREC_ERR_CONFIG:
     case ADVREC_ERR_SCHEMA:
+    case ADVREC_ERR_STATE_MISMATCH: /* state.dir of another configuration */
         return EX_CONFIG;
     case ADVREC_ERR_IO:
     case ADVREC_ERR_STORE:
-    case ADVREC_ERR_STATE_MISMATCH:
         return EX_IOERR;
     case ADVREC_ERR_KAFKA:
         return EX_UNAVAILABLE;
@@ -58,10 +58,10 @@ static int run_daemon(advrec_conf_t *conf)
     advrec_daemon_t *d;
     advrec_err_t err;
 
-    d = advrec_daemon_new(conf, errstr, sizeof(errstr));
-    if (!d) {
+    err = advrec_daemon_new(&d, conf, errstr, sizeof(errstr));
+    if (err) {
         log_err("%s", errstr);
-        return EX_CONFIG;
+        return exit_code(err);
     }
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = on_signal;

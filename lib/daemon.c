@@ -147,33 +147,37 @@ static advrec_err_t open_store(advrec_daemon_t *d, char *errstr,
     return ADVREC_OK;
 }
 
-advrec_daemon_t *advrec_daemon_new(advrec_conf_t *conf, char *errstr,
-                                   size_t errstr_size)
+advrec_err_t advrec_daemon_new(advrec_daemon_t **daemonp, advrec_conf_t *conf,
+                               char *errstr, size_t errstr_size)
 {
     advrec_daemon_t *d;
     advrec_engine_params_t params;
+    advrec_err_t err;
 
-    if (advrec_conf_check(conf, errstr, errstr_size)) {
+    *daemonp = NULL;
+    if ((err = advrec_conf_check(conf, errstr, errstr_size))) {
         advrec_conf_destroy(conf);
-        return NULL;
+        return err;
     }
     d = calloc(1, sizeof(*d));
     if (!d) {
         advrec_conf_destroy(conf);
-        advrec_seterr(ADVREC_ERR_NOMEM, errstr, errstr_size, "out of memory");
-        return NULL;
+        return advrec_seterr(ADVREC_ERR_NOMEM, errstr, errstr_size,
+                             "out of memory");
     }
     d->conf = conf;
     pthread_mutex_init(&d->shown_lock, NULL);
     d->inputs[TOPIC_CLICKS] = conf->topic_clicks;
     d->inputs[TOPIC_PURCHASES] = conf->topic_purchases;
-    if (load_schemas(d, errstr, errstr_size))
+    if ((err = load_schemas(d, errstr, errstr_size)))
         goto fail;
     advrec_engine_params_from_conf(&params, conf);
     d->engine = advrec_engine_new(&params, errstr, errstr_size);
-    if (!d->engine)
+    if (!d->engine) {
+        err = ADVREC_ERR_CONFIG;
         goto fail;
-    if (open_store(d, errstr, errstr_size))
+    }
+    if ((err = open_store(d, errstr, errstr_size)))
         goto fail;
     d->batch = calloc((size_t)conf->round_max_records, sizeof(*d->batch));
     d->offs = calloc((size_t)conf->round_max_records, sizeof(*d->offs));
@@ -181,14 +185,16 @@ advrec_daemon_t *advrec_daemon_new(advrec_conf_t *conf, char *errstr,
     d->enc_size = 4096;
     d->enc = malloc(d->enc_size);
     if (!d->batch || !d->offs || !d->rec_items || !d->enc) {
-        advrec_seterr(ADVREC_ERR_NOMEM, errstr, errstr_size, "out of memory");
+        err = advrec_seterr(ADVREC_ERR_NOMEM, errstr, errstr_size,
+                            "out of memory");
         goto fail;
     }
-    return d;
+    *daemonp = d;
+    return ADVREC_OK;
 
 fail:
     advrec_daemon_destroy(d);
-    return NULL;
+    return err;
 }
 
 /* Delivery reports arrive on the run thread (we serve them with

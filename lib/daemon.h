@@ -39,13 +39,16 @@ typedef struct advrec_daemon_stats_s {
 } advrec_daemon_stats_t;
 
 /*
- * A daemon configured by conf. Takes ownership of conf on success and on
- * failure (the caller must not use or free it after the call). Validates the
- * configuration, loads the schemas and builds the model; connects nothing
- * yet. NULL on failure with errstr filled.
+ * A daemon configured by conf, in *daemonp. Takes ownership of conf on
+ * success and on failure (the caller must not use or free it after the call).
+ * Validates the configuration, loads the schemas, builds the model and opens
+ * and loads the state directory; connects nothing yet. On failure *daemonp is
+ * NULL and the error says what kind (CONFIG, SCHEMA, STATE_MISMATCH: state
+ * written under another configuration; STORE: unusable state directory;
+ * NOMEM), with errstr filled.
  */
-advrec_daemon_t *advrec_daemon_new(advrec_conf_t *conf, char *errstr,
-                                   size_t errstr_size);
+advrec_err_t advrec_daemon_new(advrec_daemon_t **daemonp, advrec_conf_t *conf,
+                               char *errstr, size_t errstr_size);
 
 /*
  * Starts the embedded broker (when broker.embedded) and the Kafka clients,

@@ -279,9 +279,9 @@ int main(int argc, char **argv)
     if (!synth)
         goto fail;
 
-    daemon = advrec_daemon_new(conf, errstr, sizeof(errstr));
+    advrec_err_t err = advrec_daemon_new(&daemon, conf, errstr, sizeof(errstr));
     conf = NULL; /* owned by the daemon from here on */
-    if (!daemon || advrec_daemon_start(daemon, errstr, sizeof(errstr)))
+    if (err || advrec_daemon_start(daemon, errstr, sizeof(errstr)))
         goto fail;
     const char *bootstraps = advrec_daemon_bootstraps(daemon);
     if (pthread_create(&thread, NULL, run_daemon, daemon) != 0) {

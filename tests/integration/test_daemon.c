@@ -861,7 +861,7 @@ static void test_daemon_end_to_end(void)
         CHECK_STR(code, b->code);
     }
 
-    daemon = advrec_daemon_new(conf, errstr, sizeof(errstr));
+    advrec_daemon_new(&daemon, conf, errstr, sizeof(errstr));
     conf = NULL; /* the daemon's now, even on failure */
     if (!daemon) {
         fprintf(stderr, "daemon_new: %s\n", errstr);
