@@ -22,8 +22,11 @@ static advrec_daemon_t *volatile running;
 
 static void on_signal(int sig)
 {
-    (void)sig;
-    if (running)
+    if (!running)
+        return;
+    if (sig == SIGUSR1)
+        advrec_daemon_checkpoint(running);
+    else
         advrec_daemon_stop(running);
 }
 
@@ -69,6 +72,7 @@ static int run_daemon(advrec_conf_t *conf)
     running = d;
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGUSR1, &sa, NULL);
     err = advrec_daemon_start(d, errstr, sizeof(errstr));
     if (!err) {
         const char *bootstraps = advrec_daemon_bootstraps(d);
@@ -114,6 +118,10 @@ static void usage(FILE *fp)
             "                        the Markdown key reference to stdout\n"
             "  -h, --help            show this help\n"
             "  -V, --version         show the version\n"
+            "\n"
+            "Signals: SIGTERM/SIGINT finish the round, refresh pending users,\n"
+            "flush and commit, then exit 0; SIGUSR1 writes a checkpoint of\n"
+            "the state into state.checkpoint.dir.\n"
             "\n"
             "Every key, its default and range: docs/CONFIG.md, or\n"
             "`advrecd --dump-config=conf`.\n");

@@ -161,6 +161,8 @@ static const conf_row_t conf_rows[] = {
 
     ROW_STR("state.dir", state_dir, 0, 0, "/var/lib/advrec", "state",
             "RocksDB directory holding the model, histories, detector state and input offsets; empty: state in memory only, lost at exit."),
+    ROW_STR("state.checkpoint.dir", state_checkpoint_dir, 0, 0, "/var/lib/advrec-checkpoints", "state",
+            "Where SIGUSR1 makes a consistent copy of the state (a new subdirectory named by UTC time); start a daemon from one with state.dir=<it>."),
     ROW_ENUM("state.sync", state_sync, sync_words, "commit", "state",
              "commit: fsync each round's WriteBatch (survives power loss); none: survives a crash of the process only."),
 

@@ -77,6 +77,7 @@ typedef struct advrec_conf_s {
     int64_t schema_anomaly_id;
     /* state */
     char *state_dir;
+    char *state_checkpoint_dir;
     int state_sync; /* advrec_conf_sync_t */
     /* round */
     int64_t round_max_records;

@@ -20,6 +20,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <errno.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <librdkafka/rdkafka.h>
 
@@ -53,7 +56,8 @@ struct advrec_daemon_s {
     int32_t rec_schema_id;
     const char *inputs[2]; /* input topic names, by TOPIC_* */
     atomic_int stop;
-    char fatal[1024]; /* first fatal error seen by a callback */
+    atomic_int checkpoint; /* requested by advrec_daemon_checkpoint() */
+    char fatal[1024];      /* first fatal error seen by a callback */
 
     /* Round scratch, allocated once. */
     rd_kafka_message_t **batch;
@@ -690,6 +694,38 @@ static void round_once(advrec_daemon_t *d)
     publish_stats(d, now, 0);
 }
 
+/* Writes the requested checkpoint (between rounds, so it holds whole rounds
+ * only). A failure is logged and the daemon goes on: a backup that could not
+ * be made must not stop the service. */
+static void write_checkpoint(advrec_daemon_t *d)
+{
+    const char *base = d->conf->state_checkpoint_dir;
+    char path[4096], why[512], stamp[32];
+    time_t now = time(NULL);
+    struct tm tm;
+
+    if (!d->store) {
+        log_warning("checkpoint requested, but state.dir is empty: state is "
+                    "in memory only");
+        return;
+    }
+    if (mkdir(base, 0750) != 0 && errno != EEXIST) {
+        log_err("checkpoint: cannot create %s: %s", base, strerror(errno));
+        return;
+    }
+    gmtime_r(&now, &tm);
+    strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm);
+    snprintf(path, sizeof(path), "%s/%s", base, stamp);
+    for (int n = 1; access(path, F_OK) == 0 && n < 100; n++)
+        snprintf(path, sizeof(path), "%s/%s.%d", base, stamp, n);
+    if (advrec_store_checkpoint(d->store, path, why, sizeof(why)))
+        log_err("checkpoint: %s", why);
+    else
+        log_notice("checkpoint written to %s (start a daemon from it with "
+                   "-X state.dir=%s)",
+                   path, path);
+}
+
 advrec_err_t advrec_daemon_run(advrec_daemon_t *d, char *errstr,
                                size_t errstr_size)
 {
@@ -697,8 +733,11 @@ advrec_err_t advrec_daemon_run(advrec_daemon_t *d, char *errstr,
 
     d->last_stats_ms = now_ms();
     notify("READY=1");
-    while (!atomic_load(&d->stop))
+    while (!atomic_load(&d->stop)) {
         round_once(d);
+        if (atomic_exchange(&d->checkpoint, 0))
+            write_checkpoint(d);
+    }
     notify("STOPPING=1");
     if (d->fatal[0])
         return advrec_seterr(ADVREC_ERR_KAFKA, errstr, errstr_size, "%s",
@@ -723,6 +762,11 @@ advrec_err_t advrec_daemon_run(advrec_daemon_t *d, char *errstr,
 void advrec_daemon_stop(advrec_daemon_t *d)
 {
     atomic_store(&d->stop, 1);
+}
+
+void advrec_daemon_checkpoint(advrec_daemon_t *d)
+{
+    atomic_store(&d->checkpoint, 1);
 }
 
 const char *advrec_daemon_bootstraps(const advrec_daemon_t *d)

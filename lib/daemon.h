@@ -70,6 +70,14 @@ advrec_err_t advrec_daemon_run(advrec_daemon_t *daemon, char *errstr,
 /* Asks run() to stop after the current round. Async-signal-safe. */
 void advrec_daemon_stop(advrec_daemon_t *daemon);
 
+/*
+ * Asks run() to write a consistent checkpoint of the state between two rounds,
+ * into a new subdirectory of state.checkpoint.dir named by UTC time (logged).
+ * Async-signal-safe (advrecd calls it on SIGUSR1). Without a state.dir it
+ * logs that there is nothing to checkpoint.
+ */
+void advrec_daemon_checkpoint(advrec_daemon_t *daemon);
+
 /* The embedded broker's bootstrap list, or NULL when using an external
  * cluster. Owned by the daemon. Valid after start(). */
 const char *advrec_daemon_bootstraps(const advrec_daemon_t *daemon);

@@ -18,3 +18,10 @@ add_test(NAME integration.daemon_sigterm
   COMMAND ${CMAKE_CURRENT_LIST_DIR}/daemon_sigterm.sh
           $<TARGET_FILE:advrecd> $<TARGET_FILE:itest_produce> ${PROJECT_SOURCE_DIR})
 set_tests_properties(integration.daemon_sigterm PROPERTIES LABELS integration TIMEOUT 240)
+# SIGUSR1 checkpoint: written between rounds, readable by advrec-inspect, and
+# a daemon started from it loads it.
+add_test(NAME integration.checkpoint
+  COMMAND ${CMAKE_CURRENT_LIST_DIR}/checkpoint.sh
+          $<TARGET_FILE:advrecd> $<TARGET_FILE:itest_produce>
+          $<TARGET_FILE:advrec-inspect> ${PROJECT_SOURCE_DIR})
+set_tests_properties(integration.checkpoint PROPERTIES LABELS integration TIMEOUT 180)
