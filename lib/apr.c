@@ -12,8 +12,13 @@
 #include <string.h>
 
 /* Added under the square root of the Adagrad accumulator: a coordinate whose
- * gradients have all been 0 so far takes a zero step instead of 0/0. */
-#define ADAGRAD_EPS 1e-8f
+ * gradients have all been 0 so far takes a zero step instead of 0/0. It is
+ * tiny on purpose: |G| / sqrt(a + eps) <= 1 bounds the step whatever eps is,
+ * and a tiny eps keeps Adagrad invariant to a constant factor on the
+ * objective, which is what makes APR with eps = 0 (objective (1 + lambda) L)
+ * take the same steps as BPR. With 1e-8 a coordinate whose gradient is near
+ * 1e-4 moved up to 20 % more under APR(eps = 0) than under BPR. */
+#define ADAGRAD_EPS 1e-20f
 
 void advrec_apr_params_default(advrec_apr_params_t *params)
 {

@@ -275,6 +275,65 @@ static void test_eps_zero_makes_adversarial_loss_the_clean_loss(void)
     }
 }
 
+/* Largest absolute difference between two worlds' factors and biases. */
+static double world_max_diff(const world_t *a, const world_t *b, int k)
+{
+    double m = 0;
+
+    for (int u = 0; u < NU; u++)
+        for (int f = 0; f < k; f++)
+            m = fmax(m, fabs((double)a->users[u].w[f] - b->users[u].w[f]));
+    for (int i = 0; i < NI; i++) {
+        for (int f = 0; f < k; f++)
+            m = fmax(m, fabs((double)a->items[i].w[f] - b->items[i].w[f]));
+        m = fmax(m, fabs((double)a->items[i].bias - b->items[i].bias));
+    }
+    return m;
+}
+
+/*
+ * The issue's check "APR with eps = 0 equals BPR step for step". With
+ * Delta = 0 the objective is (1 + lambda) L, whose gradient is (1 + lambda)
+ * times BPR's; Adagrad divides by the root of the accumulated squares, so the
+ * step is the same up to its 1e-8 guard and float rounding: equal within a
+ * tight tolerance after every event, not bit for bit (lambda = 0 is bit for
+ * bit, above). reg = 0, as the regulariser is not scaled by (1 + lambda).
+ */
+static void test_eps_zero_is_bpr_step_for_step(void)
+{
+    static world_t a, b;
+    advrec_apr_params_t params;
+    float scratch[12 * KMAX];
+    double worst = 0;
+
+    advrec_apr_params_default(&params);
+    params.k = 16;
+    params.use_bias = 1;
+    params.init_std = 0.1f;
+    params.adv_eps = 0.0f;
+    params.adv_lambda = 1.0f;
+    world_init(&a, &params);
+    world_init(&b, &params);
+    for (int64_t off = 0; off < 400; off++) {
+        advrec_rng_t rng =
+            advrec_rng_for_record(params.seed, "advrec.clicks", 0, off);
+        uint32_t u = advrec_rng_below(&rng, NU);
+        uint32_t i = advrec_rng_below(&rng, NI / 2) + (u % 2) * (NI / 2);
+        uint32_t j = advrec_apr_sample_negative(&rng, NI, i);
+        advrec_apr_result_t ra, rb;
+
+        advrec_apr_step(&params, &a.users[u].row, &a.items[i].row,
+                        &a.items[j].row, 1.0f, 1, scratch, &ra);
+        advrec_apr_step(&params, &b.users[u].row, &b.items[i].row,
+                        &b.items[j].row, 1.0f, 0, scratch, &rb);
+        CHECK(ra.adversarial && !rb.adversarial);
+        worst = fmax(worst, world_max_diff(&a, &b, params.k));
+    }
+    CHECK(worst < 1e-5);
+    if (worst >= 1e-5)
+        fprintf(stderr, "eps=0 APR vs BPR: max difference %g\n", worst);
+}
+
 static void test_replay_is_bit_identical(void)
 {
     static world_t a, b, c;
@@ -688,6 +747,7 @@ int main(void)
     RUN(test_clean_gradient_matches_objective_without_delta);
     RUN(test_lambda_zero_is_bpr_bit_for_bit);
     RUN(test_eps_zero_makes_adversarial_loss_the_clean_loss);
+    RUN(test_eps_zero_is_bpr_step_for_step);
     RUN(test_replay_is_bit_identical);
     RUN(test_loss_on_repeated_pair_decreases);
     RUN(test_warmup_switches_adversarial_on);
