@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rng.h"
+
 #define ARENA_BLOCK (1u << 20) /* ids are copied into 1 MiB blocks */
 
 typedef struct slot_s {
@@ -26,18 +28,6 @@ struct advrec_idmap_s {
     uint32_t count, names_cap, max_ids;
     block_t *blocks; /* newest first */
 };
-
-uint64_t advrec_idmap_hash(const void *data, size_t len)
-{
-    const unsigned char *p = data;
-    uint64_t h = 14695981039346656037ULL;
-
-    for (size_t i = 0; i < len; i++) {
-        h ^= p[i];
-        h *= 1099511628211ULL;
-    }
-    return h;
-}
 
 advrec_idmap_t *advrec_idmap_new(uint32_t max_ids)
 {
@@ -118,7 +108,7 @@ static advrec_err_t grow_slots(advrec_idmap_t *map)
 advrec_err_t advrec_idmap_get(advrec_idmap_t *map, const char *id, size_t len,
                               int create, uint32_t *idx, int *created)
 {
-    uint64_t h = advrec_idmap_hash(id, len);
+    uint64_t h = advrec_hash64_bytes(id, len);
     size_t i;
     char *name;
 

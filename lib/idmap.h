@@ -43,7 +43,4 @@ const char *advrec_idmap_name(const advrec_idmap_t *map, uint32_t idx);
 /* How many ids are interned. */
 uint32_t advrec_idmap_count(const advrec_idmap_t *map);
 
-/* 64-bit FNV-1a of len bytes: stable across runs and machines. */
-uint64_t advrec_idmap_hash(const void *data, size_t len);
-
 #endif

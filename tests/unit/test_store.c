@@ -22,6 +22,7 @@
 #include "engine.h"
 #include "idmap.h"
 #include "popularity.h"
+#include "rng.h"
 #include "store.h"
 
 #define K 8
@@ -101,7 +102,7 @@ static void apply_range(advrec_engine_t *e, int64_t from, int64_t to)
     for (int64_t o = from; o < to; o++) {
         advrec_event_t ev;
         advrec_origin_t origin = {(uint8_t)(o % 3 == 0), 0, o};
-        uint64_t h = advrec_idmap_hash(&o, sizeof(o));
+        uint64_t h = advrec_hash64_bytes(&o, sizeof(o));
 
         advrec_event_clear(&ev);
         ev.type = o % 3 == 0 ? ADVREC_EVENT_PURCHASE : ADVREC_EVENT_CLICK;
@@ -238,7 +239,7 @@ static void snapshot(const char *dir, char *out, size_t size)
             strcmp(name, "LOCK") != 0 && stat(path, &st) == 0 &&
             S_ISREG(st.st_mode) && (fd = open(path, O_RDONLY)) >= 0) {
             while ((r = read(fd, buf, sizeof(buf))) > 0)
-                h ^= advrec_idmap_hash(buf, (size_t)r) + (h << 6);
+                h ^= advrec_hash64_bytes(buf, (size_t)r) + (h << 6);
             close(fd);
             if (off < size)
                 off += (size_t)snprintf(out + off, size - off, "%s:%lld:%llx\n",
