@@ -40,9 +40,10 @@
 #define notify(...) ((void)0)
 #endif
 
-#define TOPIC_CLICKS     0
-#define TOPIC_PURCHASES  1
-#define FLUSH_TIMEOUT_MS 30000
+#define TOPIC_CLICKS         0
+#define TOPIC_PURCHASES      1
+#define FLUSH_TIMEOUT_MS     30000
+#define DLQ_LOG_PER_INTERVAL 20
 
 struct advrec_daemon_s {
     advrec_conf_t *conf; /* owned */
@@ -71,6 +72,7 @@ struct advrec_daemon_s {
     pthread_mutex_t shown_lock;
     int64_t last_stats_ms;
     advrec_daemon_stats_t last_stats;
+    uint64_t dlq_logged; /* DLQ records logged since the last stats line */
 };
 
 static int64_t now_ms(void)
@@ -473,9 +475,16 @@ static void to_dlq(advrec_daemon_t *d, const rd_kafka_message_t *m,
     rd_kafka_header_add(h, "advrec.source.partition", -1, num, -1);
     snprintf(num, sizeof(num), "%lld", (long long)m->offset);
     rd_kafka_header_add(h, "advrec.source.offset", -1, num, -1);
-    log_warning("%s [%d] @%lld -> %s: %s", rd_kafka_topic_name(m->rkt),
-                (int)m->partition, (long long)m->offset, d->conf->topic_dlq,
-                why);
+    /* A flood of bad input must not become a flood of log lines: the first
+     * few per stats interval are logged, the rest only counted. */
+    if (d->dlq_logged++ < DLQ_LOG_PER_INTERVAL)
+        log_warning("%s [%d] @%lld -> %s: %s", rd_kafka_topic_name(m->rkt),
+                    (int)m->partition, (long long)m->offset, d->conf->topic_dlq,
+                    why);
+    else if (d->dlq_logged == DLQ_LOG_PER_INTERVAL + 1)
+        log_warning("more records are going to %s; only counted until the "
+                    "next stats line",
+                    d->conf->topic_dlq);
     if (produce(d, d->conf->topic_dlq, m->key, m->key_len, m->payload, m->len,
                 h) == RD_KAFKA_RESP_ERR_NO_ERROR)
         d->stats.dlq++;
@@ -656,6 +665,7 @@ static void publish_stats(advrec_daemon_t *d, int64_t now, int final)
            (unsigned long long)s->recs, (unsigned long long)s->dlq, s->users);
     d->last_stats = *s;
     d->last_stats_ms = now;
+    d->dlq_logged = 0;
 }
 
 /* One processing round. */
