@@ -58,10 +58,10 @@ static int run_daemon(advrec_conf_t *conf)
     advrec_daemon_t *d;
     advrec_err_t err;
 
-    d = advrec_daemon_new(conf, errstr, sizeof(errstr));
-    if (!d) {
+    err = advrec_daemon_create(conf, &d, errstr, sizeof(errstr));
+    if (err) {
         log_err("%s", errstr);
-        return EX_CONFIG;
+        return exit_code(err);
     }
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = on_signal;

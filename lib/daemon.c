@@ -53,7 +53,8 @@ struct advrec_daemon_s {
     int32_t rec_schema_id;
     const char *inputs[2]; /* input topic names, by TOPIC_* */
     atomic_int stop;
-    char fatal[1024]; /* first fatal error seen by a callback */
+    char fatal[1024];       /* first fatal error seen by a callback */
+    advrec_err_t fatal_err; /* its code: KAFKA, or STORE for a commit */
 
     /* Round scratch, allocated once. */
     rd_kafka_message_t **batch;
@@ -147,33 +148,37 @@ static advrec_err_t open_store(advrec_daemon_t *d, char *errstr,
     return ADVREC_OK;
 }
 
-advrec_daemon_t *advrec_daemon_new(advrec_conf_t *conf, char *errstr,
-                                   size_t errstr_size)
+advrec_err_t advrec_daemon_create(advrec_conf_t *conf, advrec_daemon_t **dp,
+                                  char *errstr, size_t errstr_size)
 {
     advrec_daemon_t *d;
     advrec_engine_params_t params;
+    advrec_err_t err;
 
-    if (advrec_conf_check(conf, errstr, errstr_size)) {
+    *dp = NULL;
+    if ((err = advrec_conf_check(conf, errstr, errstr_size))) {
         advrec_conf_destroy(conf);
-        return NULL;
+        return err;
     }
     d = calloc(1, sizeof(*d));
     if (!d) {
         advrec_conf_destroy(conf);
-        advrec_seterr(ADVREC_ERR_NOMEM, errstr, errstr_size, "out of memory");
-        return NULL;
+        return advrec_seterr(ADVREC_ERR_NOMEM, errstr, errstr_size,
+                             "out of memory");
     }
     d->conf = conf;
     pthread_mutex_init(&d->shown_lock, NULL);
     d->inputs[TOPIC_CLICKS] = conf->topic_clicks;
     d->inputs[TOPIC_PURCHASES] = conf->topic_purchases;
-    if (load_schemas(d, errstr, errstr_size))
+    if ((err = load_schemas(d, errstr, errstr_size)))
         goto fail;
     advrec_engine_params_from_conf(&params, conf);
     d->engine = advrec_engine_new(&params, errstr, errstr_size);
-    if (!d->engine)
+    if (!d->engine) {
+        err = ADVREC_ERR_CONFIG;
         goto fail;
-    if (open_store(d, errstr, errstr_size))
+    }
+    if ((err = open_store(d, errstr, errstr_size)))
         goto fail;
     d->batch = calloc((size_t)conf->round_max_records, sizeof(*d->batch));
     d->offs = calloc((size_t)conf->round_max_records, sizeof(*d->offs));
@@ -181,14 +186,25 @@ advrec_daemon_t *advrec_daemon_new(advrec_conf_t *conf, char *errstr,
     d->enc_size = 4096;
     d->enc = malloc(d->enc_size);
     if (!d->batch || !d->offs || !d->rec_items || !d->enc) {
-        advrec_seterr(ADVREC_ERR_NOMEM, errstr, errstr_size, "out of memory");
+        err = advrec_seterr(ADVREC_ERR_NOMEM, errstr, errstr_size,
+                            "out of memory");
         goto fail;
     }
-    return d;
+    *dp = d;
+    return ADVREC_OK;
 
 fail:
     advrec_daemon_destroy(d);
-    return NULL;
+    return err;
+}
+
+advrec_daemon_t *advrec_daemon_new(advrec_conf_t *conf, char *errstr,
+                                   size_t errstr_size)
+{
+    advrec_daemon_t *d;
+
+    (void)advrec_daemon_create(conf, &d, errstr, errstr_size);
+    return d;
 }
 
 /* Delivery reports arrive on the run thread (we serve them with
@@ -215,9 +231,11 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 
     if (err == RD_KAFKA_RESP_ERR__FATAL) {
         rd_kafka_fatal_error(rk, fatal, sizeof(fatal));
-        if (!d->fatal[0])
+        if (!d->fatal[0]) {
             snprintf(d->fatal, sizeof(d->fatal), "%s: fatal error: %s",
                      rd_kafka_name(rk), fatal);
+            d->fatal_err = ADVREC_ERR_KAFKA;
+        }
         atomic_store(&d->stop, 1);
         return;
     }
@@ -597,6 +615,7 @@ static advrec_err_t commit_round(advrec_daemon_t *d, rd_kafka_message_t **msgs,
         if (err) {
             snprintf(d->fatal, sizeof(d->fatal), "state commit failed: %s",
                      why);
+            d->fatal_err = err;
             atomic_store(&d->stop, 1);
             return err;
         }
@@ -695,8 +714,8 @@ advrec_err_t advrec_daemon_run(advrec_daemon_t *d, char *errstr,
         round_once(d);
     notify("STOPPING=1");
     if (d->fatal[0])
-        return advrec_seterr(ADVREC_ERR_KAFKA, errstr, errstr_size, "%s",
-                             d->fatal);
+        return advrec_seterr(d->fatal_err ? d->fatal_err : ADVREC_ERR_KAFKA,
+                             errstr, errstr_size, "%s", d->fatal);
 
     /* Clean stop: every user with news gets a list, then deliver it all. */
     log_info("stopping: refreshing %zu stale user(s), flushing",

@@ -47,6 +47,13 @@ typedef struct advrec_daemon_stats_s {
 advrec_daemon_t *advrec_daemon_new(advrec_conf_t *conf, char *errstr,
                                    size_t errstr_size);
 
+/* advrec_daemon_new() that also says why it failed: *dp is the new daemon
+ * (the caller's), or NULL with the error returned (ADVREC_ERR_CONFIG,
+ * SCHEMA, STORE, STATE_MISMATCH, NOMEM, ...), so a caller can map it to an
+ * exit code. conf is taken as by advrec_daemon_new(). */
+advrec_err_t advrec_daemon_create(advrec_conf_t *conf, advrec_daemon_t **dp,
+                                  char *errstr, size_t errstr_size);
+
 /*
  * Starts the embedded broker (when broker.embedded) and the Kafka clients,
  * and subscribes to the input topics. ADVREC_ERR_KAFKA / CONFIG with errstr on
