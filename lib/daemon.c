@@ -57,8 +57,9 @@ struct advrec_daemon_s {
     int32_t rec_schema_id;
     const char *inputs[2]; /* input topic names, by TOPIC_* */
     atomic_int stop;
-    atomic_int checkpoint; /* requested by advrec_daemon_checkpoint() */
-    char fatal[1024];      /* first fatal error seen by a callback */
+    atomic_int checkpoint;  /* requested by advrec_daemon_checkpoint() */
+    char fatal[1024];       /* first fatal error seen by a callback */
+    advrec_err_t fatal_err; /* its code: KAFKA, or STORE for a commit */
 
     /* Round scratch, allocated once. */
     rd_kafka_message_t **batch;
@@ -227,9 +228,11 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 
     if (err == RD_KAFKA_RESP_ERR__FATAL) {
         rd_kafka_fatal_error(rk, fatal, sizeof(fatal));
-        if (!d->fatal[0])
+        if (!d->fatal[0]) {
             snprintf(d->fatal, sizeof(d->fatal), "%s: fatal error: %s",
                      rd_kafka_name(rk), fatal);
+            d->fatal_err = ADVREC_ERR_KAFKA;
+        }
         atomic_store(&d->stop, 1);
         return;
     }
@@ -616,6 +619,7 @@ static advrec_err_t commit_round(advrec_daemon_t *d, rd_kafka_message_t **msgs,
         if (err) {
             snprintf(d->fatal, sizeof(d->fatal), "state commit failed: %s",
                      why);
+            d->fatal_err = err;
             atomic_store(&d->stop, 1);
             return err;
         }
@@ -750,8 +754,8 @@ advrec_err_t advrec_daemon_run(advrec_daemon_t *d, char *errstr,
     }
     notify("STOPPING=1");
     if (d->fatal[0])
-        return advrec_seterr(ADVREC_ERR_KAFKA, errstr, errstr_size, "%s",
-                             d->fatal);
+        return advrec_seterr(d->fatal_err ? d->fatal_err : ADVREC_ERR_KAFKA,
+                             errstr, errstr_size, "%s", d->fatal);
 
     /* Clean stop: every user with news gets a list, then deliver it all. */
     log_info("stopping: refreshing %zu stale user(s), flushing",

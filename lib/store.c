@@ -862,6 +862,23 @@ static int space_left(advrec_store_t *store, char *errstr, size_t errstr_size)
     return -1;
 }
 
+/*
+ * Drops what this commit added to the batch (back to its save point). The C
+ * API's errptr must not be NULL: librocksdb's SaveError() asserts it even
+ * on success, and the Debian build keeps assertions, so a NULL there
+ * aborted the process on every refused or failed commit.
+ */
+static void rollback(advrec_store_t *store)
+{
+    char *rocks = NULL;
+
+    rocksdb_writebatch_rollback_to_save_point(store->batch, &rocks);
+    if (rocks)
+        log_err("state.dir %s: cannot roll the batch back: %s", store->dir,
+                rocks);
+    rocksdb_free(rocks);
+}
+
 static void put_row(advrec_store_t *store, int cf, const char *id, size_t size)
 {
     rocksdb_writebatch_put_cf(store->batch, store->cf[cf], id, strlen(id),
@@ -959,13 +976,13 @@ advrec_err_t advrec_store_commit(advrec_store_t *store, advrec_state_t *state,
                               strlen(META_N_ITEMS), (const char *)num, 4);
 
     if (space_left(store, errstr, errstr_size)) {
-        rocksdb_writebatch_rollback_to_save_point(store->batch, NULL);
+        rollback(store);
         return ADVREC_ERR_STORE;
     }
     rocksdb_write(store->db, store->wopts, store->batch, &rocks);
     if (rocks) {
         char what[160];
-        rocksdb_writebatch_rollback_to_save_point(store->batch, NULL);
+        rollback(store);
         snprintf(what, sizeof(what),
                  "commit of %u rows and %zu offsets failed; nothing of it "
                  "was written to",
