@@ -74,6 +74,15 @@ struct advrec_daemon_s {
     int64_t last_stats_ms;
     advrec_daemon_stats_t last_stats;
     uint64_t dlq_logged; /* DLQ records logged since the last stats line */
+
+    /* Owed lists (see owe()): per user lists in flight, the users with
+     * some, and the set staged into each commit. */
+    uint16_t *in_flight;
+    uint32_t *owed_list;
+    uint32_t owed_cap;
+    size_t n_owed;
+    uint32_t *pending;
+    size_t pending_cap;
 };
 
 static int64_t now_ms(void)
@@ -148,6 +157,19 @@ static advrec_err_t open_store(advrec_daemon_t *d, char *errstr,
     if (err)
         return err;
     advrec_engine_set_version(d->engine, version);
+    /* Users whose list was owed when the last run ended get it now. */
+    uint32_t *owed;
+    size_t n_owed;
+    err = advrec_store_load_pending(d->store, &owed, &n_owed, errstr,
+                                    errstr_size);
+    if (err)
+        return err;
+    for (size_t i = 0; i < n_owed; i++)
+        advrec_engine_mark_stale(d->engine, owed[i], now_ms());
+    free(owed);
+    if (n_owed)
+        log_info("state %s: %zu user(s) owed a list from the last run",
+                 d->conf->state_dir, n_owed);
     log_notice("state %s: %u users, %u items, model version %llu",
                d->conf->state_dir, advrec_state_users(state)->n,
                advrec_state_items(state)->n, (unsigned long long)version);
@@ -204,12 +226,82 @@ fail:
     return err;
 }
 
+/*
+ * Owed lists. A user whose list is produced but not yet acknowledged stays
+ * in the owed set that every commit stores (advrec_store_stage_pending), as
+ * do stale users: after a crash the restarted daemon refreshes them again,
+ * so a list is never lost between the commit of its input and its delivery
+ * (outputs at-least-once). owe() counts a list in flight for user; paid()
+ * settles it when its delivery report arrives (a failed delivery makes the
+ * user stale again, to be retried). 0, or ADVREC_ERR_NOMEM.
+ */
+static advrec_err_t owe(advrec_daemon_t *d, uint32_t user)
+{
+    if (user >= d->owed_cap) {
+        uint32_t cap = d->owed_cap ? d->owed_cap : 1024;
+        while (cap <= user)
+            cap *= 2;
+        uint16_t *n = realloc(d->in_flight, cap * sizeof(*n));
+        if (!n)
+            return ADVREC_ERR_NOMEM;
+        memset(n + d->owed_cap, 0, (cap - d->owed_cap) * sizeof(*n));
+        d->in_flight = n;
+        uint32_t *l = realloc(d->owed_list, cap * sizeof(*l));
+        if (!l)
+            return ADVREC_ERR_NOMEM;
+        d->owed_list = l;
+        d->owed_cap = cap;
+    }
+    if (d->in_flight[user]++ == 0)
+        d->owed_list[d->n_owed++] = user;
+    return ADVREC_OK;
+}
+
+static void paid(advrec_daemon_t *d, uint32_t user, int delivered)
+{
+    if (user < d->owed_cap && d->in_flight[user] > 0)
+        d->in_flight[user]--;
+    if (!delivered)
+        advrec_engine_mark_stale(d->engine, user, now_ms());
+}
+
+/* Stages the owed set (stale users and lists in flight) into the next
+ * commit, and forgets settled users. */
+static advrec_err_t stage_owed(advrec_daemon_t *d)
+{
+    size_t n_stale, n = 0, kept = 0;
+    const uint32_t *stale = advrec_engine_stale_users(d->engine, &n_stale);
+    advrec_user_ext_t *ux =
+        advrec_state_user_ext(advrec_engine_state(d->engine));
+
+    for (size_t i = 0; i < d->n_owed; i++)
+        if (d->in_flight[d->owed_list[i]] > 0)
+            d->owed_list[kept++] = d->owed_list[i];
+    d->n_owed = kept;
+    if (d->pending_cap < n_stale + kept) {
+        uint32_t *p = realloc(d->pending, (n_stale + kept) * sizeof(*p));
+        if (!p)
+            return ADVREC_ERR_NOMEM;
+        d->pending = p;
+        d->pending_cap = n_stale + kept;
+    }
+    memcpy(d->pending, stale, n_stale * sizeof(*stale));
+    n = n_stale;
+    for (size_t i = 0; i < kept; i++)
+        if (!ux->stale_since[d->owed_list[i]]) /* not already listed */
+            d->pending[n++] = d->owed_list[i];
+    return advrec_store_stage_pending(d->store, d->pending, n);
+}
+
 /* Delivery reports arrive on the run thread (we serve them with
  * rd_kafka_poll), so plain counters suffice. */
 static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
     advrec_daemon_t *d = opaque;
 
+    /* A recommendation carries its user (index + 1) as message opaque. */
+    if (m->_private)
+        paid(d, (uint32_t)((uintptr_t)m->_private - 1), m->err == 0);
     if (!m->err) {
         d->stats.delivered++;
         return;
@@ -420,23 +512,26 @@ advrec_err_t advrec_daemon_start(advrec_daemon_t *d, char *errstr,
 static rd_kafka_resp_err_t produce(advrec_daemon_t *d, const char *topic,
                                    const void *key, size_t key_len,
                                    const void *val, size_t val_len,
-                                   rd_kafka_headers_t *headers)
+                                   rd_kafka_headers_t *headers,
+                                   void *msg_opaque)
 {
     rd_kafka_resp_err_t err;
 
     for (;;) {
         if (headers)
-            err =
-                rd_kafka_producev(d->producer, RD_KAFKA_V_TOPIC(topic),
-                                  RD_KAFKA_V_KEY(key, key_len),
-                                  RD_KAFKA_V_VALUE((void *)val, val_len),
-                                  RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                                  RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_END);
+            err = rd_kafka_producev(d->producer, RD_KAFKA_V_TOPIC(topic),
+                                    RD_KAFKA_V_KEY(key, key_len),
+                                    RD_KAFKA_V_VALUE((void *)val, val_len),
+                                    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                    RD_KAFKA_V_HEADERS(headers),
+                                    RD_KAFKA_V_OPAQUE(msg_opaque),
+                                    RD_KAFKA_V_END);
         else
             err = rd_kafka_producev(d->producer, RD_KAFKA_V_TOPIC(topic),
                                     RD_KAFKA_V_KEY(key, key_len),
                                     RD_KAFKA_V_VALUE((void *)val, val_len),
                                     RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                    RD_KAFKA_V_OPAQUE(msg_opaque),
                                     RD_KAFKA_V_END);
         if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
             break;
@@ -489,7 +584,7 @@ static void to_dlq(advrec_daemon_t *d, const rd_kafka_message_t *m,
                     "next stats line",
                     d->conf->topic_dlq);
     if (produce(d, d->conf->topic_dlq, m->key, m->key_len, m->payload, m->len,
-                h) == RD_KAFKA_RESP_ERR_NO_ERROR)
+                h, NULL) == RD_KAFKA_RESP_ERR_NO_ERROR)
         d->stats.dlq++;
 }
 
@@ -568,10 +663,15 @@ static void emit(void *opaque, const advrec_engine_list_t *list)
                 list->user_id, why);
         return;
     }
+    if (owe(d, list->user))
+        return; /* out of memory: the user stays owed, refreshed later */
     if (produce(d, d->conf->topic_recommendations, list->user_id,
-                strlen(list->user_id), d->enc, len, NULL) == 0) {
+                strlen(list->user_id), d->enc, len, NULL,
+                (void *)(uintptr_t)(list->user + 1)) == 0) {
         d->stats.recs++;
         d->stats.recs_popular += (uint64_t)list->popular;
+    } else {
+        paid(d, list->user, 0);
     }
 }
 
@@ -612,10 +712,14 @@ static advrec_err_t commit_round(advrec_daemon_t *d, rd_kafka_message_t **msgs,
     if (n_offs == 0)
         return ADVREC_OK;
     if (d->store) {
-        err = advrec_store_commit(d->store, advrec_engine_state(d->engine),
-                                  advrec_engine_popularity(d->engine),
-                                  advrec_engine_version(d->engine), d->offs,
-                                  n_offs, why, sizeof(why));
+        err = stage_owed(d);
+        if (err)
+            snprintf(why, sizeof(why), "out of memory for the owed set");
+        else
+            err = advrec_store_commit(d->store, advrec_engine_state(d->engine),
+                                      advrec_engine_popularity(d->engine),
+                                      advrec_engine_version(d->engine), d->offs,
+                                      n_offs, why, sizeof(why));
         if (err) {
             snprintf(d->fatal, sizeof(d->fatal), "state commit failed: %s",
                      why);
@@ -765,6 +869,17 @@ advrec_err_t advrec_daemon_run(advrec_daemon_t *d, char *errstr,
     if (kerr)
         log_err("flush: %d message(s) not delivered within %d ms",
                 rd_kafka_outq_len(d->producer), FLUSH_TIMEOUT_MS);
+    /* What the flush delivered is no longer owed. */
+    if (d->store) {
+        char why[512];
+        if (stage_owed(d) ||
+            advrec_store_commit(d->store, advrec_engine_state(d->engine),
+                                advrec_engine_popularity(d->engine),
+                                advrec_engine_version(d->engine), NULL, 0, why,
+                                sizeof(why)))
+            log_warning("final commit of the owed set failed (the lists "
+                        "will be sent again at restart)");
+    }
     kerr = rd_kafka_commit(d->consumer, NULL, 0);
     if (kerr && kerr != RD_KAFKA_RESP_ERR__NO_OFFSET)
         log_warning("final offset commit: %s", rd_kafka_err2str(kerr));
@@ -812,6 +927,9 @@ void advrec_daemon_destroy(advrec_daemon_t *d)
     advrec_conf_destroy(d->conf);
     free(d->batch);
     free(d->offs);
+    free(d->in_flight);
+    free(d->owed_list);
+    free(d->pending);
     free(d->rec_items);
     free(d->enc);
     pthread_mutex_destroy(&d->shown_lock);

@@ -155,6 +155,12 @@ size_t advrec_engine_stale_count(const advrec_engine_t *e)
     return e->n_stale;
 }
 
+const uint32_t *advrec_engine_stale_users(const advrec_engine_t *e, size_t *n)
+{
+    *n = e->n_stale;
+    return e->stale;
+}
+
 uint64_t advrec_engine_version(const advrec_engine_t *e)
 {
     return e->version;
@@ -253,6 +259,12 @@ static void mark_stale(advrec_engine_t *e, uint32_t u, int64_t now_ms)
     /* 0 means fresh, so a clock that starts at 0 is nudged to 1. */
     ux->stale_since[u] = now_ms > 0 ? now_ms : 1;
     e->stale[e->n_stale++] = u;
+}
+
+void advrec_engine_mark_stale(advrec_engine_t *e, uint32_t user, int64_t now_ms)
+{
+    if (user < advrec_state_users(e->state)->n)
+        mark_stale(e, user, now_ms);
 }
 
 advrec_err_t advrec_engine_apply(advrec_engine_t *e, const advrec_event_t *ev,

@@ -105,6 +105,18 @@ size_t advrec_engine_refresh(advrec_engine_t *engine, int64_t now_ms, int force,
 /* Users waiting for a refresh. */
 size_t advrec_engine_stale_count(const advrec_engine_t *engine);
 
+/* The users waiting for a refresh (dense indices, unordered, n of them);
+ * owned by the engine, valid until the next apply/refresh/mark. */
+const uint32_t *advrec_engine_stale_users(const advrec_engine_t *engine,
+                                          size_t *n);
+
+/* Marks user (a dense index of the engine's state) as owing a refresh, as
+ * an event would: used for users whose list was owed when the daemon
+ * stopped, and for lists that failed delivery. Out-of-range indices are
+ * ignored. */
+void advrec_engine_mark_stale(advrec_engine_t *engine, uint32_t user,
+                              int64_t now_ms);
+
 /* Training steps taken so far: the model version carried by each list. */
 uint64_t advrec_engine_version(const advrec_engine_t *engine);
 

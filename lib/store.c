@@ -62,6 +62,7 @@ static const char *const cf_names[CF_N] = {
 #define META_N_USERS   "count/users"
 #define META_N_ITEMS   "count/items"
 #define META_OFFSET_PF "offset/"
+#define META_PENDING   "pending/users"
 
 struct advrec_store_s {
     char *dir;
@@ -1009,6 +1010,54 @@ advrec_err_t advrec_store_stage_detector(advrec_store_t *store, const void *key,
     else
         rocksdb_writebatch_put_cf(store->batch, store->cf[CF_DETECTORS], key,
                                   key_len, value, value_len);
+    return ADVREC_OK;
+}
+
+advrec_err_t advrec_store_stage_pending(advrec_store_t *store,
+                                        const uint32_t *users, size_t n)
+{
+    unsigned char *p;
+
+    if (store->readonly)
+        return ADVREC_ERR_INVALID_ARG;
+    if (n == 0) {
+        rocksdb_writebatch_delete_cf(store->batch, store->cf[CF_META],
+                                     META_PENDING, strlen(META_PENDING));
+        return ADVREC_OK;
+    }
+    if (grow_buf((void **)&store->buf, &store->buf_cap, n * 4))
+        return ADVREC_ERR_NOMEM;
+    p = (unsigned char *)store->buf;
+    for (size_t i = 0; i < n; i++)
+        put_u32(p + 4 * i, users[i]);
+    rocksdb_writebatch_put_cf(store->batch, store->cf[CF_META], META_PENDING,
+                              strlen(META_PENDING), (const char *)p, n * 4);
+    return ADVREC_OK;
+}
+
+advrec_err_t advrec_store_load_pending(advrec_store_t *store, uint32_t **users,
+                                       size_t *n, char *errstr,
+                                       size_t errstr_size)
+{
+    char *val;
+    size_t len;
+    advrec_err_t err = get(store, CF_META, META_PENDING, strlen(META_PENDING),
+                           &val, &len, errstr, errstr_size);
+
+    *users = NULL;
+    *n = 0;
+    if (err || !val)
+        return err;
+    if (len % 4 != 0 || !(*users = malloc(len ? len : 1))) {
+        rocksdb_free(val);
+        return advrec_seterr(
+            len % 4 ? ADVREC_ERR_STORE : ADVREC_ERR_NOMEM, errstr, errstr_size,
+            "state.dir %s: meta/%s: %zu bytes", store->dir, META_PENDING, len);
+    }
+    for (size_t i = 0; i < len / 4; i++)
+        (*users)[i] = get_u32((unsigned char *)val + 4 * i);
+    *n = len / 4;
+    rocksdb_free(val);
     return ADVREC_OK;
 }
 

@@ -179,6 +179,26 @@ advrec_err_t advrec_store_detectors_foreach(advrec_store_t *store,
                                             size_t errstr_size);
 
 /*
+ * Stages the set of users whose recommendation is owed (stale, or produced
+ * but not yet acknowledged by the broker) for the next advrec_store_commit(),
+ * replacing the staged or stored set; n = 0 clears it. Persisting it in the
+ * round's batch is what makes outputs at-least-once across a crash: a user
+ * leaves the stored set only in a commit after their list was delivered.
+ * users (dense indices) is only read. ADVREC_ERR_INVALID_ARG on a read-only
+ * store, ADVREC_ERR_NOMEM.
+ */
+advrec_err_t advrec_store_stage_pending(advrec_store_t *store,
+                                        const uint32_t *users, size_t n);
+
+/*
+ * The stored set of owed users: *users is malloc'd (the caller frees it;
+ * NULL when *n is 0). ADVREC_ERR_STORE on a malformed value or read error.
+ */
+advrec_err_t advrec_store_load_pending(advrec_store_t *store, uint32_t **users,
+                                       size_t *n, char *errstr,
+                                       size_t errstr_size);
+
+/*
  * Writes, in ONE WriteBatch: every dirty user and item row of state, every
  * row (and its id) interned since the last commit or load, the detector
  * rows staged since, offsets[0..n_offsets) (each topic/partition's next
