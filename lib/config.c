@@ -217,6 +217,39 @@ static const conf_row_t conf_rows[] = {
     ROW_DBL("recs.popularity.halflife.s", recs_popularity_halflife_s, 1.0, 1e9, "3600", "recs",
             "Half-life of the time-decayed popularity that cold users are recommended from."),
 
+    ROW_BOOL("anomaly.enable", anomaly_enable, "true", "anomaly",
+             "Run the bot and shilling detectors: flag to topic.anomalies and down-weight or quarantine flagged entities' events (docs/ANOMALY.md)."),
+    ROW_INT("anomaly.min.events", anomaly_min_events, 1, 1000000, "20", "anomaly",
+            "Events of a user before its gap regularity and diversity are judged."),
+    ROW_DBL("anomaly.rate.window.s", anomaly_rate_window_s, 1.0, 1e7, "300", "anomaly",
+            "Time constant (event time) of a user's exponentially decayed event count."),
+    ROW_DBL("anomaly.rate.max", anomaly_rate_max, 1.0, 1e9, "60", "anomaly",
+            "Decayed event count (about events per rate window) at which a user is high-rate."),
+    ROW_DBL("anomaly.gap.logstd.max", anomaly_gap_logstd_max, 0.0, 100.0, "0.25", "anomaly",
+            "Standard deviation of a user's log inter-event gaps below which the gaps are machine-regular."),
+    ROW_INT("anomaly.nopurchase.clicks", anomaly_nopurchase_clicks, 1, I32_MAX, "20", "anomaly",
+            "Clicks without any purchase at which a user counts as never buying."),
+    ROW_DBL("anomaly.diversity.min", anomaly_diversity_min, 0.0, 1.0, "0.2", "anomaly",
+            "Distinct/total items over a user's last 32 events below which diversity is low."),
+    ROW_DBL("anomaly.young.s", anomaly_young_s, 0.0, 1e9, "1800", "anomaly",
+            "An account first seen less than this long ago (event time) is young."),
+    ROW_DBL("anomaly.item.window.s", anomaly_item_window_s, 1.0, 1e9, "1800", "anomaly",
+            "Time constant (event time) of an item's decayed counts of recent events."),
+    ROW_DBL("anomaly.item.min.events", anomaly_item_min_events, 1.0, 1e9, "8", "anomaly",
+            "Decayed events from young or flagged accounts an item needs before it can be flagged."),
+    ROW_DBL("anomaly.item.share", anomaly_item_share, 0.0, 1.0, "0.5", "anomaly",
+            "Share of an item's recent events from young or flagged accounts at which it surges."),
+    ROW_DBL("anomaly.item.surge.factor", anomaly_item_surge_factor, 1.0, 1000.0, "2", "anomaly",
+            "... and that share must be at least this many times the share over all items (the baseline)."),
+    ROW_DBL("anomaly.flag.score", anomaly_flag_score, 0.0, 1.0, "0.6", "anomaly",
+            "User score (noisy-OR of its reasons' strengths) at which it is flagged and down-weighted."),
+    ROW_DBL("anomaly.quarantine.score", anomaly_quarantine_score, 0.0, 1.0, "0.8", "anomaly",
+            "User score at which it is quarantined: its events are counted but not trained on."),
+    ROW_DBL("anomaly.clear.score", anomaly_clear_score, 0.0, 1.0, "0.3", "anomaly",
+            "User score below which a flag is cleared (hysteresis)."),
+    ROW_DBL("anomaly.weight.flagged", anomaly_weight_flagged, 0.0, 1.0, "0.1", "anomaly",
+            "Training weight factor of a flagged user's events (and of young accounts' events on a surging item)."),
+
     ROW_ENUM("log.level", log_level, log_words, "info", "log",
              "Least severe level logged (syslog levels; journald keeps each line's level)."),
     ROW_INT("stats.interval.ms", stats_interval_ms, 0, MS_DAY, "10000", "log",
@@ -240,6 +273,7 @@ static const conf_group_t conf_groups[] = {
     {"round", "one processing round"},
     {"model", "the online APR (adversarial BPR-MF) model"},
     {"recs", "recommendation lists"},
+    {"anomaly", "bot and shilling detectors (docs/ANOMALY.md)"},
     {"log", "logging and statistics"},
 };
 
@@ -1081,6 +1115,14 @@ advrec_err_t advrec_conf_check(const advrec_conf_t *conf, char *errstr,
                              ") must be >= recs.debounce.ms (%" PRId64 ")",
                              conf->recs_max_staleness_ms,
                              conf->recs_debounce_ms);
+    if (!(conf->anomaly_clear_score <= conf->anomaly_flag_score &&
+          conf->anomaly_flag_score <= conf->anomaly_quarantine_score))
+        return advrec_seterr(ADVREC_ERR_CONFIG, errstr, errstr_size,
+                             "anomaly.clear.score (%g) <= anomaly.flag.score "
+                             "(%g) <= anomaly.quarantine.score (%g) must hold",
+                             conf->anomaly_clear_score,
+                             conf->anomaly_flag_score,
+                             conf->anomaly_quarantine_score);
     for (size_t i = 0; i < sizeof(writers) / sizeof(writers[0]); i++)
         if (!advrec_conf_schema_path(conf, (int32_t)writers[i].id))
             return advrec_seterr(ADVREC_ERR_CONFIG, errstr, errstr_size,

@@ -106,6 +106,23 @@ typedef struct advrec_conf_s {
     int64_t recs_history;
     int64_t recs_cold_events;
     double recs_popularity_halflife_s;
+    /* anomaly */
+    bool anomaly_enable;
+    int64_t anomaly_min_events;
+    double anomaly_rate_window_s;
+    double anomaly_rate_max;
+    double anomaly_gap_logstd_max;
+    int64_t anomaly_nopurchase_clicks;
+    double anomaly_diversity_min;
+    double anomaly_young_s;
+    double anomaly_item_window_s;
+    double anomaly_item_min_events;
+    double anomaly_item_share;
+    double anomaly_item_surge_factor;
+    double anomaly_flag_score;
+    double anomaly_quarantine_score;
+    double anomaly_clear_score;
+    double anomaly_weight_flagged;
     /* log */
     int log_level; /* syslog priority, advrec_log_level_t */
     int64_t stats_interval_ms;

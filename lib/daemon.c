@@ -28,6 +28,7 @@
 
 #include "broker.h"
 #include "codec.h"
+#include "detect.h"
 #include "engine.h"
 #include "kafka.h"
 #include "log.h"
@@ -49,12 +50,14 @@ struct advrec_daemon_s {
     advrec_conf_t *conf; /* owned */
     advrec_codec_t *codec;
     advrec_engine_t *engine;
+    advrec_detect_t *detect; /* the anomaly detectors, the engine's judge */
     advrec_store_t *store;   /* RocksDB state, or NULL: state.dir = "" */
     advrec_broker_t *broker; /* embedded broker, or NULL */
     rd_kafka_t *consumer;
     rd_kafka_t *producer;
     rd_kafka_queue_t *cq; /* the consumer's queue, for batch polls */
     int32_t rec_schema_id;
+    int32_t anomaly_schema_id;
     const char *inputs[2]; /* input topic names, by TOPIC_* */
     atomic_int stop;
     atomic_int checkpoint;  /* requested by advrec_daemon_checkpoint() */
@@ -127,6 +130,13 @@ static advrec_err_t load_schemas(advrec_daemon_t *d, char *errstr,
                              "schema.recommendation.id=%d does not name a "
                              "registered Recommendation schema (schema.%d)",
                              d->rec_schema_id, d->rec_schema_id);
+    d->anomaly_schema_id = (int32_t)conf->schema_anomaly_id;
+    if (advrec_codec_schema_kind(d->codec, d->anomaly_schema_id, &kind) ||
+        kind != ADVREC_CODEC_ANOMALY)
+        return advrec_seterr(ADVREC_ERR_CONFIG, errstr, errstr_size,
+                             "schema.anomaly.id=%d does not name a "
+                             "registered Anomaly schema (schema.%d)",
+                             d->anomaly_schema_id, d->anomaly_schema_id);
     return ADVREC_OK;
 }
 
@@ -176,6 +186,140 @@ static advrec_err_t open_store(advrec_daemon_t *d, char *errstr,
     return ADVREC_OK;
 }
 
+/* --- anomaly detectors (lib/detect.h): judge, persist, publish --------- */
+
+/* The engine's judge: the detector's weight for one event. */
+static float judge_event(void *opaque, const advrec_event_t *ev, uint32_t user,
+                         uint32_t item, const uint32_t *hist, uint32_t hist_len)
+{
+    advrec_daemon_t *d = opaque;
+    float w = advrec_detect_observe(d->detect, user, item, ev, hist, hist_len);
+
+    if (w < 1.0f)
+        d->stats.downweighted++;
+    return w;
+}
+
+/* Builds the detector and makes it the engine's judge. */
+static advrec_err_t new_detector(advrec_daemon_t *d, char *errstr,
+                                 size_t errstr_size)
+{
+    advrec_detect_params_t dp;
+
+    advrec_detect_params_from_conf(&dp, d->conf);
+    d->detect = advrec_detect_new(&dp, errstr, errstr_size);
+    if (!d->detect)
+        return ADVREC_ERR_CONFIG;
+    if (dp.enable)
+        advrec_engine_set_judge(d->engine, judge_event, d);
+    return ADVREC_OK;
+}
+
+/* Detector rows are keyed 'u' + user id, 'i' + item id, or "g" (the
+ * baseline), so they survive as long as the ids and are readable. */
+typedef struct detector_io_s {
+    advrec_daemon_t *d;
+    advrec_err_t err;
+    char *errstr;
+    size_t errstr_size;
+} detector_io_t;
+
+static int load_detector_row(void *opaque, const void *key, size_t key_len,
+                             const void *value, size_t value_len)
+{
+    detector_io_t *io = opaque;
+    advrec_state_t *state = advrec_engine_state(io->d->engine);
+    char id[ADVREC_ID_MAX];
+    const char *k = key;
+    advrec_detect_row_kind_t kind;
+    uint32_t idx = 0;
+
+    if (key_len < 1 || key_len > sizeof(id)) {
+        io->err = advrec_seterr(ADVREC_ERR_STORE, io->errstr, io->errstr_size,
+                                "detectors: key of %zu bytes", key_len);
+        return 1;
+    }
+    memcpy(id, k + 1, key_len - 1);
+    id[key_len - 1] = '\0';
+    if (k[0] == 'g' && key_len == 1) {
+        kind = ADVREC_DETECT_ROW_GLOBAL;
+    } else if (k[0] == 'u' &&
+               advrec_state_user(state, id, 0, &idx, NULL, NULL, 0) == 0) {
+        kind = ADVREC_DETECT_ROW_USER;
+    } else if (k[0] == 'i' &&
+               advrec_state_item(state, id, 0, &idx, NULL, NULL, 0) == 0) {
+        kind = ADVREC_DETECT_ROW_ITEM;
+    } else {
+        io->err = advrec_seterr(ADVREC_ERR_STORE, io->errstr, io->errstr_size,
+                                "detectors: key \"%.*s\" names no stored "
+                                "user or item",
+                                (int)key_len, k);
+        return 1;
+    }
+    io->err = advrec_detect_restore(io->d->detect, kind, idx, value, value_len,
+                                    io->errstr, io->errstr_size);
+    if (io->err == ADVREC_ERR_PARSE)
+        io->err = ADVREC_ERR_STORE;
+    return io->err != ADVREC_OK;
+}
+
+/* Restores the detector rows committed with the state, so a restart goes
+ * on from them (flags stay flagged, rates keep their history). */
+static advrec_err_t load_detector(advrec_daemon_t *d, char *errstr,
+                                  size_t errstr_size)
+{
+    detector_io_t io = {d, ADVREC_OK, errstr, errstr_size};
+    advrec_err_t err;
+
+    if (!d->store)
+        return ADVREC_OK;
+    err = advrec_store_detectors_foreach(d->store, load_detector_row, &io,
+                                         errstr, errstr_size);
+    return err ? err : io.err;
+}
+
+static int stage_detector_row(void *opaque, advrec_detect_row_kind_t kind,
+                              uint32_t idx, const void *value, size_t len)
+{
+    detector_io_t *io = opaque;
+    advrec_state_t *state = advrec_engine_state(io->d->engine);
+    char key[ADVREC_ID_MAX + 1];
+    const char *id =
+        kind == ADVREC_DETECT_ROW_USER   ? advrec_state_user_name(state, idx)
+        : kind == ADVREC_DETECT_ROW_ITEM ? advrec_state_item_name(state, idx)
+                                         : "";
+    int n = snprintf(key, sizeof(key), "%c%s",
+                     kind == ADVREC_DETECT_ROW_USER   ? 'u'
+                     : kind == ADVREC_DETECT_ROW_ITEM ? 'i'
+                                                      : 'g',
+                     id ? id : "");
+
+    io->err =
+        advrec_store_stage_detector(io->d->store, key, (size_t)n, value, len);
+    return io->err != ADVREC_OK;
+}
+
+static int forget_row(void *opaque, advrec_detect_row_kind_t kind, uint32_t idx,
+                      const void *value, size_t len)
+{
+    (void)opaque;
+    (void)kind;
+    (void)idx;
+    (void)value;
+    (void)len;
+    return 0;
+}
+
+/* Stages every detector row the round changed into the round's batch. */
+static void stage_detector(advrec_daemon_t *d)
+{
+    detector_io_t io = {d, ADVREC_OK, NULL, 0};
+
+    /* Without a store the rows are only forgotten (state in memory). */
+    advrec_detect_foreach_dirty(
+        d->detect, d->store ? stage_detector_row : forget_row, &io);
+}
+
 advrec_err_t advrec_daemon_new(advrec_daemon_t **daemonp, advrec_conf_t *conf,
                                char *errstr, size_t errstr_size)
 {
@@ -206,7 +350,10 @@ advrec_err_t advrec_daemon_new(advrec_daemon_t **daemonp, advrec_conf_t *conf,
         err = ADVREC_ERR_CONFIG;
         goto fail;
     }
-    if ((err = open_store(d, errstr, errstr_size)))
+    if ((err = new_detector(d, errstr, errstr_size)))
+        goto fail;
+    if ((err = open_store(d, errstr, errstr_size)) ||
+        (err = load_detector(d, errstr, errstr_size)))
         goto fail;
     d->batch = calloc((size_t)conf->round_max_records, sizeof(*d->batch));
     d->offs = calloc((size_t)conf->round_max_records, sizeof(*d->offs));
@@ -675,6 +822,60 @@ static void emit(void *opaque, const advrec_engine_list_t *list)
     }
 }
 
+/* --- anomaly flags: produced after the round's commit ----------------- */
+
+/* Encodes one transition as an Anomaly and produces it keyed by entity. */
+static void emit_flag(void *opaque, const advrec_detect_flag_t *flag)
+{
+    advrec_daemon_t *d = opaque;
+    advrec_state_t *state = advrec_engine_state(d->engine);
+    const char *names[ADVREC_ANOMALY_MAX_REASONS];
+    const char *id = flag->entity_type == ADVREC_ENTITY_USER
+                         ? advrec_state_user_name(state, flag->idx)
+                         : advrec_state_item_name(state, flag->idx);
+    advrec_anomaly_t a;
+    size_t len, n;
+    char why[256];
+
+    memset(&a, 0, sizeof(a));
+    a.entity_type = flag->entity_type;
+    snprintf(a.entity_id, sizeof(a.entity_id), "%s", id ? id : "");
+    a.score = flag->score;
+    n = advrec_detect_reason_names(flag->reasons, names,
+                                   ADVREC_ANOMALY_MAX_REASONS);
+    for (size_t r = 0; r < n; r++)
+        snprintf(a.reasons[r], sizeof(a.reasons[r]), "%s", names[r]);
+    a.n_reasons = n;
+    for (size_t e = 0; e < flag->n_evidence; e++) {
+        snprintf(a.evidence[e].key, sizeof(a.evidence[e].key), "%s",
+                 flag->evidence[e].key);
+        a.evidence[e].count = flag->evidence[e].count;
+    }
+    a.n_evidence = flag->n_evidence;
+    a.action = flag->action;
+    a.ts_ms = flag->ts_ms;
+    snprintf(a.detector, sizeof(a.detector), "advrec.detect");
+    if (advrec_codec_encode_anomaly(d->codec, d->anomaly_schema_id, &a, d->enc,
+                                    d->enc_size, &len, why, sizeof(why))) {
+        /* enc is at least 4 KiB and a flag is far smaller: a bug. */
+        log_err("cannot encode the anomaly flag for %s: %s", a.entity_id, why);
+        return;
+    }
+    if (produce(d, d->conf->topic_anomalies, a.entity_id, strlen(a.entity_id),
+                d->enc, len, NULL) == 0) {
+        d->stats.flags++;
+        d->stats.flags_quarantined +=
+            flag->action == ADVREC_ANOMALY_QUARANTINED;
+        d->stats.flags_cleared += flag->action == ADVREC_ANOMALY_CLEARED;
+    }
+}
+
+/* Publishes the round's transitions, after its state is committed. */
+static void emit_flags(advrec_daemon_t *d)
+{
+    advrec_detect_take(d->detect, emit_flag, d);
+}
+
 /*
  * Ends a round's input side: commits every row the round changed together
  * with the next offset of every partition it consumed (one RocksDB
@@ -711,6 +912,7 @@ static advrec_err_t commit_round(advrec_daemon_t *d, rd_kafka_message_t **msgs,
     }
     if (n_offs == 0)
         return ADVREC_OK;
+    stage_detector(d);
     if (d->store) {
         err = stage_owed(d);
         if (err)
@@ -759,14 +961,18 @@ static void publish_stats(advrec_daemon_t *d, int64_t now, int final)
     if (secs <= 0)
         secs = 1e-3;
     log_info("%s: %.0f events/s, %.0f lists/s; total %llu clicks, %llu "
-             "purchases, %llu lists, %llu dlq; %u users, %u items, %zu "
-             "stale",
+             "purchases, %llu lists, %llu dlq, %llu flags (%llu quarantined, "
+             "%llu cleared, %llu events down-weighted); %u users, %u items, "
+             "%zu stale",
              final ? "final" : "stats",
              (double)(s->clicks + s->purchases - l->clicks - l->purchases) /
                  secs,
              (double)(s->recs - l->recs) / secs, (unsigned long long)s->clicks,
              (unsigned long long)s->purchases, (unsigned long long)s->recs,
-             (unsigned long long)s->dlq, s->users, s->items,
+             (unsigned long long)s->dlq, (unsigned long long)s->flags,
+             (unsigned long long)s->flags_quarantined,
+             (unsigned long long)s->flags_cleared,
+             (unsigned long long)s->downweighted, s->users, s->items,
              advrec_engine_stale_count(d->engine));
     notify("STATUS=%llu events, %llu lists, %llu dlq, %u users",
            (unsigned long long)(s->clicks + s->purchases),
@@ -803,6 +1009,7 @@ static void round_once(advrec_daemon_t *d)
         rd_kafka_message_destroy(d->batch[i]);
     if (err)
         return; /* outputs never run ahead of committed state */
+    emit_flags(d);
     /* Refresh what is due; bounded per round so a burst of stale users
      * cannot starve consumption. */
     advrec_engine_refresh(d->engine, now, 0, (size_t)d->conf->round_max_records,
@@ -923,6 +1130,7 @@ void advrec_daemon_destroy(advrec_daemon_t *d)
     advrec_broker_destroy(d->broker);
     advrec_store_close(d->store);
     advrec_engine_destroy(d->engine);
+    advrec_detect_destroy(d->detect);
     advrec_codec_destroy(d->codec);
     advrec_conf_destroy(d->conf);
     free(d->batch);

@@ -34,7 +34,11 @@ typedef struct advrec_daemon_stats_s {
     uint64_t recs_popular; /* ... of which cold-start popularity lists */
     uint64_t delivered;    /* output messages acknowledged by the broker */
     uint64_t delivery_failed;
-    uint64_t backpressure; /* times the producer queue was full */
+    uint64_t backpressure;      /* times the producer queue was full */
+    uint64_t flags;             /* anomaly records produced (any action) */
+    uint64_t flags_quarantined; /* ... of which QUARANTINED */
+    uint64_t flags_cleared;     /* ... of which CLEARED */
+    uint64_t downweighted;      /* events trained with weight < 1 (or 0) */
     uint32_t users, items;
 } advrec_daemon_stats_t;
 

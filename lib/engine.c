@@ -43,6 +43,9 @@ struct advrec_engine_s {
     size_t n_excl[BATCH_MAX];
     uint32_t *list_items; /* recs_n, for the emitted list */
     float *list_scores;
+
+    advrec_engine_judge_cb *judge; /* the detectors, or NULL */
+    void *judge_opaque;
 };
 
 void advrec_engine_params_from_conf(advrec_engine_params_t *p,
@@ -169,6 +172,25 @@ uint64_t advrec_engine_version(const advrec_engine_t *e)
 void advrec_engine_set_version(advrec_engine_t *e, uint64_t version)
 {
     e->version = version;
+}
+
+void advrec_engine_set_judge(advrec_engine_t *e, advrec_engine_judge_cb *cb,
+                             void *opaque)
+{
+    e->judge = cb;
+    e->judge_opaque = opaque;
+}
+
+/* Asks the judge for user u's event on item i: the factor of its weight. */
+static float judge(advrec_engine_t *e, const advrec_event_t *ev, uint32_t u,
+                   uint32_t i)
+{
+    advrec_user_ext_t *ux = advrec_state_user_ext(e->state);
+    const uint32_t *ring = ux->hist + (size_t)u * e->p.state.history;
+    uint32_t n = ux->hist_len[u];
+
+    /* The ring as it lies in memory: order does not matter to the judge. */
+    return e->judge(e->judge_opaque, ev, u, i, ring, n);
 }
 
 advrec_popularity_t *advrec_engine_popularity(advrec_engine_t *e)
@@ -305,6 +327,8 @@ advrec_err_t advrec_engine_apply(advrec_engine_t *e, const advrec_event_t *ev,
     ux->last[u] = *origin;
     ux->last_ts_ms[u] = ev->ts_ms;
 
+    if (e->judge)
+        weight *= judge(e, ev, u, i);
     w = weight * (purchase ? e->p.weight_purchase : e->p.weight_click);
     if (w > 0 && items->n >= 2) {
         advrec_rng_t rng = advrec_rng_for_record(

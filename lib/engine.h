@@ -102,6 +102,21 @@ size_t advrec_engine_refresh(advrec_engine_t *engine, int64_t now_ms, int force,
                              size_t max_users, advrec_engine_emit_cb *emit,
                              void *opaque);
 
+/*
+ * A judge of events (the anomaly detectors): called by apply() once the
+ * event's user and item have rows, before training, with the user's recent
+ * items (hist[0..hist_len), ADVREC_HIST_* entries in ring order, before
+ * this event; owned by the engine, valid during the call). Its
+ * return value multiplies the caller's weight (1, < 1, 0 quarantined).
+ */
+typedef float(advrec_engine_judge_cb)(void *opaque, const advrec_event_t *ev,
+                                      uint32_t user, uint32_t item,
+                                      const uint32_t *hist, uint32_t hist_len);
+
+/* Installs (cb NULL: removes) the judge; opaque is the caller's. */
+void advrec_engine_set_judge(advrec_engine_t *engine,
+                             advrec_engine_judge_cb *cb, void *opaque);
+
 /* Users waiting for a refresh. */
 size_t advrec_engine_stale_count(const advrec_engine_t *engine);
 

@@ -37,6 +37,8 @@ typedef struct demo_s {
     char watch[MAX_WATCH][ADVREC_ID_MAX];
     char last_list[MAX_WATCH][512];
     uint64_t lists_seen;
+    uint64_t flags_seen, flags_users, flags_items, flags_quarantined;
+    char topic_anomalies[256];
 } demo_t;
 
 static int rm_entry(const char *path, const struct stat *st, int flag,
@@ -61,7 +63,8 @@ static void usage(FILE *fp)
     fprintf(fp,
             "usage: advrec-demo [options]\n"
             "Runs advrecd on an embedded broker, replays a generated shop\n"
-            "stream into it and shows recommendations arriving.\n\n"
+            "stream (with click bots and a shilling group) into it and shows\n"
+            "recommendations and anomaly flags arriving.\n\n"
             "  --events N   events to generate (default 30000)\n"
             "  --rate R     events per second to produce (default 3000;\n"
             "               0 = as fast as possible)\n"
@@ -93,8 +96,36 @@ static void *run_daemon(void *arg)
     return NULL;
 }
 
-/* Reads what arrived on the recommendation topic and shows watched users'
- * lists when they change. */
+/* Shows one anomaly flag as it arrives. */
+static void show_flag(demo_t *demo, const rd_kafka_message_t *m,
+                      advrec_codec_t *codec)
+{
+    advrec_anomaly_t a;
+    char errstr[256], reasons[512] = "";
+    static const char *const action[] = {"flagged", "quarantined", "cleared"};
+    int n = 0;
+
+    if (advrec_codec_decode_anomaly(codec, m->payload, m->len, &a, errstr,
+                                    sizeof(errstr)))
+        return;
+    demo->flags_seen++;
+    if (a.action != ADVREC_ANOMALY_CLEARED) {
+        demo->flags_users += a.entity_type == ADVREC_ENTITY_USER;
+        demo->flags_items += a.entity_type == ADVREC_ENTITY_ITEM;
+    }
+    demo->flags_quarantined += a.action == ADVREC_ANOMALY_QUARANTINED;
+    for (size_t r = 0; r < a.n_reasons; r++)
+        n += snprintf(reasons + n, sizeof(reasons) - (size_t)n, "%s%s",
+                      r ? ", " : "", a.reasons[r]);
+    if (demo->show)
+        printf("!! FLAG %s %s: %s (score %.2f) -> %s\n",
+               a.entity_type == ADVREC_ENTITY_USER ? "user" : "item",
+               a.entity_id, a.n_reasons ? reasons : "-", a.score,
+               action[a.action]);
+}
+
+/* Reads what arrived on the recommendation and anomaly topics and shows
+ * watched users' lists when they change, and every flag. */
 static void drain_recs(demo_t *demo, rd_kafka_t *c, advrec_codec_t *codec,
                        int timeout_ms)
 {
@@ -104,6 +135,12 @@ static void drain_recs(demo_t *demo, rd_kafka_t *c, advrec_codec_t *codec,
 
     while ((m = rd_kafka_consumer_poll(c, timeout_ms))) {
         timeout_ms = 0;
+        if (!m->err && m->rkt &&
+            strcmp(rd_kafka_topic_name(m->rkt), demo->topic_anomalies) == 0) {
+            show_flag(demo, m, codec);
+            rd_kafka_message_destroy(m);
+            continue;
+        }
         if (m->err ||
             advrec_codec_decode_recommendation(codec, m->payload, m->len, &rec,
                                                errstr, sizeof(errstr))) {
@@ -269,12 +306,20 @@ int main(int argc, char **argv)
     snprintf(topic_purchases, sizeof(topic_purchases), "%s",
              conf->topic_purchases);
     snprintf(topic_recs, sizeof(topic_recs), "%s", conf->topic_recommendations);
+    snprintf(demo.topic_anomalies, sizeof(demo.topic_anomalies), "%s",
+             conf->topic_anomalies);
 
     advrec_synth_params_t sp = advrec_synth_params_default();
     sp.seed = demo.seed;
     sp.n_users = demo.users;
     sp.n_items = demo.items;
     sp.max_events = demo.events;
+    /* Adversaries in the automatic attack window (40-60 % of the stream's
+     * span): 4 bots of 300 clicks and one shilling group of 20 accounts;
+     * with the defaults both act mid-demo, and the detectors flag them. */
+    sp.n_bots = 4;
+    sp.bot_events = 300;
+    sp.n_shill_groups = 1;
     synth = advrec_synth_new(&sp, errstr, sizeof(errstr));
     if (!synth)
         goto fail;
@@ -297,8 +342,10 @@ int main(int argc, char **argv)
         goto fail;
     }
     rd_kafka_poll_set_consumer(viewer);
-    rd_kafka_topic_partition_list_t *sub = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_t *sub = rd_kafka_topic_partition_list_new(2);
     rd_kafka_topic_partition_list_add(sub, topic_recs, RD_KAFKA_PARTITION_UA);
+    rd_kafka_topic_partition_list_add(sub, demo.topic_anomalies,
+                                      RD_KAFKA_PARTITION_UA);
     rd_kafka_subscribe(viewer, sub);
     rd_kafka_topic_partition_list_destroy(sub);
 
@@ -390,7 +437,8 @@ int main(int argc, char **argv)
     /* ... and until the viewer has read every list it published. */
     advrec_daemon_stats(daemon, &st);
     deadline = now_ms() + 30000;
-    while (demo.lists_seen < st.recs && now_ms() < deadline)
+    while ((demo.lists_seen < st.recs || demo.flags_seen < st.flags) &&
+           now_ms() < deadline)
         drain_recs(&demo, viewer, codec, 200);
 
     double secs = (double)(now_ms() - t0) / 1000.0;
@@ -399,9 +447,14 @@ int main(int argc, char **argv)
            "  published %" PRIu64 " recommendation lists (%" PRIu64
            " cold-start popularity lists) for %u users over %u items,\n"
            "  sent %" PRIu64 " malformed records to the dead-letter topic; "
-           "the viewer read %" PRIu64 " lists.\n",
+           "the viewer read %" PRIu64 " lists.\n"
+           "  anomaly flags: %" PRIu64 " published, %" PRIu64 " read (%" PRIu64
+           " users and %" PRIu64 " items flagged, %" PRIu64
+           " quarantined); %" PRIu64 " events down-weighted in training.\n",
            produced, secs, st.clicks, st.purchases, st.recs, st.recs_popular,
-           st.users, st.items, st.dlq, demo.lists_seen);
+           st.users, st.items, st.dlq, demo.lists_seen, st.flags,
+           demo.flags_seen, demo.flags_users, demo.flags_items,
+           demo.flags_quarantined, st.downweighted);
     rc = 0;
 
 fail:

@@ -1,0 +1,782 @@
+/*
+ * detect.c - owns the per-user and per-item detector rows (plain arrays of
+ * small structs indexed by dense index, grown by doubling), their dirty
+ * lists, the global baseline and the queue of transitions not yet taken.
+ */
+#include "detect.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "state.h"
+
+#define GAP_ALPHA  (1.0 / 16.0) /* weight of a new log-gap in the EWMA */
+#define DIV_WINDOW 32           /* events per diversity window */
+#define ROW_FORMAT 1            /* first byte of every encoded row */
+
+/* Strength of each user reason in the noisy-OR score, by bit. */
+static const struct {
+    uint32_t bit;
+    const char *name;
+    double strength;
+} reasons[ADVREC_DETECT_REASONS_CNT] = {
+    {ADVREC_DETECT_REGULAR_GAPS, "regular-gaps", 0.7},
+    {ADVREC_DETECT_HIGH_RATE, "high-rate", 0.5},
+    {ADVREC_DETECT_NO_PURCHASES, "no-purchases", 0.3},
+    {ADVREC_DETECT_LOW_DIVERSITY, "low-diversity", 0.3},
+    {ADVREC_DETECT_PUSHES_FLAGGED, "pushes-flagged-item", 0.7},
+    {ADVREC_DETECT_YOUNG_SURGE, "young-accounts-surge", 0},
+    {ADVREC_DETECT_FLAGGED_SURGE, "flagged-users-surge", 0},
+};
+
+typedef struct user_row_s {
+    int64_t first_ts, last_ts; /* event times, ms; first_ts 0: never seen */
+    double rate;               /* decayed event count at last_ts */
+    double gap_mean, gap_var;  /* EWMA of log(gap seconds) */
+    uint64_t div_bits;         /* items hashed into 64 bits, this window */
+    uint32_t events, gaps, clicks, purchases;
+    float div_ratio; /* distinct/total of the last full window; -1: none */
+    uint16_t div_n;  /* events in the current window */
+    uint8_t level;   /* 0 normal, 1 flagged, 2 quarantined */
+    uint8_t pad;
+    uint32_t reasons;
+    float score;
+} user_row_t;
+
+typedef struct item_row_s {
+    int64_t last_ts;       /* 0: never seen */
+    double total, suspect; /* decayed events; ... from young or flagged */
+    double young, flagged; /* decayed events from young / flagged accounts */
+    uint32_t events;
+    uint8_t level;
+    uint32_t reasons;
+    float score;
+} item_row_t;
+
+typedef struct rows_s {
+    void *rows;
+    uint8_t *dirty;
+    uint32_t *dirty_list;
+    uint32_t n, cap, n_dirty;
+} rows_t;
+
+struct advrec_detect_s {
+    advrec_detect_params_t p;
+    rows_t users, items; /* user_row_t / item_row_t */
+    struct {
+        int64_t last_ts;
+        double total, suspect;
+        int dirty;
+    } global;
+    advrec_detect_flag_t *queue;
+    size_t n_queue, queue_cap;
+};
+
+void advrec_detect_params_default(advrec_detect_params_t *p)
+{
+    memset(p, 0, sizeof(*p));
+    p->enable = 1;
+    p->min_events = 20;
+    p->rate_window_s = 300;
+    p->rate_max = 60;
+    p->gap_logstd_max = 0.25;
+    p->nopurchase_clicks = 20;
+    p->diversity_min = 0.2;
+    p->young_s = 1800;
+    p->item_window_s = 1800;
+    p->item_min_events = 12;
+    p->item_share = 0.5;
+    p->item_surge_factor = 3;
+    p->flag_score = 0.6;
+    p->quarantine_score = 0.8;
+    p->clear_score = 0.3;
+    p->weight_flagged = 0.1f;
+}
+
+void advrec_detect_params_from_conf(advrec_detect_params_t *p,
+                                    const advrec_conf_t *conf)
+{
+    advrec_detect_params_default(p);
+    p->enable = conf->anomaly_enable;
+    p->min_events = (uint32_t)conf->anomaly_min_events;
+    p->rate_window_s = conf->anomaly_rate_window_s;
+    p->rate_max = conf->anomaly_rate_max;
+    p->gap_logstd_max = conf->anomaly_gap_logstd_max;
+    p->nopurchase_clicks = (uint32_t)conf->anomaly_nopurchase_clicks;
+    p->diversity_min = conf->anomaly_diversity_min;
+    p->young_s = conf->anomaly_young_s;
+    p->item_window_s = conf->anomaly_item_window_s;
+    p->item_min_events = conf->anomaly_item_min_events;
+    p->item_share = conf->anomaly_item_share;
+    p->item_surge_factor = conf->anomaly_item_surge_factor;
+    p->flag_score = conf->anomaly_flag_score;
+    p->quarantine_score = conf->anomaly_quarantine_score;
+    p->clear_score = conf->anomaly_clear_score;
+    p->weight_flagged = (float)conf->anomaly_weight_flagged;
+}
+
+advrec_detect_t *advrec_detect_new(const advrec_detect_params_t *params,
+                                   char *errstr, size_t errstr_size)
+{
+    advrec_detect_t *d;
+
+    if (!(params->rate_window_s > 0) || !(params->item_window_s > 0) ||
+        !(params->clear_score <= params->flag_score) ||
+        !(params->flag_score <= params->quarantine_score) ||
+        !(params->weight_flagged >= 0 && params->weight_flagged <= 1)) {
+        advrec_seterr(ADVREC_ERR_CONFIG, errstr, errstr_size,
+                      "detect: need window times > 0, anomaly.clear.score <= "
+                      "anomaly.flag.score <= anomaly.quarantine.score "
+                      "(%g, %g, %g) and 0 <= anomaly.weight.flagged <= 1 (%g)",
+                      params->clear_score, params->flag_score,
+                      params->quarantine_score, (double)params->weight_flagged);
+        return NULL;
+    }
+    d = calloc(1, sizeof(*d));
+    if (!d) {
+        advrec_seterr(ADVREC_ERR_NOMEM, errstr, errstr_size,
+                      "detect: out of memory");
+        return NULL;
+    }
+    d->p = *params;
+    return d;
+}
+
+static void rows_free(rows_t *r)
+{
+    free(r->rows);
+    free(r->dirty);
+    free(r->dirty_list);
+}
+
+void advrec_detect_destroy(advrec_detect_t *d)
+{
+    if (!d)
+        return;
+    rows_free(&d->users);
+    rows_free(&d->items);
+    free(d->queue);
+    free(d);
+}
+
+/* Makes row idx exist (zeroed), doubling the arrays; 0 on no memory, with
+ * the arrays as they were. */
+static int rows_reserve(rows_t *r, uint32_t idx, size_t size)
+{
+    uint32_t cap = r->cap ? r->cap : 1024;
+    void *rows;
+    uint8_t *dirty;
+    uint32_t *list;
+
+    if (idx < r->n)
+        return 1;
+    if (idx >= r->cap) {
+        while (cap <= idx)
+            cap *= 2;
+        rows = realloc(r->rows, (size_t)cap * size);
+        if (!rows)
+            return 0;
+        r->rows = rows;
+        dirty = realloc(r->dirty, cap);
+        if (!dirty)
+            return 0;
+        r->dirty = dirty;
+        list = realloc(r->dirty_list, (size_t)cap * sizeof(*list));
+        if (!list)
+            return 0;
+        r->dirty_list = list;
+        r->cap = cap;
+    }
+    memset((char *)r->rows + (size_t)r->n * size, 0,
+           (size_t)(idx + 1 - r->n) * size);
+    memset(r->dirty + r->n, 0, idx + 1 - r->n);
+    r->n = idx + 1;
+    return 1;
+}
+
+static void rows_touch(rows_t *r, uint32_t idx)
+{
+    if (r->dirty[idx])
+        return;
+    r->dirty[idx] = 1;
+    r->dirty_list[r->n_dirty++] = idx;
+}
+
+static user_row_t *user_row(const advrec_detect_t *d, uint32_t u)
+{
+    return u < d->users.n ? (user_row_t *)d->users.rows + u : NULL;
+}
+
+static item_row_t *item_row(const advrec_detect_t *d, uint32_t i)
+{
+    return i < d->items.n ? (item_row_t *)d->items.rows + i : NULL;
+}
+
+/* exp(-dt/tau) for a gap in ms; time running backwards (events of several
+ * partitions interleave) decays nothing. */
+static double decay(int64_t last_ts, int64_t ts, double tau_s)
+{
+    if (last_ts == 0 || ts <= last_ts)
+        return 1.0;
+    return exp(-(double)(ts - last_ts) / (tau_s * 1000.0));
+}
+
+/* 64-bit mix of an item index (splitmix64 finaliser) for the bitmap. */
+static unsigned bit_of(uint32_t item)
+{
+    uint64_t z = (uint64_t)item + 0x9e3779b97f4a7c15ull;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return (unsigned)((z ^ (z >> 31)) & 63u);
+}
+
+/* Distinct items in a window by linear counting over 64 bits. */
+static double distinct_estimate(uint64_t bits)
+{
+    int zeros = 64 - __builtin_popcountll(bits);
+    if (zeros == 0)
+        zeros = 1; /* saturated: at least this many */
+    return -64.0 * log((double)zeros / 64.0);
+}
+
+static void enqueue(advrec_detect_t *d, const advrec_detect_flag_t *flag)
+{
+    if (d->n_queue == d->queue_cap) {
+        size_t cap = d->queue_cap ? d->queue_cap * 2 : 64;
+        advrec_detect_flag_t *q = realloc(d->queue, cap * sizeof(*q));
+        if (!q)
+            return; /* the state still changes; only the record is lost */
+        d->queue = q;
+        d->queue_cap = cap;
+    }
+    d->queue[d->n_queue++] = *flag;
+}
+
+static void evidence(advrec_detect_flag_t *f, const char *key, int64_t count)
+{
+    if (f->n_evidence < ADVREC_DETECT_MAX_EVIDENCE) {
+        f->evidence[f->n_evidence].key = key;
+        f->evidence[f->n_evidence++].count = count;
+    }
+}
+
+static double gap_logstd(const user_row_t *r)
+{
+    return sqrt(r->gap_var > 0 ? r->gap_var : 0);
+}
+
+/* The level a score calls for, with hysteresis: a flag stays until the
+ * score falls below clear_score. */
+static int level_for(const advrec_detect_t *d, double score, int level,
+                     int max_level)
+{
+    int want = score >= d->p.quarantine_score && max_level >= 2 ? 2
+               : score >= d->p.flag_score                       ? 1
+                                                                : 0;
+    if (want > level)
+        return want;
+    if (level > 0 && score < d->p.clear_score)
+        return 0;
+    return level;
+}
+
+static advrec_anomaly_action_t action_of(int level)
+{
+    return level == 2   ? ADVREC_ANOMALY_QUARANTINED
+           : level == 1 ? ADVREC_ANOMALY_FLAGGED
+                        : ADVREC_ANOMALY_CLEARED;
+}
+
+static int in_hist(uint32_t item, const uint32_t *hist, uint32_t hist_len)
+{
+    for (uint32_t h = 0; h < hist_len; h++)
+        if ((hist[h] & ADVREC_HIST_ITEM) == item)
+            return 1;
+    return 0;
+}
+
+/* Whether item, or any item in the ring, is flagged for a young-account
+ * surge (an item hammered by flagged bots says nothing about the young
+ * shoppers who also click it). */
+static int pushes_flagged(const advrec_detect_t *d, uint32_t item,
+                          const uint32_t *hist, uint32_t hist_len)
+{
+    const item_row_t *ir = item_row(d, item);
+
+    if (ir && ir->level && (ir->reasons & ADVREC_DETECT_YOUNG_SURGE))
+        return 1;
+    for (uint32_t h = 0; h < hist_len; h++) {
+        ir = item_row(d, hist[h] & ADVREC_HIST_ITEM);
+        if (ir && ir->level && (ir->reasons & ADVREC_DETECT_YOUNG_SURGE))
+            return 1;
+    }
+    return 0;
+}
+
+/* Updates user u's statistics with ev and re-judges them; *young says
+ * whether the account was young at this event. */
+static void observe_user(advrec_detect_t *d, uint32_t u, uint32_t item,
+                         const advrec_event_t *ev, const uint32_t *hist,
+                         uint32_t hist_len, int *young)
+{
+    user_row_t *r = (user_row_t *)d->users.rows + u;
+    const advrec_detect_params_t *p = &d->p;
+    int64_t ts = ev->ts_ms;
+    uint32_t why = 0;
+    double score = 1.0, logstd;
+    int level;
+
+    if (r->first_ts == 0) {
+        r->first_ts = ts;
+        r->div_ratio = -1;
+    } else {
+        int64_t gap = ts > r->last_ts ? ts - r->last_ts : 0;
+        double x = log((double)(gap + 1) / 1000.0), dx;
+        if (r->gaps == 0) {
+            r->gap_mean = x;
+        } else {
+            dx = x - r->gap_mean;
+            r->gap_mean += GAP_ALPHA * dx;
+            r->gap_var = (1 - GAP_ALPHA) * (r->gap_var + GAP_ALPHA * dx * dx);
+        }
+        r->gaps++;
+    }
+    r->rate = r->rate * decay(r->last_ts, ts, p->rate_window_s) + 1.0;
+    if (ts > r->last_ts)
+        r->last_ts = ts;
+    r->events++;
+    if (ev->type == ADVREC_EVENT_PURCHASE)
+        r->purchases++;
+    else
+        r->clicks++;
+    r->div_bits |= 1ull << bit_of(item);
+    if (++r->div_n == DIV_WINDOW) {
+        r->div_ratio = (float)(distinct_estimate(r->div_bits) / DIV_WINDOW);
+        r->div_n = 0;
+        r->div_bits = 0;
+    }
+    *young = (double)(ts - r->first_ts) < p->young_s * 1000.0;
+
+    logstd = gap_logstd(r);
+    if (r->events >= p->min_events) {
+        if (logstd < p->gap_logstd_max)
+            why |= ADVREC_DETECT_REGULAR_GAPS;
+        if (r->div_ratio >= 0 && r->div_ratio < p->diversity_min)
+            why |= ADVREC_DETECT_LOW_DIVERSITY;
+    }
+    if (r->rate >= p->rate_max)
+        why |= ADVREC_DETECT_HIGH_RATE;
+    if (r->clicks >= p->nopurchase_clicks && r->purchases == 0)
+        why |= ADVREC_DETECT_NO_PURCHASES;
+    if (*young && pushes_flagged(d, item, hist, hist_len))
+        why |= ADVREC_DETECT_PUSHES_FLAGGED;
+    for (int b = 0; b < ADVREC_DETECT_REASONS_CNT; b++)
+        if (why & reasons[b].bit)
+            score *= 1.0 - reasons[b].strength;
+    score = 1.0 - score;
+
+    level = level_for(d, score, r->level, 2);
+    if (level != r->level) {
+        advrec_detect_flag_t f = {
+            .entity_type = ADVREC_ENTITY_USER,
+            .idx = u,
+            .action = action_of(level),
+            .score = score,
+            .reasons = level ? why : r->reasons,
+            .ts_ms = ts,
+        };
+        evidence(&f, "events", r->events);
+        evidence(&f, "clicks", r->clicks);
+        evidence(&f, "purchases", r->purchases);
+        evidence(&f, "rate_window", (int64_t)llround(r->rate));
+        evidence(&f, "gap_logstd_milli", (int64_t)llround(logstd * 1000.0));
+        if (r->div_ratio >= 0)
+            evidence(&f, "diversity_pct",
+                     (int64_t)llround((double)r->div_ratio * 100.0));
+        evidence(&f, "age_s", (ts - r->first_ts) / 1000);
+        enqueue(d, &f);
+        r->level = (uint8_t)level;
+    }
+    if (level)
+        r->reasons |= why; /* a flag keeps every reason it has shown */
+    else
+        r->reasons = why;
+    r->score = (float)score;
+    rows_touch(&d->users, u);
+}
+
+/* Updates item i's recent counts with an event from an account that is
+ * young and/or flagged, and re-judges it. */
+static void observe_item(advrec_detect_t *d, uint32_t i, int64_t ts, int young,
+                         int flagged)
+{
+    item_row_t *r = (item_row_t *)d->items.rows + i;
+    const advrec_detect_params_t *p = &d->p;
+    double k = decay(r->last_ts, ts, p->item_window_s);
+    double g = decay(d->global.last_ts, ts, p->item_window_s);
+    double share = 0, base, lift;
+    uint32_t why = 0;
+    int level, suspect = young || flagged;
+
+    r->total = r->total * k + 1.0;
+    r->suspect = r->suspect * k + suspect;
+    r->young = r->young * k + young;
+    r->flagged = r->flagged * k + flagged;
+    if (ts > r->last_ts)
+        r->last_ts = ts;
+    r->events++;
+    d->global.total = d->global.total * g + 1.0;
+    d->global.suspect = d->global.suspect * g + suspect;
+    if (ts > d->global.last_ts)
+        d->global.last_ts = ts;
+    d->global.dirty = 1;
+
+    base = d->global.suspect / d->global.total;
+    share = r->suspect / r->total;
+    /* Relative to the baseline in odds: where most traffic is young (a
+     * new shop, a short stream) a share cannot double, but its odds can. */
+    lift = (r->suspect / (r->total - r->suspect + 1.0)) /
+           (base / (1.0 - base + 1e-9) + 1e-9);
+    /* While most of all traffic is young (a cold start: every account is
+     * new to the detector) youth says nothing, and items are not judged. */
+    if (base < 0.5 && r->suspect >= p->item_min_events &&
+        share >= p->item_share && lift >= p->item_surge_factor) {
+        if (r->young >= r->flagged)
+            why |= ADVREC_DETECT_YOUNG_SURGE;
+        else
+            why |= ADVREC_DETECT_FLAGGED_SURGE;
+    }
+    /* Hysteresis: a surging item stays flagged until its share of
+     * suspect events falls below half the threshold. */
+    if (why)
+        level = 1;
+    else if (r->level && share < p->item_share / 2)
+        level = 0;
+    else
+        level = r->level;
+    if (level != r->level) {
+        advrec_detect_flag_t f = {
+            .entity_type = ADVREC_ENTITY_ITEM,
+            .idx = i,
+            .action = action_of(level),
+            .score = share,
+            .reasons = level ? why : r->reasons,
+            .ts_ms = ts,
+        };
+        evidence(&f, "events", r->events);
+        evidence(&f, "recent_events", (int64_t)llround(r->total));
+        evidence(&f, "recent_young", (int64_t)llround(r->young));
+        evidence(&f, "recent_flagged", (int64_t)llround(r->flagged));
+        evidence(&f, "baseline_share_pct", (int64_t)llround(base * 100.0));
+        evidence(&f, "odds_lift_pct", (int64_t)llround(lift * 100.0));
+        enqueue(d, &f);
+        r->level = (uint8_t)level;
+    }
+    if (level)
+        r->reasons |= why;
+    else
+        r->reasons = why;
+    r->score = (float)share;
+    rows_touch(&d->items, i);
+}
+
+float advrec_detect_observe(advrec_detect_t *d, uint32_t user, uint32_t item,
+                            const advrec_event_t *ev, const uint32_t *hist,
+                            uint32_t hist_len)
+{
+    int young = 0, flagged;
+    const user_row_t *ur;
+    const item_row_t *ir;
+
+    if (!d->p.enable)
+        return 1.0f;
+    if (!rows_reserve(&d->users, user, sizeof(user_row_t)) ||
+        !rows_reserve(&d->items, item, sizeof(item_row_t)))
+        return 1.0f;
+    observe_user(d, user, item, ev, hist, hist_len, &young);
+    ur = user_row(d, user);
+    /* Only a user flagged for its own behaviour makes an item suspect:
+     * counting users flagged for pushing a surging item would feed back. */
+    flagged = ur->level > 0 && (ur->reasons & ~ADVREC_DETECT_PUSHES_FLAGGED);
+    /* A young account counts once per item while the item is in its
+     * recent history: a surge of young accounts is many accounts, not one
+     * young bot hammering the item. */
+    observe_item(d, item, ev->ts_ms, young && !in_hist(item, hist, hist_len),
+                 flagged);
+    ir = item_row(d, item);
+    if (ur->level == 2)
+        return 0.0f;
+    /* A flagged user, or a young account pushing a surging item. */
+    if (ur->level == 1 || (ir->level && young))
+        return d->p.weight_flagged;
+    return 1.0f;
+}
+
+size_t advrec_detect_pending(const advrec_detect_t *d)
+{
+    return d->n_queue;
+}
+
+void advrec_detect_take(advrec_detect_t *d, advrec_detect_flag_cb *cb,
+                        void *opaque)
+{
+    for (size_t q = 0; q < d->n_queue; q++)
+        cb(opaque, &d->queue[q]);
+    d->n_queue = 0;
+}
+
+void advrec_detect_drop_pending(advrec_detect_t *d)
+{
+    d->n_queue = 0;
+}
+
+size_t advrec_detect_reason_names(uint32_t why, const char **names, size_t max)
+{
+    size_t n = 0;
+
+    for (int b = 0; b < ADVREC_DETECT_REASONS_CNT && n < max; b++)
+        if (why & reasons[b].bit)
+            names[n++] = reasons[b].name;
+    return n;
+}
+
+int advrec_detect_user_level(const advrec_detect_t *d, uint32_t u)
+{
+    const user_row_t *r = user_row(d, u);
+    return r ? r->level : 0;
+}
+
+int advrec_detect_item_level(const advrec_detect_t *d, uint32_t i)
+{
+    const item_row_t *r = item_row(d, i);
+    return r ? r->level : 0;
+}
+
+double advrec_detect_user_score(const advrec_detect_t *d, uint32_t u)
+{
+    const user_row_t *r = user_row(d, u);
+    return r ? r->score : 0;
+}
+
+double advrec_detect_item_score(const advrec_detect_t *d, uint32_t i)
+{
+    const item_row_t *r = item_row(d, i);
+    return r ? r->score : 0;
+}
+
+/* --- persistence: explicit little-endian fields, format byte first ------ */
+
+typedef struct buf_s {
+    unsigned char *p;
+    size_t len, cap;
+    int bad;
+} buf_t;
+
+static void put_u64(buf_t *b, uint64_t v)
+{
+    for (int k = 0; k < 8; k++)
+        b->p[b->len++] = (unsigned char)(v >> (8 * k));
+}
+
+static void put_f64(buf_t *b, double v)
+{
+    uint64_t u;
+    memcpy(&u, &v, sizeof(u));
+    put_u64(b, u);
+}
+
+static uint64_t get_u64(buf_t *b)
+{
+    uint64_t v = 0;
+    if (b->len + 8 > b->cap) {
+        b->bad = 1;
+        return 0;
+    }
+    for (int k = 0; k < 8; k++)
+        v |= (uint64_t)b->p[b->len++] << (8 * k);
+    return v;
+}
+
+static double get_f64(buf_t *b)
+{
+    uint64_t u = get_u64(b);
+    double v;
+    memcpy(&v, &u, sizeof(v));
+    return v;
+}
+
+/* Every row is the format byte, the kind byte, then 8-byte fields. */
+#define ROW_MAX (2 + 16 * 8)
+
+static size_t encode_user(const user_row_t *r, unsigned char *out)
+{
+    buf_t b = {out, 0, ROW_MAX, 0};
+    out[b.len++] = ROW_FORMAT;
+    out[b.len++] = ADVREC_DETECT_ROW_USER;
+    put_u64(&b, (uint64_t)r->first_ts);
+    put_u64(&b, (uint64_t)r->last_ts);
+    put_f64(&b, r->rate);
+    put_f64(&b, r->gap_mean);
+    put_f64(&b, r->gap_var);
+    put_u64(&b, r->div_bits);
+    put_u64(&b, (uint64_t)r->events << 32 | r->gaps);
+    put_u64(&b, (uint64_t)r->clicks << 32 | r->purchases);
+    put_f64(&b, r->div_ratio);
+    put_u64(&b, (uint64_t)r->div_n << 8 | r->level);
+    put_u64(&b, r->reasons);
+    put_f64(&b, r->score);
+    return b.len;
+}
+
+static void decode_user(buf_t *b, user_row_t *r)
+{
+    uint64_t v;
+    r->first_ts = (int64_t)get_u64(b);
+    r->last_ts = (int64_t)get_u64(b);
+    r->rate = get_f64(b);
+    r->gap_mean = get_f64(b);
+    r->gap_var = get_f64(b);
+    r->div_bits = get_u64(b);
+    v = get_u64(b);
+    r->events = (uint32_t)(v >> 32);
+    r->gaps = (uint32_t)v;
+    v = get_u64(b);
+    r->clicks = (uint32_t)(v >> 32);
+    r->purchases = (uint32_t)v;
+    r->div_ratio = (float)get_f64(b);
+    v = get_u64(b);
+    r->div_n = (uint16_t)(v >> 8);
+    r->level = (uint8_t)(v & 0xff);
+    r->reasons = (uint32_t)get_u64(b);
+    r->score = (float)get_f64(b);
+    if (r->level > 2 || r->div_n >= DIV_WINDOW)
+        b->bad = 1;
+}
+
+static size_t encode_item(const item_row_t *r, unsigned char *out)
+{
+    buf_t b = {out, 0, ROW_MAX, 0};
+    out[b.len++] = ROW_FORMAT;
+    out[b.len++] = ADVREC_DETECT_ROW_ITEM;
+    put_u64(&b, (uint64_t)r->last_ts);
+    put_f64(&b, r->total);
+    put_f64(&b, r->suspect);
+    put_f64(&b, r->young);
+    put_f64(&b, r->flagged);
+    put_u64(&b, (uint64_t)r->events << 8 | r->level);
+    put_u64(&b, r->reasons);
+    put_f64(&b, r->score);
+    return b.len;
+}
+
+static void decode_item(buf_t *b, item_row_t *r)
+{
+    uint64_t v;
+    r->last_ts = (int64_t)get_u64(b);
+    r->total = get_f64(b);
+    r->suspect = get_f64(b);
+    r->young = get_f64(b);
+    r->flagged = get_f64(b);
+    v = get_u64(b);
+    r->events = (uint32_t)(v >> 8);
+    r->level = (uint8_t)(v & 0xff);
+    r->reasons = (uint32_t)get_u64(b);
+    r->score = (float)get_f64(b);
+    if (r->level > 1)
+        b->bad = 1;
+}
+
+static int drain_dirty(rows_t *rows, advrec_detect_row_kind_t kind,
+                       advrec_detect_row_cb *cb, void *opaque)
+{
+    unsigned char val[ROW_MAX];
+    size_t len;
+
+    while (rows->n_dirty > 0) {
+        uint32_t idx = rows->dirty_list[rows->n_dirty - 1];
+        if (kind == ADVREC_DETECT_ROW_USER)
+            len = encode_user((user_row_t *)rows->rows + idx, val);
+        else
+            len = encode_item((item_row_t *)rows->rows + idx, val);
+        if (cb(opaque, kind, idx, val, len))
+            return 1;
+        rows->dirty[idx] = 0;
+        rows->n_dirty--;
+    }
+    return 0;
+}
+
+void advrec_detect_foreach_dirty(advrec_detect_t *d, advrec_detect_row_cb *cb,
+                                 void *opaque)
+{
+    if (d->global.dirty) {
+        unsigned char val[ROW_MAX];
+        buf_t b = {val, 0, ROW_MAX, 0};
+        val[b.len++] = ROW_FORMAT;
+        val[b.len++] = ADVREC_DETECT_ROW_GLOBAL;
+        put_u64(&b, (uint64_t)d->global.last_ts);
+        put_f64(&b, d->global.total);
+        put_f64(&b, d->global.suspect);
+        if (cb(opaque, ADVREC_DETECT_ROW_GLOBAL, 0, val, b.len))
+            return;
+        d->global.dirty = 0;
+    }
+    if (drain_dirty(&d->users, ADVREC_DETECT_ROW_USER, cb, opaque))
+        return;
+    drain_dirty(&d->items, ADVREC_DETECT_ROW_ITEM, cb, opaque);
+}
+
+advrec_err_t advrec_detect_restore(advrec_detect_t *d,
+                                   advrec_detect_row_kind_t kind, uint32_t idx,
+                                   const void *value, size_t len, char *errstr,
+                                   size_t errstr_size)
+{
+    buf_t b = {(unsigned char *)value, 2, len, 0};
+    const unsigned char *v = value;
+
+    if (len < 2 || v[0] != ROW_FORMAT || v[1] != (unsigned char)kind)
+        return advrec_seterr(ADVREC_ERR_PARSE, errstr, errstr_size,
+                             "detector row of %zu bytes: unknown format or "
+                             "kind (expected format %d, kind %d)",
+                             len, ROW_FORMAT, (int)kind);
+    switch (kind) {
+    case ADVREC_DETECT_ROW_USER: {
+        user_row_t r;
+        decode_user(&b, &r);
+        if (b.bad || b.len != len)
+            break;
+        if (!rows_reserve(&d->users, idx, sizeof(r)))
+            goto nomem;
+        ((user_row_t *)d->users.rows)[idx] = r;
+        return ADVREC_OK;
+    }
+    case ADVREC_DETECT_ROW_ITEM: {
+        item_row_t r;
+        decode_item(&b, &r);
+        if (b.bad || b.len != len)
+            break;
+        if (!rows_reserve(&d->items, idx, sizeof(r)))
+            goto nomem;
+        ((item_row_t *)d->items.rows)[idx] = r;
+        return ADVREC_OK;
+    }
+    case ADVREC_DETECT_ROW_GLOBAL: {
+        int64_t last = (int64_t)get_u64(&b);
+        double total = get_f64(&b), suspect = get_f64(&b);
+        if (b.bad || b.len != len)
+            break;
+        d->global.last_ts = last;
+        d->global.total = total;
+        d->global.suspect = suspect;
+        return ADVREC_OK;
+    }
+    }
+    return advrec_seterr(ADVREC_ERR_PARSE, errstr, errstr_size,
+                         "detector row of kind %d: %zu bytes do not hold its "
+                         "fields",
+                         (int)kind, len);
+nomem:
+    return advrec_seterr(ADVREC_ERR_NOMEM, errstr, errstr_size,
+                         "detect: out of memory restoring row %u", idx);
+}

@@ -1,0 +1,300 @@
+/*
+ * Integration test of the anomaly flags: the daemon in-process on its
+ * embedded broker (lib/daemon.h), fed a generated stream with click bots
+ * (lib/synth ground truth). Each wait is bounded by a deadline:
+ *  (a) every record produced is consumed;
+ *  (b) the anomaly topic holds records that decode as Anomaly with the
+ *      configured schema id, keyed by their entity id, as many as the
+ *      daemon's flags counter says; every bot has a USER record that flags
+ *      or quarantines it, with reasons and evidence;
+ *  (c) the detector rows were committed with the state (state.dir is a
+ *      temporary RocksDB): after the daemon is gone, a read-only store holds
+ *      a detector row for every bot.
+ */
+#include <ftw.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include "check.h"
+#include "codec.h"
+#include "config.h"
+#include "daemon.h"
+#include "kafka.h"
+#include "store.h"
+#include "synth.h"
+
+#define N_EVENTS 6000
+#define N_BOTS   3
+#define WAIT_MS  90000
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag,
+                    struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+static void *run_daemon(void *arg)
+{
+    char errstr[512];
+    if (advrec_daemon_run(arg, errstr, sizeof(errstr)))
+        fprintf(stderr, "daemon: %s\n", errstr);
+    return NULL;
+}
+
+static rd_kafka_t *client(rd_kafka_type_t type, const char *bootstraps)
+{
+    rd_kafka_conf_t *c = rd_kafka_conf_new();
+    char errstr[256];
+    rd_kafka_t *rk;
+
+    advrec_kafka_conf_route_logs(c);
+    advrec_kafka_conf_set(c, "bootstrap.servers", bootstraps, NULL, 0);
+    if (type == RD_KAFKA_CONSUMER) {
+        advrec_kafka_conf_set(c, "group.id", "itest-anomaly-reader", NULL, 0);
+        advrec_kafka_conf_set(c, "auto.offset.reset", "earliest", NULL, 0);
+    } else {
+        advrec_kafka_conf_set(c, "partitioner", "murmur2_random", NULL, 0);
+    }
+    rk = rd_kafka_new(type, c, errstr, sizeof(errstr));
+    if (!rk)
+        rd_kafka_conf_destroy(c);
+    return rk;
+}
+
+typedef struct bots_s {
+    char id[N_BOTS][ADVREC_ID_MAX];
+    int n;
+    int flagged[N_BOTS];
+    int rows[N_BOTS];
+} bots_t;
+
+static int count_row(void *opaque, const void *key, size_t key_len,
+                     const void *value, size_t value_len)
+{
+    bots_t *b = opaque;
+    (void)value;
+    (void)value_len;
+    for (int i = 0; i < b->n; i++)
+        if (key_len == strlen(b->id[i]) + 1 && ((const char *)key)[0] == 'u' &&
+            memcmp((const char *)key + 1, b->id[i], key_len - 1) == 0)
+            b->rows[i]++;
+    return 0;
+}
+
+static void test_bots_flagged(void)
+{
+    char errstr[512], dir[] = "/tmp/advrec-itest-anomaly-XXXXXX";
+    advrec_conf_t *conf = advrec_conf_new(errstr, sizeof(errstr));
+    advrec_codec_t *codec = NULL;
+    advrec_synth_t *synth = NULL;
+    advrec_daemon_t *daemon = NULL;
+    rd_kafka_t *producer = NULL, *reader = NULL;
+    advrec_store_t *store = NULL;
+    pthread_t thread;
+    int running = 0, have_dir = 0;
+    advrec_daemon_stats_t st;
+    uint64_t produced = 0, records = 0, bad = 0;
+    int64_t deadline;
+    bots_t bots = {0};
+    advrec_event_t ev;
+    const char *sets[][2] = {
+        {"topic.clicks", "ita.clicks"},
+        {"topic.purchases", "ita.purchases"},
+        {"topic.recommendations", "ita.recs"},
+        {"topic.anomalies", "ita.anomalies"},
+        {"topic.dlq", "ita.dlq"},
+        {"group.id", "itest-anomaly"},
+        {"broker.embedded.partitions", "4"},
+        {"model.k", "8"},
+        {"stats.interval.ms", "0"},
+        {"state.sync", "none"},
+    };
+
+    CHECK(conf != NULL);
+    if (!conf)
+        return;
+    CHECK(mkdtemp(dir) != NULL);
+    have_dir = 1;
+    for (size_t i = 0; i < sizeof(sets) / sizeof(sets[0]); i++)
+        CHECK_INT(advrec_conf_set(conf, sets[i][0], sets[i][1], errstr,
+                                  sizeof(errstr)),
+                  ADVREC_OK);
+    CHECK_INT(advrec_conf_set(conf, "state.dir", dir, errstr, sizeof(errstr)),
+              ADVREC_OK);
+    codec =
+        advrec_codec_new(advrec_conf_schema_dir(conf), errstr, sizeof(errstr));
+    CHECK(codec != NULL);
+    for (size_t i = 0; codec && i < conf->schemas_cnt; i++)
+        CHECK_INT(advrec_codec_register(codec, conf->schemas[i].id,
+                                        conf->schemas[i].path, errstr,
+                                        sizeof(errstr)),
+                  ADVREC_OK);
+    advrec_synth_params_t sp = advrec_synth_params_default();
+    sp.n_users = 300;
+    sp.n_items = 200;
+    sp.max_events = N_EVENTS;
+    sp.n_bots = N_BOTS;
+    sp.bot_events = 300;
+    synth = advrec_synth_new(&sp, errstr, sizeof(errstr));
+    CHECK(synth != NULL);
+    int32_t anomaly_id = (int32_t)conf->schema_anomaly_id;
+    int32_t click_id = (int32_t)conf->schema_click_id;
+    int32_t purchase_id = (int32_t)conf->schema_purchase_id;
+    CHECK_INT(advrec_daemon_new(&daemon, conf, errstr, sizeof(errstr)),
+              ADVREC_OK);
+    conf = NULL;
+    if (!daemon || !codec || !synth)
+        goto out;
+    CHECK_INT(advrec_daemon_start(daemon, errstr, sizeof(errstr)), ADVREC_OK);
+    CHECK_INT(pthread_create(&thread, NULL, run_daemon, daemon), 0);
+    running = 1;
+    producer = client(RD_KAFKA_PRODUCER, advrec_daemon_bootstraps(daemon));
+    reader = client(RD_KAFKA_CONSUMER, advrec_daemon_bootstraps(daemon));
+    CHECK(producer && reader);
+    if (!producer || !reader)
+        goto out;
+
+    while (advrec_synth_next(synth, &ev) == ADVREC_OK) {
+        unsigned char buf[2048];
+        size_t len;
+        int purchase = ev.type == ADVREC_EVENT_PURCHASE;
+        if (advrec_synth_last_kind(synth) == ADVREC_SYNTH_BOT) {
+            int i;
+            for (i = 0; i < bots.n && strcmp(bots.id[i], ev.user_id); i++)
+                ;
+            if (i == bots.n && bots.n < N_BOTS)
+                snprintf(bots.id[bots.n++], ADVREC_ID_MAX, "%s", ev.user_id);
+        }
+        CHECK_INT(advrec_codec_encode_event(
+                      codec, purchase ? purchase_id : click_id, &ev, buf,
+                      sizeof(buf), &len, errstr, sizeof(errstr)),
+                  ADVREC_OK);
+        while (rd_kafka_producev(
+                   producer,
+                   RD_KAFKA_V_TOPIC(purchase ? "ita.purchases" : "ita.clicks"),
+                   RD_KAFKA_V_KEY(ev.user_id, strlen(ev.user_id)),
+                   RD_KAFKA_V_VALUE(buf, len),
+                   RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                   RD_KAFKA_V_END) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+            rd_kafka_poll(producer, 50);
+        produced++;
+    }
+    CHECK_INT(bots.n, N_BOTS);
+    CHECK_INT(rd_kafka_flush(producer, 30000), 0);
+
+    /* (a) */
+    deadline = now_ms() + WAIT_MS;
+    do {
+        struct timespec ts = {0, 50 * 1000000};
+        nanosleep(&ts, NULL); /* polling a counter: no event to wait on */
+        advrec_daemon_stats(daemon, &st);
+    } while (st.consumed < produced && now_ms() < deadline);
+    CHECK_INT(st.consumed, produced);
+    advrec_daemon_stop(daemon);
+    pthread_join(thread, NULL);
+    running = 0;
+    advrec_daemon_stats(daemon, &st);
+    CHECK(st.flags >= N_BOTS);
+    CHECK(st.downweighted > 0);
+
+    /* (b) */
+    rd_kafka_poll_set_consumer(reader);
+    rd_kafka_topic_partition_list_t *sub = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(sub, "ita.anomalies",
+                                      RD_KAFKA_PARTITION_UA);
+    CHECK_INT(rd_kafka_subscribe(reader, sub), 0);
+    rd_kafka_topic_partition_list_destroy(sub);
+    deadline = now_ms() + WAIT_MS;
+    while (records + bad < st.flags && now_ms() < deadline) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(reader, 200);
+        advrec_anomaly_t a;
+        if (!m)
+            continue;
+        if (m->err) {
+            rd_kafka_message_destroy(m);
+            continue;
+        }
+        if (m->len < 5 || ((const unsigned char *)m->payload)[0] != 0 ||
+            ((const unsigned char *)m->payload)[4] !=
+                (unsigned char)anomaly_id ||
+            advrec_codec_decode_anomaly(codec, m->payload, m->len, &a, errstr,
+                                        sizeof(errstr))) {
+            bad++;
+            rd_kafka_message_destroy(m);
+            continue;
+        }
+        records++;
+        CHECK(m->key_len == strlen(a.entity_id) &&
+              memcmp(m->key, a.entity_id, m->key_len) == 0);
+        CHECK_STR(a.detector, "advrec.detect");
+        for (int i = 0; i < bots.n; i++)
+            if (a.entity_type == ADVREC_ENTITY_USER &&
+                strcmp(a.entity_id, bots.id[i]) == 0 &&
+                a.action != ADVREC_ANOMALY_CLEARED && a.n_reasons > 0 &&
+                a.n_evidence > 0 && a.score > 0)
+                bots.flagged[i] = 1;
+        rd_kafka_message_destroy(m);
+    }
+    CHECK_INT(bad, 0);
+    CHECK_INT(records, st.flags);
+    for (int i = 0; i < bots.n; i++)
+        CHECK_INT(bots.flagged[i], 1);
+
+    /* (c) our clients first: the broker goes with the daemon */
+    rd_kafka_consumer_close(reader);
+    rd_kafka_destroy(reader);
+    reader = NULL;
+    rd_kafka_destroy(producer);
+    producer = NULL;
+    advrec_daemon_destroy(daemon);
+    daemon = NULL;
+    CHECK_INT(advrec_store_open_readonly(dir, &store, errstr, sizeof(errstr)),
+              ADVREC_OK);
+    if (store)
+        CHECK_INT(advrec_store_detectors_foreach(store, count_row, &bots,
+                                                 errstr, sizeof(errstr)),
+                  ADVREC_OK);
+    for (int i = 0; i < bots.n; i++)
+        CHECK_INT(bots.rows[i], 1);
+
+out:
+    if (running) {
+        advrec_daemon_stop(daemon);
+        pthread_join(thread, NULL);
+    }
+    if (reader) {
+        rd_kafka_consumer_close(reader);
+        rd_kafka_destroy(reader);
+    }
+    if (producer)
+        rd_kafka_destroy(producer);
+    advrec_store_close(store);
+    advrec_daemon_destroy(daemon);
+    advrec_synth_destroy(synth);
+    advrec_codec_destroy(codec);
+    advrec_conf_destroy(conf);
+    if (have_dir)
+        nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+int main(void)
+{
+    RUN(test_bots_flagged);
+    return DONE();
+}
