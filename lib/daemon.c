@@ -862,7 +862,7 @@ static void emit_flag(void *opaque, const advrec_detect_flag_t *flag)
         return;
     }
     if (produce(d, d->conf->topic_anomalies, a.entity_id, strlen(a.entity_id),
-                d->enc, len, NULL) == 0) {
+                d->enc, len, NULL, NULL) == 0) {
         d->stats.flags++;
         d->stats.flags_quarantined +=
             flag->action == ADVREC_ANOMALY_QUARANTINED;
