@@ -93,7 +93,7 @@ advrec_err_t advrec_eval_data_load(advrec_eval_data_t *d, const char *path,
         return err;
     for (;;) {
         err = advrec_reader_next(r, &ev, lerr, sizeof(lerr));
-        if (err == ADVREC_ERR_END)
+        if (err == ADVREC_ERR_EOF)
             break;
         if (err == ADVREC_ERR_PARSE)
             continue; /* counted by the reader */
