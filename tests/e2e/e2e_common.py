@@ -238,6 +238,7 @@ class Daemon:
             argv += ["-X", s]
         self.argv = argv
         self.t0 = time.monotonic()
+        self.t_first = None  # when await_stats first saw a record handled
         with open(self.err_path, "wb") as err, open(self.out_path, "wb") as out:
             self.p = procs.start(argv, stdout=out, stderr=err)
 
@@ -251,6 +252,9 @@ class Daemon:
         deadline = time.monotonic() + timeout_s
         while True:
             lines = stats_lines(self.err_path)
+            if lines and self.t_first is None and sum(
+                    lines[-1][1][k] for k in ("clicks", "purchases", "dlq")):
+                self.t_first = time.monotonic()
             if lines and pred(lines[-1][1]):
                 return lines[-1][1]
             if self.p.poll() is not None:
