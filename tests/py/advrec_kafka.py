@@ -189,7 +189,8 @@ def consume(bs, topic, expected=None, idle_s=1.0, timeout_s=60,
     Returns [Record], in partition then offset order.
     """
     c = KafkaConsumer(bootstrap_servers=bs, enable_auto_commit=False,
-                      auto_offset_reset="earliest", isolation_level=isolation_level)
+                      auto_offset_reset="earliest", isolation_level=isolation_level,
+                      max_poll_records=10000)
     out = []
     try:
         deadline = time.monotonic() + timeout_s
@@ -198,6 +199,7 @@ def consume(bs, topic, expected=None, idle_s=1.0, timeout_s=60,
         c.assign(tps)
         c.seek_to_beginning(*tps)
         last_new = time.monotonic()
+        ends = None
         while True:
             now = time.monotonic()
             batch = c.poll(timeout_ms=200)
@@ -207,7 +209,10 @@ def consume(bs, topic, expected=None, idle_s=1.0, timeout_s=60,
                                       list(r.headers or []), r.timestamp))
             if batch:
                 last_new = time.monotonic()
-            ends = c.end_offsets(tps)
+            # end_offsets is a round trip that waits behind the pending fetch
+            # (~100 ms): ask again only once the known ends are reached.
+            if ends is None or all(c.position(tp) >= ends[tp] for tp in tps):
+                ends = c.end_offsets(tps)
             caught_up = all(c.position(tp) >= ends[tp] for tp in tps)
             if caught_up:
                 if expected is not None and len(out) >= expected:
