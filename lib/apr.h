@@ -167,7 +167,7 @@ int advrec_apr_warmed(const advrec_apr_params_t *params,
  * The adversarial term is used when allow_adv is set and every row is warmed
  * up (advrec_apr_warmed()); then Delta comes from FGSM (adv_steps 1) or PGD.
  * The update is Adagrad on the gradient of J above, scaled by weight:
- *   acc += G^2;  theta -= lr * weight * G / sqrt(acc + 1e-20)   (per coordinate)
+ *   acc += G^2;  theta -= lr * weight * G / sqrt(acc + 1e-20)  (each coord.)
  * weight 0 writes nothing (quarantine). Rows are updated in place; scratch is
  * the caller's (advrec_apr_scratch_floats(k) floats). result may be NULL.
  * Returns ADVREC_ERR_INVALID_ARG, writing nothing, when i and j are the same
