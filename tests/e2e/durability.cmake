@@ -3,8 +3,6 @@
 # seeded random moments and restarted on the same state dir
 # (tests/e2e/durability.py says what each test asserts).
 # state_dump: a test-only dump of a whole state dir (exact floats in %a).
-set(ADVREC_VENV_SH ${PROJECT_SOURCE_DIR}/tests/py/venv.sh)
-set(ADVREC_E2E_KAFKA_DIR ${CMAKE_BINARY_DIR}/kafka-e2e)
 add_executable(state_dump ${CMAKE_CURRENT_LIST_DIR}/state_dump.c)
 target_link_libraries(state_dump PRIVATE advrec advrec_flags)
 

@@ -428,7 +428,11 @@ def test_bitexact(a):
 
     da = env.dump(sa, factors=True).splitlines()
     db = env.dump(sb, factors=True).splitlines()
-    assert len(da) == len(db), "dumps have %d and %d lines" % (len(da), len(db))
+    if len(da) != len(db):
+        ka = {" ".join(l.split()[:2]) for l in da}
+        kb = {" ".join(l.split()[:2]) for l in db}
+        raise AssertionError("dumps have %d and %d lines; only in A: %s; only in B: %s" % (
+            len(da), len(db), sorted(ka - kb)[:8], sorted(kb - ka)[:8]))
     diff = [i for i in range(len(da)) if da[i] != db[i]]
     assert not diff, "%d of %d rows differ; first:\nA: %s\nB: %s" % (
         len(diff), len(da), da[diff[0]][:300], db[diff[0]][:300])

@@ -1,13 +1,5 @@
 # Interop with clients we did not write, on the real broker (fixture `kafka`,
 # see kafka.cmake). Helpers shared by the e2e scripts: e2e_common.py.
-#
-# tests/CMakeLists.txt includes the e2e files in name order, so this one may
-# come before kafka.cmake: the same three paths it sets, set here if not yet.
-if(NOT DEFINED ADVREC_E2E_KAFKA_DIR)
-  set(ADVREC_KAFKA_SH ${PROJECT_SOURCE_DIR}/tests/kafka/kafka.sh)
-  set(ADVREC_VENV_SH ${PROJECT_SOURCE_DIR}/tests/py/venv.sh)
-  set(ADVREC_E2E_KAFKA_DIR ${CMAKE_BINARY_DIR}/kafka-e2e)
-endif()
 
 # e2e.interop.produce: advrec-produce replays a generated CSV fixture (and the
 # shared Taobao sample when present) to fresh topics; kafka-python + fastavro

@@ -15,9 +15,6 @@
 #
 # Python test clients run as: tests/py/venv.sh SCRIPT ARGS (pinned venv in the
 # cache, tests/py on PYTHONPATH).
-set(ADVREC_KAFKA_SH ${PROJECT_SOURCE_DIR}/tests/kafka/kafka.sh)
-set(ADVREC_VENV_SH ${PROJECT_SOURCE_DIR}/tests/py/venv.sh)
-set(ADVREC_E2E_KAFKA_DIR ${CMAKE_BINARY_DIR}/kafka-e2e)
 
 # Start-up is a few seconds once the jars are cached; a first run also
 # fetches them from Maven Central (tests/run.sh does that beforehand).

@@ -4,11 +4,6 @@
 # with SIGTERM; every user who clicked must then have a valid recommendation
 # on the compacted output topic, read with kafka-python + fastavro
 # (taobao.py). About 30 s on the 2-core machine.
-if(NOT DEFINED ADVREC_E2E_KAFKA_DIR) # this file may come before kafka.cmake
-  set(ADVREC_KAFKA_SH ${PROJECT_SOURCE_DIR}/tests/kafka/kafka.sh)
-  set(ADVREC_VENV_SH ${PROJECT_SOURCE_DIR}/tests/py/venv.sh)
-  set(ADVREC_E2E_KAFKA_DIR ${CMAKE_BINARY_DIR}/kafka-e2e)
-endif()
 add_test(NAME e2e.taobao
   COMMAND ${ADVREC_VENV_SH} ${CMAKE_CURRENT_LIST_DIR}/taobao.py
           ${ADVREC_E2E_KAFKA_DIR} ${ADVREC_KAFKA_SH}

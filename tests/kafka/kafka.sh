@@ -141,6 +141,11 @@ transaction.state.log.num.partitions=4
 share.coordinator.state.topic.replication.factor=1
 share.coordinator.state.topic.min.isr=1
 group.initial.rebalance.delay.ms=0
+# Test streams replay old event times (Taobao is from 2017, generated streams
+# start in the past) and producers stamp records with them: with the default
+# 7-day retention the broker's first retention check (30 s after start)
+# would silently delete them under a running test. Tests keep everything.
+log.retention.ms=-1
 num.network.threads=2
 num.io.threads=4
 EOF
