@@ -13,7 +13,7 @@
 
 #define GAP_ALPHA  (1.0 / 16.0) /* weight of a new log-gap in the EWMA */
 #define DIV_WINDOW 32           /* events per diversity window */
-#define ROW_FORMAT 1            /* first byte of every encoded row */
+#define ROW_FORMAT 2            /* first byte of every encoded row */
 
 /* Strength of each user reason in the noisy-OR score, by bit. */
 static const struct {
@@ -32,6 +32,7 @@ static const struct {
 
 typedef struct user_row_s {
     int64_t first_ts, last_ts; /* event times, ms; first_ts 0: never seen */
+    int64_t last_click_ts;     /* the gaps are measured between clicks */
     double rate;               /* decayed event count at last_ts */
     double gap_mean, gap_var;  /* EWMA of log(gap seconds) */
     uint64_t div_bits;         /* items hashed into 64 bits, this window */
@@ -327,20 +328,34 @@ static void observe_user(advrec_detect_t *d, uint32_t u, uint32_t item,
     double score = 1.0, logstd;
     int level;
 
-    if (r->first_ts == 0) {
+    if (r->first_ts == 0 || ts < r->first_ts) {
+        /* The earliest event seen, whatever order the two input topics
+         * were read in. */
+        if (r->first_ts == 0)
+            r->div_ratio = -1;
         r->first_ts = ts;
-        r->div_ratio = -1;
-    } else {
-        int64_t gap = ts > r->last_ts ? ts - r->last_ts : 0;
-        double x = log((double)(gap + 1) / 1000.0), dx;
-        if (r->gaps == 0) {
-            r->gap_mean = x;
-        } else {
-            dx = x - r->gap_mean;
-            r->gap_mean += GAP_ALPHA * dx;
-            r->gap_var = (1 - GAP_ALPHA) * (r->gap_var + GAP_ALPHA * dx * dx);
+    }
+    /*
+     * The rhythm is measured on clicks only: a user's clicks come in order
+     * (one partition of one topic), while purchases arrive on another topic
+     * in no fixed order relative to them. Mixing the two gave shoppers runs
+     * of zero or missing gaps that looked machine-regular. A click at the
+     * same millisecond as the previous one says nothing and is skipped.
+     */
+    if (ev->type == ADVREC_EVENT_CLICK && ts > r->last_click_ts) {
+        if (r->last_click_ts != 0) {
+            double x = log((double)(ts - r->last_click_ts) / 1000.0), dx;
+            if (r->gaps == 0) {
+                r->gap_mean = x;
+            } else {
+                dx = x - r->gap_mean;
+                r->gap_mean += GAP_ALPHA * dx;
+                r->gap_var =
+                    (1 - GAP_ALPHA) * (r->gap_var + GAP_ALPHA * dx * dx);
+            }
+            r->gaps++;
         }
-        r->gaps++;
+        r->last_click_ts = ts;
     }
     r->rate = r->rate * decay(r->last_ts, ts, p->rate_window_s) + 1.0;
     if (ts > r->last_ts)
@@ -360,7 +375,8 @@ static void observe_user(advrec_detect_t *d, uint32_t u, uint32_t item,
 
     logstd = gap_logstd(r);
     if (r->events >= p->min_events) {
-        if (logstd < p->gap_logstd_max)
+        /* Judged on as many gaps as min.events asks events for. */
+        if (r->gaps + 1 >= p->min_events && logstd < p->gap_logstd_max)
             why |= ADVREC_DETECT_REGULAR_GAPS;
         if (r->div_ratio >= 0 && r->div_ratio < p->diversity_min)
             why |= ADVREC_DETECT_LOW_DIVERSITY;
@@ -626,6 +642,7 @@ static size_t encode_user(const user_row_t *r, unsigned char *out)
     put_u64(&b, (uint64_t)r->div_n << 8 | r->level);
     put_u64(&b, r->reasons);
     put_f64(&b, r->score);
+    put_u64(&b, (uint64_t)r->last_click_ts);
     return b.len;
 }
 
@@ -650,6 +667,7 @@ static void decode_user(buf_t *b, user_row_t *r)
     r->level = (uint8_t)(v & 0xff);
     r->reasons = (uint32_t)get_u64(b);
     r->score = (float)get_f64(b);
+    r->last_click_ts = (int64_t)get_u64(b);
     if (r->level > 2 || r->div_n >= DIV_WINDOW)
         b->bad = 1;
 }

@@ -117,11 +117,16 @@ static void show_flag(demo_t *demo, const rd_kafka_message_t *m,
     for (size_t r = 0; r < a.n_reasons; r++)
         n += snprintf(reasons + n, sizeof(reasons) - (size_t)n, "%s%s",
                       r ? ", " : "", a.reasons[r]);
+    char ev[256] = "";
+    int w = 0;
+    for (size_t e = 0; e < a.n_evidence && w < (int)sizeof(ev) - 1; e++)
+        w += snprintf(ev + w, sizeof(ev) - (size_t)w, " %s=%lld",
+                      a.evidence[e].key, (long long)a.evidence[e].count);
     if (demo->show)
-        printf("!! FLAG %s %s: %s (score %.2f) -> %s\n",
+        printf("!! FLAG %s %s: %s (score %.2f) -> %s  [%s ]\n",
                a.entity_type == ADVREC_ENTITY_USER ? "user" : "item",
                a.entity_id, a.n_reasons ? reasons : "-", a.score,
-               action[a.action]);
+               action[a.action], ev);
 }
 
 /* Reads what arrived on the recommendation and anomaly topics and shows

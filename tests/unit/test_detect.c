@@ -138,11 +138,17 @@ static void test_each_statistic(void)
     CHECK(advrec_detect_user_score(d, 1) < 0.01);
     advrec_detect_destroy(d);
 
-    /* Regular gaps alone (buys, varied items, slow): flagged, 0.7. */
+    /* Regular gaps alone (clicks every 10 min, varied items, slow, and a
+     * purchase between every fifth pair, which the click rhythm ignores):
+     * flagged, 0.7. */
     d = advrec_detect_new(&p, NULL, 0);
     for (int k = 0; k < 40; k++) {
-        advrec_event_t ev = event("u", "i", k % 5 == 4, T0 + k * 600000);
+        advrec_event_t ev = event("u", "i", 0, T0 + k * 600000);
         advrec_detect_observe(d, 1, (uint32_t)k, &ev, NULL, 0);
+        if (k % 5 == 4) {
+            ev = event("u", "i", 1, T0 + k * 600000 + 300000);
+            advrec_detect_observe(d, 1, (uint32_t)k, &ev, NULL, 0);
+        }
     }
     advrec_detect_take(d, collect, &s);
     CHECK_INT(s.n, 1);
@@ -574,11 +580,48 @@ static void test_synth_clean(void)
     CHECK(f.normal_flagged <= f.normal_users / 500);
 }
 
+/*
+ * The daemon reads clicks and purchases from two topics in no fixed order
+ * between them: a shopper whose later purchases are read before their
+ * earlier clicks must look like the same shopper (this once made shoppers'
+ * gaps look machine-regular: flagged, then cleared, over and over).
+ */
+static void test_purchases_read_before_clicks(void)
+{
+    advrec_detect_params_t p = params();
+    advrec_detect_t *d = advrec_detect_new(&p, NULL, 0);
+    int64_t ts[40];
+    sink_t s = {0};
+
+    uint64_t x = 12345;
+
+    /* Irregular human gaps: 5 s to 5 min, from a small LCG. */
+    ts[0] = T0;
+    for (int k = 1; k < 40; k++) {
+        x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+        ts[k] = ts[k - 1] + 1000LL * (5 + (int64_t)((x >> 33) % 300));
+    }
+    /* The purchase that ends the visit is read first, then the clicks. */
+    {
+        advrec_event_t ev = event("u", "i", 1, ts[39] + 500);
+        advrec_detect_observe(d, 5, 39, &ev, NULL, 0);
+    }
+    for (int k = 0; k < 40; k++) {
+        advrec_event_t ev = event("u", "i", 0, ts[k]);
+        advrec_detect_observe(d, 5, (uint32_t)k, &ev, NULL, 0);
+    }
+    advrec_detect_take(d, collect, &s);
+    CHECK_INT(s.n, 0);
+    CHECK_INT(advrec_detect_user_level(d, 5), 0);
+    advrec_detect_destroy(d);
+}
+
 int main(void)
 {
     RUN(test_bot_regular_fast_nobuy);
     RUN(test_each_statistic);
     RUN(test_clear);
+    RUN(test_purchases_read_before_clicks);
     RUN(test_item_young_surge);
     RUN(test_cold_start_no_item_flags);
     RUN(test_persist);
