@@ -17,17 +17,24 @@
 #include "daemon.h"
 #include "log.h"
 
-/* The running daemon, for the signal handler (main's only global). */
+/* The running daemon, for the signal handler, and the requests that came
+ * before it existed (main's only globals). */
 static advrec_daemon_t *volatile running;
+static volatile sig_atomic_t early_stop, early_checkpoint;
 
 static void on_signal(int sig)
 {
-    if (!running)
-        return;
-    if (sig == SIGUSR1)
-        advrec_daemon_checkpoint(running);
-    else
-        advrec_daemon_stop(running);
+    if (sig == SIGUSR1) {
+        if (running)
+            advrec_daemon_checkpoint(running);
+        else
+            early_checkpoint = 1;
+    } else {
+        if (running)
+            advrec_daemon_stop(running);
+        else
+            early_stop = 1;
+    }
 }
 
 /* Maps a library error to a sysexits(3) code. */
@@ -61,18 +68,24 @@ static int run_daemon(advrec_conf_t *conf)
     advrec_daemon_t *d;
     advrec_err_t err;
 
+    /* Handlers first: a SIGTERM while the state loads (seconds for a big
+     * state) must stop the daemon cleanly, not kill it. */
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGUSR1, &sa, NULL);
     err = advrec_daemon_new(&d, conf, errstr, sizeof(errstr));
     if (err) {
         log_err("%s", errstr);
         return exit_code(err);
     }
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
     running = d;
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGUSR1, &sa, NULL);
+    if (early_stop)
+        advrec_daemon_stop(d);
+    if (early_checkpoint)
+        advrec_daemon_checkpoint(d);
     err = advrec_daemon_start(d, errstr, sizeof(errstr));
     if (!err) {
         const char *bootstraps = advrec_daemon_bootstraps(d);

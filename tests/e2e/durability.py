@@ -210,11 +210,17 @@ def sigterm(p, bound_s=30):
 
 
 def drain(env, p, state, ends, timeout_s):
-    """Awaits stored offsets == end offsets while p runs."""
+    """Awaits, while p runs, that it has joined the group ("rebalance:
+    assigned" logged: it is up and handling signals) and that the stored
+    offsets equal the end offsets (the state may be drained already by an
+    earlier run, so the offsets alone say nothing about p)."""
     def done():
         if p.poll() is not None:
             raise AssertionError("advrecd exited %d while draining:\n%s"
                                  % (p.returncode, tail(p.errpath)))
+        with open(p.errpath) as f:
+            if "rebalance: assigned" not in f.read():
+                return False
         return same_offsets(env.stored(state), ends)
     wait_until(done, timeout_s, "stored offsets reaching the end offsets", 0.2)
 
