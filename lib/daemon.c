@@ -432,7 +432,8 @@ static advrec_err_t stage_owed(advrec_daemon_t *d)
         d->pending = p;
         d->pending_cap = n_stale + kept;
     }
-    memcpy(d->pending, stale, n_stale * sizeof(*stale));
+    if (n_stale) /* stale is NULL before the first user ever went stale */
+        memcpy(d->pending, stale, n_stale * sizeof(*stale));
     n = n_stale;
     for (size_t i = 0; i < kept; i++)
         if (!ux->stale_since[d->owed_list[i]]) /* not already listed */
