@@ -26,7 +26,7 @@
 typedef struct opts_s {
     const char *path, *out, *split_dir, *name;
     advrec_reader_conf_t rconf;
-    int loo, preq, fgsm, shill, full, quiet;
+    int loo, preq, fgsm, shill, full, quiet, validate, run_bpr, run_apr;
     uint32_t n_neg, k_cut, n_targets;
     advrec_eval_train_t bpr, apr; /* lambda 0, lambda from options */
     advrec_engine_params_t eng;
@@ -75,9 +75,14 @@ static void usage(FILE *fp)
         "                   eps 0.1..1.0, BPR vs APR\n"
         "  --shill          shilling attack 1/3/5%% fake users, BPR vs APR\n"
         "  --full           --loo also ranks against all items\n"
+        "  --validate       tune: train without each user's last training\n"
+        "                   interaction and measure on it (99 negatives);\n"
+        "                   the test items are never looked at\n"
+        "  --models M       bpr,apr (default) or one of them\n"
         "options:\n"
         "  --out DIR        results.json and *.svg (default eval-out)\n"
-        "  --write-split DIR  write train.tsv / test.tsv of the LOO split\n"
+        "  --write-split DIR  write train.tsv / test.tsv / val.tsv of the\n"
+        "                   LOO split and its validation split\n"
         "  --name NAME      data set name in the output (default: file name)\n"
         "  --format F       taobao|movielens|otto|csv|amazon|auto\n"
         "  --neg N          sampled negatives per test user (99)\n"
@@ -216,6 +221,22 @@ static void json_train(FILE *fp, const advrec_eval_train_t *t)
             t->epochs, t->bpr_epochs, t->negatives, t->seed);
 }
 
+static void json_norms(FILE *fp, const char *key, advrec_state_t *m,
+                       int use_bias, const char *tail)
+{
+    advrec_eval_norms_t n;
+
+    advrec_eval_norms(m, use_bias, &n);
+    fprintf(fp,
+            "\"%s\": {\"user\": %.4f, \"item\": %.4f, \"item_bias_abs\": "
+            "%.4f}%s",
+            key, n.user, n.item, n.item_bias_abs, tail);
+    fprintf(stderr,
+            "%s: mean L2 norm of trained rows: users %.3f, items %.3f; mean "
+            "|item bias| %.3f\n",
+            key, n.user, n.item, n.item_bias_abs);
+}
+
 /* Trains one model for the split; prints and returns it (NULL on error). */
 static advrec_state_t *train_model(opts_t *o, const advrec_eval_data_t *d,
                                    const advrec_eval_split_t *s,
@@ -280,37 +301,61 @@ fail:
 
 static int run_loo(opts_t *o, const advrec_eval_data_t *d, FILE *js)
 {
-    advrec_eval_split_t s;
+    advrec_eval_split_t s, vs;
     advrec_state_t *mb = NULL, *ma = NULL;
-    advrec_eval_metrics_t bs, as, bf, af;
+    advrec_eval_metrics_t bs = {0}, as = {0}, bf = {0}, af = {0};
     double tb = 0, ta = 0;
     char errstr[512], path[4096];
     int rc = 1;
 
-    if (advrec_eval_split_loo(&s, d, o->n_neg, o->bpr.seed)) {
+    memset(&vs, 0, sizeof(vs));
+    if (advrec_eval_split_loo(&s, d, o->n_neg, o->bpr.seed) ||
+        advrec_eval_split_val(&vs, &s, d, o->bpr.seed)) {
         fprintf(stderr, "advrec-eval: out of memory (split)\n");
+        advrec_eval_split_free(&s);
         return 1;
     }
-    fprintf(stderr, "loo: %u users tested, %zu training interactions\n",
-            s.n_tested, s.n_train);
+    fprintf(stderr,
+            "loo: %u users tested, %zu training interactions; validation: "
+            "%u users, %zu training interactions\n",
+            s.n_tested, s.n_train, vs.n_tested, vs.n_train);
     if (o->split_dir) {
         if (mkdir_p(o->split_dir) ||
             advrec_eval_split_write(&s, d, o->split_dir, errstr,
-                                    sizeof(errstr))) {
+                                    sizeof(errstr)) ||
+            advrec_eval_split_write_val(&vs, d, o->split_dir, errstr,
+                                        sizeof(errstr))) {
             fprintf(stderr, "advrec-eval: %s\n", errstr);
             goto out;
         }
     }
-    if (!(mb = train_model(o, d, &s, s.train, s.n_train, &o->bpr, &tb)) ||
-        !(ma = train_model(o, d, &s, s.train, s.n_train, &o->apr, &ta)))
+    if (o->validate) {
+        /* From here on the validation split stands in for the test split:
+         * the test items are never trained on nor measured. */
+        advrec_eval_split_t t = s;
+        s = vs;
+        vs = t;
+    }
+    if ((o->run_bpr &&
+         !(mb = train_model(o, d, &s, s.train, s.n_train, &o->bpr, &tb))) ||
+        (o->run_apr &&
+         !(ma = train_model(o, d, &s, s.train, s.n_train, &o->apr, &ta))))
         goto out;
-    advrec_eval_loo_model(&s, mb, o->bpr.apr.use_bias, 0, o->k_cut, &bs);
-    advrec_eval_loo_model(&s, ma, o->apr.apr.use_bias, 0, o->k_cut, &as);
-    printf("loo-%u  BPR HR@%u %.4f NDCG %.4f (%.1fs)  APR HR %.4f NDCG %.4f "
+    if (mb)
+        advrec_eval_loo_model(&s, mb, o->bpr.apr.use_bias, 0, o->k_cut, &bs);
+    if (ma)
+        advrec_eval_loo_model(&s, ma, o->apr.apr.use_bias, 0, o->k_cut, &as);
+    printf("%s-%u  BPR HR@%u %.4f NDCG %.4f (%.1fs)  APR HR %.4f NDCG %.4f "
            "(%.1fs)\n",
-           o->n_neg, o->k_cut, bs.hr, bs.ndcg, tb, as.hr, as.ndcg, ta);
-    fprintf(js, "\"loo\": {\"tested\": %u, \"train\": %zu, \"negatives\": %u, ",
-            s.n_tested, s.n_train, o->n_neg);
+           o->validate ? "val" : "loo", o->n_neg, o->k_cut, bs.hr, bs.ndcg, tb,
+           as.hr, as.ndcg, ta);
+    fprintf(js, "\"%s\": {\"tested\": %u, \"train\": %zu, \"negatives\": %u, ",
+            o->validate ? "validation" : "loo", s.n_tested, s.n_train,
+            o->n_neg);
+    if (mb)
+        json_norms(js, "bpr_norms", mb, o->bpr.apr.use_bias, ", ");
+    if (ma)
+        json_norms(js, "apr_norms", ma, o->apr.apr.use_bias, ", ");
     fprintf(js, "\"bpr_params\": ");
     json_train(js, &o->bpr);
     fprintf(js, ", \"apr_params\": ");
@@ -318,7 +363,7 @@ static int run_loo(opts_t *o, const advrec_eval_data_t *d, FILE *js)
     fprintf(js, ", ");
     json_metrics(js, "bpr_sampled", &bs, tb, ", ");
     json_metrics(js, "apr_sampled", &as, ta, "");
-    if (o->full) {
+    if (o->full && mb && ma) {
         advrec_eval_loo_model(&s, mb, o->bpr.apr.use_bias, 1, o->k_cut, &bf);
         advrec_eval_loo_model(&s, ma, o->apr.apr.use_bias, 1, o->k_cut, &af);
         printf("loo-full BPR HR@%u %.4f NDCG %.4f  APR HR %.4f NDCG %.4f\n",
@@ -329,7 +374,7 @@ static int run_loo(opts_t *o, const advrec_eval_data_t *d, FILE *js)
     }
     fprintf(js, "}");
 
-    if (o->fgsm) {
+    if (o->fgsm && mb && ma) {
         double x[N_EPS + 1], yb[N_EPS + 1], ya[N_EPS + 1], rb[N_EPS + 1],
             ra[N_EPS + 1];
         x[0] = 0;
@@ -383,7 +428,7 @@ static int run_loo(opts_t *o, const advrec_eval_data_t *d, FILE *js)
         }
     }
 
-    if (o->shill) {
+    if (o->shill && mb && ma) {
         static const double sizes[N_ATTACK] = {0.01, 0.03, 0.05};
         double x[N_ATTACK + 1] = {0}, hb[N_ATTACK + 1], ha[N_ATTACK + 1];
         uint32_t n_filler =
@@ -476,6 +521,7 @@ out:
     advrec_state_destroy(mb);
     advrec_state_destroy(ma);
     advrec_eval_split_free(&s);
+    advrec_eval_split_free(&vs);
     return rc;
 }
 
@@ -575,7 +621,9 @@ int main(int argc, char **argv)
         O_WARM,
         O_SEED,
         O_TARGETS,
-        O_MINRATE
+        O_MINRATE,
+        O_VALIDATE,
+        O_MODELS
     };
     static const struct option lo[] = {{"loo", 0, 0, O_LOO},
                                        {"preq", 0, 0, O_PREQ},
@@ -602,6 +650,8 @@ int main(int argc, char **argv)
                                        {"seed", 1, 0, O_SEED},
                                        {"targets", 1, 0, O_TARGETS},
                                        {"min-rating", 1, 0, O_MINRATE},
+                                       {"validate", 0, 0, O_VALIDATE},
+                                       {"models", 1, 0, O_MODELS},
                                        {"help", 0, 0, 'h'},
                                        {0, 0, 0, 0}};
     opts_t o;
@@ -631,6 +681,7 @@ int main(int argc, char **argv)
     o.apr.bpr_epochs = 15;
     o.apr.negatives = o.eng.negatives;
     o.apr.seed = o.eng.apr.seed;
+    o.run_bpr = o.run_apr = 1;
 
     while ((c = getopt_long(argc, argv, "qh", lo, NULL)) != -1) {
         switch (c) {
@@ -711,6 +762,18 @@ int main(int argc, char **argv)
             break;
         case O_MINRATE:
             o.rconf.min_rating = atoi(optarg);
+            break;
+        case O_VALIDATE:
+            o.validate = 1;
+            break;
+        case O_MODELS:
+            o.run_bpr = strstr(optarg, "bpr") != NULL;
+            o.run_apr = strstr(optarg, "apr") != NULL;
+            if (!o.run_bpr && !o.run_apr) {
+                fprintf(stderr, "advrec-eval: --models %s: want bpr, apr\n",
+                        optarg);
+                return 64;
+            }
             break;
         case 'q':
             o.quiet = 1;
