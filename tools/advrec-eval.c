@@ -89,6 +89,8 @@ static void usage(FILE *fp)
         "  --topk K         cut-off (10)\n"
         "  --epochs N       passes (LOO) (30); --bpr-epochs N of them BPR\n"
         "                   pre-training before APR (15)\n"
+        "  --bpr-lr X --bpr-reg X --bpr-passes N  BPR's own (default: the\n"
+        "                   same as APR's --lr, --reg, --epochs)\n"
         "  --k N --lr X --reg X --lambda X --eps X --negatives N --bias 0|1\n"
         "  --init-std X --warmup N --seed S  model parameters (the daemon's\n"
         "                   defaults otherwise)\n"
@@ -623,7 +625,10 @@ int main(int argc, char **argv)
         O_TARGETS,
         O_MINRATE,
         O_VALIDATE,
-        O_MODELS
+        O_MODELS,
+        O_BPR_LR,
+        O_BPR_REG,
+        O_BPR_PASSES
     };
     static const struct option lo[] = {{"loo", 0, 0, O_LOO},
                                        {"preq", 0, 0, O_PREQ},
@@ -652,9 +657,14 @@ int main(int argc, char **argv)
                                        {"min-rating", 1, 0, O_MINRATE},
                                        {"validate", 0, 0, O_VALIDATE},
                                        {"models", 1, 0, O_MODELS},
+                                       {"bpr-lr", 1, 0, O_BPR_LR},
+                                       {"bpr-reg", 1, 0, O_BPR_REG},
+                                       {"bpr-passes", 1, 0, O_BPR_PASSES},
                                        {"help", 0, 0, 'h'},
                                        {0, 0, 0, 0}};
     opts_t o;
+    float bpr_lr = -1, bpr_reg = -1;
+    long bpr_passes = -1;
     advrec_conf_t *conf;
     advrec_eval_data_t *d = NULL;
     char errstr[512], path[4096];
@@ -763,6 +773,15 @@ int main(int argc, char **argv)
         case O_MINRATE:
             o.rconf.min_rating = atoi(optarg);
             break;
+        case O_BPR_LR:
+            bpr_lr = strtof(optarg, NULL);
+            break;
+        case O_BPR_REG:
+            bpr_reg = strtof(optarg, NULL);
+            break;
+        case O_BPR_PASSES:
+            bpr_passes = atol(optarg);
+            break;
         case O_VALIDATE:
             o.validate = 1;
             break;
@@ -800,6 +819,13 @@ int main(int argc, char **argv)
         o.apr.bpr_epochs = o.apr.epochs;
     o.bpr = o.apr;
     o.bpr.apr.adv_lambda = 0;
+    /* BPR may be tuned separately (--bpr-*); otherwise it shares APR's. */
+    if (bpr_lr > 0)
+        o.bpr.apr.lr = bpr_lr;
+    if (bpr_reg >= 0)
+        o.bpr.apr.reg = bpr_reg;
+    if (bpr_passes > 0)
+        o.bpr.epochs = (uint32_t)bpr_passes;
     o.bpr.bpr_epochs = o.bpr.epochs;
     /* The prequential engine trains with the same model parameters. */
     o.eng.apr = o.apr.apr;
