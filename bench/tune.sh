@@ -13,7 +13,7 @@ mkdir -p "$out"
 : >"$out/grid.tsv"
 for lr in 0.05 0.1 0.2; do
   for reg in 0.001 0.01; do
-    for ep in 30 60; do
+    for ep in 50 100; do
       # APR: the first half of the passes is BPR pre-training.
       opts=(--lr "$lr" --reg "$reg" --epochs "$ep" --bpr-epochs $((ep / 2)))
       d=$out/lr$lr-reg$reg-ep$ep
