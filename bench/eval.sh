@@ -22,6 +22,7 @@ tuned() { # MODEL FILE DIR -> the best options
   local best=$3/tune-$1/best
   if ! [ -s "$best" ]; then
     log "tuning $1 on the validation split of $2"
+    mkdir -p "$3/tune-$1"
     "$root/bench/tune.sh" "$ev" "$1" "$2" "$3/tune-$1" >"$best.tmp"
     mv "$best.tmp" "$best"
   fi
@@ -31,8 +32,11 @@ tuned() { # MODEL FILE DIR -> the best options
 for set in movielens:movielens-100k/u.data beauty:amazon-beauty/Beauty.txt; do
   name=${set%%:*}; file=$data/${set#*:}
   mkdir -p "$out/$name"
-  read -r -a apr <<<"$(tuned apr "$file" "$out/$name")"
-  read -r -a bpr <<<"$(tuned bpr "$file" "$out/$name")"
+  # (Plain assignments, so set -e stops on a failed tuning.)
+  best_apr=$(tuned apr "$file" "$out/$name")
+  best_bpr=$(tuned bpr "$file" "$out/$name")
+  read -r -a apr <<<"$best_apr"
+  read -r -a bpr <<<"$best_bpr"
   # BPR's tuned values as --bpr-* (bpr = --lr X --reg X --epochs N ...).
   bopts=(--bpr-lr "${bpr[1]}" --bpr-reg "${bpr[3]}" --bpr-passes "${bpr[5]}")
   log "$name: test split, APR ${apr[*]}, BPR ${bopts[*]}"
