@@ -91,6 +91,7 @@ static void usage(FILE *fp)
         "                   pre-training before APR (15)\n"
         "  --bpr-lr X --bpr-reg X --bpr-passes N  BPR's own (default: the\n"
         "                   same as APR's --lr, --reg, --epochs)\n"
+        "  --adagrad-init X Adagrad's initial accumulator (daemon's default)\n"
         "  --k N --lr X --reg X --lambda X --eps X --negatives N --bias 0|1\n"
         "  --init-std X --warmup N --seed S  model parameters (the daemon's\n"
         "                   defaults otherwise)\n"
@@ -215,12 +216,14 @@ static void json_train(FILE *fp, const advrec_eval_train_t *t)
 {
     fprintf(fp,
             "{\"k\": %d, \"lr\": %g, \"reg\": %g, \"lambda\": %g, \"eps\": %g, "
-            "\"warmup\": %u, \"bias\": %d, \"init_std\": %g, \"epochs\": %u, "
+            "\"warmup\": %u, \"bias\": %d, \"init_std\": %g, "
+            "\"adagrad_init\": %g, \"epochs\": %u, "
             "\"bpr_epochs\": %u, \"negatives\": %u, \"seed\": %" PRIu64 "}",
             t->apr.k, (double)t->apr.lr, (double)t->apr.reg,
             (double)t->apr.adv_lambda, (double)t->apr.adv_eps,
             t->apr.adv_warmup, t->apr.use_bias, (double)t->apr.init_std,
-            t->epochs, t->bpr_epochs, t->negatives, t->seed);
+            (double)t->apr.adagrad_init, t->epochs, t->bpr_epochs, t->negatives,
+            t->seed);
 }
 
 static void json_norms(FILE *fp, const char *key, advrec_state_t *m,
@@ -628,7 +631,8 @@ int main(int argc, char **argv)
         O_MODELS,
         O_BPR_LR,
         O_BPR_REG,
-        O_BPR_PASSES
+        O_BPR_PASSES,
+        O_ADAINIT
     };
     static const struct option lo[] = {{"loo", 0, 0, O_LOO},
                                        {"preq", 0, 0, O_PREQ},
@@ -660,6 +664,7 @@ int main(int argc, char **argv)
                                        {"bpr-lr", 1, 0, O_BPR_LR},
                                        {"bpr-reg", 1, 0, O_BPR_REG},
                                        {"bpr-passes", 1, 0, O_BPR_PASSES},
+                                       {"adagrad-init", 1, 0, O_ADAINIT},
                                        {"help", 0, 0, 'h'},
                                        {0, 0, 0, 0}};
     opts_t o;
@@ -772,6 +777,9 @@ int main(int argc, char **argv)
             break;
         case O_MINRATE:
             o.rconf.min_rating = atoi(optarg);
+            break;
+        case O_ADAINIT:
+            o.apr.apr.adagrad_init = strtof(optarg, NULL);
             break;
         case O_BPR_LR:
             bpr_lr = strtof(optarg, NULL);
