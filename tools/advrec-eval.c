@@ -187,6 +187,15 @@ static void svg_plot(const char *path, const char *title, const char *xl,
             fprintf(fp,
                     "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%s\"/>\n",
                     PX(s[a].x[b]), PY(s[a].y[b]), c);
+    }
+    /* The legend goes over the curves: on a white box, so neither hides
+     * the other's text. */
+    fprintf(fp,
+            "<rect x=\"%g\" y=\"%g\" width=\"154\" height=\"%g\" "
+            "fill=\"white\" fill-opacity=\"0.9\" stroke=\"#bbb\"/>\n",
+            W - R - 158, T, 18.0 * (double)ns + 4);
+    for (size_t a = 0; a < ns; a++) {
+        const char *c = colors[a % (sizeof(colors) / sizeof(*colors))];
         fprintf(fp,
                 "<line x1=\"%g\" y1=\"%g\" x2=\"%g\" y2=\"%g\" stroke=\"%s\" "
                 "stroke-width=\"2\"%s/><text x=\"%g\" y=\"%g\">%s</text>\n",
