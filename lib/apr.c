@@ -62,6 +62,10 @@ advrec_err_t advrec_apr_params_check(const advrec_apr_params_t *params,
         return advrec_seterr(ADVREC_ERR_CONFIG, errstr, errstr_size,
                              "apr: adv_steps = %d, want 1..1000",
                              params->adv_steps);
+    if (!isfinite(params->adagrad_init) || params->adagrad_init < 0.0f)
+        return advrec_seterr(ADVREC_ERR_CONFIG, errstr, errstr_size,
+                             "apr: adagrad_init = %g, want a finite value >= 0",
+                             (double)params->adagrad_init);
     if (!isfinite(params->init_std) || params->init_std < 0.0f)
         return advrec_seterr(ADVREC_ERR_CONFIG, errstr, errstr_size,
                              "apr: init_std = %g, want a finite value >= 0",
@@ -348,12 +352,14 @@ int advrec_apr_warmed(const advrec_apr_params_t *params,
     return *u->updates >= w && *i->updates >= w && *j->updates >= w;
 }
 
-/* Adagrad on k coordinates with a per-event step scale (lr * weight). */
-static void adagrad(int k, float step, float *w, float *acc, const float *g)
+/* Adagrad on k coordinates with a per-event step scale (lr * weight); init
+ * is the accumulator's starting value (0 adds exactly nothing). */
+static void adagrad(int k, float step, float init, float *w, float *acc,
+                    const float *g)
 {
     for (int n = 0; n < k; n++) {
         acc[n] += g[n] * g[n];
-        w[n] -= step * g[n] / sqrtf(acc[n] + ADAGRAD_EPS);
+        w[n] -= step * g[n] / sqrtf(acc[n] + ADAGRAD_EPS + init);
     }
 }
 
@@ -409,12 +415,14 @@ advrec_err_t advrec_apr_step(const advrec_apr_params_t *params,
         return ADVREC_OK;
 
     /* Every gradient above was taken at the old values; now write. */
-    adagrad(k, params->lr * weight, u->w, u->acc, gp);
-    adagrad(k, params->lr * weight, i->w, i->acc, gi);
-    adagrad(k, params->lr * weight, j->w, j->acc, gj);
+    adagrad(k, params->lr * weight, params->adagrad_init, u->w, u->acc, gp);
+    adagrad(k, params->lr * weight, params->adagrad_init, i->w, i->acc, gi);
+    adagrad(k, params->lr * weight, params->adagrad_init, j->w, j->acc, gj);
     if (use_bias) {
-        adagrad(1, params->lr * weight, i->bias, i->bias_acc, &gb[0]);
-        adagrad(1, params->lr * weight, j->bias, j->bias_acc, &gb[1]);
+        adagrad(1, params->lr * weight, params->adagrad_init, i->bias,
+                i->bias_acc, &gb[0]);
+        adagrad(1, params->lr * weight, params->adagrad_init, j->bias,
+                j->bias_acc, &gb[1]);
     }
     count_update(u);
     count_update(i);

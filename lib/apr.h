@@ -32,6 +32,9 @@ typedef struct advrec_apr_params_s {
     float adv_eps;       /* L2 radius of the perturbation, per row (0.5) */
     uint32_t adv_warmup; /* updates each row needs before the adv term (0) */
     int adv_steps;       /* 1: FGSM; > 1: PGD with that many steps (1) */
+    float adagrad_init;  /* Adagrad's initial accumulator (TensorFlow's
+                            initial_accumulator_value; the APR paper's code
+                            runs with 0.1) (0) */
     int use_bias;        /* item biases b_i (0) */
     float init_std;      /* initial factors ~ N(0, init_std^2) (0.01) */
     uint64_t seed;       /* derives initial factors (0) */
@@ -74,7 +77,8 @@ typedef struct advrec_apr_triple_s {
 } advrec_apr_triple_t;
 
 /* The reference defaults (DESIGN.md): k 64, lr 0.05, reg 0, lambda 1,
- * eps 0.5, warm-up 0, FGSM, no biases, init_std 0.01, seed 0. */
+ * eps 0.5, warm-up 0, FGSM, adagrad_init 0, no biases, init_std 0.01,
+ * seed 0. */
 void advrec_apr_params_default(advrec_apr_params_t *params);
 
 /* Checks ranges (k, lr > 0, reg >= 0, lambda >= 0, eps >= 0, steps >= 1,
@@ -167,7 +171,9 @@ int advrec_apr_warmed(const advrec_apr_params_t *params,
  * The adversarial term is used when allow_adv is set and every row is warmed
  * up (advrec_apr_warmed()); then Delta comes from FGSM (adv_steps 1) or PGD.
  * The update is Adagrad on the gradient of J above, scaled by weight:
- *   acc += G^2;  theta -= lr * weight * G / sqrt(acc + 1e-20)  (each coord.)
+ *   acc += G^2;  theta -= lr * weight * G / sqrt(acc + 1e-20 + adagrad_init)
+ * (per coordinate; adagrad_init is the accumulator's starting value, kept
+ * out of the stored accumulator so rows need no re-initialisation)
  * weight 0 writes nothing (quarantine). Rows are updated in place; scratch is
  * the caller's (advrec_apr_scratch_floats(k) floats). result may be NULL.
  * Returns ADVREC_ERR_INVALID_ARG, writing nothing, when i and j are the same

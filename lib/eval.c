@@ -313,12 +313,19 @@ static advrec_err_t build_index(advrec_eval_split_t *s)
     return ADVREC_OK;
 }
 
-advrec_err_t advrec_eval_split_loo(advrec_eval_split_t *s,
-                                   const advrec_eval_data_t *d, uint32_t n_neg,
-                                   uint64_t seed)
+/* The leave-one-out construction over the n interactions v (users < nu,
+ * items < ni, in order): each user's last interaction is held out when the
+ * user has at least two and enough untouched items; negatives avoid the
+ * user's training items, the held-out item and also[u] (an item held out
+ * one level up, the test item when building a validation split; also may
+ * be NULL). The negative stream is salted by salt and the user's name. */
+static advrec_err_t split_build(advrec_eval_split_t *s,
+                                const advrec_eval_inter_t *v, size_t n,
+                                uint32_t nu, uint32_t ni, const uint32_t *also,
+                                uint32_t n_neg, uint64_t seed, const char *salt,
+                                const advrec_eval_data_t *d)
 {
     size_t *last = NULL, *count = NULL;
-    uint32_t nu = advrec_eval_data_users(d), ni = advrec_eval_data_items(d);
 
     memset(s, 0, sizeof(*s));
     s->n_users = nu;
@@ -328,25 +335,28 @@ advrec_err_t advrec_eval_split_loo(advrec_eval_split_t *s,
     count = calloc((size_t)nu + 1, sizeof(*count));
     s->test = malloc(((size_t)nu + 1) * sizeof(*s->test));
     s->negs = calloc((size_t)nu * n_neg + 1, sizeof(*s->negs));
-    s->train = malloc((d->n ? d->n : 1) * sizeof(*s->train));
+    s->train = malloc((n ? n : 1) * sizeof(*s->train));
     if (!last || !count || !s->test || !s->negs || !s->train)
         goto nomem;
-    for (size_t e = 0; e < d->n; e++) {
-        last[d->v[e].user] = e;
-        count[d->v[e].user]++;
+    for (size_t e = 0; e < n; e++) {
+        last[v[e].user] = e;
+        count[v[e].user]++;
     }
     /* Users with too few untouched items for n_neg negatives are decided
      * first, so they keep all their interactions for training. An index of
      * all interactions counts each user's distinct items. */
-    memcpy(s->train, d->v, d->n * sizeof(*s->train));
-    s->n_train = d->n;
+    memcpy(s->train, v, n * sizeof(*s->train));
+    s->n_train = n;
     if (build_index(s))
         goto nomem;
-    for (uint32_t u = 0; u < nu; u++)
+    for (uint32_t u = 0; u < nu; u++) {
+        size_t extra = also && also[u] != ADVREC_EVAL_NONE ? 1 : 0;
         s->test[u] = count[u] >= 2 && (size_t)ni >= s->tr_off[u + 1] -
-                                                        s->tr_off[u] + n_neg
-                         ? d->v[last[u]].item
+                                                        s->tr_off[u] + n_neg +
+                                                        extra
+                         ? v[last[u]].item
                          : ADVREC_EVAL_NONE;
+    }
     free(s->tr_off);
     free(s->tr_it);
     s->tr_off = NULL;
@@ -354,25 +364,25 @@ advrec_err_t advrec_eval_split_loo(advrec_eval_split_t *s,
     s->n_train = 0;
     /* Training: everything but the test item of its user, every time it
      * occurs (a repeat of the held-out item would leak it). */
-    for (size_t e = 0; e < d->n; e++)
-        if (d->v[e].item != s->test[d->v[e].user])
-            s->train[s->n_train++] = d->v[e];
+    for (size_t e = 0; e < n; e++)
+        if (v[e].item != s->test[v[e].user])
+            s->train[s->n_train++] = v[e];
     if (build_index(s))
         goto nomem;
     for (uint32_t u = 0; u < nu; u++) {
         uint32_t *neg = s->negs + (size_t)u * n_neg;
+        uint32_t other = also ? also[u] : ADVREC_EVAL_NONE;
         size_t got = 0;
-        char salt[32];
         advrec_rng_t rng;
 
         if (s->test[u] == ADVREC_EVAL_NONE)
             continue;
-        snprintf(salt, sizeof(salt), "neg");
         rng = advrec_rng_for_id(advrec_mix64(seed ^ advrec_hash64(salt)),
                                 advrec_idmap_name(d->users, u));
         while (got < n_neg) {
             uint32_t j = advrec_rng_below(&rng, ni);
-            int dup = j == s->test[u] || advrec_eval_split_has(s, u, j);
+            int dup =
+                j == s->test[u] || j == other || advrec_eval_split_has(s, u, j);
             for (size_t a = 0; a < got && !dup; a++)
                 dup = neg[a] == j;
             if (!dup)
@@ -389,6 +399,44 @@ nomem:
     free(count);
     advrec_eval_split_free(s);
     return ADVREC_ERR_NOMEM;
+}
+
+advrec_err_t advrec_eval_split_loo(advrec_eval_split_t *s,
+                                   const advrec_eval_data_t *d, uint32_t n_neg,
+                                   uint64_t seed)
+{
+    return split_build(s, d->v, d->n, advrec_eval_data_users(d),
+                       advrec_eval_data_items(d), NULL, n_neg, seed, "neg", d);
+}
+
+advrec_err_t advrec_eval_split_val(advrec_eval_split_t *val,
+                                   const advrec_eval_split_t *test,
+                                   const advrec_eval_data_t *d, uint64_t seed)
+{
+    return split_build(val, test->train, test->n_train, test->n_users,
+                       test->n_items, test->test, test->n_neg, seed, "val", d);
+}
+
+/* Writes "user\theld_item\tneg1 ... negN" for every tested user of s. */
+static int write_cases(const advrec_eval_split_t *s,
+                       const advrec_eval_data_t *d, const char *path)
+{
+    FILE *fp = fopen(path, "w");
+
+    if (!fp)
+        return -1;
+    for (uint32_t u = 0; u < s->n_users; u++) {
+        if (s->test[u] == ADVREC_EVAL_NONE)
+            continue;
+        fprintf(fp, "%s\t%s", advrec_idmap_name(d->users, u),
+                advrec_idmap_name(d->items, s->test[u]));
+        for (uint32_t a = 0; a < s->n_neg; a++)
+            fprintf(
+                fp, "%c%s", a ? ' ' : '\t',
+                advrec_idmap_name(d->items, s->negs[(size_t)u * s->n_neg + a]));
+        fputc('\n', fp);
+    }
+    return fclose(fp) ? -1 : 0;
 }
 
 advrec_err_t advrec_eval_split_write(const advrec_eval_split_t *s,
@@ -410,25 +458,26 @@ advrec_err_t advrec_eval_split_write(const advrec_eval_split_t *s,
     if (fclose(fp))
         goto io;
     snprintf(path, sizeof(path), "%s/test.tsv", dir);
-    if (!(fp = fopen(path, "w")))
-        goto io;
-    for (uint32_t u = 0; u < s->n_users; u++) {
-        if (s->test[u] == ADVREC_EVAL_NONE)
-            continue;
-        fprintf(fp, "%s\t%s", advrec_idmap_name(d->users, u),
-                advrec_idmap_name(d->items, s->test[u]));
-        for (uint32_t a = 0; a < s->n_neg; a++)
-            fprintf(
-                fp, "%c%s", a ? ' ' : '\t',
-                advrec_idmap_name(d->items, s->negs[(size_t)u * s->n_neg + a]));
-        fputc('\n', fp);
-    }
-    if (fclose(fp))
+    if (write_cases(s, d, path))
         goto io;
     return ADVREC_OK;
 io:
     return advrec_seterr(ADVREC_ERR_IO, errstr, errstr_size, "cannot write %s",
                          path);
+}
+
+advrec_err_t advrec_eval_split_write_val(const advrec_eval_split_t *val,
+                                         const advrec_eval_data_t *d,
+                                         const char *dir, char *errstr,
+                                         size_t errstr_size)
+{
+    char path[4096];
+
+    snprintf(path, sizeof(path), "%s/val.tsv", dir);
+    if (write_cases(val, d, path))
+        return advrec_seterr(ADVREC_ERR_IO, errstr, errstr_size,
+                             "cannot write %s", path);
+    return ADVREC_OK;
 }
 
 /* ---- model and training ---- */
@@ -680,6 +729,34 @@ out:
     free(gi);
     free(tr);
     return err;
+}
+
+void advrec_eval_norms(advrec_state_t *model, int use_bias,
+                       advrec_eval_norms_t *out)
+{
+    advrec_rows_t *rows[2] = {advrec_state_users(model),
+                              advrec_state_items(model)};
+    double sum[2] = {0, 0}, bsum = 0;
+    uint32_t n[2] = {0, 0};
+
+    for (int t = 0; t < 2; t++)
+        for (uint32_t r = 0; r < rows[t]->n; r++) {
+            const float *w = rows[t]->w + (size_t)r * rows[t]->k;
+            double q = 0;
+            if (rows[t]->updates[r] == 0)
+                continue;
+            for (uint32_t c = 0; c < rows[t]->k; c++)
+                q += (double)w[c] * w[c];
+            sum[t] += sqrt(q);
+            n[t]++;
+            if (t == 1 && use_bias)
+                bsum += fabs((double)rows[t]->bias[r]);
+        }
+    out->users = n[0];
+    out->items = n[1];
+    out->user = n[0] ? sum[0] / n[0] : 0;
+    out->item = n[1] ? sum[1] / n[1] : 0;
+    out->item_bias_abs = n[1] ? bsum / n[1] : 0;
 }
 
 /* ---- shilling ---- */

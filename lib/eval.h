@@ -138,6 +138,20 @@ typedef struct advrec_eval_split_s {
 advrec_err_t advrec_eval_split_loo(advrec_eval_split_t *split,
                                    const advrec_eval_data_t *data,
                                    uint32_t n_neg, uint64_t seed);
+/*
+ * The validation split of the leave-one-out split test, for tuning without
+ * looking at the test items: the same construction applied to test's
+ * training interactions (each user with at least two of them has the last
+ * one, in data order, held out with all its repeats), with test->n_neg
+ * negatives drawn from the items the user never touched, the test item
+ * included (a separate stream, salted "val", from seed and the user id).
+ * val owns its arrays (advrec_eval_split_free); test and data are only read.
+ * ADVREC_ERR_NOMEM on no memory (val then holds nothing).
+ */
+advrec_err_t advrec_eval_split_val(advrec_eval_split_t *val,
+                                   const advrec_eval_split_t *test,
+                                   const advrec_eval_data_t *data,
+                                   uint64_t seed);
 void advrec_eval_split_free(advrec_eval_split_t *split);
 
 /* 1 if item is among user's training items (binary search). */
@@ -153,6 +167,17 @@ advrec_err_t advrec_eval_split_write(const advrec_eval_split_t *split,
                                      const advrec_eval_data_t *data,
                                      const char *dir, char *errstr,
                                      size_t errstr_size);
+
+/*
+ * Writes dir/val.tsv for the validation split val ("user\tval_item\tneg1
+ * ... negN", external ids), so peers tune on the same held-out items and
+ * negatives: their training part is train.tsv minus each listed user's
+ * interactions with the listed item. dir must exist. ADVREC_ERR_IO.
+ */
+advrec_err_t advrec_eval_split_write_val(const advrec_eval_split_t *val,
+                                         const advrec_eval_data_t *data,
+                                         const char *dir, char *errstr,
+                                         size_t errstr_size);
 
 /* ---- offline training ---- */
 
@@ -218,6 +243,18 @@ advrec_err_t advrec_eval_fgsm(const advrec_eval_split_t *split,
                               advrec_state_t *model, int use_bias, float eps,
                               uint64_t seed, uint32_t k,
                               advrec_eval_metrics_t *out);
+
+/* Mean L2 norm of the factor rows of users and of items that were trained
+ * (updates > 0), and of the item biases when use_bias; model is only read.
+ * Robustness figures only mean something next to these: an FGSM radius
+ * eps moves a row of norm r by eps / r of its length. */
+typedef struct advrec_eval_norms_s {
+    double user, item, item_bias_abs;
+    uint32_t users, items;
+} advrec_eval_norms_t;
+
+void advrec_eval_norms(advrec_state_t *model, int use_bias,
+                       advrec_eval_norms_t *out);
 
 /* ---- shilling attack ---- */
 

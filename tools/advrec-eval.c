@@ -26,7 +26,7 @@
 typedef struct opts_s {
     const char *path, *out, *split_dir, *name;
     advrec_reader_conf_t rconf;
-    int loo, preq, fgsm, shill, full, quiet;
+    int loo, preq, fgsm, shill, full, quiet, validate, run_bpr, run_apr;
     uint32_t n_neg, k_cut, n_targets;
     advrec_eval_train_t bpr, apr; /* lambda 0, lambda from options */
     advrec_engine_params_t eng;
@@ -75,15 +75,23 @@ static void usage(FILE *fp)
         "                   eps 0.1..1.0, BPR vs APR\n"
         "  --shill          shilling attack 1/3/5%% fake users, BPR vs APR\n"
         "  --full           --loo also ranks against all items\n"
+        "  --validate       tune: train without each user's last training\n"
+        "                   interaction and measure on it (99 negatives);\n"
+        "                   the test items are never looked at\n"
+        "  --models M       bpr,apr (default) or one of them\n"
         "options:\n"
         "  --out DIR        results.json and *.svg (default eval-out)\n"
-        "  --write-split DIR  write train.tsv / test.tsv of the LOO split\n"
+        "  --write-split DIR  write train.tsv / test.tsv / val.tsv of the\n"
+        "                   LOO split and its validation split\n"
         "  --name NAME      data set name in the output (default: file name)\n"
         "  --format F       taobao|movielens|otto|csv|amazon|auto\n"
         "  --neg N          sampled negatives per test user (99)\n"
         "  --topk K         cut-off (10)\n"
         "  --epochs N       passes (LOO) (30); --bpr-epochs N of them BPR\n"
         "                   pre-training before APR (15)\n"
+        "  --bpr-lr X --bpr-reg X --bpr-passes N  BPR's own (default: the\n"
+        "                   same as APR's --lr, --reg, --epochs)\n"
+        "  --adagrad-init X Adagrad's initial accumulator (daemon's default)\n"
         "  --k N --lr X --reg X --lambda X --eps X --negatives N --bias 0|1\n"
         "  --init-std X --warmup N --seed S  model parameters (the daemon's\n"
         "                   defaults otherwise)\n"
@@ -179,6 +187,15 @@ static void svg_plot(const char *path, const char *title, const char *xl,
             fprintf(fp,
                     "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%s\"/>\n",
                     PX(s[a].x[b]), PY(s[a].y[b]), c);
+    }
+    /* The legend goes over the curves: on a white box, so neither hides
+     * the other's text. */
+    fprintf(fp,
+            "<rect x=\"%g\" y=\"%g\" width=\"154\" height=\"%g\" "
+            "fill=\"white\" fill-opacity=\"0.9\" stroke=\"#bbb\"/>\n",
+            W - R - 158, T, 18.0 * (double)ns + 4);
+    for (size_t a = 0; a < ns; a++) {
+        const char *c = colors[a % (sizeof(colors) / sizeof(*colors))];
         fprintf(fp,
                 "<line x1=\"%g\" y1=\"%g\" x2=\"%g\" y2=\"%g\" stroke=\"%s\" "
                 "stroke-width=\"2\"%s/><text x=\"%g\" y=\"%g\">%s</text>\n",
@@ -208,12 +225,30 @@ static void json_train(FILE *fp, const advrec_eval_train_t *t)
 {
     fprintf(fp,
             "{\"k\": %d, \"lr\": %g, \"reg\": %g, \"lambda\": %g, \"eps\": %g, "
-            "\"warmup\": %u, \"bias\": %d, \"init_std\": %g, \"epochs\": %u, "
+            "\"warmup\": %u, \"bias\": %d, \"init_std\": %g, "
+            "\"adagrad_init\": %g, \"epochs\": %u, "
             "\"bpr_epochs\": %u, \"negatives\": %u, \"seed\": %" PRIu64 "}",
             t->apr.k, (double)t->apr.lr, (double)t->apr.reg,
             (double)t->apr.adv_lambda, (double)t->apr.adv_eps,
             t->apr.adv_warmup, t->apr.use_bias, (double)t->apr.init_std,
-            t->epochs, t->bpr_epochs, t->negatives, t->seed);
+            (double)t->apr.adagrad_init, t->epochs, t->bpr_epochs, t->negatives,
+            t->seed);
+}
+
+static void json_norms(FILE *fp, const char *key, advrec_state_t *m,
+                       int use_bias, const char *tail)
+{
+    advrec_eval_norms_t n;
+
+    advrec_eval_norms(m, use_bias, &n);
+    fprintf(fp,
+            "\"%s\": {\"user\": %.4f, \"item\": %.4f, \"item_bias_abs\": "
+            "%.4f}%s",
+            key, n.user, n.item, n.item_bias_abs, tail);
+    fprintf(stderr,
+            "%s: mean L2 norm of trained rows: users %.3f, items %.3f; mean "
+            "|item bias| %.3f\n",
+            key, n.user, n.item, n.item_bias_abs);
 }
 
 /* Trains one model for the split; prints and returns it (NULL on error). */
@@ -280,37 +315,61 @@ fail:
 
 static int run_loo(opts_t *o, const advrec_eval_data_t *d, FILE *js)
 {
-    advrec_eval_split_t s;
+    advrec_eval_split_t s, vs;
     advrec_state_t *mb = NULL, *ma = NULL;
-    advrec_eval_metrics_t bs, as, bf, af;
+    advrec_eval_metrics_t bs = {0}, as = {0}, bf = {0}, af = {0};
     double tb = 0, ta = 0;
     char errstr[512], path[4096];
     int rc = 1;
 
-    if (advrec_eval_split_loo(&s, d, o->n_neg, o->bpr.seed)) {
+    memset(&vs, 0, sizeof(vs));
+    if (advrec_eval_split_loo(&s, d, o->n_neg, o->bpr.seed) ||
+        advrec_eval_split_val(&vs, &s, d, o->bpr.seed)) {
         fprintf(stderr, "advrec-eval: out of memory (split)\n");
+        advrec_eval_split_free(&s);
         return 1;
     }
-    fprintf(stderr, "loo: %u users tested, %zu training interactions\n",
-            s.n_tested, s.n_train);
+    fprintf(stderr,
+            "loo: %u users tested, %zu training interactions; validation: "
+            "%u users, %zu training interactions\n",
+            s.n_tested, s.n_train, vs.n_tested, vs.n_train);
     if (o->split_dir) {
         if (mkdir_p(o->split_dir) ||
             advrec_eval_split_write(&s, d, o->split_dir, errstr,
-                                    sizeof(errstr))) {
+                                    sizeof(errstr)) ||
+            advrec_eval_split_write_val(&vs, d, o->split_dir, errstr,
+                                        sizeof(errstr))) {
             fprintf(stderr, "advrec-eval: %s\n", errstr);
             goto out;
         }
     }
-    if (!(mb = train_model(o, d, &s, s.train, s.n_train, &o->bpr, &tb)) ||
-        !(ma = train_model(o, d, &s, s.train, s.n_train, &o->apr, &ta)))
+    if (o->validate) {
+        /* From here on the validation split stands in for the test split:
+         * the test items are never trained on nor measured. */
+        advrec_eval_split_t t = s;
+        s = vs;
+        vs = t;
+    }
+    if ((o->run_bpr &&
+         !(mb = train_model(o, d, &s, s.train, s.n_train, &o->bpr, &tb))) ||
+        (o->run_apr &&
+         !(ma = train_model(o, d, &s, s.train, s.n_train, &o->apr, &ta))))
         goto out;
-    advrec_eval_loo_model(&s, mb, o->bpr.apr.use_bias, 0, o->k_cut, &bs);
-    advrec_eval_loo_model(&s, ma, o->apr.apr.use_bias, 0, o->k_cut, &as);
-    printf("loo-%u  BPR HR@%u %.4f NDCG %.4f (%.1fs)  APR HR %.4f NDCG %.4f "
+    if (mb)
+        advrec_eval_loo_model(&s, mb, o->bpr.apr.use_bias, 0, o->k_cut, &bs);
+    if (ma)
+        advrec_eval_loo_model(&s, ma, o->apr.apr.use_bias, 0, o->k_cut, &as);
+    printf("%s-%u  BPR HR@%u %.4f NDCG %.4f (%.1fs)  APR HR %.4f NDCG %.4f "
            "(%.1fs)\n",
-           o->n_neg, o->k_cut, bs.hr, bs.ndcg, tb, as.hr, as.ndcg, ta);
-    fprintf(js, "\"loo\": {\"tested\": %u, \"train\": %zu, \"negatives\": %u, ",
-            s.n_tested, s.n_train, o->n_neg);
+           o->validate ? "val" : "loo", o->n_neg, o->k_cut, bs.hr, bs.ndcg, tb,
+           as.hr, as.ndcg, ta);
+    fprintf(js, "\"%s\": {\"tested\": %u, \"train\": %zu, \"negatives\": %u, ",
+            o->validate ? "validation" : "loo", s.n_tested, s.n_train,
+            o->n_neg);
+    if (mb)
+        json_norms(js, "bpr_norms", mb, o->bpr.apr.use_bias, ", ");
+    if (ma)
+        json_norms(js, "apr_norms", ma, o->apr.apr.use_bias, ", ");
     fprintf(js, "\"bpr_params\": ");
     json_train(js, &o->bpr);
     fprintf(js, ", \"apr_params\": ");
@@ -318,7 +377,7 @@ static int run_loo(opts_t *o, const advrec_eval_data_t *d, FILE *js)
     fprintf(js, ", ");
     json_metrics(js, "bpr_sampled", &bs, tb, ", ");
     json_metrics(js, "apr_sampled", &as, ta, "");
-    if (o->full) {
+    if (o->full && mb && ma) {
         advrec_eval_loo_model(&s, mb, o->bpr.apr.use_bias, 1, o->k_cut, &bf);
         advrec_eval_loo_model(&s, ma, o->apr.apr.use_bias, 1, o->k_cut, &af);
         printf("loo-full BPR HR@%u %.4f NDCG %.4f  APR HR %.4f NDCG %.4f\n",
@@ -329,7 +388,7 @@ static int run_loo(opts_t *o, const advrec_eval_data_t *d, FILE *js)
     }
     fprintf(js, "}");
 
-    if (o->fgsm) {
+    if (o->fgsm && mb && ma) {
         double x[N_EPS + 1], yb[N_EPS + 1], ya[N_EPS + 1], rb[N_EPS + 1],
             ra[N_EPS + 1];
         x[0] = 0;
@@ -383,7 +442,7 @@ static int run_loo(opts_t *o, const advrec_eval_data_t *d, FILE *js)
         }
     }
 
-    if (o->shill) {
+    if (o->shill && mb && ma) {
         static const double sizes[N_ATTACK] = {0.01, 0.03, 0.05};
         double x[N_ATTACK + 1] = {0}, hb[N_ATTACK + 1], ha[N_ATTACK + 1];
         uint32_t n_filler =
@@ -476,6 +535,7 @@ out:
     advrec_state_destroy(mb);
     advrec_state_destroy(ma);
     advrec_eval_split_free(&s);
+    advrec_eval_split_free(&vs);
     return rc;
 }
 
@@ -575,7 +635,13 @@ int main(int argc, char **argv)
         O_WARM,
         O_SEED,
         O_TARGETS,
-        O_MINRATE
+        O_MINRATE,
+        O_VALIDATE,
+        O_MODELS,
+        O_BPR_LR,
+        O_BPR_REG,
+        O_BPR_PASSES,
+        O_ADAINIT
     };
     static const struct option lo[] = {{"loo", 0, 0, O_LOO},
                                        {"preq", 0, 0, O_PREQ},
@@ -602,9 +668,17 @@ int main(int argc, char **argv)
                                        {"seed", 1, 0, O_SEED},
                                        {"targets", 1, 0, O_TARGETS},
                                        {"min-rating", 1, 0, O_MINRATE},
+                                       {"validate", 0, 0, O_VALIDATE},
+                                       {"models", 1, 0, O_MODELS},
+                                       {"bpr-lr", 1, 0, O_BPR_LR},
+                                       {"bpr-reg", 1, 0, O_BPR_REG},
+                                       {"bpr-passes", 1, 0, O_BPR_PASSES},
+                                       {"adagrad-init", 1, 0, O_ADAINIT},
                                        {"help", 0, 0, 'h'},
                                        {0, 0, 0, 0}};
     opts_t o;
+    float bpr_lr = -1, bpr_reg = -1;
+    long bpr_passes = -1;
     advrec_conf_t *conf;
     advrec_eval_data_t *d = NULL;
     char errstr[512], path[4096];
@@ -631,6 +705,7 @@ int main(int argc, char **argv)
     o.apr.bpr_epochs = 15;
     o.apr.negatives = o.eng.negatives;
     o.apr.seed = o.eng.apr.seed;
+    o.run_bpr = o.run_apr = 1;
 
     while ((c = getopt_long(argc, argv, "qh", lo, NULL)) != -1) {
         switch (c) {
@@ -712,6 +787,30 @@ int main(int argc, char **argv)
         case O_MINRATE:
             o.rconf.min_rating = atoi(optarg);
             break;
+        case O_ADAINIT:
+            o.apr.apr.adagrad_init = strtof(optarg, NULL);
+            break;
+        case O_BPR_LR:
+            bpr_lr = strtof(optarg, NULL);
+            break;
+        case O_BPR_REG:
+            bpr_reg = strtof(optarg, NULL);
+            break;
+        case O_BPR_PASSES:
+            bpr_passes = atol(optarg);
+            break;
+        case O_VALIDATE:
+            o.validate = 1;
+            break;
+        case O_MODELS:
+            o.run_bpr = strstr(optarg, "bpr") != NULL;
+            o.run_apr = strstr(optarg, "apr") != NULL;
+            if (!o.run_bpr && !o.run_apr) {
+                fprintf(stderr, "advrec-eval: --models %s: want bpr, apr\n",
+                        optarg);
+                return 64;
+            }
+            break;
         case 'q':
             o.quiet = 1;
             break;
@@ -737,6 +836,13 @@ int main(int argc, char **argv)
         o.apr.bpr_epochs = o.apr.epochs;
     o.bpr = o.apr;
     o.bpr.apr.adv_lambda = 0;
+    /* BPR may be tuned separately (--bpr-*); otherwise it shares APR's. */
+    if (bpr_lr > 0)
+        o.bpr.apr.lr = bpr_lr;
+    if (bpr_reg >= 0)
+        o.bpr.apr.reg = bpr_reg;
+    if (bpr_passes > 0)
+        o.bpr.epochs = (uint32_t)bpr_passes;
     o.bpr.bpr_epochs = o.bpr.epochs;
     /* The prequential engine trains with the same model parameters. */
     o.eng.apr = o.apr.apr;

@@ -5,10 +5,14 @@ DIR/test.tsv "user test_item neg1 ... negN".
 
 Same split, same negatives, same metrics (HR@10, NDCG@10; ties count against
 the test item, as in lib/eval.c). Each library is tuned honestly: a small grid
-on a validation split carved out of train.tsv only (each user's last training
-interaction, with 99 negatives drawn from the items that user never touched,
-seed fixed), best NDCG@10 wins, then the library is retrained on all of
-train.tsv with that setting and measured once on test.tsv.
+on the validation split advrec-eval wrote (DIR/val.tsv "user val_item neg1
+... negN": each user's last training interaction, 99 negatives from the items
+the user never touched; the training part is train.tsv minus those users'
+interactions with their validation item), exactly the split advrec-eval
+--validate tunes our own models on. Best validation NDCG@10 wins, then the
+library is retrained on all of train.tsv with that setting and measured once
+on test.tsv. Without val.tsv (an old split directory) a validation split is
+carved out of train.tsv here (numpy stream, seed fixed).
 
     venv.sh peers.py DIR [--json OUT] [--k 64] [--threads 1]
 """
@@ -41,7 +45,16 @@ def read_split(d):
         for line in f:
             u, t, negs = line.rstrip("\n").split("\t")
             test.append((uid(u), iid(t), [iid(x) for x in negs.split(" ")]))
-    return train, test, len(users), len(items)
+    # val.tsv as written by advrec-eval: the held-out items and negatives
+    # our own tuning (advrec-eval --validate) uses.
+    val = None
+    if os.path.exists(os.path.join(d, "val.tsv")):
+        val = []
+        with open(os.path.join(d, "val.tsv")) as f:
+            for line in f:
+                u, t, negs = line.rstrip("\n").split("\t")
+                val.append((uid(u), iid(t), [iid(x) for x in negs.split(" ")]))
+    return train, test, val, len(users), len(items)
 
 
 def validation(train, n_items, n_neg, seed):
@@ -70,6 +83,12 @@ def validation(train, n_items, n_neg, seed):
                 negs.add(j)
         val.append((u, t, sorted(negs)))
     return fit, val
+
+
+def held_out(train, val):
+    """Training pairs without each validation user's held-out item."""
+    held = {u: t for u, t, _ in val}
+    return [(u, i) for u, i, _ in train if held.get(u) != i]
 
 
 def matrix(pairs, n_users, n_items):
@@ -156,12 +175,19 @@ def main():
     ap.add_argument("--libs", default="implicit,cornac")
     a = ap.parse_args()
     os.environ.setdefault("OPENBLAS_NUM_THREADS", str(a.threads))
-    train, test, n_users, n_items = read_split(a.split)
-    fit_pairs, val = validation(train, n_items, len(test[0][2]), a.seed)
+    train, test, val, n_users, n_items = read_split(a.split)
+    if val is not None:
+        fit_pairs, val_source = held_out(train, val), "val.tsv"
+    else:
+        fit_pairs, val = validation(train, n_items, len(test[0][2]), a.seed)
+        val_source = "carved from train.tsv"
+    print(f"validation: {len(val)} users ({val_source}), {len(fit_pairs)} "
+          f"training pairs", file=sys.stderr)
     all_pairs = [(u, i) for u, i, _ in train]
     out = {"split": a.split, "users": n_users, "items": n_items,
            "train": len(train), "tested": len(test), "dim": a.k,
-           "threads": a.threads, "validation_users": len(val), "peers": {}}
+           "threads": a.threads, "validation_users": len(val),
+           "validation_source": val_source, "peers": {}}
     for lib in a.libs.split(","):
         grid = []
         for p in GRIDS[lib]:

@@ -722,6 +722,40 @@ static void test_rng_streams(void)
     CHECK(advrec_rng_below(&a, 0xffffffffu) < 0xffffffffu);
 }
 
+/* The first Adagrad step by hand, k = 1, p = 1, qi = qj = 0, no bias, no
+ * reg, lr 0.1: x = 0, c = -1/2, G_p = 0, G_i = -1/2, G_j = +1/2.
+ * adagrad_init 0: qi moves by 0.1 * 0.5 / sqrt(0.25) = 0.1 (a sign step);
+ * adagrad_init 0.1: by 0.1 * 0.5 / sqrt(0.35) = 0.0845154; the stored
+ * accumulator is 0.25 in both cases. */
+static void test_adagrad_init_first_step(void)
+{
+    static const double want[2] = {0.1, 0.05 / 0.5916079783099616};
+    advrec_apr_params_t params;
+    float scratch[12 * KMAX];
+
+    for (int c = 0; c < 2; c++) {
+        trow_t u, i, j;
+        advrec_apr_params_default(&params);
+        params.k = 1;
+        params.lr = 0.1f;
+        params.adagrad_init = c ? 0.1f : 0.0f;
+        trow_bind(&u, 0);
+        trow_bind(&i, 0);
+        trow_bind(&j, 0);
+        u.w[0] = 1.0f;
+        CHECK_INT(advrec_apr_step(&params, &u.row, &i.row, &j.row, 1.0f, 0,
+                                  scratch, NULL),
+                  ADVREC_OK);
+        CHECK_NEAR(u.w[0], 1.0, 0);
+        CHECK_NEAR(i.w[0], want[c], 1e-6);
+        CHECK_NEAR(j.w[0], -want[c], 1e-6);
+        CHECK_NEAR(i.acc[0], 0.25, 0);
+        CHECK_NEAR(u.acc[0], 0.0, 0);
+    }
+    params.adagrad_init = -1.0f;
+    CHECK_INT(advrec_apr_params_check(&params, NULL, 0), ADVREC_ERR_CONFIG);
+}
+
 static void test_params_check(void)
 {
     advrec_apr_params_t params;
@@ -757,6 +791,7 @@ int main(void)
     RUN(test_perturb_tables_raises_loss);
     RUN(test_row_init_and_sampling);
     RUN(test_rng_streams);
+    RUN(test_adagrad_init_first_step);
     RUN(test_params_check);
     return DONE();
 }

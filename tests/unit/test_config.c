@@ -97,8 +97,8 @@ static void test_defaults(void)
     CHECK_INT(conf->round_max_records, 1000);
     CHECK_INT(conf->round_max_ms, 100);
     CHECK_INT(conf->model_k, 64);
-    CHECK_NEAR(conf->model_lr, 0.05, 0);
-    CHECK_NEAR(conf->model_reg, 0.0, 0);
+    CHECK_NEAR(conf->model_lr, 0.2, 0); /* docs/EVALUATION.md */
+    CHECK_NEAR(conf->model_reg, 0.001, 0);
     CHECK_NEAR(conf->model_adv_lambda, 1.0, 0);
     CHECK_NEAR(conf->model_adv_eps, 0.5, 0);
     CHECK_INT(conf->model_adv_warmup, 5);

@@ -141,6 +141,48 @@ static void test_split_holds_out_last_without_leakage(void)
     advrec_eval_data_destroy(d);
 }
 
+/* The validation split of small_data's test split, by hand: u1 trains on
+ * A B C A (D is the test item) -> validation item A, both As leave
+ * training; u2 trains on B C -> validation item C; u3 and filler untested
+ * (one interaction; 20 of 24 items touched leaves fewer than 5 + 1). */
+static void test_validation_split_by_hand(void)
+{
+    advrec_eval_data_t *d = small_data();
+    advrec_eval_split_t s, v;
+    uint32_t A = item_idx(d, "A"), B = item_idx(d, "B"), C = item_idx(d, "C"),
+             D = item_idx(d, "D");
+
+    CHECK_INT(advrec_eval_split_loo(&s, d, 5, 7), ADVREC_OK);
+    CHECK_INT(advrec_eval_split_val(&v, &s, d, 7), ADVREC_OK);
+    CHECK_INT(v.n_tested, 2);
+    CHECK_INT(v.n_train, 24); /* 27 - u1's two As - u2's C */
+    CHECK_INT(v.n_neg, 5);
+    for (uint32_t u = 0; u < v.n_users; u++) {
+        const char *name = advrec_eval_data_user_name(d, u);
+        const uint32_t *neg = v.negs + (size_t)u * v.n_neg;
+        if (strcmp(name, "u1") == 0) {
+            CHECK_INT(v.test[u], A);
+            CHECK_INT(v.tr_off[u + 1] - v.tr_off[u], 2); /* B, C */
+            CHECK(!advrec_eval_split_has(&v, u, A));
+        } else if (strcmp(name, "u2") == 0) {
+            CHECK_INT(v.test[u], C);
+            CHECK_INT(v.tr_off[u + 1] - v.tr_off[u], 1); /* B */
+        } else {
+            CHECK_INT(v.test[u], ADVREC_EVAL_NONE);
+            continue;
+        }
+        /* Negatives: never a training, validation or test item. */
+        for (uint32_t a = 0; a < v.n_neg; a++)
+            CHECK(neg[a] != A && neg[a] != B && neg[a] != C && neg[a] != D);
+    }
+    /* No validation training interaction is a test item. */
+    for (size_t e = 0; e < v.n_train; e++)
+        CHECK(v.train[e].item != s.test[v.train[e].user]);
+    advrec_eval_split_free(&v);
+    advrec_eval_split_free(&s);
+    advrec_eval_data_destroy(d);
+}
+
 static void test_negatives_outside_user_items(void)
 {
     advrec_eval_data_t *d = small_data();
@@ -331,6 +373,7 @@ int main(void)
     RUN(test_metrics_known_ranks);
     RUN(test_split_holds_out_last_without_leakage);
     RUN(test_negatives_outside_user_items);
+    RUN(test_validation_split_by_hand);
     RUN(test_loo_hand_computed);
     RUN(test_training_is_deterministic_and_learns);
     RUN(test_shill_profiles);
