@@ -491,7 +491,10 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     advrec_daemon_t *d = opaque;
     int resumed = 0;
 
-    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS && d->store) {
+    /* The embedded broker starts empty with every run, so offsets stored
+     * against an earlier one point past its end: there the state is kept
+     * but consumption starts from what this broker holds. */
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS && d->store && !d->broker) {
         /* Exactly-once state: resume from the offsets committed with the
          * state, not from Kafka's; a partition the state has never seen
          * keeps RD_KAFKA_OFFSET_INVALID (committed offset, else
@@ -608,7 +611,9 @@ advrec_err_t advrec_daemon_start(advrec_daemon_t *d, char *errstr,
                     d->broker, outputs[i],
                     (int)conf->broker_embedded_partitions, errstr, errstr_size))
                 return ADVREC_ERR_KAFKA;
-        log_notice("embedded broker (in-memory, for demos and tests) at %s",
+        log_notice("embedded broker (in-memory, for demos and tests) at %s; "
+                   "it starts empty, so input offsets stored in the state "
+                   "are not used",
                    advrec_broker_bootstraps(d->broker));
     }
 
