@@ -76,29 +76,19 @@ struct advrec_detect_s {
 
 void advrec_detect_params_default(advrec_detect_params_t *p)
 {
+    /* The defaults live in one place, the configuration table. */
+    advrec_conf_t *conf = advrec_conf_new(NULL, 0);
+
     memset(p, 0, sizeof(*p));
-    p->enable = 1;
-    p->min_events = 20;
-    p->rate_window_s = 300;
-    p->rate_max = 60;
-    p->gap_logstd_max = 0.25;
-    p->nopurchase_clicks = 20;
-    p->diversity_min = 0.2;
-    p->young_s = 1800;
-    p->item_window_s = 1800;
-    p->item_min_events = 12;
-    p->item_share = 0.5;
-    p->item_surge_factor = 3;
-    p->flag_score = 0.6;
-    p->quarantine_score = 0.8;
-    p->clear_score = 0.3;
-    p->weight_flagged = 0.1f;
+    if (conf)
+        advrec_detect_params_from_conf(p, conf);
+    advrec_conf_destroy(conf);
 }
 
 void advrec_detect_params_from_conf(advrec_detect_params_t *p,
                                     const advrec_conf_t *conf)
 {
-    advrec_detect_params_default(p);
+    memset(p, 0, sizeof(*p));
     p->enable = conf->anomaly_enable;
     p->min_events = (uint32_t)conf->anomaly_min_events;
     p->rate_window_s = conf->anomaly_rate_window_s;

@@ -97,7 +97,9 @@ typedef struct advrec_detect_flag_s {
 
 typedef struct advrec_detect_s advrec_detect_t;
 
-/* The defaults documented in docs/ANOMALY.md (enabled). */
+/* The defaults of the anomaly.* configuration keys (docs/ANOMALY.md):
+ * taken from the config table, the one place they are written. Only an
+ * out-of-memory failure leaves params zeroed (disabled). */
 void advrec_detect_params_default(advrec_detect_params_t *params);
 
 /* Fills params from the anomaly.* keys of conf (only read). */
