@@ -1,6 +1,7 @@
 /*
- * daemon.c - owns the daemon's Kafka clients, codec and engine, and runs the
- * processing rounds (docs/ARCHITECTURE.md, "One processing round").
+ * daemon.c - owns the daemon's Kafka clients, codec, engine, detectors,
+ * state store and (optionally) embedded broker, and runs the processing
+ * rounds (docs/ARCHITECTURE.md, "One processing round").
  *
  * What may fail where:
  *  - a record that does not decode, does not validate, or cannot be added to
@@ -8,13 +9,14 @@
  *    the loop;
  *  - a full producer queue pauses consumption (we poll the producer until
  *    there is room) instead of buffering without bound;
- *  - only a fatal librdkafka error (e.g. the idempotent producer fenced)
- *    stops run() with an error.
+ *  - a fatal librdkafka error (e.g. the idempotent producer fenced) or a
+ *    failed state commit stops run() with an error; after a failed commit
+ *    nothing of the round is produced, and a restart replays from the last
+ *    good commit.
  */
 #include "daemon.h"
 
 #include <pthread.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
