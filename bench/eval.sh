@@ -3,7 +3,7 @@
 # peer libraries on the same splits. On demand only (tens of minutes, not CI).
 #   bench/eval.sh [BUILD_DIR] [OUT_DIR]
 # Data: ${ADVREC_DATA:-/work/shared/data} (read in place, never copied).
-# Tuning results are cached in OUT/<set>/tune-{bpr,apr}/best and the peers'
+# Tuning results are cached in OUT/<set>/tune-{bpr,apr-l0.25}/best and the peers'
 # in OUT/<set>/peers.json (the split depends on the seed only): remove them
 # (or OUT) to run them again.
 set -euo pipefail
@@ -18,17 +18,25 @@ out=$(cd "$out" && pwd)
 # Fixed for our models, not tuned: Adagrad's accumulator starts at 0.1 as in
 # the APR paper's code (TensorFlow's default); see docs/MODEL.md.
 fixed=(--adagrad-init 0.1)
+# APR only: the adversarial weight, chosen on the validation splits of both
+# data sets (docs/EVALUATION.md, "What was tried"); the daemon keeps 1.
+# BPR ignores it (its lambda is always 0). Shilling keeps lambda 1.
+apr_fixed=(--lambda 0.25)
 log() { printf '== %s: %s\n' "$(date +%T)" "$*" >&2; }
 
 # Our models are tuned like the peers: a 12-point grid (bench/tune.sh),
 # chosen on the validation split only; then measured once on the test split.
 tuned() { # MODEL FILE DIR -> the best options
-  local best=$3/tune-$1/best
+  # The cache directory names APR's fixed lambda: a grid tuned with another
+  # lambda is not reused.
+  local tag=$1 more=()
+  [ "$1" = apr ] && tag=apr-l0.25 more=("${apr_fixed[@]}")
+  local best=$3/tune-$tag/best
   if ! [ -s "$best" ]; then
     log "tuning $1 on the validation split of $2"
-    mkdir -p "$3/tune-$1"
-    "$root/bench/tune.sh" "$ev" "$1" "$2" "$3/tune-$1" "${fixed[@]}" \
-      >"$best.tmp"
+    mkdir -p "$3/tune-$tag"
+    "$root/bench/tune.sh" "$ev" "$1" "$2" "$3/tune-$tag" "${fixed[@]}" \
+      "${more[@]}" >"$best.tmp"
     mv "$best.tmp" "$best"
   fi
   cat "$best"
@@ -45,7 +53,8 @@ for set in movielens:movielens-100k/u.data beauty:amazon-beauty/Beauty.txt; do
   # BPR's tuned values as --bpr-* (bpr = --lr X --reg X --epochs N ...).
   bopts=(--bpr-lr "${bpr[1]}" --bpr-reg "${bpr[3]}" --bpr-passes "${bpr[5]}")
   log "$name: test split, APR ${apr[*]}, BPR ${bopts[*]}"
-  "$ev" -q --loo --full --fgsm "${fixed[@]}" "${apr[@]}" "${bopts[@]}" \
+  "$ev" -q --loo --full --fgsm "${fixed[@]}" "${apr_fixed[@]}" "${apr[@]}" \
+    "${bopts[@]}" \
     --name "$name" \
     --write-split "$out/$name/split" --out "$out/$name/loo" "$file" \
     | tee "$out/$name/loo.txt"
