@@ -21,6 +21,7 @@ struct advrec_eval_data_s {
     advrec_eval_inter_t *v;
     size_t n, cap;
     advrec_idmap_t *users, *items;
+    char first_skip[512]; /* "" or the first malformed line's message */
 };
 
 advrec_eval_data_t *advrec_eval_data_new(void)
@@ -95,8 +96,12 @@ advrec_err_t advrec_eval_data_load(advrec_eval_data_t *d, const char *path,
         err = advrec_reader_next(r, &ev, lerr, sizeof(lerr));
         if (err == ADVREC_ERR_EOF)
             break;
-        if (err == ADVREC_ERR_PARSE)
-            continue; /* counted by the reader */
+        if (err == ADVREC_ERR_PARSE) {
+            /* Counted by the reader; the first one is kept to be shown. */
+            if (!d->first_skip[0])
+                snprintf(d->first_skip, sizeof(d->first_skip), "%s", lerr);
+            continue;
+        }
         if (err) {
             advrec_seterr(err, errstr, errstr_size, "%s", lerr);
             goto out;
@@ -169,6 +174,11 @@ void advrec_eval_data_sort(advrec_eval_data_t *d)
 const advrec_eval_inter_t *advrec_eval_data_inters(const advrec_eval_data_t *d)
 {
     return d->v;
+}
+
+const char *advrec_eval_data_first_skip(const advrec_eval_data_t *d)
+{
+    return d->first_skip[0] ? d->first_skip : NULL;
 }
 
 size_t advrec_eval_data_count(const advrec_eval_data_t *d)

@@ -71,6 +71,10 @@ advrec_err_t advrec_eval_data_load(advrec_eval_data_t *data, const char *path,
                                    void *opaque, char *errstr,
                                    size_t errstr_size);
 
+/* The message ("file:line: reason") of the first malformed line
+ * advrec_eval_data_load() skipped (owned by data), NULL if none. */
+const char *advrec_eval_data_first_skip(const advrec_eval_data_t *data);
+
 /* Stable sort of the interactions by ts_ms. */
 void advrec_eval_data_sort(advrec_eval_data_t *data);
 

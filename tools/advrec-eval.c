@@ -27,6 +27,8 @@ typedef struct opts_s {
     const char *path, *out, *split_dir, *name;
     advrec_reader_conf_t rconf;
     int loo, preq, fgsm, shill, full, quiet, validate, run_bpr, run_apr;
+    int split_seed_set;
+    uint64_t split_seed; /* LOO / validation split and negatives */
     uint32_t n_neg, k_cut, n_targets;
     advrec_eval_train_t bpr, apr; /* lambda 0, lambda from options */
     advrec_engine_params_t eng;
@@ -72,7 +74,7 @@ static void usage(FILE *fp)
         "  --preq           prequential test-then-train through the engine:\n"
         "                   popularity, BPR, APR\n"
         "  --fgsm           after --loo training: FGSM on the embeddings,\n"
-        "                   eps 0.1..1.0, BPR vs APR\n"
+        "                   eps 0.1..1.0, for each model trained\n"
         "  --shill          shilling attack 1/3/5%% fake users, BPR vs APR\n"
         "  --full           --loo also ranks against all items\n"
         "  --validate       tune: train without each user's last training\n"
@@ -95,6 +97,9 @@ static void usage(FILE *fp)
         "  --k N --lr X --reg X --lambda X --eps X --negatives N --bias 0|1\n"
         "  --init-std X --warmup N --seed S  model parameters (the daemon's\n"
         "                   defaults otherwise)\n"
+        "  --split-seed S   seed of the LOO / validation split and its\n"
+        "                   negatives (default: --seed); vary --seed alone\n"
+        "                   to retrain on the same split\n"
         "  --targets N      shilling: target items averaged (5)\n"
         "  -q               no progress bar\n");
 }
@@ -323,8 +328,8 @@ static int run_loo(opts_t *o, const advrec_eval_data_t *d, FILE *js)
     int rc = 1;
 
     memset(&vs, 0, sizeof(vs));
-    if (advrec_eval_split_loo(&s, d, o->n_neg, o->bpr.seed) ||
-        advrec_eval_split_val(&vs, &s, d, o->bpr.seed)) {
+    if (advrec_eval_split_loo(&s, d, o->n_neg, o->split_seed) ||
+        advrec_eval_split_val(&vs, &s, d, o->split_seed)) {
         fprintf(stderr, "advrec-eval: out of memory (split)\n");
         advrec_eval_split_free(&s);
         return 1;
@@ -359,13 +364,18 @@ static int run_loo(opts_t *o, const advrec_eval_data_t *d, FILE *js)
         advrec_eval_loo_model(&s, mb, o->bpr.apr.use_bias, 0, o->k_cut, &bs);
     if (ma)
         advrec_eval_loo_model(&s, ma, o->apr.apr.use_bias, 0, o->k_cut, &as);
-    printf("%s-%u  BPR HR@%u %.4f NDCG %.4f (%.1fs)  APR HR %.4f NDCG %.4f "
-           "(%.1fs)\n",
-           o->validate ? "val" : "loo", o->n_neg, o->k_cut, bs.hr, bs.ndcg, tb,
-           as.hr, as.ndcg, ta);
-    fprintf(js, "\"%s\": {\"tested\": %u, \"train\": %zu, \"negatives\": %u, ",
-            o->validate ? "validation" : "loo", s.n_tested, s.n_train,
-            o->n_neg);
+    printf("%s-%u HR@%u/NDCG@%u", o->validate ? "val" : "loo", o->n_neg,
+           o->k_cut, o->k_cut);
+    if (mb)
+        printf("  BPR %.4f %.4f (%.1fs)", bs.hr, bs.ndcg, tb);
+    if (ma)
+        printf("  APR %.4f %.4f (%.1fs)", as.hr, as.ndcg, ta);
+    printf("\n");
+    fprintf(js,
+            "\"%s\": {\"tested\": %u, \"train\": %zu, \"negatives\": %u, "
+            "\"split_seed\": %" PRIu64 ", ",
+            o->validate ? "validation" : "loo", s.n_tested, s.n_train, o->n_neg,
+            o->split_seed);
     if (mb)
         json_norms(js, "bpr_norms", mb, o->bpr.apr.use_bias, ", ");
     if (ma)
@@ -388,57 +398,78 @@ static int run_loo(opts_t *o, const advrec_eval_data_t *d, FILE *js)
     }
     fprintf(js, "}");
 
-    if (o->fgsm && mb && ma) {
+    if (o->fgsm && (mb || ma)) {
         double x[N_EPS + 1], yb[N_EPS + 1], ya[N_EPS + 1], rb[N_EPS + 1],
             ra[N_EPS + 1];
+        series_t sr[2];
+        size_t ns = 0;
         x[0] = 0;
         yb[0] = bs.hr;
         ya[0] = as.hr;
         rb[0] = ra[0] = 0;
         fprintf(js, ",\n\"fgsm\": [");
         for (int e = 1; e <= N_EPS; e++) {
-            advrec_eval_metrics_t pb, pa;
+            advrec_eval_metrics_t pb = {0}, pa = {0};
             float eps = 0.1f * (float)e;
-            advrec_eval_fgsm(&s, mb, o->bpr.apr.use_bias, eps, o->bpr.seed,
-                             o->k_cut, &pb);
-            advrec_eval_fgsm(&s, ma, o->apr.apr.use_bias, eps, o->apr.seed,
-                             o->k_cut, &pa);
+            char line[256];
+            int n = 0;
             x[e] = eps;
-            yb[e] = pb.hr;
-            ya[e] = pa.hr;
-            rb[e] = bs.hr > 0 ? (bs.hr - pb.hr) / bs.hr : 0;
-            ra[e] = as.hr > 0 ? (as.hr - pa.hr) / as.hr : 0;
-            printf("fgsm eps %.1f  BPR HR %.4f NDCG %.4f (-%.1f%%)  APR HR "
-                   "%.4f NDCG %.4f (-%.1f%%)\n",
-                   (double)eps, pb.hr, pb.ndcg, 100 * rb[e], pa.hr, pa.ndcg,
-                   100 * ra[e]);
-            fprintf(js,
-                    "%s{\"eps\": %.1f, \"bpr_hr\": %.6f, \"bpr_ndcg\": %.6f, "
-                    "\"apr_hr\": %.6f, \"apr_ndcg\": %.6f, \"bpr_hr_drop\": "
-                    "%.6f, \"apr_hr_drop\": %.6f, \"bpr_ndcg_drop\": %.6f, "
-                    "\"apr_ndcg_drop\": %.6f}",
-                    e > 1 ? ", " : "", (double)eps, pb.hr, pb.ndcg, pa.hr,
-                    pa.ndcg, rb[e], ra[e],
-                    bs.ndcg > 0 ? (bs.ndcg - pb.ndcg) / bs.ndcg : 0,
-                    as.ndcg > 0 ? (as.ndcg - pa.ndcg) / as.ndcg : 0);
+            fprintf(js, "%s{\"eps\": %.1f", e > 1 ? ", " : "", (double)eps);
+            n += snprintf(line + n, sizeof(line) - (size_t)n, "fgsm eps %.1f",
+                          (double)eps);
+            if (mb) {
+                advrec_eval_fgsm(&s, mb, o->bpr.apr.use_bias, eps, o->bpr.seed,
+                                 o->k_cut, &pb);
+                yb[e] = pb.hr;
+                rb[e] = bs.hr > 0 ? (bs.hr - pb.hr) / bs.hr : 0;
+                n += snprintf(line + n, sizeof(line) - (size_t)n,
+                              "  BPR HR %.4f NDCG %.4f (-%.1f%%)", pb.hr,
+                              pb.ndcg, 100 * rb[e]);
+                fprintf(js,
+                        ", \"bpr_hr\": %.6f, \"bpr_ndcg\": %.6f, "
+                        "\"bpr_hr_drop\": %.6f, \"bpr_ndcg_drop\": %.6f",
+                        pb.hr, pb.ndcg, rb[e],
+                        bs.ndcg > 0 ? (bs.ndcg - pb.ndcg) / bs.ndcg : 0);
+            }
+            if (ma) {
+                advrec_eval_fgsm(&s, ma, o->apr.apr.use_bias, eps, o->apr.seed,
+                                 o->k_cut, &pa);
+                ya[e] = pa.hr;
+                ra[e] = as.hr > 0 ? (as.hr - pa.hr) / as.hr : 0;
+                snprintf(line + n, sizeof(line) - (size_t)n,
+                         "  APR HR %.4f NDCG %.4f (-%.1f%%)", pa.hr, pa.ndcg,
+                         100 * ra[e]);
+                fprintf(js,
+                        ", \"apr_hr\": %.6f, \"apr_ndcg\": %.6f, "
+                        "\"apr_hr_drop\": %.6f, \"apr_ndcg_drop\": %.6f",
+                        pa.hr, pa.ndcg, ra[e],
+                        as.ndcg > 0 ? (as.ndcg - pa.ndcg) / as.ndcg : 0);
+            }
+            fprintf(js, "}");
+            printf("%s\n", line);
         }
         fprintf(js, "]");
+        if (mb)
+            sr[ns++] = (series_t){"BPR", x, yb, N_EPS + 1, 0};
+        if (ma)
+            sr[ns++] = (series_t){"APR", x, ya, N_EPS + 1, 0};
         {
-            series_t sr[2] = {{"BPR", x, yb, N_EPS + 1, 0},
-                              {"APR", x, ya, N_EPS + 1, 0}};
             char title[256];
             snprintf(title, sizeof(title),
                      "%s: HR@%u under FGSM on the embeddings", o->name,
                      o->k_cut);
             snprintf(path, sizeof(path), "%s/fgsm-hr.svg", o->out);
-            svg_plot(path, title, "eps (L2 radius per row)", "HR@10", sr, 2);
-            sr[0].y = rb;
-            sr[1].y = ra;
+            svg_plot(path, title, "eps (L2 radius per row)", "HR@10", sr, ns);
+            ns = 0;
+            if (mb)
+                sr[ns++] = (series_t){"BPR", x, rb, N_EPS + 1, 0};
+            if (ma)
+                sr[ns++] = (series_t){"APR", x, ra, N_EPS + 1, 0};
             snprintf(title, sizeof(title), "%s: relative HR@%u drop under FGSM",
                      o->name, o->k_cut);
             snprintf(path, sizeof(path), "%s/fgsm-drop.svg", o->out);
             svg_plot(path, title, "eps (L2 radius per row)", "relative HR drop",
-                     sr, 2);
+                     sr, ns);
         }
     }
 
@@ -634,6 +665,7 @@ int main(int argc, char **argv)
         O_INIT,
         O_WARM,
         O_SEED,
+        O_SPLIT_SEED,
         O_TARGETS,
         O_MINRATE,
         O_VALIDATE,
@@ -666,6 +698,7 @@ int main(int argc, char **argv)
                                        {"init-std", 1, 0, O_INIT},
                                        {"warmup", 1, 0, O_WARM},
                                        {"seed", 1, 0, O_SEED},
+                                       {"split-seed", 1, 0, O_SPLIT_SEED},
                                        {"targets", 1, 0, O_TARGETS},
                                        {"min-rating", 1, 0, O_MINRATE},
                                        {"validate", 0, 0, O_VALIDATE},
@@ -781,6 +814,10 @@ int main(int argc, char **argv)
         case O_SEED:
             o.apr.seed = o.apr.apr.seed = strtoull(optarg, NULL, 10);
             break;
+        case O_SPLIT_SEED:
+            o.split_seed = strtoull(optarg, NULL, 10);
+            o.split_seed_set = 1;
+            break;
         case O_TARGETS:
             o.n_targets = (uint32_t)atoi(optarg);
             break;
@@ -834,6 +871,8 @@ int main(int argc, char **argv)
         o.loo = 1;
     if (o.apr.bpr_epochs > o.apr.epochs)
         o.apr.bpr_epochs = o.apr.epochs;
+    if (!o.split_seed_set)
+        o.split_seed = o.apr.seed;
     o.bpr = o.apr;
     o.bpr.apr.adv_lambda = 0;
     /* BPR may be tuned separately (--bpr-*); otherwise it shares APR's. */
@@ -861,6 +900,16 @@ int main(int argc, char **argv)
             " malformed lines skipped\n",
             o.path, advrec_eval_data_count(d), advrec_eval_data_users(d),
             advrec_eval_data_items(d), skipped);
+    if (advrec_eval_data_first_skip(d))
+        fprintf(stderr, "  the first malformed line: %s\n",
+                advrec_eval_data_first_skip(d));
+    if (advrec_eval_data_count(d) < 2) {
+        fprintf(stderr,
+                "advrec-eval: %s: nothing to evaluate (%zu events read; "
+                "--format names the file's format)\n",
+                o.path, advrec_eval_data_count(d));
+        goto out;
+    }
     if (mkdir_p(o.out))
         goto out;
     snprintf(path, sizeof(path), "%s/results.json", o.out);

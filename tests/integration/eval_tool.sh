@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# advrec-eval's command line on a small generated MovieLens-format file:
+# FGSM for one model alone (what bench/tune.sh runs per grid point), and
+# --split-seed keeping the split and its negatives fixed while --seed
+# retrains (what bench/eval.sh's seed repeats rely on).
+#   eval_tool.sh ADVREC_EVAL
+set -uo pipefail
+ev=$1
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/advrec-evaltool.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+failures=0
+fail() {
+  echo "FAIL $*"
+  failures=$((failures + 1))
+}
+
+# 80 users x 25 interactions over 300 items, each user drawn around a
+# "taste" so the model has something to learn; time strictly increasing.
+awk 'BEGIN { srand(3); t = 881250949;
+  for (u = 1; u <= 80; u++) for (e = 0; e < 25; e++) {
+    i = (u * 7 + int(rand() * 40)) % 300 + 1;
+    printf "%d\t%d\t4\t%d\n", u, i, t++ } }' >"$tmp/u.data"
+
+run() { # NAME CMD...: bounded to 60 s
+  local name=$1
+  shift
+  if timeout 60 "$@" >"$tmp/out" 2>"$tmp/err"; then
+    echo "ok   $name"
+  else
+    fail "$name: exit $?: $(head -c 400 "$tmp/err")"
+    return 1
+  fi
+}
+base=(-q --loo --validate --fgsm --format movielens --epochs 4 --bpr-epochs 2
+  --k 8)
+
+run apr-alone "$ev" "${base[@]}" --models apr --out "$tmp/a" \
+  --write-split "$tmp/sa" "$tmp/u.data"
+python3 - "$tmp/a/results.json" <<'PY' || fail "apr-alone: results.json"
+import json, sys
+r = json.load(open(sys.argv[1]))
+v = r["validation"]
+assert v["split_seed"] == 42, v["split_seed"]
+assert "apr_sampled" in v and "bpr_sampled" in v
+f = r["fgsm"]
+assert [round(x["eps"], 1) for x in f] == [round(0.1 * e, 1) for e in range(1, 11)]
+for x in f:
+    assert "apr_hr_drop" in x and "apr_ndcg" in x, x
+    assert "bpr_hr" not in x, "BPR was not trained, so no BPR figures"
+    assert 0.0 <= x["apr_hr"] <= 1.0
+print("ok   apr-alone: fgsm has APR only, split_seed 42")
+PY
+[ -s "$tmp/a/fgsm-hr.svg" ] || fail "apr-alone: no fgsm-hr.svg"
+grep -q ">APR<" "$tmp/a/fgsm-hr.svg" || fail "apr-alone: plot lacks APR"
+grep -q ">BPR<" "$tmp/a/fgsm-hr.svg" && fail "apr-alone: plot has BPR"
+
+run retrain "$ev" "${base[@]}" --models apr --seed 7 --split-seed 42 \
+  --out "$tmp/b" --write-split "$tmp/sb" "$tmp/u.data"
+for f in train.tsv test.tsv val.tsv; do
+  cmp -s "$tmp/sa/$f" "$tmp/sb/$f" || fail "retrain: $f differs with --split-seed 42"
+done
+python3 - "$tmp/a/results.json" "$tmp/b/results.json" <<'PY' || fail "retrain: seeds"
+import json, sys
+a, b = (json.load(open(p))["validation"] for p in sys.argv[1:])
+assert b["apr_params"]["seed"] == 7 and b["split_seed"] == 42
+print("ok   retrain: same split, training seed 7")
+PY
+
+run new-split "$ev" "${base[@]}" --models apr --seed 7 --out "$tmp/c" \
+  --write-split "$tmp/sc" "$tmp/u.data"
+cmp -s "$tmp/sa/test.tsv" "$tmp/sc/test.tsv" &&
+  fail "new-split: --seed 7 alone should draw other negatives"
+
+# A file with nothing usable: a clear error naming the first bad line.
+printf '1\t2\t3\t4\nnot a line\n' >"$tmp/bad.data"
+if timeout 60 "$ev" -q --format movielens "$tmp/bad.data" >"$tmp/out" 2>"$tmp/err"; then
+  fail "bad-file: exit 0"
+else
+  grep -qF "$tmp/bad.data:1: timestamp 4 s is not between" "$tmp/err" ||
+    fail "bad-file: first malformed line not named: $(cat "$tmp/err")"
+  grep -qF "nothing to evaluate" "$tmp/err" ||
+    fail "bad-file: no clear error: $(cat "$tmp/err")"
+  echo "ok   bad-file"
+fi
+
+if [ "$failures" -ne 0 ]; then
+  echo "$failures failure(s)"
+  exit 1
+fi
+echo "all passed"
