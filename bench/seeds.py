@@ -1,0 +1,68 @@
+#!/usr/bin/env python3
+"""Summarises the seed repeats of bench/eval.sh for one data set: our BPR
+and APR (DIR/seed<S>/results.json, advrec-eval --loo --seed S --split-seed
+42) and the peers (DIR/peers.json, peers.py --seeds), all trained with the
+tuned settings on the same split and measured on the same test users and
+negatives. Prints HR@10 and NDCG@10 as mean, sample standard deviation and
+range over the seeds, plus the seed-42 figures of the main run, and writes
+DIR/seeds.json. Standard library only.
+
+    seeds.py DIR S1 S2 ...
+"""
+import json
+import os
+import statistics as st
+import sys
+
+
+def summary(runs):
+    out = {"runs": runs}
+    for m in ("hr", "ndcg"):
+        xs = [r[m] for r in runs]
+        out[m + "_mean"] = st.mean(xs)
+        out[m + "_sd"] = st.stdev(xs) if len(xs) > 1 else 0.0
+        out[m + "_min"], out[m + "_max"] = min(xs), max(xs)
+    return out
+
+
+def main():
+    d, seeds = sys.argv[1], [int(x) for x in sys.argv[2:]]
+    rows = {}
+    for model in ("bpr", "apr"):
+        runs = []
+        for s in seeds:
+            r = json.load(open(os.path.join(d, f"seed{s}", "results.json")))
+            m = r["loo"][model + "_sampled"]
+            runs.append({"seed": s, "hr": m["hr"], "ndcg": m["ndcg"]})
+        rows["our " + model.upper()] = summary(runs)
+    main42 = {}
+    p = os.path.join(d, "loo", "results.json")
+    if os.path.exists(p):
+        r = json.load(open(p))["loo"]
+        for model in ("bpr", "apr"):
+            main42["our " + model.upper()] = r[model + "_sampled"]
+    p = os.path.join(d, "peers.json")
+    if os.path.exists(p):
+        peers = json.load(open(p))["peers"]
+        for lib, v in peers.items():
+            main42[lib + " BPR"] = v
+            if "seeds" in v:
+                rows[lib + " BPR"] = summary(v["seeds"]["runs"])
+    print(f"{os.path.basename(os.path.normpath(d))}: test split, "
+          f"training seeds {' '.join(map(str, seeds))}")
+    print(f"{'model':14} {'HR@10 mean (sd) [min, max]':36} "
+          f"{'NDCG@10 mean (sd) [min, max]':36} seed 42 HR / NDCG")
+    for name, v in rows.items():
+        m42 = main42.get(name)
+        tail = f"{m42['hr']:.4f} / {m42['ndcg']:.4f}" if m42 else "-"
+        print(f"{name:14} "
+              f"{v['hr_mean']:.4f} ({v['hr_sd']:.4f}) "
+              f"[{v['hr_min']:.4f}, {v['hr_max']:.4f}]      "
+              f"{v['ndcg_mean']:.4f} ({v['ndcg_sd']:.4f}) "
+              f"[{v['ndcg_min']:.4f}, {v['ndcg_max']:.4f}]      {tail}")
+    with open(os.path.join(d, "seeds.json"), "w") as f:
+        json.dump({"seeds": seeds, "models": rows}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
