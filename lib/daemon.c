@@ -12,7 +12,11 @@
  *  - a fatal librdkafka error (e.g. the idempotent producer fenced) or a
  *    failed state commit stops run() with an error; after a failed commit
  *    nothing of the round is produced, and a restart replays from the last
- *    good commit.
+ *    good commit;
+ *  - an anomaly flag is stored with the commit that raised it and leaves
+ *    the state only in a commit after its delivery: a failed delivery is
+ *    produced again, a crash produces it again at the next start, and too
+ *    many unacknowledged flags pause consumption (FLAGS_PENDING_MAX).
  */
 #include "daemon.h"
 
@@ -47,6 +51,31 @@
 #define TOPIC_PURCHASES      1
 #define FLUSH_TIMEOUT_MS     30000
 #define DLQ_LOG_PER_INTERVAL 20
+/* Most anomaly flags raised and not yet acknowledged before consumption
+ * pauses (see round_once): the stored set stays bounded while the broker is
+ * away, and no flag is ever dropped to keep it so. */
+#define FLAGS_PENDING_MAX 16384
+
+/* Where an anomaly flag is (flag_rec_t.state). */
+enum {
+    FLAG_NEW,       /* staged in the round's batch, commit not yet done */
+    FLAG_DUE,       /* committed, to be produced (again) */
+    FLAG_IN_FLIGHT, /* produced, delivery report awaited */
+    FLAG_DELIVERED, /* acknowledged: deleted from the state at next commit */
+};
+
+/* One anomaly flag owed to the broker: exactly the bytes produced (the
+ * entity id as key, then the framed Avro value), kept from the commit that
+ * raised it until a commit after its delivery. Its address is the message
+ * opaque of its produce (even: malloc'd), so it is freed only when
+ * delivered or with the producer gone. */
+typedef struct flag_rec_s {
+    uint64_t seq; /* its key in the store, in raising order */
+    int state;
+    uint32_t key_len;
+    size_t value_len;
+    unsigned char bytes[]; /* key, then value */
+} flag_rec_t;
 
 struct advrec_daemon_s {
     advrec_conf_t *conf; /* owned */
@@ -88,7 +117,19 @@ struct advrec_daemon_s {
     size_t n_owed;
     uint32_t *pending;
     size_t pending_cap;
+
+    /* Anomaly flags owed to the broker (flag_rec_t), in raising order. */
+    flag_rec_t **flags;
+    size_t n_flags, flags_cap;
+    size_t flags_unacked;  /* not yet FLAG_DELIVERED */
+    size_t flags_due;      /* FLAG_DUE */
+    uint64_t flag_seq;     /* seq of the next flag raised */
+    int flags_paused;      /* consumption paused: FLAGS_PENDING_MAX reached */
+    advrec_err_t flag_err; /* NOMEM while taking a round's flags */
 };
+
+static void produce_flags(advrec_daemon_t *d);
+static void flag_delivered(advrec_daemon_t *d, flag_rec_t *f, int delivered);
 
 static int64_t now_ms(void)
 {
@@ -142,6 +183,49 @@ static advrec_err_t load_schemas(advrec_daemon_t *d, char *errstr,
     return ADVREC_OK;
 }
 
+/* Appends a copy of key and value as flag seq in state to the owed flags
+ * (the record is the daemon's). ADVREC_ERR_NOMEM, nothing appended. */
+static advrec_err_t add_flag(advrec_daemon_t *d, uint64_t seq, int state,
+                             const void *key, size_t key_len, const void *value,
+                             size_t value_len)
+{
+    flag_rec_t *f;
+
+    if (d->n_flags == d->flags_cap) {
+        size_t cap = d->flags_cap ? 2 * d->flags_cap : 64;
+        flag_rec_t **n = realloc(d->flags, cap * sizeof(*n));
+        if (!n)
+            return ADVREC_ERR_NOMEM;
+        d->flags = n;
+        d->flags_cap = cap;
+    }
+    f = malloc(sizeof(*f) + key_len + value_len);
+    if (!f)
+        return ADVREC_ERR_NOMEM;
+    f->seq = seq;
+    f->state = state;
+    f->key_len = (uint32_t)key_len;
+    f->value_len = value_len;
+    memcpy(f->bytes, key, key_len);
+    memcpy(f->bytes + key_len, value, value_len);
+    d->flags[d->n_flags++] = f;
+    d->flags_unacked++;
+    d->flags_due += state == FLAG_DUE;
+    if (seq >= d->flag_seq)
+        d->flag_seq = seq + 1;
+    return ADVREC_OK;
+}
+
+/* Flags stored by the last run and not acknowledged: due again. */
+static int load_flag(void *opaque, uint64_t seq, const void *key,
+                     size_t key_len, const void *value, size_t value_len)
+{
+    advrec_daemon_t *d = opaque;
+
+    d->flag_err = add_flag(d, seq, FLAG_DUE, key, key_len, value, value_len);
+    return d->flag_err != ADVREC_OK;
+}
+
 /* Opens state.dir and loads every row, so scoring works from the first round
  * and the consumer resumes where the state ends. state.dir = "" keeps state
  * in memory only (nothing survives a restart). */
@@ -182,6 +266,19 @@ static advrec_err_t open_store(advrec_daemon_t *d, char *errstr,
     if (n_owed)
         log_info("state %s: %zu user(s) owed a list from the last run",
                  d->conf->state_dir, n_owed);
+    /* Flags raised but not acknowledged when the last run ended are
+     * produced again before the first round (advrec_daemon_start). */
+    err =
+        advrec_store_flags_foreach(d->store, load_flag, d, errstr, errstr_size);
+    if (!err && d->flag_err)
+        err = advrec_seterr(d->flag_err, errstr, errstr_size,
+                            "out of memory loading the pending anomaly flags");
+    if (err)
+        return err;
+    if (d->n_flags)
+        log_info("state %s: %zu anomaly flag(s) not acknowledged in the last "
+                 "run; producing them again",
+                 d->conf->state_dir, d->n_flags);
     log_notice("state %s: %u users, %u items, model version %llu",
                d->conf->state_dir, advrec_state_users(state)->n,
                advrec_state_items(state)->n, (unsigned long long)version);
@@ -449,9 +546,14 @@ static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
     advrec_daemon_t *d = opaque;
 
-    /* A recommendation carries its user (index + 1) as message opaque. */
-    if (m->_private)
-        paid(d, (uint32_t)((uintptr_t)m->_private - 1), m->err == 0);
+    /* A recommendation carries its user as an odd message opaque (index
+     * * 2 + 1), an anomaly flag its flag_rec_t (malloc'd: even), a DLQ
+     * record none. */
+    uintptr_t tag = (uintptr_t)m->_private;
+    if (tag & 1)
+        paid(d, (uint32_t)(tag >> 1), m->err == 0);
+    else if (tag)
+        flag_delivered(d, m->_private, m->err == 0);
     if (!m->err) {
         d->stats.delivered++;
         return;
@@ -655,6 +757,8 @@ advrec_err_t advrec_daemon_start(advrec_daemon_t *d, char *errstr,
                advrec_conf_kafka_get(conf, "group.id")
                    ? advrec_conf_kafka_get(conf, "group.id")
                    : conf->group_id);
+    /* Flags the last run left unacknowledged go out before any new one. */
+    produce_flags(d);
     return ADVREC_OK;
 }
 
@@ -822,7 +926,7 @@ static void emit(void *opaque, const advrec_engine_list_t *list)
         return; /* out of memory: the user stays owed, refreshed later */
     if (produce(d, d->conf->topic_recommendations, list->user_id,
                 strlen(list->user_id), d->enc, len, NULL,
-                (void *)(uintptr_t)(list->user + 1)) == 0) {
+                (void *)((uintptr_t)list->user << 1 | 1)) == 0) {
         d->stats.recs++;
         d->stats.recs_popular += (uint64_t)list->popular;
     } else {
@@ -830,10 +934,16 @@ static void emit(void *opaque, const advrec_engine_list_t *list)
     }
 }
 
-/* --- anomaly flags: produced after the round's commit ----------------- */
+/* --- anomaly flags: stored with the round, produced after its commit - */
 
-/* Encodes one transition as an Anomaly and produces it keyed by entity. */
-static void emit_flag(void *opaque, const advrec_detect_flag_t *flag)
+/*
+ * Encodes one transition as an Anomaly, keeps it among the owed flags and
+ * stages it into the round's batch, so it is committed with the detector
+ * state that raised it; it is produced only after that commit
+ * (produce_flags). Out of memory sets d->flag_err: the round must not
+ * commit a detector state whose flag is lost.
+ */
+static void raise_flag(void *opaque, const advrec_detect_flag_t *flag)
 {
     advrec_daemon_t *d = opaque;
     advrec_state_t *state = advrec_engine_state(d->engine);
@@ -843,6 +953,8 @@ static void emit_flag(void *opaque, const advrec_detect_flag_t *flag)
                          : advrec_state_item_name(state, flag->idx);
     advrec_anomaly_t a;
     size_t len, n;
+    uint64_t seq = d->flag_seq;
+    advrec_err_t err;
     char why[256];
 
     memset(&a, 0, sizeof(a));
@@ -869,19 +981,89 @@ static void emit_flag(void *opaque, const advrec_detect_flag_t *flag)
         log_err("cannot encode the anomaly flag for %s: %s", a.entity_id, why);
         return;
     }
-    if (produce(d, d->conf->topic_anomalies, a.entity_id, strlen(a.entity_id),
-                d->enc, len, NULL, NULL) == 0) {
-        d->stats.flags++;
-        d->stats.flags_quarantined +=
-            flag->action == ADVREC_ANOMALY_QUARANTINED;
-        d->stats.flags_cleared += flag->action == ADVREC_ANOMALY_CLEARED;
+    err = add_flag(d, seq, FLAG_NEW, a.entity_id, strlen(a.entity_id), d->enc,
+                   len);
+    if (!err && d->store)
+        err = advrec_store_stage_flag(d->store, seq, a.entity_id,
+                                      strlen(a.entity_id), d->enc, len);
+    if (err) {
+        d->flag_err = err;
+        return;
+    }
+    d->stats.flags++;
+    d->stats.flags_quarantined += flag->action == ADVREC_ANOMALY_QUARANTINED;
+    d->stats.flags_cleared += flag->action == ADVREC_ANOMALY_CLEARED;
+}
+
+/*
+ * Before a commit: takes the round's transitions (raise_flag) and stages
+ * the deletion of every flag delivered since the last commit, forgetting
+ * it. ADVREC_ERR_NOMEM when a flag could not be kept.
+ */
+static advrec_err_t stage_flags(advrec_daemon_t *d)
+{
+    size_t kept = 0;
+
+    d->flag_err = ADVREC_OK;
+    advrec_detect_take(d->detect, raise_flag, d);
+    for (size_t i = 0; i < d->n_flags; i++) {
+        flag_rec_t *f = d->flags[i];
+        if (f->state != FLAG_DELIVERED) {
+            d->flags[kept++] = f;
+            continue;
+        }
+        if (d->store &&
+            advrec_store_stage_flag(d->store, f->seq, NULL, 0, NULL, 0)) {
+            d->flags[kept++] = f; /* stays stored: sent again at restart */
+            continue;
+        }
+        free(f);
+    }
+    d->n_flags = kept;
+    return d->flag_err;
+}
+
+/* After a successful commit: the flags it stored may be produced. */
+static void flags_committed(advrec_daemon_t *d)
+{
+    for (size_t i = d->n_flags; i-- > 0 && d->flags[i]->state == FLAG_NEW;) {
+        d->flags[i]->state = FLAG_DUE;
+        d->flags_due++;
     }
 }
 
-/* Publishes the round's transitions, after its state is committed. */
-static void emit_flags(advrec_daemon_t *d)
+/*
+ * Produces every due flag (newly committed, failed, or left by the last
+ * run), oldest first, keyed by entity; the record is the message opaque.
+ * A produce that fails at once leaves the rest due until the next round
+ * (one error line per round, not one per flag).
+ */
+static void produce_flags(advrec_daemon_t *d)
 {
-    advrec_detect_take(d->detect, emit_flag, d);
+    for (size_t i = 0; i < d->n_flags && d->flags_due > 0; i++) {
+        flag_rec_t *f = d->flags[i];
+        if (f->state != FLAG_DUE)
+            continue;
+        if (produce(d, d->conf->topic_anomalies, f->bytes, f->key_len,
+                    f->bytes + f->key_len, f->value_len, NULL, f))
+            return;
+        f->state = FLAG_IN_FLIGHT;
+        d->flags_due--;
+    }
+}
+
+/* A flag's delivery report: acknowledged, or due again. */
+static void flag_delivered(advrec_daemon_t *d, flag_rec_t *f, int delivered)
+{
+    if (f->state != FLAG_IN_FLIGHT)
+        return;
+    if (delivered) {
+        f->state = FLAG_DELIVERED;
+        d->flags_unacked--;
+    } else {
+        f->state = FLAG_DUE;
+        d->flags_due++;
+    }
 }
 
 /*
@@ -921,25 +1103,24 @@ static advrec_err_t commit_round(advrec_daemon_t *d, rd_kafka_message_t **msgs,
     if (n_offs == 0)
         return ADVREC_OK;
     stage_detector(d);
-    if (d->store) {
-        err = stage_owed(d);
-        if (err)
-            snprintf(why, sizeof(why), "out of memory for the owed set");
-        else
-            err = advrec_store_commit(d->store, advrec_engine_state(d->engine),
-                                      advrec_engine_popularity(d->engine),
-                                      advrec_engine_version(d->engine), d->offs,
-                                      n_offs, why, sizeof(why));
-        if (err) {
-            snprintf(d->fatal, sizeof(d->fatal), "state commit failed: %s",
-                     why);
-            d->fatal_err = err;
-            atomic_store(&d->stop, 1);
-            return err;
-        }
-    } else {
+    if ((err = stage_flags(d)))
+        snprintf(why, sizeof(why), "out of memory for the anomaly flags");
+    else if (d->store && (err = stage_owed(d)))
+        snprintf(why, sizeof(why), "out of memory for the owed set");
+    else if (d->store)
+        err = advrec_store_commit(d->store, advrec_engine_state(d->engine),
+                                  advrec_engine_popularity(d->engine),
+                                  advrec_engine_version(d->engine), d->offs,
+                                  n_offs, why, sizeof(why));
+    else
         advrec_state_clear_dirty(advrec_engine_state(d->engine));
+    if (err) {
+        snprintf(d->fatal, sizeof(d->fatal), "state commit failed: %s", why);
+        d->fatal_err = err;
+        atomic_store(&d->stop, 1);
+        return err;
     }
+    flags_committed(d);
     offs = rd_kafka_topic_partition_list_new((int)n_offs);
     for (size_t j = 0; j < n_offs; j++)
         rd_kafka_topic_partition_list_add(offs, d->offs[j].topic,
@@ -959,6 +1140,7 @@ static void publish_stats(advrec_daemon_t *d, int64_t now, int final)
 
     s->users = advrec_state_users(state)->n;
     s->items = advrec_state_items(state)->n;
+    s->flags_pending = d->flags_unacked;
     pthread_mutex_lock(&d->shown_lock);
     d->shown = *s;
     pthread_mutex_unlock(&d->shown_lock);
@@ -970,8 +1152,8 @@ static void publish_stats(advrec_daemon_t *d, int64_t now, int final)
         secs = 1e-3;
     log_info("%s: %.0f events/s, %.0f lists/s; total %llu clicks, %llu "
              "purchases, %llu lists, %llu dlq, %llu flags (%llu quarantined, "
-             "%llu cleared, %llu events down-weighted); %u users, %u items, "
-             "%zu stale",
+             "%llu cleared, %llu events down-weighted, %llu flags pending); "
+             "%u users, %u items, %zu stale",
              final ? "final" : "stats",
              (double)(s->clicks + s->purchases - l->clicks - l->purchases) /
                  secs,
@@ -980,7 +1162,8 @@ static void publish_stats(advrec_daemon_t *d, int64_t now, int final)
              (unsigned long long)s->dlq, (unsigned long long)s->flags,
              (unsigned long long)s->flags_quarantined,
              (unsigned long long)s->flags_cleared,
-             (unsigned long long)s->downweighted, s->users, s->items,
+             (unsigned long long)s->downweighted,
+             (unsigned long long)s->flags_pending, s->users, s->items,
              advrec_engine_stale_count(d->engine));
     notify("STATUS=%llu events, %llu lists, %llu dlq, %u users",
            (unsigned long long)(s->clicks + s->purchases),
@@ -997,6 +1180,29 @@ static void round_once(advrec_daemon_t *d)
     int64_t now;
     advrec_err_t err;
 
+    /* Backpressure for flags: consuming more could raise more flags while
+     * this many are unacknowledged (broker away, anomalies topic failing),
+     * so wait for deliveries instead of growing the stored set or dropping
+     * any. Failed ones are produced again meanwhile. */
+    if (d->flags_unacked >= FLAGS_PENDING_MAX) {
+        if (!d->flags_paused)
+            log_warning("%zu anomaly flags not acknowledged by the broker "
+                        "(limit %d): consumption paused until they are "
+                        "delivered",
+                        d->flags_unacked, FLAGS_PENDING_MAX);
+        d->flags_paused = 1;
+        d->stats.backpressure++;
+        produce_flags(d);
+        rd_kafka_poll(d->producer, 100);
+        publish_stats(d, now_ms(), 0);
+        return;
+    }
+    if (d->flags_paused) {
+        log_notice("anomaly flags acknowledged (%zu pending): consumption "
+                   "resumed",
+                   d->flags_unacked);
+        d->flags_paused = 0;
+    }
     n = rd_kafka_consume_batch_queue(d->cq, (int)d->conf->round_max_ms,
                                      d->batch,
                                      (size_t)d->conf->round_max_records);
@@ -1017,7 +1223,7 @@ static void round_once(advrec_daemon_t *d)
         rd_kafka_message_destroy(d->batch[i]);
     if (err)
         return; /* outputs never run ahead of committed state */
-    emit_flags(d);
+    produce_flags(d);
     /* Refresh what is due; bounded per round so a burst of stale users
      * cannot starve consumption. */
     advrec_engine_refresh(d->engine, now, 0, (size_t)d->conf->round_max_records,
@@ -1080,20 +1286,26 @@ advrec_err_t advrec_daemon_run(advrec_daemon_t *d, char *errstr,
     log_info("stopping: refreshing %zu stale user(s), flushing",
              advrec_engine_stale_count(d->engine));
     advrec_engine_refresh(d->engine, now_ms(), 1, 0, emit, d);
+    produce_flags(d); /* those whose delivery failed: one more try */
     kerr = rd_kafka_flush(d->producer, FLUSH_TIMEOUT_MS);
     if (kerr)
         log_err("flush: %d message(s) not delivered within %d ms",
                 rd_kafka_outq_len(d->producer), FLUSH_TIMEOUT_MS);
-    /* What the flush delivered is no longer owed. */
+    /* What the flush delivered is no longer owed; undelivered flags stay
+     * stored for the next start. */
+    if (d->flags_unacked)
+        log_warning("%zu anomaly flag(s) not acknowledged: kept in the state, "
+                    "produced again at the next start",
+                    d->flags_unacked);
     if (d->store) {
         char why[512];
-        if (stage_owed(d) ||
+        if (stage_flags(d) || stage_owed(d) ||
             advrec_store_commit(d->store, advrec_engine_state(d->engine),
                                 advrec_engine_popularity(d->engine),
                                 advrec_engine_version(d->engine), NULL, 0, why,
                                 sizeof(why)))
             log_warning("final commit of the owed set failed (the lists "
-                        "will be sent again at restart)");
+                        "and flags will be sent again at restart)");
     }
     kerr = rd_kafka_commit(d->consumer, NULL, 0);
     if (kerr && kerr != RD_KAFKA_RESP_ERR__NO_OFFSET)
@@ -1146,6 +1358,10 @@ void advrec_daemon_destroy(advrec_daemon_t *d)
     free(d->in_flight);
     free(d->owed_list);
     free(d->pending);
+    /* After the producer: no delivery report can name a flag any more. */
+    for (size_t i = 0; i < d->n_flags; i++)
+        free(d->flags[i]);
+    free(d->flags);
     free(d->rec_items);
     free(d->enc);
     pthread_mutex_destroy(&d->shown_lock);

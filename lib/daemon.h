@@ -35,10 +35,12 @@ typedef struct advrec_daemon_stats_s {
     uint64_t delivered;    /* output messages acknowledged by the broker */
     uint64_t delivery_failed;
     uint64_t backpressure;      /* times the producer queue was full */
-    uint64_t flags;             /* anomaly records produced (any action) */
+    uint64_t flags;             /* anomaly flags raised (any action) */
     uint64_t flags_quarantined; /* ... of which QUARANTINED */
     uint64_t flags_cleared;     /* ... of which CLEARED */
     uint64_t downweighted;      /* events trained with weight < 1 (or 0) */
+    uint64_t flags_pending;     /* flags committed, not yet acknowledged (gauge;
+                                   includes those of the last run) */
     uint32_t users, items;
 } advrec_daemon_stats_t;
 

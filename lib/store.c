@@ -63,6 +63,9 @@ static const char *const cf_names[CF_N] = {
 #define META_N_ITEMS   "count/items"
 #define META_OFFSET_PF "offset/"
 #define META_PENDING   "pending/users"
+#define META_FLAG_PF   "pending/flag/"
+#define FLAG_FORMAT    1 /* first byte of a pending flag row */
+#define FLAG_HEADER    5 /* format, u32 key length */
 
 struct advrec_store_s {
     char *dir;
@@ -1059,6 +1062,95 @@ advrec_err_t advrec_store_load_pending(advrec_store_t *store, uint32_t **users,
     *n = len / 4;
     rocksdb_free(val);
     return ADVREC_OK;
+}
+
+static advrec_err_t iter_error(advrec_store_t *store, rocksdb_iterator_t *it,
+                               int cf, char *errstr, size_t errstr_size);
+
+/* meta key of pending flag seq: the prefix, then seq big-endian so that
+ * keys sort in the order flags were raised. */
+static size_t flag_key(char *key, uint64_t seq)
+{
+    size_t pl = strlen(META_FLAG_PF);
+
+    memcpy(key, META_FLAG_PF, pl);
+    for (int i = 0; i < 8; i++)
+        key[pl + (size_t)i] = (char)(unsigned char)(seq >> (56 - 8 * i));
+    return pl + 8;
+}
+
+advrec_err_t advrec_store_stage_flag(advrec_store_t *store, uint64_t seq,
+                                     const void *key, size_t key_len,
+                                     const void *value, size_t value_len)
+{
+    char k[32];
+    size_t kl = flag_key(k, seq);
+    unsigned char *p;
+
+    if (store->readonly || (value && key_len > 65536))
+        return ADVREC_ERR_INVALID_ARG;
+    if (!value) {
+        rocksdb_writebatch_delete_cf(store->batch, store->cf[CF_META], k, kl);
+        return ADVREC_OK;
+    }
+    if (grow_buf((void **)&store->buf, &store->buf_cap,
+                 FLAG_HEADER + key_len + value_len))
+        return ADVREC_ERR_NOMEM;
+    p = store->buf;
+    p[0] = FLAG_FORMAT;
+    put_u32(p + 1, (uint32_t)key_len);
+    memcpy(p + FLAG_HEADER, key, key_len);
+    memcpy(p + FLAG_HEADER + key_len, value, value_len);
+    rocksdb_writebatch_put_cf(store->batch, store->cf[CF_META], k, kl,
+                              (const char *)p,
+                              FLAG_HEADER + key_len + value_len);
+    return ADVREC_OK;
+}
+
+advrec_err_t advrec_store_flags_foreach(advrec_store_t *store,
+                                        advrec_store_flag_cb *cb, void *opaque,
+                                        char *errstr, size_t errstr_size)
+{
+    rocksdb_iterator_t *it;
+    size_t pl = strlen(META_FLAG_PF);
+    advrec_err_t err = ADVREC_OK;
+
+    if (!store->cf[CF_META])
+        return ADVREC_OK;
+    it =
+        rocksdb_create_iterator_cf(store->db, store->ropts, store->cf[CF_META]);
+    for (rocksdb_iter_seek(it, META_FLAG_PF, pl); rocksdb_iter_valid(it);
+         rocksdb_iter_next(it)) {
+        size_t kl, vl;
+        const char *k = rocksdb_iter_key(it, &kl);
+        const unsigned char *v =
+            (const unsigned char *)rocksdb_iter_value(it, &vl);
+        uint64_t seq = 0;
+        uint32_t key_len;
+
+        if (kl < pl || memcmp(k, META_FLAG_PF, pl) != 0)
+            break;
+        for (size_t i = pl; i < kl && i < pl + 8; i++)
+            seq = seq << 8 | (unsigned char)k[i];
+        if (kl != pl + 8 || vl < FLAG_HEADER || v[0] != FLAG_FORMAT ||
+            (key_len = get_u32(v + 1)) > vl - FLAG_HEADER) {
+            err =
+                advrec_seterr(ADVREC_ERR_STORE, errstr, errstr_size,
+                              "state.dir %s: malformed pending flag "
+                              "meta/%s<seq %llu> (%zu-byte key, %zu-byte "
+                              "value, format %d)",
+                              store->dir, META_FLAG_PF, (unsigned long long)seq,
+                              kl, vl, vl ? v[0] : -1);
+            break;
+        }
+        if (cb(opaque, seq, v + FLAG_HEADER, key_len, v + FLAG_HEADER + key_len,
+               vl - FLAG_HEADER - key_len))
+            break;
+    }
+    if (!err)
+        err = iter_error(store, it, CF_META, errstr, errstr_size);
+    rocksdb_iter_destroy(it);
+    return err;
 }
 
 /* --- load ------------------------------------------------------------- */

@@ -15,7 +15,9 @@
  *              by the detector module; see advrec_store_stage_detector)
  *   meta       "format", "model.k", "recs.history" (the fingerprint),
  *              "model/version", "count/users", "count/items",
- *              "offset/<topic>/<partition>" -> next offset to read
+ *              "offset/<topic>/<partition>" -> next offset to read,
+ *              "pending/users" (users owed a list), "pending/flag/" +
+ *              big-endian u64 seq -> an anomaly flag owed to the broker
  *
  * Semantics: advrec_store_commit() writes ONE WriteBatch with every row
  * changed since the last commit, every new id, the staged detector rows,
@@ -197,6 +199,32 @@ advrec_err_t advrec_store_stage_pending(advrec_store_t *store,
 advrec_err_t advrec_store_load_pending(advrec_store_t *store, uint32_t **users,
                                        size_t *n, char *errstr,
                                        size_t errstr_size);
+
+/*
+ * Stages one anomaly flag record owed to the broker (key and value are the
+ * exact bytes produced: the entity id and the Confluent-framed Avro value;
+ * both copied) under its sequence number seq for the next
+ * advrec_store_commit(); value == NULL (lengths ignored) stages its
+ * deletion instead, once its delivery was acknowledged. Stored as
+ * meta "pending/flag/" + big-endian seq, so a scan returns flags in the
+ * order they were raised (docs/STATE.md). ADVREC_ERR_INVALID_ARG on a
+ * read-only store or a key longer than 64 KiB, ADVREC_ERR_NOMEM.
+ */
+advrec_err_t advrec_store_stage_flag(advrec_store_t *store, uint64_t seq,
+                                     const void *key, size_t key_len,
+                                     const void *value, size_t value_len);
+
+/*
+ * Calls cb for every stored pending flag in seq order (key and value valid
+ * during the call only); stops when cb returns non-zero. ADVREC_ERR_STORE
+ * on a malformed row (errstr names its seq) or a read error.
+ */
+typedef int(advrec_store_flag_cb)(void *opaque, uint64_t seq, const void *key,
+                                  size_t key_len, const void *value,
+                                  size_t value_len);
+advrec_err_t advrec_store_flags_foreach(advrec_store_t *store,
+                                        advrec_store_flag_cb *cb, void *opaque,
+                                        char *errstr, size_t errstr_size);
 
 /*
  * Writes, in ONE WriteBatch: every dirty user and item row of state, every
