@@ -265,9 +265,12 @@ static void pgd_row(int k, float eps, float alpha, int first, float *d,
     }
 }
 
-void advrec_apr_pgd(int k, float eps, int steps, const float *p,
-                    const float *qi, const float *qj, float bi, float bj,
-                    float *du, float *di, float *dj, float *scratch)
+/* PGD on the rows whose bit is set in rows (1 user, 2 positive, 4
+ * negative); the others keep Delta = 0 at every step, so the later steps'
+ * gradients are taken where the perturbation really is. */
+static void pgd_rows(int k, float eps, int steps, unsigned rows, const float *p,
+                     const float *qi, const float *qj, float bi, float bj,
+                     float *du, float *di, float *dj, float *scratch)
 {
     float *pp = scratch, *pi = scratch + k, *pj = scratch + 2 * k;
     float *gp = scratch + 3 * k, *gi = scratch + 4 * k, *gj = scratch + 5 * k;
@@ -276,6 +279,9 @@ void advrec_apr_pgd(int k, float eps, int steps, const float *p,
     if (steps < 1)
         steps = 1;
     alpha = eps / (float)steps;
+    memset(du, 0, (size_t)k * sizeof(*du));
+    memset(di, 0, (size_t)k * sizeof(*di));
+    memset(dj, 0, (size_t)k * sizeof(*dj));
     for (int t = 0; t < steps; t++) {
         if (t == 0) {
             advrec_apr_grad(k, p, qi, qj, bi, bj, gp, gi, gj, NULL);
@@ -287,10 +293,22 @@ void advrec_apr_pgd(int k, float eps, int steps, const float *p,
             }
             advrec_apr_grad(k, pp, pi, pj, bi, bj, gp, gi, gj, NULL);
         }
-        pgd_row(k, eps, alpha, t == 0, du, gp);
-        pgd_row(k, eps, alpha, t == 0, di, gi);
-        pgd_row(k, eps, alpha, t == 0, dj, gj);
+        if (rows & ADVREC_APR_ROW_U)
+            pgd_row(k, eps, alpha, t == 0, du, gp);
+        if (rows & ADVREC_APR_ROW_I)
+            pgd_row(k, eps, alpha, t == 0, di, gi);
+        if (rows & ADVREC_APR_ROW_J)
+            pgd_row(k, eps, alpha, t == 0, dj, gj);
     }
+}
+
+void advrec_apr_pgd(int k, float eps, int steps, const float *p,
+                    const float *qi, const float *qj, float bi, float bj,
+                    float *du, float *di, float *dj, float *scratch)
+{
+    pgd_rows(k, eps, steps,
+             ADVREC_APR_ROW_U | ADVREC_APR_ROW_I | ADVREC_APR_ROW_J, p, qi, qj,
+             bi, bj, du, di, dj, scratch);
 }
 
 float advrec_apr_objective_grad(const advrec_apr_params_t *params,
@@ -343,13 +361,15 @@ float advrec_apr_objective_grad(const advrec_apr_params_t *params,
     return loss;
 }
 
-int advrec_apr_warmed(const advrec_apr_params_t *params,
-                      const advrec_apr_row_t *u, const advrec_apr_row_t *i,
-                      const advrec_apr_row_t *j)
+unsigned advrec_apr_warmed(const advrec_apr_params_t *params,
+                           const advrec_apr_row_t *u, const advrec_apr_row_t *i,
+                           const advrec_apr_row_t *j)
 {
     uint32_t w = params->adv_warmup;
 
-    return *u->updates >= w && *i->updates >= w && *j->updates >= w;
+    return (*u->updates >= w ? ADVREC_APR_ROW_U : 0u) |
+           (*i->updates >= w ? ADVREC_APR_ROW_I : 0u) |
+           (*j->updates >= w ? ADVREC_APR_ROW_J : 0u);
 }
 
 /* Adagrad on k coordinates with a per-event step scale (lr * weight); init
@@ -384,6 +404,7 @@ advrec_err_t advrec_apr_step(const advrec_apr_params_t *params,
     float bi = use_bias ? *i->bias : 0.0f;
     float bj = use_bias ? *j->bias : 0.0f;
     int adversarial;
+    unsigned rows;
     float gb[2], loss, adv_loss;
     advrec_apr_params_t eff = *params;
 
@@ -391,14 +412,23 @@ advrec_err_t advrec_apr_step(const advrec_apr_params_t *params,
         return ADVREC_ERR_INVALID_ARG;
 
     eff.use_bias = use_bias;
-    adversarial = allow_adv && advrec_apr_warmed(params, u, i, j);
+    rows = allow_adv ? advrec_apr_warmed(params, u, i, j) : 0u;
+    adversarial = rows != 0;
     if (adversarial) {
-        if (params->adv_steps <= 1)
+        if (params->adv_steps <= 1) {
+            /* FGSM's rows are independent: a cold row's Delta is just 0. */
             advrec_apr_fgsm(k, params->adv_eps, u->w, i->w, j->w, bi, bj, du,
                             di, dj);
-        else
-            advrec_apr_pgd(k, params->adv_eps, params->adv_steps, u->w, i->w,
-                           j->w, bi, bj, du, di, dj, pgd_scratch);
+            if (!(rows & ADVREC_APR_ROW_U))
+                memset(du, 0, (size_t)k * sizeof(*du));
+            if (!(rows & ADVREC_APR_ROW_I))
+                memset(di, 0, (size_t)k * sizeof(*di));
+            if (!(rows & ADVREC_APR_ROW_J))
+                memset(dj, 0, (size_t)k * sizeof(*dj));
+        } else {
+            pgd_rows(k, params->adv_eps, params->adv_steps, rows, u->w, i->w,
+                     j->w, bi, bj, du, di, dj, pgd_scratch);
+        }
         loss = advrec_apr_objective_grad(&eff, u->w, i->w, j->w, bi, bj, du, di,
                                          dj, gp, gi, gj, gb, &adv_loss);
     } else {

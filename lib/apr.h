@@ -161,15 +161,23 @@ float advrec_apr_objective_grad(const advrec_apr_params_t *params,
                                 const float *dj, float *gp, float *gi,
                                 float *gj, float gb[2], float *adv_loss);
 
-/* 1 if every row has had at least params->adv_warmup updates. */
-int advrec_apr_warmed(const advrec_apr_params_t *params,
-                      const advrec_apr_row_t *u, const advrec_apr_row_t *i,
-                      const advrec_apr_row_t *j);
+/* The rows of a triple, as bits of advrec_apr_warmed()'s mask. */
+#define ADVREC_APR_ROW_U 1u /* the user */
+#define ADVREC_APR_ROW_I 2u /* the positive item */
+#define ADVREC_APR_ROW_J 4u /* the negative item */
+
+/* Which rows have had at least params->adv_warmup updates (ADVREC_APR_ROW_*
+ * bits; all three with warm-up 0). */
+unsigned advrec_apr_warmed(const advrec_apr_params_t *params,
+                           const advrec_apr_row_t *u, const advrec_apr_row_t *i,
+                           const advrec_apr_row_t *j);
 
 /*
  * One online APR step for the positive event (u, i) and negative item j.
- * The adversarial term is used when allow_adv is set and every row is warmed
- * up (advrec_apr_warmed()); then Delta comes from FGSM (adv_steps 1) or PGD.
+ * The adversarial term is used when allow_adv is set and at least one row is
+ * warmed up (advrec_apr_warmed()); Delta comes from FGSM (adv_steps 1) or
+ * PGD, and is 0 on the rows not yet warmed up (a row is perturbed only once
+ * it has been trained: the online analogue of APR's BPR pre-training).
  * The update is Adagrad on the gradient of J above, scaled by weight:
  *   acc += G^2;  theta -= lr * weight * G / sqrt(acc + 1e-20 + adagrad_init)
  * (per coordinate; adagrad_init is the accumulator's starting value, kept

@@ -182,7 +182,7 @@ static const conf_row_t conf_rows[] = {
     ROW_DBL("model.adv.eps", model_adv_eps, 0.0, 100.0, "0.5", "model",
             "L2 norm of the adversarial perturbation of each embedding row (APR's epsilon)."),
     ROW_INT("model.adv.warmup", model_adv_warmup, 0, I32_MAX, "5", "model",
-            "Updates of a row before its adversarial term switches on (plain BPR before)."),
+            "Updates a row needs before the adversarial term perturbs it (younger rows are not perturbed; a triple with no warm row trains as plain BPR)."),
     ROW_INT("model.adv.steps", model_adv_steps, 1, 100, "1", "model",
             "Gradient steps building the perturbation: 1 is FGSM, more is PGD (stronger, slower)."),
     ROW_INT("model.negatives", model_negatives, 1, 100, "1", "model",

@@ -440,14 +440,41 @@ static void test_warmup_switches_adversarial_on(void)
         CHECK_INT(res.adversarial, s >= 3);
         CHECK_INT(u.updates, s + 1);
     }
-    /* One cold row in the triple keeps the term off. */
+    /* One cold row in the triple: the term is on for the warm rows, and the
+     * cold row is not perturbed (Delta_j, scratch[5k..6k), is 0; Delta_u,
+     * scratch[3k..4k), has length eps). */
+    CHECK_INT(advrec_apr_warmed(&params, &u.row, &i.row, &fresh.row),
+              ADVREC_APR_ROW_U | ADVREC_APR_ROW_I);
     advrec_apr_step(&params, &u.row, &i.row, &fresh.row, 1.0f, 1, scratch,
                     &res);
-    CHECK_INT(res.adversarial, 0);
+    CHECK_INT(res.adversarial, 1);
+    {
+        float nu = 0.0f, nj = 0.0f;
+        for (int n = 0; n < params.k; n++) {
+            nu += scratch[3 * params.k + n] * scratch[3 * params.k + n];
+            nj += scratch[5 * params.k + n] * scratch[5 * params.k + n];
+        }
+        CHECK_NEAR(sqrtf(nu), params.adv_eps, 1e-5);
+        CHECK_NEAR(nj, 0.0f, 0.0f);
+    }
+    /* Every row cold: the term stays off. */
+    {
+        trow_t cu, ci, cj;
+        trow_bind(&cu, 0);
+        trow_bind(&ci, 0);
+        trow_bind(&cj, 0);
+        advrec_apr_row_init(&params, ADVREC_APR_USER, "cu", &cu.row);
+        advrec_apr_row_init(&params, ADVREC_APR_ITEM, "ci", &ci.row);
+        advrec_apr_row_init(&params, ADVREC_APR_ITEM, "cj", &cj.row);
+        CHECK_INT(advrec_apr_warmed(&params, &cu.row, &ci.row, &cj.row), 0);
+        advrec_apr_step(&params, &cu.row, &ci.row, &cj.row, 1.0f, 1, scratch,
+                        &res);
+        CHECK_INT(res.adversarial, 0);
+    }
     /* allow_adv = 0 overrides a warm triple. */
     advrec_apr_step(&params, &u.row, &i.row, &j.row, 1.0f, 0, scratch, &res);
     CHECK_INT(res.adversarial, 0);
-    /* warmup 0: on from the first event. */
+    /* warmup 0: on from the first event, for every row. */
     params.adv_warmup = 0;
     advrec_apr_row_init(&params, ADVREC_APR_ITEM, "fresh", &fresh.row);
     advrec_apr_step(&params, &u.row, &i.row, &fresh.row, 1.0f, 1, scratch,
