@@ -4,8 +4,10 @@ and APR (DIR/seed<S>/results.json, advrec-eval --loo --seed S --split-seed
 42) and the peers (DIR/peers.json, peers.py --seeds), all trained with the
 tuned settings on the same split and measured on the same test users and
 negatives. Prints HR@10 and NDCG@10 as mean, sample standard deviation and
-range over the seeds, plus the seed-42 figures of the main run, and writes
-DIR/seeds.json. Standard library only.
+range over the seeds, plus the seed-42 figures of the main run; for our
+models also the relative HR@10 drop under FGSM with eps 0.5 (runs made
+with --fgsm) and APR's drop over BPR's (the issue's target: at most 0.5),
+per seed and of the means. Writes DIR/seeds.json. Standard library only.
 
     seeds.py DIR S1 S2 ...
 """
@@ -33,7 +35,11 @@ def main():
         for s in seeds:
             r = json.load(open(os.path.join(d, f"seed{s}", "results.json")))
             m = r["loo"][model + "_sampled"]
-            runs.append({"seed": s, "hr": m["hr"], "ndcg": m["ndcg"]})
+            run = {"seed": s, "hr": m["hr"], "ndcg": m["ndcg"]}
+            for f in r.get("fgsm", []):
+                if abs(f["eps"] - 0.5) < 1e-6 and model + "_hr_drop" in f:
+                    run["fgsm05_drop"] = f[model + "_hr_drop"]
+            runs.append(run)
         rows["our " + model.upper()] = summary(runs)
     main42 = {}
     p = os.path.join(d, "loo", "results.json")
@@ -60,8 +66,27 @@ def main():
               f"[{v['hr_min']:.4f}, {v['hr_max']:.4f}]      "
               f"{v['ndcg_mean']:.4f} ({v['ndcg_sd']:.4f}) "
               f"[{v['ndcg_min']:.4f}, {v['ndcg_max']:.4f}]      {tail}")
+    fgsm = None
+    b, a = rows["our BPR"]["runs"], rows["our APR"]["runs"]
+    if all("fgsm05_drop" in r for r in b + a):
+        db = [r["fgsm05_drop"] for r in b]
+        da = [r["fgsm05_drop"] for r in a]
+        fgsm = {"bpr_drop": db, "apr_drop": da,
+                "bpr_drop_mean": st.mean(db), "apr_drop_mean": st.mean(da),
+                "ratio_of_means": (st.mean(da) / st.mean(db)
+                                   if st.mean(db) > 0 else None),
+                "ratio_per_seed": [x / y if y > 0 else None
+                                   for x, y in zip(da, db)]}
+        print("FGSM eps 0.5, relative HR@10 drop per seed: BPR "
+              + " ".join(f"{x:.1%}" for x in db) + "; APR "
+              + " ".join(f"{x:.1%}" for x in da))
+        ratio = fgsm["ratio_of_means"]
+        print(f"  means: BPR {fgsm['bpr_drop_mean']:.2%}, APR "
+              f"{fgsm['apr_drop_mean']:.2%}, APR/BPR "
+              + (f"{ratio:.2f}" if ratio is not None else "-"))
     with open(os.path.join(d, "seeds.json"), "w") as f:
-        json.dump({"seeds": seeds, "models": rows}, f, indent=1)
+        json.dump({"seeds": seeds, "models": rows, "fgsm_eps05": fgsm}, f,
+                  indent=1)
 
 
 if __name__ == "__main__":

@@ -7,19 +7,14 @@
 # the hyperparameter BPR does not have.
 #
 # Every point also measures the relative HR@10 drop under FGSM with eps 0.5
-# on the validation split (advrec-eval --fgsm). The choice:
-#   - without TUNE_MAX_DROP: the best validation NDCG@10;
-#   - with TUNE_MAX_DROP=X: the best validation NDCG@10 among the points
-#     whose drop is at most X (the issue's robustness target, "at most half
-#     of BPR's drop", applied on validation with BPR's tuned drop); if no
-#     point qualifies, the best NDCG@10 overall, with a warning.
-# Prints the chosen point's options on stdout, one line; OUT/grid.tsv lists
-# every point (NDCG@10, HR@10, drop at eps 0.5, seconds, options) and
-# OUT/best.tsv the chosen row. Points already in OUT (their results.json)
-# are reused: remove OUT to re-run them (e.g. after changing the fixed
-# options, which the directory names do not show).
-#   [TUNE_MAX_DROP=X] [TUNE_LAMBDAS="..."] \
-#     bench/tune.sh EVAL_BIN MODEL(bpr|apr) DATA_FILE OUT [fixed options...]
+# on the validation split (advrec-eval --fgsm): bench/choose_apr.py chooses
+# APR's lambda from these points under the robustness constraint.
+# Prints the best point's options (by validation NDCG@10) on stdout, one
+# line; OUT/grid.tsv lists every point (NDCG@10, HR@10, drop at eps 0.5,
+# seconds, options) and OUT/best.tsv the best row. Points already in OUT
+# (their results.json) are reused: remove OUT to re-run them (e.g. after
+# changing the fixed options, which the directory names do not show).
+#   [TUNE_LAMBDAS="..."] bench/tune.sh EVAL_BIN MODEL(bpr|apr) DATA_FILE OUT [fixed options...]
 set -euo pipefail
 ev=$1 model=$2 file=$3 out=$4
 shift 4
@@ -64,13 +59,6 @@ PY
     done
   done
 done
-best=
-if [ -n "${TUNE_MAX_DROP:-}" ]; then
-  best=$(awk -F'\t' -v m="$TUNE_MAX_DROP" '$3 <= m' "$out/grid.tsv" |
-    sort -t$'\t' -k1,1gr | head -n1)
-  [ -n "$best" ] || echo "tune.sh: no point with an FGSM drop <= $TUNE_MAX_DROP;" \
-    "taking the best NDCG@10" >&2
-fi
-[ -n "$best" ] || best=$(sort -t$'\t' -k1,1gr "$out/grid.tsv" | head -n1)
+best=$(sort -t$'\t' -k1,1gr "$out/grid.tsv" | head -n1)
 printf '%s\n' "$best" >"$out/best.tsv"
 cut -f5 <<<"$best"
