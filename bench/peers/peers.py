@@ -21,6 +21,7 @@ by about a percent, more than some of the differences being compared.
 
     venv.sh peers.py DIR [--json OUT] [--k 64] [--threads 1] [--seed 42]
                      [--seeds 1,2,3,4,5] [--libs implicit,cornac]
+                     [--lr L,.. --reg R,.. --iters N,.. --validation-only]
 """
 import argparse
 import json
@@ -179,6 +180,12 @@ def main():
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--libs", default="implicit,cornac")
+    ap.add_argument("--lr", help="comma-separated learning rates: replaces "
+                    "the grid's (with --reg and --iters, for probes)")
+    ap.add_argument("--reg", help="comma-separated regularisations")
+    ap.add_argument("--iters", help="comma-separated iteration counts")
+    ap.add_argument("--validation-only", action="store_true",
+                    help="measure the grid on validation only: no test")
     ap.add_argument("--seeds", default="",
                     help="comma-separated training seeds to repeat the "
                     "tuned setting with")
@@ -198,8 +205,16 @@ def main():
            "threads": a.threads, "validation_users": len(val),
            "validation_source": val_source, "peers": {}}
     for lib in a.libs.split(","):
+        axes = {"lr": sorted({g["lr"] for g in GRIDS[lib]}),
+                "reg": sorted({g["reg"] for g in GRIDS[lib]}),
+                "iters": sorted({g["iters"] for g in GRIDS[lib]})}
+        for ax, conv in (("lr", float), ("reg", float), ("iters", int)):
+            if getattr(a, ax):
+                axes[ax] = [conv(x) for x in getattr(a, ax).split(",")]
+        points = [dict(lr=lr, reg=reg, iters=it) for lr in axes["lr"]
+                  for reg in axes["reg"] for it in axes["iters"]]
         grid = []
-        for p in GRIDS[lib]:
+        for p in points:
             t0 = time.time()
             score = FITS[lib](fit_pairs, n_users, n_items, p, a.k, a.threads,
                               a.seed)
@@ -208,6 +223,9 @@ def main():
                              train_s=time.time() - t0))
             print(f"{lib} val {p}: HR@10 {hr:.4f} NDCG@10 {nd:.4f}",
                   file=sys.stderr)
+        if a.validation_only:
+            out["peers"][lib] = dict(grid=grid)
+            continue
         best = max(grid, key=lambda g: g["val_ndcg"])
         p = {x: best[x] for x in ("lr", "reg", "iters")}
         t0 = time.time()
