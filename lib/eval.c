@@ -625,6 +625,8 @@ advrec_err_t advrec_eval_train(advrec_state_t *model,
                 progress(opaque, "train", (uint64_t)ep * n_train + e,
                          (uint64_t)p->epochs * n_train);
         }
+        if (p->after_pass && p->after_pass(p->after_pass_opaque, ep + 1, model))
+            break;
     }
     if (progress)
         progress(opaque, "train", (uint64_t)p->epochs * n_train,

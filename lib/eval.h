@@ -192,6 +192,13 @@ typedef struct advrec_eval_train_s {
                                 adversarial term (APR's BPR pre-training) */
     uint32_t negatives;      /* negatives per positive per pass */
     uint64_t seed;           /* shuffling and negative sampling */
+    /* Called after each pass with the passes done so far (1-based) and the
+     * model (to be read only, e.g. measured); nonzero stops the training
+     * there. NULL: none. A pass's randomness depends on the seed and the
+     * pass only, so the model after P passes of a longer run is the model
+     * of a run with epochs = P (early stopping measures every prefix). */
+    int (*after_pass)(void *opaque, uint32_t passes, advrec_state_t *model);
+    void *after_pass_opaque;
 } advrec_eval_train_t;
 
 /*

@@ -28,6 +28,7 @@ typedef struct opts_s {
     advrec_reader_conf_t rconf;
     int loo, preq, fgsm, shill, full, quiet, validate, run_bpr, run_apr;
     int split_seed_set;
+    uint32_t eval_every; /* --validate: measure every N passes */
     uint64_t split_seed; /* LOO / validation split and negatives */
     uint32_t n_neg, k_cut, n_targets;
     advrec_eval_train_t bpr, apr; /* lambda 0, lambda from options */
@@ -81,6 +82,9 @@ static void usage(FILE *fp)
         "                   interaction and measure on it (99 negatives);\n"
         "                   the test items are never looked at\n"
         "  --models M       bpr,apr (default) or one of them\n"
+        "  --eval-every N   with --validate: the validation metrics after\n"
+        "                   every N passes too (early stopping; JSON\n"
+        "                   bpr_curve / apr_curve)\n"
         "options:\n"
         "  --out DIR        results.json and *.svg (default eval-out)\n"
         "  --write-split DIR  write train.tsv / test.tsv / val.tsv of the\n"
@@ -318,11 +322,54 @@ fail:
     return NULL;
 }
 
+/* --eval-every: the validation metrics after every N passes of one model
+ * (early stopping: advrec_eval_train_t.after_pass). */
+#define CURVE_MAX 1000
+typedef struct curve_s {
+    const advrec_eval_split_t *split;
+    const char *model;
+    int use_bias;
+    uint32_t every, k_cut, n;
+    struct {
+        uint32_t passes;
+        double hr, ndcg;
+    } pt[CURVE_MAX];
+} curve_t;
+
+static int curve_after_pass(void *opaque, uint32_t passes, advrec_state_t *m)
+{
+    curve_t *c = opaque;
+    advrec_eval_metrics_t x;
+
+    if (passes % c->every || c->n == CURVE_MAX ||
+        advrec_eval_loo_model(c->split, m, c->use_bias, 0, c->k_cut, &x))
+        return 0;
+    c->pt[c->n].passes = passes;
+    c->pt[c->n].hr = x.hr;
+    c->pt[c->n].ndcg = x.ndcg;
+    c->n++;
+    printf("val after %u passes  %s HR@%u %.4f NDCG %.4f\n", passes, c->model,
+           c->k_cut, x.hr, x.ndcg);
+    fflush(stdout);
+    return 0;
+}
+
+static void json_curve(FILE *js, const char *key, const curve_t *c)
+{
+    fprintf(js, ", \"%s\": [", key);
+    for (uint32_t i = 0; i < c->n; i++)
+        fprintf(js, "%s{\"passes\": %u, \"hr\": %.6f, \"ndcg\": %.6f}",
+                i ? ", " : "", c->pt[i].passes, c->pt[i].hr, c->pt[i].ndcg);
+    fprintf(js, "]");
+}
+
 static int run_loo(opts_t *o, const advrec_eval_data_t *d, FILE *js)
 {
     advrec_eval_split_t s, vs;
     advrec_state_t *mb = NULL, *ma = NULL;
     advrec_eval_metrics_t bs = {0}, as = {0}, bf = {0}, af = {0};
+    advrec_eval_train_t tpb, tpa;
+    curve_t *cb = NULL;
     double tb = 0, ta = 0;
     char errstr[512], path[4096];
     int rc = 1;
@@ -355,10 +402,30 @@ static int run_loo(opts_t *o, const advrec_eval_data_t *d, FILE *js)
         s = vs;
         vs = t;
     }
+    tpb = o->bpr;
+    tpa = o->apr;
+    if (o->eval_every) {
+        cb = calloc(2, sizeof(*cb));
+        if (!cb) {
+            fprintf(stderr, "advrec-eval: out of memory\n");
+            goto out;
+        }
+        cb[0] = (curve_t){.split = &s,
+                          .model = "BPR",
+                          .every = o->eval_every,
+                          .k_cut = o->k_cut,
+                          .use_bias = tpb.apr.use_bias};
+        cb[1] = cb[0];
+        cb[1].model = "APR";
+        cb[1].use_bias = tpa.apr.use_bias;
+        tpb.after_pass = tpa.after_pass = curve_after_pass;
+        tpb.after_pass_opaque = &cb[0];
+        tpa.after_pass_opaque = &cb[1];
+    }
     if ((o->run_bpr &&
-         !(mb = train_model(o, d, &s, s.train, s.n_train, &o->bpr, &tb))) ||
+         !(mb = train_model(o, d, &s, s.train, s.n_train, &tpb, &tb))) ||
         (o->run_apr &&
-         !(ma = train_model(o, d, &s, s.train, s.n_train, &o->apr, &ta))))
+         !(ma = train_model(o, d, &s, s.train, s.n_train, &tpa, &ta))))
         goto out;
     if (mb)
         advrec_eval_loo_model(&s, mb, o->bpr.apr.use_bias, 0, o->k_cut, &bs);
@@ -387,6 +454,10 @@ static int run_loo(opts_t *o, const advrec_eval_data_t *d, FILE *js)
     fprintf(js, ", ");
     json_metrics(js, "bpr_sampled", &bs, tb, ", ");
     json_metrics(js, "apr_sampled", &as, ta, "");
+    if (cb && mb)
+        json_curve(js, "bpr_curve", &cb[0]);
+    if (cb && ma)
+        json_curve(js, "apr_curve", &cb[1]);
     if (o->full && mb && ma) {
         advrec_eval_loo_model(&s, mb, o->bpr.apr.use_bias, 1, o->k_cut, &bf);
         advrec_eval_loo_model(&s, ma, o->apr.apr.use_bias, 1, o->k_cut, &af);
@@ -563,6 +634,7 @@ static int run_loo(opts_t *o, const advrec_eval_data_t *d, FILE *js)
     }
     rc = 0;
 out:
+    free(cb);
     advrec_state_destroy(mb);
     advrec_state_destroy(ma);
     advrec_eval_split_free(&s);
@@ -670,6 +742,7 @@ int main(int argc, char **argv)
         O_MINRATE,
         O_VALIDATE,
         O_MODELS,
+        O_EVAL_EVERY,
         O_BPR_LR,
         O_BPR_REG,
         O_BPR_PASSES,
@@ -703,6 +776,7 @@ int main(int argc, char **argv)
                                        {"min-rating", 1, 0, O_MINRATE},
                                        {"validate", 0, 0, O_VALIDATE},
                                        {"models", 1, 0, O_MODELS},
+                                       {"eval-every", 1, 0, O_EVAL_EVERY},
                                        {"bpr-lr", 1, 0, O_BPR_LR},
                                        {"bpr-reg", 1, 0, O_BPR_REG},
                                        {"bpr-passes", 1, 0, O_BPR_PASSES},
@@ -836,6 +910,9 @@ int main(int argc, char **argv)
         case O_BPR_PASSES:
             bpr_passes = atol(optarg);
             break;
+        case O_EVAL_EVERY:
+            o.eval_every = (uint32_t)atoi(optarg);
+            break;
         case O_VALIDATE:
             o.validate = 1;
             break;
@@ -871,6 +948,12 @@ int main(int argc, char **argv)
         o.loo = 1;
     if (o.apr.bpr_epochs > o.apr.epochs)
         o.apr.bpr_epochs = o.apr.epochs;
+    if (o.eval_every && !o.validate) {
+        fprintf(stderr, "advrec-eval: --eval-every measures the validation "
+                        "split: it needs --validate (the test split is "
+                        "measured once)\n");
+        return 64;
+    }
     if (!o.split_seed_set)
         o.split_seed = o.apr.seed;
     o.bpr = o.apr;

@@ -71,6 +71,29 @@ run new-split "$ev" "${base[@]}" --models apr --seed 7 --out "$tmp/c" \
 cmp -s "$tmp/sa/test.tsv" "$tmp/sc/test.tsv" &&
   fail "new-split: --seed 7 alone should draw other negatives"
 
+# Early stopping: the curve's point after 2 of 4 passes is the model of a
+# 2-pass run (BPR, and APR with its 1 pre-training pass), to the digit.
+run curve "$ev" "${base[@]}" --bpr-epochs 1 --eval-every 2 --out "$tmp/e4" "$tmp/u.data"
+run two-passes "$ev" "${base[@]}" --epochs 2 --bpr-epochs 1 --out "$tmp/e2" \
+  "$tmp/u.data"
+python3 - "$tmp/e4/results.json" "$tmp/e2/results.json" <<'PY' || fail "curve: prefix"
+import json, sys
+c, r = (json.load(open(p))["validation"] for p in sys.argv[1:])
+for m in ("bpr", "apr"):
+    pts = c[m + "_curve"]
+    assert [p["passes"] for p in pts] == [2, 4], pts
+    assert pts[0]["ndcg"] == r[m + "_sampled"]["ndcg"], (m, pts[0], r[m + "_sampled"])
+    assert pts[0]["hr"] == r[m + "_sampled"]["hr"]
+    assert pts[1]["ndcg"] == c[m + "_sampled"]["ndcg"]
+print("ok   curve: the 2-pass point equals a 2-pass run, the last the final model")
+PY
+if timeout 60 "$ev" -q --loo --eval-every 2 "$tmp/u.data" >"$tmp/out" 2>"$tmp/err"; then
+  fail "eval-every without --validate: exit 0"
+else
+  grep -qF "needs --validate" "$tmp/err" || fail "eval-every: $(cat "$tmp/err")"
+  echo "ok   eval-every needs --validate"
+fi
+
 # A file with nothing usable: a clear error naming the first bad line.
 printf '1\t2\t3\t4\nnot a line\n' >"$tmp/bad.data"
 if timeout 60 "$ev" -q --format movielens "$tmp/bad.data" >"$tmp/out" 2>"$tmp/err"; then
