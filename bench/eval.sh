@@ -44,11 +44,12 @@ once() {
   mv "$dir.tmp" "$dir"
 }
 
-# Our models are tuned like the peers: a 12-point grid (bench/tune.sh; APR
-# also over lambda), chosen on the validation split only; then measured
-# once on the test split. APR's lambda is chosen by bench/choose_apr.py: the
-# best point of each lambda, retrained with the seeds on validation, must
-# lose at most half of tuned BPR's mean FGSM drop (the target).
+# Our models are tuned like the peers, on the validation split only, with
+# early stopping (bench/tune.sh: learning rate x reg, APR also x lambda,
+# validation every 50 passes up to 500); then measured once on the test
+# split. APR's lambda is chosen by bench/choose_apr.py: the best checkpoint
+# of each lambda, retrained with the seeds on validation, must lose at most
+# half of tuned BPR's mean FGSM drop (the target).
 tuned() { # MODEL FILE DIR -> the best options by validation NDCG@10
   # tune.sh reuses the points already measured in DIR/tune-MODEL.
   log "tuning $1 on the validation split of $2"
@@ -57,7 +58,7 @@ tuned() { # MODEL FILE DIR -> the best options by validation NDCG@10
 
 for set in movielens:movielens-100k/u.data beauty:amazon-beauty/Beauty.txt; do
   name=${set%%:*}; file=$data/${set#*:}
-  case " ${EVAL_SETS:-movielens beauty} " in *" $name "*) ;; *) continue ;; esac
+  case " ${EVAL_SETS-movielens beauty} " in *" $name "*) ;; *) continue ;; esac
   mkdir -p "$out/$name"
   # (Plain assignments, so set -e stops on a failed tuning.)
   best_bpr=$(tuned bpr "$file" "$out/$name")
@@ -89,6 +90,12 @@ for set in movielens:movielens-100k/u.data beauty:amazon-beauty/Beauty.txt; do
   python3 "$root/bench/seeds.py" "$out/$name" "${seeds[@]}" \
     | tee "$out/$name/seeds.txt"
 done
+# EVAL_ONLINE=0 skips shilling and prequential (e.g. a second eval.sh for
+# the other data set running alongside).
+if [ "${EVAL_ONLINE:-1}" = 0 ]; then
+  log "done: $out (leave-one-out only)"
+  exit 0
+fi
 # Shilling: fewer passes and two targets keep it to minutes.
 log "shilling"
 once "$out/movielens/shill" "$out/movielens/shill.txt" \

@@ -161,13 +161,15 @@ def cornac_fit(pairs, n_users, n_items, p, dim, threads, seed):
     return score
 
 
+# The iterations axis reaches 1000: the earlier grids stopped at 200, where
+# every library's best point sat (docs/EVALUATION.md, "passes probe").
 GRIDS = {
     "implicit": [dict(lr=lr, reg=reg, iters=it)
                  for lr in (0.01, 0.05, 0.1) for reg in (0.001, 0.01)
-                 for it in (50, 200)],
+                 for it in (50, 200, 500, 1000)],
     "cornac": [dict(lr=lr, reg=reg, iters=it)
-               for lr in (0.005, 0.01, 0.05) for reg in (0.001, 0.01)
-               for it in (50, 200)],
+               for lr in (0.01, 0.05, 0.2) for reg in (0.001, 0.01)
+               for it in (50, 200, 500, 1000)],
 }
 FITS = {"implicit": implicit_fit, "cornac": cornac_fit}
 
