@@ -46,7 +46,7 @@ once() {
 
 # Our models are tuned like the peers, on the validation split only, with
 # early stopping (bench/tune.sh: learning rate x reg, APR also x lambda,
-# validation every 50 passes up to 500); then measured once on the test
+# validation every 50 passes up to 300); then measured once on the test
 # split. APR's lambda is chosen by bench/choose_apr.py: the best checkpoint
 # of each lambda, retrained with the seeds on validation, must lose at most
 # half of tuned BPR's mean FGSM drop (the target).
