@@ -74,12 +74,20 @@ for set in movielens:movielens-100k/u.data beauty:amazon-beauty/Beauty.txt; do
   once "$out/$name/loo" "$out/$name/loo.txt" \
     "$ev" -q --loo --full --fgsm "${fixed[@]}" "${apr[@]}" "${bopts[@]}" \
     --name "$name" --write-split "$out/$name/split" "$file"
+  # EVAL_JOBS (default 2) seed runs at a time, one thread each.
+  pids=()
   for sd in "${seeds[@]}"; do
     log "$name: test split, training seed $sd"
     once "$out/$name/seed$sd" "$out/$name/seed$sd.txt" \
       "$ev" -q --loo --fgsm "${fixed[@]}" "${apr[@]}" "${bopts[@]}" \
-      --name "$name" --seed "$sd" --split-seed 42 "$file"
+      --name "$name" --seed "$sd" --split-seed 42 "$file" >/dev/null &
+    pids+=($!)
+    if [ "${#pids[@]}" -ge "${EVAL_JOBS:-2}" ]; then
+      wait "${pids[0]}"
+      pids=("${pids[@]:1}")
+    fi
   done
+  for p in "${pids[@]}"; do wait "$p"; done
   if ! [ -s "$out/$name/peers.json" ]; then
     log "$name: peers"
     "$root/bench/peers/venv.sh" "$root/bench/peers/peers.py" \

@@ -18,7 +18,7 @@
 # lambda from grid.tsv. Runs already in OUT (their results.json) are reused:
 # remove OUT to re-run them (e.g. after changing the fixed options, which the
 # directory names do not show).
-#   [TUNE_LRS="0.1 0.2"] [TUNE_REGS="0.001 0.01"] [TUNE_LAMBDAS="0.25 0.5"] \
+#   [TUNE_LRS="0.1 0.2"] [TUNE_REGS="0.001 0.01"] [TUNE_LAMBDAS="0.25 0.35 0.5"] \
 #   [TUNE_MAX_PASSES=300] [TUNE_EVERY=50] [TUNE_BPR_PASSES=50] \
 #     bench/tune.sh EVAL_BIN MODEL(bpr|apr) DATA_FILE OUT [fixed options...]
 set -euo pipefail
@@ -26,7 +26,7 @@ ev=$1 model=$2 file=$3 out=$4
 shift 4
 lrs=${TUNE_LRS:-0.1 0.2}
 regs=${TUNE_REGS:-0.001 0.01}
-lambdas=${TUNE_LAMBDAS:-0.25 0.5}
+lambdas=${TUNE_LAMBDAS:-0.25 0.35 0.5}
 max=${TUNE_MAX_PASSES:-300} every=${TUNE_EVERY:-50} pre=${TUNE_BPR_PASSES:-50}
 [ "$model" = apr ] || { lambdas=0 pre=$max; }
 mkdir -p "$out"
