@@ -27,6 +27,7 @@ import argparse
 import json
 import os
 import shlex
+import shutil
 import statistics as st
 import subprocess
 import sys
@@ -42,17 +43,44 @@ def grid(path):
     return rows
 
 
+def same_params(res, model, args):
+    """Whether the run in res was made with the options in args."""
+    want = {}
+    for i, a in enumerate(args[:-1]):
+        if a.startswith("--"):
+            want[a[2:]] = args[i + 1]
+    try:
+        v = json.load(open(res))["validation"]
+        got = v[model + "_params"]
+    except (OSError, ValueError, KeyError):
+        return False
+    keys = {"lr": "lr", "reg": "reg", "epochs": "epochs", "seed": "seed",
+            "adagrad-init": "adagrad_init", "split-seed": None}
+    if model == "apr":
+        keys.update({"bpr-epochs": "bpr_epochs", "lambda": "lambda"})
+    for opt, field in keys.items():
+        if opt not in want:
+            continue
+        have = v.get("split_seed") if field is None else got.get(field)
+        if have is None or abs(float(have) - float(want[opt])) > 1e-9:
+            return False
+    return True
+
+
 def run(ev, data, out, model, opts, seed, fixed):
-    """One validation run, cached: (NDCG@10, HR@10 drop at eps 0.5)."""
+    """One validation run, cached in out: a run whose recorded parameters
+    (results.json) differ from these is redone. Returns (NDCG@10, HR@10
+    drop at eps 0.5)."""
     res = os.path.join(out, "results.json")
-    if not os.path.exists(res):
-        cmd = ([ev, "-q", "--loo", "--validate", "--fgsm", "--models", model]
-               + fixed + shlex.split(opts)
-               + ["--seed", str(seed), "--split-seed", "42",
-                  "--out", out + ".tmp", data])
+    args = (["-q", "--loo", "--validate", "--fgsm", "--models", model]
+            + fixed + shlex.split(opts)
+            + ["--seed", str(seed), "--split-seed", "42"])
+    if not (os.path.exists(res) and same_params(res, model, args)):
+        shutil.rmtree(out, ignore_errors=True)
+        shutil.rmtree(out + ".tmp", ignore_errors=True)
         with open(out + ".log", "w") as log:
-            subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL,
-                           stderr=log)
+            subprocess.run([ev] + args + ["--out", out + ".tmp", data],
+                           check=True, stdout=subprocess.DEVNULL, stderr=log)
         os.replace(out + ".tmp", out)
     r = json.load(open(res))
     nd = r["validation"][model + "_sampled"]["ndcg"]

@@ -88,6 +88,9 @@ for set in movielens:movielens-100k/u.data beauty:amazon-beauty/Beauty.txt; do
     fi
   done
   for p in "${pids[@]}"; do wait "$p"; done
+  # EVAL_PEERS=0 skips the peers and the seed summary (e.g. while another
+  # eval.sh on the same OUT is running them).
+  [ "${EVAL_PEERS:-1}" = 0 ] && continue
   if ! [ -s "$out/$name/peers.json" ]; then
     log "$name: peers"
     "$root/bench/peers/venv.sh" "$root/bench/peers/peers.py" \
