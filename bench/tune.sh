@@ -66,11 +66,11 @@ for p in v[model + "_curve"]:
     print(f"{p['ndcg']:.6f}\t{p['hr']:.6f}\t{secs:.1f}\t{o}")
 PY
       n=$((n + 1))
-      best=$(sort -t$'\t' -k1,1gr "$out/grid.tsv" | head -n1)
+      best=$(sort -t$'\t' -k1,1gr "$out/grid.tsv" | sed -n 1p)
       printf '[%d/%d] %s; best so far: %s\n' "$n" "$total" "$d" "$best" >&2
     done
   done
 done
-best=$(sort -t$'\t' -k1,1gr "$out/grid.tsv" | head -n1)
+best=$(sort -t$'\t' -k1,1gr "$out/grid.tsv" | sed -n 1p)
 printf '%s\n' "$best" >"$out/best.tsv"
 cut -f4 <<<"$best"
