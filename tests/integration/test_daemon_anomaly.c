@@ -25,6 +25,7 @@
 #include "codec.h"
 #include "config.h"
 #include "daemon.h"
+#include "itest.h"
 #include "kafka.h"
 #include "store.h"
 #include "synth.h"
@@ -32,50 +33,6 @@
 #define N_EVENTS 6000
 #define N_BOTS   3
 #define WAIT_MS  90000
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int rm_entry(const char *path, const struct stat *st, int flag,
-                    struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-static void *run_daemon(void *arg)
-{
-    char errstr[512];
-    if (advrec_daemon_run(arg, errstr, sizeof(errstr)))
-        fprintf(stderr, "daemon: %s\n", errstr);
-    return NULL;
-}
-
-static rd_kafka_t *client(rd_kafka_type_t type, const char *bootstraps)
-{
-    rd_kafka_conf_t *c = rd_kafka_conf_new();
-    char errstr[256];
-    rd_kafka_t *rk;
-
-    advrec_kafka_conf_route_logs(c);
-    advrec_kafka_conf_set(c, "bootstrap.servers", bootstraps, NULL, 0);
-    if (type == RD_KAFKA_CONSUMER) {
-        advrec_kafka_conf_set(c, "group.id", "itest-anomaly-reader", NULL, 0);
-        advrec_kafka_conf_set(c, "auto.offset.reset", "earliest", NULL, 0);
-    } else {
-        advrec_kafka_conf_set(c, "partitioner", "murmur2_random", NULL, 0);
-    }
-    rk = rd_kafka_new(type, c, errstr, sizeof(errstr));
-    if (!rk)
-        rd_kafka_conf_destroy(c);
-    return rk;
-}
 
 typedef struct bots_s {
     char id[N_BOTS][ADVREC_ID_MAX];
@@ -162,10 +119,12 @@ static void test_bots_flagged(void)
     if (!daemon || !codec || !synth)
         goto out;
     CHECK_INT(advrec_daemon_start(daemon, errstr, sizeof(errstr)), ADVREC_OK);
-    CHECK_INT(pthread_create(&thread, NULL, run_daemon, daemon), 0);
+    CHECK_INT(pthread_create(&thread, NULL, itest_run_daemon, daemon), 0);
     running = 1;
-    producer = client(RD_KAFKA_PRODUCER, advrec_daemon_bootstraps(daemon));
-    reader = client(RD_KAFKA_CONSUMER, advrec_daemon_bootstraps(daemon));
+    producer =
+        itest_client(RD_KAFKA_PRODUCER, advrec_daemon_bootstraps(daemon), NULL);
+    reader = itest_client(RD_KAFKA_CONSUMER, advrec_daemon_bootstraps(daemon),
+                          "itest-anomaly-reader");
     CHECK(producer && reader);
     if (!producer || !reader)
         goto out;
@@ -199,12 +158,12 @@ static void test_bots_flagged(void)
     CHECK_INT(rd_kafka_flush(producer, 30000), 0);
 
     /* (a) */
-    deadline = now_ms() + WAIT_MS;
+    deadline = itest_now_ms() + WAIT_MS;
     do {
         struct timespec ts = {0, 50 * 1000000};
         nanosleep(&ts, NULL); /* polling a counter: no event to wait on */
         advrec_daemon_stats(daemon, &st);
-    } while (st.consumed < produced && now_ms() < deadline);
+    } while (st.consumed < produced && itest_now_ms() < deadline);
     CHECK_INT(st.consumed, produced);
     advrec_daemon_stop(daemon);
     pthread_join(thread, NULL);
@@ -220,8 +179,8 @@ static void test_bots_flagged(void)
                                       RD_KAFKA_PARTITION_UA);
     CHECK_INT(rd_kafka_subscribe(reader, sub), 0);
     rd_kafka_topic_partition_list_destroy(sub);
-    deadline = now_ms() + WAIT_MS;
-    while (records + bad < st.flags && now_ms() < deadline) {
+    deadline = itest_now_ms() + WAIT_MS;
+    while (records + bad < st.flags && itest_now_ms() < deadline) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(reader, 200);
         advrec_anomaly_t a;
         if (!m)
@@ -290,7 +249,7 @@ out:
     advrec_codec_destroy(codec);
     advrec_conf_destroy(conf);
     if (have_dir)
-        nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+        nftw(dir, itest_rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 int main(void)

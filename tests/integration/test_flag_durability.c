@@ -33,6 +33,7 @@
 #include "codec.h"
 #include "config.h"
 #include "daemon.h"
+#include "itest.h"
 #include "kafka.h"
 #include "store.h"
 #include "synth.h"
@@ -48,55 +49,11 @@
 #define T_ANOMALIES "fd.anomalies"
 #define T_DLQ       "fd.dlq"
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* The interval of a bounded poll of state that offers no event to await. */
 static void poll_pause(void)
 {
     struct timespec ts = {0, 100 * 1000000};
     nanosleep(&ts, NULL);
-}
-
-static int rm_entry(const char *path, const struct stat *st, int flag,
-                    struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-static void *run_daemon(void *arg)
-{
-    char errstr[512];
-    if (advrec_daemon_run(arg, errstr, sizeof(errstr)))
-        fprintf(stderr, "daemon: %s\n", errstr);
-    return NULL;
-}
-
-static rd_kafka_t *client(rd_kafka_type_t type, const char *bootstraps)
-{
-    rd_kafka_conf_t *c = rd_kafka_conf_new();
-    char errstr[256];
-    rd_kafka_t *rk;
-
-    advrec_kafka_conf_route_logs(c);
-    advrec_kafka_conf_set(c, "bootstrap.servers", bootstraps, NULL, 0);
-    if (type == RD_KAFKA_CONSUMER) {
-        advrec_kafka_conf_set(c, "group.id", "itest-flagdur-reader", NULL, 0);
-        advrec_kafka_conf_set(c, "auto.offset.reset", "earliest", NULL, 0);
-    } else {
-        advrec_kafka_conf_set(c, "partitioner", "murmur2_random", NULL, 0);
-    }
-    rk = rd_kafka_new(type, c, errstr, sizeof(errstr));
-    if (!rk)
-        rd_kafka_conf_destroy(c);
-    return rk;
 }
 
 /* Pending flags read from a state dir: copies of key and value. */
@@ -293,7 +250,7 @@ static void test_flags_survive_kill(void)
         if (child < 0)
             goto out;
     }
-    producer = client(RD_KAFKA_PRODUCER, bootstraps);
+    producer = itest_client(RD_KAFKA_PRODUCER, bootstraps, NULL);
     CHECK(producer != NULL);
     if (!producer)
         goto out;
@@ -328,8 +285,8 @@ static void test_flags_survive_kill(void)
 
     /* Wait for every bot's flag to be committed (the child creates the
      * state dir: open it read-only once it exists). */
-    deadline = now_ms() + WAIT_MS;
-    while (now_ms() < deadline) {
+    deadline = itest_now_ms() + WAIT_MS;
+    while (itest_now_ms() < deadline) {
         if (waitpid(child, &status, WNOHANG) == child) {
             child = -1;
             break;
@@ -372,9 +329,10 @@ static void test_flags_survive_kill(void)
     if (!daemon)
         goto out;
     CHECK_INT(advrec_daemon_start(daemon, errstr, sizeof(errstr)), ADVREC_OK);
-    CHECK_INT(pthread_create(&thread, NULL, run_daemon, daemon), 0);
+    CHECK_INT(pthread_create(&thread, NULL, itest_run_daemon, daemon), 0);
     running = 1;
-    reader = client(RD_KAFKA_CONSUMER, bootstraps);
+    reader =
+        itest_client(RD_KAFKA_CONSUMER, bootstraps, "itest-flagdur-reader");
     CHECK(reader != NULL);
     if (!reader)
         goto out;
@@ -383,8 +341,8 @@ static void test_flags_survive_kill(void)
     rd_kafka_topic_partition_list_add(sub, T_ANOMALIES, RD_KAFKA_PARTITION_UA);
     CHECK_INT(rd_kafka_subscribe(reader, sub), 0);
     rd_kafka_topic_partition_list_destroy(sub);
-    deadline = now_ms() + WAIT_MS;
-    while (seen < pending.n && now_ms() < deadline) {
+    deadline = itest_now_ms() + WAIT_MS;
+    while (seen < pending.n && itest_now_ms() < deadline) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(reader, 200);
         if (!m)
             continue;
@@ -446,7 +404,7 @@ out:
     advrec_conf_destroy(conf);
     advrec_broker_destroy(broker);
     if (have_dir)
-        nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+        nftw(dir, itest_rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 int main(int argc, char **argv)
