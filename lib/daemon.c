@@ -1,26 +1,29 @@
 /*
- * daemon.c - owns the daemon's Kafka clients, codec, engine, detectors,
- * state store and (optionally) embedded broker, and runs the processing
- * rounds (docs/ARCHITECTURE.md, "One processing round").
+ * daemon.c - the pipeline: wires the modules together and runs the
+ * processing rounds (docs/ARCHITECTURE.md, "One processing round").
+ *
+ * What lives elsewhere: Kafka client set-up and producing with
+ * backpressure (kafka), every output owed and its at-least-once delivery
+ * (outbox), counters and the stats line (metrics), turning factors into
+ * lists (rank, through the engine), the state's layout (store). What stays
+ * here: building those from the configuration, the round, the dead-letter
+ * headers, encoding lists and flags, checkpoints on request.
  *
  * What may fail where:
  *  - a record that does not decode, does not validate, or cannot be added to
- *    the state goes to the dead-letter topic and is counted; it never stops
- *    the loop;
- *  - a full producer queue pauses consumption (we poll the producer until
- *    there is room) instead of buffering without bound;
- *  - a fatal librdkafka error (e.g. the idempotent producer fenced) or a
- *    failed state commit stops run() with an error; after a failed commit
- *    nothing of the round is produced, and a restart replays from the last
- *    good commit;
- *  - an anomaly flag is stored with the commit that raised it and leaves
- *    the state only in a commit after its delivery: a failed delivery is
- *    produced again, a crash produces it again at the next start, and too
- *    many unacknowledged flags pause consumption (FLAGS_PENDING_MAX).
+ *    the state is recorded as a dead letter in the round's batch and
+ *    produced after the commit (outbox): it never stops the loop and is
+ *    never lost;
+ *  - a full producer queue pauses consumption (kafka) instead of buffering
+ *    without bound, and so do too many outputs not yet acknowledged
+ *    (outbox);
+ *  - a fatal librdkafka error (e.g. the idempotent producer fenced), a
+ *    failed state commit, or no memory for an output owed stops run() with
+ *    an error; after a failed commit nothing of the round is produced, and
+ *    a restart replays from the last good commit.
  */
 #include "daemon.h"
 
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,44 +41,21 @@
 #include "engine.h"
 #include "kafka.h"
 #include "log.h"
+#include "metrics.h"
+#include "outbox.h"
 #include "store.h"
-
-#ifdef ADVREC_HAVE_SYSTEMD
-#include <systemd/sd-daemon.h>
-#define notify(...) sd_notifyf(0, __VA_ARGS__)
-#else
-#define notify(...) ((void)0)
-#endif
 
 #define TOPIC_CLICKS         0
 #define TOPIC_PURCHASES      1
 #define FLUSH_TIMEOUT_MS     30000
 #define DLQ_LOG_PER_INTERVAL 20
-/* Most anomaly flags raised and not yet acknowledged before consumption
- * pauses (see round_once): the stored set stays bounded while the broker is
- * away, and no flag is ever dropped to keep it so. */
-#define FLAGS_PENDING_MAX 16384
-
-/* Where an anomaly flag is (flag_rec_t.state). */
-enum {
-    FLAG_NEW,       /* staged in the round's batch, commit not yet done */
-    FLAG_DUE,       /* committed, to be produced (again) */
-    FLAG_IN_FLIGHT, /* produced, delivery report awaited */
-    FLAG_DELIVERED, /* acknowledged: deleted from the state at next commit */
-};
-
-/* One anomaly flag owed to the broker: exactly the bytes produced (the
- * entity id as key, then the framed Avro value), kept from the commit that
- * raised it until a commit after its delivery. Its address is the message
- * opaque of its produce (even: malloc'd), so it is freed only when
- * delivered or with the producer gone. */
-typedef struct flag_rec_s {
-    uint64_t seq; /* its key in the store, in raising order */
-    int state;
-    uint32_t key_len;
-    size_t value_len;
-    unsigned char bytes[]; /* key, then value */
-} flag_rec_t;
+/* Outputs recorded and not yet acknowledged before consumption pauses:
+ * the stored set stays bounded while the broker is away, and nothing is
+ * dropped to keep it so. */
+#define OUTBOX_MAX_RECORDS 16384
+#define OUTBOX_MAX_BYTES   ((size_t)64 << 20)
+/* Value bytes kept of a dead letter the broker refuses as too large. */
+#define DLQ_TRUNCATE_BYTES 65536
 
 struct advrec_daemon_s {
     advrec_conf_t *conf; /* owned */
@@ -84,16 +64,22 @@ struct advrec_daemon_s {
     advrec_detect_t *detect; /* the anomaly detectors, the engine's judge */
     advrec_store_t *store;   /* RocksDB state, or NULL: state.dir = "" */
     advrec_broker_t *broker; /* embedded broker, or NULL */
-    rd_kafka_t *consumer;
-    rd_kafka_t *producer;
+    advrec_outbox_t *outbox; /* every output owed */
+    advrec_metrics_t *metrics;
+    advrec_counters_t *c; /* the metrics' writer counters */
+    advrec_kafka_t *consumer;
+    advrec_kafka_t *producer;
     rd_kafka_queue_t *cq; /* the consumer's queue, for batch polls */
     int32_t rec_schema_id;
     int32_t anomaly_schema_id;
     const char *inputs[2]; /* input topic names, by TOPIC_* */
     atomic_int stop;
     atomic_int checkpoint;  /* requested by advrec_daemon_checkpoint() */
-    char fatal[1024];       /* first fatal error seen by a callback */
-    advrec_err_t fatal_err; /* its code: KAFKA, or STORE for a commit */
+    char fatal[1024];       /* first fatal error seen */
+    advrec_err_t fatal_err; /* its code: KAFKA, STORE, NOMEM */
+    int paused;             /* consumption paused: outbox full */
+    uint64_t dlq_logged;    /* DLQ records logged since the last stats line */
+    advrec_err_t flag_err;  /* while taking a round's flags */
 
     /* Round scratch, allocated once. */
     rd_kafka_message_t **batch;
@@ -101,35 +87,7 @@ struct advrec_daemon_s {
     advrec_scored_item_t *rec_items;
     unsigned char *enc;
     size_t enc_size;
-
-    advrec_daemon_stats_t stats; /* the run thread's counters */
-    advrec_daemon_stats_t shown; /* the published copy */
-    pthread_mutex_t shown_lock;
-    int64_t last_stats_ms;
-    advrec_daemon_stats_t last_stats;
-    uint64_t dlq_logged; /* DLQ records logged since the last stats line */
-
-    /* Owed lists (see owe()): per user lists in flight, the users with
-     * some, and the set staged into each commit. */
-    uint16_t *in_flight;
-    uint32_t *owed_list;
-    uint32_t owed_cap;
-    size_t n_owed;
-    uint32_t *pending;
-    size_t pending_cap;
-
-    /* Anomaly flags owed to the broker (flag_rec_t), in raising order. */
-    flag_rec_t **flags;
-    size_t n_flags, flags_cap;
-    size_t flags_unacked;  /* not yet FLAG_DELIVERED */
-    size_t flags_due;      /* FLAG_DUE */
-    uint64_t flag_seq;     /* seq of the next flag raised */
-    int flags_paused;      /* consumption paused: FLAGS_PENDING_MAX reached */
-    advrec_err_t flag_err; /* NOMEM while taking a round's flags */
 };
-
-static void produce_flags(advrec_daemon_t *d);
-static void flag_delivered(advrec_daemon_t *d, flag_rec_t *f, int delivered);
 
 static int64_t now_ms(void)
 {
@@ -145,6 +103,18 @@ static int64_t wall_ms(void)
 
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Stops run() after the round with err and a message (the first one wins). */
+static void fail(advrec_daemon_t *d, advrec_err_t err, const char *what,
+                 const char *why)
+{
+    if (!d->fatal[0]) {
+        snprintf(d->fatal, sizeof(d->fatal), "%s%s%s", what, why ? ": " : "",
+                 why ? why : "");
+        d->fatal_err = err;
+    }
+    atomic_store(&d->stop, 1);
 }
 
 /* Registers every schema.<N> of the configuration with the codec and picks
@@ -183,102 +153,74 @@ static advrec_err_t load_schemas(advrec_daemon_t *d, char *errstr,
     return ADVREC_OK;
 }
 
-/* Appends a copy of key and value as flag seq in state to the owed flags
- * (the record is the daemon's). ADVREC_ERR_NOMEM, nothing appended. */
-static advrec_err_t add_flag(advrec_daemon_t *d, uint64_t seq, int state,
-                             const void *key, size_t key_len, const void *value,
-                             size_t value_len)
-{
-    flag_rec_t *f;
-
-    if (d->n_flags == d->flags_cap) {
-        size_t cap = d->flags_cap ? 2 * d->flags_cap : 64;
-        flag_rec_t **n = realloc(d->flags, cap * sizeof(*n));
-        if (!n)
-            return ADVREC_ERR_NOMEM;
-        d->flags = n;
-        d->flags_cap = cap;
-    }
-    f = malloc(sizeof(*f) + key_len + value_len);
-    if (!f)
-        return ADVREC_ERR_NOMEM;
-    f->seq = seq;
-    f->state = state;
-    f->key_len = (uint32_t)key_len;
-    f->value_len = value_len;
-    memcpy(f->bytes, key, key_len);
-    memcpy(f->bytes + key_len, value, value_len);
-    d->flags[d->n_flags++] = f;
-    d->flags_unacked++;
-    d->flags_due += state == FLAG_DUE;
-    if (seq >= d->flag_seq)
-        d->flag_seq = seq + 1;
-    return ADVREC_OK;
-}
-
-/* Flags stored by the last run and not acknowledged: due again. */
-static int load_flag(void *opaque, uint64_t seq, const void *key,
-                     size_t key_len, const void *value, size_t value_len)
+/* A list's delivery failed, or could not be produced: owed again. */
+static void list_failed(void *opaque, uint32_t user)
 {
     advrec_daemon_t *d = opaque;
 
-    d->flag_err = add_flag(d, seq, FLAG_DUE, key, key_len, value, value_len);
-    return d->flag_err != ADVREC_OK;
+    advrec_engine_mark_stale(d->engine, user, now_ms());
 }
 
 /* Opens state.dir and loads every row, so scoring works from the first round
- * and the consumer resumes where the state ends. state.dir = "" keeps state
- * in memory only (nothing survives a restart). */
+ * and the consumer resumes where the state ends, then what the last run
+ * still owed (outbox). state.dir = "" keeps state in memory only (nothing
+ * survives a restart). */
 static advrec_err_t open_store(advrec_daemon_t *d, char *errstr,
                                size_t errstr_size)
 {
     advrec_store_params_t sp;
     advrec_state_t *state = advrec_engine_state(d->engine);
     uint64_t version = 0;
+    uint32_t *owed = NULL;
+    size_t n_owed = 0;
+    advrec_outbox_stats_t os;
     advrec_err_t err;
 
-    if (!d->conf->state_dir[0]) {
+    if (d->conf->state_dir[0]) {
+        advrec_store_params_from_conf(&sp, d->conf);
+        err = advrec_store_open(d->conf->state_dir, &sp, &d->store, errstr,
+                                errstr_size);
+        if (err)
+            return err;
+        err = advrec_store_load(d->store, state,
+                                advrec_engine_popularity(d->engine), &version,
+                                errstr, errstr_size);
+        if (err)
+            return err;
+        advrec_engine_set_version(d->engine, version);
+    } else {
         log_warning("state.dir is empty: state is kept in memory only and "
                     "lost at exit");
-        return ADVREC_OK;
     }
-    advrec_store_params_from_conf(&sp, d->conf);
-    err = advrec_store_open(d->conf->state_dir, &sp, &d->store, errstr,
-                            errstr_size);
-    if (err)
-        return err;
-    err =
-        advrec_store_load(d->store, state, advrec_engine_popularity(d->engine),
-                          &version, errstr, errstr_size);
-    if (err)
-        return err;
-    advrec_engine_set_version(d->engine, version);
-    /* Users whose list was owed when the last run ended get it now. */
-    uint32_t *owed;
-    size_t n_owed;
-    err = advrec_store_load_pending(d->store, &owed, &n_owed, errstr,
-                                    errstr_size);
-    if (err)
+    advrec_outbox_params_t op = {
+        .topic_lists = d->conf->topic_recommendations,
+        .topic_flags = d->conf->topic_anomalies,
+        .topic_dead = d->conf->topic_dlq,
+        .max_unacked = OUTBOX_MAX_RECORDS,
+        .max_unacked_bytes = OUTBOX_MAX_BYTES,
+        .truncate_bytes = DLQ_TRUNCATE_BYTES,
+        .on_list_failed = list_failed,
+        .opaque = d,
+    };
+    if (!(d->outbox = advrec_outbox_new(&op, d->store)))
+        return advrec_seterr(ADVREC_ERR_NOMEM, errstr, errstr_size,
+                             "out of memory");
+    if (!d->store)
+        return ADVREC_OK;
+    /* What the last run owed: lists (refreshed now), flags and dead letters
+     * (produced again before the first round, advrec_daemon_start). */
+    if ((err = advrec_outbox_load(d->outbox, &owed, &n_owed, errstr,
+                                  errstr_size)))
         return err;
     for (size_t i = 0; i < n_owed; i++)
         advrec_engine_mark_stale(d->engine, owed[i], now_ms());
     free(owed);
-    if (n_owed)
-        log_info("state %s: %zu user(s) owed a list from the last run",
-                 d->conf->state_dir, n_owed);
-    /* Flags raised but not acknowledged when the last run ended are
-     * produced again before the first round (advrec_daemon_start). */
-    err =
-        advrec_store_flags_foreach(d->store, load_flag, d, errstr, errstr_size);
-    if (!err && d->flag_err)
-        err = advrec_seterr(d->flag_err, errstr, errstr_size,
-                            "out of memory loading the pending anomaly flags");
-    if (err)
-        return err;
-    if (d->n_flags)
-        log_info("state %s: %zu anomaly flag(s) not acknowledged in the last "
-                 "run; producing them again",
-                 d->conf->state_dir, d->n_flags);
+    advrec_outbox_stats(d->outbox, &os);
+    if (n_owed || os.unacked)
+        log_info("state %s: %zu user(s) owed a list and %zu flag(s) or dead "
+                 "letter(s) not acknowledged in the last run; producing "
+                 "them again",
+                 d->conf->state_dir, n_owed, os.unacked);
     log_notice("state %s: %u users, %u items, model version %llu",
                d->conf->state_dir, advrec_state_users(state)->n,
                advrec_state_items(state)->n, (unsigned long long)version);
@@ -295,7 +237,7 @@ static float judge_event(void *opaque, const advrec_event_t *ev, uint32_t user,
     float w = advrec_detect_observe(d->detect, user, item, ev, hist, hist_len);
 
     if (w < 1.0f)
-        d->stats.downweighted++;
+        d->c->downweighted++;
     return w;
 }
 
@@ -438,9 +380,14 @@ advrec_err_t advrec_daemon_new(advrec_daemon_t **daemonp, advrec_conf_t *conf,
                              "out of memory");
     }
     d->conf = conf;
-    pthread_mutex_init(&d->shown_lock, NULL);
     d->inputs[TOPIC_CLICKS] = conf->topic_clicks;
     d->inputs[TOPIC_PURCHASES] = conf->topic_purchases;
+    if (!(d->metrics = advrec_metrics_new(conf->stats_interval_ms))) {
+        err = advrec_seterr(ADVREC_ERR_NOMEM, errstr, errstr_size,
+                            "out of memory");
+        goto fail;
+    }
+    d->c = advrec_metrics_counters(d->metrics);
     if ((err = load_schemas(d, errstr, errstr_size)))
         goto fail;
     advrec_engine_params_from_conf(&params, conf);
@@ -472,226 +419,94 @@ fail:
     return err;
 }
 
+/* Every delivery report: counted, then settled by the outbox (which knows
+ * what the message was). Served on the run thread (rd_kafka_poll). */
+static void on_delivery(void *opaque, const rd_kafka_message_t *m)
+{
+    advrec_daemon_t *d = opaque;
+
+    if (!m->err)
+        d->c->delivered++;
+    else if (d->c->delivery_failed++ < 10)
+        log_err("delivery to %s [%d] failed: %s (produced again)",
+                rd_kafka_topic_name(m->rkt), (int)m->partition,
+                rd_kafka_err2str(m->err));
+    advrec_outbox_delivered(d->outbox, m);
+}
+
 /*
- * Owed lists. A user whose list is produced but not yet acknowledged stays
- * in the owed set that every commit stores (advrec_store_stage_pending), as
- * do stale users: after a crash the restarted daemon refreshes them again,
- * so a list is never lost between the commit of its input and its delivery
- * (outputs at-least-once). owe() counts a list in flight for user; paid()
- * settles it when its delivery report arrives (a failed delivery makes the
- * user stale again, to be retried). 0, or ADVREC_ERR_NOMEM.
+ * Partitions assigned: exactly-once state resumes from the offsets
+ * committed with the state, not from Kafka's; a partition the state has
+ * never seen keeps RD_KAFKA_OFFSET_INVALID (committed offset, else
+ * auto.offset.reset). The embedded broker starts empty with every run, so
+ * offsets stored against an earlier one would point past its end: there
+ * the state is kept but consumption starts from what this broker holds.
  */
-static advrec_err_t owe(advrec_daemon_t *d, uint32_t user)
+static int on_assign(void *opaque, rd_kafka_topic_partition_list_t *parts)
 {
-    if (user >= d->owed_cap) {
-        uint32_t cap = d->owed_cap ? d->owed_cap : 1024;
-        while (cap <= user)
-            cap *= 2;
-        uint16_t *n = realloc(d->in_flight, cap * sizeof(*n));
-        if (!n)
-            return ADVREC_ERR_NOMEM;
-        memset(n + d->owed_cap, 0, (cap - d->owed_cap) * sizeof(*n));
-        d->in_flight = n;
-        uint32_t *l = realloc(d->owed_list, cap * sizeof(*l));
-        if (!l)
-            return ADVREC_ERR_NOMEM;
-        d->owed_list = l;
-        d->owed_cap = cap;
-    }
-    if (d->in_flight[user]++ == 0)
-        d->owed_list[d->n_owed++] = user;
-    return ADVREC_OK;
-}
-
-static void paid(advrec_daemon_t *d, uint32_t user, int delivered)
-{
-    if (user < d->owed_cap && d->in_flight[user] > 0)
-        d->in_flight[user]--;
-    if (!delivered)
-        advrec_engine_mark_stale(d->engine, user, now_ms());
-}
-
-/* Stages the owed set (stale users and lists in flight) into the next
- * commit, and forgets settled users. */
-static advrec_err_t stage_owed(advrec_daemon_t *d)
-{
-    size_t n_stale, n = 0, kept = 0;
-    const uint32_t *stale = advrec_engine_stale_users(d->engine, &n_stale);
-    advrec_user_ext_t *ux =
-        advrec_state_user_ext(advrec_engine_state(d->engine));
-
-    for (size_t i = 0; i < d->n_owed; i++)
-        if (d->in_flight[d->owed_list[i]] > 0)
-            d->owed_list[kept++] = d->owed_list[i];
-    d->n_owed = kept;
-    if (d->pending_cap < n_stale + kept) {
-        uint32_t *p = realloc(d->pending, (n_stale + kept) * sizeof(*p));
-        if (!p)
-            return ADVREC_ERR_NOMEM;
-        d->pending = p;
-        d->pending_cap = n_stale + kept;
-    }
-    if (n_stale) /* stale is NULL before the first user ever went stale */
-        memcpy(d->pending, stale, n_stale * sizeof(*stale));
-    n = n_stale;
-    for (size_t i = 0; i < kept; i++)
-        if (!ux->stale_since[d->owed_list[i]]) /* not already listed */
-            d->pending[n++] = d->owed_list[i];
-    return advrec_store_stage_pending(d->store, d->pending, n);
-}
-
-/* Delivery reports arrive on the run thread (we serve them with
- * rd_kafka_poll), so plain counters suffice. */
-static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
-{
-    advrec_daemon_t *d = opaque;
-
-    /* A recommendation carries its user as an odd message opaque (index
-     * * 2 + 1), an anomaly flag its flag_rec_t (malloc'd: even), a DLQ
-     * record none. */
-    uintptr_t tag = (uintptr_t)m->_private;
-    if (tag & 1)
-        paid(d, (uint32_t)(tag >> 1), m->err == 0);
-    else if (tag)
-        flag_delivered(d, m->_private, m->err == 0);
-    if (!m->err) {
-        d->stats.delivered++;
-        return;
-    }
-    if (d->stats.delivery_failed++ < 10)
-        log_err("delivery to %s [%d] failed: %s", rd_kafka_topic_name(m->rkt),
-                (int)m->partition, rd_kafka_err2str(m->err));
-}
-
-/* Fatal client errors (e.g. the idempotent producer lost its guarantees)
- * stop the daemon; everything else is logged by the shared error_cb. */
-static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
-{
-    advrec_daemon_t *d = opaque;
-    char fatal[256];
-
-    if (err == RD_KAFKA_RESP_ERR__FATAL) {
-        rd_kafka_fatal_error(rk, fatal, sizeof(fatal));
-        if (!d->fatal[0]) {
-            snprintf(d->fatal, sizeof(d->fatal), "%s: fatal error: %s",
-                     rd_kafka_name(rk), fatal);
-            d->fatal_err = ADVREC_ERR_KAFKA;
-        }
-        atomic_store(&d->stop, 1);
-        return;
-    }
-    log_warning("%s: %s: %s", rd_kafka_name(rk),
-                rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
-}
-
-static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
-                         rd_kafka_topic_partition_list_t *parts, void *opaque)
-{
-    int cooperative =
-        strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
-    rd_kafka_error_t *error = NULL;
-    rd_kafka_resp_err_t ret = RD_KAFKA_RESP_ERR_NO_ERROR;
-
     advrec_daemon_t *d = opaque;
     int resumed = 0;
+    char why[256];
 
-    /* The embedded broker starts empty with every run, so offsets stored
-     * against an earlier one point past its end: there the state is kept
-     * but consumption starts from what this broker holds. */
-    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS && d->store && !d->broker) {
-        /* Exactly-once state: resume from the offsets committed with the
-         * state, not from Kafka's; a partition the state has never seen
-         * keeps RD_KAFKA_OFFSET_INVALID (committed offset, else
-         * auto.offset.reset). */
-        char why[256];
-        for (int i = 0; i < parts->cnt; i++) {
-            int64_t next;
-            advrec_err_t serr = advrec_store_offset(
-                d->store, parts->elems[i].topic, parts->elems[i].partition,
-                &next, why, sizeof(why));
-            if (serr == ADVREC_OK) {
-                parts->elems[i].offset = next;
-                resumed++;
-            } else if (serr != ADVREC_ERR_NOT_FOUND) {
-                log_err("rebalance: %s", why);
-            }
+    if (!d->store || d->broker)
+        return 0;
+    for (int i = 0; i < parts->cnt; i++) {
+        int64_t next;
+        advrec_err_t serr = advrec_store_offset(d->store, parts->elems[i].topic,
+                                                parts->elems[i].partition,
+                                                &next, why, sizeof(why));
+        if (serr == ADVREC_OK) {
+            parts->elems[i].offset = next;
+            resumed++;
+        } else if (serr != ADVREC_ERR_NOT_FOUND) {
+            log_err("rebalance: %s", why);
         }
     }
-    log_info("rebalance: %s %d partition(s)%s",
-             err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS ? "assigned"
-                                                         : "revoked",
-             parts->cnt, resumed ? ", resuming from stored offsets" : "");
-    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-        if (cooperative)
-            error = rd_kafka_incremental_assign(rk, parts);
-        else
-            ret = rd_kafka_assign(rk, parts);
-    } else {
-        if (cooperative)
-            error = rd_kafka_incremental_unassign(rk, parts);
-        else
-            ret = rd_kafka_assign(rk, NULL);
-    }
-    if (error) {
-        log_err("rebalance: %s", rd_kafka_error_string(error));
-        rd_kafka_error_destroy(error);
-    } else if (ret) {
-        log_err("rebalance: %s", rd_kafka_err2str(ret));
-    }
+    return resumed;
 }
 
-/* Sets key=value unless the user set kafka.key themselves. */
-static advrec_err_t default_prop(const advrec_conf_t *conf,
-                                 rd_kafka_conf_t *rk_conf, const char *key,
-                                 const char *value, char *errstr,
-                                 size_t errstr_size)
+/* One of our clients: the user's kafka.* pairs over our defaults, the
+ * properties our guarantees need forced over them. */
+static advrec_err_t new_client(advrec_daemon_t *d, advrec_kafka_role_t role,
+                               advrec_kafka_t **kafkap, char *errstr,
+                               size_t errstr_size)
 {
-    if (advrec_conf_kafka_get(conf, key))
-        return ADVREC_OK;
-    return advrec_kafka_conf_set(rk_conf, key, value, errstr, errstr_size);
-}
-
-/* A librdkafka configuration for one of our clients: the user's kafka.*
- * pairs over our defaults, our callbacks and, for the embedded broker, its
- * address. NULL with errstr on failure. */
-static rd_kafka_conf_t *client_conf(advrec_daemon_t *d, int consumer,
-                                    char *errstr, size_t errstr_size)
-{
-    rd_kafka_conf_t *c = rd_kafka_conf_new();
     const advrec_conf_t *conf = d->conf;
+    advrec_kafka_prop_t *props = NULL;
+    const advrec_kafka_prop_t defaults[] = {{"group.id", conf->group_id, NULL}};
+    /* Offsets are stored only for records whose effects are committed; the
+     * producer must not duplicate or reorder on retries. */
+    const advrec_kafka_prop_t consumer_forced[] = {
+        {"enable.auto.offset.store", "false", NULL}};
+    const advrec_kafka_prop_t producer_forced[] = {
+        {"enable.idempotence", "true", NULL}};
+    int consumer = role == ADVREC_KAFKA_CONSUMER;
+    advrec_err_t err;
 
-    advrec_kafka_conf_route_logs(c);
-    rd_kafka_conf_set_error_cb(c, error_cb);
-    rd_kafka_conf_set_opaque(c, d);
-    if (advrec_conf_kafka_apply(conf, c, consumer, errstr, errstr_size))
-        goto fail;
-    if (d->broker && advrec_kafka_conf_set(c, "bootstrap.servers",
-                                           advrec_broker_bootstraps(d->broker),
-                                           errstr, errstr_size))
-        goto fail;
-    if (consumer) {
-        /* Offsets are stored only for records whose effects are applied. */
-        if (advrec_kafka_conf_set(c, "enable.auto.offset.store", "false",
-                                  errstr, errstr_size) ||
-            default_prop(conf, c, "auto.offset.reset", "earliest", errstr,
-                         errstr_size))
-            goto fail;
-        rd_kafka_conf_set_rebalance_cb(c, rebalance_cb);
-    } else {
-        if (advrec_kafka_conf_set(c, "enable.idempotence", "true", errstr,
-                                  errstr_size) ||
-            /* Same partition for a key as the Java client would choose. */
-            default_prop(conf, c, "partitioner", "murmur2_random", errstr,
-                         errstr_size) ||
-            default_prop(conf, c, "linger.ms", "5", errstr, errstr_size))
-            goto fail;
-        rd_kafka_conf_set_dr_msg_cb(c, dr_msg_cb);
+    if (conf->kafka_cnt && !(props = calloc(conf->kafka_cnt, sizeof(*props))))
+        return advrec_seterr(ADVREC_ERR_NOMEM, errstr, errstr_size,
+                             "out of memory");
+    for (size_t i = 0; i < conf->kafka_cnt; i++) {
+        props[i].name = conf->kafka[i].name;
+        props[i].value = conf->kafka[i].value;
+        props[i].origin = conf->kafka[i].origin;
     }
-    return c;
-
-fail:
-    rd_kafka_conf_destroy(c);
-    return NULL;
+    advrec_kafka_params_t p = {
+        .role = role,
+        .bootstraps = d->broker ? advrec_broker_bootstraps(d->broker) : NULL,
+        .defaults = consumer ? defaults : NULL,
+        .n_defaults = consumer ? 1 : 0,
+        .props = props,
+        .n_props = conf->kafka_cnt,
+        .forced = consumer ? consumer_forced : producer_forced,
+        .n_forced = 1,
+        .on_delivery = on_delivery,
+        .on_assign = on_assign,
+        .opaque = d,
+    };
+    err = advrec_kafka_new(kafkap, &p, errstr, errstr_size);
+    free(props);
+    return err;
 }
 
 advrec_err_t advrec_daemon_start(advrec_daemon_t *d, char *errstr,
@@ -702,9 +517,8 @@ advrec_err_t advrec_daemon_start(advrec_daemon_t *d, char *errstr,
                              conf->topic_recommendations, conf->topic_anomalies,
                              conf->topic_dlq};
     rd_kafka_topic_partition_list_t *topics;
-    rd_kafka_conf_t *c;
     rd_kafka_resp_err_t kerr;
-    char why[512];
+    advrec_err_t err;
 
     if (conf->broker_embedded) {
         d->broker = advrec_broker_new(1, errstr, errstr_size);
@@ -720,32 +534,20 @@ advrec_err_t advrec_daemon_start(advrec_daemon_t *d, char *errstr,
                    "are not used",
                    advrec_broker_bootstraps(d->broker));
     }
-
-    if (!(c = client_conf(d, 0, errstr, errstr_size)))
-        return ADVREC_ERR_CONFIG;
-    d->producer = rd_kafka_new(RD_KAFKA_PRODUCER, c, why, sizeof(why));
-    if (!d->producer) {
-        rd_kafka_conf_destroy(c);
-        return advrec_seterr(ADVREC_ERR_KAFKA, errstr, errstr_size,
-                             "cannot create the producer: %s", why);
-    }
-    if (!(c = client_conf(d, 1, errstr, errstr_size)))
-        return ADVREC_ERR_CONFIG;
-    d->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, c, why, sizeof(why));
-    if (!d->consumer) {
-        rd_kafka_conf_destroy(c);
-        return advrec_seterr(ADVREC_ERR_KAFKA, errstr, errstr_size,
-                             "cannot create the consumer: %s", why);
-    }
-    rd_kafka_poll_set_consumer(d->consumer);
-    d->cq = rd_kafka_queue_get_consumer(d->consumer);
+    if ((err = new_client(d, ADVREC_KAFKA_PRODUCER, &d->producer, errstr,
+                          errstr_size)) ||
+        (err = new_client(d, ADVREC_KAFKA_CONSUMER, &d->consumer, errstr,
+                          errstr_size)))
+        return err;
+    advrec_outbox_set_producer(d->outbox, d->producer);
+    d->cq = rd_kafka_queue_get_consumer(advrec_kafka_rk(d->consumer));
 
     topics = rd_kafka_topic_partition_list_new(2);
     rd_kafka_topic_partition_list_add(topics, conf->topic_clicks,
                                       RD_KAFKA_PARTITION_UA);
     rd_kafka_topic_partition_list_add(topics, conf->topic_purchases,
                                       RD_KAFKA_PARTITION_UA);
-    kerr = rd_kafka_subscribe(d->consumer, topics);
+    kerr = rd_kafka_subscribe(advrec_kafka_rk(d->consumer), topics);
     rd_kafka_topic_partition_list_destroy(topics);
     if (kerr)
         return advrec_seterr(ADVREC_ERR_KAFKA, errstr, errstr_size,
@@ -757,65 +559,24 @@ advrec_err_t advrec_daemon_start(advrec_daemon_t *d, char *errstr,
                advrec_conf_kafka_get(conf, "group.id")
                    ? advrec_conf_kafka_get(conf, "group.id")
                    : conf->group_id);
-    /* Flags the last run left unacknowledged go out before any new one. */
-    produce_flags(d);
+    /* What the last run left unacknowledged goes out before anything new. */
+    advrec_outbox_produce(d->outbox);
     return ADVREC_OK;
 }
 
 /*
- * Produces one message, waiting while the producer queue is full: this is
- * the backpressure that pauses consumption instead of buffering without
- * bound. headers are owned by librdkafka on success and destroyed here on
- * failure. Returns the final librdkafka error.
+ * Records a record that could not be applied as a dead letter: its key,
+ * value and headers as they came, plus headers naming the reason and its
+ * source. It is staged into the round's batch and produced after the
+ * commit (outbox), so a crash never loses it. No memory for it stops the
+ * daemon: the round must not commit past input it cannot account for.
  */
-static rd_kafka_resp_err_t produce(advrec_daemon_t *d, const char *topic,
-                                   const void *key, size_t key_len,
-                                   const void *val, size_t val_len,
-                                   rd_kafka_headers_t *headers,
-                                   void *msg_opaque)
-{
-    rd_kafka_resp_err_t err;
-
-    for (;;) {
-        if (headers)
-            err = rd_kafka_producev(d->producer, RD_KAFKA_V_TOPIC(topic),
-                                    RD_KAFKA_V_KEY(key, key_len),
-                                    RD_KAFKA_V_VALUE((void *)val, val_len),
-                                    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                                    RD_KAFKA_V_HEADERS(headers),
-                                    RD_KAFKA_V_OPAQUE(msg_opaque),
-                                    RD_KAFKA_V_END);
-        else
-            err = rd_kafka_producev(d->producer, RD_KAFKA_V_TOPIC(topic),
-                                    RD_KAFKA_V_KEY(key, key_len),
-                                    RD_KAFKA_V_VALUE((void *)val, val_len),
-                                    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                                    RD_KAFKA_V_OPAQUE(msg_opaque),
-                                    RD_KAFKA_V_END);
-        if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
-            break;
-        d->stats.backpressure++;
-        rd_kafka_poll(d->producer, 100);
-        if (d->fatal[0])
-            break;
-    }
-    if (err) {
-        if (headers)
-            rd_kafka_headers_destroy(headers);
-        log_err("cannot produce to %s: %s", topic, rd_kafka_err2str(err));
-        d->stats.delivery_failed++;
-    }
-    return err;
-}
-
-/* Sends a record that could not be applied to the dead-letter topic: its
- * key, value and headers as they came, plus headers naming the reason and
- * its source. */
 static void to_dlq(advrec_daemon_t *d, const rd_kafka_message_t *m,
                    advrec_err_t err, const char *why)
 {
     rd_kafka_headers_t *in = NULL, *h;
     char code[64], num[32];
+    advrec_err_t oerr;
 
     if (rd_kafka_message_headers(m, &in) == RD_KAFKA_RESP_ERR_NO_ERROR)
         h = rd_kafka_headers_copy(in);
@@ -842,9 +603,14 @@ static void to_dlq(advrec_daemon_t *d, const rd_kafka_message_t *m,
         log_warning("more records are going to %s; only counted until the "
                     "next stats line",
                     d->conf->topic_dlq);
-    if (produce(d, d->conf->topic_dlq, m->key, m->key_len, m->payload, m->len,
-                h, NULL) == RD_KAFKA_RESP_ERR_NO_ERROR)
-        d->stats.dlq++;
+    oerr = advrec_outbox_add(d->outbox, ADVREC_OUT_DEAD, m->key, m->key_len,
+                             m->payload, m->len, h);
+    rd_kafka_headers_destroy(h);
+    if (oerr) {
+        fail(d, oerr, "cannot record a dead letter", advrec_err2str(oerr));
+        return;
+    }
+    d->c->dlq++;
 }
 
 /* Decodes and applies one input record; anything wrong goes to the DLQ. */
@@ -856,7 +622,7 @@ static void handle(advrec_daemon_t *d, const rd_kafka_message_t *m, int64_t now)
     advrec_err_t err;
     char why[512];
 
-    d->stats.consumed++;
+    d->c->consumed++;
     origin.topic = strcmp(topic, d->inputs[TOPIC_PURCHASES]) == 0
                        ? TOPIC_PURCHASES
                        : TOPIC_CLICKS;
@@ -872,9 +638,9 @@ static void handle(advrec_daemon_t *d, const rd_kafka_message_t *m, int64_t now)
         return;
     }
     if (ev.type == ADVREC_EVENT_PURCHASE)
-        d->stats.purchases++;
+        d->c->purchases++;
     else
-        d->stats.clicks++;
+        d->c->clicks++;
 }
 
 /* Encodes one refreshed list and produces it, keyed by user. */
@@ -922,25 +688,19 @@ static void emit(void *opaque, const advrec_engine_list_t *list)
                 list->user_id, why);
         return;
     }
-    if (owe(d, list->user))
-        return; /* out of memory: the user stays owed, refreshed later */
-    if (produce(d, d->conf->topic_recommendations, list->user_id,
-                strlen(list->user_id), d->enc, len, NULL,
-                (void *)((uintptr_t)list->user << 1 | 1)) == 0) {
-        d->stats.recs++;
-        d->stats.recs_popular += (uint64_t)list->popular;
-    } else {
-        paid(d, list->user, 0);
+    if (advrec_outbox_send_list(d->outbox, list->user, list->user_id,
+                                strlen(list->user_id), d->enc, len) == 0) {
+        d->c->recs++;
+        d->c->recs_popular += (uint64_t)list->popular;
     }
 }
 
-/* --- anomaly flags: stored with the round, produced after its commit - */
+/* --- anomaly flags: recorded with the round, produced after its commit - */
 
 /*
- * Encodes one transition as an Anomaly, keeps it among the owed flags and
- * stages it into the round's batch, so it is committed with the detector
- * state that raised it; it is produced only after that commit
- * (produce_flags). Out of memory sets d->flag_err: the round must not
+ * Encodes one transition as an Anomaly and records it in the outbox, so it
+ * is committed with the detector state that raised it and produced only
+ * after that commit. Out of memory sets d->flag_err: the round must not
  * commit a detector state whose flag is lost.
  */
 static void raise_flag(void *opaque, const advrec_detect_flag_t *flag)
@@ -953,7 +713,6 @@ static void raise_flag(void *opaque, const advrec_detect_flag_t *flag)
                          : advrec_state_item_name(state, flag->idx);
     advrec_anomaly_t a;
     size_t len, n;
-    uint64_t seq = d->flag_seq;
     advrec_err_t err;
     char why[256];
 
@@ -981,103 +740,32 @@ static void raise_flag(void *opaque, const advrec_detect_flag_t *flag)
         log_err("cannot encode the anomaly flag for %s: %s", a.entity_id, why);
         return;
     }
-    err = add_flag(d, seq, FLAG_NEW, a.entity_id, strlen(a.entity_id), d->enc,
-                   len);
-    if (!err && d->store)
-        err = advrec_store_stage_flag(d->store, seq, a.entity_id,
-                                      strlen(a.entity_id), d->enc, len);
+    err = advrec_outbox_add(d->outbox, ADVREC_OUT_FLAG, a.entity_id,
+                            strlen(a.entity_id), d->enc, len, NULL);
     if (err) {
         d->flag_err = err;
         return;
     }
-    d->stats.flags++;
-    d->stats.flags_quarantined += flag->action == ADVREC_ANOMALY_QUARANTINED;
-    d->stats.flags_cleared += flag->action == ADVREC_ANOMALY_CLEARED;
-}
-
-/*
- * Before a commit: takes the round's transitions (raise_flag) and stages
- * the deletion of every flag delivered since the last commit, forgetting
- * it. ADVREC_ERR_NOMEM when a flag could not be kept.
- */
-static advrec_err_t stage_flags(advrec_daemon_t *d)
-{
-    size_t kept = 0;
-
-    d->flag_err = ADVREC_OK;
-    advrec_detect_take(d->detect, raise_flag, d);
-    for (size_t i = 0; i < d->n_flags; i++) {
-        flag_rec_t *f = d->flags[i];
-        if (f->state != FLAG_DELIVERED) {
-            d->flags[kept++] = f;
-            continue;
-        }
-        if (d->store &&
-            advrec_store_stage_flag(d->store, f->seq, NULL, 0, NULL, 0)) {
-            d->flags[kept++] = f; /* stays stored: sent again at restart */
-            continue;
-        }
-        free(f);
-    }
-    d->n_flags = kept;
-    return d->flag_err;
-}
-
-/* After a successful commit: the flags it stored may be produced. */
-static void flags_committed(advrec_daemon_t *d)
-{
-    for (size_t i = d->n_flags; i-- > 0 && d->flags[i]->state == FLAG_NEW;) {
-        d->flags[i]->state = FLAG_DUE;
-        d->flags_due++;
-    }
-}
-
-/*
- * Produces every due flag (newly committed, failed, or left by the last
- * run), oldest first, keyed by entity; the record is the message opaque.
- * A produce that fails at once leaves the rest due until the next round
- * (one error line per round, not one per flag).
- */
-static void produce_flags(advrec_daemon_t *d)
-{
-    for (size_t i = 0; i < d->n_flags && d->flags_due > 0; i++) {
-        flag_rec_t *f = d->flags[i];
-        if (f->state != FLAG_DUE)
-            continue;
-        if (produce(d, d->conf->topic_anomalies, f->bytes, f->key_len,
-                    f->bytes + f->key_len, f->value_len, NULL, f))
-            return;
-        f->state = FLAG_IN_FLIGHT;
-        d->flags_due--;
-    }
-}
-
-/* A flag's delivery report: acknowledged, or due again. */
-static void flag_delivered(advrec_daemon_t *d, flag_rec_t *f, int delivered)
-{
-    if (f->state != FLAG_IN_FLIGHT)
-        return;
-    if (delivered) {
-        f->state = FLAG_DELIVERED;
-        d->flags_unacked--;
-    } else {
-        f->state = FLAG_DUE;
-        d->flags_due++;
-    }
+    d->c->flags++;
+    d->c->flags_quarantined += flag->action == ADVREC_ANOMALY_QUARANTINED;
+    d->c->flags_cleared += flag->action == ADVREC_ANOMALY_CLEARED;
 }
 
 /*
  * Ends a round's input side: commits every row the round changed together
- * with the next offset of every partition it consumed (one RocksDB
- * WriteBatch), then stores those offsets in the consumer for the
- * asynchronous commit to Kafka, which only reports progress (lag). A failed
- * state commit stops the daemon: a restart replays from the last good one.
+ * with the next offset of every partition it consumed, the round's flags
+ * and dead letters, the deletions of outputs delivered since, and the
+ * users owed a list (one RocksDB WriteBatch), then stores those offsets in
+ * the consumer for the asynchronous commit to Kafka, which only reports
+ * progress (lag). A failed state commit stops the daemon: a restart
+ * replays from the last good one.
  */
 static advrec_err_t commit_round(advrec_daemon_t *d, rd_kafka_message_t **msgs,
                                  ssize_t n)
 {
     rd_kafka_topic_partition_list_t *offs;
-    size_t n_offs = 0;
+    size_t n_offs = 0, n_stale;
+    const uint32_t *stale;
     rd_kafka_resp_err_t kerr;
     advrec_err_t err = ADVREC_OK;
     char why[512];
@@ -1102,11 +790,17 @@ static advrec_err_t commit_round(advrec_daemon_t *d, rd_kafka_message_t **msgs,
     }
     if (n_offs == 0)
         return ADVREC_OK;
+    if (d->fatal[0])
+        return d->fatal_err; /* e.g. a dead letter could not be recorded */
     stage_detector(d);
-    if ((err = stage_flags(d)))
+    d->flag_err = ADVREC_OK;
+    advrec_detect_take(d->detect, raise_flag, d);
+    stale = advrec_engine_stale_users(d->engine, &n_stale);
+    if ((err = d->flag_err))
         snprintf(why, sizeof(why), "out of memory for the anomaly flags");
-    else if (d->store && (err = stage_owed(d)))
-        snprintf(why, sizeof(why), "out of memory for the owed set");
+    else if ((err = advrec_outbox_stage(d->outbox, stale, n_stale)))
+        snprintf(why, sizeof(why), "cannot stage the outputs owed: %s",
+                 advrec_err2str(err));
     else if (d->store)
         err = advrec_store_commit(d->store, advrec_engine_state(d->engine),
                                   advrec_engine_popularity(d->engine),
@@ -1115,93 +809,73 @@ static advrec_err_t commit_round(advrec_daemon_t *d, rd_kafka_message_t **msgs,
     else
         advrec_state_clear_dirty(advrec_engine_state(d->engine));
     if (err) {
-        snprintf(d->fatal, sizeof(d->fatal), "state commit failed: %s", why);
-        d->fatal_err = err;
-        atomic_store(&d->stop, 1);
+        fail(d, err, "state commit failed", why);
         return err;
     }
-    flags_committed(d);
+    advrec_outbox_committed(d->outbox);
     offs = rd_kafka_topic_partition_list_new((int)n_offs);
     for (size_t j = 0; j < n_offs; j++)
         rd_kafka_topic_partition_list_add(offs, d->offs[j].topic,
                                           d->offs[j].partition)
             ->offset = d->offs[j].next;
-    if ((kerr = rd_kafka_offsets_store(d->consumer, offs)))
+    if ((kerr = rd_kafka_offsets_store(advrec_kafka_rk(d->consumer), offs)))
         log_debug("offsets_store: %s", rd_kafka_err2str(kerr));
     rd_kafka_topic_partition_list_destroy(offs);
     return ADVREC_OK;
 }
 
+/* Gauges into the counters, then publish (metrics). */
 static void publish_stats(advrec_daemon_t *d, int64_t now, int final)
 {
     advrec_state_t *state = advrec_engine_state(d->engine);
-    advrec_daemon_stats_t *s = &d->stats, *l = &d->last_stats;
-    double secs;
+    advrec_outbox_stats_t os;
 
-    s->users = advrec_state_users(state)->n;
-    s->items = advrec_state_items(state)->n;
-    s->flags_pending = d->flags_unacked;
-    pthread_mutex_lock(&d->shown_lock);
-    d->shown = *s;
-    pthread_mutex_unlock(&d->shown_lock);
-    if (!final && (d->conf->stats_interval_ms == 0 ||
-                   now - d->last_stats_ms < d->conf->stats_interval_ms))
-        return;
-    secs = (double)(now - d->last_stats_ms) / 1000.0;
-    if (secs <= 0)
-        secs = 1e-3;
-    log_info("%s: %.0f events/s, %.0f lists/s; total %llu clicks, %llu "
-             "purchases, %llu lists, %llu dlq, %llu flags (%llu quarantined, "
-             "%llu cleared, %llu events down-weighted, %llu flags pending); "
-             "%u users, %u items, %zu stale",
-             final ? "final" : "stats",
-             (double)(s->clicks + s->purchases - l->clicks - l->purchases) /
-                 secs,
-             (double)(s->recs - l->recs) / secs, (unsigned long long)s->clicks,
-             (unsigned long long)s->purchases, (unsigned long long)s->recs,
-             (unsigned long long)s->dlq, (unsigned long long)s->flags,
-             (unsigned long long)s->flags_quarantined,
-             (unsigned long long)s->flags_cleared,
-             (unsigned long long)s->downweighted,
-             (unsigned long long)s->flags_pending, s->users, s->items,
-             advrec_engine_stale_count(d->engine));
-    notify("STATUS=%llu events, %llu lists, %llu dlq, %u users",
-           (unsigned long long)(s->clicks + s->purchases),
-           (unsigned long long)s->recs, (unsigned long long)s->dlq, s->users);
-    d->last_stats = *s;
-    d->last_stats_ms = now;
-    d->dlq_logged = 0;
+    advrec_outbox_stats(d->outbox, &os);
+    d->c->users = advrec_state_users(state)->n;
+    d->c->items = advrec_state_items(state)->n;
+    d->c->stale = advrec_engine_stale_count(d->engine);
+    d->c->outbox_pending = os.unacked;
+    d->c->dlq_delivered = os.delivered[ADVREC_OUT_DEAD];
+    d->c->dlq_truncated = os.truncated;
+    d->c->backpressure =
+        d->producer ? advrec_kafka_backpressure(d->producer) : 0;
+    if (advrec_metrics_publish(d->metrics, now, final))
+        d->dlq_logged = 0;
 }
 
 /* One processing round. */
 static void round_once(advrec_daemon_t *d)
 {
+    rd_kafka_t *producer = advrec_kafka_rk(d->producer);
     ssize_t n;
     int64_t now;
     advrec_err_t err;
+    char why[512];
 
-    /* Backpressure for flags: consuming more could raise more flags while
-     * this many are unacknowledged (broker away, anomalies topic failing),
-     * so wait for deliveries instead of growing the stored set or dropping
-     * any. Failed ones are produced again meanwhile. */
-    if (d->flags_unacked >= FLAGS_PENDING_MAX) {
-        if (!d->flags_paused)
-            log_warning("%zu anomaly flags not acknowledged by the broker "
-                        "(limit %d): consumption paused until they are "
-                        "delivered",
-                        d->flags_unacked, FLAGS_PENDING_MAX);
-        d->flags_paused = 1;
-        d->stats.backpressure++;
-        produce_flags(d);
-        rd_kafka_poll(d->producer, 100);
+    if (advrec_kafka_fatal(d->producer, why, sizeof(why)) ||
+        advrec_kafka_fatal(d->consumer, why, sizeof(why))) {
+        fail(d, ADVREC_ERR_KAFKA, why, NULL);
+        return;
+    }
+    /* Backpressure for outputs: consuming more could owe more while this
+     * much is unacknowledged (broker away, a topic failing), so wait for
+     * deliveries instead of growing the stored set or dropping any. Failed
+     * ones are produced again meanwhile. */
+    if (advrec_outbox_full(d->outbox)) {
+        if (!d->paused)
+            log_warning("%llu outputs not acknowledged by the broker: "
+                        "consumption paused until they are delivered",
+                        (unsigned long long)d->c->outbox_pending);
+        d->paused = 1;
+        d->c->outbox_paused++;
+        advrec_outbox_produce(d->outbox);
+        rd_kafka_poll(producer, 100);
         publish_stats(d, now_ms(), 0);
         return;
     }
-    if (d->flags_paused) {
-        log_notice("anomaly flags acknowledged (%zu pending): consumption "
-                   "resumed",
-                   d->flags_unacked);
-        d->flags_paused = 0;
+    if (d->paused) {
+        log_notice("outputs acknowledged: consumption resumed");
+        d->paused = 0;
     }
     n = rd_kafka_consume_batch_queue(d->cq, (int)d->conf->round_max_ms,
                                      d->batch,
@@ -1223,13 +897,13 @@ static void round_once(advrec_daemon_t *d)
         rd_kafka_message_destroy(d->batch[i]);
     if (err)
         return; /* outputs never run ahead of committed state */
-    produce_flags(d);
+    advrec_outbox_produce(d->outbox);
     /* Refresh what is due; bounded per round so a burst of stale users
      * cannot starve consumption. */
     advrec_engine_refresh(d->engine, now, 0, (size_t)d->conf->round_max_records,
                           emit, d);
-    rd_kafka_poll(d->producer, 0);
-    d->stats.rounds++;
+    rd_kafka_poll(producer, 0);
+    d->c->rounds++;
     publish_stats(d, now, 0);
 }
 
@@ -1268,16 +942,19 @@ static void write_checkpoint(advrec_daemon_t *d)
 advrec_err_t advrec_daemon_run(advrec_daemon_t *d, char *errstr,
                                size_t errstr_size)
 {
+    rd_kafka_t *producer = advrec_kafka_rk(d->producer);
     rd_kafka_resp_err_t kerr;
+    advrec_outbox_stats_t os;
+    size_t n_stale;
+    const uint32_t *stale;
 
-    d->last_stats_ms = now_ms();
-    notify("READY=1");
+    advrec_metrics_ready(d->metrics, now_ms());
     while (!atomic_load(&d->stop)) {
         round_once(d);
         if (atomic_exchange(&d->checkpoint, 0))
             write_checkpoint(d);
     }
-    notify("STOPPING=1");
+    advrec_metrics_stopping(d->metrics);
     if (d->fatal[0])
         return advrec_seterr(d->fatal_err ? d->fatal_err : ADVREC_ERR_KAFKA,
                              errstr, errstr_size, "%s", d->fatal);
@@ -1286,31 +963,34 @@ advrec_err_t advrec_daemon_run(advrec_daemon_t *d, char *errstr,
     log_info("stopping: refreshing %zu stale user(s), flushing",
              advrec_engine_stale_count(d->engine));
     advrec_engine_refresh(d->engine, now_ms(), 1, 0, emit, d);
-    produce_flags(d); /* those whose delivery failed: one more try */
-    kerr = rd_kafka_flush(d->producer, FLUSH_TIMEOUT_MS);
+    advrec_outbox_produce(d->outbox); /* failed ones: one more try */
+    kerr = rd_kafka_flush(producer, FLUSH_TIMEOUT_MS);
     if (kerr)
         log_err("flush: %d message(s) not delivered within %d ms",
-                rd_kafka_outq_len(d->producer), FLUSH_TIMEOUT_MS);
-    /* What the flush delivered is no longer owed; undelivered flags stay
-     * stored for the next start. */
-    if (d->flags_unacked)
-        log_warning("%zu anomaly flag(s) not acknowledged: kept in the state, "
-                    "produced again at the next start",
-                    d->flags_unacked);
+                rd_kafka_outq_len(producer), FLUSH_TIMEOUT_MS);
+    /* What the flush delivered is no longer owed; the rest stays stored
+     * for the next start. */
+    advrec_outbox_stats(d->outbox, &os);
+    if (os.unacked)
+        log_warning("%zu flag(s) or dead letter(s) not acknowledged: kept in "
+                    "the state, produced again at the next start",
+                    os.unacked);
+    stale = advrec_engine_stale_users(d->engine, &n_stale);
     if (d->store) {
         char why[512];
-        if (stage_flags(d) || stage_owed(d) ||
+        if (advrec_outbox_stage(d->outbox, stale, n_stale) ||
             advrec_store_commit(d->store, advrec_engine_state(d->engine),
                                 advrec_engine_popularity(d->engine),
                                 advrec_engine_version(d->engine), NULL, 0, why,
                                 sizeof(why)))
-            log_warning("final commit of the owed set failed (the lists "
-                        "and flags will be sent again at restart)");
+            log_warning("final commit of the outputs owed failed (the lists, "
+                        "flags and dead letters will be sent again at "
+                        "restart)");
     }
-    kerr = rd_kafka_commit(d->consumer, NULL, 0);
+    kerr = rd_kafka_commit(advrec_kafka_rk(d->consumer), NULL, 0);
     if (kerr && kerr != RD_KAFKA_RESP_ERR__NO_OFFSET)
         log_warning("final offset commit: %s", rd_kafka_err2str(kerr));
-    rd_kafka_consumer_close(d->consumer);
+    rd_kafka_consumer_close(advrec_kafka_rk(d->consumer));
     publish_stats(d, now_ms(), 1);
     return ADVREC_OK;
 }
@@ -1332,9 +1012,7 @@ const char *advrec_daemon_bootstraps(const advrec_daemon_t *d)
 
 void advrec_daemon_stats(const advrec_daemon_t *d, advrec_daemon_stats_t *stats)
 {
-    pthread_mutex_lock((pthread_mutex_t *)&d->shown_lock);
-    *stats = d->shown;
-    pthread_mutex_unlock((pthread_mutex_t *)&d->shown_lock);
+    advrec_metrics_read(d->metrics, stats);
 }
 
 void advrec_daemon_destroy(advrec_daemon_t *d)
@@ -1343,27 +1021,20 @@ void advrec_daemon_destroy(advrec_daemon_t *d)
         return;
     if (d->cq)
         rd_kafka_queue_destroy(d->cq);
-    if (d->consumer)
-        rd_kafka_destroy(d->consumer);
-    if (d->producer)
-        rd_kafka_destroy(d->producer);
+    advrec_kafka_destroy(d->consumer);
+    advrec_kafka_destroy(d->producer);
+    /* After the producer: no delivery report can name a record any more. */
+    advrec_outbox_destroy(d->outbox);
     advrec_broker_destroy(d->broker);
     advrec_store_close(d->store);
     advrec_engine_destroy(d->engine);
     advrec_detect_destroy(d->detect);
     advrec_codec_destroy(d->codec);
     advrec_conf_destroy(d->conf);
+    advrec_metrics_destroy(d->metrics);
     free(d->batch);
     free(d->offs);
-    free(d->in_flight);
-    free(d->owed_list);
-    free(d->pending);
-    /* After the producer: no delivery report can name a flag any more. */
-    for (size_t i = 0; i < d->n_flags; i++)
-        free(d->flags[i]);
-    free(d->flags);
     free(d->rec_items);
     free(d->enc);
-    pthread_mutex_destroy(&d->shown_lock);
     free(d);
 }

@@ -21,28 +21,12 @@
 
 #include "config.h"
 #include "err.h"
+#include "metrics.h"
 
 typedef struct advrec_daemon_s advrec_daemon_t;
 
-typedef struct advrec_daemon_stats_s {
-    uint64_t rounds;
-    uint64_t consumed; /* records read from the input topics */
-    uint64_t clicks;   /* applied events, by type */
-    uint64_t purchases;
-    uint64_t dlq;          /* records sent to the dead-letter topic */
-    uint64_t recs;         /* recommendation lists produced */
-    uint64_t recs_popular; /* ... of which cold-start popularity lists */
-    uint64_t delivered;    /* output messages acknowledged by the broker */
-    uint64_t delivery_failed;
-    uint64_t backpressure;      /* times the producer queue was full */
-    uint64_t flags;             /* anomaly flags raised (any action) */
-    uint64_t flags_quarantined; /* ... of which QUARANTINED */
-    uint64_t flags_cleared;     /* ... of which CLEARED */
-    uint64_t downweighted;      /* events trained with weight < 1 (or 0) */
-    uint64_t flags_pending;     /* flags committed, not yet acknowledged (gauge;
-                                   includes those of the last run) */
-    uint32_t users, items;
-} advrec_daemon_stats_t;
+/* The daemon's counters (lib/metrics.h). */
+typedef advrec_counters_t advrec_daemon_stats_t;
 
 /*
  * A daemon configured by conf, in *daemonp. Takes ownership of conf on

@@ -1,14 +1,135 @@
 /*
- * kafka.h - small glue between librdkafka and advrec: configuration with
- * errors turned into ours, and librdkafka's log and error callbacks routed
- * into lib/log.h so every line the process writes has one format.
+ * kafka.h - our Kafka clients: one handle that owns a librdkafka client's
+ * set-up and producing with backpressure.
+ *
+ * Every Kafka client advrec makes (advrecd's consumer and producer,
+ * advrec-produce, advrec-demo, the C tests) is built here, so there is one
+ * copy of: our defaults per role, the user's pass-through properties over
+ * them, properties the caller forces, librdkafka's log and error callbacks
+ * routed into lib/log.h, fatal errors recorded for the owner, the rebalance
+ * callback (eager or cooperative) with hooks the owner supplies, and the
+ * produce loop that waits while the local queue is full instead of
+ * buffering without bound.
+ *
+ * The raw rd_kafka_t stays reachable (advrec_kafka_rk) for consuming,
+ * polling and flushing: this module owns set-up and producing, not the
+ * owner's loop.
  */
 #ifndef ADVREC_KAFKA_H
 #define ADVREC_KAFKA_H
 
+#include <stddef.h>
+#include <stdint.h>
+
 #include <librdkafka/rdkafka.h>
 
 #include "err.h"
+
+typedef struct advrec_kafka_s advrec_kafka_t;
+
+typedef enum advrec_kafka_role_e {
+    ADVREC_KAFKA_PRODUCER,
+    ADVREC_KAFKA_CONSUMER,
+} advrec_kafka_role_t;
+
+/* One librdkafka property. origin ("conf/x.conf:12", "-X") names where it
+ * came from in error messages; may be NULL. */
+typedef struct advrec_kafka_prop_s {
+    const char *name;
+    const char *value;
+    const char *origin;
+} advrec_kafka_prop_t;
+
+/* A delivery report (producer), served on the thread that polls. */
+typedef void(advrec_kafka_delivery_cb)(void *opaque,
+                                       const rd_kafka_message_t *msg);
+
+/*
+ * Partitions about to be assigned (consumer): the hook may set each
+ * element's offset (RD_KAFKA_OFFSET_INVALID: the committed offset, else
+ * auto.offset.reset) before the assignment is made. Returns how many
+ * partitions it positioned (for the log line).
+ */
+typedef int(advrec_kafka_assign_cb)(void *opaque,
+                                    rd_kafka_topic_partition_list_t *parts);
+
+/* Partitions about to be revoked (consumer), before they are. */
+typedef void(advrec_kafka_revoke_cb)(
+    void *opaque, const rd_kafka_topic_partition_list_t *parts);
+
+typedef struct advrec_kafka_params_s {
+    advrec_kafka_role_t role;
+    /* Set last when non-NULL (the embedded broker's address). */
+    const char *bootstraps;
+    /* Defaults of the caller, over the role's own (producer: idempotent,
+     * partitioner murmur2_random as the Java client, linger.ms 5; consumer:
+     * auto.offset.reset earliest) and under the user's props. */
+    const advrec_kafka_prop_t *defaults;
+    size_t n_defaults;
+    /* The user's pass-through properties (kafka.* keys, -X), in order. */
+    const advrec_kafka_prop_t *props;
+    size_t n_props;
+    /* Properties the caller's guarantees depend on: set after the user's. */
+    const advrec_kafka_prop_t *forced;
+    size_t n_forced;
+    advrec_kafka_delivery_cb *on_delivery; /* producer; may be NULL */
+    advrec_kafka_assign_cb *on_assign;     /* consumer; may be NULL */
+    advrec_kafka_revoke_cb *on_revoke;     /* consumer; may be NULL */
+    void *opaque;                          /* passed to the hooks */
+} advrec_kafka_params_t;
+
+/*
+ * A new client in *kafkap, configured from params (only read; the strings
+ * need not outlive the call). ADVREC_ERR_CONFIG when librdkafka rejects a
+ * property (errstr: its origin, name, value and librdkafka's reason),
+ * ADVREC_ERR_KAFKA when the client cannot be created; *kafkap is NULL then.
+ * The caller owns the handle (advrec_kafka_destroy).
+ */
+advrec_err_t advrec_kafka_new(advrec_kafka_t **kafkap,
+                              const advrec_kafka_params_t *params, char *errstr,
+                              size_t errstr_size);
+
+/* The librdkafka client, owned by the handle. */
+rd_kafka_t *advrec_kafka_rk(advrec_kafka_t *kafka);
+
+/*
+ * Produces one message (key and value copied; headers owned by librdkafka
+ * on success and destroyed here on failure), waiting while the producer
+ * queue is full: this is the backpressure that pauses the caller instead of
+ * buffering without bound. Delivery reports are served while it waits.
+ * ts_ms 0: now. msg_opaque comes back in the delivery report. Gives up
+ * (returning RD_KAFKA_RESP_ERR__FATAL) once the client hit a fatal error.
+ * Returns librdkafka's error; on error no delivery report will follow.
+ */
+rd_kafka_resp_err_t advrec_kafka_produce(advrec_kafka_t *kafka,
+                                         const char *topic, const void *key,
+                                         size_t key_len, const void *value,
+                                         size_t value_len,
+                                         rd_kafka_headers_t *headers,
+                                         int64_t ts_ms, void *msg_opaque);
+
+/* Times produce() found the queue full and waited. */
+uint64_t advrec_kafka_backpressure(const advrec_kafka_t *kafka);
+
+/*
+ * Whether the client hit a fatal error (e.g. the idempotent producer lost
+ * its guarantees); its description ("producer: fatal error: ...") goes into
+ * buf. Safe from any thread.
+ */
+int advrec_kafka_fatal(const advrec_kafka_t *kafka, char *buf, size_t size);
+
+/*
+ * Waits up to timeout_ms for the metadata of topic (which also creates it
+ * on a broker that auto-creates topics). 0, or librdkafka's error.
+ */
+rd_kafka_resp_err_t advrec_kafka_warm_up(advrec_kafka_t *kafka,
+                                         const char *topic, int timeout_ms);
+
+/*
+ * Destroys the client (without flushing: flush first if delivery matters;
+ * a consumer should be closed first). NULL is OK.
+ */
+void advrec_kafka_destroy(advrec_kafka_t *kafka);
 
 /*
  * Sets one librdkafka property. On failure returns ADVREC_ERR_CONFIG with
@@ -20,7 +141,8 @@ advrec_err_t advrec_kafka_conf_set(rd_kafka_conf_t *conf, const char *key,
 
 /*
  * Routes librdkafka's log and error callbacks of handles made from conf into
- * advrec's logger (log_cb, error_cb). Does not take ownership of conf.
+ * advrec's logger (log_cb, error_cb), for the few handles not made by
+ * advrec_kafka_new (the embedded broker's). Does not take ownership of conf.
  */
 void advrec_kafka_conf_route_logs(rd_kafka_conf_t *conf);
 

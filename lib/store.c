@@ -64,6 +64,7 @@ static const char *const cf_names[CF_N] = {
 #define META_OFFSET_PF "offset/"
 #define META_PENDING   "pending/users"
 #define META_FLAG_PF   "pending/flag/"
+#define META_OUT_PF    "pending/out/"
 #define FLAG_FORMAT    1 /* first byte of a pending flag row */
 #define FLAG_HEADER    5 /* format, u32 key length */
 
@@ -1145,6 +1146,73 @@ advrec_err_t advrec_store_flags_foreach(advrec_store_t *store,
         }
         if (cb(opaque, seq, v + FLAG_HEADER, key_len, v + FLAG_HEADER + key_len,
                vl - FLAG_HEADER - key_len))
+            break;
+    }
+    if (!err)
+        err = iter_error(store, it, CF_META, errstr, errstr_size);
+    rocksdb_iter_destroy(it);
+    return err;
+}
+
+/* meta key of pending output seq: META_OUT_PF, then seq big-endian. */
+static size_t out_key(char *key, uint64_t seq)
+{
+    size_t pl = strlen(META_OUT_PF);
+
+    memcpy(key, META_OUT_PF, pl);
+    for (int i = 0; i < 8; i++)
+        key[pl + (size_t)i] = (char)(unsigned char)(seq >> (56 - 8 * i));
+    return pl + 8;
+}
+
+advrec_err_t advrec_store_stage_output(advrec_store_t *store, uint64_t seq,
+                                       const void *rec, size_t len)
+{
+    char k[32];
+    size_t kl = out_key(k, seq);
+
+    if (store->readonly)
+        return ADVREC_ERR_INVALID_ARG;
+    if (rec)
+        rocksdb_writebatch_put_cf(store->batch, store->cf[CF_META], k, kl,
+                                  (const char *)rec, len);
+    else
+        rocksdb_writebatch_delete_cf(store->batch, store->cf[CF_META], k, kl);
+    return ADVREC_OK;
+}
+
+advrec_err_t advrec_store_outputs_foreach(advrec_store_t *store,
+                                          advrec_store_output_cb *cb,
+                                          void *opaque, char *errstr,
+                                          size_t errstr_size)
+{
+    rocksdb_iterator_t *it;
+    size_t pl = strlen(META_OUT_PF);
+    advrec_err_t err = ADVREC_OK;
+
+    if (!store->cf[CF_META])
+        return ADVREC_OK;
+    it =
+        rocksdb_create_iterator_cf(store->db, store->ropts, store->cf[CF_META]);
+    for (rocksdb_iter_seek(it, META_OUT_PF, pl); rocksdb_iter_valid(it);
+         rocksdb_iter_next(it)) {
+        size_t kl, vl;
+        const char *k = rocksdb_iter_key(it, &kl);
+        const char *v = rocksdb_iter_value(it, &vl);
+        uint64_t seq = 0;
+
+        if (kl < pl || memcmp(k, META_OUT_PF, pl) != 0)
+            break;
+        for (size_t i = pl; i < kl && i < pl + 8; i++)
+            seq = seq << 8 | (unsigned char)k[i];
+        if (kl != pl + 8) {
+            err = advrec_seterr(ADVREC_ERR_STORE, errstr, errstr_size,
+                                "state.dir %s: malformed pending output key "
+                                "meta/%s... (%zu bytes)",
+                                store->dir, META_OUT_PF, kl);
+            break;
+        }
+        if (cb(opaque, seq, v, vl))
             break;
     }
     if (!err)

@@ -227,6 +227,29 @@ advrec_err_t advrec_store_flags_foreach(advrec_store_t *store,
                                         char *errstr, size_t errstr_size);
 
 /*
+ * Stages one output record owed to the broker (lib/outbox.c's serialised
+ * record; copied) under its sequence number seq for the next
+ * advrec_store_commit(); rec == NULL stages its deletion instead, once its
+ * delivery was acknowledged. Stored as meta "pending/out/" + big-endian seq,
+ * so a scan returns them in the order they were recorded (docs/STATE.md).
+ * ADVREC_ERR_INVALID_ARG on a read-only store.
+ */
+advrec_err_t advrec_store_stage_output(advrec_store_t *store, uint64_t seq,
+                                       const void *rec, size_t len);
+
+/*
+ * Calls cb for every stored output record in seq order (rec valid during
+ * the call only); stops when cb returns non-zero. ADVREC_ERR_STORE on a
+ * malformed key or a read error.
+ */
+typedef int(advrec_store_output_cb)(void *opaque, uint64_t seq, const void *rec,
+                                    size_t len);
+advrec_err_t advrec_store_outputs_foreach(advrec_store_t *store,
+                                          advrec_store_output_cb *cb,
+                                          void *opaque, char *errstr,
+                                          size_t errstr_size);
+
+/*
  * Writes, in ONE WriteBatch: every dirty user and item row of state, every
  * row (and its id) interned since the last commit or load, the detector
  * rows staged since, offsets[0..n_offsets) (each topic/partition's next

@@ -35,6 +35,7 @@
 #include "daemon.h"
 #include "itest.h"
 #include "kafka.h"
+#include "outbox.h"
 #include "store.h"
 #include "synth.h"
 
@@ -68,11 +69,14 @@ typedef struct flags_s {
     int overflow; /* more than MAX_FLAGS, or a record too big */
 } flags_t;
 
-static int collect_flag(void *opaque, uint64_t seq, const void *key,
-                        size_t key_len, const void *value, size_t value_len)
+static int collect_flag(void *opaque, uint64_t seq, advrec_out_kind_t kind,
+                        const void *key, size_t key_len, const void *value,
+                        size_t value_len)
 {
     flags_t *fl = opaque;
     (void)seq;
+    if (kind != ADVREC_OUT_FLAG)
+        return 0;
     if (fl->n == MAX_FLAGS || key_len >= sizeof(fl->f[0].key) ||
         value_len > sizeof(fl->f[0].value)) {
         fl->overflow = 1;
@@ -96,8 +100,8 @@ static advrec_err_t read_flags(advrec_store_t *store, flags_t *fl)
     fl->overflow = 0;
     err = advrec_store_catch_up(store, errstr, sizeof(errstr));
     if (!err)
-        err = advrec_store_flags_foreach(store, collect_flag, fl, errstr,
-                                         sizeof(errstr));
+        err = advrec_outbox_read_stored(store, collect_flag, fl, errstr,
+                                        sizeof(errstr));
     if (err)
         fprintf(stderr, "pending flags: %s\n", errstr);
     return err;
@@ -369,7 +373,7 @@ static void test_flags_survive_kill(void)
     running = 0;
     advrec_daemon_stats_t st;
     advrec_daemon_stats(daemon, &st);
-    CHECK_INT(st.flags_pending, 0);
+    CHECK_INT(st.outbox_pending, 0);
     rd_kafka_consumer_close(reader);
     rd_kafka_destroy(reader);
     reader = NULL;

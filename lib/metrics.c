@@ -1,0 +1,104 @@
+/*
+ * metrics.c - counters, the stats line and systemd notifications.
+ */
+#include "metrics.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+
+#include "log.h"
+
+#ifdef ADVREC_HAVE_SYSTEMD
+#include <systemd/sd-daemon.h>
+#define notify(...) sd_notifyf(0, __VA_ARGS__)
+#else
+#define notify(...) ((void)0)
+#endif
+
+struct advrec_metrics_s {
+    int64_t interval_ms;
+    advrec_counters_t now;   /* the writer's */
+    advrec_counters_t shown; /* the published copy */
+    pthread_mutex_t lock;    /* guards shown */
+    advrec_counters_t last;  /* at the last stats line */
+    int64_t last_ms;
+};
+
+advrec_metrics_t *advrec_metrics_new(int64_t interval_ms)
+{
+    advrec_metrics_t *m = calloc(1, sizeof(*m));
+
+    if (!m)
+        return NULL;
+    m->interval_ms = interval_ms;
+    pthread_mutex_init(&m->lock, NULL);
+    return m;
+}
+
+void advrec_metrics_destroy(advrec_metrics_t *m)
+{
+    if (!m)
+        return;
+    pthread_mutex_destroy(&m->lock);
+    free(m);
+}
+
+advrec_counters_t *advrec_metrics_counters(advrec_metrics_t *m)
+{
+    return &m->now;
+}
+
+int advrec_metrics_publish(advrec_metrics_t *m, int64_t now_ms, int final)
+{
+    const advrec_counters_t *s = &m->now, *l = &m->last;
+    double secs;
+
+    pthread_mutex_lock(&m->lock);
+    m->shown = *s;
+    pthread_mutex_unlock(&m->lock);
+    if (!final && (m->interval_ms == 0 || now_ms - m->last_ms < m->interval_ms))
+        return 0;
+    secs = (double)(now_ms - m->last_ms) / 1000.0;
+    if (secs <= 0)
+        secs = 1e-3;
+    log_info(
+        "%s: %.0f events/s, %.0f lists/s; total %llu clicks, %llu "
+        "purchases, %llu lists, %llu dlq (%llu delivered), %llu flags "
+        "(%llu quarantined, %llu cleared, %llu events down-weighted); "
+        "%llu outputs pending; %u users, %u items, %llu stale",
+        final ? "final" : "stats",
+        (double)(s->clicks + s->purchases - l->clicks - l->purchases) / secs,
+        (double)(s->recs - l->recs) / secs, (unsigned long long)s->clicks,
+        (unsigned long long)s->purchases, (unsigned long long)s->recs,
+        (unsigned long long)s->dlq, (unsigned long long)s->dlq_delivered,
+        (unsigned long long)s->flags, (unsigned long long)s->flags_quarantined,
+        (unsigned long long)s->flags_cleared,
+        (unsigned long long)s->downweighted,
+        (unsigned long long)s->outbox_pending, s->users, s->items,
+        (unsigned long long)s->stale);
+    notify("STATUS=%llu events, %llu lists, %llu dlq, %u users",
+           (unsigned long long)(s->clicks + s->purchases),
+           (unsigned long long)s->recs, (unsigned long long)s->dlq, s->users);
+    m->last = *s;
+    m->last_ms = now_ms;
+    return 1;
+}
+
+void advrec_metrics_read(const advrec_metrics_t *m, advrec_counters_t *out)
+{
+    pthread_mutex_lock((pthread_mutex_t *)&m->lock);
+    *out = m->shown;
+    pthread_mutex_unlock((pthread_mutex_t *)&m->lock);
+}
+
+void advrec_metrics_ready(advrec_metrics_t *m, int64_t now_ms)
+{
+    m->last_ms = now_ms;
+    notify("READY=1");
+}
+
+void advrec_metrics_stopping(advrec_metrics_t *m)
+{
+    (void)m;
+    notify("STOPPING=1");
+}
