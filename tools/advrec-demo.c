@@ -171,27 +171,28 @@ static void drain_recs(demo_t *demo, rd_kafka_t *c, advrec_codec_t *codec,
     }
 }
 
-static rd_kafka_t *new_client(rd_kafka_type_t type, const char *bootstraps)
+/* A client of the embedded broker (lib/kafka's defaults: the producer
+ * partitions as the Java client does). NULL after logging why. */
+static advrec_kafka_t *new_client(advrec_kafka_role_t role,
+                                  const char *bootstraps)
 {
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    char errstr[256];
-    rd_kafka_t *rk;
+    static const advrec_kafka_prop_t viewer[] = {
+        {"group.id", "advrec-demo-viewer", NULL},
+    };
+    advrec_kafka_params_t p = {
+        .role = role,
+        .bootstraps = bootstraps,
+        .defaults = role == ADVREC_KAFKA_CONSUMER ? viewer : NULL,
+        .n_defaults = role == ADVREC_KAFKA_CONSUMER ? 1 : 0,
+    };
+    advrec_kafka_t *kafka;
+    char errstr[512];
 
-    advrec_kafka_conf_route_logs(conf);
-    advrec_kafka_conf_set(conf, "bootstrap.servers", bootstraps, NULL, 0);
-    if (type == RD_KAFKA_PRODUCER) {
-        advrec_kafka_conf_set(conf, "partitioner", "murmur2_random", NULL, 0);
-        advrec_kafka_conf_set(conf, "linger.ms", "5", NULL, 0);
-    } else {
-        advrec_kafka_conf_set(conf, "group.id", "advrec-demo-viewer", NULL, 0);
-        advrec_kafka_conf_set(conf, "auto.offset.reset", "earliest", NULL, 0);
-    }
-    rk = rd_kafka_new(type, conf, errstr, sizeof(errstr));
-    if (!rk) {
-        rd_kafka_conf_destroy(conf);
+    if (advrec_kafka_new(&kafka, &p, errstr, sizeof(errstr))) {
         log_err("cannot create a client: %s", errstr);
+        return NULL;
     }
-    return rk;
+    return kafka;
 }
 
 int main(int argc, char **argv)
@@ -219,6 +220,7 @@ int main(int argc, char **argv)
     advrec_daemon_t *daemon = NULL;
     advrec_codec_t *codec = NULL;
     advrec_synth_t *synth = NULL;
+    advrec_kafka_t *kproducer = NULL, *kviewer = NULL;
     rd_kafka_t *producer = NULL, *viewer = NULL;
     pthread_t thread;
     int running = 0, rc = 1, opt;
@@ -340,13 +342,14 @@ int main(int argc, char **argv)
     }
     running = 1;
 
-    producer = new_client(RD_KAFKA_PRODUCER, bootstraps);
-    viewer = new_client(RD_KAFKA_CONSUMER, bootstraps);
-    if (!producer || !viewer) {
+    kproducer = new_client(ADVREC_KAFKA_PRODUCER, bootstraps);
+    kviewer = new_client(ADVREC_KAFKA_CONSUMER, bootstraps);
+    if (!kproducer || !kviewer) {
         snprintf(errstr, sizeof(errstr), "cannot create the demo clients");
         goto fail;
     }
-    rd_kafka_poll_set_consumer(viewer);
+    producer = advrec_kafka_rk(kproducer);
+    viewer = advrec_kafka_rk(kviewer);
     rd_kafka_topic_partition_list_t *sub = rd_kafka_topic_partition_list_new(2);
     rd_kafka_topic_partition_list_add(sub, topic_recs, RD_KAFKA_PARTITION_UA);
     rd_kafka_topic_partition_list_add(sub, demo.topic_anomalies,
@@ -389,25 +392,17 @@ int main(int argc, char **argv)
         if (w >= 0)
             printf("%s %-6s %-8s %s\n", purchase ? "$$" : "->", ev.user_id,
                    purchase ? "bought" : "clicked", ev.item_id);
-        while (rd_kafka_producev(
-                   producer,
-                   RD_KAFKA_V_TOPIC(purchase ? topic_purchases : topic_clicks),
-                   RD_KAFKA_V_KEY(ev.user_id, strlen(ev.user_id)),
-                   RD_KAFKA_V_VALUE(buf, len),
-                   RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                   RD_KAFKA_V_END) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
-            rd_kafka_poll(producer, 50);
+        advrec_kafka_produce(
+            kproducer, purchase ? topic_purchases : topic_clicks, ev.user_id,
+            strlen(ev.user_id), buf, len, NULL, 0, NULL);
         produced++;
         /* Malformed records spread through the stream: they must land on
          * the dead-letter topic without disturbing anything else. */
         if (demo.bad > 0 &&
             produced % (demo.events / (uint64_t)(demo.bad + 1) + 1) == 0) {
             static const char junk[] = "{\"user\":\"not avro\"}";
-            rd_kafka_producev(producer, RD_KAFKA_V_TOPIC(topic_clicks),
-                              RD_KAFKA_V_KEY("junk", 4),
-                              RD_KAFKA_V_VALUE((void *)junk, sizeof(junk) - 1),
-                              RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                              RD_KAFKA_V_END);
+            advrec_kafka_produce(kproducer, topic_clicks, "junk", 4, junk,
+                                 sizeof(junk) - 1, NULL, 0, NULL);
             demo.bad--;
         }
         rd_kafka_poll(producer, 0);
@@ -469,12 +464,10 @@ fail:
         advrec_daemon_stop(daemon);
         pthread_join(thread, NULL);
     }
-    if (viewer) {
+    if (viewer)
         rd_kafka_consumer_close(viewer);
-        rd_kafka_destroy(viewer);
-    }
-    if (producer)
-        rd_kafka_destroy(producer);
+    advrec_kafka_destroy(kviewer);
+    advrec_kafka_destroy(kproducer);
     advrec_daemon_destroy(daemon);
     advrec_synth_destroy(synth);
     advrec_codec_destroy(codec);

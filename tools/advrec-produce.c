@@ -34,6 +34,7 @@
 #include "codec.h"
 #include "err.h"
 #include "event.h"
+#include "kafka.h"
 #include "log.h"
 #include "reader.h"
 
@@ -163,31 +164,11 @@ static int parse_u64(const char *s, uint64_t *out)
     return (errno || end == s || *end) ? -1 : 0;
 }
 
-/* The librdkafka log callback, routed into our logger. */
-static void kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac,
-                         const char *buf)
-{
-    (void)rk;
-    ADVREC_LOG(level < ADVREC_LOG_ERR ? ADVREC_LOG_ERR : level, "kafka %s: %s",
-               fac, buf);
-}
-
-static void kafka_error_cb(rd_kafka_t *rk, int err, const char *reason,
-                           void *opaque)
-{
-    (void)rk;
-    (void)opaque;
-    log_warning("kafka: %s: %s", rd_kafka_err2name((rd_kafka_resp_err_t)err),
-                reason);
-}
-
 /* Counts each delivery by topic; the message opaque is the topic index. */
-static void kafka_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg,
-                        void *opaque)
+static void kafka_dr_cb(void *opaque, const rd_kafka_message_t *msg)
 {
     produce_stats_t *stats = opaque;
 
-    (void)rk;
     if (msg->err) {
         if (stats->failed++ == 0)
             snprintf(stats->first_failure, sizeof(stats->first_failure),
@@ -200,59 +181,54 @@ static void kafka_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg,
 }
 
 /*
- * Builds the producer: our defaults first, then the -X properties (which
- * may override them). Returns NULL with the reason in errstr.
+ * Builds the producer (lib/kafka: its defaults, then ours, then the -X
+ * properties, which may override them). ADVREC_ERR_CONFIG / KAFKA with the
+ * reason in errstr.
  */
-static rd_kafka_t *kafka_new(const produce_opts_t *opts, char **props,
-                             int n_props, produce_stats_t *stats, char *errstr,
-                             size_t errstr_size)
+static advrec_err_t kafka_new(advrec_kafka_t **kafkap,
+                              const produce_opts_t *opts, char **props,
+                              int n_props, produce_stats_t *stats, char *errstr,
+                              size_t errstr_size)
 {
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    rd_kafka_t *rk;
-    static const char *const defaults[][2] = {
-        {"partitioner", "murmur2_random"},
-        {"enable.idempotence", "true"},
-        {"linger.ms", "5"},
-        {"compression.type", "lz4"},
+    static const advrec_kafka_prop_t defaults[] = {
+        {"compression.type", "lz4", NULL},
     };
+    advrec_kafka_prop_t *kv = calloc((size_t)n_props + 1, sizeof(*kv));
+    advrec_kafka_prop_t boot = {"bootstrap.servers", opts->bootstrap, "-b"};
+    advrec_err_t err;
 
-    if (rd_kafka_conf_set(conf, "bootstrap.servers", opts->bootstrap, errstr,
-                          errstr_size) != RD_KAFKA_CONF_OK)
-        goto fail;
-    for (size_t i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++)
-        if (rd_kafka_conf_set(conf, defaults[i][0], defaults[i][1], errstr,
-                              errstr_size) != RD_KAFKA_CONF_OK)
-            goto fail;
+    if (!kv)
+        return advrec_seterr(ADVREC_ERR_NOMEM, errstr, errstr_size,
+                             "out of memory");
+    kv[0] = boot;
     for (int i = 0; i < n_props; i++) {
-        char *kv = props[i], *eq = strchr(kv, '=');
-        char key[256];
+        char *p = props[i], *eq;
 
-        if (strncmp(kv, "kafka.", 6) == 0)
-            kv += 6;
-        eq = strchr(kv, '=');
-        if (!eq || eq == kv || (size_t)(eq - kv) >= sizeof(key)) {
-            snprintf(errstr, errstr_size, "-X %s: expected KEY=VALUE",
-                     props[i]);
-            goto fail;
+        if (strncmp(p, "kafka.", 6) == 0)
+            p += 6;
+        eq = strchr(p, '=');
+        if (!eq || eq == p) {
+            free(kv);
+            return advrec_seterr(ADVREC_ERR_CONFIG, errstr, errstr_size,
+                                 "-X %s: expected KEY=VALUE", props[i]);
         }
-        memcpy(key, kv, (size_t)(eq - kv));
-        key[eq - kv] = '\0';
-        if (rd_kafka_conf_set(conf, key, eq + 1, errstr, errstr_size) !=
-            RD_KAFKA_CONF_OK)
-            goto fail;
+        *eq = '\0'; /* props[i] is argv's: split it in place */
+        kv[i + 1].name = p;
+        kv[i + 1].value = eq + 1;
+        kv[i + 1].origin = "-X";
     }
-    rd_kafka_conf_set_log_cb(conf, kafka_log_cb);
-    rd_kafka_conf_set_error_cb(conf, kafka_error_cb);
-    rd_kafka_conf_set_dr_msg_cb(conf, kafka_dr_cb);
-    rd_kafka_conf_set_opaque(conf, stats);
-    rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, errstr_size);
-    if (!rk)
-        goto fail;
-    return rk; /* conf is owned by rk now */
-
-fail:
-    rd_kafka_conf_destroy(conf);
-    return NULL;
+    advrec_kafka_params_t params = {
+        .role = ADVREC_KAFKA_PRODUCER,
+        .defaults = defaults,
+        .n_defaults = sizeof(defaults) / sizeof(*defaults),
+        .props = kv,
+        .n_props = (size_t)n_props + 1,
+        .on_delivery = kafka_dr_cb,
+        .opaque = stats,
+    };
+    err = advrec_kafka_new(kafkap, &params, errstr, errstr_size);
+    free(kv);
+    return err;
 }
 
 /*
@@ -261,28 +237,18 @@ fail:
  * yet waits for a metadata refresh (a second on the embedded broker, which
  * creates topics on first use), and an unreachable broker only shows at
  * the end. A failure here is only a warning: deliveries report the truth.
- * At most timeout_ms per topic, and the second is not asked for when the
- * first timed out.
+ * The second topic is not asked for when the first timed out.
  */
-static void kafka_warm_up(rd_kafka_t *rk, const produce_opts_t *opts,
+static void kafka_warm_up(advrec_kafka_t *kafka, const produce_opts_t *opts,
                           int timeout_ms)
 {
     for (int t = 0; t < TOPIC__COUNT; t++) {
-        rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, opts->topics[t], NULL);
-        const struct rd_kafka_metadata *md = NULL;
-        rd_kafka_resp_err_t err;
+        rd_kafka_resp_err_t err =
+            advrec_kafka_warm_up(kafka, opts->topics[t], timeout_ms);
 
-        if (!rkt)
-            continue;
-        err = rd_kafka_metadata(rk, 0, rkt, &md, timeout_ms);
-        if (!err && md->topic_cnt == 1 && md->topics[0].err)
-            err = md->topics[0].err;
         if (err && !opts->quiet)
             log_warning("%s: no metadata yet: %s", opts->topics[t],
                         rd_kafka_err2str(err));
-        if (md)
-            rd_kafka_metadata_destroy(md);
-        rd_kafka_topic_destroy(rkt);
         /* Unreachable: asking again for the next topic would only wait. */
         if (err == RD_KAFKA_RESP_ERR__TIMED_OUT ||
             err == RD_KAFKA_RESP_ERR__TRANSPORT)
@@ -365,26 +331,16 @@ static void pace(pacer_t *pacer, const produce_opts_t *opts, rd_kafka_t *rk,
     }
 }
 
-/* Produces one framed value, waiting while the local queue is full. */
-static int produce_one(rd_kafka_t *rk, const char *topic, int topic_idx,
+/* Produces one framed value, keyed by user, at its event time; waits
+ * while the local queue is full (lib/kafka). */
+static int produce_one(advrec_kafka_t *kafka, const char *topic, int topic_idx,
                        const advrec_event_t *ev, const void *value,
                        size_t value_len, char *errstr, size_t errstr_size)
 {
-    rd_kafka_resp_err_t err;
+    rd_kafka_resp_err_t err = advrec_kafka_produce(
+        kafka, topic, ev->user_id, strlen(ev->user_id), value, value_len, NULL,
+        ev->ts_ms, (void *)(intptr_t)topic_idx);
 
-    for (;;) {
-        err = rd_kafka_producev(
-            rk, RD_KAFKA_V_TOPIC(topic),
-            RD_KAFKA_V_KEY(ev->user_id, strlen(ev->user_id)),
-            RD_KAFKA_V_VALUE((void *)value, value_len),
-            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-            RD_KAFKA_V_TIMESTAMP(ev->ts_ms),
-            RD_KAFKA_V_OPAQUE((void *)(intptr_t)topic_idx), RD_KAFKA_V_END);
-        if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
-            break;
-        /* Backpressure: serve delivery reports until there is room. */
-        rd_kafka_poll(rk, 100);
-    }
     if (err) {
         snprintf(errstr, errstr_size, "produce to %s: %s", topic,
                  rd_kafka_err2str(err));
@@ -490,6 +446,7 @@ int main(int argc, char **argv)
     int n_props = 0, c, longindex = 0, rc = EX_SOFTWARE;
     char errstr[1024], path[4096];
     advrec_codec_t *codec = NULL;
+    advrec_kafka_t *kafka = NULL;
     rd_kafka_t *rk = NULL;
     advrec_reader_t *reader = NULL;
     unsigned char *buf = NULL;
@@ -658,14 +615,15 @@ int main(int argc, char **argv)
         goto out;
     }
 
-    rk = kafka_new(&opts, props, n_props, &stats, errstr, sizeof(errstr));
-    if (!rk) {
+    if (kafka_new(&kafka, &opts, props, n_props, &stats, errstr,
+                  sizeof(errstr))) {
         fprintf(stderr, "advrec-produce: %s\n", errstr);
         rc = EX_CONFIG;
         goto out;
     }
 
-    kafka_warm_up(rk, &opts, 5000);
+    rk = advrec_kafka_rk(kafka);
+    kafka_warm_up(kafka, &opts, 5000);
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
     pg.on = opts.progress == -1 ? (!opts.quiet && isatty(STDERR_FILENO))
@@ -731,7 +689,7 @@ int main(int argc, char **argv)
             }
             if (opts.rate > 0 || opts.speedup > 0)
                 pace(&pacer, &opts, rk, ev.ts_ms);
-            if (produce_one(rk, opts.topics[t], t, &ev, buf, len, errstr,
+            if (produce_one(kafka, opts.topics[t], t, &ev, buf, len, errstr,
                             sizeof(errstr)) < 0) {
                 fprintf(stderr, "\nadvrec-produce: %s\n", errstr);
                 goto drain;
@@ -775,8 +733,7 @@ usage_error:
     rc = EX_USAGE;
 out:
     advrec_reader_destroy(reader);
-    if (rk)
-        rd_kafka_destroy(rk);
+    advrec_kafka_destroy(kafka);
     advrec_codec_destroy(codec);
     free(buf);
     free(props);
