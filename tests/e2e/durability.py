@@ -8,6 +8,7 @@ script starts is killed and reaped on the way out.
 
   durability.py kill9 ...     tests a. and c. of the issue
   durability.py bitexact ...  test b.
+  durability.py dlq ...       dead letters at-least-once across kill -9
 
 kill9: 50,000 generated events (clicks and purchases) on 4-partition topics.
   advrecd is killed with SIGKILL at least 20 times at seeded random moments
@@ -476,14 +477,175 @@ def test_bitexact(a):
     env.cleanup()
 
 
+def bad_payloads(rng, schema):
+    """Malformed values of every kind the decoder refuses, cycling: (name,
+    value). A valid Click frame is the base of the subtle ones."""
+    good = ak.frame(schema, 1, {"user_id": "u", "item_id": "i", "ts": 1700000000000})
+    return [
+        ("empty", b""),
+        ("tombstone", None),
+        ("not-framed", b'{"user":"not avro"}'),
+        ("magic", b"\x01" + good[1:]),
+        ("unknown-id", b"\x00\x00\x00\x00\x63" + good[5:]),
+        ("truncated", good[:-3]),
+        ("trailing", good + b"\x00\x00"),
+        ("big", b"\x00\x00\x00\x00\x01" + bytes(rng.getrandbits(8) for _ in range(3000))),
+    ]
+
+
+def produce_bad_bg(env, t, n, rate, rng, schema):
+    """Produces n malformed records interleaved with the stream, at about
+    rate/s, spread over both input topics (keys: a null key, then user-like
+    strings), from a thread; returns (thread, list of (topic, partition,
+    offset) filled as acknowledgements arrive)."""
+    import threading
+    from kafka import KafkaProducer
+
+    kinds = bad_payloads(rng, schema)
+    sent = []
+    errors = []
+
+    def run():
+        prod = KafkaProducer(bootstrap_servers=env.bs, acks="all", linger_ms=5)
+        futures = []
+        try:
+            t0 = time.monotonic()
+            for i in range(n):
+                topic = t["clicks"] if i % 3 else t["purchases"]
+                value = kinds[i % len(kinds)][1]
+                # A null key too (but not with a null value: Kafka needs one).
+                key = (None if i % 11 == 0 and value is not None
+                       else ("bad%d" % rng.randrange(5000)).encode())
+                futures.append(prod.send(topic, key=key, value=value))
+                if i % 20 == 19:  # pace: about rate records per second
+                    ahead = t0 + (i + 1) / rate - time.monotonic()
+                    if ahead > 0:
+                        time.sleep(ahead)
+            prod.flush(timeout=60)
+            for f in futures:
+                md = f.get(timeout=60)
+                sent.append((md.topic, md.partition, md.offset))
+        except Exception as e:  # reported by the test thread
+            errors.append(e)
+        finally:
+            prod.close(timeout=10)
+
+    th = threading.Thread(target=run, daemon=True)
+    th.start()
+    th.errors = errors
+    return th, sent
+
+
+def test_dlq(a):
+    """Dead letters are at-least-once across kill -9: 40,000 generated
+    events with 12,000 malformed records interleaved (23 %), advrecd killed
+    with SIGKILL 22 times, each time after it applied new records (the
+    stored offsets moved past the previous kill's); after the drain every
+    malformed record is on the dead-letter topic at least once (matched by
+    its advrec.source.topic/partition/offset headers, with a reason), no
+    good record is, the state counters equal the CSV's and every user got a
+    list."""
+    env = Env(a, "dlq")
+    rng = random.Random(4242)
+    t = env.topics(4)
+    path = os.path.join(env.tmp, "stream.csv")
+    n_good, n_bad, n_kills = 40000, 12000, 22
+    env.gen(path, "--seed", "23", "--events", str(n_good), "--users", "2500",
+            "--items", "1200")
+    want_users, want_items = csv_counts(path)
+    state = os.path.join(env.tmp, "state")
+    group = "dur." + env.tag
+    schema = ak.load_schema(os.path.join(a.src, "schemas", "click.avsc"))
+    end_total = n_good + n_bad
+
+    t0 = time.monotonic()
+    # Both streams last about 50 s, so that every kill finds new input.
+    prod = env.produce_bg(t, path, 800)
+    bad_thread, bad_sent = produce_bad_bg(env, t, n_bad, 240, random.Random(99), schema)
+    after_progress = 0
+    prev_total = 0
+    prev = {}
+    for i in range(n_kills):
+        p = env.spawn(t, state, group)
+        target = max(prev_total + 1, end_total * (i + 1) / (n_kills + 1) * rng.uniform(0.85, 1.0))
+
+        def progressed():
+            if p.poll() is not None:
+                raise AssertionError("advrecd exited %d on its own:\n%s"
+                                     % (p.returncode, tail(p.errpath)))
+            return total(env.stored(state)) >= target
+        try:
+            wait_until(progressed, 90, "kill %d: stored total >= %d" % (i, target))
+        except TimeoutError:
+            raise AssertionError("no progress to %d (malformed producer: %r):\n%s" % (
+                target, bad_thread.errors, tail(p.errpath)))
+        time.sleep(rng.uniform(0.0, 0.3))  # the random kill moment
+        kill9(p)
+        now = env.stored(state)
+        for k, v in prev.items():
+            assert now.get(k, 0) >= v, "kill %d: stored offset of %s went back" % (i, k)
+        assert total(now) > prev_total, "kill %d without progress" % i
+        after_progress += 1
+        prev, prev_total = now, total(now)
+        log("kill %2d after progress: stored %d of %d" % (i, prev_total, end_total))
+    log("%d kills, %d of them after the daemon applied new records, in %.1f s"
+        % (n_kills, after_progress, time.monotonic() - t0))
+    assert after_progress >= 20
+    assert prod.wait(timeout=120) == 0, "advrec-produce: %s" % prod.stderr.read()
+    bad_thread.join(timeout=120)
+    assert not bad_thread.is_alive(), "the malformed-record producer did not finish"
+    assert not bad_thread.errors, "malformed-record producer: %r" % bad_thread.errors
+    assert len(bad_sent) == n_bad, "%d of %d malformed records acknowledged" % (
+        len(bad_sent), n_bad)
+    ends = env.ends(t)
+    assert total(ends) == end_total, "end offsets add up to %d, want %d" % (
+        total(ends), end_total)
+
+    p = env.spawn(t, state, group)
+    drain(env, p, state, ends, 120)
+    rc, secs = sigterm(p)
+    assert rc == 0, "SIGTERM after the drain: exit %d:\n%s" % (rc, tail(p.errpath))
+
+    # Every malformed record is on the dead-letter topic, at least once.
+    dlq = ak.consume(env.bs, t["dlq"], timeout_s=90)
+    sources = collections.Counter()
+    for r in dlq:
+        h = {k: v for k, v in r.headers}
+        assert h.get("advrec.error"), "dead letter without a reason: %r" % (h,)
+        sources[(h["advrec.source.topic"].decode(), int(h["advrec.source.partition"]),
+                 int(h["advrec.source.offset"]))] += 1
+    want = set(bad_sent)
+    missing = want - set(sources)
+    foreign = set(sources) - want
+    log("dead-letter topic: %d records for %d sources (%d duplicates after kills); "
+        "%d of %d malformed records missing" % (
+            len(dlq), len(sources), len(dlq) - len(sources), len(missing), n_bad))
+    assert not missing, "%d malformed records never reached %s, e.g. %s" % (
+        len(missing), t["dlq"], sorted(missing)[:5])
+    assert not foreign, "%d good records were dead-lettered, e.g. %s" % (
+        len(foreign), sorted(foreign)[:5])
+
+    offs, users, items = parse_dump(env.dump(state))
+    assert same_offsets(offs, ends), "stored offsets %s, end offsets %s" % (offs, ends)
+    msgs = compare_counts("user", users, want_users) + compare_counts("item", items, want_items)
+    assert not msgs, "counters differ from the CSV:\n" + "\n".join(msgs)
+    log("counters: %d users and %d items equal the CSV's" % (len(users), len(items)))
+    recs = ak.consume(env.bs, t["recs"], timeout_s=60)
+    missing_lists = set(want_users) - {r.key.decode() for r in recs}
+    assert not missing_lists, "%d users never got a list, e.g. %s" % (
+        len(missing_lists), sorted(missing_lists)[:5])
+    log("every one of %d users got a list (%d messages)" % (len(want_users), len(recs)))
+    env.cleanup()
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("test", choices=["kill9", "bitexact"])
+    ap.add_argument("test", choices=["kill9", "bitexact", "dlq"])
     for k in ("kafka-dir", "src", "advrecd", "gen", "produce", "inspect", "dump"):
         ap.add_argument("--" + k, required=True)
     a = ap.parse_args()
     t0 = time.monotonic()
-    {"kill9": test_kill9, "bitexact": test_bitexact}[a.test](a)
+    {"kill9": test_kill9, "bitexact": test_bitexact, "dlq": test_dlq}[a.test](a)
     log("PASS %s in %.1f s" % (a.test, time.monotonic() - t0))
 
 
