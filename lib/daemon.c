@@ -29,15 +29,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <errno.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <librdkafka/rdkafka.h>
 
 #include "broker.h"
 #include "codec.h"
 #include "detect.h"
+#include "detect_store.h"
 #include "engine.h"
 #include "kafka.h"
 #include "log.h"
@@ -256,109 +254,16 @@ static advrec_err_t new_detector(advrec_daemon_t *d, char *errstr,
     return ADVREC_OK;
 }
 
-/* Detector rows are keyed 'u' + user id, 'i' + item id, or "g" (the
- * baseline), so they survive as long as the ids and are readable. */
-typedef struct detector_io_s {
-    advrec_daemon_t *d;
-    advrec_err_t err;
-    char *errstr;
-    size_t errstr_size;
-} detector_io_t;
-
-static int load_detector_row(void *opaque, const void *key, size_t key_len,
-                             const void *value, size_t value_len)
-{
-    detector_io_t *io = opaque;
-    advrec_state_t *state = advrec_engine_state(io->d->engine);
-    char id[ADVREC_ID_MAX];
-    const char *k = key;
-    advrec_detect_row_kind_t kind;
-    uint32_t idx = 0;
-
-    if (key_len < 1 || key_len > sizeof(id)) {
-        io->err = advrec_seterr(ADVREC_ERR_STORE, io->errstr, io->errstr_size,
-                                "detectors: key of %zu bytes", key_len);
-        return 1;
-    }
-    memcpy(id, k + 1, key_len - 1);
-    id[key_len - 1] = '\0';
-    if (k[0] == 'g' && key_len == 1) {
-        kind = ADVREC_DETECT_ROW_GLOBAL;
-    } else if (k[0] == 'u' &&
-               advrec_state_user(state, id, 0, &idx, NULL, NULL, 0) == 0) {
-        kind = ADVREC_DETECT_ROW_USER;
-    } else if (k[0] == 'i' &&
-               advrec_state_item(state, id, 0, &idx, NULL, NULL, 0) == 0) {
-        kind = ADVREC_DETECT_ROW_ITEM;
-    } else {
-        io->err = advrec_seterr(ADVREC_ERR_STORE, io->errstr, io->errstr_size,
-                                "detectors: key \"%.*s\" names no stored "
-                                "user or item",
-                                (int)key_len, k);
-        return 1;
-    }
-    io->err = advrec_detect_restore(io->d->detect, kind, idx, value, value_len,
-                                    io->errstr, io->errstr_size);
-    if (io->err == ADVREC_ERR_PARSE)
-        io->err = ADVREC_ERR_STORE;
-    return io->err != ADVREC_OK;
-}
-
 /* Restores the detector rows committed with the state, so a restart goes
  * on from them (flags stay flagged, rates keep their history). */
 static advrec_err_t load_detector(advrec_daemon_t *d, char *errstr,
                                   size_t errstr_size)
 {
-    detector_io_t io = {d, ADVREC_OK, errstr, errstr_size};
-    advrec_err_t err;
-
     if (!d->store)
         return ADVREC_OK;
-    err = advrec_store_detectors_foreach(d->store, load_detector_row, &io,
-                                         errstr, errstr_size);
-    return err ? err : io.err;
-}
-
-static int stage_detector_row(void *opaque, advrec_detect_row_kind_t kind,
-                              uint32_t idx, const void *value, size_t len)
-{
-    detector_io_t *io = opaque;
-    advrec_state_t *state = advrec_engine_state(io->d->engine);
-    char key[ADVREC_ID_MAX + 1];
-    const char *id =
-        kind == ADVREC_DETECT_ROW_USER   ? advrec_state_user_name(state, idx)
-        : kind == ADVREC_DETECT_ROW_ITEM ? advrec_state_item_name(state, idx)
-                                         : "";
-    int n = snprintf(key, sizeof(key), "%c%s",
-                     kind == ADVREC_DETECT_ROW_USER   ? 'u'
-                     : kind == ADVREC_DETECT_ROW_ITEM ? 'i'
-                                                      : 'g',
-                     id ? id : "");
-
-    io->err =
-        advrec_store_stage_detector(io->d->store, key, (size_t)n, value, len);
-    return io->err != ADVREC_OK;
-}
-
-static int forget_row(void *opaque, advrec_detect_row_kind_t kind, uint32_t idx,
-                      const void *value, size_t len)
-{
-    (void)opaque;
-    (void)kind;
-    (void)idx;
-    (void)value;
-    (void)len;
-    return 0;
-}
-
-/* Stages every detector row the round changed into the round's batch. */
-static void stage_detector(advrec_daemon_t *d)
-{
-    detector_io_t io = {d, ADVREC_OK, NULL, 0};
-
-    /* Without a store the rows are only forgotten (state in memory). */
-    advrec_detect_foreach_dirty(
-        d->detect, d->store ? stage_detector_row : forget_row, &io);
+    return advrec_detect_store_load(d->detect, d->store,
+                                    advrec_engine_state(d->engine), errstr,
+                                    errstr_size);
 }
 
 advrec_err_t advrec_daemon_new(advrec_daemon_t **daemonp, advrec_conf_t *conf,
@@ -792,12 +697,14 @@ static advrec_err_t commit_round(advrec_daemon_t *d, rd_kafka_message_t **msgs,
         return ADVREC_OK;
     if (d->fatal[0])
         return d->fatal_err; /* e.g. a dead letter could not be recorded */
-    stage_detector(d);
-    d->flag_err = ADVREC_OK;
+    d->flag_err = advrec_detect_store_stage(d->detect, d->store,
+                                            advrec_engine_state(d->engine));
     advrec_detect_take(d->detect, raise_flag, d);
     stale = advrec_engine_stale_users(d->engine, &n_stale);
     if ((err = d->flag_err))
-        snprintf(why, sizeof(why), "out of memory for the anomaly flags");
+        snprintf(why, sizeof(why),
+                 "cannot stage the detector rows or flags: %s",
+                 advrec_err2str(err));
     else if ((err = advrec_outbox_stage(d->outbox, stale, n_stale)))
         snprintf(why, sizeof(why), "cannot stage the outputs owed: %s",
                  advrec_err2str(err));
@@ -912,26 +819,15 @@ static void round_once(advrec_daemon_t *d)
  * be made must not stop the service. */
 static void write_checkpoint(advrec_daemon_t *d)
 {
-    const char *base = d->conf->state_checkpoint_dir;
-    char path[4096], why[512], stamp[32];
-    time_t now = time(NULL);
-    struct tm tm;
+    char path[4096], why[512];
 
     if (!d->store) {
         log_warning("checkpoint requested, but state.dir is empty: state is "
                     "in memory only");
         return;
     }
-    if (mkdir(base, 0750) != 0 && errno != EEXIST) {
-        log_err("checkpoint: cannot create %s: %s", base, strerror(errno));
-        return;
-    }
-    gmtime_r(&now, &tm);
-    strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm);
-    snprintf(path, sizeof(path), "%s/%s", base, stamp);
-    for (int n = 1; access(path, F_OK) == 0 && n < 100; n++)
-        snprintf(path, sizeof(path), "%s/%s.%d", base, stamp, n);
-    if (advrec_store_checkpoint(d->store, path, why, sizeof(why)))
+    if (advrec_store_checkpoint_stamped(d->store, d->conf->state_checkpoint_dir,
+                                        path, sizeof(path), why, sizeof(why)))
         log_err("checkpoint: %s", why);
     else
         log_notice("checkpoint written to %s (start a daemon from it with "

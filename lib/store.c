@@ -22,6 +22,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <rocksdb/c.h>
@@ -1764,4 +1765,24 @@ advrec_err_t advrec_store_summary(advrec_store_t *store,
         rocksdb_free(p);
     }
     return ADVREC_OK;
+}
+
+advrec_err_t advrec_store_checkpoint_stamped(advrec_store_t *store,
+                                             const char *base_dir, char *path,
+                                             size_t path_size, char *errstr,
+                                             size_t errstr_size)
+{
+    char stamp[32];
+    time_t now = time(NULL);
+    struct tm tm;
+
+    if (mkdir(base_dir, 0750) != 0 && errno != EEXIST)
+        return advrec_seterr(ADVREC_ERR_IO, errstr, errstr_size,
+                             "cannot create %s: %s", base_dir, strerror(errno));
+    gmtime_r(&now, &tm);
+    strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm);
+    snprintf(path, path_size, "%s/%s", base_dir, stamp);
+    for (int n = 1; access(path, F_OK) == 0 && n < 100; n++)
+        snprintf(path, path_size, "%s/%s.%d", base_dir, stamp, n);
+    return advrec_store_checkpoint(store, path, errstr, errstr_size);
 }

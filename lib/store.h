@@ -280,6 +280,17 @@ advrec_err_t advrec_store_checkpoint(advrec_store_t *store,
                                      const char *dest_dir, char *errstr,
                                      size_t errstr_size);
 
+/*
+ * Writes a checkpoint into a new subdirectory of base_dir (created 0750 if
+ * missing) named by UTC time (20261203T141500Z, with .N appended when taken
+ * within the same second), and returns its path in path. Errors as
+ * advrec_store_checkpoint, and ADVREC_ERR_IO when base_dir cannot be made.
+ */
+advrec_err_t advrec_store_checkpoint_stamped(advrec_store_t *store,
+                                             const char *base_dir, char *path,
+                                             size_t path_size, char *errstr,
+                                             size_t errstr_size);
+
 /* One stored row, decoded for tools. Arrays are owned by the row
  * (advrec_store_row_free); hist and last* are only set for users, pop_key
  * only for items. */
