@@ -52,6 +52,11 @@ void advrec_engine_params_from_conf(advrec_engine_params_t *p,
     p->apr.seed = (uint64_t)conf->model_seed;
     p->state.k = (uint32_t)conf->model_k;
     p->state.history = (uint32_t)conf->recs_history;
+    p->state.purchased_max = (uint32_t)conf->recs_exclude_purchased_max;
+    /* Seen sets cost memory on every active user: kept only when used. */
+    p->state.seen_max = conf->recs_exclude == ADVREC_CONF_EXCLUDE_SEEN
+                            ? (uint32_t)conf->recs_exclude_seen_max
+                            : 0;
     p->state.max_users = (uint32_t)conf->model_max_users;
     p->state.max_items = (uint32_t)conf->model_max_items;
     p->negatives = (uint32_t)conf->model_negatives;
@@ -286,6 +291,10 @@ advrec_err_t advrec_engine_apply(advrec_engine_t *e, const advrec_event_t *ev,
         (err = room_for(e, 1, ev->item_id, errstr, errstr_size)) ||
         (err = resolve(e, 0, ev->user_id, &u, errstr, errstr_size)) ||
         (err = resolve(e, 1, ev->item_id, &i, errstr, errstr_size)))
+        return err;
+    /* First what can fail, so a refused event changes no counter. */
+    if ((err = advrec_state_remember(e->state, u, i, purchase, errstr,
+                                     errstr_size)))
         return err;
     /* Row pointers only now: interning may have moved the tables. */
     users = advrec_state_users(e->state);

@@ -87,45 +87,57 @@ const advrec_rank_params_t *advrec_rank_params(const advrec_rank_t *r)
     return &r->p;
 }
 
-/* An upper bound of user u's exclusions (before deduplication). */
+/* An upper bound of user u's exclusions. */
 static size_t excl_bound(const advrec_rank_t *r, advrec_state_t *state,
                          uint32_t u)
 {
-    if (r->p.exclude == ADVREC_RANK_EXCLUDE_NONE)
+    advrec_user_ext_t *ux = advrec_state_user_ext(state);
+
+    switch (r->p.exclude) {
+    case ADVREC_RANK_EXCLUDE_PURCHASED:
+        return advrec_itemset_count(ux->purchased[u]);
+    case ADVREC_RANK_EXCLUDE_SEEN:
+        return (size_t)advrec_itemset_count(ux->purchased[u]) +
+               advrec_itemset_count(ux->seen[u]);
+    default:
         return 0;
-    return advrec_state_user_ext(state)->hist_len[u];
+    }
 }
 
 /*
  * Writes user u's excluded items (policy p.exclude) to dst (room for
- * excl_bound() entries), sorted and without duplicates, as topn and
- * popularity expect; returns their count.
+ * excl_bound() entries), ascending and without duplicates, as topn and
+ * popularity expect; returns their count. The sets are sorted already:
+ * seen is the merge of both (a purchase may have left the seen set).
  */
 static size_t exclusions(const advrec_rank_t *r, advrec_state_t *state,
                          uint32_t u, uint32_t *dst)
 {
     advrec_user_ext_t *ux = advrec_state_user_ext(state);
-    uint32_t hist = advrec_state_params(state)->history;
-    const uint32_t *ring = ux->hist + (size_t)u * hist;
-    size_t n = 0, m = 0;
+    const uint32_t *a = advrec_itemset_items(ux->purchased[u]), *b;
+    size_t na = advrec_itemset_count(ux->purchased[u]), nb, i = 0, j = 0, m = 0;
 
     if (r->p.exclude == ADVREC_RANK_EXCLUDE_NONE)
         return 0;
-    for (uint32_t h = 0; h < ux->hist_len[u]; h++)
-        if (r->p.exclude == ADVREC_RANK_EXCLUDE_SEEN ||
-            (ring[h] & ADVREC_HIST_PURCHASE))
-            dst[n++] = ring[h] & ADVREC_HIST_ITEM;
-    /* Insertion sort: n is at most recs.history and usually tiny. */
-    for (size_t a = 1; a < n; a++) {
-        uint32_t v = dst[a];
-        size_t b = a;
-        for (; b > 0 && dst[b - 1] > v; b--)
-            dst[b] = dst[b - 1];
-        dst[b] = v;
+    if (r->p.exclude == ADVREC_RANK_EXCLUDE_PURCHASED) {
+        if (na)
+            memcpy(dst, a, na * sizeof(*dst));
+        return na;
     }
-    for (size_t a = 0; a < n; a++)
-        if (m == 0 || dst[m - 1] != dst[a])
-            dst[m++] = dst[a];
+    b = advrec_itemset_items(ux->seen[u]);
+    nb = advrec_itemset_count(ux->seen[u]);
+    while (i < na || j < nb) {
+        uint32_t v;
+        if (j == nb || (i < na && a[i] < b[j]))
+            v = a[i++];
+        else if (i == na || b[j] < a[i])
+            v = b[j++];
+        else {
+            v = a[i++];
+            j++;
+        }
+        dst[m++] = v;
+    }
     return m;
 }
 

@@ -106,7 +106,10 @@ static int cmp_u32(const void *a, const void *b)
 static int cmd_user(advrec_store_t *store, const char *id, const opts_t *o)
 {
     const advrec_store_params_t *sp = advrec_store_params(store);
-    advrec_state_params_t stp = {sp->k, sp->history, 1, ADVREC_HIST_ITEM};
+    advrec_state_params_t stp = {.k = sp->k,
+                                 .history = sp->history,
+                                 .max_users = 1,
+                                 .max_items = ADVREC_HIST_ITEM};
     advrec_store_row_t row;
     advrec_state_t *items_state = NULL;
     advrec_rows_t *items;
