@@ -68,12 +68,12 @@ typedef struct advrec_user_ext_s {
 typedef struct advrec_state_params_s {
     uint32_t k;       /* factors per row, 1..1024 */
     uint32_t history; /* ring entries per user, 1..65535 */
+    uint32_t max_users;
+    uint32_t max_items;
     /* Most recent distinct items kept per user in each set, 0..65535
      * (0: the set is not kept). */
     uint32_t purchased_max;
     uint32_t seen_max;
-    uint32_t max_users;
-    uint32_t max_items;
 } advrec_state_params_t;
 
 typedef struct advrec_state_s advrec_state_t;
