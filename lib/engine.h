@@ -3,9 +3,10 @@
  * without any Kafka: the library's learning core.
  *
  * apply(): resolve the event's user and item ids to rows (new rows get
- *   deterministic initial factors), count it, remember it in the user's
- *   history, update item popularity, train one online APR step per sampled
- *   negative, and mark the user stale.
+ *   deterministic initial factors), remember the item in the user's
+ *   purchase/seen sets (what lists exclude), count it, push it to the
+ *   user's history ring, update item popularity, train one online APR step
+ *   per sampled negative, and mark the user stale.
  * refresh(): pick the stale users whose debounce has expired (or whose
  *   staleness reached the maximum) and have lib/rank build their lists
  *   (exclusions, cold-start popularity, batched scoring), each handed to a
@@ -75,7 +76,10 @@ advrec_state_t *advrec_engine_state(advrec_engine_t *engine);
  * < 1 down-weighted, 0 quarantined (counted and remembered, not trained).
  * now_ms is the caller's monotonic clock (debounce). Returns ADVREC_OK, or
  * ADVREC_ERR_FULL / NOMEM when the user or item cannot be added (errstr
- * names it); then nothing was changed.
+ * names it); then nothing was changed. ADVREC_ERR_NOMEM when the user's
+ * item sets cannot grow (errstr names the user): then the rows may have
+ * been interned and the item be in one set, but nothing was counted or
+ * trained.
  */
 advrec_err_t advrec_engine_apply(advrec_engine_t *engine,
                                  const advrec_event_t *ev, const char *topic,
