@@ -103,6 +103,8 @@ typedef struct advrec_conf_s {
     int64_t recs_debounce_ms;
     int64_t recs_max_staleness_ms;
     int recs_exclude; /* advrec_conf_exclude_t */
+    int64_t recs_exclude_purchased_max;
+    int64_t recs_exclude_seen_max;
     int64_t recs_history;
     int64_t recs_cold_events;
     double recs_popularity_halflife_s;

@@ -1,6 +1,6 @@
 /*
- * engine.c - owns the state, the popularity table, the stale-user list and
- * the scratch buffers of training and scoring.
+ * engine.c - owns the state, the popularity table, the stale-user list,
+ * the ranker (lib/rank: lists are built there) and the training scratch.
  */
 #include "engine.h"
 
@@ -9,12 +9,8 @@
 #include <string.h>
 
 #include "popularity.h"
+#include "rank.h"
 #include "rng.h"
-#include "topn.h"
-
-/* Scores of one sgemm batch are kept under this many floats (64 MiB). */
-#define SCORE_BUDGET (16u << 20)
-#define BATCH_MAX    256
 /* Redraws of a negative that the user already has in their history. */
 #define NEG_REDRAWS 3
 
@@ -28,21 +24,12 @@ struct advrec_engine_s {
     uint32_t *stale; /* users with stale_since != 0, unordered */
     size_t n_stale, stale_cap;
 
+    advrec_rank_t *rank;
+
     /* Refresh scratch, grown on demand (never per event). */
     uint32_t *due;
+    int64_t *due_since; /* their stale_since, restored if ranking fails */
     size_t due_cap;
-    uint32_t *warm; /* BATCH_MAX users scored by the model */
-    float *ubatch;  /* BATCH_MAX x k: their factor rows, gathered */
-    float *scores;  /* batch x n_items */
-    size_t scores_cap;
-    advrec_topn_entry_t *top; /* BATCH_MAX x recs_n */
-    size_t top_counts[BATCH_MAX];
-    advrec_popularity_entry_t *pop_top; /* recs_n */
-    uint32_t *excl; /* BATCH_MAX x history: sorted exclusions per user */
-    const uint32_t *excl_ptr[BATCH_MAX];
-    size_t n_excl[BATCH_MAX];
-    uint32_t *list_items; /* recs_n, for the emitted list */
-    float *list_scores;
 
     advrec_engine_judge_cb *judge; /* the detectors, or NULL */
     void *judge_opaque;
@@ -65,6 +52,11 @@ void advrec_engine_params_from_conf(advrec_engine_params_t *p,
     p->apr.seed = (uint64_t)conf->model_seed;
     p->state.k = (uint32_t)conf->model_k;
     p->state.history = (uint32_t)conf->recs_history;
+    p->state.purchased_max = (uint32_t)conf->recs_exclude_purchased_max;
+    /* Seen sets cost memory on every active user: kept only when used. */
+    p->state.seen_max = conf->recs_exclude == ADVREC_CONF_EXCLUDE_SEEN
+                            ? (uint32_t)conf->recs_exclude_seen_max
+                            : 0;
     p->state.max_users = (uint32_t)conf->model_max_users;
     p->state.max_items = (uint32_t)conf->model_max_items;
     p->negatives = (uint32_t)conf->model_negatives;
@@ -81,6 +73,7 @@ void advrec_engine_params_from_conf(advrec_engine_params_t *p,
 advrec_engine_t *advrec_engine_new(const advrec_engine_params_t *params,
                                    char *errstr, size_t errstr_size)
 {
+    advrec_rank_params_t rp;
     advrec_engine_t *e;
 
     if (advrec_apr_params_check(&params->apr, errstr, errstr_size))
@@ -105,18 +98,16 @@ advrec_engine_t *advrec_engine_new(const advrec_engine_params_t *params,
         (size_t)params->recs_n + params->state.history, errstr, errstr_size);
     if (!e->pop)
         goto fail;
+    rp.recs_n = params->recs_n;
+    rp.exclude = params->exclude;
+    rp.cold_events = params->cold_events;
+    rp.use_bias = params->apr.use_bias;
+    e->rank = advrec_rank_new(&rp, errstr, errstr_size);
+    if (!e->rank)
+        goto fail;
     e->scratch =
         malloc(advrec_apr_scratch_floats(params->apr.k) * sizeof(float));
-    e->warm = malloc(BATCH_MAX * sizeof(*e->warm));
-    e->ubatch = malloc((size_t)BATCH_MAX * params->state.k * sizeof(float));
-    e->top = malloc((size_t)BATCH_MAX * params->recs_n * sizeof(*e->top));
-    e->pop_top = malloc(params->recs_n * sizeof(*e->pop_top));
-    e->excl =
-        malloc((size_t)BATCH_MAX * params->state.history * sizeof(*e->excl));
-    e->list_items = malloc(params->recs_n * sizeof(*e->list_items));
-    e->list_scores = malloc(params->recs_n * sizeof(*e->list_scores));
-    if (!e->scratch || !e->warm || !e->ubatch || !e->top || !e->pop_top ||
-        !e->excl || !e->list_items || !e->list_scores)
+    if (!e->scratch)
         goto nomem;
     return e;
 
@@ -134,17 +125,11 @@ void advrec_engine_destroy(advrec_engine_t *e)
         return;
     advrec_state_destroy(e->state);
     advrec_popularity_destroy(e->pop);
+    advrec_rank_destroy(e->rank);
     free(e->scratch);
     free(e->stale);
     free(e->due);
-    free(e->warm);
-    free(e->ubatch);
-    free(e->scores);
-    free(e->top);
-    free(e->pop_top);
-    free(e->excl);
-    free(e->list_items);
-    free(e->list_scores);
+    free(e->due_since);
     free(e);
 }
 
@@ -307,6 +292,10 @@ advrec_err_t advrec_engine_apply(advrec_engine_t *e, const advrec_event_t *ev,
         (err = resolve(e, 0, ev->user_id, &u, errstr, errstr_size)) ||
         (err = resolve(e, 1, ev->item_id, &i, errstr, errstr_size)))
         return err;
+    /* First what can fail, so a refused event changes no counter. */
+    if ((err = advrec_state_remember(e->state, u, i, purchase, errstr,
+                                     errstr_size)))
+        return err;
     /* Row pointers only now: interning may have moved the tables. */
     users = advrec_state_users(e->state);
     items = advrec_state_items(e->state);
@@ -362,117 +351,25 @@ advrec_err_t advrec_engine_apply(advrec_engine_t *e, const advrec_event_t *ev,
     return ADVREC_OK;
 }
 
-/* Collects user u's excluded items (policy recs.exclude) into dst, sorted
- * and without duplicates, as topn and popularity expect; returns the count. */
-static size_t exclusions(const advrec_engine_t *e, uint32_t u, uint32_t *dst)
-{
-    advrec_user_ext_t *ux = advrec_state_user_ext(e->state);
-    const uint32_t *ring = ux->hist + (size_t)u * e->p.state.history;
-    size_t n = 0, m = 0;
-
-    if (e->p.exclude == ADVREC_CONF_EXCLUDE_NONE)
-        return 0;
-    for (uint32_t h = 0; h < ux->hist_len[u]; h++)
-        if (e->p.exclude == ADVREC_CONF_EXCLUDE_SEEN ||
-            (ring[h] & ADVREC_HIST_PURCHASE))
-            dst[n++] = ring[h] & ADVREC_HIST_ITEM;
-    /* Insertion sort: n is at most recs.history and usually tiny. */
-    for (size_t a = 1; a < n; a++) {
-        uint32_t v = dst[a];
-        size_t b = a;
-        for (; b > 0 && dst[b - 1] > v; b--)
-            dst[b] = dst[b - 1];
-        dst[b] = v;
-    }
-    for (size_t a = 0; a < n; a++)
-        if (m == 0 || dst[m - 1] != dst[a])
-            dst[m++] = dst[a];
-    return m;
-}
-
-static void emit_list(advrec_engine_t *e, uint32_t u, uint32_t n, int popular,
-                      advrec_engine_emit_cb *emit, void *opaque)
-{
-    advrec_user_ext_t *ux = advrec_state_user_ext(e->state);
-    advrec_engine_list_t list = {
-        .user = u,
-        .user_id = advrec_state_user_name(e->state, u),
-        .items = e->list_items,
-        .scores = e->list_scores,
-        .n = n,
-        .popular = popular,
-        .origin = ux->last[u],
-    };
-
-    emit(opaque, &list);
-}
-
-/* Scores and emits the users in e->due[0..n_due). */
-static void refresh_batch(advrec_engine_t *e, const uint32_t *due, size_t n_due,
-                          advrec_engine_emit_cb *emit, void *opaque)
-{
-    advrec_rows_t *users = advrec_state_users(e->state);
-    advrec_rows_t *items = advrec_state_items(e->state);
-    advrec_user_ext_t *ux = advrec_state_user_ext(e->state);
-    uint32_t k = e->p.state.k, hist = e->p.state.history;
-    size_t n_warm = 0;
-
-    for (size_t d = 0; d < n_due; d++) {
-        uint32_t u = due[d];
-        uint32_t *ex = e->excl + n_warm * hist;
-        size_t n_ex = exclusions(e, u, ex);
-
-        ux->stale_since[u] = 0;
-        if (users->clicks[u] + users->purchases[u] < e->p.cold_events) {
-            /* Too little history for the model: recent popularity. */
-            size_t n = advrec_popularity_top(e->pop, e->p.recs_n, ex, n_ex,
-                                             e->pop_top);
-            for (size_t r = 0; r < n; r++) {
-                e->list_items[r] = e->pop_top[r].item;
-                e->list_scores[r] = (float)advrec_popularity_key_score(
-                    e->pop, e->pop_top[r].key, ux->last_ts_ms[u]);
-            }
-            emit_list(e, u, (uint32_t)n, 1, emit, opaque);
-            continue;
-        }
-        memcpy(e->ubatch + n_warm * k, users->w + (size_t)u * k,
-               k * sizeof(float));
-        e->excl_ptr[n_warm] = ex;
-        e->n_excl[n_warm] = n_ex;
-        e->warm[n_warm++] = u;
-    }
-    if (n_warm == 0)
-        return;
-    if (advrec_topn_batch(e->ubatch, n_warm, items->w,
-                          e->p.apr.use_bias ? items->bias : NULL, items->n,
-                          (int)k, e->excl_ptr, e->n_excl, e->p.recs_n,
-                          e->scores, e->top, e->top_counts))
-        return; /* only on invalid arguments, which we never pass */
-    for (size_t w = 0; w < n_warm; w++) {
-        const advrec_topn_entry_t *top = e->top + w * e->p.recs_n;
-        for (size_t r = 0; r < e->top_counts[w]; r++) {
-            e->list_items[r] = top[r].item;
-            e->list_scores[r] = top[r].score;
-        }
-        emit_list(e, e->warm[w], (uint32_t)e->top_counts[w], 0, emit, opaque);
-    }
-}
-
 size_t advrec_engine_refresh(advrec_engine_t *e, int64_t now_ms, int force,
                              size_t max_users, advrec_engine_emit_cb *emit,
                              void *opaque)
 {
     advrec_user_ext_t *ux = advrec_state_user_ext(e->state);
-    size_t n_items = advrec_state_items(e->state)->n;
-    size_t n_due = 0, kept = 0, batch, done = 0;
+    size_t n_due = 0, kept = 0;
 
     if (e->n_stale == 0)
         return 0;
     if (e->due_cap < e->n_stale) {
         uint32_t *due = realloc(e->due, e->n_stale * sizeof(*due));
+        int64_t *since;
         if (!due)
             return 0; /* tried again next round */
         e->due = due;
+        since = realloc(e->due_since, e->n_stale * sizeof(*since));
+        if (!since)
+            return 0;
+        e->due_since = since;
         e->due_cap = e->n_stale;
     }
     /* Split the stale list into due users and the rest, keeping order. */
@@ -488,27 +385,21 @@ size_t advrec_engine_refresh(advrec_engine_t *e, int64_t now_ms, int force,
     e->n_stale = kept;
     if (n_due == 0)
         return 0;
-
-    /* Users per sgemm: as many as the score budget allows. */
-    batch = n_items ? SCORE_BUDGET / n_items : BATCH_MAX;
-    if (batch > BATCH_MAX)
-        batch = BATCH_MAX;
-    if (batch < 1)
-        batch = 1;
-    if (e->scores_cap < batch * n_items) {
-        float *sc = realloc(e->scores, batch * n_items * sizeof(float));
-        if (!sc) {
-            /* Put them back; nothing is lost, only delayed. */
-            for (size_t d = 0; d < n_due; d++)
-                e->stale[e->n_stale++] = e->due[d];
-            return 0;
-        }
-        e->scores = sc;
-        e->scores_cap = batch * n_items;
+    /* Fresh before their lists go out: the callback may mark them stale
+     * again (a list that could not be produced). */
+    for (size_t d = 0; d < n_due; d++) {
+        e->due_since[d] = ux->stale_since[e->due[d]];
+        ux->stale_since[e->due[d]] = 0;
     }
-    for (; done < n_due; done += batch) {
-        size_t n = n_due - done < batch ? n_due - done : batch;
-        refresh_batch(e, e->due + done, n, emit, opaque);
+    if (advrec_rank_users(e->rank, e->state, e->pop, e->due, n_due, emit,
+                          opaque)) {
+        /* No memory for the scores: nothing was emitted. Put them back;
+         * nothing is lost, only delayed. */
+        for (size_t d = 0; d < n_due; d++) {
+            ux->stale_since[e->due[d]] = e->due_since[d];
+            e->stale[e->n_stale++] = e->due[d];
+        }
+        return 0;
     }
     return n_due;
 }

@@ -3,13 +3,14 @@
  * without any Kafka: the library's learning core.
  *
  * apply(): resolve the event's user and item ids to rows (new rows get
- *   deterministic initial factors), count it, remember it in the user's
- *   history, update item popularity, train one online APR step per sampled
- *   negative, and mark the user stale.
- * refresh(): score the stale users whose debounce has expired (or whose
- *   staleness reached the maximum) against every item in one sgemm per batch,
- *   drop excluded items, keep the top N, and hand each list to a callback;
- *   users with too little history get the time-decayed popularity list.
+ *   deterministic initial factors), remember the item in the user's
+ *   purchase/seen sets (what lists exclude), count it, push it to the
+ *   user's history ring, update item popularity, train one online APR step
+ *   per sampled negative, and mark the user stale.
+ * refresh(): pick the stale users whose debounce has expired (or whose
+ *   staleness reached the maximum) and have lib/rank build their lists
+ *   (exclusions, cold-start popularity, batched scoring), each handed to a
+ *   callback.
  *
  * The daemon, the evaluation tool and the tests all call these same
  * functions. Every random choice comes from the configured seed and the
@@ -29,6 +30,7 @@
 #include "err.h"
 #include "event.h"
 #include "popularity.h"
+#include "rank.h"
 #include "state.h"
 
 typedef struct advrec_engine_params_s {
@@ -40,24 +42,14 @@ typedef struct advrec_engine_params_s {
     uint32_t recs_n;          /* list length */
     int64_t debounce_ms;      /* quiet time after a user's last event */
     int64_t max_staleness_ms; /* refresh at the latest this long after */
-    int exclude;              /* advrec_conf_exclude_t */
-    uint32_t cold_events;     /* fewer events than this: popularity list */
+    int exclude;          /* advrec_conf_exclude_t = advrec_rank_exclude_t */
+    uint32_t cold_events; /* fewer events than this: popularity list */
     double popularity_halflife_s;
 } advrec_engine_params_t;
 
-/* One refreshed list, valid only during the callback. */
-typedef struct advrec_engine_list_s {
-    uint32_t user;         /* dense index */
-    const char *user_id;   /* owned by the engine */
-    const uint32_t *items; /* n dense item indices, best first */
-    const float *scores;   /* n scores */
-    uint32_t n;
-    int popular;            /* 1: the cold-start popularity list */
-    advrec_origin_t origin; /* input position of the user's last event */
-} advrec_engine_list_t;
-
-typedef void(advrec_engine_emit_cb)(void *opaque,
-                                    const advrec_engine_list_t *list);
+/* One refreshed list, valid only during the callback (rank.h). */
+typedef advrec_rank_list_t advrec_engine_list_t;
+typedef advrec_rank_emit_cb advrec_engine_emit_cb;
 
 typedef struct advrec_engine_s advrec_engine_t;
 
@@ -84,7 +76,10 @@ advrec_state_t *advrec_engine_state(advrec_engine_t *engine);
  * < 1 down-weighted, 0 quarantined (counted and remembered, not trained).
  * now_ms is the caller's monotonic clock (debounce). Returns ADVREC_OK, or
  * ADVREC_ERR_FULL / NOMEM when the user or item cannot be added (errstr
- * names it); then nothing was changed.
+ * names it); then nothing was changed. ADVREC_ERR_NOMEM when the user's
+ * item sets cannot grow (errstr names the user): then the rows may have
+ * been interned and the item be in one set, but nothing was counted or
+ * trained.
  */
 advrec_err_t advrec_engine_apply(advrec_engine_t *engine,
                                  const advrec_event_t *ev, const char *topic,
@@ -94,9 +89,10 @@ advrec_err_t advrec_engine_apply(advrec_engine_t *engine,
 
 /*
  * Refreshes stale users that are due at now_ms (all stale users when force
- * is set), calling emit once per user, and returns how many lists were
- * emitted. At most max_users users are refreshed per call (0: no limit), so
- * a caller can bound a round's work.
+ * is set), calling emit once per user with the list lib/rank built, and
+ * returns how many lists were emitted. At most max_users users are
+ * refreshed per call (0: no limit), so a caller can bound a round's work.
+ * Out of memory: returns 0 with nothing emitted; the users stay stale.
  */
 size_t advrec_engine_refresh(advrec_engine_t *engine, int64_t now_ms, int force,
                              size_t max_users, advrec_engine_emit_cb *emit,

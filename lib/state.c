@@ -64,7 +64,8 @@ static advrec_err_t rows_reserve(advrec_rows_t *rows, advrec_user_ext_t *ux,
     if (ux && (GROW(ux->hist, history, 0) || GROW(ux->hist_len, 1, 0) ||
                GROW(ux->hist_head, 1, 0) || GROW(ux->last, 1, 0) ||
                GROW(ux->last_ts_ms, 1, 0) || GROW(ux->stale_since, 1, 0) ||
-               GROW(ux->last_mark, 1, 0)))
+               GROW(ux->last_mark, 1, 0) || GROW(ux->purchased, 1, 0) ||
+               GROW(ux->seen, 1, 0)))
         return ADVREC_ERR_NOMEM;
     rows->cap = cap;
     return ADVREC_OK;
@@ -90,12 +91,15 @@ advrec_state_t *advrec_state_new(const advrec_state_params_t *params,
 
     if (params->k < 1 || params->k > 1024 || params->history < 1 ||
         params->history > 65535 || params->max_users < 1 ||
-        params->max_items < 1 || params->max_items > ADVREC_HIST_ITEM) {
+        params->max_items < 1 || params->max_items > ADVREC_HIST_ITEM ||
+        params->purchased_max > ADVREC_ITEMSET_MAX ||
+        params->seen_max > ADVREC_ITEMSET_MAX) {
         advrec_seterr(ADVREC_ERR_INVALID_ARG, errstr, errstr_size,
-                      "state: k=%u history=%u max_users=%u max_items=%u out "
-                      "of range",
+                      "state: k=%u history=%u max_users=%u max_items=%u "
+                      "purchased_max=%u seen_max=%u out of range",
                       params->k, params->history, params->max_users,
-                      params->max_items);
+                      params->max_items, params->purchased_max,
+                      params->seen_max);
         return NULL;
     }
     state = calloc(1, sizeof(*state));
@@ -131,6 +135,14 @@ void advrec_state_destroy(advrec_state_t *state)
     free(state->ux.last_ts_ms);
     free(state->ux.stale_since);
     free(state->ux.last_mark);
+    for (uint32_t u = 0; u < state->users.cap; u++) {
+        if (state->ux.purchased)
+            advrec_itemset_free(state->ux.purchased[u]);
+        if (state->ux.seen)
+            advrec_itemset_free(state->ux.seen[u]);
+    }
+    free(state->ux.purchased);
+    free(state->ux.seen);
     free(state);
 }
 
@@ -252,6 +264,22 @@ void advrec_state_push_history(advrec_state_t *state, uint32_t user,
     ux->hist_head[user] = (uint16_t)((ux->hist_head[user] + 1) % h);
     if (ux->hist_len[user] < h)
         ux->hist_len[user]++;
+}
+
+advrec_err_t advrec_state_remember(advrec_state_t *state, uint32_t user,
+                                   uint32_t item, int purchase, char *errstr,
+                                   size_t errstr_size)
+{
+    advrec_user_ext_t *ux = &state->ux;
+
+    if (advrec_itemset_add(&ux->seen[user], item, state->params.seen_max) ||
+        (purchase && advrec_itemset_add(&ux->purchased[user], item,
+                                        state->params.purchased_max)))
+        return advrec_seterr(ADVREC_ERR_NOMEM, errstr, errstr_size,
+                             "state: out of memory growing the item sets of "
+                             "user \"%s\"",
+                             advrec_state_user_name(state, user));
+    return ADVREC_OK;
 }
 
 int advrec_state_in_history(const advrec_state_t *state, uint32_t user,

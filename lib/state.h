@@ -5,8 +5,10 @@
  * plain arrays indexed by dense index (idmap.h), row-major and 64-byte
  * aligned, so scoring hands the item matrix to BLAS as it is and a training
  * step touches three rows without any lookup. Users also keep a ring of their
- * recent items (for exclusion and negative sampling) and the input position
- * of their last event (what a recommendation "reflects").
+ * recent items (negative sampling, the detectors), bounded sets of the items
+ * they purchased and saw (exclusions, itemset.h; independent of the ring's
+ * length) and the input position of their last event (what a
+ * recommendation "reflects").
  *
  * Every row changed since the last advrec_state_clear_dirty() is listed, so a
  * persistent store (store.h) writes only what a round changed.
@@ -22,6 +24,7 @@
 #include <stdint.h>
 
 #include "err.h"
+#include "itemset.h"
 
 /* In a history entry, this bit marks a purchase; the rest is the item index. */
 #define ADVREC_HIST_PURCHASE 0x80000000u
@@ -58,6 +61,8 @@ typedef struct advrec_user_ext_s {
     int64_t *last_ts_ms;   /* event time of the user's last event */
     int64_t *stale_since;  /* clock ms when first marked stale; 0 = fresh */
     int64_t *last_mark;    /* clock ms of the latest mark (debounce) */
+    advrec_itemset_t **purchased; /* n sets (NULL: empty), <= purchased_max */
+    advrec_itemset_t **seen;      /* n sets (NULL: empty), <= seen_max */
 } advrec_user_ext_t;
 
 typedef struct advrec_state_params_s {
@@ -65,6 +70,10 @@ typedef struct advrec_state_params_s {
     uint32_t history; /* ring entries per user, 1..65535 */
     uint32_t max_users;
     uint32_t max_items;
+    /* Most recent distinct items kept per user in each set, 0..65535
+     * (0: the set is not kept). */
+    uint32_t purchased_max;
+    uint32_t seen_max;
 } advrec_state_params_t;
 
 typedef struct advrec_state_s advrec_state_t;
@@ -111,6 +120,16 @@ void advrec_state_clear_dirty(advrec_state_t *state);
 /* Appends item (with ADVREC_HIST_PURCHASE for a purchase) to user's ring. */
 void advrec_state_push_history(advrec_state_t *state, uint32_t user,
                                uint32_t entry);
+
+/*
+ * Remembers user's event on item in the user's sets: every event in the
+ * seen set, a purchase also in the purchased set (each bounded, the least
+ * recent dropped first). ADVREC_ERR_NOMEM when a set cannot grow (errstr
+ * names the user): the item may then be missing from either set.
+ */
+advrec_err_t advrec_state_remember(advrec_state_t *state, uint32_t user,
+                                   uint32_t item, int purchase, char *errstr,
+                                   size_t errstr_size);
 
 /* Whether item is in user's ring; with purchases_only, only purchases. */
 int advrec_state_in_history(const advrec_state_t *state, uint32_t user,

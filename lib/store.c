@@ -7,9 +7,12 @@
  * and for a read-only (secondary) store a private temporary directory.
  * It never owns the state or the popularity table (the engine's).
  *
- * Values are fixed-size records of little-endian integers and IEEE floats
- * behind a 4-byte header (kind, format, k): a load copies the factor
- * arrays straight into the row tables. docs/STATE.md has the layouts.
+ * Values are records of little-endian integers and IEEE floats behind a
+ * 4-byte header (kind, format, k): a load copies the factor arrays straight
+ * into the row tables. Items are fixed-size; a user row ends with the
+ * user's purchase and seen sets (format 2), so its size varies. Format 1
+ * rows (no sets) are still read: their sets are rebuilt from the history
+ * ring. docs/STATE.md has the layouts.
  */
 #include "store.h"
 
@@ -55,6 +58,8 @@ static const char *const cf_names[CF_N] = {
 #define OFF_PURCHASES 32
 #define OFF_W         40
 #define USER_TAIL     32 /* history..last_ts_ms, then the ring */
+#define SETS_HEADER   4  /* format 2: u16 purchased count, u16 seen count */
+#define FORMAT_V1     1  /* user rows without sets: read, never written */
 
 #define META_FORMAT    "format"
 #define META_K         "model.k"
@@ -88,11 +93,20 @@ struct advrec_store_s {
     char *key;
     size_t key_cap;
     uint32_t users_hw, items_hw; /* rows [0, hw) are on disk */
+    int upgrade; /* the dir says format 1: meta/format becomes ours on open */
 };
 
+/* A user row up to the end of its ring (all of a format 1 row). */
 static size_t user_size(uint32_t k, uint32_t history)
 {
     return OFF_W + (size_t)8 * k + USER_TAIL + (size_t)4 * history;
+}
+
+/* A format 2 user row holding np purchased and ns seen items. */
+static size_t user_size_sets(uint32_t k, uint32_t history, uint32_t np,
+                             uint32_t ns)
+{
+    return user_size(k, history) + SETS_HEADER + (size_t)8 * (np + ns);
 }
 
 static size_t item_size(uint32_t k)
@@ -452,6 +466,13 @@ static advrec_err_t check_fingerprint(advrec_store_t *store, int *fresh,
         *fresh = 1;
         return ADVREC_OK;
     }
+    /* Format 1 rows are read (their sets rebuilt from the ring); the first
+     * read-write open records our format, so an older build refuses the
+     * dir once it may hold rows it cannot read. */
+    if (fps[0].present && strcmp(fps[0].have, "1") == 0) {
+        store->upgrade = 1;
+        snprintf(fps[0].want, sizeof(fps[0].want), "1");
+    }
     for (int f = 0; f < 3; f++) {
         if (fps[f].present && strcmp(fps[f].have, fps[f].want) == 0)
             continue;
@@ -572,8 +593,14 @@ advrec_err_t advrec_store_open(const char *dir,
     }
     if ((err = open_db(store, MODE_RW, exists, errstr, errstr_size)))
         goto fail;
-    if (fresh && (err = write_fingerprint(store, errstr, errstr_size)))
+    if ((fresh || store->upgrade) &&
+        (err = write_fingerprint(store, errstr, errstr_size)))
         goto fail;
+    if (store->upgrade)
+        log_notice("state.dir %s: format %d read; rows are rewritten in "
+                   "format %d as they change, and older builds no longer "
+                   "open it",
+                   dir, FORMAT_V1, ADVREC_STORE_FORMAT);
     log_info("state.dir %s: opened (%s, model.k=%u, recs.history=%u, "
              "state.sync=%s)",
              dir, fresh ? "new" : "existing", params->k, params->history,
@@ -643,11 +670,11 @@ advrec_err_t advrec_store_open_readonly(const char *dir,
             goto fail;
         }
     }
-    if (v[0] != ADVREC_STORE_FORMAT) {
+    if (v[0] != ADVREC_STORE_FORMAT && v[0] != FORMAT_V1) {
         err = advrec_seterr(ADVREC_ERR_STATE_MISMATCH, errstr, errstr_size,
                             "state.dir %s was written with format=%ld, this "
-                            "build reads format=%d",
-                            dir, v[0], ADVREC_STORE_FORMAT);
+                            "build reads format=%d or %d",
+                            dir, v[0], FORMAT_V1, ADVREC_STORE_FORMAT);
         goto fail;
     }
     store->params.k = (uint32_t)v[1];
@@ -749,6 +776,31 @@ static void encode_user(unsigned char *b, advrec_state_t *state, uint32_t idx)
     put_u64(t + 16, (uint64_t)ux->last[idx].offset);
     put_u64(t + 24, (uint64_t)ux->last_ts_ms[idx]);
     memcpy(t + USER_TAIL, ux->hist + (size_t)idx * h, (size_t)4 * h);
+    t += USER_TAIL + (size_t)4 * h;
+    put_u16(t, (uint16_t)advrec_itemset_count(ux->purchased[idx]));
+    put_u16(t + 2, (uint16_t)advrec_itemset_count(ux->seen[idx]));
+    t += SETS_HEADER;
+    for (int which = 0; which < 2; which++) {
+        const advrec_itemset_t *set =
+            which ? ux->seen[idx] : ux->purchased[idx];
+        size_t n = advrec_itemset_count(set);
+        if (n == 0)
+            continue;
+        memcpy(t, advrec_itemset_items(set), 4 * n);
+        memcpy(t + 4 * n, advrec_itemset_stamps(set), 4 * n);
+        t += 8 * n;
+    }
+}
+
+/* The size of user idx's row as encode_user writes it. */
+static size_t user_row_size(advrec_state_t *state, uint32_t idx)
+{
+    const advrec_user_ext_t *ux = advrec_state_user_ext(state);
+    const advrec_state_params_t *sp = advrec_state_params(state);
+
+    return user_size_sets(sp->k, sp->history,
+                          advrec_itemset_count(ux->purchased[idx]),
+                          advrec_itemset_count(ux->seen[idx]));
 }
 
 static void encode_item(unsigned char *b, advrec_state_t *state,
@@ -761,30 +813,39 @@ static void encode_item(unsigned char *b, advrec_state_t *state,
     memcpy(b + OFF_W + (size_t)8 * items->k, &key, 8);
 }
 
-/* Checks a stored value's header and size; fills errstr naming the key. */
+/*
+ * Checks a stored value's header and size; fills errstr naming the key.
+ * Items: format 1 or 2 (the same layout). Users: format 1 (up to the ring)
+ * or format 2 (the ring, then the sets as their counts say).
+ */
 static advrec_err_t check_value(const advrec_store_t *store, char kind,
                                 const char *key, size_t key_len,
                                 const unsigned char *v, size_t len,
                                 char *errstr, size_t errstr_size)
 {
-    size_t want = kind == KIND_USER
-                      ? user_size(store->params.k, store->params.history)
-                      : item_size(store->params.k);
+    uint32_t k = store->params.k, h = store->params.history;
+    size_t base = kind == KIND_USER ? user_size(k, h) : item_size(k);
+    size_t want = base;
     const char *fam = kind == KIND_USER ? "users" : "items";
+    int format = len > OFF_FORMAT ? v[OFF_FORMAT] : -1;
 
+    if (kind == KIND_USER && format == ADVREC_STORE_FORMAT) {
+        want = base + SETS_HEADER;
+        if (len >= want)
+            want =
+                user_size_sets(k, h, get_u16(v + base), get_u16(v + base + 2));
+    }
     if (len < OFF_W || v[OFF_KIND] != (unsigned char)kind ||
-        v[OFF_FORMAT] != ADVREC_STORE_FORMAT ||
-        get_u16(v + OFF_K) != store->params.k || len != want ||
-        (kind == KIND_USER &&
-         get_u16(v + OFF_W + (size_t)8 * store->params.k) !=
-             store->params.history))
+        (format != ADVREC_STORE_FORMAT && format != FORMAT_V1) ||
+        get_u16(v + OFF_K) != k || len != want ||
+        (kind == KIND_USER && get_u16(v + OFF_W + (size_t)8 * k) != h))
         return advrec_seterr(
             ADVREC_ERR_STORE, errstr, errstr_size,
             "state.dir %s: %s/\"%.*s\" is malformed (%zu "
-            "bytes, want %zu for format %d, k=%u, "
+            "bytes, format %d; want %zu for format %d or %d, k=%u, "
             "history=%u)",
             store->dir, fam, (int)(key_len > 200 ? 200 : key_len), key, len,
-            want, ADVREC_STORE_FORMAT, store->params.k, store->params.history);
+            format, want, FORMAT_V1, ADVREC_STORE_FORMAT, k, h);
     return ADVREC_OK;
 }
 
@@ -813,6 +874,63 @@ static void decode_user_tail(const unsigned char *t, uint32_t h, uint32_t *hist,
     last->offset = (int64_t)get_u64(t + 16);
     *last_ts = (int64_t)get_u64(t + 24);
     memcpy(hist, t + USER_TAIL, (size_t)4 * h);
+}
+
+/*
+ * Fills user idx's purchase and seen sets in state from row v (checked by
+ * check_value): a format 2 row carries them (a set longer than the
+ * state's bound keeps its most recent items); a format 1 row has none, so
+ * they are rebuilt from its history ring, oldest entry first, as events
+ * would have built them. ADVREC_ERR_STORE for a malformed set (errstr
+ * names the user), NOMEM.
+ */
+static advrec_err_t decode_user_sets(const advrec_store_t *store,
+                                     advrec_state_t *state, uint32_t idx,
+                                     const char *id, const unsigned char *v)
+{
+    advrec_user_ext_t *ux = advrec_state_user_ext(state);
+    const advrec_state_params_t *sp = advrec_state_params(state);
+    uint32_t k = store->params.k, h = store->params.history;
+    const unsigned char *t = v + user_size(k, h);
+    advrec_err_t err = ADVREC_OK;
+
+    if (v[OFF_FORMAT] == FORMAT_V1) {
+        uint32_t len = ux->hist_len[idx], head = ux->hist_head[idx];
+        uint32_t first = len < h ? 0 : head;
+        for (uint32_t a = 0; a < len && !err; a++) {
+            uint32_t e = ux->hist[(size_t)idx * h + (first + a) % h];
+            err =
+                advrec_state_remember(state, idx, e & ADVREC_HIST_ITEM,
+                                      (e & ADVREC_HIST_PURCHASE) != 0, NULL, 0);
+        }
+        return err;
+    }
+    for (int which = 0; which < 2 && !err; which++) {
+        uint32_t n = get_u16(t + 2 * which), max;
+        const unsigned char *at = t + SETS_HEADER;
+        advrec_itemset_t **set = which ? &ux->seen[idx] : &ux->purchased[idx];
+        uint32_t *items, *stamps;
+
+        if (which)
+            at += (size_t)8 * get_u16(t);
+        max = which ? sp->seen_max : sp->purchased_max;
+        if (n == 0)
+            continue;
+        /* The row's bytes are not aligned for u32 access: copy. */
+        items = malloc((size_t)8 * n);
+        if (!items)
+            return ADVREC_ERR_NOMEM;
+        stamps = items + n;
+        memcpy(items, at, (size_t)8 * n);
+        err = advrec_itemset_restore(set, items, stamps, n, max);
+        for (uint32_t a = 0; a < n && !err; a++)
+            if (items[a] >= advrec_state_items(state)->n)
+                err = ADVREC_ERR_INVALID_ARG;
+        free(items);
+    }
+    if (err == ADVREC_ERR_INVALID_ARG)
+        return ADVREC_ERR_STORE;
+    return err;
 }
 
 /* --- keys ------------------------------------------------------------- */
@@ -919,9 +1037,8 @@ advrec_err_t advrec_store_commit(advrec_store_t *store, advrec_state_t *state,
                              store->dir, sp->k, sp->history, users->n, items->n,
                              store->params.k, store->params.history,
                              store->users_hw, store->items_hw);
-    usz = user_size(sp->k, sp->history);
     isz = item_size(sp->k);
-    if (grow_buf((void **)&store->buf, &store->buf_cap, usz > isz ? usz : isz))
+    if (grow_buf((void **)&store->buf, &store->buf_cap, isz))
         return advrec_seterr(ADVREC_ERR_NOMEM, errstr, errstr_size,
                              "state.dir %s: out of memory", store->dir);
 
@@ -931,6 +1048,12 @@ advrec_err_t advrec_store_commit(advrec_store_t *store, advrec_state_t *state,
         uint32_t u = users->dirty_list[d];
         if (u >= store->users_hw)
             continue; /* written below with its id */
+        usz = user_row_size(state, u);
+        if (grow_buf((void **)&store->buf, &store->buf_cap, usz)) {
+            rollback(store);
+            return advrec_seterr(ADVREC_ERR_NOMEM, errstr, errstr_size,
+                                 "state.dir %s: out of memory", store->dir);
+        }
         encode_user(store->buf, state, u);
         put_row(store, CF_USERS, advrec_state_user_name(state, u), usz);
         n_rows++;
@@ -940,6 +1063,12 @@ advrec_err_t advrec_store_commit(advrec_store_t *store, advrec_state_t *state,
      * disk stay dense and a load reproduces them. */
     for (uint32_t u = store->users_hw; u < users->n; u++) {
         const char *id = advrec_state_user_name(state, u);
+        usz = user_row_size(state, u);
+        if (grow_buf((void **)&store->buf, &store->buf_cap, usz)) {
+            rollback(store);
+            return advrec_seterr(ADVREC_ERR_NOMEM, errstr, errstr_size,
+                                 "state.dir %s: out of memory", store->dir);
+        }
         encode_user(store->buf, state, u);
         put_row(store, CF_USERS, id, usz);
         id_key(idk, 0, u);
@@ -1414,6 +1543,14 @@ static advrec_err_t load_rows(advrec_store_t *store, advrec_state_t *state,
                                     ux->hist_head[idx], h);
                 break;
             }
+            if ((err = decode_user_sets(store, state, idx, id, v))) {
+                advrec_seterr(err, errstr, errstr_size,
+                              "state.dir %s: users/\"%s\": %s", store->dir, id,
+                              err == ADVREC_ERR_NOMEM
+                                  ? "out of memory restoring its item sets"
+                                  : "malformed purchase or seen set");
+                break;
+            }
         }
         seen++;
     }
@@ -1679,6 +1816,58 @@ static advrec_err_t get_row(advrec_store_t *store, int cf, const char *id,
         row->hist_len = hl;
         row->hist_head = hh;
     }
+out:
+    rocksdb_free(val);
+    return err;
+}
+
+advrec_err_t advrec_store_load_user(advrec_store_t *store,
+                                    advrec_state_t *state, const char *id,
+                                    uint32_t *idx, char *errstr,
+                                    size_t errstr_size)
+{
+    advrec_user_ext_t *ux = advrec_state_user_ext(state);
+    uint32_t k = store->params.k, h = store->params.history;
+    const advrec_state_params_t *sp = advrec_state_params(state);
+    const unsigned char *v;
+    char *val;
+    size_t len;
+    advrec_err_t err;
+
+    if (sp->k != k || sp->history != h)
+        return advrec_seterr(ADVREC_ERR_INVALID_ARG, errstr, errstr_size,
+                             "state.dir %s: load of a user needs a state "
+                             "with k=%u history=%u",
+                             store->dir, k, h);
+    if ((err = get(store, CF_USERS, id, strlen(id), &val, &len, errstr,
+                   errstr_size)))
+        return err;
+    if (!val)
+        return advrec_seterr(ADVREC_ERR_NOT_FOUND, errstr, errstr_size,
+                             "state.dir %s: no user \"%s\"", store->dir, id);
+    v = (const unsigned char *)val;
+    if ((err = check_value(store, KIND_USER, id, strlen(id), v, len, errstr,
+                           errstr_size)) ||
+        (err = advrec_state_user(state, id, 1, idx, NULL, errstr, errstr_size)))
+        goto out;
+    decode_common(v, advrec_state_users(state), *idx);
+    decode_user_tail(v + OFF_W + (size_t)8 * k, h, ux->hist + (size_t)*idx * h,
+                     ux->hist_len + *idx, ux->hist_head + *idx, ux->last + *idx,
+                     ux->last_ts_ms + *idx);
+    if (ux->hist_len[*idx] > h || ux->hist_head[*idx] >= h) {
+        err = advrec_seterr(ADVREC_ERR_STORE, errstr, errstr_size,
+                            "state.dir %s: users/\"%s\": history ring len "
+                            "%u head %u for %u entries",
+                            store->dir, id, ux->hist_len[*idx],
+                            ux->hist_head[*idx], h);
+        goto out;
+    }
+    if ((err = decode_user_sets(store, state, *idx, id, v)))
+        advrec_seterr(err, errstr, errstr_size,
+                      "state.dir %s: users/\"%s\": %s", store->dir, id,
+                      err == ADVREC_ERR_NOMEM
+                          ? "out of memory restoring its item sets"
+                          : "malformed purchase or seen set");
 out:
     rocksdb_free(val);
     return err;

@@ -3,7 +3,8 @@
  *
  * Column families (docs/STATE.md has the byte layouts):
  *   users      external user id -> version header, dense index, counters,
- *              factors, Adagrad accumulators, history ring, last origin
+ *              factors, Adagrad accumulators, history ring, last origin,
+ *              the user's purchase and seen sets (variable length)
  *   items      external item id -> the same row fields plus the popularity
  *              key (popularity.h)
  *   ids        'u'|'i' + big-endian u32 dense index -> external id: the
@@ -47,7 +48,7 @@
 #include "state.h"
 
 /* Version of the value layout; part of the fingerprint. */
-#define ADVREC_STORE_FORMAT 1
+#define ADVREC_STORE_FORMAT 2
 
 typedef struct advrec_store_s advrec_store_t;
 
@@ -290,6 +291,23 @@ advrec_err_t advrec_store_checkpoint_stamped(advrec_store_t *store,
                                              const char *base_dir, char *path,
                                              size_t path_size, char *errstr,
                                              size_t errstr_size);
+
+/*
+ * Loads one stored user by external id into state (which must have the
+ * store's k and history, and should hold the items: advrec_store_load_items
+ * first, since the user's history and sets name items by dense index):
+ * the user is interned as a new row of state (*idx, its index there, may
+ * differ from the stored one) with its counters, factors, history ring,
+ * last position and purchase/seen sets (bounded by the state's
+ * purchased_max/seen_max; a format 1 row rebuilds them from the ring). For
+ * a tool that ranks one user exactly as the daemon would (lib/rank); never
+ * commit such a state. ADVREC_ERR_NOT_FOUND when absent, ADVREC_ERR_STORE
+ * when malformed (errstr names the user), INVALID_ARG, NOMEM, FULL.
+ */
+advrec_err_t advrec_store_load_user(advrec_store_t *store,
+                                    advrec_state_t *state, const char *id,
+                                    uint32_t *idx, char *errstr,
+                                    size_t errstr_size);
 
 /* One stored row, decoded for tools. Arrays are owned by the row
  * (advrec_store_row_free); hist and last* are only set for users, pop_key

@@ -9,8 +9,10 @@
  *
  * Opens the directory as a RocksDB secondary instance (lib/store.h), so it
  * works while advrecd runs and never writes to it; a checkpoint directory
- * works the same. The top-N is computed from the stored factors with the
- * daemon's own scoring (lib/topn), excluding what recs.exclude would.
+ * works the same. A user's list is built by lib/rank, the code the daemon
+ * publishes with, from the stored factors, popularity keys and the user's
+ * purchase/seen sets, under the daemon's configuration (-c, -X): a cold
+ * user gets the popularity list, as from the daemon.
  */
 #include <getopt.h>
 #include <inttypes.h>
@@ -22,19 +24,42 @@
 
 #include <jansson.h>
 
+#include "config.h"
 #include "err.h"
 #include "event.h"
 #include "log.h"
+#include "popularity.h"
+#include "rank.h"
 #include "state.h"
 #include "store.h"
-#include "topn.h"
 
 typedef struct opts_s {
     int json;
-    int factors; /* print factor vectors */
-    uint32_t n;  /* top-N length */
-    int exclude; /* advrec_conf_exclude_t */
+    int factors;               /* print factor vectors */
+    const advrec_conf_t *conf; /* the daemon's configuration (or defaults) */
+    uint32_t n;                /* top-N length; 0: the conf's recs.n */
+    int exclude;               /* advrec_conf_exclude_t; -1: the conf's */
 } opts_t;
+
+/* The list rank built, copied out of its callback. */
+typedef struct got_list_s {
+    uint32_t *items;
+    float *scores;
+    uint32_t n;
+    int popular;
+    int got;
+} got_list_t;
+
+static void keep_list(void *opaque, const advrec_rank_list_t *list)
+{
+    got_list_t *g = opaque;
+
+    memcpy(g->items, list->items, list->n * sizeof(*g->items));
+    memcpy(g->scores, list->scores, list->n * sizeof(*g->scores));
+    g->n = list->n;
+    g->popular = list->popular;
+    g->got = 1;
+}
 
 static void usage(FILE *fp)
 {
@@ -45,19 +70,28 @@ static void usage(FILE *fp)
             "\n"
             "commands:\n"
             "  user ID      a user's counters, last input position, recent "
-            "history and\n"
-            "               current top-N computed from the stored factors\n"
+            "history,\n"
+            "               purchase/seen set sizes and the list the daemon "
+            "would publish\n"
+            "               now (lib/rank: the model's top-N, or popularity "
+            "for a cold user)\n"
             "  item ID      an item's counters, bias and popularity key\n"
             "  offsets      the next input offset stored per partition\n"
             "  summary      row counts, model version, fingerprint, size\n"
             "\n"
             "options:\n"
             "  -j, --json            JSON instead of text\n"
-            "  -n, --top N           top-N length (10)\n"
+            "  -c, --config FILE     the daemon's configuration (recs.n, "
+            "recs.exclude,\n"
+            "                        recs.cold.events, model.bias, "
+            "recs.popularity.halflife.s);\n"
+            "                        the defaults otherwise\n"
+            "  -X key=value          one setting, as advrecd -X (after -c)\n"
+            "  -n, --top N           list length (recs.n)\n"
             "  -f, --factors         also print the factor vectors\n"
-            "  -x, --exclude WHAT    purchased|seen|none: what the top-N "
+            "  -x, --exclude WHAT    purchased|seen|none: what the list "
             "leaves out\n"
-            "                        (purchased, as recs.exclude's default)\n"
+            "                        (recs.exclude)\n"
             "  -h, --help            this text\n");
 }
 
@@ -97,23 +131,30 @@ static double norm(const float *v, uint32_t n)
     return sqrt(s);
 }
 
-static int cmp_u32(const void *a, const void *b)
-{
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-    return (x > y) - (x < y);
-}
-
 static int cmd_user(advrec_store_t *store, const char *id, const opts_t *o)
 {
     const advrec_store_params_t *sp = advrec_store_params(store);
-    advrec_state_params_t stp = {sp->k, sp->history, 1, ADVREC_HIST_ITEM};
+    const advrec_conf_t *conf = o->conf;
+    /* Every stored set entry is kept: the daemon bounded them already. */
+    advrec_state_params_t stp = {.k = sp->k,
+                                 .history = sp->history,
+                                 .max_users = 1,
+                                 .max_items = ADVREC_HIST_ITEM,
+                                 .purchased_max = ADVREC_ITEMSET_MAX,
+                                 .seen_max = ADVREC_ITEMSET_MAX};
+    advrec_rank_params_t rp = {
+        .recs_n = o->n ? o->n : (uint32_t)conf->recs_n,
+        .exclude = o->exclude >= 0 ? o->exclude : conf->recs_exclude,
+        .cold_events = (uint32_t)conf->recs_cold_events,
+        .use_bias = conf->model_bias,
+    };
     advrec_store_row_t row;
-    advrec_state_t *items_state = NULL;
-    advrec_rows_t *items;
-    advrec_topn_entry_t *top = NULL;
-    float *scores = NULL;
-    uint32_t *excl = NULL, n_excl = 0;
-    size_t n_top = 0;
+    advrec_state_t *state = NULL;
+    advrec_popularity_t *pop = NULL;
+    advrec_rank_t *rank = NULL;
+    advrec_user_ext_t *ux;
+    got_list_t list = {0};
+    uint32_t u = 0, n_items = 0;
     char errstr[512], name[ADVREC_ID_MAX + 16];
     json_t *root = NULL, *hist = NULL, *jtop = NULL;
     advrec_err_t err;
@@ -123,36 +164,33 @@ static int cmd_user(advrec_store_t *store, const char *id, const opts_t *o)
     if (err)
         return fail("user", errstr, err);
 
-    /* Every item's factors, to score this user the way the daemon does. */
-    items_state = advrec_state_new(&stp, errstr, sizeof(errstr));
-    if (!items_state) {
-        rc = fail("items", errstr, ADVREC_ERR_NOMEM);
+    /* Every item's factors and popularity key, and the user's row with its
+     * sets, to rank this user the way the daemon does. */
+    state = advrec_state_new(&stp, errstr, sizeof(errstr));
+    pop = advrec_popularity_new(conf->recs_popularity_halflife_s * 1000.0,
+                                (size_t)rp.recs_n + sp->history, errstr,
+                                sizeof(errstr));
+    rank = state && pop ? advrec_rank_new(&rp, errstr, sizeof(errstr)) : NULL;
+    if (!state || !pop || !rank) {
+        rc = fail("user", errstr, ADVREC_ERR_NOMEM);
         goto out;
     }
-    err = advrec_store_load_items(store, items_state, NULL, errstr,
-                                  sizeof(errstr));
-    if (err) {
-        rc = fail("items", errstr, err);
+    if ((err = advrec_store_load_items(store, state, pop, errstr,
+                                       sizeof(errstr))) ||
+        (err = advrec_store_load_user(store, state, id, &u, errstr,
+                                      sizeof(errstr)))) {
+        rc = fail("user", errstr, err);
         goto out;
     }
-    items = advrec_state_items(items_state);
-    excl = malloc((row.hist_len + 1) * sizeof(*excl));
-    scores = malloc(((size_t)items->n + 1) * sizeof(*scores));
-    top = malloc(((size_t)o->n + 1) * sizeof(*top));
-    if (!excl || !scores || !top) {
+    ux = advrec_state_user_ext(state);
+    n_items = advrec_state_items(state)->n;
+    list.items = malloc(((size_t)rp.recs_n + 1) * sizeof(*list.items));
+    list.scores = malloc(((size_t)rp.recs_n + 1) * sizeof(*list.scores));
+    if (!list.items || !list.scores ||
+        advrec_rank_users(rank, state, pop, &u, 1, keep_list, &list)) {
         rc = fail("user", "out of memory", ADVREC_ERR_NOMEM);
         goto out;
     }
-    for (uint32_t h = 0; h < row.hist_len; h++)
-        if (o->exclude == ADVREC_CONF_EXCLUDE_SEEN ||
-            (o->exclude == ADVREC_CONF_EXCLUDE_PURCHASED &&
-             (row.hist[h] & ADVREC_HIST_PURCHASE)))
-            excl[n_excl++] = row.hist[h] & ADVREC_HIST_ITEM;
-    qsort(excl, n_excl, sizeof(*excl), cmp_u32);
-    if (items->n > 0 &&
-        advrec_topn_score_one(row.w, items->w, items->bias, items->n,
-                              (int)row.k, scores) == ADVREC_OK)
-        n_top = advrec_topn_select(scores, items->n, excl, n_excl, o->n, top);
 
     if (o->json) {
         root = json_object();
@@ -174,7 +212,14 @@ static int cmd_user(advrec_store_t *store, const char *id, const opts_t *o)
             json_object_set_new(root, "factors", floats_json(row.w, row.k));
             json_object_set_new(root, "adagrad", floats_json(row.acc, row.k));
         }
+        json_object_set_new(
+            root, "purchased_set",
+            json_integer(advrec_itemset_count(ux->purchased[u])));
+        json_object_set_new(root, "seen_set",
+                            json_integer(advrec_itemset_count(ux->seen[u])));
         json_object_set_new(root, "history", hist = json_array());
+        json_object_set_new(root, "list",
+                            json_string(list.popular ? "popularity" : "model"));
         json_object_set_new(root, "top", jtop = json_array());
     } else {
         printf("user %s (index %u)\n", id, row.idx);
@@ -189,6 +234,9 @@ static int cmd_user(advrec_store_t *store, const char *id, const opts_t *o)
             print_floats("factors", row.w, row.k);
             print_floats("adagrad", row.acc, row.k);
         }
+        printf("  sets: %u purchased, %u seen items remembered\n",
+               advrec_itemset_count(ux->purchased[u]),
+               advrec_itemset_count(ux->seen[u]));
         printf("  history (newest first, %u of %u):\n", row.hist_len,
                row.history);
     }
@@ -196,8 +244,7 @@ static int cmd_user(advrec_store_t *store, const char *id, const opts_t *o)
     for (uint32_t h = 0; h < row.hist_len; h++) {
         uint32_t at = (row.hist_head + row.history - 1 - h) % row.history;
         uint32_t e = row.hist[at];
-        const char *nm =
-            advrec_state_item_name(items_state, e & ADVREC_HIST_ITEM);
+        const char *nm = advrec_state_item_name(state, e & ADVREC_HIST_ITEM);
         snprintf(name, sizeof(name), "%s", nm ? nm : "?");
         if (hist)
             json_array_append_new(
@@ -209,16 +256,17 @@ static int cmd_user(advrec_store_t *store, const char *id, const opts_t *o)
                    e & ADVREC_HIST_PURCHASE ? " (purchase)" : "");
     }
     if (!o->json)
-        printf("  top %zu of %u items (from stored factors):\n", n_top,
-               items->n);
-    for (size_t t = 0; t < n_top; t++) {
-        const char *nm = advrec_state_item_name(items_state, top[t].item);
+        printf("  top %u of %u items (%s):\n", list.n, n_items,
+               list.popular ? "popularity: a cold user, under recs.cold.events"
+                            : "model, from the stored factors");
+    for (uint32_t t = 0; t < list.n; t++) {
+        const char *nm = advrec_state_item_name(state, list.items[t]);
         if (jtop)
             json_array_append_new(jtop,
                                   json_pack("{s:s, s:f}", "item", nm, "score",
-                                            (double)top[t].score));
+                                            (double)list.scores[t]));
         else
-            printf("    %2zu. %s %.6g\n", t + 1, nm, (double)top[t].score);
+            printf("    %2u. %s %.9g\n", t + 1, nm, (double)list.scores[t]);
     }
     if (root) {
         json_dumpf(root, stdout, JSON_INDENT(2) | JSON_REAL_PRECISION(9));
@@ -226,10 +274,11 @@ static int cmd_user(advrec_store_t *store, const char *id, const opts_t *o)
     }
 out:
     json_decref(root);
-    free(excl);
-    free(scores);
-    free(top);
-    advrec_state_destroy(items_state);
+    free(list.items);
+    free(list.scores);
+    advrec_rank_destroy(rank);
+    advrec_popularity_destroy(pop);
+    advrec_state_destroy(state);
     advrec_store_row_free(&row);
     return rc;
 }
@@ -358,10 +407,12 @@ int main(int argc, char **argv)
         {"top", required_argument, NULL, 'n'},
         {"factors", no_argument, NULL, 'f'},
         {"exclude", required_argument, NULL, 'x'},
+        {"config", required_argument, NULL, 'c'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    opts_t o = {0, 0, 10, ADVREC_CONF_EXCLUDE_PURCHASED};
+    opts_t o = {0, 0, NULL, 0, -1};
+    advrec_conf_t *conf;
     advrec_store_t *store = NULL;
     const char *dir, *cmd;
     char errstr[512], *end;
@@ -369,8 +420,28 @@ int main(int argc, char **argv)
     int c, rc;
     long v;
 
-    while ((c = getopt_long(argc, argv, "jn:fx:h", longopts, NULL)) != -1) {
+    conf = advrec_conf_new(errstr, sizeof(errstr));
+    if (!conf)
+        return fail("config", errstr, ADVREC_ERR_NOMEM);
+    o.conf = conf;
+    while ((c = getopt_long(argc, argv, "jn:fx:c:X:h", longopts, NULL)) != -1) {
         switch (c) {
+        case 'c':
+            err = advrec_conf_load_file(conf, optarg, errstr, sizeof(errstr));
+            if (err) {
+                fprintf(stderr, "advrec-inspect: %s\n", errstr);
+                advrec_conf_destroy(conf);
+                return err == ADVREC_ERR_IO ? EX_NOINPUT : EX_CONFIG;
+            }
+            break;
+        case 'X':
+            err = advrec_conf_set_arg(conf, optarg, errstr, sizeof(errstr));
+            if (err) {
+                fprintf(stderr, "advrec-inspect: %s\n", errstr);
+                advrec_conf_destroy(conf);
+                return err == ADVREC_ERR_INVALID_ARG ? EX_USAGE : EX_CONFIG;
+            }
+            break;
         case 'j':
             o.json = 1;
             break;
@@ -382,6 +453,7 @@ int main(int argc, char **argv)
             if (*end || v < 1 || v > 100000) {
                 fprintf(stderr, "advrec-inspect: --top %s: want 1..100000\n",
                         optarg);
+                advrec_conf_destroy(conf);
                 return EX_USAGE;
             }
             o.n = (uint32_t)v;
@@ -398,20 +470,24 @@ int main(int argc, char **argv)
                         "advrec-inspect: --exclude %s: want purchased, seen "
                         "or none\n",
                         optarg);
+                advrec_conf_destroy(conf);
                 return EX_USAGE;
             }
             break;
         case 'h':
             usage(stdout);
+            advrec_conf_destroy(conf);
             return EX_OK;
         default:
             usage(stderr);
+            advrec_conf_destroy(conf);
             return EX_USAGE;
         }
     }
     if (argc - optind < 2) {
         usage(stderr);
-        return EX_USAGE;
+        rc = EX_USAGE;
+        goto done;
     }
     dir = argv[optind];
     cmd = argv[optind + 1];
@@ -420,19 +496,23 @@ int main(int argc, char **argv)
         ((strcmp(cmd, "offsets") == 0 || strcmp(cmd, "summary") == 0) &&
          argc - optind != 2)) {
         usage(stderr);
-        return EX_USAGE;
+        rc = EX_USAGE;
+        goto done;
     }
     if (strcmp(cmd, "user") && strcmp(cmd, "item") && strcmp(cmd, "offsets") &&
         strcmp(cmd, "summary")) {
         fprintf(stderr, "advrec-inspect: unknown command \"%s\"\n", cmd);
         usage(stderr);
-        return EX_USAGE;
+        rc = EX_USAGE;
+        goto done;
     }
     /* Only errors: the store's "opened" chatter is not the output. */
     advrec_log_set_level(ADVREC_LOG_WARNING);
     err = advrec_store_open_readonly(dir, &store, errstr, sizeof(errstr));
-    if (err)
-        return fail("open", errstr, err);
+    if (err) {
+        rc = fail("open", errstr, err);
+        goto done;
+    }
     if (strcmp(cmd, "user") == 0)
         rc = cmd_user(store, argv[optind + 2], &o);
     else if (strcmp(cmd, "item") == 0)
@@ -442,5 +522,7 @@ int main(int argc, char **argv)
     else
         rc = cmd_summary(store, &o);
     advrec_store_close(store);
+done:
+    advrec_conf_destroy(conf);
     return rc;
 }

@@ -56,7 +56,7 @@ int main(int argc, char **argv)
     advrec_store_t *store = NULL;
     advrec_state_t *state = NULL;
     advrec_store_summary_t sum;
-    advrec_state_params_t stp;
+    advrec_state_params_t stp = {0};
     char errstr[1024];
     int factors = argc > 2 && strcmp(argv[2], "--factors") == 0;
     int rc = EX_NOINPUT;
@@ -72,6 +72,8 @@ int main(int argc, char **argv)
     stp.history = advrec_store_params(store)->history;
     stp.max_users = sum.users + 16;
     stp.max_items = sum.items + 16;
+    stp.purchased_max = ADVREC_ITEMSET_MAX; /* what is stored, as it is */
+    stp.seen_max = ADVREC_ITEMSET_MAX;
     if (!(state = advrec_state_new(&stp, errstr, sizeof(errstr))) ||
         advrec_store_load(store, state, NULL, NULL, errstr, sizeof(errstr)) ||
         advrec_store_offsets_foreach(store, print_offset, NULL, errstr,

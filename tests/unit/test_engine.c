@@ -78,6 +78,8 @@ static advrec_engine_params_t params_for(int exclude)
     p.apr.seed = 7;
     p.state.k = K;
     p.state.history = HISTORY;
+    p.state.purchased_max = 256;
+    p.state.seen_max = exclude == ADVREC_CONF_EXCLUDE_SEEN ? 256 : 0;
     p.state.max_users = 1000;
     p.state.max_items = 1000;
     p.negatives = 2;

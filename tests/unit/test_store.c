@@ -29,6 +29,9 @@
 
 #define K 8
 #define H 5
+/* Set bounds above the ring's length, so sets hold what the ring lost. */
+#define PMAX 16
+#define SMAX 12
 
 static char base[64];
 
@@ -66,6 +69,8 @@ static advrec_engine_params_t engine_params(void)
     p.apr.seed = 7;
     p.state.k = K;
     p.state.history = H;
+    p.state.purchased_max = PMAX;
+    p.state.seen_max = SMAX;
     p.state.max_users = 100000;
     p.state.max_items = 100000;
     p.negatives = 2;
@@ -136,6 +141,25 @@ static advrec_err_t commit(advrec_store_t *store, advrec_engine_t *e,
 
 #define SAME(a, b, n) (memcmp((a), (b), (n)) == 0)
 
+/* The same items with the same recency order. */
+static int same_set(const advrec_itemset_t *a, const advrec_itemset_t *b)
+{
+    uint32_t n = advrec_itemset_count(a);
+
+    if (n != advrec_itemset_count(b))
+        return 0;
+    if (n == 0)
+        return 1;
+    if (!SAME(advrec_itemset_items(a), advrec_itemset_items(b), n * 4))
+        return 0;
+    for (uint32_t x = 0; x < n; x++)
+        for (uint32_t y = 0; y < n; y++)
+            if ((advrec_itemset_stamps(a)[x] < advrec_itemset_stamps(a)[y]) !=
+                (advrec_itemset_stamps(b)[x] < advrec_itemset_stamps(b)[y]))
+                return 0;
+    return 1;
+}
+
 /* Bit-identical learned state (everything but the runtime staleness). */
 static int same_state(advrec_engine_t *a, advrec_engine_t *b)
 {
@@ -183,6 +207,9 @@ static int same_state(advrec_engine_t *a, advrec_engine_t *b)
           SAME(xa->hist_head, xb->hist_head, (size_t)nu * 2) &&
           SAME(xa->last_ts_ms, xb->last_ts_ms, (size_t)nu * 8);
     ok &= advrec_engine_version(a) == advrec_engine_version(b);
+    for (uint32_t u = 0; u < nu; u++)
+        ok &= same_set(xa->purchased[u], xb->purchased[u]) &&
+              same_set(xa->seen[u], xb->seen[u]);
     return ok;
 }
 
@@ -298,6 +325,176 @@ static void test_round_trip(void)
     advrec_store_close(again);
     advrec_engine_destroy(l);
     advrec_engine_destroy(e);
+}
+
+/* The purchase and seen sets survive close/reopen, beyond the ring: a
+ * user's set holds more than recs.history items, and after the reload it
+ * excludes the same items in the same recency order. */
+static void test_sets_round_trip(void)
+{
+    const char *dir = path_in("sets");
+    advrec_store_params_t sp = store_params(K, H);
+    advrec_store_t *store = NULL, *again = NULL;
+    advrec_engine_t *e = new_engine(), *l;
+    advrec_user_ext_t *ux;
+    char errstr[512];
+    uint32_t big_p = 0, big_s = 0, nu;
+
+    CHECK_INT(advrec_store_open(dir, &sp, &store, errstr, sizeof(errstr)),
+              ADVREC_OK);
+    apply_range(e, 0, 2000);
+    CHECK_INT(commit(store, e, 2000), ADVREC_OK);
+    advrec_store_close(store);
+    ux = advrec_state_user_ext(advrec_engine_state(e));
+    nu = advrec_state_users(advrec_engine_state(e))->n;
+    for (uint32_t u = 0; u < nu; u++) {
+        big_p += advrec_itemset_count(ux->purchased[u]) > H;
+        big_s += advrec_itemset_count(ux->seen[u]) == SMAX;
+    }
+    CHECK(big_p > 0); /* the workload tests the sets, not the ring */
+    CHECK(big_s > 0); /* and full sets that dropped their oldest */
+
+    l = reload(dir, &again);
+    CHECK(l != NULL);
+    if (l)
+        CHECK(same_state(e, l));
+    /* A tool's single-user load sees the same sets. */
+    if (l) {
+        advrec_state_params_t tp = *advrec_state_params(advrec_engine_state(e));
+        advrec_state_t *t = advrec_state_new(&tp, errstr, sizeof(errstr));
+        uint32_t idx = 0, orig = 0;
+        CHECK(t != NULL);
+        CHECK_INT(
+            advrec_store_load_items(again, t, NULL, errstr, sizeof(errstr)),
+            ADVREC_OK);
+        CHECK_INT(advrec_store_load_user(again, t, "user-3", &idx, errstr,
+                                         sizeof(errstr)),
+                  ADVREC_OK);
+        CHECK_INT(advrec_state_user(advrec_engine_state(e), "user-3", 0, &orig,
+                                    NULL, NULL, 0),
+                  ADVREC_OK);
+        CHECK(same_set(advrec_state_user_ext(t)->purchased[idx],
+                       ux->purchased[orig]));
+        CHECK(same_set(advrec_state_user_ext(t)->seen[idx], ux->seen[orig]));
+        CHECK_INT(advrec_store_load_user(again, t, "nobody", &idx, errstr,
+                                         sizeof(errstr)),
+                  ADVREC_ERR_NOT_FOUND);
+        advrec_state_destroy(t);
+    }
+    advrec_store_close(again);
+    advrec_engine_destroy(l);
+    advrec_engine_destroy(e);
+}
+
+/* Opens dir's six families with RocksDB directly; NULL on failure. */
+static rocksdb_t *raw_open(const char *dir, rocksdb_options_t *o,
+                           rocksdb_column_family_handle_t **cfs)
+{
+    const char *names[6] = {"default", "users",     "items",
+                            "ids",     "detectors", "meta"};
+    const rocksdb_options_t *opts[6] = {o, o, o, o, o, o};
+    char *rerr = NULL;
+    rocksdb_t *db =
+        rocksdb_open_column_families(o, dir, 6, names, opts, cfs, &rerr);
+
+    if (rerr)
+        fprintf(stderr, "raw open %s: %s\n", dir, rerr);
+    rocksdb_free(rerr);
+    return db;
+}
+
+/*
+ * A format 1 dir (user rows end with the ring; what the previous build
+ * wrote) is still read: its sets are rebuilt from the ring, meta/format
+ * becomes 2 on the first read-write open, and rows are rewritten in format
+ * 2 as they change.
+ */
+static void test_reads_format_1(void)
+{
+    const char *dir = path_in("format1");
+    size_t v1 = 40 + (size_t)8 * K + 32 + (size_t)4 * H;
+    rocksdb_options_t *o = rocksdb_options_create();
+    rocksdb_column_family_handle_t *cfs[6];
+    rocksdb_writeoptions_t *w = rocksdb_writeoptions_create();
+    rocksdb_readoptions_t *r = rocksdb_readoptions_create();
+    advrec_store_t *store = NULL;
+    advrec_engine_t *l;
+    rocksdb_t *db;
+    char *rerr = NULL, *val;
+    size_t len;
+    uint32_t rows = 0;
+
+    make_state(dir, 400);
+    /* Turn every row into format 1, as the previous build wrote it. */
+    db = raw_open(dir, o, cfs);
+    CHECK(db != NULL);
+    if (db) {
+        rocksdb_iterator_t *it = rocksdb_create_iterator_cf(db, r, cfs[1]);
+        for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it);
+             rocksdb_iter_next(it)) {
+            size_t kl, vl;
+            const char *k = rocksdb_iter_key(it, &kl);
+            char v[4096];
+            memcpy(v, rocksdb_iter_value(it, &vl), v1);
+            CHECK(vl >= v1 + 4);
+            v[1] = 1;
+            rocksdb_put_cf(db, w, cfs[1], k, kl, v, v1, &rerr);
+            rows++;
+        }
+        rocksdb_iter_destroy(it);
+        rocksdb_put_cf(db, w, cfs[5], "format", 6, "1", 1, &rerr);
+        CHECK(rerr == NULL);
+        for (int i = 0; i < 6; i++)
+            rocksdb_column_family_handle_destroy(cfs[i]);
+        rocksdb_close(db);
+    }
+    CHECK(rows > 10);
+
+    l = reload(dir, &store);
+    CHECK(l != NULL);
+    if (l) {
+        advrec_state_t *st = advrec_engine_state(l);
+        advrec_user_ext_t *ux = advrec_state_user_ext(st);
+        uint32_t nu = advrec_state_users(st)->n, with_p = 0;
+        /* Sets hold exactly the ring's items (at most H < the bounds). */
+        for (uint32_t u = 0; u < nu; u++) {
+            for (uint32_t h = 0; h < ux->hist_len[u]; h++) {
+                uint32_t e = ux->hist[(size_t)u * H + h];
+                CHECK(advrec_itemset_has(ux->seen[u], e & ADVREC_HIST_ITEM));
+                if (e & ADVREC_HIST_PURCHASE)
+                    CHECK(advrec_itemset_has(ux->purchased[u],
+                                             e & ADVREC_HIST_ITEM));
+            }
+            CHECK(advrec_itemset_count(ux->seen[u]) <= ux->hist_len[u]);
+            with_p += advrec_itemset_count(ux->purchased[u]) > 0;
+        }
+        CHECK(with_p > 0);
+        /* New rounds write format 2 rows next to the old ones. */
+        apply_range(l, 400, 500);
+        CHECK_INT(commit(store, l, 500), ADVREC_OK);
+    }
+    advrec_store_close(store);
+    store = NULL;
+    advrec_engine_destroy(l);
+    db = raw_open(dir, o, cfs);
+    CHECK(db != NULL);
+    if (db) {
+        val = rocksdb_get_cf(db, r, cfs[5], "format", 6, &len, &rerr);
+        CHECK(val && len == 1 && val[0] == '2');
+        rocksdb_free(val);
+        for (int i = 0; i < 6; i++)
+            rocksdb_column_family_handle_destroy(cfs[i]);
+        rocksdb_close(db);
+    }
+    /* Mixed rows load. */
+    l = reload(dir, &store);
+    CHECK(l != NULL);
+    advrec_store_close(store);
+    advrec_engine_destroy(l);
+    rocksdb_free(rerr);
+    rocksdb_writeoptions_destroy(w);
+    rocksdb_readoptions_destroy(r);
+    rocksdb_options_destroy(o);
 }
 
 /* The determinism guarantee across a restart: process [0, 600) in one go,
@@ -936,6 +1133,8 @@ int main(void)
         return 1;
     }
     RUN(test_round_trip);
+    RUN(test_sets_round_trip);
+    RUN(test_reads_format_1);
     RUN(test_replay_across_restart);
     RUN(test_offsets);
     RUN(test_pending_flags);

@@ -1,0 +1,289 @@
+/*
+ * rank.c - owns the scratch of list building: the gathered factor rows of
+ * a batch, its score matrix, the top-N entries, the exclusion lists and
+ * the list handed to the callback. Nothing here outlives a call.
+ */
+#include "rank.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "topn.h"
+
+/* Scores of one sgemm batch are kept under this many floats (64 MiB). */
+#define SCORE_BUDGET (16u << 20)
+#define BATCH_MAX    256
+
+struct advrec_rank_s {
+    advrec_rank_params_t p;
+
+    uint32_t k;     /* factors per row the scratch is sized for */
+    uint32_t *warm; /* BATCH_MAX users scored by the model */
+    float *ubatch;  /* BATCH_MAX x k: their factor rows, gathered */
+    float *scores;  /* batch x n_items */
+    size_t scores_cap;
+    advrec_topn_entry_t *top; /* BATCH_MAX x recs_n */
+    size_t top_counts[BATCH_MAX];
+    advrec_popularity_entry_t *pop_top; /* recs_n */
+    uint32_t *excl; /* a batch's exclusions, user after user, each sorted */
+    size_t excl_cap;
+    const uint32_t *excl_ptr[BATCH_MAX];
+    size_t n_excl[BATCH_MAX];
+    uint32_t *list_items; /* recs_n, for the emitted list */
+    float *list_scores;
+};
+
+advrec_rank_t *advrec_rank_new(const advrec_rank_params_t *params, char *errstr,
+                               size_t errstr_size)
+{
+    advrec_rank_t *r;
+
+    if (params->recs_n < 1 ||
+        (params->exclude != ADVREC_RANK_EXCLUDE_PURCHASED &&
+         params->exclude != ADVREC_RANK_EXCLUDE_SEEN &&
+         params->exclude != ADVREC_RANK_EXCLUDE_NONE)) {
+        advrec_seterr(ADVREC_ERR_CONFIG, errstr, errstr_size,
+                      "rank: recs.n=%u must be >= 1 and recs.exclude %d "
+                      "one of purchased, seen, none",
+                      params->recs_n, params->exclude);
+        return NULL;
+    }
+    r = calloc(1, sizeof(*r));
+    if (!r)
+        goto nomem;
+    r->p = *params;
+    r->warm = malloc(BATCH_MAX * sizeof(*r->warm));
+    r->top = malloc((size_t)BATCH_MAX * params->recs_n * sizeof(*r->top));
+    r->pop_top = malloc(params->recs_n * sizeof(*r->pop_top));
+    r->list_items = malloc(params->recs_n * sizeof(*r->list_items));
+    r->list_scores = malloc(params->recs_n * sizeof(*r->list_scores));
+    if (!r->warm || !r->top || !r->pop_top || !r->list_items || !r->list_scores)
+        goto nomem;
+    return r;
+
+nomem:
+    advrec_seterr(ADVREC_ERR_NOMEM, errstr, errstr_size, "rank: out of memory");
+    advrec_rank_destroy(r);
+    return NULL;
+}
+
+void advrec_rank_destroy(advrec_rank_t *r)
+{
+    if (!r)
+        return;
+    free(r->warm);
+    free(r->ubatch);
+    free(r->scores);
+    free(r->top);
+    free(r->pop_top);
+    free(r->excl);
+    free(r->list_items);
+    free(r->list_scores);
+    free(r);
+}
+
+const advrec_rank_params_t *advrec_rank_params(const advrec_rank_t *r)
+{
+    return &r->p;
+}
+
+/* An upper bound of user u's exclusions. */
+static size_t excl_bound(const advrec_rank_t *r, advrec_state_t *state,
+                         uint32_t u)
+{
+    advrec_user_ext_t *ux = advrec_state_user_ext(state);
+
+    switch (r->p.exclude) {
+    case ADVREC_RANK_EXCLUDE_PURCHASED:
+        return advrec_itemset_count(ux->purchased[u]);
+    case ADVREC_RANK_EXCLUDE_SEEN:
+        return (size_t)advrec_itemset_count(ux->purchased[u]) +
+               advrec_itemset_count(ux->seen[u]);
+    default:
+        return 0;
+    }
+}
+
+/*
+ * Writes user u's excluded items (policy p.exclude) to dst (room for
+ * excl_bound() entries), ascending and without duplicates, as topn and
+ * popularity expect; returns their count. The sets are sorted already:
+ * seen is the merge of both (a purchase may have left the seen set).
+ */
+static size_t exclusions(const advrec_rank_t *r, advrec_state_t *state,
+                         uint32_t u, uint32_t *dst)
+{
+    advrec_user_ext_t *ux = advrec_state_user_ext(state);
+    const uint32_t *a = advrec_itemset_items(ux->purchased[u]), *b;
+    size_t na = advrec_itemset_count(ux->purchased[u]), nb, i = 0, j = 0, m = 0;
+
+    if (r->p.exclude == ADVREC_RANK_EXCLUDE_NONE)
+        return 0;
+    if (r->p.exclude == ADVREC_RANK_EXCLUDE_PURCHASED) {
+        if (na)
+            memcpy(dst, a, na * sizeof(*dst));
+        return na;
+    }
+    b = advrec_itemset_items(ux->seen[u]);
+    nb = advrec_itemset_count(ux->seen[u]);
+    while (i < na || j < nb) {
+        uint32_t v;
+        if (j == nb || (i < na && a[i] < b[j]))
+            v = a[i++];
+        else if (i == na || b[j] < a[i])
+            v = b[j++];
+        else {
+            v = a[i++];
+            j++;
+        }
+        dst[m++] = v;
+    }
+    return m;
+}
+
+static void emit_list(advrec_rank_t *r, advrec_state_t *state, uint32_t u,
+                      uint32_t n, int popular, advrec_rank_emit_cb *emit,
+                      void *opaque)
+{
+    advrec_user_ext_t *ux = advrec_state_user_ext(state);
+    advrec_rank_list_t list = {
+        .user = u,
+        .user_id = advrec_state_user_name(state, u),
+        .items = r->list_items,
+        .scores = r->list_scores,
+        .n = n,
+        .popular = popular,
+        .origin = ux->last[u],
+    };
+
+    emit(opaque, &list);
+}
+
+/* Whether user u gets the popularity list. */
+static int is_cold(const advrec_rank_t *r, advrec_state_t *state, uint32_t u)
+{
+    advrec_rows_t *users = advrec_state_users(state);
+
+    return users->clicks[u] + users->purchases[u] < r->p.cold_events;
+}
+
+/* Gathers the exclusions of users[0..n) into r->excl (reserved). */
+static void gather(advrec_rank_t *r, advrec_state_t *state,
+                   const uint32_t *users, size_t n, size_t *offs,
+                   size_t *counts)
+{
+    size_t used = 0;
+
+    for (size_t d = 0; d < n; d++) {
+        offs[d] = used;
+        counts[d] = exclusions(r, state, users[d], r->excl + used);
+        used += counts[d];
+    }
+}
+
+/* Scores and emits users[0..n) (n <= BATCH_MAX); exclusions gathered. */
+static void rank_batch(advrec_rank_t *r, advrec_state_t *state,
+                       const advrec_popularity_t *pop, const uint32_t *users,
+                       size_t n, const size_t *offs, const size_t *counts,
+                       advrec_rank_emit_cb *emit, void *opaque)
+{
+    advrec_rows_t *urows = advrec_state_users(state);
+    advrec_rows_t *items = advrec_state_items(state);
+    advrec_user_ext_t *ux = advrec_state_user_ext(state);
+    uint32_t k = r->k;
+    size_t n_warm = 0;
+
+    for (size_t d = 0; d < n; d++) {
+        uint32_t u = users[d];
+        const uint32_t *ex = r->excl + offs[d];
+
+        if (is_cold(r, state, u)) {
+            /* Too little history for the model: recent popularity. */
+            size_t m = pop ? advrec_popularity_top(pop, r->p.recs_n, ex,
+                                                   counts[d], r->pop_top)
+                           : 0;
+            for (size_t t = 0; t < m; t++) {
+                r->list_items[t] = r->pop_top[t].item;
+                r->list_scores[t] = (float)advrec_popularity_key_score(
+                    pop, r->pop_top[t].key, ux->last_ts_ms[u]);
+            }
+            emit_list(r, state, u, (uint32_t)m, 1, emit, opaque);
+            continue;
+        }
+        memcpy(r->ubatch + n_warm * k, urows->w + (size_t)u * k,
+               k * sizeof(float));
+        r->excl_ptr[n_warm] = ex;
+        r->n_excl[n_warm] = counts[d];
+        r->warm[n_warm++] = u;
+    }
+    if (n_warm == 0)
+        return;
+    if (advrec_topn_batch(r->ubatch, n_warm, items->w,
+                          r->p.use_bias ? items->bias : NULL, items->n, (int)k,
+                          r->excl_ptr, r->n_excl, r->p.recs_n, r->scores,
+                          r->top, r->top_counts))
+        return; /* only on invalid arguments, which we never pass */
+    for (size_t w = 0; w < n_warm; w++) {
+        const advrec_topn_entry_t *top = r->top + w * r->p.recs_n;
+        for (size_t t = 0; t < r->top_counts[w]; t++) {
+            r->list_items[t] = top[t].item;
+            r->list_scores[t] = top[t].score;
+        }
+        emit_list(r, state, r->warm[w], (uint32_t)r->top_counts[w], 0, emit,
+                  opaque);
+    }
+}
+
+advrec_err_t advrec_rank_users(advrec_rank_t *r, advrec_state_t *state,
+                               const advrec_popularity_t *pop,
+                               const uint32_t *users, size_t n_users,
+                               advrec_rank_emit_cb *emit, void *opaque)
+{
+    size_t n_items = advrec_state_items(state)->n, batch, done;
+    uint32_t k = advrec_state_params(state)->k;
+    size_t offs[BATCH_MAX], counts[BATCH_MAX];
+
+    if (n_users == 0)
+        return ADVREC_OK;
+    /* Users per sgemm: as many as the score budget allows. */
+    batch = n_items ? SCORE_BUDGET / n_items : BATCH_MAX;
+    if (batch > BATCH_MAX)
+        batch = BATCH_MAX;
+    if (batch < 1)
+        batch = 1;
+    if (r->k != k) {
+        float *ub = malloc((size_t)BATCH_MAX * k * sizeof(float));
+        if (!ub)
+            return ADVREC_ERR_NOMEM;
+        free(r->ubatch);
+        r->ubatch = ub;
+        r->k = k;
+    }
+    if (r->scores_cap < batch * n_items) {
+        float *sc = realloc(r->scores, batch * n_items * sizeof(float));
+        if (!sc)
+            return ADVREC_ERR_NOMEM;
+        r->scores = sc;
+        r->scores_cap = batch * n_items;
+    }
+    /* The exclusion buffer is sized for the largest batch before any
+     * list is emitted, so a failure emits nothing. */
+    for (done = 0; done < n_users; done += batch) {
+        size_t n = n_users - done < batch ? n_users - done : batch, need = 0;
+        for (size_t d = 0; d < n; d++)
+            need += excl_bound(r, state, users[done + d]);
+        if (need > r->excl_cap) {
+            uint32_t *x = realloc(r->excl, need * sizeof(*x));
+            if (!x)
+                return ADVREC_ERR_NOMEM;
+            r->excl = x;
+            r->excl_cap = need;
+        }
+    }
+    for (done = 0; done < n_users; done += batch) {
+        size_t n = n_users - done < batch ? n_users - done : batch;
+        gather(r, state, users + done, n, offs, counts);
+        rank_batch(r, state, pop, users + done, n, offs, counts, emit, opaque);
+    }
+    return ADVREC_OK;
+}

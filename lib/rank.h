@@ -1,0 +1,90 @@
+/*
+ * rank.h - the one place that turns factors into a list.
+ *
+ * Given a state (users' and items' factor rows, counters, the users' item
+ * sets) and the item popularity table, rank() builds each requested user's
+ * list:
+ *   - a user with fewer than cold_events events gets the time-decayed
+ *     popularity list (popularity.h), scored at the time of their last
+ *     event;
+ *   - every other user is scored by the model: the users' factor rows are
+ *     gathered into a batch and multiplied with the item matrix in one
+ *     cblas_sgemm per batch (topn.h), the batch bounded so the score matrix
+ *     stays under 64 MiB;
+ *   - in both cases the items the exclusion policy names are left out
+ *     (purchased: the user's purchase set; seen: that and the user's seen
+ *     set; none), and the best recs_n are kept.
+ *
+ * The daemon (through engine refresh), advrec-inspect and the evaluation
+ * code all call this, so what a tool shows is what the daemon publishes.
+ *
+ * The handle owns only scratch buffers, grown on demand and reused (never
+ * per user); it never owns the state or the popularity table. Not
+ * thread-safe: one rank per thread of control.
+ */
+#ifndef ADVREC_RANK_H
+#define ADVREC_RANK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+#include "popularity.h"
+#include "state.h"
+
+/* What a list leaves out. The values are recs.exclude's (config.h). */
+typedef enum advrec_rank_exclude_e {
+    ADVREC_RANK_EXCLUDE_PURCHASED = 0, /* the user's purchase set */
+    ADVREC_RANK_EXCLUDE_SEEN = 1,      /* purchase set and seen set */
+    ADVREC_RANK_EXCLUDE_NONE = 2,
+} advrec_rank_exclude_t;
+
+typedef struct advrec_rank_params_s {
+    uint32_t recs_n;      /* list length, >= 1 */
+    int exclude;          /* advrec_rank_exclude_t */
+    uint32_t cold_events; /* fewer events than this: the popularity list */
+    int use_bias;         /* add the item bias to model scores */
+} advrec_rank_params_t;
+
+/* One list, valid only during the callback. */
+typedef struct advrec_rank_list_s {
+    uint32_t user;         /* dense index */
+    const char *user_id;   /* owned by the state */
+    const uint32_t *items; /* n dense item indices, best first */
+    const float *scores;   /* n scores */
+    uint32_t n;
+    int popular;            /* 1: the cold-start popularity list */
+    advrec_origin_t origin; /* input position of the user's last event */
+} advrec_rank_list_t;
+
+typedef void(advrec_rank_emit_cb)(void *opaque, const advrec_rank_list_t *list);
+
+typedef struct advrec_rank_s advrec_rank_t;
+
+/*
+ * A new ranker. NULL on invalid params (errstr names the field) or no
+ * memory (errstr says so). The caller owns it (advrec_rank_destroy).
+ */
+advrec_rank_t *advrec_rank_new(const advrec_rank_params_t *params, char *errstr,
+                               size_t errstr_size);
+
+/* Frees rank and its scratch; NULL is fine. */
+void advrec_rank_destroy(advrec_rank_t *rank);
+
+/* The parameters in force (owned by rank). */
+const advrec_rank_params_t *advrec_rank_params(const advrec_rank_t *rank);
+
+/*
+ * Builds the list of each of users[0..n_users) (dense indices of state, in
+ * range; only read) and calls emit once per user, in the order given for
+ * the cold users of a batch and then its model-scored users (a batch is at
+ * most 256 users). state and pop are only read (pop may be NULL: cold
+ * users get empty lists). Returns ADVREC_OK, or ADVREC_ERR_NOMEM when the
+ * scratch cannot grow: then emit was never called.
+ */
+advrec_err_t advrec_rank_users(advrec_rank_t *rank, advrec_state_t *state,
+                               const advrec_popularity_t *pop,
+                               const uint32_t *users, size_t n_users,
+                               advrec_rank_emit_cb *emit, void *opaque);
+
+#endif
