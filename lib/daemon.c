@@ -38,6 +38,7 @@
 #include "engine.h"
 #include "kafka.h"
 #include "log.h"
+#include "params.h"
 #include "store.h"
 
 #ifdef ADVREC_HAVE_SYSTEMD
@@ -242,7 +243,7 @@ static advrec_err_t open_store(advrec_daemon_t *d, char *errstr,
                     "lost at exit");
         return ADVREC_OK;
     }
-    advrec_store_params_from_conf(&sp, d->conf);
+    advrec_params_store(&sp, d->conf);
     err = advrec_store_open(d->conf->state_dir, &sp, &d->store, errstr,
                             errstr_size);
     if (err)
@@ -305,7 +306,7 @@ static advrec_err_t new_detector(advrec_daemon_t *d, char *errstr,
 {
     advrec_detect_params_t dp;
 
-    advrec_detect_params_from_conf(&dp, d->conf);
+    advrec_params_detect(&dp, d->conf);
     d->detect = advrec_detect_new(&dp, errstr, errstr_size);
     if (!d->detect)
         return ADVREC_ERR_CONFIG;
@@ -443,7 +444,7 @@ advrec_err_t advrec_daemon_new(advrec_daemon_t **daemonp, advrec_conf_t *conf,
     d->inputs[TOPIC_PURCHASES] = conf->topic_purchases;
     if ((err = load_schemas(d, errstr, errstr_size)))
         goto fail;
-    advrec_engine_params_from_conf(&params, conf);
+    advrec_params_engine(&params, conf);
     d->engine = advrec_engine_new(&params, errstr, errstr_size);
     if (!d->engine) {
         err = ADVREC_ERR_CONFIG;

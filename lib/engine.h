@@ -25,12 +25,19 @@
 #include <stdint.h>
 
 #include "apr.h"
-#include "config.h"
 #include "err.h"
 #include "event.h"
 #include "popularity.h"
 #include "state.h"
 
+/* What a user's list leaves out (recs.exclude). */
+typedef enum advrec_engine_exclude_e {
+    ADVREC_ENGINE_EXCLUDE_PURCHASED = 0, /* items the user bought */
+    ADVREC_ENGINE_EXCLUDE_SEEN = 1,      /* every item in the user's history */
+    ADVREC_ENGINE_EXCLUDE_NONE = 2,
+} advrec_engine_exclude_t;
+
+/* Filled from a configuration by advrec_params_engine() (params.h). */
 typedef struct advrec_engine_params_s {
     advrec_apr_params_t apr;
     advrec_state_params_t state;
@@ -40,7 +47,7 @@ typedef struct advrec_engine_params_s {
     uint32_t recs_n;          /* list length */
     int64_t debounce_ms;      /* quiet time after a user's last event */
     int64_t max_staleness_ms; /* refresh at the latest this long after */
-    int exclude;              /* advrec_conf_exclude_t */
+    int exclude;              /* advrec_engine_exclude_t */
     uint32_t cold_events;     /* fewer events than this: popularity list */
     double popularity_halflife_s;
 } advrec_engine_params_t;
@@ -60,10 +67,6 @@ typedef void(advrec_engine_emit_cb)(void *opaque,
                                     const advrec_engine_list_t *list);
 
 typedef struct advrec_engine_s advrec_engine_t;
-
-/* Fills params from a loaded configuration. conf is only read. */
-void advrec_engine_params_from_conf(advrec_engine_params_t *params,
-                                    const advrec_conf_t *conf);
 
 /*
  * A new, empty engine. NULL on invalid params (errstr names the field) or no

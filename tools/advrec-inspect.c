@@ -22,6 +22,7 @@
 
 #include <jansson.h>
 
+#include "engine.h"
 #include "err.h"
 #include "event.h"
 #include "log.h"
@@ -33,7 +34,7 @@ typedef struct opts_s {
     int json;
     int factors; /* print factor vectors */
     uint32_t n;  /* top-N length */
-    int exclude; /* advrec_conf_exclude_t */
+    int exclude; /* advrec_engine_exclude_t */
 } opts_t;
 
 static void usage(FILE *fp)
@@ -144,8 +145,8 @@ static int cmd_user(advrec_store_t *store, const char *id, const opts_t *o)
         goto out;
     }
     for (uint32_t h = 0; h < row.hist_len; h++)
-        if (o->exclude == ADVREC_CONF_EXCLUDE_SEEN ||
-            (o->exclude == ADVREC_CONF_EXCLUDE_PURCHASED &&
+        if (o->exclude == ADVREC_ENGINE_EXCLUDE_SEEN ||
+            (o->exclude == ADVREC_ENGINE_EXCLUDE_PURCHASED &&
              (row.hist[h] & ADVREC_HIST_PURCHASE)))
             excl[n_excl++] = row.hist[h] & ADVREC_HIST_ITEM;
     qsort(excl, n_excl, sizeof(*excl), cmp_u32);
@@ -361,7 +362,7 @@ int main(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    opts_t o = {0, 0, 10, ADVREC_CONF_EXCLUDE_PURCHASED};
+    opts_t o = {0, 0, 10, ADVREC_ENGINE_EXCLUDE_PURCHASED};
     advrec_store_t *store = NULL;
     const char *dir, *cmd;
     char errstr[512], *end;
@@ -388,11 +389,11 @@ int main(int argc, char **argv)
             break;
         case 'x':
             if (strcmp(optarg, "purchased") == 0)
-                o.exclude = ADVREC_CONF_EXCLUDE_PURCHASED;
+                o.exclude = ADVREC_ENGINE_EXCLUDE_PURCHASED;
             else if (strcmp(optarg, "seen") == 0)
-                o.exclude = ADVREC_CONF_EXCLUDE_SEEN;
+                o.exclude = ADVREC_ENGINE_EXCLUDE_SEEN;
             else if (strcmp(optarg, "none") == 0)
-                o.exclude = ADVREC_CONF_EXCLUDE_NONE;
+                o.exclude = ADVREC_ENGINE_EXCLUDE_NONE;
             else {
                 fprintf(stderr,
                         "advrec-inspect: --exclude %s: want purchased, seen "

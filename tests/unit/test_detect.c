@@ -20,6 +20,7 @@
 #include "check.h"
 #include "detect.h"
 #include "engine.h"
+#include "params.h"
 #include "synth.h"
 
 #define T0 INT64_C(1700000000000)
@@ -27,7 +28,7 @@
 static advrec_detect_params_t params(void)
 {
     advrec_detect_params_t p;
-    advrec_detect_params_default(&p);
+    advrec_params_detect_default(&p);
     return p;
 }
 

@@ -178,9 +178,9 @@ static int excluded(advrec_engine_t *e, const record_t *rec, int u,
 {
     int i = id_num(advrec_state_item_name(advrec_engine_state(e), item));
 
-    if (policy == ADVREC_CONF_EXCLUDE_NONE)
+    if (policy == ADVREC_ENGINE_EXCLUDE_NONE)
         return 0;
-    if (policy == ADVREC_CONF_EXCLUDE_SEEN)
+    if (policy == ADVREC_ENGINE_EXCLUDE_SEEN)
         return rec->bought[u][i] || rec->clicked[u][i];
     return rec->bought[u][i];
 }
@@ -254,7 +254,7 @@ static void check_model_list(advrec_engine_t *e, const record_t *rec,
  * users get the popularity list, the others the model's exact ranking. */
 static void test_forced_refresh_lists_every_user(void)
 {
-    advrec_engine_params_t p = params_for(ADVREC_CONF_EXCLUDE_PURCHASED);
+    advrec_engine_params_t p = params_for(ADVREC_ENGINE_EXCLUDE_PURCHASED);
     advrec_engine_t *e = engine_for(&p);
     sink_t *sink = calloc(1, sizeof(*sink));
     record_t rec;
@@ -286,10 +286,10 @@ static void test_forced_refresh_lists_every_user(void)
             CHECK(g->n >= 1);
             for (uint32_t r = 0; r < g->n; r++)
                 CHECK(!excluded(e, &rec, u, g->items[r],
-                                ADVREC_CONF_EXCLUDE_PURCHASED));
+                                ADVREC_ENGINE_EXCLUDE_PURCHASED));
         } else {
             CHECK_INT(g->popular, 0);
-            check_model_list(e, &rec, g, ADVREC_CONF_EXCLUDE_PURCHASED);
+            check_model_list(e, &rec, g, ADVREC_ENGINE_EXCLUDE_PURCHASED);
         }
     }
     for (int u = 0; u < N_USERS; u++)
@@ -332,10 +332,10 @@ static void check_policy(int policy)
         if (!g->popular)
             check_model_list(e, &rec, g, policy);
     }
-    if (policy == ADVREC_CONF_EXCLUDE_PURCHASED) {
+    if (policy == ADVREC_ENGINE_EXCLUDE_PURCHASED) {
         CHECK_INT(hits_bought, 0);
         CHECK(hits_seen > 0); /* clicked items stay eligible */
-    } else if (policy == ADVREC_CONF_EXCLUDE_SEEN) {
+    } else if (policy == ADVREC_ENGINE_EXCLUDE_SEEN) {
         CHECK_INT(hits_seen, 0);
     } else {
         /* Users 6 and 7 trained hard on their purchases: with exclusions
@@ -349,24 +349,24 @@ out:
 
 static void test_exclude_purchased(void)
 {
-    check_policy(ADVREC_CONF_EXCLUDE_PURCHASED);
+    check_policy(ADVREC_ENGINE_EXCLUDE_PURCHASED);
 }
 
 static void test_exclude_seen(void)
 {
-    check_policy(ADVREC_CONF_EXCLUDE_SEEN);
+    check_policy(ADVREC_ENGINE_EXCLUDE_SEEN);
 }
 
 static void test_exclude_none(void)
 {
-    check_policy(ADVREC_CONF_EXCLUDE_NONE);
+    check_policy(ADVREC_ENGINE_EXCLUDE_NONE);
 }
 
 /* (d): due debounce_ms after the last event, or max_staleness after the
  * first unrefreshed one even while events keep coming. */
 static void test_debounce_and_max_staleness(void)
 {
-    advrec_engine_params_t p = params_for(ADVREC_CONF_EXCLUDE_PURCHASED);
+    advrec_engine_params_t p = params_for(ADVREC_ENGINE_EXCLUDE_PURCHASED);
     advrec_engine_t *e = engine_for(&p);
     sink_t *sink = calloc(1, sizeof(*sink));
     char errstr[256];
@@ -451,7 +451,7 @@ static void feed_synth(advrec_engine_t *e, uint64_t events)
 /* (e): the same input into two engines gives bit-identical factor tables. */
 static void test_replay_is_bit_identical(void)
 {
-    advrec_engine_params_t p = params_for(ADVREC_CONF_EXCLUDE_PURCHASED);
+    advrec_engine_params_t p = params_for(ADVREC_ENGINE_EXCLUDE_PURCHASED);
     advrec_engine_t *a = engine_for(&p), *b = engine_for(&p);
     const advrec_rows_t *ua, *ub, *ia, *ib;
 
@@ -485,7 +485,7 @@ out:
 /* (f): a list's origin is the user's last event's input position. */
 static void test_origin_is_last_event(void)
 {
-    advrec_engine_params_t p = params_for(ADVREC_CONF_EXCLUDE_PURCHASED);
+    advrec_engine_params_t p = params_for(ADVREC_ENGINE_EXCLUDE_PURCHASED);
     advrec_engine_t *e = engine_for(&p);
     sink_t *sink = calloc(1, sizeof(*sink));
     record_t rec;
@@ -514,7 +514,7 @@ out:
 /* (g): a full item table refuses the event, names the id, changes nothing. */
 static void test_full_item_table(void)
 {
-    advrec_engine_params_t p = params_for(ADVREC_CONF_EXCLUDE_PURCHASED);
+    advrec_engine_params_t p = params_for(ADVREC_ENGINE_EXCLUDE_PURCHASED);
     advrec_engine_t *e;
     advrec_state_t *st;
     char errstr[256] = "";
