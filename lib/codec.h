@@ -41,6 +41,7 @@
 
 #include "err.h"
 #include "event.h"
+#include "types.h"
 
 /* Size of the Confluent frame header: magic byte and schema id. */
 #define ADVREC_CODEC_HEADER_SIZE 5
@@ -78,70 +79,8 @@ typedef enum advrec_codec_kind_e {
     ADVREC_CODEC__KIND_COUNT
 } advrec_codec_kind_t;
 
-/* One recommended item. */
-typedef struct advrec_scored_item_s {
-    char item_id[ADVREC_ID_MAX];
-    float score;
-} advrec_scored_item_t;
-
-/*
- * A recommendation list. For encoding, items points to n_items entries the
- * caller owns. A decoded one owns items (malloc'd by the codec): release it
- * with advrec_recommendation_clear().
- */
-typedef struct advrec_recommendation_s {
-    char user_id[ADVREC_ID_MAX];
-    advrec_scored_item_t *items;
-    size_t n_items;
-    int64_t model_version;
-    char input_topic[ADVREC_ID_MAX];
-    int32_t input_partition;
-    int64_t input_offset;
-    int64_t generated_at_ms;
-} advrec_recommendation_t;
-
 /* Frees what a decode put into rec (items) and zeroes rec; NULL is a no-op. */
 void advrec_recommendation_clear(advrec_recommendation_t *rec);
-
-typedef enum advrec_entity_type_e {
-    ADVREC_ENTITY_USER = 0,
-    ADVREC_ENTITY_ITEM = 1,
-} advrec_entity_type_t;
-
-typedef enum advrec_anomaly_action_e {
-    ADVREC_ANOMALY_FLAGGED = 0,
-    ADVREC_ANOMALY_QUARANTINED = 1,
-    ADVREC_ANOMALY_CLEARED = 2,
-} advrec_anomaly_action_t;
-
-#define ADVREC_ANOMALY_MAX_REASONS  16
-#define ADVREC_ANOMALY_REASON_MAX   64
-#define ADVREC_ANOMALY_MAX_EVIDENCE 16
-#define ADVREC_ANOMALY_KEY_MAX      64
-#define ADVREC_ANOMALY_DETECTOR_MAX 64
-
-typedef struct advrec_evidence_s {
-    char key[ADVREC_ANOMALY_KEY_MAX];
-    int64_t count;
-} advrec_evidence_t;
-
-/*
- * An anomaly flag: a plain value, no pointers, nothing to free. Decoding a
- * record with more reasons or evidence entries than fit, or a longer
- * string, fails with "bad-field" (never truncated).
- */
-typedef struct advrec_anomaly_s {
-    advrec_entity_type_t entity_type;
-    char entity_id[ADVREC_ID_MAX];
-    double score;
-    char reasons[ADVREC_ANOMALY_MAX_REASONS][ADVREC_ANOMALY_REASON_MAX];
-    size_t n_reasons;
-    advrec_evidence_t evidence[ADVREC_ANOMALY_MAX_EVIDENCE];
-    size_t n_evidence;
-    advrec_anomaly_action_t action;
-    int64_t ts_ms;
-    char detector[ADVREC_ANOMALY_DETECTOR_MAX]; /* "" when not recorded */
-} advrec_anomaly_t;
 
 /*
  * The schema directory to use when the configuration names none: the

@@ -35,9 +35,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "codec.h"
 #include "err.h"
 #include "event.h"
+#include "types.h"
 
 /* Reasons, as bits of advrec_detect_flag_t.reasons. */
 #define ADVREC_DETECT_REGULAR_GAPS  0x01u /* user: machine-regular gaps */
