@@ -26,6 +26,7 @@
  * message size.
  */
 #include "codec.h"
+#include "reason.h"
 
 #include <avro.h>
 #include <errno.h>
@@ -110,23 +111,30 @@ const char *advrec_codec_default_schema_dir(void)
     return ADVREC_INSTALLED_SCHEMA_DIR;
 }
 
-char *advrec_codec_reason_code(const char *errstr, char *code, size_t code_size)
-{
-    const char *colon = errstr ? strchr(errstr, ':') : NULL;
-    size_t n;
+/*
+ * Fails with err: *reason_out (when not NULL) gets reason, and errstr
+ * "<reason's name>: <details>", so the message names the same stable code
+ * as the enum. Returns err.
+ */
+static advrec_err_t codec_fail(advrec_err_t err, advrec_dlq_reason_t reason,
+                               advrec_dlq_reason_t *reason_out, char *errstr,
+                               size_t errstr_size, const char *fmt, ...)
+    __attribute__((format(printf, 6, 7)));
 
-    if (code_size == 0)
-        return code;
-    if (!colon || colon == errstr) {
-        snprintf(code, code_size, "unknown");
-        return code;
-    }
-    n = (size_t)(colon - errstr);
-    if (n >= code_size)
-        n = code_size - 1;
-    memcpy(code, errstr, n);
-    code[n] = '\0';
-    return code;
+static advrec_err_t codec_fail(advrec_err_t err, advrec_dlq_reason_t reason,
+                               advrec_dlq_reason_t *reason_out, char *errstr,
+                               size_t errstr_size, const char *fmt, ...)
+{
+    char what[400];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof(what), fmt, ap);
+    va_end(ap);
+    if (reason_out)
+        *reason_out = reason;
+    return advrec_seterr(err, errstr, errstr_size, "%s: %s",
+                         advrec_dlq_reason_name(reason), what);
 }
 
 /* Reads a whole file into a malloc'd, NUL-terminated buffer (caller frees). */
@@ -504,16 +512,18 @@ nomem:
 
 typedef struct cursor_s {
     const uint8_t *base, *p, *end;
-    const char *field; /* innermost record field, for messages */
+    const char *field;           /* innermost record field, for messages */
+    advrec_dlq_reason_t *reason; /* may be NULL */
     char *errstr;
     size_t errstr_size;
 } cursor_t;
 
-static advrec_err_t walk_fail(cursor_t *c, const char *code, const char *fmt,
-                              ...) __attribute__((format(printf, 3, 4)));
+static advrec_err_t walk_fail(cursor_t *c, advrec_dlq_reason_t reason,
+                              const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
-static advrec_err_t walk_fail(cursor_t *c, const char *code, const char *fmt,
-                              ...)
+static advrec_err_t walk_fail(cursor_t *c, advrec_dlq_reason_t reason,
+                              const char *fmt, ...)
 {
     char what[160];
     va_list ap;
@@ -521,9 +531,9 @@ static advrec_err_t walk_fail(cursor_t *c, const char *code, const char *fmt,
     va_start(ap, fmt);
     vsnprintf(what, sizeof(what), fmt, ap);
     va_end(ap);
-    return advrec_seterr(ADVREC_ERR_DECODE, c->errstr, c->errstr_size,
-                         "%s: %s at body byte %zu (field %s)", code, what,
-                         (size_t)(c->p - c->base), c->field ? c->field : "-");
+    return codec_fail(ADVREC_ERR_DECODE, reason, c->reason, c->errstr,
+                      c->errstr_size, "%s at body byte %zu (field %s)", what,
+                      (size_t)(c->p - c->base), c->field ? c->field : "-");
 }
 
 /* Zig-zag varint of at most 10 bytes, as Avro writes ints and longs. */
@@ -535,10 +545,10 @@ static advrec_err_t read_long(cursor_t *c, int64_t *out, const char *what)
     for (i = 0;; i++) {
         uint8_t b;
         if (c->p >= c->end)
-            return walk_fail(c, ADVREC_CODEC_R_TRUNCATED,
+            return walk_fail(c, ADVREC_DLQ_TRUNCATED,
                              "body ends inside the varint of %s", what);
         if (i == 10 || (i == 9 && (*c->p & 0xfe)))
-            return walk_fail(c, ADVREC_CODEC_R_BAD_VARINT,
+            return walk_fail(c, ADVREC_DLQ_BAD_VARINT,
                              "varint of %s is longer than 64 bits", what);
         b = *c->p++;
         v |= (uint64_t)(b & 0x7f) << (7 * i);
@@ -559,7 +569,7 @@ static advrec_err_t read_int(cursor_t *c, int32_t *out, const char *what)
         return err;
     if (c->p - start > 5 || v < INT32_MIN || v > INT32_MAX) {
         c->p = start;
-        return walk_fail(c, ADVREC_CODEC_R_BAD_VARINT,
+        return walk_fail(c, ADVREC_DLQ_BAD_VARINT,
                          "varint of %s does not fit in 32 bits", what);
     }
     *out = (int32_t)v;
@@ -569,7 +579,7 @@ static advrec_err_t read_int(cursor_t *c, int32_t *out, const char *what)
 static advrec_err_t skip_bytes(cursor_t *c, int64_t n, const char *what)
 {
     if (n > c->end - c->p)
-        return walk_fail(c, ADVREC_CODEC_R_TRUNCATED,
+        return walk_fail(c, ADVREC_DLQ_TRUNCATED,
                          "%s needs %lld bytes, %zu remain", what, (long long)n,
                          (size_t)(c->end - c->p));
     c->p += n;
@@ -584,17 +594,17 @@ static advrec_err_t walk(const entry_t *e, int32_t idx, cursor_t *c, int depth)
     int32_t i32;
 
     if (depth > MAX_DEPTH)
-        return walk_fail(c, ADVREC_CODEC_R_TOO_DEEP,
-                         "values nested deeper than %d", MAX_DEPTH);
+        return walk_fail(c, ADVREC_DLQ_TOO_DEEP, "values nested deeper than %d",
+                         MAX_DEPTH);
     switch (node->type) {
     case AVRO_NULL:
         return ADVREC_OK;
     case AVRO_BOOLEAN:
         if (c->p >= c->end)
-            return walk_fail(c, ADVREC_CODEC_R_TRUNCATED,
+            return walk_fail(c, ADVREC_DLQ_TRUNCATED,
                              "body ends before a boolean");
         if (*c->p > 1)
-            return walk_fail(c, ADVREC_CODEC_R_BAD_BOOLEAN,
+            return walk_fail(c, ADVREC_DLQ_BAD_BOOLEAN,
                              "boolean byte is 0x%02x, not 0 or 1", *c->p);
         c->p++;
         return ADVREC_OK;
@@ -613,7 +623,7 @@ static advrec_err_t walk(const entry_t *e, int32_t idx, cursor_t *c, int depth)
         if ((err = read_long(c, &len, "a string length")) != ADVREC_OK)
             return err;
         if (len < 0 || len > c->end - c->p)
-            return walk_fail(c, ADVREC_CODEC_R_BAD_LENGTH,
+            return walk_fail(c, ADVREC_DLQ_BAD_LENGTH,
                              "%s length %lld but %zu bytes remain",
                              node->type == AVRO_STRING ? "string" : "bytes",
                              (long long)len, (size_t)(c->end - c->p));
@@ -623,7 +633,7 @@ static advrec_err_t walk(const entry_t *e, int32_t idx, cursor_t *c, int depth)
         if ((err = read_int(c, &i32, "an enum index")) != ADVREC_OK)
             return err;
         if (i32 < 0 || i32 >= node->n)
-            return walk_fail(c, ADVREC_CODEC_R_BAD_ENUM,
+            return walk_fail(c, ADVREC_DLQ_BAD_ENUM,
                              "enum index %d, the schema has %d symbols", i32,
                              node->n);
         return ADVREC_OK;
@@ -631,7 +641,7 @@ static advrec_err_t walk(const entry_t *e, int32_t idx, cursor_t *c, int depth)
         if ((err = read_long(c, &len, "a union branch")) != ADVREC_OK)
             return err;
         if (len < 0 || len >= node->n)
-            return walk_fail(c, ADVREC_CODEC_R_BAD_UNION,
+            return walk_fail(c, ADVREC_DLQ_BAD_UNION,
                              "union branch %lld, the schema has %d branches",
                              (long long)len, node->n);
         return walk(e, node->kids[len], c, depth + 1);
@@ -655,13 +665,13 @@ static advrec_err_t walk(const entry_t *e, int32_t idx, cursor_t *c, int depth)
                 return ADVREC_OK;
             if (count < 0) {
                 if (count == INT64_MIN)
-                    return walk_fail(c, ADVREC_CODEC_R_BAD_COUNT,
+                    return walk_fail(c, ADVREC_DLQ_BAD_COUNT,
                                      "block count %lld", (long long)count);
                 count = -count;
                 if ((err = read_long(c, &size, "a block size")) != ADVREC_OK)
                     return err;
                 if (size < 0 || size > c->end - c->p)
-                    return walk_fail(c, ADVREC_CODEC_R_BAD_COUNT,
+                    return walk_fail(c, ADVREC_DLQ_BAD_COUNT,
                                      "block of %lld bytes but %zu remain",
                                      (long long)size, (size_t)(c->end - c->p));
             }
@@ -669,7 +679,7 @@ static advrec_err_t walk(const entry_t *e, int32_t idx, cursor_t *c, int depth)
              * claim more items than bytes remain, which also bounds what
              * Avro-C allocates for the block. */
             if (count > c->end - c->p)
-                return walk_fail(c, ADVREC_CODEC_R_BAD_COUNT,
+                return walk_fail(c, ADVREC_DLQ_BAD_COUNT,
                                  "%s block of %lld items but %zu bytes remain",
                                  node->type == AVRO_ARRAY ? "array" : "map",
                                  (long long)count, (size_t)(c->end - c->p));
@@ -679,7 +689,7 @@ static advrec_err_t walk(const entry_t *e, int32_t idx, cursor_t *c, int depth)
                         ADVREC_OK)
                         return err;
                     if (len < 0 || len > c->end - c->p)
-                        return walk_fail(c, ADVREC_CODEC_R_BAD_LENGTH,
+                        return walk_fail(c, ADVREC_DLQ_BAD_LENGTH,
                                          "map key length %lld but %zu bytes "
                                          "remain",
                                          (long long)len,
@@ -691,7 +701,7 @@ static advrec_err_t walk(const entry_t *e, int32_t idx, cursor_t *c, int depth)
             }
         }
     default:
-        return walk_fail(c, ADVREC_CODEC_R_AVRO, "unsupported schema type %d",
+        return walk_fail(c, ADVREC_DLQ_AVRO, "unsupported schema type %d",
                          (int)node->type);
     }
 }
@@ -1020,26 +1030,34 @@ advrec_err_t advrec_codec_current_id(const advrec_codec_t *codec,
     return ADVREC_OK;
 }
 
-advrec_err_t advrec_codec_frame_id(const void *buf, size_t len,
-                                   int32_t *schema_id, char *errstr,
-                                   size_t errstr_size)
+/* advrec_codec_frame_id(), and the reason of a failure in *reason. */
+static advrec_err_t frame_id(const void *buf, size_t len, int32_t *schema_id,
+                             advrec_dlq_reason_t *reason, char *errstr,
+                             size_t errstr_size)
 {
     const uint8_t *b = buf;
 
     if (len < ADVREC_CODEC_HEADER_SIZE)
-        return advrec_seterr(ADVREC_ERR_DECODE, errstr, errstr_size,
-                             ADVREC_CODEC_R_SHORT_FRAME
-                             ": %zu bytes, a Confluent frame has at least %d",
-                             len, ADVREC_CODEC_HEADER_SIZE);
+        return codec_fail(ADVREC_ERR_DECODE, ADVREC_DLQ_SHORT_FRAME, reason,
+                          errstr, errstr_size,
+                          "%zu bytes, a Confluent frame has at least %d", len,
+                          ADVREC_CODEC_HEADER_SIZE);
     if (b[0] != ADVREC_CODEC_MAGIC)
-        return advrec_seterr(ADVREC_ERR_DECODE, errstr, errstr_size,
-                             ADVREC_CODEC_R_BAD_MAGIC
-                             ": first byte is 0x%02x, expected 0 (not "
-                             "Confluent-framed Avro)",
-                             b[0]);
+        return codec_fail(ADVREC_ERR_DECODE, ADVREC_DLQ_BAD_MAGIC, reason,
+                          errstr, errstr_size,
+                          "first byte is 0x%02x, expected 0 (not "
+                          "Confluent-framed Avro)",
+                          b[0]);
     *schema_id = (int32_t)(((uint32_t)b[1] << 24) | ((uint32_t)b[2] << 16) |
                            ((uint32_t)b[3] << 8) | (uint32_t)b[4]);
     return ADVREC_OK;
+}
+
+advrec_err_t advrec_codec_frame_id(const void *buf, size_t len,
+                                   int32_t *schema_id, char *errstr,
+                                   size_t errstr_size)
+{
+    return frame_id(buf, len, schema_id, NULL, errstr, errstr_size);
 }
 
 /*
@@ -1049,49 +1067,49 @@ advrec_err_t advrec_codec_frame_id(const void *buf, size_t len,
  */
 static advrec_err_t decode_frame(advrec_codec_t *codec, const void *buf,
                                  size_t len, unsigned want, entry_t **out,
-                                 char *errstr, size_t errstr_size)
+                                 advrec_dlq_reason_t *reason, char *errstr,
+                                 size_t errstr_size)
 {
-    int32_t id;
+    int32_t id = 0;
     entry_t *e;
     cursor_t c;
     advrec_err_t err;
 
-    if ((err = advrec_codec_frame_id(buf, len, &id, errstr, errstr_size)))
+    if ((err = frame_id(buf, len, &id, reason, errstr, errstr_size)))
         return err;
     e = codec->last && codec->last->id == id ? codec->last : lookup(codec, id);
     if (!e)
-        return advrec_seterr(ADVREC_ERR_DECODE, errstr, errstr_size,
-                             ADVREC_CODEC_R_UNKNOWN_SCHEMA
-                             ": schema id %d is not registered",
-                             id);
+        return codec_fail(ADVREC_ERR_DECODE, ADVREC_DLQ_UNKNOWN_SCHEMA, reason,
+                          errstr, errstr_size, "schema id %d is not registered",
+                          id);
     codec->last = e;
     if (!(want & (1u << e->kind)))
-        return advrec_seterr(ADVREC_ERR_DECODE, errstr, errstr_size,
-                             ADVREC_CODEC_R_WRONG_KIND
-                             ": schema id %d is a %s record, not what this "
-                             "decoder reads",
-                             id, kind_names[e->kind]);
+        return codec_fail(ADVREC_ERR_DECODE, ADVREC_DLQ_WRONG_KIND, reason,
+                          errstr, errstr_size,
+                          "schema id %d is a %s record, not what this "
+                          "decoder reads",
+                          id, kind_names[e->kind]);
     c.base = c.p = (const uint8_t *)buf + ADVREC_CODEC_HEADER_SIZE;
     c.end = (const uint8_t *)buf + len;
     c.field = NULL;
+    c.reason = reason;
     c.errstr = errstr;
     c.errstr_size = errstr_size;
     if ((err = walk(e, 0, &c, 0)) != ADVREC_OK)
         return err;
     if (c.p != c.end)
-        return advrec_seterr(ADVREC_ERR_DECODE, errstr, errstr_size,
-                             ADVREC_CODEC_R_TRAILING
-                             ": %zu bytes after the %s record (schema id %d)",
-                             (size_t)(c.end - c.p), kind_names[e->kind], id);
+        return codec_fail(ADVREC_ERR_DECODE, ADVREC_DLQ_TRAILING_BYTES, reason,
+                          errstr, errstr_size,
+                          "%zu bytes after the %s record (schema id %d)",
+                          (size_t)(c.end - c.p), kind_names[e->kind], id);
     avro_value_reset(&e->dest);
     avro_reader_memory_set_source(codec->reader,
                                   (const char *)buf + ADVREC_CODEC_HEADER_SIZE,
                                   (int64_t)(len - ADVREC_CODEC_HEADER_SIZE));
     if (avro_value_read(codec->reader, &e->resolved))
-        return advrec_seterr(ADVREC_ERR_DECODE, errstr, errstr_size,
-                             ADVREC_CODEC_R_AVRO
-                             ": Avro-C cannot read schema id %d: %s",
-                             id, avro_strerror());
+        return codec_fail(ADVREC_ERR_DECODE, ADVREC_DLQ_AVRO, reason, errstr,
+                          errstr_size, "Avro-C cannot read schema id %d: %s",
+                          id, avro_strerror());
     *out = e;
     return ADVREC_OK;
 }
@@ -1100,7 +1118,8 @@ static advrec_err_t decode_frame(advrec_codec_t *codec, const void *buf,
 /* Extraction: decoded value (or reader default) -> struct fields      */
 
 typedef struct xctx_s {
-    const char *rec; /* record name, for messages */
+    const char *rec;             /* record name, for messages */
+    advrec_dlq_reason_t *reason; /* may be NULL */
     char *errstr;
     size_t errstr_size;
 } xctx_t;
@@ -1156,11 +1175,11 @@ static advrec_err_t xstr(xctx_t *x, avro_value_t *rec, const json_t *rjson,
         }
     }
     if (advrec_event_set_str(dst, dst_size, s, n) != ADVREC_OK)
-        return advrec_seterr(
-            ADVREC_ERR_DECODE, x->errstr, x->errstr_size,
-            ADVREC_CODEC_R_FIELD ": %s.%s is %zu bytes%s, at most %zu fit",
-            x->rec, name, n, memchr(s, '\0', n) ? " with a NUL byte" : "",
-            dst_size - 1);
+        return codec_fail(ADVREC_ERR_DECODE, ADVREC_DLQ_BAD_FIELD, x->reason,
+                          x->errstr, x->errstr_size,
+                          "%s.%s is %zu bytes%s, at most %zu fit", x->rec, name,
+                          n, memchr(s, '\0', n) ? " with a NUL byte" : "",
+                          dst_size - 1);
     return ADVREC_OK;
 }
 
@@ -1213,21 +1232,22 @@ static advrec_err_t xint32(xctx_t *x, avro_value_t *rec, const json_t *rjson,
 
     xlong(rec, rjson, name, absent, &v);
     if (v < INT32_MIN || v > INT32_MAX)
-        return advrec_seterr(ADVREC_ERR_DECODE, x->errstr, x->errstr_size,
-                             ADVREC_CODEC_R_FIELD
-                             ": %s.%s is %lld, outside 32 bits",
-                             x->rec, name, (long long)v);
+        return codec_fail(ADVREC_ERR_DECODE, ADVREC_DLQ_BAD_FIELD, x->reason,
+                          x->errstr, x->errstr_size,
+                          "%s.%s is %lld, outside 32 bits", x->rec, name,
+                          (long long)v);
     *out = (int32_t)v;
     return ADVREC_OK;
 }
 
 advrec_err_t advrec_codec_decode_event(advrec_codec_t *codec, const void *buf,
                                        size_t len, advrec_event_t *ev,
+                                       advrec_dlq_reason_t *reason,
                                        char *errstr, size_t errstr_size)
 {
     entry_t *e;
     advrec_err_t err;
-    xctx_t x = {NULL, errstr, errstr_size};
+    xctx_t x = {NULL, reason, errstr, errstr_size};
     const json_t *rj;
     avro_value_t *rec, v;
     const json_t *dflt;
@@ -1237,7 +1257,7 @@ advrec_err_t advrec_codec_decode_event(advrec_codec_t *codec, const void *buf,
     err =
         decode_frame(codec, buf, len,
                      (1u << ADVREC_CODEC_CLICK) | (1u << ADVREC_CODEC_PURCHASE),
-                     &e, errstr, errstr_size);
+                     &e, reason, errstr, errstr_size);
     if (err)
         return err;
     rec = &e->dest;
@@ -1273,9 +1293,8 @@ advrec_err_t advrec_codec_decode_event(advrec_codec_t *codec, const void *buf,
             return err;
     }
     if (advrec_event_validate(ev, why, sizeof(why)) != ADVREC_OK)
-        return advrec_seterr(ADVREC_ERR_DECODE, errstr, errstr_size,
-                             ADVREC_CODEC_R_INVALID ": %s (schema id %d)", why,
-                             e->id);
+        return codec_fail(ADVREC_ERR_DECODE, ADVREC_DLQ_INVALID_EVENT, reason,
+                          errstr, errstr_size, "%s (schema id %d)", why, e->id);
     return ADVREC_OK;
 }
 
@@ -1295,7 +1314,7 @@ advrec_err_t advrec_codec_decode_recommendation(advrec_codec_t *codec,
 {
     entry_t *e;
     advrec_err_t err;
-    xctx_t x = {"Recommendation", errstr, errstr_size};
+    xctx_t x = {"Recommendation", NULL, errstr, errstr_size};
     const json_t *rj = codec->rjson[ADVREC_CODEC_RECOMMENDATION];
     const json_t *dflt;
     avro_value_t items;
@@ -1303,7 +1322,7 @@ advrec_err_t advrec_codec_decode_recommendation(advrec_codec_t *codec,
 
     memset(rec, 0, sizeof(*rec));
     err = decode_frame(codec, buf, len, 1u << ADVREC_CODEC_RECOMMENDATION, &e,
-                       errstr, errstr_size);
+                       NULL, errstr, errstr_size);
     if (err)
         return err;
     if ((err = xstr(&x, &e->dest, rj, "user_id", rec->user_id,
@@ -1321,8 +1340,9 @@ advrec_err_t advrec_codec_decode_recommendation(advrec_codec_t *codec,
     if (n > 0) {
         rec->items = calloc(n, sizeof(*rec->items));
         if (!rec->items) {
-            err = advrec_seterr(ADVREC_ERR_NOMEM, errstr, errstr_size,
-                                "nomem: %zu recommendation items", n);
+            err =
+                codec_fail(ADVREC_ERR_NOMEM, ADVREC_DLQ_NO_MEMORY, NULL, errstr,
+                           errstr_size, "%zu recommendation items", n);
             goto fail;
         }
         rec->n_items = n;
@@ -1352,7 +1372,7 @@ advrec_err_t advrec_codec_decode_anomaly(advrec_codec_t *codec, const void *buf,
 {
     entry_t *e;
     advrec_err_t err;
-    xctx_t x = {"Anomaly", errstr, errstr_size};
+    xctx_t x = {"Anomaly", NULL, errstr, errstr_size};
     const json_t *rj = codec->rjson[ADVREC_CODEC_ANOMALY];
     const json_t *dflt;
     avro_value_t v;
@@ -1360,8 +1380,8 @@ advrec_err_t advrec_codec_decode_anomaly(advrec_codec_t *codec, const void *buf,
     int sym;
 
     memset(anomaly, 0, sizeof(*anomaly));
-    err = decode_frame(codec, buf, len, 1u << ADVREC_CODEC_ANOMALY, &e, errstr,
-                       errstr_size);
+    err = decode_frame(codec, buf, len, 1u << ADVREC_CODEC_ANOMALY, &e, NULL,
+                       errstr, errstr_size);
     if (err)
         return err;
     if (xfield(&e->dest, rj, "entity_type", &v, &dflt) && !dflt &&
@@ -1381,11 +1401,11 @@ advrec_err_t advrec_codec_decode_anomaly(advrec_codec_t *codec, const void *buf,
     if (xfield(&e->dest, rj, "reasons", &v, &dflt) && !dflt)
         avro_value_get_size(&v, &n);
     if (n > ADVREC_ANOMALY_MAX_REASONS)
-        return advrec_seterr(ADVREC_ERR_DECODE, errstr, errstr_size,
-                             ADVREC_CODEC_R_FIELD
-                             ": Anomaly.reasons has %zu entries, at most %d "
-                             "fit",
-                             n, ADVREC_ANOMALY_MAX_REASONS);
+        return codec_fail(ADVREC_ERR_DECODE, ADVREC_DLQ_BAD_FIELD, NULL, errstr,
+                          errstr_size,
+                          "Anomaly.reasons has %zu entries, at most %d "
+                          "fit",
+                          n, ADVREC_ANOMALY_MAX_REASONS);
     for (size_t i = 0; i < n; i++) {
         avro_value_t r;
         const char *s = NULL;
@@ -1397,11 +1417,11 @@ advrec_err_t advrec_codec_decode_anomaly(advrec_codec_t *codec, const void *buf,
         }
         if (advrec_event_set_str(anomaly->reasons[i], ADVREC_ANOMALY_REASON_MAX,
                                  s, sl - 1) != ADVREC_OK)
-            return advrec_seterr(ADVREC_ERR_DECODE, errstr, errstr_size,
-                                 ADVREC_CODEC_R_FIELD
-                                 ": Anomaly.reasons[%zu] is %zu bytes, at "
-                                 "most %d fit",
-                                 i, sl - 1, ADVREC_ANOMALY_REASON_MAX - 1);
+            return codec_fail(ADVREC_ERR_DECODE, ADVREC_DLQ_BAD_FIELD, NULL,
+                              errstr, errstr_size,
+                              "Anomaly.reasons[%zu] is %zu bytes, at "
+                              "most %d fit",
+                              i, sl - 1, ADVREC_ANOMALY_REASON_MAX - 1);
     }
     anomaly->n_reasons = n;
 
@@ -1409,11 +1429,11 @@ advrec_err_t advrec_codec_decode_anomaly(advrec_codec_t *codec, const void *buf,
     if (xfield(&e->dest, rj, "evidence", &v, &dflt) && !dflt)
         avro_value_get_size(&v, &n);
     if (n > ADVREC_ANOMALY_MAX_EVIDENCE)
-        return advrec_seterr(ADVREC_ERR_DECODE, errstr, errstr_size,
-                             ADVREC_CODEC_R_FIELD
-                             ": Anomaly.evidence has %zu entries, at most %d "
-                             "fit",
-                             n, ADVREC_ANOMALY_MAX_EVIDENCE);
+        return codec_fail(ADVREC_ERR_DECODE, ADVREC_DLQ_BAD_FIELD, NULL, errstr,
+                          errstr_size,
+                          "Anomaly.evidence has %zu entries, at most %d "
+                          "fit",
+                          n, ADVREC_ANOMALY_MAX_EVIDENCE);
     for (size_t i = 0; i < n; i++) {
         avro_value_t val;
         const char *key = NULL;
@@ -1423,11 +1443,11 @@ advrec_err_t advrec_codec_decode_anomaly(advrec_codec_t *codec, const void *buf,
         if (advrec_event_set_str(anomaly->evidence[i].key,
                                  ADVREC_ANOMALY_KEY_MAX, key,
                                  strlen(key)) != ADVREC_OK)
-            return advrec_seterr(ADVREC_ERR_DECODE, errstr, errstr_size,
-                                 ADVREC_CODEC_R_FIELD
-                                 ": Anomaly.evidence key \"%.40s...\" is "
-                                 "longer than %d bytes",
-                                 key, ADVREC_ANOMALY_KEY_MAX - 1);
+            return codec_fail(ADVREC_ERR_DECODE, ADVREC_DLQ_BAD_FIELD, NULL,
+                              errstr, errstr_size,
+                              "Anomaly.evidence key \"%.40s...\" is "
+                              "longer than %d bytes",
+                              key, ADVREC_ANOMALY_KEY_MAX - 1);
         avro_value_get_long(&val, &anomaly->evidence[i].count);
     }
     anomaly->n_evidence = n;
@@ -1661,15 +1681,14 @@ static advrec_err_t enc_begin(advrec_codec_t *codec, int32_t schema_id,
     x->errstr = errstr;
     x->errstr_size = errstr_size;
     if (!e)
-        return advrec_seterr(ADVREC_ERR_NOT_FOUND, errstr, errstr_size,
-                             ADVREC_CODEC_R_UNKNOWN_SCHEMA
-                             ": schema id %d is not registered",
-                             schema_id);
+        return codec_fail(ADVREC_ERR_NOT_FOUND, ADVREC_DLQ_UNKNOWN_SCHEMA, NULL,
+                          errstr, errstr_size, "schema id %d is not registered",
+                          schema_id);
     if (e->kind != kind && !(also & (1u << e->kind)))
-        return advrec_seterr(ADVREC_ERR_ENCODE, errstr, errstr_size,
-                             ADVREC_CODEC_R_WRONG_KIND
-                             ": schema id %d is a %s schema, not %s",
-                             schema_id, kind_names[e->kind], kind_names[kind]);
+        return codec_fail(ADVREC_ERR_ENCODE, ADVREC_DLQ_WRONG_KIND, NULL,
+                          errstr, errstr_size,
+                          "schema id %d is a %s schema, not %s", schema_id,
+                          kind_names[e->kind], kind_names[kind]);
     avro_value_reset(&e->enc);
     return fill_defaults(x, &e->enc);
 }

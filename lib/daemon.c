@@ -813,19 +813,17 @@ static rd_kafka_resp_err_t produce(advrec_daemon_t *d, const char *topic,
  * key, value and headers as they came, plus headers naming the reason and
  * its source. */
 static void to_dlq(advrec_daemon_t *d, const rd_kafka_message_t *m,
-                   advrec_err_t err, const char *why)
+                   advrec_dlq_reason_t reason, const char *why)
 {
     rd_kafka_headers_t *in = NULL, *h;
-    char code[64], num[32];
+    char num[32];
 
     if (rd_kafka_message_headers(m, &in) == RD_KAFKA_RESP_ERR_NO_ERROR)
         h = rd_kafka_headers_copy(in);
     else
         h = rd_kafka_headers_new(6);
-    advrec_codec_reason_code(why, code, sizeof(code));
-    if (strcmp(code, "unknown") == 0)
-        snprintf(code, sizeof(code), "%s", advrec_err_name(err));
-    rd_kafka_header_add(h, "advrec.error", -1, code, -1);
+    rd_kafka_header_add(h, "advrec.error", -1, advrec_dlq_reason_name(reason),
+                        -1);
     rd_kafka_header_add(h, "advrec.error.message", -1, why, -1);
     rd_kafka_header_add(h, "advrec.source.topic", -1,
                         rd_kafka_topic_name(m->rkt), -1);
@@ -854,6 +852,7 @@ static void handle(advrec_daemon_t *d, const rd_kafka_message_t *m, int64_t now)
     const char *topic = rd_kafka_topic_name(m->rkt);
     advrec_event_t ev;
     advrec_origin_t origin;
+    advrec_dlq_reason_t reason = ADVREC_DLQ_NONE;
     advrec_err_t err;
     char why[512];
 
@@ -863,13 +862,13 @@ static void handle(advrec_daemon_t *d, const rd_kafka_message_t *m, int64_t now)
                        : TOPIC_CLICKS;
     origin.partition = m->partition;
     origin.offset = m->offset;
-    err = advrec_codec_decode_event(d->codec, m->payload, m->len, &ev, why,
-                                    sizeof(why));
-    if (!err)
-        err = advrec_engine_apply(d->engine, &ev, topic, &origin, 1.0f, now,
-                                  why, sizeof(why));
+    err = advrec_codec_decode_event(d->codec, m->payload, m->len, &ev, &reason,
+                                    why, sizeof(why));
+    if (!err && (err = advrec_engine_apply(d->engine, &ev, topic, &origin, 1.0f,
+                                           now, why, sizeof(why))))
+        reason = advrec_dlq_reason_from_err(err);
     if (err) {
-        to_dlq(d, m, err, why);
+        to_dlq(d, m, reason, why);
         return;
     }
     if (ev.type == ADVREC_EVENT_PURCHASE)
