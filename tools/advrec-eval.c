@@ -1,6 +1,6 @@
 /*
  * advrec-eval - measures recommendation quality and robustness offline on an
- * event file, with the library's own model code (lib/eval over lib/apr,
+ * event file, with the library's own model code (tools/lib/eval over lib/apr,
  * lib/state, lib/topn, lib/engine). Writes results.json and SVG plots into
  * an output directory; optionally the leave-one-out split for peer
  * libraries (bench/peers/).

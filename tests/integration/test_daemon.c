@@ -3,7 +3,7 @@
  * its own embedded broker (advrec_daemon_run in a thread, as advrec-demo
  * does).
  *
- * The test produces N_GOOD generated events (lib/synth, encoded with
+ * The test produces N_GOOD generated events (tools/lib/synth, encoded with
  * lib/codec, keyed by user, partitioner murmur2_random) with malformed
  * records of many kinds mixed in, some carrying Kafka headers. It learns
  * where every record landed from the delivery reports. Then, each wait

@@ -3,7 +3,7 @@
  *
  * Hand-made streams check each statistic on its own (regular gaps, rate,
  * no purchases, diversity, a young-account surge on an item, clearing,
- * persistence). Generated streams (lib/synth) with ground truth check the
+ * persistence). Generated streams (tools/lib/synth) with ground truth check the
  * whole: precision and recall of flagged users and items against the
  * labels, and that a clean stream quarantines nobody. The stream goes
  * through the engine with the detector as its judge, as in the daemon, so
