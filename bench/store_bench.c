@@ -159,7 +159,7 @@ int main(int argc, char **argv)
     }
 
     /* Bulk: new rows in rounds of 10000. */
-    store = open_or_die(dir, ADVREC_CONF_SYNC_COMMIT);
+    store = open_or_die(dir, ADVREC_STORE_SYNC_COMMIT);
     t0 = now_s();
     for (uint32_t done = 0; done < n_users + n_items;) {
         uint32_t end = done + 10000;
@@ -191,7 +191,7 @@ int main(int argc, char **argv)
 
     steady(store, state, pop, "commit", 200);
     advrec_store_close(store);
-    store = open_or_die(dir, ADVREC_CONF_SYNC_NONE);
+    store = open_or_die(dir, ADVREC_STORE_SYNC_NONE);
     steady(store, state, pop, "none", 200);
     advrec_store_close(store);
     advrec_state_destroy(state);
@@ -201,7 +201,7 @@ int main(int argc, char **argv)
     state = advrec_state_new(&stp, errstr, sizeof(errstr));
     pop = advrec_popularity_new(3.6e6, 100, errstr, sizeof(errstr));
     t0 = now_s();
-    store = open_or_die(dir, ADVREC_CONF_SYNC_COMMIT);
+    store = open_or_die(dir, ADVREC_STORE_SYNC_COMMIT);
     dt = now_s() - t0;
     if (advrec_store_load(store, state, pop, &version, errstr,
                           sizeof(errstr))) {

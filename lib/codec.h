@@ -21,13 +21,14 @@
  * Decoding never trusts the bytes: the body is first walked against the
  * writer schema by a bounds-checked validator (varints, lengths, counts,
  * union and enum indices, exact consumption); only a body that passes is
- * handed to Avro-C. Every failure returns ADVREC_ERR_DECODE and writes into
- * errstr a reason that starts with a short stable code and a colon, e.g.
+ * handed to Avro-C. Every failure returns ADVREC_ERR_DECODE, sets a reason
+ * (advrec_dlq_reason_t, reason.h: the DLQ header's stable code) and writes
+ * into errstr a message that starts with that code's name and a colon, e.g.
  *
  *   "bad-magic: first byte is 0x7b, expected 0 (not Confluent-framed Avro)"
  *
- * The codes (ADVREC_CODEC_R_* below, documented in docs/SCHEMAS.md) are
- * meant for a DLQ header; advrec_codec_reason_code() extracts one.
+ * Encoders and register() write messages the same way (codes from the same
+ * table), without a reason out-parameter.
  *
  * Threads: a codec is not thread-safe (it reuses decode and encode buffers
  * between calls); use one per thread. Registering is not meant to happen
@@ -41,31 +42,12 @@
 
 #include "err.h"
 #include "event.h"
+#include "reason.h"
+#include "types.h"
 
 /* Size of the Confluent frame header: magic byte and schema id. */
 #define ADVREC_CODEC_HEADER_SIZE 5
 #define ADVREC_CODEC_MAGIC       0
-
-/*
- * Reason codes, the prefix of every errstr the codec writes on
- * ADVREC_ERR_DECODE / ADVREC_ERR_ENCODE / ADVREC_ERR_SCHEMA.
- */
-#define ADVREC_CODEC_R_SHORT_FRAME    "short-frame"    /* < 5 bytes */
-#define ADVREC_CODEC_R_BAD_MAGIC      "bad-magic"      /* byte 0 != 0 */
-#define ADVREC_CODEC_R_UNKNOWN_SCHEMA "unknown-schema" /* id not registered */
-#define ADVREC_CODEC_R_WRONG_KIND     "wrong-kind" /* e.g. Anomaly, not event */
-#define ADVREC_CODEC_R_TRUNCATED      "truncated" /* body ends inside a value */
-#define ADVREC_CODEC_R_BAD_VARINT     "bad-varint" /* over-long or out of range */
-#define ADVREC_CODEC_R_BAD_LENGTH     "bad-length"  /* string/bytes length */
-#define ADVREC_CODEC_R_BAD_COUNT      "bad-count"   /* array/map block count */
-#define ADVREC_CODEC_R_BAD_UNION      "bad-union"   /* branch out of range */
-#define ADVREC_CODEC_R_BAD_ENUM       "bad-enum"    /* symbol out of range */
-#define ADVREC_CODEC_R_BAD_BOOLEAN    "bad-boolean" /* byte not 0 or 1 */
-#define ADVREC_CODEC_R_TRAILING       "trailing-bytes" /* bytes after the record */
-#define ADVREC_CODEC_R_TOO_DEEP       "too-deep"       /* nesting too deep */
-#define ADVREC_CODEC_R_FIELD          "bad-field"      /* value does not fit */
-#define ADVREC_CODEC_R_INVALID        "invalid-event" /* advrec_event_validate */
-#define ADVREC_CODEC_R_AVRO           "avro"          /* Avro-C refused it */
 
 typedef struct advrec_codec_s advrec_codec_t;
 
@@ -78,70 +60,8 @@ typedef enum advrec_codec_kind_e {
     ADVREC_CODEC__KIND_COUNT
 } advrec_codec_kind_t;
 
-/* One recommended item. */
-typedef struct advrec_scored_item_s {
-    char item_id[ADVREC_ID_MAX];
-    float score;
-} advrec_scored_item_t;
-
-/*
- * A recommendation list. For encoding, items points to n_items entries the
- * caller owns. A decoded one owns items (malloc'd by the codec): release it
- * with advrec_recommendation_clear().
- */
-typedef struct advrec_recommendation_s {
-    char user_id[ADVREC_ID_MAX];
-    advrec_scored_item_t *items;
-    size_t n_items;
-    int64_t model_version;
-    char input_topic[ADVREC_ID_MAX];
-    int32_t input_partition;
-    int64_t input_offset;
-    int64_t generated_at_ms;
-} advrec_recommendation_t;
-
 /* Frees what a decode put into rec (items) and zeroes rec; NULL is a no-op. */
 void advrec_recommendation_clear(advrec_recommendation_t *rec);
-
-typedef enum advrec_entity_type_e {
-    ADVREC_ENTITY_USER = 0,
-    ADVREC_ENTITY_ITEM = 1,
-} advrec_entity_type_t;
-
-typedef enum advrec_anomaly_action_e {
-    ADVREC_ANOMALY_FLAGGED = 0,
-    ADVREC_ANOMALY_QUARANTINED = 1,
-    ADVREC_ANOMALY_CLEARED = 2,
-} advrec_anomaly_action_t;
-
-#define ADVREC_ANOMALY_MAX_REASONS  16
-#define ADVREC_ANOMALY_REASON_MAX   64
-#define ADVREC_ANOMALY_MAX_EVIDENCE 16
-#define ADVREC_ANOMALY_KEY_MAX      64
-#define ADVREC_ANOMALY_DETECTOR_MAX 64
-
-typedef struct advrec_evidence_s {
-    char key[ADVREC_ANOMALY_KEY_MAX];
-    int64_t count;
-} advrec_evidence_t;
-
-/*
- * An anomaly flag: a plain value, no pointers, nothing to free. Decoding a
- * record with more reasons or evidence entries than fit, or a longer
- * string, fails with "bad-field" (never truncated).
- */
-typedef struct advrec_anomaly_s {
-    advrec_entity_type_t entity_type;
-    char entity_id[ADVREC_ID_MAX];
-    double score;
-    char reasons[ADVREC_ANOMALY_MAX_REASONS][ADVREC_ANOMALY_REASON_MAX];
-    size_t n_reasons;
-    advrec_evidence_t evidence[ADVREC_ANOMALY_MAX_EVIDENCE];
-    size_t n_evidence;
-    advrec_anomaly_action_t action;
-    int64_t ts_ms;
-    char detector[ADVREC_ANOMALY_DETECTOR_MAX]; /* "" when not recorded */
-} advrec_anomaly_t;
 
 /*
  * The schema directory to use when the configuration names none: the
@@ -222,13 +142,15 @@ advrec_err_t advrec_codec_frame_id(const void *buf, size_t len,
  * Decodes one framed Click or Purchase from the len bytes at buf into *ev
  * (cleared first; fields the writer lacks get the reader schema's default)
  * and checks it with advrec_event_validate(). buf is only read during the
- * call. Returns ADVREC_OK, or ADVREC_ERR_DECODE with a reason (see the codes
- * above) and *ev unspecified. The Avro values and the reader are reused per
- * schema; Avro-C still mallocs each string it reads (bounded by the
+ * call. Returns ADVREC_OK (*reason untouched), or ADVREC_ERR_DECODE with
+ * *reason set (reason may be NULL: not wanted), errstr starting with the
+ * reason's name, and *ev unspecified. The Avro values and the reader are reused
+ * per schema; Avro-C still mallocs each string it reads (bounded by the
  * validated message size) and frees it on the next decode.
  */
 advrec_err_t advrec_codec_decode_event(advrec_codec_t *codec, const void *buf,
                                        size_t len, advrec_event_t *ev,
+                                       advrec_dlq_reason_t *reason,
                                        char *errstr, size_t errstr_size);
 
 /*
@@ -278,13 +200,5 @@ advrec_err_t advrec_codec_encode_anomaly(advrec_codec_t *codec,
                                          void *buf, size_t buf_size,
                                          size_t *out_len, char *errstr,
                                          size_t errstr_size);
-
-/*
- * Copies the reason code of a codec errstr (the text before the first
- * ':') into code (code_size bytes, NUL-terminated); "unknown" if errstr
- * has no code. Returns code.
- */
-char *advrec_codec_reason_code(const char *errstr, char *code,
-                               size_t code_size);
 
 #endif

@@ -41,6 +41,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "outbox.h"
+#include "params.h"
 #include "store.h"
 
 #define TOPIC_CLICKS         0
@@ -175,7 +176,7 @@ static advrec_err_t open_store(advrec_daemon_t *d, char *errstr,
     advrec_err_t err;
 
     if (d->conf->state_dir[0]) {
-        advrec_store_params_from_conf(&sp, d->conf);
+        advrec_params_store(&sp, d->conf);
         err = advrec_store_open(d->conf->state_dir, &sp, &d->store, errstr,
                                 errstr_size);
         if (err)
@@ -245,7 +246,7 @@ static advrec_err_t new_detector(advrec_daemon_t *d, char *errstr,
 {
     advrec_detect_params_t dp;
 
-    advrec_detect_params_from_conf(&dp, d->conf);
+    advrec_params_detect(&dp, d->conf);
     d->detect = advrec_detect_new(&dp, errstr, errstr_size);
     if (!d->detect)
         return ADVREC_ERR_CONFIG;
@@ -295,7 +296,7 @@ advrec_err_t advrec_daemon_new(advrec_daemon_t **daemonp, advrec_conf_t *conf,
     d->c = advrec_metrics_counters(d->metrics);
     if ((err = load_schemas(d, errstr, errstr_size)))
         goto fail;
-    advrec_engine_params_from_conf(&params, conf);
+    advrec_params_engine(&params, conf);
     d->engine = advrec_engine_new(&params, errstr, errstr_size);
     if (!d->engine) {
         err = ADVREC_ERR_CONFIG;
@@ -477,20 +478,18 @@ advrec_err_t advrec_daemon_start(advrec_daemon_t *d, char *errstr,
  * daemon: the round must not commit past input it cannot account for.
  */
 static void to_dlq(advrec_daemon_t *d, const rd_kafka_message_t *m,
-                   advrec_err_t err, const char *why)
+                   advrec_dlq_reason_t reason, const char *why)
 {
     rd_kafka_headers_t *in = NULL, *h;
-    char code[64], num[32];
+    char num[32];
     advrec_err_t oerr;
 
     if (rd_kafka_message_headers(m, &in) == RD_KAFKA_RESP_ERR_NO_ERROR)
         h = rd_kafka_headers_copy(in);
     else
         h = rd_kafka_headers_new(6);
-    advrec_codec_reason_code(why, code, sizeof(code));
-    if (strcmp(code, "unknown") == 0)
-        snprintf(code, sizeof(code), "%s", advrec_err_name(err));
-    rd_kafka_header_add(h, "advrec.error", -1, code, -1);
+    rd_kafka_header_add(h, "advrec.error", -1, advrec_dlq_reason_name(reason),
+                        -1);
     rd_kafka_header_add(h, "advrec.error.message", -1, why, -1);
     rd_kafka_header_add(h, "advrec.source.topic", -1,
                         rd_kafka_topic_name(m->rkt), -1);
@@ -524,6 +523,7 @@ static void handle(advrec_daemon_t *d, const rd_kafka_message_t *m, int64_t now)
     const char *topic = rd_kafka_topic_name(m->rkt);
     advrec_event_t ev;
     advrec_origin_t origin;
+    advrec_dlq_reason_t reason = ADVREC_DLQ_NONE;
     advrec_err_t err;
     char why[512];
 
@@ -533,13 +533,13 @@ static void handle(advrec_daemon_t *d, const rd_kafka_message_t *m, int64_t now)
                        : TOPIC_CLICKS;
     origin.partition = m->partition;
     origin.offset = m->offset;
-    err = advrec_codec_decode_event(d->codec, m->payload, m->len, &ev, why,
-                                    sizeof(why));
-    if (!err)
-        err = advrec_engine_apply(d->engine, &ev, topic, &origin, 1.0f, now,
-                                  why, sizeof(why));
+    err = advrec_codec_decode_event(d->codec, m->payload, m->len, &ev, &reason,
+                                    why, sizeof(why));
+    if (!err && (err = advrec_engine_apply(d->engine, &ev, topic, &origin, 1.0f,
+                                           now, why, sizeof(why))))
+        reason = advrec_dlq_reason_from_err(err);
     if (err) {
-        to_dlq(d, m, err, why);
+        to_dlq(d, m, reason, why);
         return;
     }
     if (ev.type == ADVREC_EVENT_PURCHASE)

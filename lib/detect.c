@@ -74,39 +74,6 @@ struct advrec_detect_s {
     size_t n_queue, queue_cap;
 };
 
-void advrec_detect_params_default(advrec_detect_params_t *p)
-{
-    /* The defaults live in one place, the configuration table. */
-    advrec_conf_t *conf = advrec_conf_new(NULL, 0);
-
-    memset(p, 0, sizeof(*p));
-    if (conf)
-        advrec_detect_params_from_conf(p, conf);
-    advrec_conf_destroy(conf);
-}
-
-void advrec_detect_params_from_conf(advrec_detect_params_t *p,
-                                    const advrec_conf_t *conf)
-{
-    memset(p, 0, sizeof(*p));
-    p->enable = conf->anomaly_enable;
-    p->min_events = (uint32_t)conf->anomaly_min_events;
-    p->rate_window_s = conf->anomaly_rate_window_s;
-    p->rate_max = conf->anomaly_rate_max;
-    p->gap_logstd_max = conf->anomaly_gap_logstd_max;
-    p->nopurchase_clicks = (uint32_t)conf->anomaly_nopurchase_clicks;
-    p->diversity_min = conf->anomaly_diversity_min;
-    p->young_s = conf->anomaly_young_s;
-    p->item_window_s = conf->anomaly_item_window_s;
-    p->item_min_events = conf->anomaly_item_min_events;
-    p->item_share = conf->anomaly_item_share;
-    p->item_surge_factor = conf->anomaly_item_surge_factor;
-    p->flag_score = conf->anomaly_flag_score;
-    p->quarantine_score = conf->anomaly_quarantine_score;
-    p->clear_score = conf->anomaly_clear_score;
-    p->weight_flagged = (float)conf->anomaly_weight_flagged;
-}
-
 advrec_detect_t *advrec_detect_new(const advrec_detect_params_t *params,
                                    char *errstr, size_t errstr_size)
 {

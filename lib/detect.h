@@ -35,10 +35,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "codec.h"
-#include "config.h"
 #include "err.h"
 #include "event.h"
+#include "types.h"
 
 /* Reasons, as bits of advrec_detect_flag_t.reasons. */
 #define ADVREC_DETECT_REGULAR_GAPS  0x01u /* user: machine-regular gaps */
@@ -54,6 +53,8 @@
 /* Most evidence counts one transition carries. */
 #define ADVREC_DETECT_MAX_EVIDENCE 8
 
+/* Filled from the anomaly.* keys by advrec_params_detect(), or with their
+ * defaults by advrec_params_detect_default() (params.h). */
 typedef struct advrec_detect_params_s {
     int enable;                 /* 0: every weight is 1, nothing is flagged */
     uint32_t min_events;        /* user events before its statistics judge */
@@ -96,15 +97,6 @@ typedef struct advrec_detect_flag_s {
 } advrec_detect_flag_t;
 
 typedef struct advrec_detect_s advrec_detect_t;
-
-/* The defaults of the anomaly.* configuration keys (docs/ANOMALY.md):
- * taken from the config table, the one place they are written. Only an
- * out-of-memory failure leaves params zeroed (disabled). */
-void advrec_detect_params_default(advrec_detect_params_t *params);
-
-/* Fills params from the anomaly.* keys of conf (only read). */
-void advrec_detect_params_from_conf(advrec_detect_params_t *params,
-                                    const advrec_conf_t *conf);
 
 /*
  * A new detector with no rows. NULL on invalid params (errstr names the

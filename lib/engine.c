@@ -35,41 +35,6 @@ struct advrec_engine_s {
     void *judge_opaque;
 };
 
-void advrec_engine_params_from_conf(advrec_engine_params_t *p,
-                                    const advrec_conf_t *conf)
-{
-    memset(p, 0, sizeof(*p));
-    advrec_apr_params_default(&p->apr);
-    p->apr.k = (int)conf->model_k;
-    p->apr.lr = (float)conf->model_lr;
-    p->apr.reg = (float)conf->model_reg;
-    p->apr.adv_lambda = (float)conf->model_adv_lambda;
-    p->apr.adv_eps = (float)conf->model_adv_eps;
-    p->apr.adv_warmup = (uint32_t)conf->model_adv_warmup;
-    p->apr.adv_steps = (int)conf->model_adv_steps;
-    p->apr.use_bias = conf->model_bias;
-    p->apr.init_std = (float)conf->model_init_std;
-    p->apr.seed = (uint64_t)conf->model_seed;
-    p->state.k = (uint32_t)conf->model_k;
-    p->state.history = (uint32_t)conf->recs_history;
-    p->state.purchased_max = (uint32_t)conf->recs_exclude_purchased_max;
-    /* Seen sets cost memory on every active user: kept only when used. */
-    p->state.seen_max = conf->recs_exclude == ADVREC_CONF_EXCLUDE_SEEN
-                            ? (uint32_t)conf->recs_exclude_seen_max
-                            : 0;
-    p->state.max_users = (uint32_t)conf->model_max_users;
-    p->state.max_items = (uint32_t)conf->model_max_items;
-    p->negatives = (uint32_t)conf->model_negatives;
-    p->weight_click = (float)conf->model_weight_click;
-    p->weight_purchase = (float)conf->model_weight_purchase;
-    p->recs_n = (uint32_t)conf->recs_n;
-    p->debounce_ms = conf->recs_debounce_ms;
-    p->max_staleness_ms = conf->recs_max_staleness_ms;
-    p->exclude = conf->recs_exclude;
-    p->cold_events = (uint32_t)conf->recs_cold_events;
-    p->popularity_halflife_s = conf->recs_popularity_halflife_s;
-}
-
 advrec_engine_t *advrec_engine_new(const advrec_engine_params_t *params,
                                    char *errstr, size_t errstr_size)
 {

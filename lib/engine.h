@@ -26,7 +26,6 @@
 #include <stdint.h>
 
 #include "apr.h"
-#include "config.h"
 #include "err.h"
 #include "event.h"
 #include "popularity.h"
@@ -42,8 +41,8 @@ typedef struct advrec_engine_params_s {
     uint32_t recs_n;          /* list length */
     int64_t debounce_ms;      /* quiet time after a user's last event */
     int64_t max_staleness_ms; /* refresh at the latest this long after */
-    int exclude;          /* advrec_conf_exclude_t = advrec_rank_exclude_t */
-    uint32_t cold_events; /* fewer events than this: popularity list */
+    int exclude;              /* advrec_rank_exclude_t */
+    uint32_t cold_events;     /* fewer events than this: popularity list */
     double popularity_halflife_s;
 } advrec_engine_params_t;
 
@@ -52,10 +51,6 @@ typedef advrec_rank_list_t advrec_engine_list_t;
 typedef advrec_rank_emit_cb advrec_engine_emit_cb;
 
 typedef struct advrec_engine_s advrec_engine_t;
-
-/* Fills params from a loaded configuration. conf is only read. */
-void advrec_engine_params_from_conf(advrec_engine_params_t *params,
-                                    const advrec_conf_t *conf);
 
 /*
  * A new, empty engine. NULL on invalid params (errstr names the field) or no

@@ -13,8 +13,8 @@
 #include <stdint.h>
 
 #include "err.h"
+#include "types.h"
 
-#define ADVREC_ID_MAX       256 /* user, item, session and order ids */
 #define ADVREC_PAGE_MAX     128
 #define ADVREC_CURRENCY_MAX 8
 

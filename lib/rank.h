@@ -32,7 +32,7 @@
 #include "popularity.h"
 #include "state.h"
 
-/* What a list leaves out. The values are recs.exclude's (config.h). */
+/* What a list leaves out (recs.exclude, mapped by lib/params). */
 typedef enum advrec_rank_exclude_e {
     ADVREC_RANK_EXCLUDE_PURCHASED = 0, /* the user's purchase set */
     ADVREC_RANK_EXCLUDE_SEEN = 1,      /* purchase set and seen set */

@@ -25,6 +25,7 @@
 
 #include "err.h"
 #include "itemset.h"
+#include "types.h"
 
 /* In a history entry, this bit marks a purchase; the rest is the item index. */
 #define ADVREC_HIST_PURCHASE 0x80000000u
@@ -44,14 +45,6 @@ typedef struct advrec_rows_s {
     uint32_t *dirty_list;
     uint32_t n_dirty;
 } advrec_rows_t;
-
-/* Where an input record came from. */
-typedef struct advrec_origin_s {
-    uint8_t topic; /* index into the daemon's input topics (0 clicks, 1
-                      purchases) */
-    int32_t partition;
-    int64_t offset;
-} advrec_origin_t;
 
 typedef struct advrec_user_ext_s {
     uint32_t *hist;        /* n x history ring entries (ADVREC_HIST_*) */

@@ -548,15 +548,6 @@ static advrec_store_t *store_alloc(const char *dir)
     return store;
 }
 
-void advrec_store_params_from_conf(advrec_store_params_t *params,
-                                   const advrec_conf_t *conf)
-{
-    memset(params, 0, sizeof(*params));
-    params->k = (uint32_t)conf->model_k;
-    params->history = (uint32_t)conf->recs_history;
-    params->sync = conf->state_sync;
-}
-
 advrec_err_t advrec_store_open(const char *dir,
                                const advrec_store_params_t *params,
                                advrec_store_t **storep, char *errstr,
@@ -581,7 +572,7 @@ advrec_err_t advrec_store_open(const char *dir,
                              "state.dir %s: out of memory", dir);
     store->params = *params;
     rocksdb_writeoptions_set_sync(store->wopts,
-                                  params->sync == ADVREC_CONF_SYNC_COMMIT);
+                                  params->sync == ADVREC_STORE_SYNC_COMMIT);
 
     /* An existing database is first checked read-only, so a mismatch or a
      * foreign database is refused without RocksDB writing anything. */
@@ -604,7 +595,7 @@ advrec_err_t advrec_store_open(const char *dir,
     log_info("state.dir %s: opened (%s, model.k=%u, recs.history=%u, "
              "state.sync=%s)",
              dir, fresh ? "new" : "existing", params->k, params->history,
-             params->sync == ADVREC_CONF_SYNC_COMMIT ? "commit" : "none");
+             params->sync == ADVREC_STORE_SYNC_COMMIT ? "commit" : "none");
     *storep = store;
     return ADVREC_OK;
 
@@ -679,7 +670,7 @@ advrec_err_t advrec_store_open_readonly(const char *dir,
     }
     store->params.k = (uint32_t)v[1];
     store->params.history = (uint32_t)v[2];
-    store->params.sync = ADVREC_CONF_SYNC_NONE;
+    store->params.sync = ADVREC_STORE_SYNC_NONE;
     *storep = store;
     return ADVREC_OK;
 

@@ -42,7 +42,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "config.h"
 #include "err.h"
 #include "popularity.h"
 #include "state.h"
@@ -52,11 +51,18 @@
 
 typedef struct advrec_store_s advrec_store_t;
 
-/* What the state dir must agree with, and how to write. */
+/* When a commit reaches the disk (state.sync). */
+typedef enum advrec_store_sync_e {
+    ADVREC_STORE_SYNC_NONE = 0,   /* WriteBatch without fsync */
+    ADVREC_STORE_SYNC_COMMIT = 1, /* fsync every round's WriteBatch */
+} advrec_store_sync_t;
+
+/* What the state dir must agree with, and how to write; filled from a
+ * configuration by advrec_params_store() (params.h). */
 typedef struct advrec_store_params_s {
     uint32_t k;       /* model.k: floats per factor row */
     uint32_t history; /* recs.history: entries of a user's ring */
-    int sync;         /* advrec_conf_sync_t (state.sync) */
+    int sync;         /* advrec_store_sync_t (state.sync) */
 } advrec_store_params_t;
 
 /* Next offset to read from one input partition. topic is only read. */
@@ -65,10 +71,6 @@ typedef struct advrec_store_offset_s {
     int32_t partition;
     int64_t next;
 } advrec_store_offset_t;
-
-/* Fills params from a loaded configuration (conf is only read). */
-void advrec_store_params_from_conf(advrec_store_params_t *params,
-                                   const advrec_conf_t *conf);
 
 /*
  * Opens the state in dir for reading and writing, creating dir (and its
@@ -111,7 +113,7 @@ advrec_err_t advrec_store_catch_up(advrec_store_t *store, char *errstr,
 void advrec_store_close(advrec_store_t *store);
 
 /* The fingerprint in force (owned by the store). sync is the caller's for
- * a read-write store and ADVREC_CONF_SYNC_NONE for a read-only one. */
+ * a read-write store and ADVREC_STORE_SYNC_NONE for a read-only one. */
 const advrec_store_params_t *advrec_store_params(const advrec_store_t *store);
 
 /* The directory (owned by the store). */

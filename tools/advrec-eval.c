@@ -1,6 +1,6 @@
 /*
  * advrec-eval - measures recommendation quality and robustness offline on an
- * event file, with the library's own model code (lib/eval over lib/apr,
+ * event file, with the library's own model code (tools/lib/eval over lib/apr,
  * lib/state, lib/topn, lib/engine). Writes results.json and SVG plots into
  * an output directory; optionally the leave-one-out split for peer
  * libraries (bench/peers/).
@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "eval.h"
+#include "params.h"
 #include "reader.h"
 
 #define N_EPS    10
@@ -805,7 +806,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "advrec-eval: out of memory\n");
         return 1;
     }
-    advrec_engine_params_from_conf(&o.eng, conf);
+    advrec_params_engine(&o.eng, conf);
     advrec_conf_destroy(conf);
     o.apr.apr = o.eng.apr;
     o.apr.epochs = 30;

@@ -5,9 +5,10 @@
  *   --labels FILE                      the ground truth: adversarial accounts
  *                                      and the items they push
  *
- * A thin shell over lib/synth: it parses options into advrec_synth_params_t,
- * pulls events and prints them. Progress goes to stderr only when stderr is a
- * terminal; one summary line is printed at the end either way.
+ * A thin shell over tools/lib/synth: it parses options into
+ * advrec_synth_params_t, pulls events and prints them. Progress goes to stderr
+ * only when stderr is a terminal; one summary line is printed at the end either
+ * way.
  */
 #include <errno.h>
 #include <getopt.h>

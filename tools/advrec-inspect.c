@@ -25,6 +25,8 @@
 #include <jansson.h>
 
 #include "config.h"
+#include "engine.h"
+#include "params.h"
 #include "err.h"
 #include "event.h"
 #include "log.h"
@@ -142,12 +144,8 @@ static int cmd_user(advrec_store_t *store, const char *id, const opts_t *o)
                                  .max_items = ADVREC_HIST_ITEM,
                                  .purchased_max = ADVREC_ITEMSET_MAX,
                                  .seen_max = ADVREC_ITEMSET_MAX};
-    advrec_rank_params_t rp = {
-        .recs_n = o->n ? o->n : (uint32_t)conf->recs_n,
-        .exclude = o->exclude >= 0 ? o->exclude : conf->recs_exclude,
-        .cold_events = (uint32_t)conf->recs_cold_events,
-        .use_bias = conf->model_bias,
-    };
+    advrec_engine_params_t ep;
+    advrec_rank_params_t rp;
     advrec_store_row_t row;
     advrec_state_t *state = NULL;
     advrec_popularity_t *pop = NULL;
@@ -160,6 +158,12 @@ static int cmd_user(advrec_store_t *store, const char *id, const opts_t *o)
     advrec_err_t err;
     int rc = EX_OK;
 
+    /* The daemon's ranking parameters (lib/params), then -n and -x. */
+    advrec_params_engine(&ep, conf);
+    rp.recs_n = o->n ? o->n : ep.recs_n;
+    rp.exclude = o->exclude >= 0 ? o->exclude : ep.exclude;
+    rp.cold_events = ep.cold_events;
+    rp.use_bias = ep.apr.use_bias;
     err = advrec_store_get_user(store, id, &row, errstr, sizeof(errstr));
     if (err)
         return fail("user", errstr, err);
@@ -167,7 +171,7 @@ static int cmd_user(advrec_store_t *store, const char *id, const opts_t *o)
     /* Every item's factors and popularity key, and the user's row with its
      * sets, to rank this user the way the daemon does. */
     state = advrec_state_new(&stp, errstr, sizeof(errstr));
-    pop = advrec_popularity_new(conf->recs_popularity_halflife_s * 1000.0,
+    pop = advrec_popularity_new(ep.popularity_halflife_s * 1000.0,
                                 (size_t)rp.recs_n + sp->history, errstr,
                                 sizeof(errstr));
     rank = state && pop ? advrec_rank_new(&rp, errstr, sizeof(errstr)) : NULL;
@@ -460,11 +464,11 @@ int main(int argc, char **argv)
             break;
         case 'x':
             if (strcmp(optarg, "purchased") == 0)
-                o.exclude = ADVREC_CONF_EXCLUDE_PURCHASED;
+                o.exclude = ADVREC_RANK_EXCLUDE_PURCHASED;
             else if (strcmp(optarg, "seen") == 0)
-                o.exclude = ADVREC_CONF_EXCLUDE_SEEN;
+                o.exclude = ADVREC_RANK_EXCLUDE_SEEN;
             else if (strcmp(optarg, "none") == 0)
-                o.exclude = ADVREC_CONF_EXCLUDE_NONE;
+                o.exclude = ADVREC_RANK_EXCLUDE_NONE;
             else {
                 fprintf(stderr,
                         "advrec-inspect: --exclude %s: want purchased, seen "

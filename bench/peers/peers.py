@@ -4,7 +4,7 @@ advrec-eval wrote (--write-split DIR): DIR/train.tsv "user item ts_ms" and
 DIR/test.tsv "user test_item neg1 ... negN".
 
 Same split, same negatives, same metrics (HR@10, NDCG@10; ties count against
-the test item, as in lib/eval.c). Each library is tuned honestly: a small grid
+the test item, as in tools/lib/eval.c). Each library is tuned honestly: a small grid
 on the validation split advrec-eval wrote (DIR/val.tsv "user val_item neg1
 ... negN": each user's last training interaction, 99 negatives from the items
 the user never touched; the training part is train.tsv minus those users'

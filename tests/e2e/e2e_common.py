@@ -1,7 +1,7 @@
 """Shared pieces of advrec's end-to-end tests (label e2e, real Kafka broker).
 
 Independent of our C code on purpose: the source files are parsed here, in
-Python, from the formats documented in docs/PRODUCE.md (not with lib/reader),
+Python, from the formats documented in docs/PRODUCE.md (not with tools/lib/reader),
 records are read with kafka-python and decoded with fastavro (tests/py/
 advrec_kafka.py), and partitions are recomputed with kafka-python's murmur2
 (the Java client's DefaultPartitioner). advrecd and advrec-produce are only

@@ -4,6 +4,6 @@
 # committed to the state store.
 add_executable(test_daemon_anomaly ${CMAKE_CURRENT_LIST_DIR}/test_daemon_anomaly.c)
 target_include_directories(test_daemon_anomaly PRIVATE ${CMAKE_CURRENT_LIST_DIR}/../unit)
-target_link_libraries(test_daemon_anomaly PRIVATE advrec advrec_flags)
+target_link_libraries(test_daemon_anomaly PRIVATE advrec_tools advrec_flags)
 add_test(NAME integration.daemon_anomaly COMMAND test_daemon_anomaly)
 set_tests_properties(integration.daemon_anomaly PROPERTIES LABELS integration TIMEOUT 240)

@@ -5,13 +5,13 @@
 # gets a list after a clean stop, none recommending what they bought.
 add_executable(test_daemon ${CMAKE_CURRENT_LIST_DIR}/test_daemon.c)
 target_include_directories(test_daemon PRIVATE ${CMAKE_CURRENT_LIST_DIR}/../unit)
-target_link_libraries(test_daemon PRIVATE advrec advrec_flags)
+target_link_libraries(test_daemon PRIVATE advrec_tools advrec_flags)
 add_test(NAME integration.daemon COMMAND test_daemon)
 set_tests_properties(integration.daemon PROPERTIES LABELS integration TIMEOUT 240)
 # itest_produce: a test-only producer of generated events to a bootstrap
 # address (tools/advrec-produce is not relied on here).
 add_executable(itest_produce ${CMAKE_CURRENT_LIST_DIR}/itest_produce.c)
-target_link_libraries(itest_produce PRIVATE advrec advrec_flags)
+target_link_libraries(itest_produce PRIVATE advrec_tools advrec_flags)
 # advrecd as a process: SIGTERM, then SIGINT, mid-stream: exit 0 within a
 # bound and the final stats line logged.
 add_test(NAME integration.daemon_sigterm

@@ -5,7 +5,7 @@
 # the state once delivered.
 add_executable(test_flag_durability ${CMAKE_CURRENT_LIST_DIR}/test_flag_durability.c)
 target_include_directories(test_flag_durability PRIVATE ${CMAKE_CURRENT_LIST_DIR}/../unit)
-target_link_libraries(test_flag_durability PRIVATE advrec advrec_flags)
+target_link_libraries(test_flag_durability PRIVATE advrec_tools advrec_flags)
 add_test(NAME integration.flag_durability
   COMMAND test_flag_durability $<TARGET_FILE:advrecd>)
 set_tests_properties(integration.flag_durability PROPERTIES LABELS integration TIMEOUT 240)

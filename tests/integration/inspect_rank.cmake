@@ -5,7 +5,7 @@
 # topic: cold users' popularity lists and warm users' model lists alike.
 add_executable(test_inspect_rank ${CMAKE_CURRENT_LIST_DIR}/test_inspect_rank.c)
 target_include_directories(test_inspect_rank PRIVATE ${CMAKE_CURRENT_LIST_DIR}/../unit)
-target_link_libraries(test_inspect_rank PRIVATE advrec advrec_flags)
+target_link_libraries(test_inspect_rank PRIVATE advrec_tools advrec_flags)
 add_test(NAME integration.inspect_rank
   COMMAND test_inspect_rank $<TARGET_FILE:advrec-inspect>)
 set_tests_properties(integration.inspect_rank PROPERTIES LABELS integration TIMEOUT 240)

@@ -1,6 +1,6 @@
 /*
  * itest_produce - test-only helper: produces a generated shop stream
- * (lib/synth, encoded with lib/codec as schema 1 / 2, keyed by user id,
+ * (tools/lib/synth, encoded with lib/codec as schema 1 / 2, keyed by user id,
  * partitioner murmur2_random) to advrec.clicks / advrec.purchases at a
  * bootstrap address, paced to a rate, then flushes and exits.
  *

@@ -219,7 +219,7 @@ static consumed_t consume(const char *bootstrap, const char *const topics[2],
             continue;
         }
         is_purchase = strcmp(rd_kafka_topic_name(msg->rkt), topics[1]) == 0;
-        if (advrec_codec_decode_event(codec, msg->payload, msg->len, &ev,
+        if (advrec_codec_decode_event(codec, msg->payload, msg->len, &ev, NULL,
                                       errstr, sizeof(errstr)) != ADVREC_OK) {
             got.bad++;
             EXPECT(0, "decode at %s [%" PRId32 "] @%" PRId64 ": %s",

@@ -3,7 +3,7 @@
  * its own embedded broker (advrec_daemon_run in a thread, as advrec-demo
  * does).
  *
- * The test produces N_GOOD generated events (lib/synth, encoded with
+ * The test produces N_GOOD generated events (tools/lib/synth, encoded with
  * lib/codec, keyed by user, partitioner murmur2_random) with malformed
  * records of many kinds mixed in, some carrying Kafka headers. It learns
  * where every record landed from the delivery reports. Then, each wait
@@ -268,17 +268,16 @@ static int make_bad(world_t *w, advrec_codec_t *codec)
 
     v = (wbuf_t){.n = 0};
     put_raw(&v, "\0\0\1", 3);
-    b = add_bad(w, "3-byte value", ADVREC_CODEC_R_SHORT_FRAME, 0, "u-bad1", &v);
+    b = add_bad(w, "3-byte value", "short-frame", 0, "u-bad1", &v);
     b->hdrs[0] = (hdr_t){"trace-id", "t-1"};
     b->hdrs[1] = (hdr_t){"origin", "itest"};
     b->n_hdrs = 2;
 
-    add_bad(w, "tombstone (no value)", ADVREC_CODEC_R_SHORT_FRAME, 1, "u-bad2",
-            NULL);
+    add_bad(w, "tombstone (no value)", "short-frame", 1, "u-bad2", NULL);
 
     v = (wbuf_t){.n = 0};
     put_raw(&v, "{\"user\":\"not avro\"}", 19);
-    b = add_bad(w, "JSON text", ADVREC_CODEC_R_BAD_MAGIC, 0, NULL, &v);
+    b = add_bad(w, "JSON text", "bad-magic", 0, NULL, &v);
     b->hdrs[0] = (hdr_t){"content-type", "application/json"};
     b->hdrs[1] = (hdr_t){"no-value", NULL};
     b->n_hdrs = 2;
@@ -287,8 +286,7 @@ static int make_bad(world_t *w, advrec_codec_t *codec)
     v = (wbuf_t){.n = 0};
     click(&v, "u-bad4", 6, 1700000000000);
     v.b[4] = 99;
-    add_bad(w, "unregistered schema id", ADVREC_CODEC_R_UNKNOWN_SCHEMA, 0,
-            "u-bad4", &v);
+    add_bad(w, "unregistered schema id", "unknown-schema", 0, "u-bad4", &v);
 
     /* A real Recommendation, framed by the codec, on the clicks topic. */
     snprintf(rec.user_id, sizeof(rec.user_id), "u-bad5");
@@ -303,8 +301,8 @@ static int make_bad(world_t *w, advrec_codec_t *codec)
         return -1;
     }
     v.n = len;
-    b = add_bad(w, "Recommendation on the clicks topic",
-                ADVREC_CODEC_R_WRONG_KIND, 0, "u-bad5", &v);
+    b = add_bad(w, "Recommendation on the clicks topic", "wrong-kind", 0,
+                "u-bad5", &v);
     b->hdrs[0] = (hdr_t){"trace-id", "t-5"};
     b->n_hdrs = 1;
 
@@ -321,8 +319,7 @@ static int make_bad(world_t *w, advrec_codec_t *codec)
         return -1;
     }
     v.n = len;
-    add_bad(w, "Anomaly on the purchases topic", ADVREC_CODEC_R_WRONG_KIND, 1,
-            "u-bad6", &v);
+    add_bad(w, "Anomaly on the purchases topic", "wrong-kind", 1, "u-bad6", &v);
 
     /* A codec-encoded click cut inside its last varint, and one with a
      * byte too many. */
@@ -338,11 +335,11 @@ static int make_bad(world_t *w, advrec_codec_t *codec)
         return -1;
     }
     v.n = len - 1;
-    add_bad(w, "click cut short", ADVREC_CODEC_R_TRUNCATED, 0, "u-bad7", &v);
+    add_bad(w, "click cut short", "truncated", 0, "u-bad7", &v);
     v.n = len;
     v.b[v.n++] = 0;
-    b = add_bad(w, "click with a trailing byte", ADVREC_CODEC_R_TRAILING, 0,
-                "u-bad8", &v);
+    b = add_bad(w, "click with a trailing byte", "trailing-bytes", 0, "u-bad8",
+                &v);
     b->hdrs[0] = (hdr_t){"a", "1"};
     b->hdrs[1] = (hdr_t){"b", "2"};
     b->hdrs[2] = (hdr_t){"a", "3"}; /* repeated names keep their order */
@@ -352,8 +349,7 @@ static int make_bad(world_t *w, advrec_codec_t *codec)
     v = (wbuf_t){.n = 0};
     purchase(&v, "u-bad9", 1, 9.5);
     v.n = 5 + 1 + 6 + 1 + 2 + 6 + 1 + 4; /* up to 4 bytes into price */
-    add_bad(w, "purchase cut inside the price", ADVREC_CODEC_R_TRUNCATED, 1,
-            "u-bad9", &v);
+    add_bad(w, "purchase cut inside the price", "truncated", 1, "u-bad9", &v);
 
     /* session_id union branch 2 of 2. */
     v = (wbuf_t){.n = 0};
@@ -363,16 +359,14 @@ static int make_bad(world_t *w, advrec_codec_t *codec)
     put_long(&v, 1700000000000);
     put_long(&v, 2);
     put_long(&v, 0);
-    add_bad(w, "union branch out of range", ADVREC_CODEC_R_BAD_UNION, 0,
-            "u-bad10", &v);
+    add_bad(w, "union branch out of range", "bad-union", 0, "u-bad10", &v);
 
     /* user_id claims 2^40 bytes. */
     v = (wbuf_t){.n = 0};
     put_frame(&v, 1);
     put_long(&v, (int64_t)1 << 40);
     put_raw(&v, "u-bad11", 7);
-    add_bad(w, "absurd string length", ADVREC_CODEC_R_BAD_LENGTH, 0, "u-bad11",
-            &v);
+    add_bad(w, "absurd string length", "bad-length", 0, "u-bad11", &v);
 
     /* ts as a varint of 11 bytes. */
     v = (wbuf_t){.n = 0};
@@ -384,40 +378,38 @@ static int make_bad(world_t *w, advrec_codec_t *codec)
     put_raw(&v, "\x01", 1);
     put_long(&v, 0);
     put_long(&v, 0);
-    add_bad(w, "over-long varint", ADVREC_CODEC_R_BAD_VARINT, 0, "u-bad12", &v);
+    add_bad(w, "over-long varint", "bad-varint", 0, "u-bad12", &v);
 
     /* quantity (an int) of 2^40. */
     v = (wbuf_t){.n = 0};
     purchase(&v, "u-bad13", (int64_t)1 << 40, 1.0);
-    add_bad(w, "int varint beyond 32 bits", ADVREC_CODEC_R_BAD_VARINT, 1,
-            "u-bad13", &v);
+    add_bad(w, "int varint beyond 32 bits", "bad-varint", 1, "u-bad13", &v);
 
     v = (wbuf_t){.n = 0};
     click(&v, "", 0, 1700000000000);
-    b = add_bad(w, "empty user_id", ADVREC_CODEC_R_INVALID, 0, "u-bad14", &v);
+    b = add_bad(w, "empty user_id", "invalid-event", 0, "u-bad14", &v);
     b->hdrs[0] = (hdr_t){"trace-id", "t-14"};
     b->n_hdrs = 1;
 
     v = (wbuf_t){.n = 0};
     click(&v, big, sizeof(big), 1700000000000);
-    add_bad(w, "300-byte user_id", ADVREC_CODEC_R_FIELD, 0, "u-bad15", &v);
+    add_bad(w, "300-byte user_id", "bad-field", 0, "u-bad15", &v);
 
     v = (wbuf_t){.n = 0};
     click(&v, "u-b\0ad16", 8, 1700000000000);
-    add_bad(w, "NUL byte in user_id", ADVREC_CODEC_R_FIELD, 0, "u-bad16", &v);
+    add_bad(w, "NUL byte in user_id", "bad-field", 0, "u-bad16", &v);
 
     v = (wbuf_t){.n = 0};
     purchase(&v, "u-bad17", 0, 1.0);
-    add_bad(w, "purchase of quantity 0", ADVREC_CODEC_R_INVALID, 1, "u-bad17",
-            &v);
+    add_bad(w, "purchase of quantity 0", "invalid-event", 1, "u-bad17", &v);
 
     v = (wbuf_t){.n = 0};
     click(&v, "u-bad18", 7, -5);
-    add_bad(w, "negative ts", ADVREC_CODEC_R_INVALID, 0, "u-bad18", &v);
+    add_bad(w, "negative ts", "invalid-event", 0, "u-bad18", &v);
 
     v = (wbuf_t){.n = 0};
     purchase(&v, "u-bad19", 1, -2.0);
-    add_bad(w, "negative price", ADVREC_CODEC_R_INVALID, 1, "u-bad19", &v);
+    add_bad(w, "negative price", "invalid-event", 1, "u-bad19", &v);
 
     /* Through the newer writer (schema 10): its last three bytes are the
      * boolean, the enum index and the array's block count. */
@@ -430,19 +422,17 @@ static int make_bad(world_t *w, advrec_codec_t *codec)
     }
     v.n = len;
     v.b[len - 3] = 2;
-    add_bad(w, "boolean byte 2", ADVREC_CODEC_R_BAD_BOOLEAN, 0, "u-bad20", &v);
+    add_bad(w, "boolean byte 2", "bad-boolean", 0, "u-bad20", &v);
     v.b[len - 3] = 0;
     v.b[len - 2] = 10; /* index 5 of 2 symbols */
-    b = add_bad(w, "enum index out of range", ADVREC_CODEC_R_BAD_ENUM, 0,
-                "u-bad21", &v);
+    b = add_bad(w, "enum index out of range", "bad-enum", 0, "u-bad21", &v);
     b->hdrs[0] = (hdr_t){"trace-id", "t-21"};
     b->n_hdrs = 1;
     v.b[len - 2] = 0;
     v.b[len - 1] = 0xd0; /* array block of 1000 items in 1 byte */
     v.b[len] = 0x0f;
     v.n = len + 1;
-    add_bad(w, "array count beyond the body", ADVREC_CODEC_R_BAD_COUNT, 0,
-            "u-bad22", &v);
+    add_bad(w, "array count beyond the body", "bad-count", 0, "u-bad22", &v);
     return 0;
 }
 
@@ -849,13 +839,14 @@ static void test_daemon_end_to_end(void)
      * code the daemon must report. */
     for (size_t i = 0; i < w.n_bad; i++) {
         advrec_event_t ev;
-        char code[64];
+        advrec_dlq_reason_t reason = ADVREC_DLQ_NONE;
+        const char *code;
         bad_t *b = &w.bad[i];
-        CHECK_INT(
-            advrec_codec_decode_event(codec, b->null_value ? NULL : b->val,
-                                      b->len, &ev, errstr, sizeof(errstr)),
-            ADVREC_ERR_DECODE);
-        advrec_codec_reason_code(errstr, code, sizeof(code));
+        CHECK_INT(advrec_codec_decode_event(
+                      codec, b->null_value ? NULL : b->val, b->len, &ev,
+                      &reason, errstr, sizeof(errstr)),
+                  ADVREC_ERR_DECODE);
+        code = advrec_dlq_reason_name(reason);
         if (strcmp(code, b->code) != 0)
             fprintf(stderr, "fixture \"%s\": %s\n", b->what, errstr);
         CHECK_STR(code, b->code);

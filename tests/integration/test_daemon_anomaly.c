@@ -1,7 +1,7 @@
 /*
  * Integration test of the anomaly flags: the daemon in-process on its
  * embedded broker (lib/daemon.h), fed a generated stream with click bots
- * (lib/synth ground truth). Each wait is bounded by a deadline:
+ * (tools/lib/synth ground truth). Each wait is bounded by a deadline:
  *  (a) every record produced is consumed;
  *  (b) the anomaly topic holds records that decode as Anomaly with the
  *      configured schema id, keyed by their entity id, as many as the

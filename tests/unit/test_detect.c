@@ -3,7 +3,7 @@
  *
  * Hand-made streams check each statistic on its own (regular gaps, rate,
  * no purchases, diversity, a young-account surge on an item, clearing,
- * persistence). Generated streams (lib/synth) with ground truth check the
+ * persistence). Generated streams (tools/lib/synth) with ground truth check the
  * whole: precision and recall of flagged users and items against the
  * labels, and that a clean stream quarantines nobody. The stream goes
  * through the engine with the detector as its judge, as in the daemon, so
@@ -20,6 +20,7 @@
 #include "check.h"
 #include "detect.h"
 #include "engine.h"
+#include "params.h"
 #include "synth.h"
 
 #define T0 INT64_C(1700000000000)
@@ -27,7 +28,7 @@
 static advrec_detect_params_t params(void)
 {
     advrec_detect_params_t p;
-    advrec_detect_params_default(&p);
+    advrec_params_detect_default(&p);
     return p;
 }
 

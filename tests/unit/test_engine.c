@@ -79,7 +79,7 @@ static advrec_engine_params_t params_for(int exclude)
     p.state.k = K;
     p.state.history = HISTORY;
     p.state.purchased_max = 256;
-    p.state.seen_max = exclude == ADVREC_CONF_EXCLUDE_SEEN ? 256 : 0;
+    p.state.seen_max = exclude == ADVREC_RANK_EXCLUDE_SEEN ? 256 : 0;
     p.state.max_users = 1000;
     p.state.max_items = 1000;
     p.negatives = 2;
@@ -180,9 +180,9 @@ static int excluded(advrec_engine_t *e, const record_t *rec, int u,
 {
     int i = id_num(advrec_state_item_name(advrec_engine_state(e), item));
 
-    if (policy == ADVREC_CONF_EXCLUDE_NONE)
+    if (policy == ADVREC_RANK_EXCLUDE_NONE)
         return 0;
-    if (policy == ADVREC_CONF_EXCLUDE_SEEN)
+    if (policy == ADVREC_RANK_EXCLUDE_SEEN)
         return rec->bought[u][i] || rec->clicked[u][i];
     return rec->bought[u][i];
 }
@@ -256,7 +256,7 @@ static void check_model_list(advrec_engine_t *e, const record_t *rec,
  * users get the popularity list, the others the model's exact ranking. */
 static void test_forced_refresh_lists_every_user(void)
 {
-    advrec_engine_params_t p = params_for(ADVREC_CONF_EXCLUDE_PURCHASED);
+    advrec_engine_params_t p = params_for(ADVREC_RANK_EXCLUDE_PURCHASED);
     advrec_engine_t *e = engine_for(&p);
     sink_t *sink = calloc(1, sizeof(*sink));
     record_t rec;
@@ -288,10 +288,10 @@ static void test_forced_refresh_lists_every_user(void)
             CHECK(g->n >= 1);
             for (uint32_t r = 0; r < g->n; r++)
                 CHECK(!excluded(e, &rec, u, g->items[r],
-                                ADVREC_CONF_EXCLUDE_PURCHASED));
+                                ADVREC_RANK_EXCLUDE_PURCHASED));
         } else {
             CHECK_INT(g->popular, 0);
-            check_model_list(e, &rec, g, ADVREC_CONF_EXCLUDE_PURCHASED);
+            check_model_list(e, &rec, g, ADVREC_RANK_EXCLUDE_PURCHASED);
         }
     }
     for (int u = 0; u < N_USERS; u++)
@@ -334,10 +334,10 @@ static void check_policy(int policy)
         if (!g->popular)
             check_model_list(e, &rec, g, policy);
     }
-    if (policy == ADVREC_CONF_EXCLUDE_PURCHASED) {
+    if (policy == ADVREC_RANK_EXCLUDE_PURCHASED) {
         CHECK_INT(hits_bought, 0);
         CHECK(hits_seen > 0); /* clicked items stay eligible */
-    } else if (policy == ADVREC_CONF_EXCLUDE_SEEN) {
+    } else if (policy == ADVREC_RANK_EXCLUDE_SEEN) {
         CHECK_INT(hits_seen, 0);
     } else {
         /* Users 6 and 7 trained hard on their purchases: with exclusions
@@ -351,24 +351,24 @@ out:
 
 static void test_exclude_purchased(void)
 {
-    check_policy(ADVREC_CONF_EXCLUDE_PURCHASED);
+    check_policy(ADVREC_RANK_EXCLUDE_PURCHASED);
 }
 
 static void test_exclude_seen(void)
 {
-    check_policy(ADVREC_CONF_EXCLUDE_SEEN);
+    check_policy(ADVREC_RANK_EXCLUDE_SEEN);
 }
 
 static void test_exclude_none(void)
 {
-    check_policy(ADVREC_CONF_EXCLUDE_NONE);
+    check_policy(ADVREC_RANK_EXCLUDE_NONE);
 }
 
 /* (d): due debounce_ms after the last event, or max_staleness after the
  * first unrefreshed one even while events keep coming. */
 static void test_debounce_and_max_staleness(void)
 {
-    advrec_engine_params_t p = params_for(ADVREC_CONF_EXCLUDE_PURCHASED);
+    advrec_engine_params_t p = params_for(ADVREC_RANK_EXCLUDE_PURCHASED);
     advrec_engine_t *e = engine_for(&p);
     sink_t *sink = calloc(1, sizeof(*sink));
     char errstr[256];
@@ -453,7 +453,7 @@ static void feed_synth(advrec_engine_t *e, uint64_t events)
 /* (e): the same input into two engines gives bit-identical factor tables. */
 static void test_replay_is_bit_identical(void)
 {
-    advrec_engine_params_t p = params_for(ADVREC_CONF_EXCLUDE_PURCHASED);
+    advrec_engine_params_t p = params_for(ADVREC_RANK_EXCLUDE_PURCHASED);
     advrec_engine_t *a = engine_for(&p), *b = engine_for(&p);
     const advrec_rows_t *ua, *ub, *ia, *ib;
 
@@ -487,7 +487,7 @@ out:
 /* (f): a list's origin is the user's last event's input position. */
 static void test_origin_is_last_event(void)
 {
-    advrec_engine_params_t p = params_for(ADVREC_CONF_EXCLUDE_PURCHASED);
+    advrec_engine_params_t p = params_for(ADVREC_RANK_EXCLUDE_PURCHASED);
     advrec_engine_t *e = engine_for(&p);
     sink_t *sink = calloc(1, sizeof(*sink));
     record_t rec;
@@ -516,7 +516,7 @@ out:
 /* (g): a full item table refuses the event, names the id, changes nothing. */
 static void test_full_item_table(void)
 {
-    advrec_engine_params_t p = params_for(ADVREC_CONF_EXCLUDE_PURCHASED);
+    advrec_engine_params_t p = params_for(ADVREC_RANK_EXCLUDE_PURCHASED);
     advrec_engine_t *e;
     advrec_state_t *st;
     char errstr[256] = "";

@@ -10,6 +10,7 @@
 #include "check.h"
 #include "config.h"
 #include "eval.h"
+#include "params.h"
 
 static void add(advrec_eval_data_t *d, const char *u, const char *i, int64_t ts)
 {
@@ -339,7 +340,7 @@ static void test_prequential_popularity_by_hand(void)
     add(d, "u2", "A", 4000);
     conf = advrec_conf_new(errstr, sizeof(errstr));
     CHECK(conf != NULL);
-    advrec_engine_params_from_conf(&p, conf);
+    advrec_params_engine(&p, conf);
     advrec_conf_destroy(conf);
     p.apr.k = 4;
     p.state.k = 4;

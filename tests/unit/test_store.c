@@ -97,7 +97,7 @@ static advrec_engine_t *new_engine(void)
 
 static advrec_store_params_t store_params(uint32_t k, uint32_t history)
 {
-    advrec_store_params_t sp = {k, history, ADVREC_CONF_SYNC_COMMIT};
+    advrec_store_params_t sp = {k, history, ADVREC_STORE_SYNC_COMMIT};
     return sp;
 }
 
@@ -240,7 +240,7 @@ static advrec_engine_t *reload_sync(const char *dir, advrec_store_t **storep,
 
 static advrec_engine_t *reload(const char *dir, advrec_store_t **storep)
 {
-    return reload_sync(dir, storep, ADVREC_CONF_SYNC_COMMIT);
+    return reload_sync(dir, storep, ADVREC_STORE_SYNC_COMMIT);
 }
 
 /* names, sizes and a content hash of every file in dir, except RocksDB's
@@ -783,8 +783,8 @@ static void test_pending_flags(void)
 
 static void test_failed_commit_is_atomic(void)
 {
-    failed_commit(path_in("atomic-none"), ADVREC_CONF_SYNC_NONE);
-    failed_commit(path_in("atomic-commit"), ADVREC_CONF_SYNC_COMMIT);
+    failed_commit(path_in("atomic-none"), ADVREC_STORE_SYNC_NONE);
+    failed_commit(path_in("atomic-commit"), ADVREC_STORE_SYNC_COMMIT);
 }
 
 static void test_fingerprint_mismatch(void)

@@ -1,0 +1,251 @@
+/*
+ * config_table.c - the table of advrecd's configuration keys: the single
+ * source of truth for each key's name, type, struct field, range, default,
+ * group and documentation. Parsing (config.c), the effective-config dump
+ * and the generated conf/advrecd.conf and docs/CONFIG.md (config_write.c)
+ * all read it; test_config fails when the committed files drift from it.
+ *
+ * To add a key: one field in advrec_conf_t (config.h), one row below, the
+ * mapping into a module's parameters in params.c, then regenerate the two
+ * committed files (the unit test says how).
+ */
+#include "config_int.h"
+
+#include "log.h"
+
+/*
+ * The offset of a field, which also fails to compile when the field's type is
+ * not ctype: subtracting pointers of different types is a constraint error.
+ */
+#define FIELD(field, ctype)           \
+    (offsetof(advrec_conf_t, field) + \
+     0 * sizeof(&((advrec_conf_t *)0)->field - (ctype *)0))
+
+#define ROW_BOOL(nm, field, def_, grp, doc_)                         \
+    {                                                                \
+        .name = nm, .type = CONF_BOOL, .offset = FIELD(field, bool), \
+        .def = def_, .group = grp, .doc = doc_                       \
+    }
+#define ROW_INT(nm, field, lo, hi, def_, grp, doc_)                    \
+    {                                                                  \
+        .name = nm, .type = CONF_INT, .offset = FIELD(field, int64_t), \
+        .imin = lo, .imax = hi, .def = def_, .group = grp, .doc = doc_ \
+    }
+#define ROW_SIZE(nm, field, lo, hi, def_, grp, doc_)                    \
+    {                                                                   \
+        .name = nm, .type = CONF_SIZE, .offset = FIELD(field, int64_t), \
+        .imin = lo, .imax = hi, .def = def_, .group = grp, .doc = doc_  \
+    }
+#define ROW_DBL(nm, field, lo, hi, def_, grp, doc_)                      \
+    {                                                                    \
+        .name = nm, .type = CONF_DOUBLE, .offset = FIELD(field, double), \
+        .dmin = lo, .dmax = hi, .def = def_, .group = grp, .doc = doc_   \
+    }
+#define ROW_STR(nm, field, minlen, flags_, def_, grp, doc_)              \
+    {                                                                    \
+        .name = nm, .type = CONF_STRING, .offset = FIELD(field, char *), \
+        .imin = minlen, .flags = flags_, .def = def_, .group = grp,      \
+        .doc = doc_                                                      \
+    }
+#define ROW_ENUM(nm, field, words_, def_, grp, doc_)                \
+    {                                                               \
+        .name = nm, .type = CONF_ENUM, .offset = FIELD(field, int), \
+        .words = words_, .def = def_, .group = grp, .doc = doc_     \
+    }
+
+static const conf_word_t sync_words[] = {
+    {"none", ADVREC_CONF_SYNC_NONE},
+    {"commit", ADVREC_CONF_SYNC_COMMIT},
+    {NULL, 0},
+};
+
+static const conf_word_t exclude_words[] = {
+    {"purchased", ADVREC_CONF_EXCLUDE_PURCHASED},
+    {"seen", ADVREC_CONF_EXCLUDE_SEEN},
+    {"none", ADVREC_CONF_EXCLUDE_NONE},
+    {NULL, 0},
+};
+
+static const conf_word_t log_words[] = {
+    {"err", ADVREC_LOG_ERR},       {"warning", ADVREC_LOG_WARNING},
+    {"notice", ADVREC_LOG_NOTICE}, {"info", ADVREC_LOG_INFO},
+    {"debug", ADVREC_LOG_DEBUG},   {NULL, 0},
+};
+
+#define MS_DAY  INT64_C(86400000)
+#define I32_MAX INT64_C(2147483647)
+
+/* clang-format off */
+const conf_row_t advrec_conf__rows[] = {
+    ROW_BOOL("broker.embedded", broker_embedded, "true", "broker",
+             "Start librdkafka's mock cluster in-process and use it as the broker (data lives in memory only); false: use kafka.bootstrap.servers."),
+    ROW_INT("broker.embedded.partitions", broker_embedded_partitions, 1, 1024, "16", "broker",
+            "Partitions of each topic created on the embedded broker (it keeps only about 5 MiB per partition)."),
+
+    ROW_STR("topic.clicks", topic_clicks, 1, F_TOPIC, "advrec.clicks", "topic",
+            "Input topic of click events (Avro, Confluent framing, keyed by user id)."),
+    ROW_STR("topic.purchases", topic_purchases, 1, F_TOPIC, "advrec.purchases", "topic",
+            "Input topic of purchase events (Avro, Confluent framing, keyed by user id)."),
+    ROW_STR("topic.recommendations", topic_recommendations, 1, F_TOPIC, "advrec.recommendations", "topic",
+            "Output topic of top-N recommendations, keyed by user id (compact it: latest wins)."),
+    ROW_STR("topic.anomalies", topic_anomalies, 1, F_TOPIC, "advrec.anomalies", "topic",
+            "Output topic of anomaly flags (bots, shilling) with their reasons."),
+    ROW_STR("topic.dlq", topic_dlq, 1, F_TOPIC, "advrec.dlq", "topic",
+            "Dead-letter topic: input records that do not decode or validate, with headers saying why."),
+    ROW_STR("group.id", group_id, 1, 0, "advrecd", "topic",
+            "Kafka consumer group of the daemons sharing the input partitions (kafka.group.id, if given, wins)."),
+
+    ROW_STR("schema.dir", schema_dir, 0, F_PATH, "", "schema",
+            "Directory of the default .avsc files; empty: the source tree's schemas/ when run from a build directory, else the installed share/advrec/schemas."),
+    ROW_INT("schema.click.id", schema_click_id, 1, I32_MAX, "1", "schema",
+            "Confluent schema id written when we encode a click (schema.<N> must map it)."),
+    ROW_INT("schema.purchase.id", schema_purchase_id, 1, I32_MAX, "2", "schema",
+            "Confluent schema id written when we encode a purchase."),
+    ROW_INT("schema.recommendation.id", schema_recommendation_id, 1, I32_MAX, "3", "schema",
+            "Confluent schema id written in front of every recommendation we produce."),
+    ROW_INT("schema.anomaly.id", schema_anomaly_id, 1, I32_MAX, "4", "schema",
+            "Confluent schema id written in front of every anomaly flag we produce."),
+
+    ROW_STR("state.dir", state_dir, 0, 0, "/var/lib/advrec", "state",
+            "RocksDB directory holding the model, histories, detector state and input offsets; empty: state in memory only, lost at exit."),
+    ROW_STR("state.checkpoint.dir", state_checkpoint_dir, 0, 0, "/var/lib/advrec-checkpoints", "state",
+            "Where SIGUSR1 makes a consistent copy of the state (a new subdirectory named by UTC time); start a daemon from one with state.dir=<it>."),
+    ROW_ENUM("state.sync", state_sync, sync_words, "commit", "state",
+             "commit: fsync each round's WriteBatch (survives power loss); none: survives a crash of the process only."),
+
+    ROW_INT("round.max.records", round_max_records, 1, 1000000, "1000", "round",
+            "Most records polled and committed in one processing round."),
+    ROW_INT("round.max.ms", round_max_ms, 1, 60000, "100", "round",
+            "Longest a round waits for records before it commits what it has."),
+
+    ROW_INT("model.k", model_k, 1, 1024, "64", "model",
+            "Latent factors per user and item; changing it needs fresh state."),
+    ROW_DBL("model.lr", model_lr, 1e-6, 10.0, "0.2", "model",
+            "Adagrad learning rate."),
+    ROW_DBL("model.reg", model_reg, 0.0, 10.0, "0.001", "model",
+            "L2 regularisation of the factors touched by an update."),
+    ROW_DBL("model.adv.lambda", model_adv_lambda, 0.0, 100.0, "1.0", "model",
+            "Weight of the adversarial loss term (APR's lambda); 0: plain BPR."),
+    ROW_DBL("model.adv.eps", model_adv_eps, 0.0, 100.0, "0.5", "model",
+            "L2 norm of the adversarial perturbation of each embedding row (APR's epsilon)."),
+    ROW_INT("model.adv.warmup", model_adv_warmup, 0, I32_MAX, "5", "model",
+            "Updates a row needs before the adversarial term perturbs it (younger rows are not perturbed; a triple with no warm row trains as plain BPR)."),
+    ROW_INT("model.adv.steps", model_adv_steps, 1, 100, "1", "model",
+            "Gradient steps building the perturbation: 1 is FGSM, more is PGD (stronger, slower)."),
+    ROW_INT("model.negatives", model_negatives, 1, 100, "1", "model",
+            "Uniformly sampled negative items per positive event."),
+    ROW_DBL("model.init.std", model_init_std, 0.0, 1.0, "0.01", "model",
+            "Standard deviation of the normal distribution new factors are drawn from."),
+    ROW_INT("model.seed", model_seed, 0, INT64_MAX, "42", "model",
+            "Seed of every random choice (derived with the record's topic, partition and offset, or the id)."),
+    ROW_BOOL("model.bias", model_bias, "true", "model",
+             "Learn an item bias term next to the factors."),
+    ROW_DBL("model.weight.click", model_weight_click, 0.0, 1000.0, "1.0", "model",
+            "Training weight of a click."),
+    ROW_DBL("model.weight.purchase", model_weight_purchase, 0.0, 1000.0, "3.0", "model",
+            "Training weight of a purchase."),
+    ROW_INT("model.max.items", model_max_items, 1, I32_MAX, "1000000", "model",
+            "Most distinct items; events for new items beyond it are not trained on."),
+    ROW_INT("model.max.users", model_max_users, 1, I32_MAX, "10000000", "model",
+            "Most distinct users; events of new users beyond it are not trained on."),
+
+    ROW_INT("recs.n", recs_n, 1, 1000, "10", "recs",
+            "Items in each recommendation list."),
+    ROW_INT("recs.debounce.ms", recs_debounce_ms, 0, MS_DAY, "1000", "recs",
+            "A user's list is refreshed at most this often while their events keep coming."),
+    ROW_INT("recs.max.staleness.ms", recs_max_staleness_ms, 0, MS_DAY, "10000", "recs",
+            "Longest a user's list may lag their latest event; must be >= recs.debounce.ms."),
+    ROW_ENUM("recs.exclude", recs_exclude, exclude_words, "purchased", "recs",
+             "Items left out of a user's list: the user's purchased items (recs.exclude.purchased.max), those and every item seen (recs.exclude.seen.max), or none."),
+    ROW_INT("recs.exclude.purchased.max", recs_exclude_purchased_max, 0, 65535, "256", "recs",
+            "Distinct purchased items remembered per user, the most recent kept, stored with the user's row; under recs.exclude=purchased or seen none of them is recommended again. Independent of recs.history; 0 keeps none."),
+    ROW_INT("recs.exclude.seen.max", recs_exclude_seen_max, 0, 65535, "256", "recs",
+            "Distinct items seen (clicked or purchased) remembered per user, the most recent kept, stored with the user's row; kept only under recs.exclude=seen, where none of them is recommended. Independent of recs.history."),
+    ROW_INT("recs.history", recs_history, 1, 10000, "50", "recs",
+            "Recent items remembered per user, in a ring (negative sampling and the detectors; recs.exclude uses its own sets)."),
+    ROW_INT("recs.cold.events", recs_cold_events, 0, 1000000, "3", "recs",
+            "users with fewer events than this get the time-decayed popularity list instead of model scores"),
+    ROW_DBL("recs.popularity.halflife.s", recs_popularity_halflife_s, 1.0, 1e9, "3600", "recs",
+            "Half-life of the time-decayed popularity that cold users are recommended from."),
+
+    ROW_BOOL("anomaly.enable", anomaly_enable, "true", "anomaly",
+             "Run the bot and shilling detectors: flag to topic.anomalies and down-weight or quarantine flagged entities' events (docs/ANOMALY.md)."),
+    ROW_INT("anomaly.min.events", anomaly_min_events, 1, 1000000, "20", "anomaly",
+            "Events of a user before its gap regularity and diversity are judged."),
+    ROW_DBL("anomaly.rate.window.s", anomaly_rate_window_s, 1.0, 1e7, "300", "anomaly",
+            "Time constant (event time) of a user's exponentially decayed event count."),
+    ROW_DBL("anomaly.rate.max", anomaly_rate_max, 1.0, 1e9, "60", "anomaly",
+            "Decayed event count (about events per rate window) at which a user is high-rate."),
+    ROW_DBL("anomaly.gap.logstd.max", anomaly_gap_logstd_max, 0.0, 100.0, "0.25", "anomaly",
+            "Standard deviation of a user's log inter-event gaps below which the gaps are machine-regular."),
+    ROW_INT("anomaly.nopurchase.clicks", anomaly_nopurchase_clicks, 1, I32_MAX, "20", "anomaly",
+            "Clicks without any purchase at which a user counts as never buying."),
+    ROW_DBL("anomaly.diversity.min", anomaly_diversity_min, 0.0, 1.0, "0.2", "anomaly",
+            "Distinct/total items over a user's last 32 events below which diversity is low."),
+    ROW_DBL("anomaly.young.s", anomaly_young_s, 0.0, 1e9, "1800", "anomaly",
+            "An account first seen less than this long ago (event time) is young."),
+    ROW_DBL("anomaly.item.window.s", anomaly_item_window_s, 1.0, 1e9, "1800", "anomaly",
+            "Time constant (event time) of an item's decayed counts of recent events."),
+    ROW_DBL("anomaly.item.min.events", anomaly_item_min_events, 1.0, 1e9, "12", "anomaly",
+            "Decayed events from young or flagged accounts an item needs before it can be flagged."),
+    ROW_DBL("anomaly.item.share", anomaly_item_share, 0.0, 1.0, "0.5", "anomaly",
+            "Share of an item's recent events from young or flagged accounts at which it surges."),
+    ROW_DBL("anomaly.item.surge.factor", anomaly_item_surge_factor, 1.0, 1000.0, "3", "anomaly",
+            "... and that share must be at least this many times the share over all items (the baseline)."),
+    ROW_DBL("anomaly.flag.score", anomaly_flag_score, 0.0, 1.0, "0.6", "anomaly",
+            "User score (noisy-OR of its reasons' strengths) at which it is flagged and down-weighted."),
+    ROW_DBL("anomaly.quarantine.score", anomaly_quarantine_score, 0.0, 1.0, "0.8", "anomaly",
+            "User score at which it is quarantined: its events are counted but not trained on."),
+    ROW_DBL("anomaly.clear.score", anomaly_clear_score, 0.0, 1.0, "0.3", "anomaly",
+            "User score below which a flag is cleared (hysteresis)."),
+    ROW_DBL("anomaly.weight.flagged", anomaly_weight_flagged, 0.0, 1.0, "0.1", "anomaly",
+            "Training weight factor of a flagged user's events (and of young accounts' events on a surging item)."),
+
+    ROW_ENUM("log.level", log_level, log_words, "info", "log",
+             "Least severe level logged (syslog levels; journald keeps each line's level)."),
+    ROW_INT("stats.interval.ms", stats_interval_ms, 0, MS_DAY, "10000", "log",
+            "Interval of the statistics log line (rates, lag, model size); 0: off."),
+};
+/* clang-format on */
+
+const size_t advrec_conf__rows_cnt =
+    sizeof(advrec_conf__rows) / sizeof(advrec_conf__rows[0]);
+
+/* Display order and titles of the groups the rows name. */
+const conf_group_t advrec_conf__groups[] = {
+    {"broker", "where the Kafka cluster is"},
+    {"topic", "topics and the consumer group"},
+    {"schema", "Avro schemas and the ids we write"},
+    {"state", "the RocksDB state store"},
+    {"round", "one processing round"},
+    {"model", "the online APR (adversarial BPR-MF) model"},
+    {"recs", "recommendation lists"},
+    {"anomaly", "bot and shilling detectors (docs/ANOMALY.md)"},
+    {"log", "logging and statistics"},
+};
+
+const size_t advrec_conf__groups_cnt =
+    sizeof(advrec_conf__groups) / sizeof(advrec_conf__groups[0]);
+
+/* The default schema.<N> map: files inside schema.dir. */
+const conf_default_schema_t advrec_conf__default_schemas[] = {
+    {1, "click.avsc"},
+    {2, "purchase.avsc"},
+    {3, "recommendation.avsc"},
+    {4, "anomaly.avsc"},
+};
+
+const size_t advrec_conf__default_schemas_cnt =
+    sizeof(advrec_conf__default_schemas) /
+    sizeof(advrec_conf__default_schemas[0]);
+
+void advrec_conf__words_join(const conf_word_t *words, const char *sep,
+                             char *buf, size_t size)
+{
+    size_t n = 0;
+
+    buf[0] = '\0';
+    for (const conf_word_t *w = words; w->word && n < size; w++)
+        n += (size_t)snprintf(buf + n, size - n, "%s%s", w == words ? "" : sep,
+                              w->word);
+}
