@@ -64,7 +64,7 @@ int advrec_metrics_publish(advrec_metrics_t *m, int64_t now_ms, int final)
     log_info(
         "%s: %.0f events/s, %.0f lists/s; total %llu clicks, %llu "
         "purchases, %llu lists, %llu dlq (%llu delivered), %llu flags "
-        "(%llu quarantined, %llu cleared, %llu events down-weighted); "
+        "(%llu quarantined, %llu cleared, %llu events down-weighted), "
         "%llu outputs pending; %u users, %u items, %llu stale",
         final ? "final" : "stats",
         (double)(s->clicks + s->purchases - l->clicks - l->purchases) / secs,
