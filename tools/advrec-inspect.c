@@ -30,6 +30,7 @@
 #include "err.h"
 #include "event.h"
 #include "log.h"
+#include "outbox.h"
 #include "popularity.h"
 #include "rank.h"
 #include "state.h"
@@ -65,36 +66,43 @@ static void keep_list(void *opaque, const advrec_rank_list_t *list)
 
 static void usage(FILE *fp)
 {
-    fprintf(fp,
-            "usage: advrec-inspect [options] STATE_DIR COMMAND\n"
-            "A read-only view of an advrecd state directory (works while the "
-            "daemon runs).\n"
-            "\n"
-            "commands:\n"
-            "  user ID      a user's counters, last input position, recent "
-            "history,\n"
-            "               purchase/seen set sizes and the list the daemon "
-            "would publish\n"
-            "               now (lib/rank: the model's top-N, or popularity "
-            "for a cold user)\n"
-            "  item ID      an item's counters, bias and popularity key\n"
-            "  offsets      the next input offset stored per partition\n"
-            "  summary      row counts, model version, fingerprint, size\n"
-            "\n"
-            "options:\n"
-            "  -j, --json            JSON instead of text\n"
-            "  -c, --config FILE     the daemon's configuration (recs.n, "
-            "recs.exclude,\n"
-            "                        recs.cold.events, model.bias, "
-            "recs.popularity.halflife.s);\n"
-            "                        the defaults otherwise\n"
-            "  -X key=value          one setting, as advrecd -X (after -c)\n"
-            "  -n, --top N           list length (recs.n)\n"
-            "  -f, --factors         also print the factor vectors\n"
-            "  -x, --exclude WHAT    purchased|seen|none: what the list "
-            "leaves out\n"
-            "                        (recs.exclude)\n"
-            "  -h, --help            this text\n");
+    fprintf(
+        fp,
+        "usage: advrec-inspect [options] STATE_DIR COMMAND\n"
+        "A read-only view of an advrecd state directory (works while the "
+        "daemon runs).\n"
+        "\n"
+        "commands:\n"
+        "  user ID      a user's counters, last input position, recent "
+        "history,\n"
+        "               purchase/seen set sizes and the list the daemon "
+        "would publish\n"
+        "               now (lib/rank: the model's top-N, or popularity "
+        "for a cold user)\n"
+        "  item ID      an item's counters, bias and popularity key\n"
+        "  offsets      the next input offset stored per partition\n"
+        "  pending      outputs still owed to the broker: users owed a "
+        "list,\n"
+        "               anomaly flags and dead letters not yet "
+        "acknowledged\n"
+        "  pending      outputs still owed to the broker: users owed a list,\n"
+        "               anomaly flags and dead letters not yet acknowledged\n"
+        "  summary      row counts, model version, fingerprint, size\n"
+        "\n"
+        "options:\n"
+        "  -j, --json            JSON instead of text\n"
+        "  -c, --config FILE     the daemon's configuration (recs.n, "
+        "recs.exclude,\n"
+        "                        recs.cold.events, model.bias, "
+        "recs.popularity.halflife.s);\n"
+        "                        the defaults otherwise\n"
+        "  -X key=value          one setting, as advrecd -X (after -c)\n"
+        "  -n, --top N           list length (recs.n)\n"
+        "  -f, --factors         also print the factor vectors\n"
+        "  -x, --exclude WHAT    purchased|seen|none: what the list "
+        "leaves out\n"
+        "                        (recs.exclude)\n"
+        "  -h, --help            this text\n");
 }
 
 static int fail(const char *what, const char *errstr, advrec_err_t err)
@@ -368,6 +376,70 @@ static int cmd_offsets(advrec_store_t *store, const opts_t *o)
     return EX_OK;
 }
 
+/* One owed output (lib/outbox) as a line or a JSON object. */
+static int print_pending(void *opaque, uint64_t seq, advrec_out_kind_t kind,
+                         const void *key, size_t key_len, const void *value,
+                         size_t value_len)
+{
+    json_t *arr = opaque;
+    const char *what = kind == ADVREC_OUT_DEAD ? "dead-letter" : "flag";
+    char k[80];
+    size_t n = key_len < sizeof(k) - 1 ? key_len : sizeof(k) - 1;
+
+    /* Keys are input bytes: show printable ASCII only. */
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = ((const unsigned char *)key)[i];
+        k[i] = c >= 0x20 && c < 0x7f ? (char)c : '?';
+    }
+    k[n] = '\0';
+    if (arr)
+        json_array_append_new(
+            arr, json_pack("{s:I, s:s, s:s?, s:I, s:I}", "seq", (json_int_t)seq,
+                           "kind", what, "key", key ? k : NULL, "key_bytes",
+                           (json_int_t)key_len, "value_bytes",
+                           (json_int_t)(value ? value_len : 0)));
+    else
+        printf("%llu\t%s\t%s%s\t%zu\n", (unsigned long long)seq, what,
+               key ? k : "(null)", key_len > n ? "..." : "", value_len);
+    return 0;
+}
+
+/* What the daemon still owes the broker: users owed a list, flags and dead
+ * letters not yet acknowledged (lib/outbox; produced again at start). */
+static int cmd_pending(advrec_store_t *store, const opts_t *o)
+{
+    json_t *arr = o->json ? json_array() : NULL;
+    uint32_t *users = NULL;
+    size_t n_users = 0;
+    char errstr[512];
+    advrec_err_t err;
+
+    err = advrec_store_load_pending(store, &users, &n_users, errstr,
+                                    sizeof(errstr));
+    free(users);
+    if (err) {
+        json_decref(arr);
+        return fail("pending", errstr, err);
+    }
+    if (!o->json)
+        printf("users owed a list: %zu\nseq\tkind\tkey\tvalue_bytes\n",
+               n_users);
+    err = advrec_outbox_read_stored(store, print_pending, arr, errstr,
+                                    sizeof(errstr));
+    if (err) {
+        json_decref(arr);
+        return fail("pending", errstr, err);
+    }
+    if (arr) {
+        json_t *root = json_pack("{s:I, s:o}", "users_owed_a_list",
+                                 (json_int_t)n_users, "outputs", arr);
+        json_dumpf(root, stdout, JSON_INDENT(2));
+        printf("\n");
+        json_decref(root);
+    }
+    return EX_OK;
+}
+
 static int cmd_summary(advrec_store_t *store, const opts_t *o)
 {
     const advrec_store_params_t *sp = advrec_store_params(store);
@@ -497,14 +569,15 @@ int main(int argc, char **argv)
     cmd = argv[optind + 1];
     if (((strcmp(cmd, "user") == 0 || strcmp(cmd, "item") == 0) &&
          argc - optind != 3) ||
-        ((strcmp(cmd, "offsets") == 0 || strcmp(cmd, "summary") == 0) &&
+        ((strcmp(cmd, "offsets") == 0 || strcmp(cmd, "summary") == 0 ||
+          strcmp(cmd, "pending") == 0) &&
          argc - optind != 2)) {
         usage(stderr);
         rc = EX_USAGE;
         goto done;
     }
     if (strcmp(cmd, "user") && strcmp(cmd, "item") && strcmp(cmd, "offsets") &&
-        strcmp(cmd, "summary")) {
+        strcmp(cmd, "summary") && strcmp(cmd, "pending")) {
         fprintf(stderr, "advrec-inspect: unknown command \"%s\"\n", cmd);
         usage(stderr);
         rc = EX_USAGE;
@@ -523,6 +596,8 @@ int main(int argc, char **argv)
         rc = cmd_item(store, argv[optind + 2], &o);
     else if (strcmp(cmd, "offsets") == 0)
         rc = cmd_offsets(store, &o);
+    else if (strcmp(cmd, "pending") == 0)
+        rc = cmd_pending(store, &o);
     else
         rc = cmd_summary(store, &o);
     advrec_store_close(store);

@@ -6,6 +6,8 @@
 # await events applied, send SIGUSR1, await the "checkpoint written to DIR"
 # line, stop it (SIGTERM, exit 0); then advrec-inspect reads the checkpoint
 # (users > 0), and advrecd started on it logs the same user count on load.
+# After the clean stop, advrec-inspect's `pending` shows nothing owed: no
+# user waiting for a list, no flag or dead letter unacknowledged.
 set -uo pipefail
 advrecd=$1
 produce=$2
@@ -53,6 +55,10 @@ kill -TERM "$dpid"
 rc=0
 wait "$dpid" || rc=$?
 [ "$rc" -eq 0 ] || fail "advrecd exit $rc on SIGTERM"
+
+owed=$("$inspect" "$tmp/state" pending --json | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["users_owed_a_list"], len(d["outputs"]))') ||
+  fail "advrec-inspect pending failed"
+[ "$owed" = "0 0" ] || fail "after a clean stop the state still owes (users, outputs): $owed"
 
 users=$("$inspect" "$ckpt" summary --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["users"])') ||
   fail "advrec-inspect cannot read the checkpoint"
