@@ -12,7 +12,10 @@
  *  (b) delivered records stay stored until the next stage and commit, then
  *      are gone (read back and after a reopen);
  *  (c) a user with a list in flight is in the stored owed set, and leaves
- *      it in the first commit after the delivery.
+ *      it in the first commit after the delivery; a user whose list was
+ *      delivered and who is sent another is owed once, not twice;
+ *  (d) without a store, lists sent and delivered over and over stay within
+ *      the outbox's arrays.
  */
 #include <ftw.h>
 #include <stdint.h>
@@ -402,6 +405,16 @@ static void test_deliveries(void)
     free(users);
     users = NULL;
     await_deliveries(producer, ob, 0);
+    /* Sent again after the delivery, in the same round: owed once. */
+    CHECK_INT(advrec_outbox_send_list(ob, 5, "u5", 2, "list", 4), 0);
+    CHECK_INT(commit_round(ob, store, state, NULL, 0), 0);
+    CHECK_INT(advrec_store_load_pending(store, &users, &n_users, errstr,
+                                        sizeof(errstr)),
+              ADVREC_OK);
+    CHECK_INT(n_users, 1);
+    CHECK(users && users[0] == 5);
+    free(users);
+    users = NULL;
     await_deliveries(producer, ob, 0);
     CHECK_INT(commit_round(ob, store, state, NULL, 0), 0);
     CHECK_INT(advrec_store_load_pending(store, &users, &n_users, errstr,
@@ -409,7 +422,7 @@ static void test_deliveries(void)
               ADVREC_OK);
     CHECK_INT(n_users, 0);
     advrec_outbox_stats(ob, &st);
-    CHECK_INT(st.delivered[ADVREC_OUT_LIST], 1);
+    CHECK_INT(st.delivered[ADVREC_OUT_LIST], 2);
     CHECK_INT(st.failed[ADVREC_OUT_LIST], 0);
 
 out:
@@ -429,8 +442,55 @@ out:
         (void)nftw(dir, itest_rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+/*
+ * (d) without a store (state in memory), one user's list sent and delivered
+ * over and over, stages between as the daemon's rounds: every one is
+ * delivered, and the owed-user bookkeeping stays within its arrays (it
+ * used to grow by one per send, past owed_list, which ASan reports).
+ */
+static void test_lists_in_memory(void)
+{
+    char errstr[512];
+    advrec_broker_t *broker = advrec_broker_new(1, errstr, sizeof(errstr));
+    advrec_outbox_t *ob = advrec_outbox_new(&params, NULL);
+    const advrec_kafka_prop_t props[] = {{"linger.ms", "0", NULL}};
+    advrec_kafka_t *producer = NULL;
+    advrec_outbox_stats_t st;
+    int sends = 1100;
+
+    CHECK(broker && ob);
+    if (!broker || !ob)
+        goto out;
+    CHECK_INT(
+        advrec_broker_create_topic(broker, T_LISTS, 1, errstr, sizeof(errstr)),
+        ADVREC_OK);
+    producer =
+        itest_client(ADVREC_KAFKA_PRODUCER, advrec_broker_bootstraps(broker),
+                     NULL, props, 1, on_delivery, &ob);
+    CHECK(producer != NULL);
+    if (!producer)
+        goto out;
+    advrec_outbox_set_producer(ob, producer);
+    for (int i = 0; i < sends; i++) {
+        CHECK_INT(advrec_outbox_send_list(ob, 7, "u7", 2, "list", 4), 0);
+        await_deliveries(producer, ob, 0);
+        if (i % 100 == 99)
+            CHECK_INT(advrec_outbox_stage(ob, NULL, 0), ADVREC_OK);
+    }
+    advrec_outbox_stats(ob, &st);
+    CHECK_INT(st.delivered[ADVREC_OUT_LIST], sends);
+    CHECK_INT(st.failed[ADVREC_OUT_LIST], 0);
+    CHECK_INT(st.lists_in_flight, 0);
+
+out:
+    advrec_kafka_destroy(producer);
+    advrec_outbox_destroy(ob);
+    advrec_broker_destroy(broker);
+}
+
 int main(void)
 {
     RUN(test_deliveries);
+    RUN(test_lists_in_memory);
     return DONE();
 }
