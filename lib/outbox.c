@@ -57,6 +57,7 @@ struct advrec_outbox_s {
 
     /* Lists: per user lists in flight, and the users with some. */
     uint16_t *in_flight;
+    uint8_t *listed; /* per user: in owed_list (once, until a stage) */
     uint32_t *owed_list;
     uint32_t owed_cap;
     size_t n_owed;
@@ -366,6 +367,11 @@ static advrec_err_t owe(advrec_outbox_t *ob, uint32_t user)
             return ADVREC_ERR_NOMEM;
         memset(n + ob->owed_cap, 0, (cap - ob->owed_cap) * sizeof(*n));
         ob->in_flight = n;
+        uint8_t *m = realloc(ob->listed, cap);
+        if (!m)
+            return ADVREC_ERR_NOMEM;
+        memset(m + ob->owed_cap, 0, cap - ob->owed_cap);
+        ob->listed = m;
         uint32_t *l = realloc(ob->owed_list, cap * sizeof(*l));
         if (!l)
             return ADVREC_ERR_NOMEM;
@@ -373,7 +379,13 @@ static advrec_err_t owe(advrec_outbox_t *ob, uint32_t user)
         ob->owed_cap = cap;
     }
     if (ob->in_flight[user]++ == 0) {
-        ob->owed_list[ob->n_owed++] = user;
+        /* A user settled and owed again before the next stage is listed
+         * already: listing them again would store them twice and could
+         * run n_owed past owed_cap. */
+        if (!ob->listed[user]) {
+            ob->listed[user] = 1;
+            ob->owed_list[ob->n_owed++] = user;
+        }
         ob->stats.lists_in_flight++;
     }
     return ADVREC_OK;
@@ -423,6 +435,8 @@ static advrec_err_t stage_owed(advrec_outbox_t *ob, const uint32_t *stale,
     for (size_t i = 0; i < ob->n_owed; i++)
         if (ob->in_flight[ob->owed_list[i]] > 0)
             ob->owed_list[kept++] = ob->owed_list[i];
+        else
+            ob->listed[ob->owed_list[i]] = 0;
     ob->n_owed = kept;
     if (ob->pending_cap < n_stale + kept) {
         uint32_t *p = realloc(ob->pending, (n_stale + kept) * sizeof(*p));
@@ -707,6 +721,7 @@ void advrec_outbox_destroy(advrec_outbox_t *ob)
         free(ob->recs[i]);
     free(ob->recs);
     free(ob->in_flight);
+    free(ob->listed);
     free(ob->owed_list);
     free(ob->pending);
     free(ob);

@@ -1,7 +1,7 @@
 /*
  * Helpers shared by the in-process integration tests (the daemon on its
- * embedded broker, librdkafka clients of our own): a monotonic clock for
- * deadlines, a thread body running the daemon, librdkafka clients on the
+ * embedded broker, Kafka clients of our own): a monotonic clock for
+ * deadlines, a thread body running the daemon, clients (lib/kafka) on the
  * daemon's bootstrap address, and an nftw() callback removing a state dir.
  * Header-only (static functions): each test is one executable.
  */
@@ -46,28 +46,42 @@ static inline void *itest_run_daemon(void *arg)
     return NULL;
 }
 
-/* A producer (murmur2_random partitioner, like the Java client) or a
- * consumer in group (reading from the earliest offset) on bootstraps.
- * Owned by the caller (rd_kafka_destroy); NULL on failure. */
-static inline rd_kafka_t *
-itest_client(rd_kafka_type_t type, const char *bootstraps, const char *group)
+/*
+ * A lib/kafka client of role on bootstraps, so the tests set up their
+ * clients exactly as advrecd does (lib/kafka's defaults: a producer is
+ * idempotent with the murmur2_random partitioner of the Java client, a
+ * consumer reads from the earliest offset and is already polled through
+ * its consumer queue). group (consumers; may be NULL) becomes group.id;
+ * props[0..n_props) (may be NULL) are set over the defaults; on_delivery
+ * (producers; may be NULL) gets every delivery report with opaque. Owned by
+ * the caller (advrec_kafka_destroy; close a consumer first). NULL on
+ * failure, with the reason on stderr.
+ */
+static inline advrec_kafka_t *
+itest_client(advrec_kafka_role_t role, const char *bootstraps,
+             const char *group, const advrec_kafka_prop_t *props,
+             size_t n_props, advrec_kafka_delivery_cb *on_delivery,
+             void *opaque)
 {
-    rd_kafka_conf_t *c = rd_kafka_conf_new();
-    char errstr[256];
-    rd_kafka_t *rk;
+    const advrec_kafka_prop_t defaults[] = {{"group.id", group, NULL}};
+    advrec_kafka_params_t p = {
+        .role = role,
+        .bootstraps = bootstraps,
+        .defaults = defaults,
+        .n_defaults = group ? 1 : 0,
+        .props = props,
+        .n_props = n_props,
+        .on_delivery = on_delivery,
+        .opaque = opaque,
+    };
+    advrec_kafka_t *kafka;
+    char errstr[512];
 
-    advrec_kafka_conf_route_logs(c);
-    advrec_kafka_conf_set(c, "bootstrap.servers", bootstraps, NULL, 0);
-    if (type == RD_KAFKA_CONSUMER) {
-        advrec_kafka_conf_set(c, "group.id", group, NULL, 0);
-        advrec_kafka_conf_set(c, "auto.offset.reset", "earliest", NULL, 0);
-    } else {
-        advrec_kafka_conf_set(c, "partitioner", "murmur2_random", NULL, 0);
+    if (advrec_kafka_new(&kafka, &p, errstr, sizeof(errstr))) {
+        fprintf(stderr, "itest_client: %s\n", errstr);
+        return NULL;
     }
-    rk = rd_kafka_new(type, c, errstr, sizeof(errstr));
-    if (!rk)
-        rd_kafka_conf_destroy(c);
-    return rk;
+    return kafka;
 }
 
 #endif

@@ -31,11 +31,10 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+static void dr_cb(void *opaque, const rd_kafka_message_t *m)
 {
     uint64_t *failed = opaque;
 
-    (void)rk;
     if (m->err)
         (*failed)++;
 }
@@ -46,8 +45,9 @@ int main(int argc, char **argv)
     advrec_conf_t *conf = NULL;
     advrec_codec_t *codec = NULL;
     advrec_synth_t *synth = NULL;
+    advrec_kafka_t *producer = NULL;
     rd_kafka_t *p = NULL;
-    rd_kafka_conf_t *kc;
+    rd_kafka_resp_err_t err;
     advrec_event_t ev;
     uint64_t events, produced = 0, failed = 0;
     double rate;
@@ -84,23 +84,17 @@ int main(int argc, char **argv)
     if (!synth)
         goto fail;
 
-    kc = rd_kafka_conf_new();
-    advrec_kafka_conf_route_logs(kc);
-    if (advrec_kafka_conf_set(kc, "bootstrap.servers", argv[1], errstr,
-                              sizeof(errstr)) ||
-        advrec_kafka_conf_set(kc, "partitioner", "murmur2_random", errstr,
-                              sizeof(errstr)) ||
-        advrec_kafka_conf_set(kc, "linger.ms", "5", errstr, sizeof(errstr))) {
-        rd_kafka_conf_destroy(kc);
+    /* lib/kafka's producer (murmur2_random as the Java client, linger.ms 5,
+     * idempotent), as advrecd's and advrec-produce's. */
+    advrec_kafka_params_t kp = {
+        .role = ADVREC_KAFKA_PRODUCER,
+        .bootstraps = argv[1],
+        .on_delivery = dr_cb,
+        .opaque = &failed,
+    };
+    if (advrec_kafka_new(&producer, &kp, errstr, sizeof(errstr)))
         goto fail;
-    }
-    rd_kafka_conf_set_dr_msg_cb(kc, dr_cb);
-    rd_kafka_conf_set_opaque(kc, &failed);
-    p = rd_kafka_new(RD_KAFKA_PRODUCER, kc, errstr, sizeof(errstr));
-    if (!p) {
-        rd_kafka_conf_destroy(kc);
-        goto fail;
-    }
+    p = advrec_kafka_rk(producer);
 
     t0 = now_ms();
     while (advrec_synth_next(synth, &ev) == ADVREC_OK) {
@@ -116,13 +110,13 @@ int main(int argc, char **argv)
                                    : conf->schema_click_id),
                 &ev, buf, sizeof(buf), &len, errstr, sizeof(errstr)))
             goto fail;
-        while (rd_kafka_producev(p, RD_KAFKA_V_TOPIC(topic),
-                                 RD_KAFKA_V_KEY(ev.user_id, strlen(ev.user_id)),
-                                 RD_KAFKA_V_VALUE(buf, len),
-                                 RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                                 RD_KAFKA_V_END) ==
-               RD_KAFKA_RESP_ERR__QUEUE_FULL)
-            rd_kafka_poll(p, 50);
+        if ((err = advrec_kafka_produce(producer, topic, ev.user_id,
+                                        strlen(ev.user_id), buf, len, NULL, 0,
+                                        NULL))) {
+            snprintf(errstr, sizeof(errstr), "produce to %s: %s", topic,
+                     rd_kafka_err2str(err));
+            goto fail;
+        }
         produced++;
         rd_kafka_poll(p, 0);
         if (rate > 0) {
@@ -143,8 +137,7 @@ int main(int argc, char **argv)
 fail:
     if (rc)
         fprintf(stderr, "itest_produce: %s\n", errstr);
-    if (p)
-        rd_kafka_destroy(p);
+    advrec_kafka_destroy(producer);
     advrec_synth_destroy(synth);
     advrec_codec_destroy(codec);
     advrec_conf_destroy(conf);

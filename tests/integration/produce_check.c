@@ -38,6 +38,7 @@
 #include "broker.h"
 #include "codec.h"
 #include "event.h"
+#include "kafka.h"
 
 #define PARTITIONS   8
 #define CHILD_SECS   120
@@ -176,21 +177,27 @@ static consumed_t consume(const char *bootstrap, const char *const topics[2],
 {
     consumed_t got = {0, 0, 0};
     char errstr[512];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    const advrec_kafka_prop_t props[] = {
+        {"group.id", "produce-check", NULL},
+        {"enable.auto.commit", "false", NULL},
+    };
+    advrec_kafka_params_t kp = {
+        .role = ADVREC_KAFKA_CONSUMER,
+        .bootstraps = bootstrap,
+        .props = props,
+        .n_props = sizeof(props) / sizeof(props[0]),
+    };
+    advrec_kafka_t *consumer;
     rd_kafka_topic_partition_list_t *parts;
     rd_kafka_t *rk;
     time_t deadline = time(NULL) + CONSUME_SECS;
     int idle = 0;
 
-    rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap, NULL, 0);
-    rd_kafka_conf_set(conf, "group.id", "produce-check", NULL, 0);
-    rd_kafka_conf_set(conf, "enable.auto.commit", "false", NULL, 0);
-    rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
-    if (!rk) {
-        EXPECT(rk != NULL, "consumer: %s", errstr);
+    if (advrec_kafka_new(&consumer, &kp, errstr, sizeof(errstr))) {
+        EXPECT(0, "consumer: %s", errstr);
         return got;
     }
-    rd_kafka_poll_set_consumer(rk);
+    rk = advrec_kafka_rk(consumer);
     parts = rd_kafka_topic_partition_list_new(2 * PARTITIONS);
     for (int t = 0; t < 2; t++)
         for (int32_t p = 0; p < PARTITIONS; p++)
@@ -249,7 +256,7 @@ static consumed_t consume(const char *bootstrap, const char *const topics[2],
         rd_kafka_message_destroy(msg);
     }
     rd_kafka_consumer_close(rk);
-    rd_kafka_destroy(rk);
+    advrec_kafka_destroy(consumer);
     return got;
 }
 

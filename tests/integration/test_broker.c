@@ -2,7 +2,7 @@
  * Integration test for lib/broker.c: the embedded broker speaks Kafka on
  * loopback: a topic created with 8 partitions is reported by metadata with
  * 8 partitions, and 200 keyed messages produced to it are all consumed back
- * with their keys and values.
+ * with their keys and values. The clients are lib/kafka's, as advrecd's.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -19,9 +19,10 @@ static advrec_broker_t *broker;
 
 static void test_topic_has_requested_partitions(void)
 {
-    char errstr[256], why[256];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    char errstr[256];
     const struct rd_kafka_metadata *md = NULL;
+    advrec_kafka_params_t kp = {.role = ADVREC_KAFKA_PRODUCER};
+    advrec_kafka_t *producer = NULL;
     rd_kafka_topic_t *rkt;
     rd_kafka_t *rk;
 
@@ -37,12 +38,12 @@ static void test_topic_has_requested_partitions(void)
         ADVREC_ERR_INVALID_ARG);
     CHECK(strstr(errstr, "t0") != NULL);
 
-    advrec_kafka_conf_set(conf, "bootstrap.servers",
-                          advrec_broker_bootstraps(broker), NULL, 0);
-    rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, why, sizeof(why));
-    CHECK(rk != NULL);
-    if (!rk)
+    kp.bootstraps = advrec_broker_bootstraps(broker);
+    CHECK_INT(advrec_kafka_new(&producer, &kp, errstr, sizeof(errstr)),
+              ADVREC_OK);
+    if (!producer)
         return;
+    rk = advrec_kafka_rk(producer);
     rkt = rd_kafka_topic_new(rk, "t8", NULL);
     CHECK_INT(rd_kafka_metadata(rk, 0, rkt, &md, 10000),
               RD_KAFKA_RESP_ERR_NO_ERROR);
@@ -52,50 +53,48 @@ static void test_topic_has_requested_partitions(void)
         rd_kafka_metadata_destroy(md);
     }
     rd_kafka_topic_destroy(rkt);
-    rd_kafka_destroy(rk);
+    advrec_kafka_destroy(producer);
 }
 
 static void test_produce_consume_round_trip(void)
 {
-    char errstr[256], why[256], key[32], val[32];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    rd_kafka_t *p, *c;
+    char errstr[256], key[32], val[32];
+    const advrec_kafka_prop_t group[] = {{"group.id", "test-broker", NULL}};
+    advrec_kafka_params_t kp = {.role = ADVREC_KAFKA_PRODUCER};
+    advrec_kafka_t *producer = NULL, *consumer = NULL;
+    rd_kafka_t *c;
     int seen[N_MSGS] = {0}, got = 0;
     struct timespec now, deadline;
 
     CHECK_INT(
         advrec_broker_create_topic(broker, "rt", 4, errstr, sizeof(errstr)),
         ADVREC_OK);
-    advrec_kafka_conf_set(conf, "bootstrap.servers",
-                          advrec_broker_bootstraps(broker), NULL, 0);
-    advrec_kafka_conf_route_logs(conf);
-    p = rd_kafka_new(RD_KAFKA_PRODUCER, conf, why, sizeof(why));
-    CHECK(p != NULL);
-    if (!p)
+    kp.bootstraps = advrec_broker_bootstraps(broker);
+    CHECK_INT(advrec_kafka_new(&producer, &kp, errstr, sizeof(errstr)),
+              ADVREC_OK);
+    if (!producer)
         return;
     for (int i = 0; i < N_MSGS; i++) {
         snprintf(key, sizeof(key), "user%d", i % 17);
         snprintf(val, sizeof(val), "%d", i);
-        CHECK_INT(rd_kafka_producev(p, RD_KAFKA_V_TOPIC("rt"),
-                                    RD_KAFKA_V_KEY(key, strlen(key)),
-                                    RD_KAFKA_V_VALUE(val, strlen(val)),
-                                    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                                    RD_KAFKA_V_END),
+        CHECK_INT(advrec_kafka_produce(producer, "rt", key, strlen(key), val,
+                                       strlen(val), NULL, 0, NULL),
                   RD_KAFKA_RESP_ERR_NO_ERROR);
     }
-    CHECK_INT(rd_kafka_flush(p, 10000), RD_KAFKA_RESP_ERR_NO_ERROR);
-    rd_kafka_destroy(p);
+    CHECK_INT(rd_kafka_flush(advrec_kafka_rk(producer), 10000),
+              RD_KAFKA_RESP_ERR_NO_ERROR);
+    advrec_kafka_destroy(producer);
 
-    conf = rd_kafka_conf_new();
-    advrec_kafka_conf_set(conf, "bootstrap.servers",
-                          advrec_broker_bootstraps(broker), NULL, 0);
-    advrec_kafka_conf_set(conf, "group.id", "test-broker", NULL, 0);
-    advrec_kafka_conf_set(conf, "auto.offset.reset", "earliest", NULL, 0);
-    c = rd_kafka_new(RD_KAFKA_CONSUMER, conf, why, sizeof(why));
-    CHECK(c != NULL);
-    if (!c)
+    /* A consumer in a group, reading from the earliest offset (lib/kafka's
+     * default), subscribed: the broker's group coordinator assigns. */
+    kp.role = ADVREC_KAFKA_CONSUMER;
+    kp.defaults = group;
+    kp.n_defaults = 1;
+    CHECK_INT(advrec_kafka_new(&consumer, &kp, errstr, sizeof(errstr)),
+              ADVREC_OK);
+    if (!consumer)
         return;
-    rd_kafka_poll_set_consumer(c);
+    c = advrec_kafka_rk(consumer);
     rd_kafka_topic_partition_list_t *topics =
         rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(topics, "rt", RD_KAFKA_PARTITION_UA);
@@ -131,7 +130,7 @@ static void test_produce_consume_round_trip(void)
     }
     CHECK_INT(got, N_MSGS);
     rd_kafka_consumer_close(c);
-    rd_kafka_destroy(c);
+    advrec_kafka_destroy(consumer);
 }
 
 int main(void)

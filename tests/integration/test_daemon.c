@@ -38,6 +38,7 @@
 #include "codec.h"
 #include "config.h"
 #include "daemon.h"
+#include "itest.h"
 #include "kafka.h"
 #include "log.h"
 #include "synth.h"
@@ -439,14 +440,14 @@ static int make_bad(world_t *w, advrec_codec_t *codec)
 /* ------------------------------------------------------------------ */
 /* Clients                                                             */
 
-static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+/* lib/kafka delivery callback of the producer: where each record landed. */
+static void dr_cb(void *opaque, const rd_kafka_message_t *m)
 {
     world_t *w = opaque;
     intptr_t tag = (intptr_t)m->_private;
     int topic = strcmp(rd_kafka_topic_name(m->rkt), input_topics[1]) == 0;
     int *slot;
 
-    (void)rk;
     if (m->err) {
         if (w->dr_errors++ < 5)
             fprintf(stderr, "delivery failed: %s\n", rd_kafka_err2str(m->err));
@@ -468,63 +469,37 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
         *slot = (int)tag;
 }
 
-static rd_kafka_t *client(rd_kafka_type_t type, const char *bootstraps,
-                          world_t *w)
+/* The producer of the input: lib/kafka's client, as advrecd's. */
+static advrec_kafka_t *producer_new(const char *bootstraps, world_t *w)
 {
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    char errstr[256];
-    rd_kafka_t *rk;
-
-    advrec_kafka_conf_route_logs(conf);
-    advrec_kafka_conf_set(conf, "bootstrap.servers", bootstraps, NULL, 0);
-    if (type == RD_KAFKA_PRODUCER) {
-        advrec_kafka_conf_set(conf, "partitioner", "murmur2_random", NULL, 0);
-        advrec_kafka_conf_set(conf, "enable.idempotence", "true", NULL, 0);
-        advrec_kafka_conf_set(conf, "linger.ms", "5", NULL, 0);
-        rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
-        rd_kafka_conf_set_opaque(conf, w);
-    } else {
-        advrec_kafka_conf_set(conf, "group.id", "itest-reader", NULL, 0);
-        advrec_kafka_conf_set(conf, "enable.auto.commit", "false", NULL, 0);
-        advrec_kafka_conf_set(conf, "enable.partition.eof", "true", NULL, 0);
-    }
-    rk = rd_kafka_new(type, conf, errstr, sizeof(errstr));
-    if (!rk) {
-        fprintf(stderr, "rd_kafka_new: %s\n", errstr);
-        rd_kafka_conf_destroy(conf);
-    }
-    return rk;
+    return itest_client(ADVREC_KAFKA_PRODUCER, bootstraps, NULL, NULL, 0, dr_cb,
+                        w);
 }
 
-static int produce(rd_kafka_t *p, int topic, const char *key, const void *val,
-                   size_t len, rd_kafka_headers_t *hdrs, intptr_t tag)
+/* A reader of the outputs: assigned partitions read to their end. */
+static advrec_kafka_t *reader_new(const char *bootstraps)
 {
-    rd_kafka_resp_err_t err;
+    static const advrec_kafka_prop_t props[] = {
+        {"enable.auto.commit", "false", NULL},
+        {"enable.partition.eof", "true", NULL},
+    };
 
-    for (;;) {
-        if (hdrs)
-            err = rd_kafka_producev(p, RD_KAFKA_V_TOPIC(input_topics[topic]),
-                                    RD_KAFKA_V_KEY(key, key ? strlen(key) : 0),
-                                    RD_KAFKA_V_VALUE((void *)val, len),
-                                    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                                    RD_KAFKA_V_OPAQUE((void *)tag),
-                                    RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
-        else
-            err = rd_kafka_producev(p, RD_KAFKA_V_TOPIC(input_topics[topic]),
-                                    RD_KAFKA_V_KEY(key, key ? strlen(key) : 0),
-                                    RD_KAFKA_V_VALUE((void *)val, len),
-                                    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                                    RD_KAFKA_V_OPAQUE((void *)tag),
-                                    RD_KAFKA_V_END);
-        if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
-            break;
-        rd_kafka_poll(p, 50);
-    }
-    if (err) {
+    return itest_client(ADVREC_KAFKA_CONSUMER, bootstraps, "itest-reader",
+                        props, sizeof(props) / sizeof(props[0]), NULL, NULL);
+}
+
+/* Produces one input record (key NULL: a null key; hdrs owned by the
+ * producer, destroyed on failure); tag comes back in dr_cb. 0 or -1. */
+static int produce(advrec_kafka_t *p, int topic, const char *key,
+                   const void *val, size_t len, rd_kafka_headers_t *hdrs,
+                   intptr_t tag)
+{
+    rd_kafka_resp_err_t err =
+        advrec_kafka_produce(p, input_topics[topic], key, key ? strlen(key) : 0,
+                             val, len, hdrs, 0, (void *)tag);
+
+    if (err)
         fprintf(stderr, "produce: %s\n", rd_kafka_err2str(err));
-        if (hdrs)
-            rd_kafka_headers_destroy(hdrs);
-    }
     return err ? -1 : 0;
 }
 
@@ -536,12 +511,14 @@ static int read_topic(const char *bootstraps, const char *topic,
                       void (*fn)(world_t *, const rd_kafka_message_t *),
                       world_t *w)
 {
-    rd_kafka_t *c = client(RD_KAFKA_CONSUMER, bootstraps, w);
+    advrec_kafka_t *reader = reader_new(bootstraps);
     rd_kafka_topic_partition_list_t *parts;
+    rd_kafka_t *c;
     int eof[PARTITIONS] = {0}, n_eof = 0;
 
-    if (!c)
+    if (!reader)
         return -1;
+    c = advrec_kafka_rk(reader);
     parts = rd_kafka_topic_partition_list_new(PARTITIONS);
     for (int p = 0; p < PARTITIONS; p++)
         rd_kafka_topic_partition_list_add(parts, topic, p)->offset =
@@ -564,7 +541,7 @@ static int read_topic(const char *bootstraps, const char *topic,
         rd_kafka_message_destroy(m);
     }
     rd_kafka_consumer_close(c);
-    rd_kafka_destroy(c);
+    advrec_kafka_destroy(reader);
     if (n_eof < PARTITIONS)
         fprintf(stderr, "read %s: only %d of %d partitions read to the end\n",
                 topic, n_eof, PARTITIONS);
@@ -782,7 +759,7 @@ static void test_daemon_end_to_end(void)
     advrec_codec_t *codec = NULL;
     advrec_synth_t *synth = NULL;
     advrec_daemon_t *daemon = NULL;
-    rd_kafka_t *producer = NULL;
+    advrec_kafka_t *producer = NULL;
     runner_t runner = {0};
     pthread_t thread;
     int running = 0, fd;
@@ -869,7 +846,7 @@ static void test_daemon_end_to_end(void)
     running = 1;
 
     /* Produce the stream with a bad record every N_GOOD / n_bad events. */
-    producer = client(RD_KAFKA_PRODUCER, advrec_daemon_bootstraps(daemon), &w);
+    producer = producer_new(advrec_daemon_bootstraps(daemon), &w);
     CHECK(producer != NULL);
     if (!producer)
         goto out;
@@ -919,13 +896,13 @@ static void test_daemon_end_to_end(void)
                       0);
             next_bad++;
         }
-        rd_kafka_poll(producer, 0);
+        rd_kafka_poll(advrec_kafka_rk(producer), 0);
     }
     CHECK_INT(next_bad, w.n_bad);
     CHECK_INT(w.n_good, N_GOOD);
     CHECK(n_purchases > 50); /* the stream really exercises exclusion */
     CHECK(max_user_events < HISTORY);
-    CHECK_INT(rd_kafka_flush(producer, 30000), 0);
+    CHECK_INT(rd_kafka_flush(advrec_kafka_rk(producer), 30000), 0);
     CHECK_INT(w.dr_errors, 0);
     for (size_t i = 0; i < w.n_good; i++)
         CHECK(w.good[i].delivered);
@@ -1001,8 +978,7 @@ out:
         advrec_daemon_stop(daemon);
         pthread_join(thread, NULL);
     }
-    if (producer)
-        rd_kafka_destroy(producer);
+    advrec_kafka_destroy(producer);
     advrec_daemon_destroy(daemon);
     advrec_synth_destroy(synth);
     advrec_codec_destroy(codec);

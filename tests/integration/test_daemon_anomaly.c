@@ -61,7 +61,7 @@ static void test_bots_flagged(void)
     advrec_codec_t *codec = NULL;
     advrec_synth_t *synth = NULL;
     advrec_daemon_t *daemon = NULL;
-    rd_kafka_t *producer = NULL, *reader = NULL;
+    advrec_kafka_t *producer = NULL, *reader = NULL;
     advrec_store_t *store = NULL;
     pthread_t thread;
     int running = 0, have_dir = 0;
@@ -122,9 +122,11 @@ static void test_bots_flagged(void)
     CHECK_INT(pthread_create(&thread, NULL, itest_run_daemon, daemon), 0);
     running = 1;
     producer =
-        itest_client(RD_KAFKA_PRODUCER, advrec_daemon_bootstraps(daemon), NULL);
-    reader = itest_client(RD_KAFKA_CONSUMER, advrec_daemon_bootstraps(daemon),
-                          "itest-anomaly-reader");
+        itest_client(ADVREC_KAFKA_PRODUCER, advrec_daemon_bootstraps(daemon),
+                     NULL, NULL, 0, NULL, NULL);
+    reader =
+        itest_client(ADVREC_KAFKA_CONSUMER, advrec_daemon_bootstraps(daemon),
+                     "itest-anomaly-reader", NULL, 0, NULL, NULL);
     CHECK(producer && reader);
     if (!producer || !reader)
         goto out;
@@ -144,18 +146,14 @@ static void test_bots_flagged(void)
                       codec, purchase ? purchase_id : click_id, &ev, buf,
                       sizeof(buf), &len, errstr, sizeof(errstr)),
                   ADVREC_OK);
-        while (rd_kafka_producev(
-                   producer,
-                   RD_KAFKA_V_TOPIC(purchase ? "ita.purchases" : "ita.clicks"),
-                   RD_KAFKA_V_KEY(ev.user_id, strlen(ev.user_id)),
-                   RD_KAFKA_V_VALUE(buf, len),
-                   RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                   RD_KAFKA_V_END) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
-            rd_kafka_poll(producer, 50);
+        CHECK_INT(advrec_kafka_produce(
+                      producer, purchase ? "ita.purchases" : "ita.clicks",
+                      ev.user_id, strlen(ev.user_id), buf, len, NULL, 0, NULL),
+                  RD_KAFKA_RESP_ERR_NO_ERROR);
         produced++;
     }
     CHECK_INT(bots.n, N_BOTS);
-    CHECK_INT(rd_kafka_flush(producer, 30000), 0);
+    CHECK_INT(rd_kafka_flush(advrec_kafka_rk(producer), 30000), 0);
 
     /* (a) */
     deadline = itest_now_ms() + WAIT_MS;
@@ -173,15 +171,15 @@ static void test_bots_flagged(void)
     CHECK(st.downweighted > 0);
 
     /* (b) */
-    rd_kafka_poll_set_consumer(reader);
     rd_kafka_topic_partition_list_t *sub = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(sub, "ita.anomalies",
                                       RD_KAFKA_PARTITION_UA);
-    CHECK_INT(rd_kafka_subscribe(reader, sub), 0);
+    CHECK_INT(rd_kafka_subscribe(advrec_kafka_rk(reader), sub), 0);
     rd_kafka_topic_partition_list_destroy(sub);
     deadline = itest_now_ms() + WAIT_MS;
     while (records + bad < st.flags && itest_now_ms() < deadline) {
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(reader, 200);
+        rd_kafka_message_t *m =
+            rd_kafka_consumer_poll(advrec_kafka_rk(reader), 200);
         advrec_anomaly_t a;
         if (!m)
             continue;
@@ -216,10 +214,10 @@ static void test_bots_flagged(void)
         CHECK_INT(bots.flagged[i], 1);
 
     /* (c) our clients first: the broker goes with the daemon */
-    rd_kafka_consumer_close(reader);
-    rd_kafka_destroy(reader);
+    rd_kafka_consumer_close(advrec_kafka_rk(reader));
+    advrec_kafka_destroy(reader);
     reader = NULL;
-    rd_kafka_destroy(producer);
+    advrec_kafka_destroy(producer);
     producer = NULL;
     advrec_daemon_destroy(daemon);
     daemon = NULL;
@@ -237,12 +235,10 @@ out:
         advrec_daemon_stop(daemon);
         pthread_join(thread, NULL);
     }
-    if (reader) {
-        rd_kafka_consumer_close(reader);
-        rd_kafka_destroy(reader);
-    }
-    if (producer)
-        rd_kafka_destroy(producer);
+    if (reader)
+        rd_kafka_consumer_close(advrec_kafka_rk(reader));
+    advrec_kafka_destroy(reader);
+    advrec_kafka_destroy(producer);
     advrec_store_close(store);
     advrec_daemon_destroy(daemon);
     advrec_synth_destroy(synth);

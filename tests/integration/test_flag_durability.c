@@ -159,7 +159,7 @@ static void test_flags_survive_kill(void)
     advrec_synth_t *synth = NULL;
     advrec_daemon_t *daemon = NULL;
     advrec_store_t *store = NULL;
-    rd_kafka_t *producer = NULL, *reader = NULL;
+    advrec_kafka_t *producer = NULL, *reader = NULL;
     pthread_t thread;
     pid_t child = -1;
     int running = 0, have_dir = 0, n_bots = 0, seen = 0, status;
@@ -254,7 +254,8 @@ static void test_flags_survive_kill(void)
         if (child < 0)
             goto out;
     }
-    producer = itest_client(RD_KAFKA_PRODUCER, bootstraps, NULL);
+    producer = itest_client(ADVREC_KAFKA_PRODUCER, bootstraps, NULL, NULL, 0,
+                            NULL, NULL);
     CHECK(producer != NULL);
     if (!producer)
         goto out;
@@ -275,17 +276,13 @@ static void test_flags_survive_kill(void)
                       codec, purchase ? purchase_id : click_id, &ev, buf,
                       sizeof(buf), &len, errstr, sizeof(errstr)),
                   ADVREC_OK);
-        while (rd_kafka_producev(
-                   producer,
-                   RD_KAFKA_V_TOPIC(purchase ? T_PURCHASES : T_CLICKS),
-                   RD_KAFKA_V_KEY(ev.user_id, strlen(ev.user_id)),
-                   RD_KAFKA_V_VALUE(buf, len),
-                   RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                   RD_KAFKA_V_END) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
-            rd_kafka_poll(producer, 50);
+        CHECK_INT(advrec_kafka_produce(
+                      producer, purchase ? T_PURCHASES : T_CLICKS, ev.user_id,
+                      strlen(ev.user_id), buf, len, NULL, 0, NULL),
+                  RD_KAFKA_RESP_ERR_NO_ERROR);
     }
     CHECK_INT(n_bots, N_BOTS);
-    CHECK_INT(rd_kafka_flush(producer, 30000), 0);
+    CHECK_INT(rd_kafka_flush(advrec_kafka_rk(producer), 30000), 0);
 
     /* Wait for every bot's flag to be committed (the child creates the
      * state dir: open it read-only once it exists). */
@@ -335,19 +332,19 @@ static void test_flags_survive_kill(void)
     CHECK_INT(advrec_daemon_start(daemon, errstr, sizeof(errstr)), ADVREC_OK);
     CHECK_INT(pthread_create(&thread, NULL, itest_run_daemon, daemon), 0);
     running = 1;
-    reader =
-        itest_client(RD_KAFKA_CONSUMER, bootstraps, "itest-flagdur-reader");
+    reader = itest_client(ADVREC_KAFKA_CONSUMER, bootstraps,
+                          "itest-flagdur-reader", NULL, 0, NULL, NULL);
     CHECK(reader != NULL);
     if (!reader)
         goto out;
-    rd_kafka_poll_set_consumer(reader);
     rd_kafka_topic_partition_list_t *sub = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(sub, T_ANOMALIES, RD_KAFKA_PARTITION_UA);
-    CHECK_INT(rd_kafka_subscribe(reader, sub), 0);
+    CHECK_INT(rd_kafka_subscribe(advrec_kafka_rk(reader), sub), 0);
     rd_kafka_topic_partition_list_destroy(sub);
     deadline = itest_now_ms() + WAIT_MS;
     while (seen < pending.n && itest_now_ms() < deadline) {
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(reader, 200);
+        rd_kafka_message_t *m =
+            rd_kafka_consumer_poll(advrec_kafka_rk(reader), 200);
         if (!m)
             continue;
         for (int i = 0; !m->err && i < pending.n; i++)
@@ -374,8 +371,8 @@ static void test_flags_survive_kill(void)
     advrec_daemon_stats_t st;
     advrec_daemon_stats(daemon, &st);
     CHECK_INT(st.outbox_pending, 0);
-    rd_kafka_consumer_close(reader);
-    rd_kafka_destroy(reader);
+    rd_kafka_consumer_close(advrec_kafka_rk(reader));
+    advrec_kafka_destroy(reader);
     reader = NULL;
     advrec_daemon_destroy(daemon);
     daemon = NULL;
@@ -395,12 +392,10 @@ out:
         advrec_daemon_stop(daemon);
         pthread_join(thread, NULL);
     }
-    if (reader) {
-        rd_kafka_consumer_close(reader);
-        rd_kafka_destroy(reader);
-    }
-    if (producer)
-        rd_kafka_destroy(producer);
+    if (reader)
+        rd_kafka_consumer_close(advrec_kafka_rk(reader));
+    advrec_kafka_destroy(reader);
+    advrec_kafka_destroy(producer);
     advrec_store_close(store);
     advrec_daemon_destroy(daemon);
     advrec_synth_destroy(synth);
