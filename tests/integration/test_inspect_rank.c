@@ -119,6 +119,7 @@ static void test_inspect_equals_daemon(void)
     advrec_codec_t *codec = NULL;
     advrec_synth_t *synth = NULL;
     advrec_daemon_t *daemon = NULL;
+    advrec_kafka_t *kproducer = NULL, *kreader = NULL;
     rd_kafka_t *producer = NULL, *reader = NULL;
     pthread_t thread;
     int running = 0, have_dir = 0;
@@ -184,11 +185,15 @@ static void test_inspect_equals_daemon(void)
     CHECK_INT(advrec_daemon_start(daemon, errstr, sizeof(errstr)), ADVREC_OK);
     CHECK_INT(pthread_create(&thread, NULL, itest_run_daemon, daemon), 0);
     running = 1;
-    producer =
-        itest_client(RD_KAFKA_PRODUCER, advrec_daemon_bootstraps(daemon), NULL);
-    reader = itest_client(RD_KAFKA_CONSUMER, advrec_daemon_bootstraps(daemon),
-                          "itest-inspect-reader");
-    CHECK(producer && reader);
+    kproducer =
+        itest_client(ADVREC_KAFKA_PRODUCER, advrec_daemon_bootstraps(daemon),
+                     NULL, NULL, 0, NULL, NULL);
+    kreader =
+        itest_client(ADVREC_KAFKA_CONSUMER, advrec_daemon_bootstraps(daemon),
+                     "itest-inspect-reader", NULL, 0, NULL, NULL);
+    CHECK(kproducer && kreader);
+    producer = kproducer ? advrec_kafka_rk(kproducer) : NULL;
+    reader = kreader ? advrec_kafka_rk(kreader) : NULL;
     if (!producer || !reader)
         goto out;
     while (advrec_synth_next(synth, &ev) == ADVREC_OK) {
@@ -199,14 +204,10 @@ static void test_inspect_equals_daemon(void)
                       codec, purchase ? purchase_id : click_id, &ev, buf,
                       sizeof(buf), &len, errstr, sizeof(errstr)),
                   ADVREC_OK);
-        while (rd_kafka_producev(
-                   producer,
-                   RD_KAFKA_V_TOPIC(purchase ? "iti.purchases" : "iti.clicks"),
-                   RD_KAFKA_V_KEY(ev.user_id, strlen(ev.user_id)),
-                   RD_KAFKA_V_VALUE(buf, len),
-                   RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                   RD_KAFKA_V_END) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
-            rd_kafka_poll(producer, 50);
+        CHECK_INT(advrec_kafka_produce(
+                      kproducer, purchase ? "iti.purchases" : "iti.clicks",
+                      ev.user_id, strlen(ev.user_id), buf, len, NULL, 0, NULL),
+                  0);
         produced++;
     }
     CHECK_INT(rd_kafka_flush(producer, 30000), 0);
@@ -226,7 +227,6 @@ static void test_inspect_equals_daemon(void)
     CHECK(st.recs_popular > 0 && st.recs_popular < st.recs);
 
     /* The lists, the last one per user (a user's are on one partition). */
-    rd_kafka_poll_set_consumer(reader);
     rd_kafka_topic_partition_list_t *sub = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(sub, "iti.recs", RD_KAFKA_PARTITION_UA);
     CHECK_INT(rd_kafka_subscribe(reader, sub), 0);
@@ -263,9 +263,11 @@ static void test_inspect_equals_daemon(void)
 
     /* The broker goes with the daemon: our clients first. */
     rd_kafka_consumer_close(reader);
-    rd_kafka_destroy(reader);
+    advrec_kafka_destroy(kreader);
+    kreader = NULL;
     reader = NULL;
-    rd_kafka_destroy(producer);
+    advrec_kafka_destroy(kproducer);
+    kproducer = NULL;
     producer = NULL;
     advrec_daemon_destroy(daemon);
     daemon = NULL;
@@ -318,12 +320,10 @@ out:
         advrec_daemon_stop(daemon);
         pthread_join(thread, NULL);
     }
-    if (reader) {
+    if (reader)
         rd_kafka_consumer_close(reader);
-        rd_kafka_destroy(reader);
-    }
-    if (producer)
-        rd_kafka_destroy(producer);
+    advrec_kafka_destroy(kreader);
+    advrec_kafka_destroy(kproducer);
     advrec_daemon_destroy(daemon);
     advrec_synth_destroy(synth);
     advrec_codec_destroy(codec);

@@ -56,7 +56,8 @@ static const advrec_outbox_params_t params = {
 
 static advrec_store_t *open_store(const char *dir)
 {
-    advrec_store_params_t sp = {K, H, ADVREC_CONF_SYNC_NONE};
+    advrec_store_params_t sp = {
+        .k = K, .history = H, .sync = ADVREC_STORE_SYNC_NONE};
     advrec_store_t *store = NULL;
     char errstr[512];
 
@@ -250,7 +251,8 @@ static void test_deliveries(void)
     advrec_state_t *state = NULL;
     advrec_outbox_t *ob = NULL;
     advrec_kafka_t *producer = NULL;
-    advrec_state_params_t stp = {K, H, 1000, 1000};
+    advrec_state_params_t stp = {
+        .k = K, .history = H, .max_users = 1000, .max_items = 1000};
     const advrec_kafka_prop_t props[] = {
         {"message.max.bytes", MAX_BYTES, NULL},
         {"linger.ms", "0", NULL},

@@ -51,7 +51,8 @@ static const char *path_in(const char *name)
 
 static advrec_store_t *open_store(const char *dir)
 {
-    advrec_store_params_t sp = {K, H, ADVREC_CONF_SYNC_NONE};
+    advrec_store_params_t sp = {
+        .k = K, .history = H, .sync = ADVREC_STORE_SYNC_NONE};
     advrec_store_t *store = NULL;
     char errstr[512];
 
@@ -64,7 +65,8 @@ static advrec_store_t *open_store(const char *dir)
 
 static advrec_state_t *new_state(void)
 {
-    advrec_state_params_t p = {K, H, 1000, 1000};
+    advrec_state_params_t p = {
+        .k = K, .history = H, .max_users = 1000, .max_items = 1000};
     char errstr[256];
     advrec_state_t *state = advrec_state_new(&p, errstr, sizeof(errstr));
 
