@@ -20,6 +20,12 @@
 #define REC_FORMAT   1
 #define REC_HEADER   14
 #define KEY_KEEP_MAX 1024 /* key bytes kept of a truncated dead letter */
+/* The last resort when even that copy is refused: a small key and value,
+ * and only our own advrec.* headers (input headers can be large too). */
+#define LAST_KEY_MAX   256
+#define LAST_VALUE_MAX 1024
+#define LAST_LEVEL     2
+#define NAME_MAX_LEN   65535 /* a header name's length is stored in a u16 */
 
 /* Where a record is. */
 enum {
@@ -37,7 +43,7 @@ typedef struct out_rec_s {
     uint8_t kind;
     uint8_t state;
     uint8_t legacy;    /* stored as meta pending/flag/<seq> (older format) */
-    uint8_t truncated; /* this is the truncated copy of a dead letter */
+    uint8_t truncated; /* 0 whole; 1, LAST_LEVEL: a dead letter's copy */
     size_t len;        /* of bytes[] */
     unsigned char bytes[];
 } out_rec_t;
@@ -133,7 +139,7 @@ static size_t headers_size(const rd_kafka_headers_t *h)
 
     for (size_t i = 0;
          h && rd_kafka_header_get_all(h, i, &name, &val, &size) == 0; i++)
-        n += 2 + strlen(name) + 4 + (val ? size : 0);
+        n += 2 + strnlen(name, NAME_MAX_LEN) + 4 + (val ? size : 0);
     return n;
 }
 
@@ -145,7 +151,7 @@ static unsigned char *headers_put(unsigned char *p, const rd_kafka_headers_t *h)
 
     for (size_t i = 0;
          h && rd_kafka_header_get_all(h, i, &name, &val, &size) == 0; i++) {
-        size_t nl = strlen(name);
+        size_t nl = strnlen(name, NAME_MAX_LEN); /* longer names are cut */
         p[0] = (unsigned char)nl;
         p[1] = (unsigned char)(nl >> 8);
         memcpy(p + 2, name, nl);
@@ -533,39 +539,87 @@ static int too_large(rd_kafka_resp_err_t err)
            err == RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE;
 }
 
+/* Only our own headers (advrec.*), serialised: the last-resort copy's. */
+static size_t own_headers(const rec_view_t *v, unsigned char *dst)
+{
+    size_t n = 0;
+
+    for (size_t o = 0; o < v->headers_len;) {
+        uint32_t nl = (uint32_t)v->headers[o] | (uint32_t)v->headers[o + 1]
+                                                    << 8;
+        uint32_t vl = get32(v->headers + o + 2 + nl);
+        size_t len = 2 + nl + 4 + (vl == UINT32_MAX ? 0 : vl);
+        if (nl >= 7 && memcmp(v->headers + o + 2, "advrec.", 7) == 0 &&
+            len <= 2 + 64 + 4 + 1024) {
+            memcpy(dst + n, v->headers + o, len);
+            n += len;
+        }
+        o += len;
+    }
+    return n;
+}
+
 /*
- * Replaces recs[i], a dead letter the broker refused as too large, with its
- * truncated copy (same seq; the stored full copy is deleted once the copy
- * is delivered). Returns 0, or -1 when out of memory (it stays due).
+ * Replaces recs[i], a dead letter the broker refused as too large, with a
+ * smaller copy (same seq; the stored full record is deleted once the copy
+ * is delivered): first its value cut to truncate_bytes and its key to
+ * KEY_KEEP_MAX with every header; if that is refused too, LAST_VALUE_MAX
+ * and LAST_KEY_MAX bytes with only our advrec.* headers, which any broker
+ * takes. Either carries `advrec.truncated: key K value V` (the original
+ * sizes). Returns 0, or -1 when out of memory or already the last copy (it
+ * stays due).
  */
 static int truncate_rec(advrec_outbox_t *ob, size_t i)
 {
     out_rec_t *r = ob->recs[i], *t;
+    int level = r->truncated + 1;
+    unsigned char *own = NULL;
     rec_view_t v;
     rd_kafka_headers_t *note;
+    const void *hdrs;
     char what[96];
-    size_t kl, vl;
+    size_t kl, vl, hl;
 
+    if (level > LAST_LEVEL)
+        return -1;
     rec_parse(r->bytes, r->len, &v);
-    kl = v.key_len < KEY_KEEP_MAX ? v.key_len : KEY_KEEP_MAX;
-    vl =
-        v.value_len < ob->p.truncate_bytes ? v.value_len : ob->p.truncate_bytes;
-    snprintf(what, sizeof(what), "key %zu value %zu", v.key_len, v.value_len);
+    if (level == 1) {
+        kl = v.key_len < KEY_KEEP_MAX ? v.key_len : KEY_KEEP_MAX;
+        vl = v.value_len < ob->p.truncate_bytes ? v.value_len
+                                                : ob->p.truncate_bytes;
+        snprintf(what, sizeof(what), "key %zu value %zu", v.key_len,
+                 v.value_len);
+        hdrs = v.headers;
+        hl = v.headers_len;
+    } else {
+        kl = v.key_len < LAST_KEY_MAX ? v.key_len : LAST_KEY_MAX;
+        vl = v.value_len < LAST_VALUE_MAX ? v.value_len : LAST_VALUE_MAX;
+        /* The first copy's note already names the original sizes. */
+        if (!(own = malloc(v.headers_len ? v.headers_len : 1)))
+            return -1;
+        hl = own_headers(&v, own);
+        hdrs = own;
+        what[0] = '\0';
+    }
     note = rd_kafka_headers_new(1);
-    rd_kafka_header_add(note, "advrec.truncated", -1, what, -1);
-    t = rec_new(r->seq, r->kind, v.headers, v.headers_len, note, v.key, kl,
-                v.value, vl); /* keeps a null key or value null */
+    if (what[0])
+        rd_kafka_header_add(note, "advrec.truncated", -1, what, -1);
+    t = rec_new(r->seq, r->kind, hdrs, hl, note, v.key, kl, v.value,
+                vl); /* keeps a null key or value null */
     rd_kafka_headers_destroy(note);
+    free(own);
     if (!t)
         return -1;
     t->legacy = r->legacy;
-    t->truncated = 1;
+    t->truncated = (uint8_t)level;
     t->state = r->state;
     ob->stats.unacked_bytes = ob->stats.unacked_bytes - r->len + t->len;
     ob->stats.truncated++;
-    log_warning("dead letter of %s too large for the broker: producing a "
-                "truncated copy (header advrec.truncated: %s)",
-                what, what);
+    log_warning("dead letter seq %llu too large for the broker: producing "
+                "%s copy (%zu key bytes, %zu value bytes, header "
+                "advrec.truncated)",
+                (unsigned long long)r->seq,
+                level == 1 ? "a truncated" : "a minimal", kl, vl);
     ob->recs[i] = t;
     free(r);
     return 0;
@@ -588,7 +642,10 @@ static size_t index_of(const advrec_outbox_t *ob, const out_rec_t *r)
 
 void advrec_outbox_produce(advrec_outbox_t *ob)
 {
-    for (size_t i = 0; i < ob->n_recs && ob->due > 0; i++) {
+    rd_kafka_resp_err_t first = 0;
+    size_t failed = 0;
+
+    for (size_t i = 0; i < ob->n_recs && ob->due > failed; i++) {
         out_rec_t *r = ob->recs[i];
         rd_kafka_resp_err_t err;
         rec_view_t v;
@@ -600,19 +657,25 @@ void advrec_outbox_produce(advrec_outbox_t *ob)
                                    v.key_len, v.value, v.value_len,
                                    headers_of(&v), 0, r);
         if (err && too_large(err) && r->kind == ADVREC_OUT_DEAD &&
-            !r->truncated && truncate_rec(ob, i) == 0) {
-            i--; /* produce the truncated copy now */
+            truncate_rec(ob, i) == 0) {
+            i--; /* produce the smaller copy now */
             continue;
         }
         if (err) {
-            log_err("cannot produce to %s: %s (%zu record(s) due, retried "
-                    "next round)",
-                    topic_of(ob, r->kind), rd_kafka_err2str(err), ob->due);
-            return;
+            /* This one stays due; the others still go (one refused record
+             * must not hold back the rest), unless the client is done. */
+            if (!failed++)
+                first = err;
+            if (err == RD_KAFKA_RESP_ERR__FATAL)
+                break;
+            continue;
         }
         r->state = REC_IN_FLIGHT;
         ob->due--;
     }
+    if (failed)
+        log_err("cannot produce %zu record(s): %s (retried next round)", failed,
+                rd_kafka_err2str(first));
 }
 
 void advrec_outbox_delivered(advrec_outbox_t *ob, const rd_kafka_message_t *m)
@@ -644,7 +707,7 @@ void advrec_outbox_delivered(advrec_outbox_t *ob, const rd_kafka_message_t *m)
     ob->stats.failed[r->kind]++;
     r->state = REC_DUE;
     ob->due++;
-    if (too_large(m->err) && r->kind == ADVREC_OUT_DEAD && !r->truncated) {
+    if (too_large(m->err) && r->kind == ADVREC_OUT_DEAD) {
         i = index_of(ob, r);
         if (i < ob->n_recs && ob->recs[i] == r)
             truncate_rec(ob, i);

@@ -322,6 +322,13 @@ static void test_deliveries(void)
     rd_kafka_headers_destroy(h);
     CHECK_INT(advrec_outbox_add(ob, ADVREC_OUT_DEAD, NULL, 0, "small", 5, NULL),
               ADVREC_OK);
+    /* Too large through an input header: the truncated copy keeps the
+     * headers and is refused too; the last-resort copy keeps only ours. */
+    h = dlq_headers();
+    rd_kafka_header_add(h, "x-big", -1, big, 20000);
+    CHECK_INT(advrec_outbox_add(ob, ADVREC_OUT_DEAD, "k-hdr", 5, "v", 1, h),
+              ADVREC_OK);
+    rd_kafka_headers_destroy(h);
     CHECK_INT(commit_round(ob, store, state, NULL, 0), 0);
     advrec_outbox_destroy(ob);
     ob = NULL;
@@ -337,16 +344,16 @@ static void test_deliveries(void)
               ADVREC_OK);
     advrec_outbox_set_producer(ob, producer);
     advrec_outbox_produce(ob);
-    await_deliveries(producer, ob, 5);
+    await_deliveries(producer, ob, 6);
     advrec_outbox_stats(ob, &st);
     CHECK_INT(st.delivered[ADVREC_OUT_FLAG], 2);
-    CHECK_INT(st.delivered[ADVREC_OUT_DEAD], 3);
-    CHECK_INT(st.truncated, 1);
+    CHECK_INT(st.delivered[ADVREC_OUT_DEAD], 4);
+    CHECK_INT(st.truncated, 3); /* k-big once, k-hdr twice */
     CHECK_INT(st.unacked, 0);
     CHECK_INT(st.unacked_bytes, 0);
 
     /* (b) delivered, still stored until the next commit, then gone */
-    CHECK_INT(stored(store), 5);
+    CHECK_INT(stored(store), 6);
     CHECK_INT(commit_round(ob, store, state, NULL, 0), 0);
     CHECK_INT(stored(store), 0);
     advrec_outbox_destroy(ob);
@@ -373,9 +380,9 @@ static void test_deliveries(void)
         CHECK(flags[1].key == NULL);
         CHECK(flags[1].len == 6 && memcmp(flags[1].value, "flag-2", 6) == 0);
     }
-    n = consume(kp.bootstraps, T_DEAD, dead, 4, 3);
-    CHECK_INT(n, 3);
-    if (n >= 3) {
+    n = consume(kp.bootstraps, T_DEAD, dead, 4, 4);
+    CHECK_INT(n, 4);
+    if (n >= 4) {
         /* The too-large one: truncated, never dropped. */
         snprintf(what, sizeof(what), "key 5 value %d", BIG);
         CHECK(dead[0].key_len == 5 && memcmp(dead[0].key, "k-big", 5) == 0);
@@ -394,6 +401,12 @@ static void test_deliveries(void)
         CHECK(dead[2].key == NULL);
         CHECK(dead[2].len == 5 && memcmp(dead[2].value, "small", 5) == 0);
         CHECK_INT(header_count(&dead[2]), 0);
+        /* The last-resort copy: our headers, the original sizes, no x-big */
+        CHECK(dead[3].key_len == 5 && memcmp(dead[3].key, "k-hdr", 5) == 0);
+        CHECK(dead[3].len == 1 && memcmp(dead[3].value, "v", 1) == 0);
+        CHECK(has_header(&dead[3], "advrec.truncated", "key 5 value 1"));
+        CHECK(has_header(&dead[3], "advrec.error", "decode"));
+        CHECK_INT(header_count(&dead[3]), 3);
     }
 
     /* (c) a list in flight is owed in the commit, settled in the next */
