@@ -7,14 +7,13 @@
  * and for a read-only (secondary) store a private temporary directory.
  * It never owns the state or the popularity table (the engine's).
  *
- * Values are records of little-endian integers and IEEE floats behind a
- * 4-byte header (kind, format, k): a load copies the factor arrays straight
- * into the row tables. Items are fixed-size; a user row ends with the
- * user's purchase and seen sets (format 2), so its size varies. Format 1
- * rows (no sets) are still read: their sets are rebuilt from the history
- * ring. docs/STATE.md has the layouts.
+ * Here: probing state.dir, opening it (read-write, or read-only as a
+ * secondary instance), the fingerprint, close, the commit, every reader,
+ * checkpoints, and the read and error helpers store_row.c shares
+ * (store_int.h). The value format is store_row.c's; docs/STATE.md has the
+ * layouts.
  */
-#include "store.h"
+#include "store_int.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -32,122 +31,13 @@
 
 #include "log.h"
 
-/* Values are written as the host lays them out; RocksDB files must read the
- * same on every machine, so only little-endian hosts are supported. */
-_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
-               "store.c writes host floats as little-endian");
-
-enum { CF_DEFAULT, CF_USERS, CF_ITEMS, CF_IDS, CF_DETECTORS, CF_META, CF_N };
-
-static const char *const cf_names[CF_N] = {
+const char *const advrec_store__cf_names[CF_N] = {
     "default", "users", "items", "ids", "detectors", "meta",
 };
 
-#define KIND_USER 'U'
-#define KIND_ITEM 'I'
-
-/* Row layout: header and common part, then factors, then the tail. */
-#define OFF_KIND      0
-#define OFF_FORMAT    1
-#define OFF_K         2
-#define OFF_IDX       4
-#define OFF_UPDATES   8
-#define OFF_BIAS      12
-#define OFF_BIAS_ACC  16
-#define OFF_CLICKS    24
-#define OFF_PURCHASES 32
-#define OFF_W         40
-#define USER_TAIL     32 /* history..last_ts_ms, then the ring */
-#define SETS_HEADER   4  /* format 2: u16 purchased count, u16 seen count */
-#define FORMAT_V1     1  /* user rows without sets: read, never written */
-
-#define META_FORMAT    "format"
-#define META_K         "model.k"
-#define META_HISTORY   "recs.history"
-#define META_VERSION   "model/version"
-#define META_N_USERS   "count/users"
-#define META_N_ITEMS   "count/items"
-#define META_OFFSET_PF "offset/"
-#define META_PENDING   "pending/users"
-#define META_FLAG_PF   "pending/flag/"
-#define META_OUT_PF    "pending/out/"
-#define FLAG_FORMAT    1 /* first byte of a pending flag row */
-#define FLAG_HEADER    5 /* format, u32 key length */
-
-struct advrec_store_s {
-    char *dir;
-    char *secondary_dir; /* read-only store: RocksDB's info log lives here */
-    int readonly;
-    advrec_store_params_t params;
-    rocksdb_options_t *opts;
-    rocksdb_t *db;
-    rocksdb_column_family_handle_t *cf[CF_N];
-    rocksdb_column_family_handle_t **extra; /* families we do not know */
-    size_t n_extra;
-    rocksdb_writeoptions_t *wopts;
-    rocksdb_readoptions_t *ropts;
-    rocksdb_readoptions_t *scan; /* full scans: no cache fill, readahead */
-    rocksdb_writebatch_t *batch;
-    unsigned char *buf;
-    size_t buf_cap;
-    char *key;
-    size_t key_cap;
-    uint32_t users_hw, items_hw; /* rows [0, hw) are on disk */
-    int upgrade; /* the dir says format 1: meta/format becomes ours on open */
-};
-
-/* A user row up to the end of its ring (all of a format 1 row). */
-static size_t user_size(uint32_t k, uint32_t history)
-{
-    return OFF_W + (size_t)8 * k + USER_TAIL + (size_t)4 * history;
-}
-
-/* A format 2 user row holding np purchased and ns seen items. */
-static size_t user_size_sets(uint32_t k, uint32_t history, uint32_t np,
-                             uint32_t ns)
-{
-    return user_size(k, history) + SETS_HEADER + (size_t)8 * (np + ns);
-}
-
-static size_t item_size(uint32_t k)
-{
-    return OFF_W + (size_t)8 * k + 8;
-}
-
-static void put_u16(unsigned char *p, uint16_t v)
-{
-    memcpy(p, &v, sizeof(v));
-}
-static void put_u32(unsigned char *p, uint32_t v)
-{
-    memcpy(p, &v, sizeof(v));
-}
-static void put_u64(unsigned char *p, uint64_t v)
-{
-    memcpy(p, &v, sizeof(v));
-}
-static uint16_t get_u16(const unsigned char *p)
-{
-    uint16_t v;
-    memcpy(&v, p, sizeof(v));
-    return v;
-}
-static uint32_t get_u32(const unsigned char *p)
-{
-    uint32_t v;
-    memcpy(&v, p, sizeof(v));
-    return v;
-}
-static uint64_t get_u64(const unsigned char *p)
-{
-    uint64_t v;
-    memcpy(&v, p, sizeof(v));
-    return v;
-}
-
-/* Turns a RocksDB error string into ours (and frees it). */
-static advrec_err_t rerr(char *rocks, advrec_err_t err, char *errstr,
-                         size_t errstr_size, const char *what, const char *dir)
+advrec_err_t advrec_store__rerr(char *rocks, advrec_err_t err, char *errstr,
+                                size_t errstr_size, const char *what,
+                                const char *dir)
 {
     advrec_seterr(err, errstr, errstr_size, "%s state.dir %s: %s", what, dir,
                   rocks ? rocks : "unknown RocksDB error");
@@ -155,7 +45,7 @@ static advrec_err_t rerr(char *rocks, advrec_err_t err, char *errstr,
     return err;
 }
 
-static int grow_buf(void **p, size_t *cap, size_t need)
+int advrec_store__grow_buf(void **p, size_t *cap, size_t need)
 {
     void *q;
 
@@ -301,8 +191,8 @@ static advrec_err_t open_db(advrec_store_t *store, open_mode_t mode, int exists,
             /* The C API hands back an (empty) array even on error. */
             if (listed)
                 rocksdb_list_column_families_destroy(listed, n_listed);
-            return rerr(rocks, ADVREC_ERR_STORE, errstr, errstr_size,
-                        "cannot open", store->dir);
+            return advrec_store__rerr(rocks, ADVREC_ERR_STORE, errstr,
+                                      errstr_size, "cannot open", store->dir);
         }
     }
     names = calloc(n_listed + CF_N, sizeof(*names));
@@ -318,10 +208,11 @@ static advrec_err_t open_db(advrec_store_t *store, open_mode_t mode, int exists,
     if (mode == MODE_RW || !exists) {
         for (int c = 0; c < CF_N; c++) {
             size_t l = 0;
-            while (l < n_listed && strcmp(listed[l], cf_names[c]) != 0)
+            while (l < n_listed &&
+                   strcmp(listed[l], advrec_store__cf_names[c]) != 0)
                 l++;
             if (l == n_listed)
-                names[n++] = cf_names[c];
+                names[n++] = advrec_store__cf_names[c];
         }
     }
     for (size_t i = 0; i < n; i++)
@@ -339,14 +230,14 @@ static advrec_err_t open_db(advrec_store_t *store, open_mode_t mode, int exists,
             handles, &rocks);
     if (rocks) {
         store->db = NULL;
-        err = rerr(rocks, ADVREC_ERR_STORE, errstr, errstr_size, "cannot open",
-                   store->dir);
+        err = advrec_store__rerr(rocks, ADVREC_ERR_STORE, errstr, errstr_size,
+                                 "cannot open", store->dir);
         goto out;
     }
     store->extra = calloc(n, sizeof(*store->extra));
     for (size_t i = 0; i < n; i++) {
         int c = 0;
-        while (c < CF_N && strcmp(names[i], cf_names[c]) != 0)
+        while (c < CF_N && strcmp(names[i], advrec_store__cf_names[c]) != 0)
             c++;
         if (c < CF_N)
             store->cf[c] = handles[i];
@@ -364,10 +255,9 @@ out:
     return err;
 }
 
-/* Reads key of family cf; *val (rocksdb_free) is NULL when absent. */
-static advrec_err_t get(advrec_store_t *store, int cf, const char *key,
-                        size_t key_len, char **val, size_t *len, char *errstr,
-                        size_t errstr_size)
+advrec_err_t advrec_store__get(advrec_store_t *store, int cf, const char *key,
+                               size_t key_len, char **val, size_t *len,
+                               char *errstr, size_t errstr_size)
 {
     char *rocks = NULL;
 
@@ -379,10 +269,11 @@ static advrec_err_t get(advrec_store_t *store, int cf, const char *key,
                           len, &rocks);
     if (rocks) {
         char what[300];
-        snprintf(what, sizeof(what), "cannot read %s/%.*s from", cf_names[cf],
+        snprintf(what, sizeof(what), "cannot read %s/%.*s from",
+                 advrec_store__cf_names[cf],
                  (int)(key_len > 200 ? 200 : key_len), key);
-        return rerr(rocks, ADVREC_ERR_STORE, errstr, errstr_size, what,
-                    store->dir);
+        return advrec_store__rerr(rocks, ADVREC_ERR_STORE, errstr, errstr_size,
+                                  what, store->dir);
     }
     return ADVREC_OK;
 }
@@ -404,8 +295,9 @@ static advrec_err_t read_fingerprint(advrec_store_t *store, fp_t *fps,
     for (int f = 0; f < 3; f++) {
         char *val;
         size_t len;
-        advrec_err_t err = get(store, CF_META, keys[f], strlen(keys[f]), &val,
-                               &len, errstr, errstr_size);
+        advrec_err_t err =
+            advrec_store__get(store, CF_META, keys[f], strlen(keys[f]), &val,
+                              &len, errstr, errstr_size);
         if (err)
             return err;
         fps[f].key = keys[f];
@@ -513,8 +405,9 @@ static advrec_err_t write_fingerprint(advrec_store_t *store, char *errstr,
     rocksdb_writebatch_destroy(b);
     rocksdb_writeoptions_destroy(w);
     if (rocks)
-        return rerr(rocks, ADVREC_ERR_STORE, errstr, errstr_size,
-                    "cannot write the fingerprint to", store->dir);
+        return advrec_store__rerr(rocks, ADVREC_ERR_STORE, errstr, errstr_size,
+                                  "cannot write the fingerprint to",
+                                  store->dir);
     return ADVREC_OK;
 }
 
@@ -688,8 +581,8 @@ advrec_err_t advrec_store_catch_up(advrec_store_t *store, char *errstr,
         return ADVREC_OK;
     rocksdb_try_catch_up_with_primary(store->db, &rocks);
     if (rocks)
-        return rerr(rocks, ADVREC_ERR_STORE, errstr, errstr_size,
-                    "cannot catch up with", store->dir);
+        return advrec_store__rerr(rocks, ADVREC_ERR_STORE, errstr, errstr_size,
+                                  "cannot catch up with", store->dir);
     return ADVREC_OK;
 }
 
@@ -728,218 +621,57 @@ const char *advrec_store_dir(const advrec_store_t *store)
     return store->dir;
 }
 
-/* --- rows ------------------------------------------------------------- */
+/* --- checkpoint ------------------------------------------------------- */
 
-/* Encodes the common part of row idx of rows into store->buf. */
-static void encode_common(unsigned char *b, char kind,
-                          const advrec_rows_t *rows, uint32_t idx)
+advrec_err_t advrec_store_checkpoint(advrec_store_t *store,
+                                     const char *dest_dir, char *errstr,
+                                     size_t errstr_size)
 {
-    size_t k = rows->k;
+    rocksdb_checkpoint_t *cp;
+    char *rocks = NULL;
 
-    memset(b, 0, OFF_W);
-    b[OFF_KIND] = (unsigned char)kind;
-    b[OFF_FORMAT] = ADVREC_STORE_FORMAT;
-    put_u16(b + OFF_K, (uint16_t)rows->k);
-    put_u32(b + OFF_IDX, idx);
-    put_u32(b + OFF_UPDATES, rows->updates[idx]);
-    memcpy(b + OFF_BIAS, rows->bias + idx, 4);
-    memcpy(b + OFF_BIAS_ACC, rows->bias_acc + idx, 4);
-    put_u64(b + OFF_CLICKS, rows->clicks[idx]);
-    put_u64(b + OFF_PURCHASES, rows->purchases[idx]);
-    memcpy(b + OFF_W, rows->w + idx * k, 4 * k);
-    memcpy(b + OFF_W + 4 * k, rows->acc + idx * k, 4 * k);
-}
-
-static void encode_user(unsigned char *b, advrec_state_t *state, uint32_t idx)
-{
-    const advrec_rows_t *users = advrec_state_users(state);
-    const advrec_user_ext_t *ux = advrec_state_user_ext(state);
-    uint32_t h = advrec_state_params(state)->history;
-    unsigned char *t = b + OFF_W + (size_t)8 * users->k;
-
-    encode_common(b, KIND_USER, users, idx);
-    memset(t, 0, USER_TAIL);
-    put_u16(t + 0, (uint16_t)h);
-    put_u16(t + 2, ux->hist_len[idx]);
-    put_u16(t + 4, ux->hist_head[idx]);
-    t[6] = ux->last[idx].topic;
-    put_u32(t + 8, (uint32_t)ux->last[idx].partition);
-    put_u64(t + 16, (uint64_t)ux->last[idx].offset);
-    put_u64(t + 24, (uint64_t)ux->last_ts_ms[idx]);
-    memcpy(t + USER_TAIL, ux->hist + (size_t)idx * h, (size_t)4 * h);
-    t += USER_TAIL + (size_t)4 * h;
-    put_u16(t, (uint16_t)advrec_itemset_count(ux->purchased[idx]));
-    put_u16(t + 2, (uint16_t)advrec_itemset_count(ux->seen[idx]));
-    t += SETS_HEADER;
-    for (int which = 0; which < 2; which++) {
-        const advrec_itemset_t *set =
-            which ? ux->seen[idx] : ux->purchased[idx];
-        size_t n = advrec_itemset_count(set);
-        if (n == 0)
-            continue;
-        memcpy(t, advrec_itemset_items(set), 4 * n);
-        memcpy(t + 4 * n, advrec_itemset_stamps(set), 4 * n);
-        t += 8 * n;
+    if (store->readonly)
+        return advrec_seterr(ADVREC_ERR_INVALID_ARG, errstr, errstr_size,
+                             "state.dir %s is open read-only: checkpoint it "
+                             "from the daemon",
+                             store->dir);
+    cp = rocksdb_checkpoint_object_create(store->db, &rocks);
+    if (rocks)
+        return advrec_store__rerr(rocks, ADVREC_ERR_STORE, errstr, errstr_size,
+                                  "cannot checkpoint", store->dir);
+    /* log_size_for_flush 0: flush every family first, so the copy holds
+     * SST files only and needs no WAL replay. */
+    rocksdb_checkpoint_create(cp, dest_dir, 0, &rocks);
+    rocksdb_checkpoint_object_destroy(cp);
+    if (rocks) {
+        advrec_seterr(ADVREC_ERR_STORE, errstr, errstr_size,
+                      "cannot checkpoint state.dir %s into %s: %s", store->dir,
+                      dest_dir, rocks);
+        rocksdb_free(rocks);
+        return ADVREC_ERR_STORE;
     }
-}
-
-/* The size of user idx's row as encode_user writes it. */
-static size_t user_row_size(advrec_state_t *state, uint32_t idx)
-{
-    const advrec_user_ext_t *ux = advrec_state_user_ext(state);
-    const advrec_state_params_t *sp = advrec_state_params(state);
-
-    return user_size_sets(sp->k, sp->history,
-                          advrec_itemset_count(ux->purchased[idx]),
-                          advrec_itemset_count(ux->seen[idx]));
-}
-
-static void encode_item(unsigned char *b, advrec_state_t *state,
-                        const advrec_popularity_t *pop, uint32_t idx)
-{
-    const advrec_rows_t *items = advrec_state_items(state);
-    double key = pop ? advrec_popularity_key(pop, idx) : -INFINITY;
-
-    encode_common(b, KIND_ITEM, items, idx);
-    memcpy(b + OFF_W + (size_t)8 * items->k, &key, 8);
-}
-
-/*
- * Checks a stored value's header and size; fills errstr naming the key.
- * Items: format 1 or 2 (the same layout). Users: format 1 (up to the ring)
- * or format 2 (the ring, then the sets as their counts say).
- */
-static advrec_err_t check_value(const advrec_store_t *store, char kind,
-                                const char *key, size_t key_len,
-                                const unsigned char *v, size_t len,
-                                char *errstr, size_t errstr_size)
-{
-    uint32_t k = store->params.k, h = store->params.history;
-    size_t base = kind == KIND_USER ? user_size(k, h) : item_size(k);
-    size_t want = base;
-    const char *fam = kind == KIND_USER ? "users" : "items";
-    int format = len > OFF_FORMAT ? v[OFF_FORMAT] : -1;
-
-    if (kind == KIND_USER && format == ADVREC_STORE_FORMAT) {
-        want = base + SETS_HEADER;
-        if (len >= want)
-            want =
-                user_size_sets(k, h, get_u16(v + base), get_u16(v + base + 2));
-    }
-    if (len < OFF_W || v[OFF_KIND] != (unsigned char)kind ||
-        (format != ADVREC_STORE_FORMAT && format != FORMAT_V1) ||
-        get_u16(v + OFF_K) != k || len != want ||
-        (kind == KIND_USER && get_u16(v + OFF_W + (size_t)8 * k) != h))
-        return advrec_seterr(
-            ADVREC_ERR_STORE, errstr, errstr_size,
-            "state.dir %s: %s/\"%.*s\" is malformed (%zu "
-            "bytes, format %d; want %zu for format %d or %d, k=%u, "
-            "history=%u)",
-            store->dir, fam, (int)(key_len > 200 ? 200 : key_len), key, len,
-            format, want, FORMAT_V1, ADVREC_STORE_FORMAT, k, h);
+    log_info("state.dir %s: checkpoint written to %s", store->dir, dest_dir);
     return ADVREC_OK;
 }
 
-static void decode_common(const unsigned char *v, advrec_rows_t *rows,
-                          uint32_t idx)
+advrec_err_t advrec_store_checkpoint_stamped(advrec_store_t *store,
+                                             const char *base_dir, char *path,
+                                             size_t path_size, char *errstr,
+                                             size_t errstr_size)
 {
-    size_t k = rows->k;
+    char stamp[32];
+    time_t now = time(NULL);
+    struct tm tm;
 
-    rows->updates[idx] = get_u32(v + OFF_UPDATES);
-    memcpy(rows->bias + idx, v + OFF_BIAS, 4);
-    memcpy(rows->bias_acc + idx, v + OFF_BIAS_ACC, 4);
-    rows->clicks[idx] = get_u64(v + OFF_CLICKS);
-    rows->purchases[idx] = get_u64(v + OFF_PURCHASES);
-    memcpy(rows->w + idx * k, v + OFF_W, 4 * k);
-    memcpy(rows->acc + idx * k, v + OFF_W + 4 * k, 4 * k);
-}
-
-static void decode_user_tail(const unsigned char *t, uint32_t h, uint32_t *hist,
-                             uint16_t *len, uint16_t *head,
-                             advrec_origin_t *last, int64_t *last_ts)
-{
-    *len = get_u16(t + 2);
-    *head = get_u16(t + 4);
-    last->topic = t[6];
-    last->partition = (int32_t)get_u32(t + 8);
-    last->offset = (int64_t)get_u64(t + 16);
-    *last_ts = (int64_t)get_u64(t + 24);
-    memcpy(hist, t + USER_TAIL, (size_t)4 * h);
-}
-
-/*
- * Fills user idx's purchase and seen sets in state from row v (checked by
- * check_value): a format 2 row carries them (a set longer than the
- * state's bound keeps its most recent items); a format 1 row has none, so
- * they are rebuilt from its history ring, oldest entry first, as events
- * would have built them. ADVREC_ERR_STORE for a malformed set (errstr
- * names the user), NOMEM.
- */
-static advrec_err_t decode_user_sets(const advrec_store_t *store,
-                                     advrec_state_t *state, uint32_t idx,
-                                     const char *id, const unsigned char *v)
-{
-    advrec_user_ext_t *ux = advrec_state_user_ext(state);
-    const advrec_state_params_t *sp = advrec_state_params(state);
-    uint32_t k = store->params.k, h = store->params.history;
-    const unsigned char *t = v + user_size(k, h);
-    advrec_err_t err = ADVREC_OK;
-
-    if (v[OFF_FORMAT] == FORMAT_V1) {
-        uint32_t len = ux->hist_len[idx], head = ux->hist_head[idx];
-        uint32_t first = len < h ? 0 : head;
-        for (uint32_t a = 0; a < len && !err; a++) {
-            uint32_t e = ux->hist[(size_t)idx * h + (first + a) % h];
-            err =
-                advrec_state_remember(state, idx, e & ADVREC_HIST_ITEM,
-                                      (e & ADVREC_HIST_PURCHASE) != 0, NULL, 0);
-        }
-        return err;
-    }
-    for (int which = 0; which < 2 && !err; which++) {
-        uint32_t n = get_u16(t + 2 * which), max;
-        const unsigned char *at = t + SETS_HEADER;
-        advrec_itemset_t **set = which ? &ux->seen[idx] : &ux->purchased[idx];
-        uint32_t *items, *stamps;
-
-        if (which)
-            at += (size_t)8 * get_u16(t);
-        max = which ? sp->seen_max : sp->purchased_max;
-        if (n == 0)
-            continue;
-        /* The row's bytes are not aligned for u32 access: copy. */
-        items = malloc((size_t)8 * n);
-        if (!items)
-            return ADVREC_ERR_NOMEM;
-        stamps = items + n;
-        memcpy(items, at, (size_t)8 * n);
-        err = advrec_itemset_restore(set, items, stamps, n, max);
-        for (uint32_t a = 0; a < n && !err; a++)
-            if (items[a] >= advrec_state_items(state)->n)
-                err = ADVREC_ERR_INVALID_ARG;
-        free(items);
-    }
-    if (err == ADVREC_ERR_INVALID_ARG)
-        return ADVREC_ERR_STORE;
-    return err;
-}
-
-/* --- keys ------------------------------------------------------------- */
-
-static void id_key(unsigned char key[5], int items, uint32_t idx)
-{
-    key[0] = items ? 'i' : 'u';
-    key[1] = (unsigned char)(idx >> 24);
-    key[2] = (unsigned char)(idx >> 16);
-    key[3] = (unsigned char)(idx >> 8);
-    key[4] = (unsigned char)idx;
-}
-
-static size_t offset_key(char *key, size_t size, const char *topic,
-                         int32_t partition)
-{
-    int n = snprintf(key, size, META_OFFSET_PF "%s/%d", topic, (int)partition);
-    return n < 0 ? 0 : (size_t)n < size ? (size_t)n : size - 1;
+    if (mkdir(base_dir, 0750) != 0 && errno != EEXIST)
+        return advrec_seterr(ADVREC_ERR_IO, errstr, errstr_size,
+                             "cannot create %s: %s", base_dir, strerror(errno));
+    gmtime_r(&now, &tm);
+    strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm);
+    snprintf(path, path_size, "%s/%s", base_dir, stamp);
+    for (int n = 1; access(path, F_OK) == 0 && n < 100; n++)
+        snprintf(path, path_size, "%s/%s.%d", base_dir, stamp, n);
+    return advrec_store_checkpoint(store, path, errstr, errstr_size);
 }
 
 /* --- commit ----------------------------------------------------------- */
@@ -1028,8 +760,8 @@ advrec_err_t advrec_store_commit(advrec_store_t *store, advrec_state_t *state,
                              store->dir, sp->k, sp->history, users->n, items->n,
                              store->params.k, store->params.history,
                              store->users_hw, store->items_hw);
-    isz = item_size(sp->k);
-    if (grow_buf((void **)&store->buf, &store->buf_cap, isz))
+    isz = advrec_store__item_size(sp->k);
+    if (advrec_store__grow_buf((void **)&store->buf, &store->buf_cap, isz))
         return advrec_seterr(ADVREC_ERR_NOMEM, errstr, errstr_size,
                              "state.dir %s: out of memory", store->dir);
 
@@ -1039,13 +771,14 @@ advrec_err_t advrec_store_commit(advrec_store_t *store, advrec_state_t *state,
         uint32_t u = users->dirty_list[d];
         if (u >= store->users_hw)
             continue; /* written below with its id */
-        usz = user_row_size(state, u);
-        if (grow_buf((void **)&store->buf, &store->buf_cap, usz)) {
+        usz = advrec_store__user_row_size(state, u);
+        if (advrec_store__grow_buf((void **)&store->buf, &store->buf_cap,
+                                   usz)) {
             rollback(store);
             return advrec_seterr(ADVREC_ERR_NOMEM, errstr, errstr_size,
                                  "state.dir %s: out of memory", store->dir);
         }
-        encode_user(store->buf, state, u);
+        advrec_store__encode_user(store->buf, state, u);
         put_row(store, CF_USERS, advrec_state_user_name(state, u), usz);
         n_rows++;
     }
@@ -1054,13 +787,14 @@ advrec_err_t advrec_store_commit(advrec_store_t *store, advrec_state_t *state,
      * disk stay dense and a load reproduces them. */
     for (uint32_t u = store->users_hw; u < users->n; u++) {
         const char *id = advrec_state_user_name(state, u);
-        usz = user_row_size(state, u);
-        if (grow_buf((void **)&store->buf, &store->buf_cap, usz)) {
+        usz = advrec_store__user_row_size(state, u);
+        if (advrec_store__grow_buf((void **)&store->buf, &store->buf_cap,
+                                   usz)) {
             rollback(store);
             return advrec_seterr(ADVREC_ERR_NOMEM, errstr, errstr_size,
                                  "state.dir %s: out of memory", store->dir);
         }
-        encode_user(store->buf, state, u);
+        advrec_store__encode_user(store->buf, state, u);
         put_row(store, CF_USERS, id, usz);
         id_key(idk, 0, u);
         rocksdb_writebatch_put_cf(store->batch, store->cf[CF_IDS],
@@ -1071,13 +805,13 @@ advrec_err_t advrec_store_commit(advrec_store_t *store, advrec_state_t *state,
         uint32_t i = items->dirty_list[d];
         if (i >= store->items_hw)
             continue;
-        encode_item(store->buf, state, pop, i);
+        advrec_store__encode_item(store->buf, state, pop, i);
         put_row(store, CF_ITEMS, advrec_state_item_name(state, i), isz);
         n_rows++;
     }
     for (uint32_t i = store->items_hw; i < items->n; i++) {
         const char *id = advrec_state_item_name(state, i);
-        encode_item(store->buf, state, pop, i);
+        advrec_store__encode_item(store->buf, state, pop, i);
         put_row(store, CF_ITEMS, id, isz);
         id_key(idk, 1, i);
         rocksdb_writebatch_put_cf(store->batch, store->cf[CF_IDS],
@@ -1113,8 +847,8 @@ advrec_err_t advrec_store_commit(advrec_store_t *store, advrec_state_t *state,
                  "commit of %u rows and %zu offsets failed; nothing of it "
                  "was written to",
                  n_rows, n_offsets);
-        return rerr(rocks, ADVREC_ERR_STORE, errstr, errstr_size, what,
-                    store->dir);
+        return advrec_store__rerr(rocks, ADVREC_ERR_STORE, errstr, errstr_size,
+                                  what, store->dir);
     }
     rocksdb_writebatch_clear(store->batch);
     advrec_state_clear_dirty(state);
@@ -1150,7 +884,7 @@ advrec_err_t advrec_store_stage_pending(advrec_store_t *store,
                                      META_PENDING, strlen(META_PENDING));
         return ADVREC_OK;
     }
-    if (grow_buf((void **)&store->buf, &store->buf_cap, n * 4))
+    if (advrec_store__grow_buf((void **)&store->buf, &store->buf_cap, n * 4))
         return ADVREC_ERR_NOMEM;
     p = (unsigned char *)store->buf;
     for (size_t i = 0; i < n; i++)
@@ -1159,35 +893,6 @@ advrec_err_t advrec_store_stage_pending(advrec_store_t *store,
                               strlen(META_PENDING), (const char *)p, n * 4);
     return ADVREC_OK;
 }
-
-advrec_err_t advrec_store_load_pending(advrec_store_t *store, uint32_t **users,
-                                       size_t *n, char *errstr,
-                                       size_t errstr_size)
-{
-    char *val;
-    size_t len;
-    advrec_err_t err = get(store, CF_META, META_PENDING, strlen(META_PENDING),
-                           &val, &len, errstr, errstr_size);
-
-    *users = NULL;
-    *n = 0;
-    if (err || !val)
-        return err;
-    if (len % 4 != 0 || !(*users = malloc(len ? len : 1))) {
-        rocksdb_free(val);
-        return advrec_seterr(
-            len % 4 ? ADVREC_ERR_STORE : ADVREC_ERR_NOMEM, errstr, errstr_size,
-            "state.dir %s: meta/%s: %zu bytes", store->dir, META_PENDING, len);
-    }
-    for (size_t i = 0; i < len / 4; i++)
-        (*users)[i] = get_u32((unsigned char *)val + 4 * i);
-    *n = len / 4;
-    rocksdb_free(val);
-    return ADVREC_OK;
-}
-
-static advrec_err_t iter_error(advrec_store_t *store, rocksdb_iterator_t *it,
-                               int cf, char *errstr, size_t errstr_size);
 
 /* meta key of pending flag seq: the prefix, then seq big-endian so that
  * keys sort in the order flags were raised. */
@@ -1215,8 +920,8 @@ advrec_err_t advrec_store_stage_flag(advrec_store_t *store, uint64_t seq,
         rocksdb_writebatch_delete_cf(store->batch, store->cf[CF_META], k, kl);
         return ADVREC_OK;
     }
-    if (grow_buf((void **)&store->buf, &store->buf_cap,
-                 FLAG_HEADER + key_len + value_len))
+    if (advrec_store__grow_buf((void **)&store->buf, &store->buf_cap,
+                               FLAG_HEADER + key_len + value_len))
         return ADVREC_ERR_NOMEM;
     p = store->buf;
     p[0] = FLAG_FORMAT;
@@ -1229,53 +934,6 @@ advrec_err_t advrec_store_stage_flag(advrec_store_t *store, uint64_t seq,
     return ADVREC_OK;
 }
 
-advrec_err_t advrec_store_flags_foreach(advrec_store_t *store,
-                                        advrec_store_flag_cb *cb, void *opaque,
-                                        char *errstr, size_t errstr_size)
-{
-    rocksdb_iterator_t *it;
-    size_t pl = strlen(META_FLAG_PF);
-    advrec_err_t err = ADVREC_OK;
-
-    if (!store->cf[CF_META])
-        return ADVREC_OK;
-    it =
-        rocksdb_create_iterator_cf(store->db, store->ropts, store->cf[CF_META]);
-    for (rocksdb_iter_seek(it, META_FLAG_PF, pl); rocksdb_iter_valid(it);
-         rocksdb_iter_next(it)) {
-        size_t kl, vl;
-        const char *k = rocksdb_iter_key(it, &kl);
-        const unsigned char *v =
-            (const unsigned char *)rocksdb_iter_value(it, &vl);
-        uint64_t seq = 0;
-        uint32_t key_len;
-
-        if (kl < pl || memcmp(k, META_FLAG_PF, pl) != 0)
-            break;
-        for (size_t i = pl; i < kl && i < pl + 8; i++)
-            seq = seq << 8 | (unsigned char)k[i];
-        if (kl != pl + 8 || vl < FLAG_HEADER || v[0] != FLAG_FORMAT ||
-            (key_len = get_u32(v + 1)) > vl - FLAG_HEADER) {
-            err =
-                advrec_seterr(ADVREC_ERR_STORE, errstr, errstr_size,
-                              "state.dir %s: malformed pending flag "
-                              "meta/%s<seq %llu> (%zu-byte key, %zu-byte "
-                              "value, format %d)",
-                              store->dir, META_FLAG_PF, (unsigned long long)seq,
-                              kl, vl, vl ? v[0] : -1);
-            break;
-        }
-        if (cb(opaque, seq, v + FLAG_HEADER, key_len, v + FLAG_HEADER + key_len,
-               vl - FLAG_HEADER - key_len))
-            break;
-    }
-    if (!err)
-        err = iter_error(store, it, CF_META, errstr, errstr_size);
-    rocksdb_iter_destroy(it);
-    return err;
-}
-
-/* meta key of pending output seq: META_OUT_PF, then seq big-endian. */
 static size_t out_key(char *key, uint64_t seq)
 {
     size_t pl = strlen(META_OUT_PF);
@@ -1302,52 +960,12 @@ advrec_err_t advrec_store_stage_output(advrec_store_t *store, uint64_t seq,
     return ADVREC_OK;
 }
 
-advrec_err_t advrec_store_outputs_foreach(advrec_store_t *store,
-                                          advrec_store_output_cb *cb,
-                                          void *opaque, char *errstr,
-                                          size_t errstr_size)
-{
-    rocksdb_iterator_t *it;
-    size_t pl = strlen(META_OUT_PF);
-    advrec_err_t err = ADVREC_OK;
-
-    if (!store->cf[CF_META])
-        return ADVREC_OK;
-    it =
-        rocksdb_create_iterator_cf(store->db, store->ropts, store->cf[CF_META]);
-    for (rocksdb_iter_seek(it, META_OUT_PF, pl); rocksdb_iter_valid(it);
-         rocksdb_iter_next(it)) {
-        size_t kl, vl;
-        const char *k = rocksdb_iter_key(it, &kl);
-        const char *v = rocksdb_iter_value(it, &vl);
-        uint64_t seq = 0;
-
-        if (kl < pl || memcmp(k, META_OUT_PF, pl) != 0)
-            break;
-        for (size_t i = pl; i < kl && i < pl + 8; i++)
-            seq = seq << 8 | (unsigned char)k[i];
-        if (kl != pl + 8) {
-            err = advrec_seterr(ADVREC_ERR_STORE, errstr, errstr_size,
-                                "state.dir %s: malformed pending output key "
-                                "meta/%s... (%zu bytes)",
-                                store->dir, META_OUT_PF, kl);
-            break;
-        }
-        if (cb(opaque, seq, v, vl))
-            break;
-    }
-    if (!err)
-        err = iter_error(store, it, CF_META, errstr, errstr_size);
-    rocksdb_iter_destroy(it);
-    return err;
-}
-
 /* --- load ------------------------------------------------------------- */
 
 /* A NUL-terminated copy of a RocksDB key in store->key. */
 static const char *key_str(advrec_store_t *store, const char *k, size_t len)
 {
-    if (grow_buf((void **)&store->key, &store->key_cap, len + 1))
+    if (advrec_store__grow_buf((void **)&store->key, &store->key_cap, len + 1))
         return NULL;
     memcpy(store->key, k, len);
     store->key[len] = '\0';
@@ -1362,8 +980,10 @@ static advrec_err_t iter_error(advrec_store_t *store, rocksdb_iterator_t *it,
     rocksdb_iter_get_error(it, &rocks);
     if (!rocks)
         return ADVREC_OK;
-    snprintf(what, sizeof(what), "cannot read family %s of", cf_names[cf]);
-    return rerr(rocks, ADVREC_ERR_STORE, errstr, errstr_size, what, store->dir);
+    snprintf(what, sizeof(what), "cannot read family %s of",
+             advrec_store__cf_names[cf]);
+    return advrec_store__rerr(rocks, ADVREC_ERR_STORE, errstr, errstr_size,
+                              what, store->dir);
 }
 
 static advrec_err_t get_u32_meta(advrec_store_t *store, const char *key,
@@ -1372,8 +992,8 @@ static advrec_err_t get_u32_meta(advrec_store_t *store, const char *key,
 {
     char *val;
     size_t len;
-    advrec_err_t err =
-        get(store, CF_META, key, strlen(key), &val, &len, errstr, errstr_size);
+    advrec_err_t err = advrec_store__get(store, CF_META, key, strlen(key), &val,
+                                         &len, errstr, errstr_size);
 
     *out = 0;
     if (err || !val)
@@ -1491,7 +1111,8 @@ static advrec_err_t load_rows(advrec_store_t *store, advrec_state_t *state,
             (const unsigned char *)rocksdb_iter_value(it, &vl);
         uint32_t idx;
 
-        if ((err = check_value(store, kind, k, kl, v, vl, errstr, errstr_size)))
+        if ((err = advrec_store__check_value(store, kind, k, kl, v, vl, errstr,
+                                             errstr_size)))
             break;
         if (!(id = key_str(store, k, kl))) {
             err = advrec_seterr(ADVREC_ERR_NOMEM, errstr, errstr_size,
@@ -1506,11 +1127,11 @@ static advrec_err_t load_rows(advrec_store_t *store, advrec_state_t *state,
             err = advrec_seterr(ADVREC_ERR_STORE, errstr, errstr_size,
                                 "state.dir %s: %s/\"%s\" (index %u) does "
                                 "not match family ids",
-                                store->dir, cf_names[cf], id,
+                                store->dir, advrec_store__cf_names[cf], id,
                                 get_u32(v + OFF_IDX));
             break;
         }
-        decode_common(v, rows, idx);
+        advrec_store__decode_common(v, rows, idx);
         if (items) {
             double key;
             memcpy(&key, v + OFF_W + k8, 8);
@@ -1523,9 +1144,10 @@ static advrec_err_t load_rows(advrec_store_t *store, advrec_state_t *state,
                 break;
             }
         } else {
-            decode_user_tail(v + OFF_W + k8, h, ux->hist + (size_t)idx * h,
-                             ux->hist_len + idx, ux->hist_head + idx,
-                             ux->last + idx, ux->last_ts_ms + idx);
+            advrec_store__decode_user_tail(
+                v + OFF_W + k8, h, ux->hist + (size_t)idx * h,
+                ux->hist_len + idx, ux->hist_head + idx, ux->last + idx,
+                ux->last_ts_ms + idx);
             if (ux->hist_len[idx] > h || ux->hist_head[idx] >= h) {
                 err = advrec_seterr(ADVREC_ERR_STORE, errstr, errstr_size,
                                     "state.dir %s: users/\"%s\": history "
@@ -1534,7 +1156,8 @@ static advrec_err_t load_rows(advrec_store_t *store, advrec_state_t *state,
                                     ux->hist_head[idx], h);
                 break;
             }
-            if ((err = decode_user_sets(store, state, idx, id, v))) {
+            if ((err = advrec_store__decode_user_sets(store, state, idx, id,
+                                                      v))) {
                 advrec_seterr(err, errstr, errstr_size,
                               "state.dir %s: users/\"%s\": %s", store->dir, id,
                               err == ADVREC_ERR_NOMEM
@@ -1552,7 +1175,8 @@ static advrec_err_t load_rows(advrec_store_t *store, advrec_state_t *state,
         err = advrec_seterr(ADVREC_ERR_STORE, errstr, errstr_size,
                             "state.dir %s: family %s has %u rows, family "
                             "ids lists %u",
-                            store->dir, cf_names[cf], seen, rows->n);
+                            store->dir, advrec_store__cf_names[cf], seen,
+                            rows->n);
     return err;
 }
 
@@ -1620,8 +1244,8 @@ advrec_err_t advrec_store_offset(advrec_store_t *store, const char *topic,
 {
     char key[600], *val;
     size_t kl = offset_key(key, sizeof(key), topic, partition), len;
-    advrec_err_t err =
-        get(store, CF_META, key, kl, &val, &len, errstr, errstr_size);
+    advrec_err_t err = advrec_store__get(store, CF_META, key, kl, &val, &len,
+                                         errstr, errstr_size);
 
     if (err)
         return err;
@@ -1710,37 +1334,121 @@ advrec_err_t advrec_store_detectors_foreach(advrec_store_t *store,
     return err;
 }
 
-/* --- checkpoint ------------------------------------------------------- */
+/* --- pending ---------------------------------------------------------- */
 
-advrec_err_t advrec_store_checkpoint(advrec_store_t *store,
-                                     const char *dest_dir, char *errstr,
-                                     size_t errstr_size)
+advrec_err_t advrec_store_load_pending(advrec_store_t *store, uint32_t **users,
+                                       size_t *n, char *errstr,
+                                       size_t errstr_size)
 {
-    rocksdb_checkpoint_t *cp;
-    char *rocks = NULL;
+    char *val;
+    size_t len;
+    advrec_err_t err =
+        advrec_store__get(store, CF_META, META_PENDING, strlen(META_PENDING),
+                          &val, &len, errstr, errstr_size);
 
-    if (store->readonly)
-        return advrec_seterr(ADVREC_ERR_INVALID_ARG, errstr, errstr_size,
-                             "state.dir %s is open read-only: checkpoint it "
-                             "from the daemon",
-                             store->dir);
-    cp = rocksdb_checkpoint_object_create(store->db, &rocks);
-    if (rocks)
-        return rerr(rocks, ADVREC_ERR_STORE, errstr, errstr_size,
-                    "cannot checkpoint", store->dir);
-    /* log_size_for_flush 0: flush every family first, so the copy holds
-     * SST files only and needs no WAL replay. */
-    rocksdb_checkpoint_create(cp, dest_dir, 0, &rocks);
-    rocksdb_checkpoint_object_destroy(cp);
-    if (rocks) {
-        advrec_seterr(ADVREC_ERR_STORE, errstr, errstr_size,
-                      "cannot checkpoint state.dir %s into %s: %s", store->dir,
-                      dest_dir, rocks);
-        rocksdb_free(rocks);
-        return ADVREC_ERR_STORE;
+    *users = NULL;
+    *n = 0;
+    if (err || !val)
+        return err;
+    if (len % 4 != 0 || !(*users = malloc(len ? len : 1))) {
+        rocksdb_free(val);
+        return advrec_seterr(
+            len % 4 ? ADVREC_ERR_STORE : ADVREC_ERR_NOMEM, errstr, errstr_size,
+            "state.dir %s: meta/%s: %zu bytes", store->dir, META_PENDING, len);
     }
-    log_info("state.dir %s: checkpoint written to %s", store->dir, dest_dir);
+    for (size_t i = 0; i < len / 4; i++)
+        (*users)[i] = get_u32((unsigned char *)val + 4 * i);
+    *n = len / 4;
+    rocksdb_free(val);
     return ADVREC_OK;
+}
+
+advrec_err_t advrec_store_flags_foreach(advrec_store_t *store,
+                                        advrec_store_flag_cb *cb, void *opaque,
+                                        char *errstr, size_t errstr_size)
+{
+    rocksdb_iterator_t *it;
+    size_t pl = strlen(META_FLAG_PF);
+    advrec_err_t err = ADVREC_OK;
+
+    if (!store->cf[CF_META])
+        return ADVREC_OK;
+    it =
+        rocksdb_create_iterator_cf(store->db, store->ropts, store->cf[CF_META]);
+    for (rocksdb_iter_seek(it, META_FLAG_PF, pl); rocksdb_iter_valid(it);
+         rocksdb_iter_next(it)) {
+        size_t kl, vl;
+        const char *k = rocksdb_iter_key(it, &kl);
+        const unsigned char *v =
+            (const unsigned char *)rocksdb_iter_value(it, &vl);
+        uint64_t seq = 0;
+        uint32_t key_len;
+
+        if (kl < pl || memcmp(k, META_FLAG_PF, pl) != 0)
+            break;
+        for (size_t i = pl; i < kl && i < pl + 8; i++)
+            seq = seq << 8 | (unsigned char)k[i];
+        if (kl != pl + 8 || vl < FLAG_HEADER || v[0] != FLAG_FORMAT ||
+            (key_len = get_u32(v + 1)) > vl - FLAG_HEADER) {
+            err =
+                advrec_seterr(ADVREC_ERR_STORE, errstr, errstr_size,
+                              "state.dir %s: malformed pending flag "
+                              "meta/%s<seq %llu> (%zu-byte key, %zu-byte "
+                              "value, format %d)",
+                              store->dir, META_FLAG_PF, (unsigned long long)seq,
+                              kl, vl, vl ? v[0] : -1);
+            break;
+        }
+        if (cb(opaque, seq, v + FLAG_HEADER, key_len, v + FLAG_HEADER + key_len,
+               vl - FLAG_HEADER - key_len))
+            break;
+    }
+    if (!err)
+        err = iter_error(store, it, CF_META, errstr, errstr_size);
+    rocksdb_iter_destroy(it);
+    return err;
+}
+
+/* meta key of pending output seq: META_OUT_PF, then seq big-endian. */
+
+advrec_err_t advrec_store_outputs_foreach(advrec_store_t *store,
+                                          advrec_store_output_cb *cb,
+                                          void *opaque, char *errstr,
+                                          size_t errstr_size)
+{
+    rocksdb_iterator_t *it;
+    size_t pl = strlen(META_OUT_PF);
+    advrec_err_t err = ADVREC_OK;
+
+    if (!store->cf[CF_META])
+        return ADVREC_OK;
+    it =
+        rocksdb_create_iterator_cf(store->db, store->ropts, store->cf[CF_META]);
+    for (rocksdb_iter_seek(it, META_OUT_PF, pl); rocksdb_iter_valid(it);
+         rocksdb_iter_next(it)) {
+        size_t kl, vl;
+        const char *k = rocksdb_iter_key(it, &kl);
+        const char *v = rocksdb_iter_value(it, &vl);
+        uint64_t seq = 0;
+
+        if (kl < pl || memcmp(k, META_OUT_PF, pl) != 0)
+            break;
+        for (size_t i = pl; i < kl && i < pl + 8; i++)
+            seq = seq << 8 | (unsigned char)k[i];
+        if (kl != pl + 8) {
+            err = advrec_seterr(ADVREC_ERR_STORE, errstr, errstr_size,
+                                "state.dir %s: malformed pending output key "
+                                "meta/%s... (%zu bytes)",
+                                store->dir, META_OUT_PF, kl);
+            break;
+        }
+        if (cb(opaque, seq, v, vl))
+            break;
+    }
+    if (!err)
+        err = iter_error(store, it, CF_META, errstr, errstr_size);
+    rocksdb_iter_destroy(it);
+    return err;
 }
 
 /* --- tools ------------------------------------------------------------ */
@@ -1767,15 +1475,16 @@ static advrec_err_t get_row(advrec_store_t *store, int cf, const char *id,
     advrec_err_t err;
 
     memset(row, 0, sizeof(*row));
-    if ((err = get(store, cf, id, strlen(id), &val, &len, errstr, errstr_size)))
+    if ((err = advrec_store__get(store, cf, id, strlen(id), &val, &len, errstr,
+                                 errstr_size)))
         return err;
     if (!val)
         return advrec_seterr(ADVREC_ERR_NOT_FOUND, errstr, errstr_size,
                              "state.dir %s: no %s \"%s\"", store->dir,
                              cf == CF_ITEMS ? "item" : "user", id);
     v = (const unsigned char *)val;
-    if ((err = check_value(store, kind, id, strlen(id), v, len, errstr,
-                           errstr_size)))
+    if ((err = advrec_store__check_value(store, kind, id, strlen(id), v, len,
+                                         errstr, errstr_size)))
         goto out;
     row->k = k;
     row->idx = get_u32(v + OFF_IDX);
@@ -1802,8 +1511,8 @@ static advrec_err_t get_row(advrec_store_t *store, int cf, const char *id,
     } else {
         uint16_t hl, hh;
         row->history = h;
-        decode_user_tail(v + OFF_W + (size_t)8 * k, h, row->hist, &hl, &hh,
-                         &row->last, &row->last_ts_ms);
+        advrec_store__decode_user_tail(v + OFF_W + (size_t)8 * k, h, row->hist,
+                                       &hl, &hh, &row->last, &row->last_ts_ms);
         row->hist_len = hl;
         row->hist_head = hh;
     }
@@ -1830,21 +1539,22 @@ advrec_err_t advrec_store_load_user(advrec_store_t *store,
                              "state.dir %s: load of a user needs a state "
                              "with k=%u history=%u",
                              store->dir, k, h);
-    if ((err = get(store, CF_USERS, id, strlen(id), &val, &len, errstr,
-                   errstr_size)))
+    if ((err = advrec_store__get(store, CF_USERS, id, strlen(id), &val, &len,
+                                 errstr, errstr_size)))
         return err;
     if (!val)
         return advrec_seterr(ADVREC_ERR_NOT_FOUND, errstr, errstr_size,
                              "state.dir %s: no user \"%s\"", store->dir, id);
     v = (const unsigned char *)val;
-    if ((err = check_value(store, KIND_USER, id, strlen(id), v, len, errstr,
-                           errstr_size)) ||
+    if ((err = advrec_store__check_value(store, KIND_USER, id, strlen(id), v,
+                                         len, errstr, errstr_size)) ||
         (err = advrec_state_user(state, id, 1, idx, NULL, errstr, errstr_size)))
         goto out;
-    decode_common(v, advrec_state_users(state), *idx);
-    decode_user_tail(v + OFF_W + (size_t)8 * k, h, ux->hist + (size_t)*idx * h,
-                     ux->hist_len + *idx, ux->hist_head + *idx, ux->last + *idx,
-                     ux->last_ts_ms + *idx);
+    advrec_store__decode_common(v, advrec_state_users(state), *idx);
+    advrec_store__decode_user_tail(v + OFF_W + (size_t)8 * k, h,
+                                   ux->hist + (size_t)*idx * h,
+                                   ux->hist_len + *idx, ux->hist_head + *idx,
+                                   ux->last + *idx, ux->last_ts_ms + *idx);
     if (ux->hist_len[*idx] > h || ux->hist_head[*idx] >= h) {
         err = advrec_seterr(ADVREC_ERR_STORE, errstr, errstr_size,
                             "state.dir %s: users/\"%s\": history ring len "
@@ -1853,7 +1563,7 @@ advrec_err_t advrec_store_load_user(advrec_store_t *store,
                             ux->hist_head[*idx], h);
         goto out;
     }
-    if ((err = decode_user_sets(store, state, *idx, id, v)))
+    if ((err = advrec_store__decode_user_sets(store, state, *idx, id, v)))
         advrec_seterr(err, errstr, errstr_size,
                       "state.dir %s: users/\"%s\": %s", store->dir, id,
                       err == ADVREC_ERR_NOMEM
@@ -1888,8 +1598,8 @@ advrec_err_t advrec_store_id_name(advrec_store_t *store, int items,
     advrec_err_t err;
 
     id_key(key, items, idx);
-    if ((err = get(store, CF_IDS, (const char *)key, 5, &val, &len, errstr,
-                   errstr_size)))
+    if ((err = advrec_store__get(store, CF_IDS, (const char *)key, 5, &val,
+                                 &len, errstr, errstr_size)))
         return err;
     if (!val)
         return advrec_seterr(ADVREC_ERR_NOT_FOUND, errstr, errstr_size,
@@ -1945,24 +1655,4 @@ advrec_err_t advrec_store_summary(advrec_store_t *store,
         rocksdb_free(p);
     }
     return ADVREC_OK;
-}
-
-advrec_err_t advrec_store_checkpoint_stamped(advrec_store_t *store,
-                                             const char *base_dir, char *path,
-                                             size_t path_size, char *errstr,
-                                             size_t errstr_size)
-{
-    char stamp[32];
-    time_t now = time(NULL);
-    struct tm tm;
-
-    if (mkdir(base_dir, 0750) != 0 && errno != EEXIST)
-        return advrec_seterr(ADVREC_ERR_IO, errstr, errstr_size,
-                             "cannot create %s: %s", base_dir, strerror(errno));
-    gmtime_r(&now, &tm);
-    strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm);
-    snprintf(path, path_size, "%s/%s", base_dir, stamp);
-    for (int n = 1; access(path, F_OK) == 0 && n < 100; n++)
-        snprintf(path, path_size, "%s/%s.%d", base_dir, stamp, n);
-    return advrec_store_checkpoint(store, path, errstr, errstr_size);
 }
