@@ -4,13 +4,16 @@
  *
  *   store.c         the RocksDB handle: state.dir probe, open (read-write, or
  *                   read-only as a secondary), fingerprint, close,
- *                   checkpoints, the commit and every reader; the read and
- *                   error helpers below;
+ *                   checkpoints and every reader; the read and error
+ *                   helpers below;
  *   store_row.c     the value format of user and item rows (docs/STATE.md):
- *                   sizes, encode, check, decode, format 1 rows' sets.
+ *                   sizes, encode, check, decode, format 1 rows' sets;
+ *   store_commit.c  the round's WriteBatch: the commit, and the detector
+ *                   rows, pending users, flags and outputs staged into it.
  *
- * The row offsets live here rather than in store_row.c: the readers index
- * into the values they fetch (index, tail, popularity key).
+ * The row offsets and meta keys live here rather than in one file: the
+ * readers index into the values they fetch (index, tail, popularity key),
+ * and the commit writes the meta keys the readers read.
  */
 #ifndef ADVREC_STORE_INT_H
 #define ADVREC_STORE_INT_H
