@@ -1,15 +1,16 @@
 /*
- * store_int.h - the store's internals, shared by its files and by nothing
- * else (not installed):
+ * store_int.h - the store's internals, shared by its four files and by
+ * nothing else (not installed):
  *
  *   store.c         the RocksDB handle: state.dir probe, open (read-write, or
  *                   read-only as a secondary), fingerprint, close,
- *                   checkpoints and every reader; the read and error
- *                   helpers below;
+ *                   checkpoints; the read and error helpers below;
  *   store_row.c     the value format of user and item rows (docs/STATE.md):
  *                   sizes, encode, check, decode, format 1 rows' sets;
  *   store_commit.c  the round's WriteBatch: the commit, and the detector
- *                   rows, pending users, flags and outputs staged into it.
+ *                   rows, pending users, flags and outputs staged into it;
+ *   store_load.c    the readers: the load at start, pending users, flags
+ *                   and outputs, offsets, detectors, the tools' look-ups.
  *
  * The row offsets and meta keys live here rather than in one file: the
  * readers index into the values they fetch (index, tail, popularity key),
