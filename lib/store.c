@@ -1,30 +1,28 @@
 /*
- * store.c - the RocksDB state of advrecd.
+ * store.c - the RocksDB state of advrecd: the handle.
  *
  * Owns: the RocksDB handle, its options and column family handles, one
  * reusable WriteBatch (staged detector rows wait in it, behind a save
- * point for the rows of a commit), a value encoding buffer, a key buffer,
- * and for a read-only (secondary) store a private temporary directory.
- * It never owns the state or the popularity table (the engine's).
+ * point for the rows of a commit; store_commit.c fills it), a value
+ * encoding buffer, a key buffer, and for a read-only (secondary) store a
+ * private temporary directory. It never owns the state or the popularity
+ * table (the engine's).
  *
- * Values are records of little-endian integers and IEEE floats behind a
- * 4-byte header (kind, format, k): a load copies the factor arrays straight
- * into the row tables. Items are fixed-size; a user row ends with the
- * user's purchase and seen sets (format 2), so its size varies. Format 1
- * rows (no sets) are still read: their sets are rebuilt from the history
- * ring. docs/STATE.md has the layouts.
+ * Here: probing state.dir, opening it (read-write, or read-only as a
+ * secondary instance), the fingerprint, close, checkpoints, and the read
+ * and error helpers the other store files share (store_int.h). The value
+ * format is store_row.c's, the commit store_commit.c's, every reader
+ * store_load.c's; docs/STATE.md has the layouts.
  */
-#include "store.h"
+#include "store_int.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <ftw.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -32,122 +30,13 @@
 
 #include "log.h"
 
-/* Values are written as the host lays them out; RocksDB files must read the
- * same on every machine, so only little-endian hosts are supported. */
-_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
-               "store.c writes host floats as little-endian");
-
-enum { CF_DEFAULT, CF_USERS, CF_ITEMS, CF_IDS, CF_DETECTORS, CF_META, CF_N };
-
-static const char *const cf_names[CF_N] = {
+const char *const advrec_store__cf_names[CF_N] = {
     "default", "users", "items", "ids", "detectors", "meta",
 };
 
-#define KIND_USER 'U'
-#define KIND_ITEM 'I'
-
-/* Row layout: header and common part, then factors, then the tail. */
-#define OFF_KIND      0
-#define OFF_FORMAT    1
-#define OFF_K         2
-#define OFF_IDX       4
-#define OFF_UPDATES   8
-#define OFF_BIAS      12
-#define OFF_BIAS_ACC  16
-#define OFF_CLICKS    24
-#define OFF_PURCHASES 32
-#define OFF_W         40
-#define USER_TAIL     32 /* history..last_ts_ms, then the ring */
-#define SETS_HEADER   4  /* format 2: u16 purchased count, u16 seen count */
-#define FORMAT_V1     1  /* user rows without sets: read, never written */
-
-#define META_FORMAT    "format"
-#define META_K         "model.k"
-#define META_HISTORY   "recs.history"
-#define META_VERSION   "model/version"
-#define META_N_USERS   "count/users"
-#define META_N_ITEMS   "count/items"
-#define META_OFFSET_PF "offset/"
-#define META_PENDING   "pending/users"
-#define META_FLAG_PF   "pending/flag/"
-#define META_OUT_PF    "pending/out/"
-#define FLAG_FORMAT    1 /* first byte of a pending flag row */
-#define FLAG_HEADER    5 /* format, u32 key length */
-
-struct advrec_store_s {
-    char *dir;
-    char *secondary_dir; /* read-only store: RocksDB's info log lives here */
-    int readonly;
-    advrec_store_params_t params;
-    rocksdb_options_t *opts;
-    rocksdb_t *db;
-    rocksdb_column_family_handle_t *cf[CF_N];
-    rocksdb_column_family_handle_t **extra; /* families we do not know */
-    size_t n_extra;
-    rocksdb_writeoptions_t *wopts;
-    rocksdb_readoptions_t *ropts;
-    rocksdb_readoptions_t *scan; /* full scans: no cache fill, readahead */
-    rocksdb_writebatch_t *batch;
-    unsigned char *buf;
-    size_t buf_cap;
-    char *key;
-    size_t key_cap;
-    uint32_t users_hw, items_hw; /* rows [0, hw) are on disk */
-    int upgrade; /* the dir says format 1: meta/format becomes ours on open */
-};
-
-/* A user row up to the end of its ring (all of a format 1 row). */
-static size_t user_size(uint32_t k, uint32_t history)
-{
-    return OFF_W + (size_t)8 * k + USER_TAIL + (size_t)4 * history;
-}
-
-/* A format 2 user row holding np purchased and ns seen items. */
-static size_t user_size_sets(uint32_t k, uint32_t history, uint32_t np,
-                             uint32_t ns)
-{
-    return user_size(k, history) + SETS_HEADER + (size_t)8 * (np + ns);
-}
-
-static size_t item_size(uint32_t k)
-{
-    return OFF_W + (size_t)8 * k + 8;
-}
-
-static void put_u16(unsigned char *p, uint16_t v)
-{
-    memcpy(p, &v, sizeof(v));
-}
-static void put_u32(unsigned char *p, uint32_t v)
-{
-    memcpy(p, &v, sizeof(v));
-}
-static void put_u64(unsigned char *p, uint64_t v)
-{
-    memcpy(p, &v, sizeof(v));
-}
-static uint16_t get_u16(const unsigned char *p)
-{
-    uint16_t v;
-    memcpy(&v, p, sizeof(v));
-    return v;
-}
-static uint32_t get_u32(const unsigned char *p)
-{
-    uint32_t v;
-    memcpy(&v, p, sizeof(v));
-    return v;
-}
-static uint64_t get_u64(const unsigned char *p)
-{
-    uint64_t v;
-    memcpy(&v, p, sizeof(v));
-    return v;
-}
-
-/* Turns a RocksDB error string into ours (and frees it). */
-static advrec_err_t rerr(char *rocks, advrec_err_t err, char *errstr,
-                         size_t errstr_size, const char *what, const char *dir)
+advrec_err_t advrec_store__rerr(char *rocks, advrec_err_t err, char *errstr,
+                                size_t errstr_size, const char *what,
+                                const char *dir)
 {
     advrec_seterr(err, errstr, errstr_size, "%s state.dir %s: %s", what, dir,
                   rocks ? rocks : "unknown RocksDB error");
@@ -155,7 +44,7 @@ static advrec_err_t rerr(char *rocks, advrec_err_t err, char *errstr,
     return err;
 }
 
-static int grow_buf(void **p, size_t *cap, size_t need)
+int advrec_store__grow_buf(void **p, size_t *cap, size_t need)
 {
     void *q;
 
@@ -301,8 +190,8 @@ static advrec_err_t open_db(advrec_store_t *store, open_mode_t mode, int exists,
             /* The C API hands back an (empty) array even on error. */
             if (listed)
                 rocksdb_list_column_families_destroy(listed, n_listed);
-            return rerr(rocks, ADVREC_ERR_STORE, errstr, errstr_size,
-                        "cannot open", store->dir);
+            return advrec_store__rerr(rocks, ADVREC_ERR_STORE, errstr,
+                                      errstr_size, "cannot open", store->dir);
         }
     }
     names = calloc(n_listed + CF_N, sizeof(*names));
@@ -318,10 +207,11 @@ static advrec_err_t open_db(advrec_store_t *store, open_mode_t mode, int exists,
     if (mode == MODE_RW || !exists) {
         for (int c = 0; c < CF_N; c++) {
             size_t l = 0;
-            while (l < n_listed && strcmp(listed[l], cf_names[c]) != 0)
+            while (l < n_listed &&
+                   strcmp(listed[l], advrec_store__cf_names[c]) != 0)
                 l++;
             if (l == n_listed)
-                names[n++] = cf_names[c];
+                names[n++] = advrec_store__cf_names[c];
         }
     }
     for (size_t i = 0; i < n; i++)
@@ -339,14 +229,14 @@ static advrec_err_t open_db(advrec_store_t *store, open_mode_t mode, int exists,
             handles, &rocks);
     if (rocks) {
         store->db = NULL;
-        err = rerr(rocks, ADVREC_ERR_STORE, errstr, errstr_size, "cannot open",
-                   store->dir);
+        err = advrec_store__rerr(rocks, ADVREC_ERR_STORE, errstr, errstr_size,
+                                 "cannot open", store->dir);
         goto out;
     }
     store->extra = calloc(n, sizeof(*store->extra));
     for (size_t i = 0; i < n; i++) {
         int c = 0;
-        while (c < CF_N && strcmp(names[i], cf_names[c]) != 0)
+        while (c < CF_N && strcmp(names[i], advrec_store__cf_names[c]) != 0)
             c++;
         if (c < CF_N)
             store->cf[c] = handles[i];
@@ -364,10 +254,9 @@ out:
     return err;
 }
 
-/* Reads key of family cf; *val (rocksdb_free) is NULL when absent. */
-static advrec_err_t get(advrec_store_t *store, int cf, const char *key,
-                        size_t key_len, char **val, size_t *len, char *errstr,
-                        size_t errstr_size)
+advrec_err_t advrec_store__get(advrec_store_t *store, int cf, const char *key,
+                               size_t key_len, char **val, size_t *len,
+                               char *errstr, size_t errstr_size)
 {
     char *rocks = NULL;
 
@@ -379,10 +268,11 @@ static advrec_err_t get(advrec_store_t *store, int cf, const char *key,
                           len, &rocks);
     if (rocks) {
         char what[300];
-        snprintf(what, sizeof(what), "cannot read %s/%.*s from", cf_names[cf],
+        snprintf(what, sizeof(what), "cannot read %s/%.*s from",
+                 advrec_store__cf_names[cf],
                  (int)(key_len > 200 ? 200 : key_len), key);
-        return rerr(rocks, ADVREC_ERR_STORE, errstr, errstr_size, what,
-                    store->dir);
+        return advrec_store__rerr(rocks, ADVREC_ERR_STORE, errstr, errstr_size,
+                                  what, store->dir);
     }
     return ADVREC_OK;
 }
@@ -404,8 +294,9 @@ static advrec_err_t read_fingerprint(advrec_store_t *store, fp_t *fps,
     for (int f = 0; f < 3; f++) {
         char *val;
         size_t len;
-        advrec_err_t err = get(store, CF_META, keys[f], strlen(keys[f]), &val,
-                               &len, errstr, errstr_size);
+        advrec_err_t err =
+            advrec_store__get(store, CF_META, keys[f], strlen(keys[f]), &val,
+                              &len, errstr, errstr_size);
         if (err)
             return err;
         fps[f].key = keys[f];
@@ -513,8 +404,9 @@ static advrec_err_t write_fingerprint(advrec_store_t *store, char *errstr,
     rocksdb_writebatch_destroy(b);
     rocksdb_writeoptions_destroy(w);
     if (rocks)
-        return rerr(rocks, ADVREC_ERR_STORE, errstr, errstr_size,
-                    "cannot write the fingerprint to", store->dir);
+        return advrec_store__rerr(rocks, ADVREC_ERR_STORE, errstr, errstr_size,
+                                  "cannot write the fingerprint to",
+                                  store->dir);
     return ADVREC_OK;
 }
 
@@ -688,8 +580,8 @@ advrec_err_t advrec_store_catch_up(advrec_store_t *store, char *errstr,
         return ADVREC_OK;
     rocksdb_try_catch_up_with_primary(store->db, &rocks);
     if (rocks)
-        return rerr(rocks, ADVREC_ERR_STORE, errstr, errstr_size,
-                    "cannot catch up with", store->dir);
+        return advrec_store__rerr(rocks, ADVREC_ERR_STORE, errstr, errstr_size,
+                                  "cannot catch up with", store->dir);
     return ADVREC_OK;
 }
 
@@ -728,988 +620,6 @@ const char *advrec_store_dir(const advrec_store_t *store)
     return store->dir;
 }
 
-/* --- rows ------------------------------------------------------------- */
-
-/* Encodes the common part of row idx of rows into store->buf. */
-static void encode_common(unsigned char *b, char kind,
-                          const advrec_rows_t *rows, uint32_t idx)
-{
-    size_t k = rows->k;
-
-    memset(b, 0, OFF_W);
-    b[OFF_KIND] = (unsigned char)kind;
-    b[OFF_FORMAT] = ADVREC_STORE_FORMAT;
-    put_u16(b + OFF_K, (uint16_t)rows->k);
-    put_u32(b + OFF_IDX, idx);
-    put_u32(b + OFF_UPDATES, rows->updates[idx]);
-    memcpy(b + OFF_BIAS, rows->bias + idx, 4);
-    memcpy(b + OFF_BIAS_ACC, rows->bias_acc + idx, 4);
-    put_u64(b + OFF_CLICKS, rows->clicks[idx]);
-    put_u64(b + OFF_PURCHASES, rows->purchases[idx]);
-    memcpy(b + OFF_W, rows->w + idx * k, 4 * k);
-    memcpy(b + OFF_W + 4 * k, rows->acc + idx * k, 4 * k);
-}
-
-static void encode_user(unsigned char *b, advrec_state_t *state, uint32_t idx)
-{
-    const advrec_rows_t *users = advrec_state_users(state);
-    const advrec_user_ext_t *ux = advrec_state_user_ext(state);
-    uint32_t h = advrec_state_params(state)->history;
-    unsigned char *t = b + OFF_W + (size_t)8 * users->k;
-
-    encode_common(b, KIND_USER, users, idx);
-    memset(t, 0, USER_TAIL);
-    put_u16(t + 0, (uint16_t)h);
-    put_u16(t + 2, ux->hist_len[idx]);
-    put_u16(t + 4, ux->hist_head[idx]);
-    t[6] = ux->last[idx].topic;
-    put_u32(t + 8, (uint32_t)ux->last[idx].partition);
-    put_u64(t + 16, (uint64_t)ux->last[idx].offset);
-    put_u64(t + 24, (uint64_t)ux->last_ts_ms[idx]);
-    memcpy(t + USER_TAIL, ux->hist + (size_t)idx * h, (size_t)4 * h);
-    t += USER_TAIL + (size_t)4 * h;
-    put_u16(t, (uint16_t)advrec_itemset_count(ux->purchased[idx]));
-    put_u16(t + 2, (uint16_t)advrec_itemset_count(ux->seen[idx]));
-    t += SETS_HEADER;
-    for (int which = 0; which < 2; which++) {
-        const advrec_itemset_t *set =
-            which ? ux->seen[idx] : ux->purchased[idx];
-        size_t n = advrec_itemset_count(set);
-        if (n == 0)
-            continue;
-        memcpy(t, advrec_itemset_items(set), 4 * n);
-        memcpy(t + 4 * n, advrec_itemset_stamps(set), 4 * n);
-        t += 8 * n;
-    }
-}
-
-/* The size of user idx's row as encode_user writes it. */
-static size_t user_row_size(advrec_state_t *state, uint32_t idx)
-{
-    const advrec_user_ext_t *ux = advrec_state_user_ext(state);
-    const advrec_state_params_t *sp = advrec_state_params(state);
-
-    return user_size_sets(sp->k, sp->history,
-                          advrec_itemset_count(ux->purchased[idx]),
-                          advrec_itemset_count(ux->seen[idx]));
-}
-
-static void encode_item(unsigned char *b, advrec_state_t *state,
-                        const advrec_popularity_t *pop, uint32_t idx)
-{
-    const advrec_rows_t *items = advrec_state_items(state);
-    double key = pop ? advrec_popularity_key(pop, idx) : -INFINITY;
-
-    encode_common(b, KIND_ITEM, items, idx);
-    memcpy(b + OFF_W + (size_t)8 * items->k, &key, 8);
-}
-
-/*
- * Checks a stored value's header and size; fills errstr naming the key.
- * Items: format 1 or 2 (the same layout). Users: format 1 (up to the ring)
- * or format 2 (the ring, then the sets as their counts say).
- */
-static advrec_err_t check_value(const advrec_store_t *store, char kind,
-                                const char *key, size_t key_len,
-                                const unsigned char *v, size_t len,
-                                char *errstr, size_t errstr_size)
-{
-    uint32_t k = store->params.k, h = store->params.history;
-    size_t base = kind == KIND_USER ? user_size(k, h) : item_size(k);
-    size_t want = base;
-    const char *fam = kind == KIND_USER ? "users" : "items";
-    int format = len > OFF_FORMAT ? v[OFF_FORMAT] : -1;
-
-    if (kind == KIND_USER && format == ADVREC_STORE_FORMAT) {
-        want = base + SETS_HEADER;
-        if (len >= want)
-            want =
-                user_size_sets(k, h, get_u16(v + base), get_u16(v + base + 2));
-    }
-    if (len < OFF_W || v[OFF_KIND] != (unsigned char)kind ||
-        (format != ADVREC_STORE_FORMAT && format != FORMAT_V1) ||
-        get_u16(v + OFF_K) != k || len != want ||
-        (kind == KIND_USER && get_u16(v + OFF_W + (size_t)8 * k) != h))
-        return advrec_seterr(
-            ADVREC_ERR_STORE, errstr, errstr_size,
-            "state.dir %s: %s/\"%.*s\" is malformed (%zu "
-            "bytes, format %d; want %zu for format %d or %d, k=%u, "
-            "history=%u)",
-            store->dir, fam, (int)(key_len > 200 ? 200 : key_len), key, len,
-            format, want, FORMAT_V1, ADVREC_STORE_FORMAT, k, h);
-    return ADVREC_OK;
-}
-
-static void decode_common(const unsigned char *v, advrec_rows_t *rows,
-                          uint32_t idx)
-{
-    size_t k = rows->k;
-
-    rows->updates[idx] = get_u32(v + OFF_UPDATES);
-    memcpy(rows->bias + idx, v + OFF_BIAS, 4);
-    memcpy(rows->bias_acc + idx, v + OFF_BIAS_ACC, 4);
-    rows->clicks[idx] = get_u64(v + OFF_CLICKS);
-    rows->purchases[idx] = get_u64(v + OFF_PURCHASES);
-    memcpy(rows->w + idx * k, v + OFF_W, 4 * k);
-    memcpy(rows->acc + idx * k, v + OFF_W + 4 * k, 4 * k);
-}
-
-static void decode_user_tail(const unsigned char *t, uint32_t h, uint32_t *hist,
-                             uint16_t *len, uint16_t *head,
-                             advrec_origin_t *last, int64_t *last_ts)
-{
-    *len = get_u16(t + 2);
-    *head = get_u16(t + 4);
-    last->topic = t[6];
-    last->partition = (int32_t)get_u32(t + 8);
-    last->offset = (int64_t)get_u64(t + 16);
-    *last_ts = (int64_t)get_u64(t + 24);
-    memcpy(hist, t + USER_TAIL, (size_t)4 * h);
-}
-
-/*
- * Fills user idx's purchase and seen sets in state from row v (checked by
- * check_value): a format 2 row carries them (a set longer than the
- * state's bound keeps its most recent items); a format 1 row has none, so
- * they are rebuilt from its history ring, oldest entry first, as events
- * would have built them. ADVREC_ERR_STORE for a malformed set (errstr
- * names the user), NOMEM.
- */
-static advrec_err_t decode_user_sets(const advrec_store_t *store,
-                                     advrec_state_t *state, uint32_t idx,
-                                     const char *id, const unsigned char *v)
-{
-    advrec_user_ext_t *ux = advrec_state_user_ext(state);
-    const advrec_state_params_t *sp = advrec_state_params(state);
-    uint32_t k = store->params.k, h = store->params.history;
-    const unsigned char *t = v + user_size(k, h);
-    advrec_err_t err = ADVREC_OK;
-
-    if (v[OFF_FORMAT] == FORMAT_V1) {
-        uint32_t len = ux->hist_len[idx], head = ux->hist_head[idx];
-        uint32_t first = len < h ? 0 : head;
-        for (uint32_t a = 0; a < len && !err; a++) {
-            uint32_t e = ux->hist[(size_t)idx * h + (first + a) % h];
-            err =
-                advrec_state_remember(state, idx, e & ADVREC_HIST_ITEM,
-                                      (e & ADVREC_HIST_PURCHASE) != 0, NULL, 0);
-        }
-        return err;
-    }
-    for (int which = 0; which < 2 && !err; which++) {
-        uint32_t n = get_u16(t + 2 * which), max;
-        const unsigned char *at = t + SETS_HEADER;
-        advrec_itemset_t **set = which ? &ux->seen[idx] : &ux->purchased[idx];
-        uint32_t *items, *stamps;
-
-        if (which)
-            at += (size_t)8 * get_u16(t);
-        max = which ? sp->seen_max : sp->purchased_max;
-        if (n == 0)
-            continue;
-        /* The row's bytes are not aligned for u32 access: copy. */
-        items = malloc((size_t)8 * n);
-        if (!items)
-            return ADVREC_ERR_NOMEM;
-        stamps = items + n;
-        memcpy(items, at, (size_t)8 * n);
-        err = advrec_itemset_restore(set, items, stamps, n, max);
-        for (uint32_t a = 0; a < n && !err; a++)
-            if (items[a] >= advrec_state_items(state)->n)
-                err = ADVREC_ERR_INVALID_ARG;
-        free(items);
-    }
-    if (err == ADVREC_ERR_INVALID_ARG)
-        return ADVREC_ERR_STORE;
-    return err;
-}
-
-/* --- keys ------------------------------------------------------------- */
-
-static void id_key(unsigned char key[5], int items, uint32_t idx)
-{
-    key[0] = items ? 'i' : 'u';
-    key[1] = (unsigned char)(idx >> 24);
-    key[2] = (unsigned char)(idx >> 16);
-    key[3] = (unsigned char)(idx >> 8);
-    key[4] = (unsigned char)idx;
-}
-
-static size_t offset_key(char *key, size_t size, const char *topic,
-                         int32_t partition)
-{
-    int n = snprintf(key, size, META_OFFSET_PF "%s/%d", topic, (int)partition);
-    return n < 0 ? 0 : (size_t)n < size ? (size_t)n : size - 1;
-}
-
-/* --- commit ----------------------------------------------------------- */
-
-/* Free space a commit leaves for RocksDB's own work (memtable flushes,
- * compactions, MANIFEST), on top of twice the batch (WAL, then SST). */
-#define SPACE_RESERVE ((uint64_t)64 << 20)
-
-/*
- * Refuses a commit the filesystem cannot take. RocksDB itself would fail
- * the write cleanly and leave nothing of it, but the Debian build of
- * librocksdb 7.8.3 has assertions enabled and aborts the process on a
- * failed WAL append (WritableFileWriter); checking first turns the common
- * case, a full disk, into an error the daemon can report. -1 with errstr.
- */
-static int space_left(advrec_store_t *store, char *errstr, size_t errstr_size)
-{
-    struct statvfs vfs;
-    size_t batch = 0;
-    uint64_t avail, need;
-
-    (void)rocksdb_writebatch_data(store->batch, &batch);
-    if (statvfs(store->dir, &vfs) != 0)
-        return 0; /* cannot tell: let RocksDB try */
-    avail = (uint64_t)vfs.f_bavail * vfs.f_frsize;
-    need = 2 * (uint64_t)batch + SPACE_RESERVE;
-    if (avail >= need)
-        return 0;
-    advrec_seterr(ADVREC_ERR_STORE, errstr, errstr_size,
-                  "commit to state.dir %s refused: %llu bytes free, a %zu "
-                  "byte batch needs %llu (filesystem full); nothing of it "
-                  "was written",
-                  store->dir, (unsigned long long)avail, batch,
-                  (unsigned long long)need);
-    return -1;
-}
-
-/*
- * Drops what this commit added to the batch (back to its save point). The C
- * API's errptr must not be NULL: librocksdb's SaveError() asserts it even
- * on success, and the Debian build keeps assertions, so a NULL there
- * aborted the process on every refused or failed commit.
- */
-static void rollback(advrec_store_t *store)
-{
-    char *rocks = NULL;
-
-    rocksdb_writebatch_rollback_to_save_point(store->batch, &rocks);
-    if (rocks)
-        log_err("state.dir %s: cannot roll the batch back: %s", store->dir,
-                rocks);
-    rocksdb_free(rocks);
-}
-
-static void put_row(advrec_store_t *store, int cf, const char *id, size_t size)
-{
-    rocksdb_writebatch_put_cf(store->batch, store->cf[cf], id, strlen(id),
-                              (const char *)store->buf, size);
-}
-
-advrec_err_t advrec_store_commit(advrec_store_t *store, advrec_state_t *state,
-                                 const advrec_popularity_t *pop,
-                                 uint64_t version,
-                                 const advrec_store_offset_t *offsets,
-                                 size_t n_offsets, char *errstr,
-                                 size_t errstr_size)
-{
-    const advrec_state_params_t *sp = advrec_state_params(state);
-    advrec_rows_t *users = advrec_state_users(state);
-    advrec_rows_t *items = advrec_state_items(state);
-    size_t usz, isz;
-    unsigned char num[8], idk[5];
-    char key[600], *rocks = NULL;
-    uint32_t n_rows = 0;
-
-    if (store->readonly)
-        return advrec_seterr(ADVREC_ERR_INVALID_ARG, errstr, errstr_size,
-                             "state.dir %s is open read-only", store->dir);
-    if (sp->k != store->params.k || sp->history != store->params.history ||
-        users->n < store->users_hw || items->n < store->items_hw)
-        return advrec_seterr(ADVREC_ERR_INVALID_ARG, errstr, errstr_size,
-                             "state.dir %s: commit of a state that is not "
-                             "the one loaded (k=%u history=%u, %u users, %u "
-                             "items; store has k=%u history=%u, %u users, "
-                             "%u items)",
-                             store->dir, sp->k, sp->history, users->n, items->n,
-                             store->params.k, store->params.history,
-                             store->users_hw, store->items_hw);
-    isz = item_size(sp->k);
-    if (grow_buf((void **)&store->buf, &store->buf_cap, isz))
-        return advrec_seterr(ADVREC_ERR_NOMEM, errstr, errstr_size,
-                             "state.dir %s: out of memory", store->dir);
-
-    /* Staged detector rows stay in the batch if this commit fails. */
-    rocksdb_writebatch_set_save_point(store->batch);
-    for (uint32_t d = 0; d < users->n_dirty; d++) {
-        uint32_t u = users->dirty_list[d];
-        if (u >= store->users_hw)
-            continue; /* written below with its id */
-        usz = user_row_size(state, u);
-        if (grow_buf((void **)&store->buf, &store->buf_cap, usz)) {
-            rollback(store);
-            return advrec_seterr(ADVREC_ERR_NOMEM, errstr, errstr_size,
-                                 "state.dir %s: out of memory", store->dir);
-        }
-        encode_user(store->buf, state, u);
-        put_row(store, CF_USERS, advrec_state_user_name(state, u), usz);
-        n_rows++;
-    }
-    /* Every row interned since the last commit, dirty or not (an event
-     * may intern a user and then fail on its item), so that indices on
-     * disk stay dense and a load reproduces them. */
-    for (uint32_t u = store->users_hw; u < users->n; u++) {
-        const char *id = advrec_state_user_name(state, u);
-        usz = user_row_size(state, u);
-        if (grow_buf((void **)&store->buf, &store->buf_cap, usz)) {
-            rollback(store);
-            return advrec_seterr(ADVREC_ERR_NOMEM, errstr, errstr_size,
-                                 "state.dir %s: out of memory", store->dir);
-        }
-        encode_user(store->buf, state, u);
-        put_row(store, CF_USERS, id, usz);
-        id_key(idk, 0, u);
-        rocksdb_writebatch_put_cf(store->batch, store->cf[CF_IDS],
-                                  (const char *)idk, 5, id, strlen(id));
-        n_rows++;
-    }
-    for (uint32_t d = 0; d < items->n_dirty; d++) {
-        uint32_t i = items->dirty_list[d];
-        if (i >= store->items_hw)
-            continue;
-        encode_item(store->buf, state, pop, i);
-        put_row(store, CF_ITEMS, advrec_state_item_name(state, i), isz);
-        n_rows++;
-    }
-    for (uint32_t i = store->items_hw; i < items->n; i++) {
-        const char *id = advrec_state_item_name(state, i);
-        encode_item(store->buf, state, pop, i);
-        put_row(store, CF_ITEMS, id, isz);
-        id_key(idk, 1, i);
-        rocksdb_writebatch_put_cf(store->batch, store->cf[CF_IDS],
-                                  (const char *)idk, 5, id, strlen(id));
-        n_rows++;
-    }
-    for (size_t o = 0; o < n_offsets; o++) {
-        size_t kl = offset_key(key, sizeof(key), offsets[o].topic,
-                               offsets[o].partition);
-        put_u64(num, (uint64_t)offsets[o].next);
-        rocksdb_writebatch_put_cf(store->batch, store->cf[CF_META], key, kl,
-                                  (const char *)num, 8);
-    }
-    put_u64(num, version);
-    rocksdb_writebatch_put_cf(store->batch, store->cf[CF_META], META_VERSION,
-                              strlen(META_VERSION), (const char *)num, 8);
-    put_u32(num, users->n);
-    rocksdb_writebatch_put_cf(store->batch, store->cf[CF_META], META_N_USERS,
-                              strlen(META_N_USERS), (const char *)num, 4);
-    put_u32(num, items->n);
-    rocksdb_writebatch_put_cf(store->batch, store->cf[CF_META], META_N_ITEMS,
-                              strlen(META_N_ITEMS), (const char *)num, 4);
-
-    if (space_left(store, errstr, errstr_size)) {
-        rollback(store);
-        return ADVREC_ERR_STORE;
-    }
-    rocksdb_write(store->db, store->wopts, store->batch, &rocks);
-    if (rocks) {
-        char what[160];
-        rollback(store);
-        snprintf(what, sizeof(what),
-                 "commit of %u rows and %zu offsets failed; nothing of it "
-                 "was written to",
-                 n_rows, n_offsets);
-        return rerr(rocks, ADVREC_ERR_STORE, errstr, errstr_size, what,
-                    store->dir);
-    }
-    rocksdb_writebatch_clear(store->batch);
-    advrec_state_clear_dirty(state);
-    store->users_hw = users->n;
-    store->items_hw = items->n;
-    return ADVREC_OK;
-}
-
-advrec_err_t advrec_store_stage_detector(advrec_store_t *store, const void *key,
-                                         size_t key_len, const void *value,
-                                         size_t value_len)
-{
-    if (store->readonly)
-        return ADVREC_ERR_INVALID_ARG;
-    if (value_len == 0)
-        rocksdb_writebatch_delete_cf(store->batch, store->cf[CF_DETECTORS], key,
-                                     key_len);
-    else
-        rocksdb_writebatch_put_cf(store->batch, store->cf[CF_DETECTORS], key,
-                                  key_len, value, value_len);
-    return ADVREC_OK;
-}
-
-advrec_err_t advrec_store_stage_pending(advrec_store_t *store,
-                                        const uint32_t *users, size_t n)
-{
-    unsigned char *p;
-
-    if (store->readonly)
-        return ADVREC_ERR_INVALID_ARG;
-    if (n == 0) {
-        rocksdb_writebatch_delete_cf(store->batch, store->cf[CF_META],
-                                     META_PENDING, strlen(META_PENDING));
-        return ADVREC_OK;
-    }
-    if (grow_buf((void **)&store->buf, &store->buf_cap, n * 4))
-        return ADVREC_ERR_NOMEM;
-    p = (unsigned char *)store->buf;
-    for (size_t i = 0; i < n; i++)
-        put_u32(p + 4 * i, users[i]);
-    rocksdb_writebatch_put_cf(store->batch, store->cf[CF_META], META_PENDING,
-                              strlen(META_PENDING), (const char *)p, n * 4);
-    return ADVREC_OK;
-}
-
-advrec_err_t advrec_store_load_pending(advrec_store_t *store, uint32_t **users,
-                                       size_t *n, char *errstr,
-                                       size_t errstr_size)
-{
-    char *val;
-    size_t len;
-    advrec_err_t err = get(store, CF_META, META_PENDING, strlen(META_PENDING),
-                           &val, &len, errstr, errstr_size);
-
-    *users = NULL;
-    *n = 0;
-    if (err || !val)
-        return err;
-    if (len % 4 != 0 || !(*users = malloc(len ? len : 1))) {
-        rocksdb_free(val);
-        return advrec_seterr(
-            len % 4 ? ADVREC_ERR_STORE : ADVREC_ERR_NOMEM, errstr, errstr_size,
-            "state.dir %s: meta/%s: %zu bytes", store->dir, META_PENDING, len);
-    }
-    for (size_t i = 0; i < len / 4; i++)
-        (*users)[i] = get_u32((unsigned char *)val + 4 * i);
-    *n = len / 4;
-    rocksdb_free(val);
-    return ADVREC_OK;
-}
-
-static advrec_err_t iter_error(advrec_store_t *store, rocksdb_iterator_t *it,
-                               int cf, char *errstr, size_t errstr_size);
-
-/* meta key of pending flag seq: the prefix, then seq big-endian so that
- * keys sort in the order flags were raised. */
-static size_t flag_key(char *key, uint64_t seq)
-{
-    size_t pl = strlen(META_FLAG_PF);
-
-    memcpy(key, META_FLAG_PF, pl);
-    for (int i = 0; i < 8; i++)
-        key[pl + (size_t)i] = (char)(unsigned char)(seq >> (56 - 8 * i));
-    return pl + 8;
-}
-
-advrec_err_t advrec_store_stage_flag(advrec_store_t *store, uint64_t seq,
-                                     const void *key, size_t key_len,
-                                     const void *value, size_t value_len)
-{
-    char k[32];
-    size_t kl = flag_key(k, seq);
-    unsigned char *p;
-
-    if (store->readonly || (value && key_len > 65536))
-        return ADVREC_ERR_INVALID_ARG;
-    if (!value) {
-        rocksdb_writebatch_delete_cf(store->batch, store->cf[CF_META], k, kl);
-        return ADVREC_OK;
-    }
-    if (grow_buf((void **)&store->buf, &store->buf_cap,
-                 FLAG_HEADER + key_len + value_len))
-        return ADVREC_ERR_NOMEM;
-    p = store->buf;
-    p[0] = FLAG_FORMAT;
-    put_u32(p + 1, (uint32_t)key_len);
-    memcpy(p + FLAG_HEADER, key, key_len);
-    memcpy(p + FLAG_HEADER + key_len, value, value_len);
-    rocksdb_writebatch_put_cf(store->batch, store->cf[CF_META], k, kl,
-                              (const char *)p,
-                              FLAG_HEADER + key_len + value_len);
-    return ADVREC_OK;
-}
-
-advrec_err_t advrec_store_flags_foreach(advrec_store_t *store,
-                                        advrec_store_flag_cb *cb, void *opaque,
-                                        char *errstr, size_t errstr_size)
-{
-    rocksdb_iterator_t *it;
-    size_t pl = strlen(META_FLAG_PF);
-    advrec_err_t err = ADVREC_OK;
-
-    if (!store->cf[CF_META])
-        return ADVREC_OK;
-    it =
-        rocksdb_create_iterator_cf(store->db, store->ropts, store->cf[CF_META]);
-    for (rocksdb_iter_seek(it, META_FLAG_PF, pl); rocksdb_iter_valid(it);
-         rocksdb_iter_next(it)) {
-        size_t kl, vl;
-        const char *k = rocksdb_iter_key(it, &kl);
-        const unsigned char *v =
-            (const unsigned char *)rocksdb_iter_value(it, &vl);
-        uint64_t seq = 0;
-        uint32_t key_len;
-
-        if (kl < pl || memcmp(k, META_FLAG_PF, pl) != 0)
-            break;
-        for (size_t i = pl; i < kl && i < pl + 8; i++)
-            seq = seq << 8 | (unsigned char)k[i];
-        if (kl != pl + 8 || vl < FLAG_HEADER || v[0] != FLAG_FORMAT ||
-            (key_len = get_u32(v + 1)) > vl - FLAG_HEADER) {
-            err =
-                advrec_seterr(ADVREC_ERR_STORE, errstr, errstr_size,
-                              "state.dir %s: malformed pending flag "
-                              "meta/%s<seq %llu> (%zu-byte key, %zu-byte "
-                              "value, format %d)",
-                              store->dir, META_FLAG_PF, (unsigned long long)seq,
-                              kl, vl, vl ? v[0] : -1);
-            break;
-        }
-        if (cb(opaque, seq, v + FLAG_HEADER, key_len, v + FLAG_HEADER + key_len,
-               vl - FLAG_HEADER - key_len))
-            break;
-    }
-    if (!err)
-        err = iter_error(store, it, CF_META, errstr, errstr_size);
-    rocksdb_iter_destroy(it);
-    return err;
-}
-
-/* meta key of pending output seq: META_OUT_PF, then seq big-endian. */
-static size_t out_key(char *key, uint64_t seq)
-{
-    size_t pl = strlen(META_OUT_PF);
-
-    memcpy(key, META_OUT_PF, pl);
-    for (int i = 0; i < 8; i++)
-        key[pl + (size_t)i] = (char)(unsigned char)(seq >> (56 - 8 * i));
-    return pl + 8;
-}
-
-advrec_err_t advrec_store_stage_output(advrec_store_t *store, uint64_t seq,
-                                       const void *rec, size_t len)
-{
-    char k[32];
-    size_t kl = out_key(k, seq);
-
-    if (store->readonly)
-        return ADVREC_ERR_INVALID_ARG;
-    if (rec)
-        rocksdb_writebatch_put_cf(store->batch, store->cf[CF_META], k, kl,
-                                  (const char *)rec, len);
-    else
-        rocksdb_writebatch_delete_cf(store->batch, store->cf[CF_META], k, kl);
-    return ADVREC_OK;
-}
-
-advrec_err_t advrec_store_outputs_foreach(advrec_store_t *store,
-                                          advrec_store_output_cb *cb,
-                                          void *opaque, char *errstr,
-                                          size_t errstr_size)
-{
-    rocksdb_iterator_t *it;
-    size_t pl = strlen(META_OUT_PF);
-    advrec_err_t err = ADVREC_OK;
-
-    if (!store->cf[CF_META])
-        return ADVREC_OK;
-    it =
-        rocksdb_create_iterator_cf(store->db, store->ropts, store->cf[CF_META]);
-    for (rocksdb_iter_seek(it, META_OUT_PF, pl); rocksdb_iter_valid(it);
-         rocksdb_iter_next(it)) {
-        size_t kl, vl;
-        const char *k = rocksdb_iter_key(it, &kl);
-        const char *v = rocksdb_iter_value(it, &vl);
-        uint64_t seq = 0;
-
-        if (kl < pl || memcmp(k, META_OUT_PF, pl) != 0)
-            break;
-        for (size_t i = pl; i < kl && i < pl + 8; i++)
-            seq = seq << 8 | (unsigned char)k[i];
-        if (kl != pl + 8) {
-            err = advrec_seterr(ADVREC_ERR_STORE, errstr, errstr_size,
-                                "state.dir %s: malformed pending output key "
-                                "meta/%s... (%zu bytes)",
-                                store->dir, META_OUT_PF, kl);
-            break;
-        }
-        if (cb(opaque, seq, v, vl))
-            break;
-    }
-    if (!err)
-        err = iter_error(store, it, CF_META, errstr, errstr_size);
-    rocksdb_iter_destroy(it);
-    return err;
-}
-
-/* --- load ------------------------------------------------------------- */
-
-/* A NUL-terminated copy of a RocksDB key in store->key. */
-static const char *key_str(advrec_store_t *store, const char *k, size_t len)
-{
-    if (grow_buf((void **)&store->key, &store->key_cap, len + 1))
-        return NULL;
-    memcpy(store->key, k, len);
-    store->key[len] = '\0';
-    return store->key;
-}
-
-static advrec_err_t iter_error(advrec_store_t *store, rocksdb_iterator_t *it,
-                               int cf, char *errstr, size_t errstr_size)
-{
-    char *rocks = NULL, what[64];
-
-    rocksdb_iter_get_error(it, &rocks);
-    if (!rocks)
-        return ADVREC_OK;
-    snprintf(what, sizeof(what), "cannot read family %s of", cf_names[cf]);
-    return rerr(rocks, ADVREC_ERR_STORE, errstr, errstr_size, what, store->dir);
-}
-
-static advrec_err_t get_u32_meta(advrec_store_t *store, const char *key,
-                                 uint64_t *out, size_t width, char *errstr,
-                                 size_t errstr_size)
-{
-    char *val;
-    size_t len;
-    advrec_err_t err =
-        get(store, CF_META, key, strlen(key), &val, &len, errstr, errstr_size);
-
-    *out = 0;
-    if (err || !val)
-        return err;
-    if (len != width) {
-        rocksdb_free(val);
-        return advrec_seterr(ADVREC_ERR_STORE, errstr, errstr_size,
-                             "state.dir %s: meta/%s has %zu bytes, want %zu",
-                             store->dir, key, len, width);
-    }
-    *out = width == 4 ? get_u32((unsigned char *)val)
-                      : get_u64((unsigned char *)val);
-    rocksdb_free(val);
-    return ADVREC_OK;
-}
-
-/* Interns every id of family ids in index order. */
-static advrec_err_t load_ids(advrec_store_t *store, advrec_state_t *state,
-                             uint64_t n_users, uint64_t n_items, int items_only,
-                             char *errstr, size_t errstr_size)
-{
-    rocksdb_iterator_t *it =
-        rocksdb_create_iterator_cf(store->db, store->scan, store->cf[CF_IDS]);
-    uint32_t next[2] = {0, 0};
-    advrec_err_t err = ADVREC_OK;
-
-    /* 'i' sorts before 'u': items first, then users. */
-    for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it);
-         rocksdb_iter_next(it)) {
-        size_t kl, vl;
-        const unsigned char *k =
-            (const unsigned char *)rocksdb_iter_key(it, &kl);
-        const char *v = rocksdb_iter_value(it, &vl), *id;
-        int items;
-        uint32_t idx, got;
-
-        if (items_only && kl > 0 && k[0] != 'i')
-            break;
-        if (kl != 5 || (k[0] != 'u' && k[0] != 'i')) {
-            err = advrec_seterr(ADVREC_ERR_STORE, errstr, errstr_size,
-                                "state.dir %s: malformed key in family ids "
-                                "(%zu bytes)",
-                                store->dir, kl);
-            break;
-        }
-        items = k[0] == 'i';
-        idx = (uint32_t)k[1] << 24 | (uint32_t)k[2] << 16 |
-              (uint32_t)k[3] << 8 | k[4];
-        if (idx != next[items]) {
-            err = advrec_seterr(ADVREC_ERR_STORE, errstr, errstr_size,
-                                "state.dir %s: family ids lists %s index %u "
-                                "where %u was expected: indices are not "
-                                "dense",
-                                store->dir, items ? "item" : "user", idx,
-                                next[items]);
-            break;
-        }
-        if (!(id = key_str(store, v, vl))) {
-            err = advrec_seterr(ADVREC_ERR_NOMEM, errstr, errstr_size,
-                                "state.dir %s: out of memory", store->dir);
-            break;
-        }
-        err = items ? advrec_state_item(state, id, 1, &got, NULL, errstr,
-                                        errstr_size)
-                    : advrec_state_user(state, id, 1, &got, NULL, errstr,
-                                        errstr_size);
-        if (err)
-            break;
-        if (got != idx) {
-            err = advrec_seterr(ADVREC_ERR_STORE, errstr, errstr_size,
-                                "state.dir %s: %s \"%s\" is listed twice in "
-                                "family ids (indices %u and %u)",
-                                store->dir, items ? "item" : "user", id, got,
-                                idx);
-            break;
-        }
-        next[items]++;
-    }
-    if (!err)
-        err = iter_error(store, it, CF_IDS, errstr, errstr_size);
-    rocksdb_iter_destroy(it);
-    if (items_only)
-        n_users = 0;
-    if (!err && (next[0] != n_users || next[1] != n_items))
-        err = advrec_seterr(ADVREC_ERR_STORE, errstr, errstr_size,
-                            "state.dir %s: family ids lists %u users and %u "
-                            "items, meta counts say %llu and %llu",
-                            store->dir, next[0], next[1],
-                            (unsigned long long)n_users,
-                            (unsigned long long)n_items);
-    return err;
-}
-
-/* Fills the rows of family cf (users or items) into state (and pop). */
-static advrec_err_t load_rows(advrec_store_t *store, advrec_state_t *state,
-                              advrec_popularity_t *pop, int cf, char *errstr,
-                              size_t errstr_size)
-{
-    int items = cf == CF_ITEMS;
-    char kind = items ? KIND_ITEM : KIND_USER;
-    advrec_rows_t *rows =
-        items ? advrec_state_items(state) : advrec_state_users(state);
-    advrec_user_ext_t *ux = advrec_state_user_ext(state);
-    uint32_t h = store->params.history, seen = 0;
-    size_t k8 = (size_t)8 * store->params.k;
-    rocksdb_iterator_t *it =
-        rocksdb_create_iterator_cf(store->db, store->scan, store->cf[cf]);
-    advrec_err_t err = ADVREC_OK;
-
-    for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it);
-         rocksdb_iter_next(it)) {
-        size_t kl, vl;
-        const char *k = rocksdb_iter_key(it, &kl), *id;
-        const unsigned char *v =
-            (const unsigned char *)rocksdb_iter_value(it, &vl);
-        uint32_t idx;
-
-        if ((err = check_value(store, kind, k, kl, v, vl, errstr, errstr_size)))
-            break;
-        if (!(id = key_str(store, k, kl))) {
-            err = advrec_seterr(ADVREC_ERR_NOMEM, errstr, errstr_size,
-                                "state.dir %s: out of memory", store->dir);
-            break;
-        }
-        err = items ? advrec_state_item(state, id, 0, &idx, NULL, errstr,
-                                        errstr_size)
-                    : advrec_state_user(state, id, 0, &idx, NULL, errstr,
-                                        errstr_size);
-        if (err || idx != get_u32(v + OFF_IDX)) {
-            err = advrec_seterr(ADVREC_ERR_STORE, errstr, errstr_size,
-                                "state.dir %s: %s/\"%s\" (index %u) does "
-                                "not match family ids",
-                                store->dir, cf_names[cf], id,
-                                get_u32(v + OFF_IDX));
-            break;
-        }
-        decode_common(v, rows, idx);
-        if (items) {
-            double key;
-            memcpy(&key, v + OFF_W + k8, 8);
-            if (pop && key > -INFINITY &&
-                (err = advrec_popularity_set_key(pop, idx, key))) {
-                advrec_seterr(err, errstr, errstr_size,
-                              "state.dir %s: item \"%s\": popularity key "
-                              "%g not restored: %s",
-                              store->dir, id, key, advrec_err2str(err));
-                break;
-            }
-        } else {
-            decode_user_tail(v + OFF_W + k8, h, ux->hist + (size_t)idx * h,
-                             ux->hist_len + idx, ux->hist_head + idx,
-                             ux->last + idx, ux->last_ts_ms + idx);
-            if (ux->hist_len[idx] > h || ux->hist_head[idx] >= h) {
-                err = advrec_seterr(ADVREC_ERR_STORE, errstr, errstr_size,
-                                    "state.dir %s: users/\"%s\": history "
-                                    "ring len %u head %u for %u entries",
-                                    store->dir, id, ux->hist_len[idx],
-                                    ux->hist_head[idx], h);
-                break;
-            }
-            if ((err = decode_user_sets(store, state, idx, id, v))) {
-                advrec_seterr(err, errstr, errstr_size,
-                              "state.dir %s: users/\"%s\": %s", store->dir, id,
-                              err == ADVREC_ERR_NOMEM
-                                  ? "out of memory restoring its item sets"
-                                  : "malformed purchase or seen set");
-                break;
-            }
-        }
-        seen++;
-    }
-    if (!err)
-        err = iter_error(store, it, cf, errstr, errstr_size);
-    rocksdb_iter_destroy(it);
-    if (!err && seen != rows->n)
-        err = advrec_seterr(ADVREC_ERR_STORE, errstr, errstr_size,
-                            "state.dir %s: family %s has %u rows, family "
-                            "ids lists %u",
-                            store->dir, cf_names[cf], seen, rows->n);
-    return err;
-}
-
-static advrec_err_t load(advrec_store_t *store, advrec_state_t *state,
-                         advrec_popularity_t *pop, uint64_t *version,
-                         int items_only, char *errstr, size_t errstr_size)
-{
-    const advrec_state_params_t *sp = advrec_state_params(state);
-    uint64_t n_users, n_items, v;
-    advrec_err_t err;
-
-    if (advrec_state_users(state)->n || advrec_state_items(state)->n ||
-        sp->k != store->params.k || sp->history != store->params.history)
-        return advrec_seterr(ADVREC_ERR_INVALID_ARG, errstr, errstr_size,
-                             "state.dir %s: load needs an empty state with "
-                             "k=%u history=%u",
-                             store->dir, store->params.k,
-                             store->params.history);
-    if ((err = get_u32_meta(store, META_N_USERS, &n_users, 4, errstr,
-                            errstr_size)) ||
-        (err = get_u32_meta(store, META_N_ITEMS, &n_items, 4, errstr,
-                            errstr_size)) ||
-        (err = get_u32_meta(store, META_VERSION, &v, 8, errstr, errstr_size)) ||
-        (err = load_ids(store, state, n_users, n_items, items_only, errstr,
-                        errstr_size)) ||
-        (!items_only && (err = load_rows(store, state, NULL, CF_USERS, errstr,
-                                         errstr_size))) ||
-        (err = load_rows(store, state, pop, CF_ITEMS, errstr, errstr_size)))
-        return err;
-    if (version)
-        *version = v;
-    if (items_only)
-        return ADVREC_OK;
-    /* Loaded rows are on disk already. */
-    advrec_state_clear_dirty(state);
-    store->users_hw = (uint32_t)n_users;
-    store->items_hw = (uint32_t)n_items;
-    log_info("state.dir %s: loaded %llu users, %llu items, model version "
-             "%llu",
-             store->dir, (unsigned long long)n_users,
-             (unsigned long long)n_items, (unsigned long long)v);
-    return ADVREC_OK;
-}
-
-advrec_err_t advrec_store_load(advrec_store_t *store, advrec_state_t *state,
-                               advrec_popularity_t *pop, uint64_t *version,
-                               char *errstr, size_t errstr_size)
-{
-    return load(store, state, pop, version, 0, errstr, errstr_size);
-}
-
-advrec_err_t advrec_store_load_items(advrec_store_t *store,
-                                     advrec_state_t *state,
-                                     advrec_popularity_t *pop, char *errstr,
-                                     size_t errstr_size)
-{
-    return load(store, state, pop, NULL, 1, errstr, errstr_size);
-}
-
-/* --- offsets, detectors ----------------------------------------------- */
-
-advrec_err_t advrec_store_offset(advrec_store_t *store, const char *topic,
-                                 int32_t partition, int64_t *next, char *errstr,
-                                 size_t errstr_size)
-{
-    char key[600], *val;
-    size_t kl = offset_key(key, sizeof(key), topic, partition), len;
-    advrec_err_t err =
-        get(store, CF_META, key, kl, &val, &len, errstr, errstr_size);
-
-    if (err)
-        return err;
-    if (!val)
-        return advrec_seterr(ADVREC_ERR_NOT_FOUND, errstr, errstr_size,
-                             "state.dir %s: no offset stored for %s [%d]",
-                             store->dir, topic, (int)partition);
-    if (len != 8) {
-        rocksdb_free(val);
-        return advrec_seterr(ADVREC_ERR_STORE, errstr, errstr_size,
-                             "state.dir %s: meta/%s has %zu bytes, want 8",
-                             store->dir, key, len);
-    }
-    *next = (int64_t)get_u64((unsigned char *)val);
-    rocksdb_free(val);
-    return ADVREC_OK;
-}
-
-advrec_err_t advrec_store_offsets_foreach(advrec_store_t *store,
-                                          advrec_store_offset_cb *cb,
-                                          void *opaque, char *errstr,
-                                          size_t errstr_size)
-{
-    rocksdb_iterator_t *it =
-        rocksdb_create_iterator_cf(store->db, store->ropts, store->cf[CF_META]);
-    size_t pl = strlen(META_OFFSET_PF);
-    advrec_err_t err = ADVREC_OK;
-
-    for (rocksdb_iter_seek(it, META_OFFSET_PF, pl); rocksdb_iter_valid(it);
-         rocksdb_iter_next(it)) {
-        size_t kl, vl;
-        const char *k = rocksdb_iter_key(it, &kl);
-        const char *v = rocksdb_iter_value(it, &vl);
-        const char *slash;
-        char topic[512];
-        advrec_store_offset_t off;
-
-        if (kl < pl || memcmp(k, META_OFFSET_PF, pl) != 0)
-            break;
-        slash = memrchr(k + pl, '/', kl - pl);
-        if (!slash || vl != 8 ||
-            (size_t)(slash - k - (ptrdiff_t)pl) >= sizeof(topic)) {
-            err = advrec_seterr(ADVREC_ERR_STORE, errstr, errstr_size,
-                                "state.dir %s: malformed offset entry "
-                                "meta/%.*s",
-                                store->dir, (int)(kl > 200 ? 200 : kl), k);
-            break;
-        }
-        memcpy(topic, k + pl, (size_t)(slash - k) - pl);
-        topic[(size_t)(slash - k) - pl] = '\0';
-        off.topic = topic;
-        off.partition = (int32_t)strtol(
-            key_str(store, slash + 1, kl - (size_t)(slash + 1 - k)), NULL, 10);
-        off.next = (int64_t)get_u64((const unsigned char *)v);
-        if (cb(opaque, &off))
-            break;
-    }
-    if (!err)
-        err = iter_error(store, it, CF_META, errstr, errstr_size);
-    rocksdb_iter_destroy(it);
-    return err;
-}
-
-advrec_err_t advrec_store_detectors_foreach(advrec_store_t *store,
-                                            advrec_store_kv_cb *cb,
-                                            void *opaque, char *errstr,
-                                            size_t errstr_size)
-{
-    rocksdb_iterator_t *it;
-    advrec_err_t err;
-
-    if (!store->cf[CF_DETECTORS])
-        return ADVREC_OK;
-    it = rocksdb_create_iterator_cf(store->db, store->ropts,
-                                    store->cf[CF_DETECTORS]);
-    for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it);
-         rocksdb_iter_next(it)) {
-        size_t kl, vl;
-        const char *k = rocksdb_iter_key(it, &kl);
-        const char *v = rocksdb_iter_value(it, &vl);
-        if (cb(opaque, k, kl, v, vl))
-            break;
-    }
-    err = iter_error(store, it, CF_DETECTORS, errstr, errstr_size);
-    rocksdb_iter_destroy(it);
-    return err;
-}
-
 /* --- checkpoint ------------------------------------------------------- */
 
 advrec_err_t advrec_store_checkpoint(advrec_store_t *store,
@@ -1726,8 +636,8 @@ advrec_err_t advrec_store_checkpoint(advrec_store_t *store,
                              store->dir);
     cp = rocksdb_checkpoint_object_create(store->db, &rocks);
     if (rocks)
-        return rerr(rocks, ADVREC_ERR_STORE, errstr, errstr_size,
-                    "cannot checkpoint", store->dir);
+        return advrec_store__rerr(rocks, ADVREC_ERR_STORE, errstr, errstr_size,
+                                  "cannot checkpoint", store->dir);
     /* log_size_for_flush 0: flush every family first, so the copy holds
      * SST files only and needs no WAL replay. */
     rocksdb_checkpoint_create(cp, dest_dir, 0, &rocks);
@@ -1740,210 +650,6 @@ advrec_err_t advrec_store_checkpoint(advrec_store_t *store,
         return ADVREC_ERR_STORE;
     }
     log_info("state.dir %s: checkpoint written to %s", store->dir, dest_dir);
-    return ADVREC_OK;
-}
-
-/* --- tools ------------------------------------------------------------ */
-
-void advrec_store_row_free(advrec_store_row_t *row)
-{
-    if (!row)
-        return;
-    free(row->w);
-    free(row->acc);
-    free(row->hist);
-    memset(row, 0, sizeof(*row));
-}
-
-static advrec_err_t get_row(advrec_store_t *store, int cf, const char *id,
-                            advrec_store_row_t *row, char *errstr,
-                            size_t errstr_size)
-{
-    char kind = cf == CF_ITEMS ? KIND_ITEM : KIND_USER;
-    uint32_t k = store->params.k, h = store->params.history;
-    const unsigned char *v;
-    char *val;
-    size_t len;
-    advrec_err_t err;
-
-    memset(row, 0, sizeof(*row));
-    if ((err = get(store, cf, id, strlen(id), &val, &len, errstr, errstr_size)))
-        return err;
-    if (!val)
-        return advrec_seterr(ADVREC_ERR_NOT_FOUND, errstr, errstr_size,
-                             "state.dir %s: no %s \"%s\"", store->dir,
-                             cf == CF_ITEMS ? "item" : "user", id);
-    v = (const unsigned char *)val;
-    if ((err = check_value(store, kind, id, strlen(id), v, len, errstr,
-                           errstr_size)))
-        goto out;
-    row->k = k;
-    row->idx = get_u32(v + OFF_IDX);
-    row->updates = get_u32(v + OFF_UPDATES);
-    memcpy(&row->bias, v + OFF_BIAS, 4);
-    memcpy(&row->bias_acc, v + OFF_BIAS_ACC, 4);
-    row->clicks = get_u64(v + OFF_CLICKS);
-    row->purchases = get_u64(v + OFF_PURCHASES);
-    row->pop_key = -INFINITY;
-    row->w = malloc((size_t)4 * k);
-    row->acc = malloc((size_t)4 * k);
-    if (kind == KIND_USER)
-        row->hist = malloc((size_t)4 * h);
-    if (!row->w || !row->acc || (kind == KIND_USER && !row->hist)) {
-        advrec_store_row_free(row);
-        err = advrec_seterr(ADVREC_ERR_NOMEM, errstr, errstr_size,
-                            "state.dir %s: out of memory", store->dir);
-        goto out;
-    }
-    memcpy(row->w, v + OFF_W, (size_t)4 * k);
-    memcpy(row->acc, v + OFF_W + (size_t)4 * k, (size_t)4 * k);
-    if (kind == KIND_ITEM) {
-        memcpy(&row->pop_key, v + OFF_W + (size_t)8 * k, 8);
-    } else {
-        uint16_t hl, hh;
-        row->history = h;
-        decode_user_tail(v + OFF_W + (size_t)8 * k, h, row->hist, &hl, &hh,
-                         &row->last, &row->last_ts_ms);
-        row->hist_len = hl;
-        row->hist_head = hh;
-    }
-out:
-    rocksdb_free(val);
-    return err;
-}
-
-advrec_err_t advrec_store_load_user(advrec_store_t *store,
-                                    advrec_state_t *state, const char *id,
-                                    uint32_t *idx, char *errstr,
-                                    size_t errstr_size)
-{
-    advrec_user_ext_t *ux = advrec_state_user_ext(state);
-    uint32_t k = store->params.k, h = store->params.history;
-    const advrec_state_params_t *sp = advrec_state_params(state);
-    const unsigned char *v;
-    char *val;
-    size_t len;
-    advrec_err_t err;
-
-    if (sp->k != k || sp->history != h)
-        return advrec_seterr(ADVREC_ERR_INVALID_ARG, errstr, errstr_size,
-                             "state.dir %s: load of a user needs a state "
-                             "with k=%u history=%u",
-                             store->dir, k, h);
-    if ((err = get(store, CF_USERS, id, strlen(id), &val, &len, errstr,
-                   errstr_size)))
-        return err;
-    if (!val)
-        return advrec_seterr(ADVREC_ERR_NOT_FOUND, errstr, errstr_size,
-                             "state.dir %s: no user \"%s\"", store->dir, id);
-    v = (const unsigned char *)val;
-    if ((err = check_value(store, KIND_USER, id, strlen(id), v, len, errstr,
-                           errstr_size)) ||
-        (err = advrec_state_user(state, id, 1, idx, NULL, errstr, errstr_size)))
-        goto out;
-    decode_common(v, advrec_state_users(state), *idx);
-    decode_user_tail(v + OFF_W + (size_t)8 * k, h, ux->hist + (size_t)*idx * h,
-                     ux->hist_len + *idx, ux->hist_head + *idx, ux->last + *idx,
-                     ux->last_ts_ms + *idx);
-    if (ux->hist_len[*idx] > h || ux->hist_head[*idx] >= h) {
-        err = advrec_seterr(ADVREC_ERR_STORE, errstr, errstr_size,
-                            "state.dir %s: users/\"%s\": history ring len "
-                            "%u head %u for %u entries",
-                            store->dir, id, ux->hist_len[*idx],
-                            ux->hist_head[*idx], h);
-        goto out;
-    }
-    if ((err = decode_user_sets(store, state, *idx, id, v)))
-        advrec_seterr(err, errstr, errstr_size,
-                      "state.dir %s: users/\"%s\": %s", store->dir, id,
-                      err == ADVREC_ERR_NOMEM
-                          ? "out of memory restoring its item sets"
-                          : "malformed purchase or seen set");
-out:
-    rocksdb_free(val);
-    return err;
-}
-
-advrec_err_t advrec_store_get_user(advrec_store_t *store, const char *id,
-                                   advrec_store_row_t *row, char *errstr,
-                                   size_t errstr_size)
-{
-    return get_row(store, CF_USERS, id, row, errstr, errstr_size);
-}
-
-advrec_err_t advrec_store_get_item(advrec_store_t *store, const char *id,
-                                   advrec_store_row_t *row, char *errstr,
-                                   size_t errstr_size)
-{
-    return get_row(store, CF_ITEMS, id, row, errstr, errstr_size);
-}
-
-advrec_err_t advrec_store_id_name(advrec_store_t *store, int items,
-                                  uint32_t idx, char *buf, size_t buf_size,
-                                  char *errstr, size_t errstr_size)
-{
-    unsigned char key[5];
-    char *val;
-    size_t len;
-    advrec_err_t err;
-
-    id_key(key, items, idx);
-    if ((err = get(store, CF_IDS, (const char *)key, 5, &val, &len, errstr,
-                   errstr_size)))
-        return err;
-    if (!val)
-        return advrec_seterr(ADVREC_ERR_NOT_FOUND, errstr, errstr_size,
-                             "state.dir %s: no %s with index %u", store->dir,
-                             items ? "item" : "user", idx);
-    snprintf(buf, buf_size, "%.*s", (int)len, val);
-    rocksdb_free(val);
-    return ADVREC_OK;
-}
-
-static int count_offset(void *opaque, const advrec_store_offset_t *offset)
-{
-    (*(size_t *)opaque)++;
-    return 0;
-}
-
-static int count_kv(void *opaque, const void *key, size_t key_len,
-                    const void *value, size_t value_len)
-{
-    (*(size_t *)opaque)++;
-    return 0;
-}
-
-advrec_err_t advrec_store_summary(advrec_store_t *store,
-                                  advrec_store_summary_t *s, char *errstr,
-                                  size_t errstr_size)
-{
-    uint64_t nu, ni;
-    advrec_err_t err;
-
-    memset(s, 0, sizeof(*s));
-    if ((err =
-             get_u32_meta(store, META_N_USERS, &nu, 4, errstr, errstr_size)) ||
-        (err =
-             get_u32_meta(store, META_N_ITEMS, &ni, 4, errstr, errstr_size)) ||
-        (err = get_u32_meta(store, META_VERSION, &s->model_version, 8, errstr,
-                            errstr_size)) ||
-        (err = advrec_store_offsets_foreach(store, count_offset, &s->offsets,
-                                            errstr, errstr_size)) ||
-        (err = advrec_store_detectors_foreach(store, count_kv, &s->detectors,
-                                              errstr, errstr_size)))
-        return err;
-    s->users = (uint32_t)nu;
-    s->items = (uint32_t)ni;
-    for (int c = 0; c < CF_N; c++) {
-        char *p;
-        if (!store->cf[c])
-            continue;
-        p = rocksdb_property_value_cf(store->db, store->cf[c],
-                                      "rocksdb.total-sst-files-size");
-        if (p)
-            s->disk_bytes += strtoull(p, NULL, 10);
-        rocksdb_free(p);
-    }
     return ADVREC_OK;
 }
 

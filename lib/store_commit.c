@@ -1,0 +1,303 @@
+/*
+ * store_commit.c - the round's WriteBatch: advrec_store_commit() puts every
+ * row changed since the last commit, every new id, the offsets, the model
+ * version and the row counts into the store's batch, behind a save point
+ * so that a refused or failed commit leaves only what was staged before
+ * it (detector rows, pending users, flags and outputs, staged here too).
+ * Owns nothing: the batch and the encoding buffer are the store's.
+ */
+#include "store_int.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <sys/statvfs.h>
+
+#include <rocksdb/c.h>
+
+#include "log.h"
+
+/* --- commit ----------------------------------------------------------- */
+
+/* Free space a commit leaves for RocksDB's own work (memtable flushes,
+ * compactions, MANIFEST), on top of twice the batch (WAL, then SST). */
+#define SPACE_RESERVE ((uint64_t)64 << 20)
+
+/*
+ * Refuses a commit the filesystem cannot take. RocksDB itself would fail
+ * the write cleanly and leave nothing of it, but the Debian build of
+ * librocksdb 7.8.3 has assertions enabled and aborts the process on a
+ * failed WAL append (WritableFileWriter); checking first turns the common
+ * case, a full disk, into an error the daemon can report. -1 with errstr.
+ */
+static int space_left(advrec_store_t *store, char *errstr, size_t errstr_size)
+{
+    struct statvfs vfs;
+    size_t batch = 0;
+    uint64_t avail, need;
+
+    (void)rocksdb_writebatch_data(store->batch, &batch);
+    if (statvfs(store->dir, &vfs) != 0)
+        return 0; /* cannot tell: let RocksDB try */
+    avail = (uint64_t)vfs.f_bavail * vfs.f_frsize;
+    need = 2 * (uint64_t)batch + SPACE_RESERVE;
+    if (avail >= need)
+        return 0;
+    advrec_seterr(ADVREC_ERR_STORE, errstr, errstr_size,
+                  "commit to state.dir %s refused: %llu bytes free, a %zu "
+                  "byte batch needs %llu (filesystem full); nothing of it "
+                  "was written",
+                  store->dir, (unsigned long long)avail, batch,
+                  (unsigned long long)need);
+    return -1;
+}
+
+/*
+ * Drops what this commit added to the batch (back to its save point). The C
+ * API's errptr must not be NULL: librocksdb's SaveError() asserts it even
+ * on success, and the Debian build keeps assertions, so a NULL there
+ * aborted the process on every refused or failed commit.
+ */
+static void rollback(advrec_store_t *store)
+{
+    char *rocks = NULL;
+
+    rocksdb_writebatch_rollback_to_save_point(store->batch, &rocks);
+    if (rocks)
+        log_err("state.dir %s: cannot roll the batch back: %s", store->dir,
+                rocks);
+    rocksdb_free(rocks);
+}
+
+static void put_row(advrec_store_t *store, int cf, const char *id, size_t size)
+{
+    rocksdb_writebatch_put_cf(store->batch, store->cf[cf], id, strlen(id),
+                              (const char *)store->buf, size);
+}
+
+advrec_err_t advrec_store_commit(advrec_store_t *store, advrec_state_t *state,
+                                 const advrec_popularity_t *pop,
+                                 uint64_t version,
+                                 const advrec_store_offset_t *offsets,
+                                 size_t n_offsets, char *errstr,
+                                 size_t errstr_size)
+{
+    const advrec_state_params_t *sp = advrec_state_params(state);
+    advrec_rows_t *users = advrec_state_users(state);
+    advrec_rows_t *items = advrec_state_items(state);
+    size_t usz, isz;
+    unsigned char num[8], idk[5];
+    char key[600], *rocks = NULL;
+    uint32_t n_rows = 0;
+
+    if (store->readonly)
+        return advrec_seterr(ADVREC_ERR_INVALID_ARG, errstr, errstr_size,
+                             "state.dir %s is open read-only", store->dir);
+    if (sp->k != store->params.k || sp->history != store->params.history ||
+        users->n < store->users_hw || items->n < store->items_hw)
+        return advrec_seterr(ADVREC_ERR_INVALID_ARG, errstr, errstr_size,
+                             "state.dir %s: commit of a state that is not "
+                             "the one loaded (k=%u history=%u, %u users, %u "
+                             "items; store has k=%u history=%u, %u users, "
+                             "%u items)",
+                             store->dir, sp->k, sp->history, users->n, items->n,
+                             store->params.k, store->params.history,
+                             store->users_hw, store->items_hw);
+    isz = advrec_store__item_size(sp->k);
+    if (advrec_store__grow_buf((void **)&store->buf, &store->buf_cap, isz))
+        return advrec_seterr(ADVREC_ERR_NOMEM, errstr, errstr_size,
+                             "state.dir %s: out of memory", store->dir);
+
+    /* Staged detector rows stay in the batch if this commit fails. */
+    rocksdb_writebatch_set_save_point(store->batch);
+    for (uint32_t d = 0; d < users->n_dirty; d++) {
+        uint32_t u = users->dirty_list[d];
+        if (u >= store->users_hw)
+            continue; /* written below with its id */
+        usz = advrec_store__user_row_size(state, u);
+        if (advrec_store__grow_buf((void **)&store->buf, &store->buf_cap,
+                                   usz)) {
+            rollback(store);
+            return advrec_seterr(ADVREC_ERR_NOMEM, errstr, errstr_size,
+                                 "state.dir %s: out of memory", store->dir);
+        }
+        advrec_store__encode_user(store->buf, state, u);
+        put_row(store, CF_USERS, advrec_state_user_name(state, u), usz);
+        n_rows++;
+    }
+    /* Every row interned since the last commit, dirty or not (an event
+     * may intern a user and then fail on its item), so that indices on
+     * disk stay dense and a load reproduces them. */
+    for (uint32_t u = store->users_hw; u < users->n; u++) {
+        const char *id = advrec_state_user_name(state, u);
+        usz = advrec_store__user_row_size(state, u);
+        if (advrec_store__grow_buf((void **)&store->buf, &store->buf_cap,
+                                   usz)) {
+            rollback(store);
+            return advrec_seterr(ADVREC_ERR_NOMEM, errstr, errstr_size,
+                                 "state.dir %s: out of memory", store->dir);
+        }
+        advrec_store__encode_user(store->buf, state, u);
+        put_row(store, CF_USERS, id, usz);
+        id_key(idk, 0, u);
+        rocksdb_writebatch_put_cf(store->batch, store->cf[CF_IDS],
+                                  (const char *)idk, 5, id, strlen(id));
+        n_rows++;
+    }
+    for (uint32_t d = 0; d < items->n_dirty; d++) {
+        uint32_t i = items->dirty_list[d];
+        if (i >= store->items_hw)
+            continue;
+        advrec_store__encode_item(store->buf, state, pop, i);
+        put_row(store, CF_ITEMS, advrec_state_item_name(state, i), isz);
+        n_rows++;
+    }
+    for (uint32_t i = store->items_hw; i < items->n; i++) {
+        const char *id = advrec_state_item_name(state, i);
+        advrec_store__encode_item(store->buf, state, pop, i);
+        put_row(store, CF_ITEMS, id, isz);
+        id_key(idk, 1, i);
+        rocksdb_writebatch_put_cf(store->batch, store->cf[CF_IDS],
+                                  (const char *)idk, 5, id, strlen(id));
+        n_rows++;
+    }
+    for (size_t o = 0; o < n_offsets; o++) {
+        size_t kl = offset_key(key, sizeof(key), offsets[o].topic,
+                               offsets[o].partition);
+        put_u64(num, (uint64_t)offsets[o].next);
+        rocksdb_writebatch_put_cf(store->batch, store->cf[CF_META], key, kl,
+                                  (const char *)num, 8);
+    }
+    put_u64(num, version);
+    rocksdb_writebatch_put_cf(store->batch, store->cf[CF_META], META_VERSION,
+                              strlen(META_VERSION), (const char *)num, 8);
+    put_u32(num, users->n);
+    rocksdb_writebatch_put_cf(store->batch, store->cf[CF_META], META_N_USERS,
+                              strlen(META_N_USERS), (const char *)num, 4);
+    put_u32(num, items->n);
+    rocksdb_writebatch_put_cf(store->batch, store->cf[CF_META], META_N_ITEMS,
+                              strlen(META_N_ITEMS), (const char *)num, 4);
+
+    if (space_left(store, errstr, errstr_size)) {
+        rollback(store);
+        return ADVREC_ERR_STORE;
+    }
+    rocksdb_write(store->db, store->wopts, store->batch, &rocks);
+    if (rocks) {
+        char what[160];
+        rollback(store);
+        snprintf(what, sizeof(what),
+                 "commit of %u rows and %zu offsets failed; nothing of it "
+                 "was written to",
+                 n_rows, n_offsets);
+        return advrec_store__rerr(rocks, ADVREC_ERR_STORE, errstr, errstr_size,
+                                  what, store->dir);
+    }
+    rocksdb_writebatch_clear(store->batch);
+    advrec_state_clear_dirty(state);
+    store->users_hw = users->n;
+    store->items_hw = items->n;
+    return ADVREC_OK;
+}
+
+advrec_err_t advrec_store_stage_detector(advrec_store_t *store, const void *key,
+                                         size_t key_len, const void *value,
+                                         size_t value_len)
+{
+    if (store->readonly)
+        return ADVREC_ERR_INVALID_ARG;
+    if (value_len == 0)
+        rocksdb_writebatch_delete_cf(store->batch, store->cf[CF_DETECTORS], key,
+                                     key_len);
+    else
+        rocksdb_writebatch_put_cf(store->batch, store->cf[CF_DETECTORS], key,
+                                  key_len, value, value_len);
+    return ADVREC_OK;
+}
+
+advrec_err_t advrec_store_stage_pending(advrec_store_t *store,
+                                        const uint32_t *users, size_t n)
+{
+    unsigned char *p;
+
+    if (store->readonly)
+        return ADVREC_ERR_INVALID_ARG;
+    if (n == 0) {
+        rocksdb_writebatch_delete_cf(store->batch, store->cf[CF_META],
+                                     META_PENDING, strlen(META_PENDING));
+        return ADVREC_OK;
+    }
+    if (advrec_store__grow_buf((void **)&store->buf, &store->buf_cap, n * 4))
+        return ADVREC_ERR_NOMEM;
+    p = (unsigned char *)store->buf;
+    for (size_t i = 0; i < n; i++)
+        put_u32(p + 4 * i, users[i]);
+    rocksdb_writebatch_put_cf(store->batch, store->cf[CF_META], META_PENDING,
+                              strlen(META_PENDING), (const char *)p, n * 4);
+    return ADVREC_OK;
+}
+
+/* meta key of pending flag seq: the prefix, then seq big-endian so that
+ * keys sort in the order flags were raised. */
+static size_t flag_key(char *key, uint64_t seq)
+{
+    size_t pl = strlen(META_FLAG_PF);
+
+    memcpy(key, META_FLAG_PF, pl);
+    for (int i = 0; i < 8; i++)
+        key[pl + (size_t)i] = (char)(unsigned char)(seq >> (56 - 8 * i));
+    return pl + 8;
+}
+
+advrec_err_t advrec_store_stage_flag(advrec_store_t *store, uint64_t seq,
+                                     const void *key, size_t key_len,
+                                     const void *value, size_t value_len)
+{
+    char k[32];
+    size_t kl = flag_key(k, seq);
+    unsigned char *p;
+
+    if (store->readonly || (value && key_len > 65536))
+        return ADVREC_ERR_INVALID_ARG;
+    if (!value) {
+        rocksdb_writebatch_delete_cf(store->batch, store->cf[CF_META], k, kl);
+        return ADVREC_OK;
+    }
+    if (advrec_store__grow_buf((void **)&store->buf, &store->buf_cap,
+                               FLAG_HEADER + key_len + value_len))
+        return ADVREC_ERR_NOMEM;
+    p = store->buf;
+    p[0] = FLAG_FORMAT;
+    put_u32(p + 1, (uint32_t)key_len);
+    memcpy(p + FLAG_HEADER, key, key_len);
+    memcpy(p + FLAG_HEADER + key_len, value, value_len);
+    rocksdb_writebatch_put_cf(store->batch, store->cf[CF_META], k, kl,
+                              (const char *)p,
+                              FLAG_HEADER + key_len + value_len);
+    return ADVREC_OK;
+}
+
+static size_t out_key(char *key, uint64_t seq)
+{
+    size_t pl = strlen(META_OUT_PF);
+
+    memcpy(key, META_OUT_PF, pl);
+    for (int i = 0; i < 8; i++)
+        key[pl + (size_t)i] = (char)(unsigned char)(seq >> (56 - 8 * i));
+    return pl + 8;
+}
+
+advrec_err_t advrec_store_stage_output(advrec_store_t *store, uint64_t seq,
+                                       const void *rec, size_t len)
+{
+    char k[32];
+    size_t kl = out_key(k, seq);
+
+    if (store->readonly)
+        return ADVREC_ERR_INVALID_ARG;
+    if (rec)
+        rocksdb_writebatch_put_cf(store->batch, store->cf[CF_META], k, kl,
+                                  (const char *)rec, len);
+    else
+        rocksdb_writebatch_delete_cf(store->batch, store->cf[CF_META], k, kl);
+    return ADVREC_OK;
+}
