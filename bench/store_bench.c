@@ -134,7 +134,8 @@ int main(int argc, char **argv)
     char tmpl[] = "/tmp/advrec-store-bench-XXXXXX", dir[600];
     uint32_t n_users = argc > 2 ? (uint32_t)atol(argv[2]) : 1000000;
     uint32_t n_items = argc > 3 ? (uint32_t)atol(argv[3]) : 100000;
-    advrec_state_params_t stp = {K, HISTORY, n_users, n_items};
+    advrec_state_params_t stp = {
+        .k = K, .history = HISTORY, .max_users = n_users, .max_items = n_items};
     advrec_state_t *state;
     advrec_popularity_t *pop;
     advrec_store_t *store;
