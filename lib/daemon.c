@@ -116,42 +116,6 @@ static void fail(advrec_daemon_t *d, advrec_err_t err, const char *what,
     atomic_store(&d->stop, 1);
 }
 
-/* Registers every schema.<N> of the configuration with the codec and picks
- * the writer id for our recommendations. */
-static advrec_err_t load_schemas(advrec_daemon_t *d, char *errstr,
-                                 size_t errstr_size)
-{
-    const advrec_conf_t *conf = d->conf;
-    advrec_codec_kind_t kind;
-    advrec_err_t err;
-
-    d->codec =
-        advrec_codec_new(advrec_conf_schema_dir(conf), errstr, errstr_size);
-    if (!d->codec)
-        return ADVREC_ERR_SCHEMA;
-    for (size_t i = 0; i < conf->schemas_cnt; i++) {
-        err = advrec_codec_register(d->codec, conf->schemas[i].id,
-                                    conf->schemas[i].path, errstr, errstr_size);
-        if (err)
-            return err;
-    }
-    d->rec_schema_id = (int32_t)conf->schema_recommendation_id;
-    if (advrec_codec_schema_kind(d->codec, d->rec_schema_id, &kind) ||
-        kind != ADVREC_CODEC_RECOMMENDATION)
-        return advrec_seterr(ADVREC_ERR_CONFIG, errstr, errstr_size,
-                             "schema.recommendation.id=%d does not name a "
-                             "registered Recommendation schema (schema.%d)",
-                             d->rec_schema_id, d->rec_schema_id);
-    d->anomaly_schema_id = (int32_t)conf->schema_anomaly_id;
-    if (advrec_codec_schema_kind(d->codec, d->anomaly_schema_id, &kind) ||
-        kind != ADVREC_CODEC_ANOMALY)
-        return advrec_seterr(ADVREC_ERR_CONFIG, errstr, errstr_size,
-                             "schema.anomaly.id=%d does not name a "
-                             "registered Anomaly schema (schema.%d)",
-                             d->anomaly_schema_id, d->anomaly_schema_id);
-    return ADVREC_OK;
-}
-
 /* A list's delivery failed, or could not be produced: owed again. */
 static void list_failed(void *opaque, uint32_t user)
 {
@@ -294,7 +258,9 @@ advrec_err_t advrec_daemon_new(advrec_daemon_t **daemonp, advrec_conf_t *conf,
         goto fail;
     }
     d->c = advrec_metrics_counters(d->metrics);
-    if ((err = load_schemas(d, errstr, errstr_size)))
+    if ((err = advrec_params_codec(&d->codec, &d->rec_schema_id,
+                                   &d->anomaly_schema_id, conf, errstr,
+                                   errstr_size)))
         goto fail;
     advrec_params_engine(&params, conf);
     d->engine = advrec_engine_new(&params, errstr, errstr_size);
@@ -371,45 +337,23 @@ static int on_assign(void *opaque, rd_kafka_topic_partition_list_t *parts)
     return resumed;
 }
 
-/* One of our clients: the user's kafka.* pairs over our defaults, the
- * properties our guarantees need forced over them. */
+/* One of our clients (lib/params: the user's kafka.* pairs over our
+ * defaults, what our guarantees need forced), with the pipeline's hooks. */
 static advrec_err_t new_client(advrec_daemon_t *d, advrec_kafka_role_t role,
                                advrec_kafka_t **kafkap, char *errstr,
                                size_t errstr_size)
 {
-    const advrec_conf_t *conf = d->conf;
-    advrec_kafka_prop_t *props = NULL;
-    const advrec_kafka_prop_t defaults[] = {{"group.id", conf->group_id, NULL}};
-    /* Offsets are stored only for records whose effects are committed; the
-     * producer must not duplicate or reorder on retries. */
-    const advrec_kafka_prop_t consumer_forced[] = {
-        {"enable.auto.offset.store", "false", NULL}};
-    const advrec_kafka_prop_t producer_forced[] = {
-        {"enable.idempotence", "true", NULL}};
-    int consumer = role == ADVREC_KAFKA_CONSUMER;
+    advrec_kafka_params_t p = {0};
+    advrec_kafka_prop_t *props;
     advrec_err_t err;
 
-    if (conf->kafka_cnt && !(props = calloc(conf->kafka_cnt, sizeof(*props))))
+    if (advrec_params_kafka(&p, &props, d->conf, role))
         return advrec_seterr(ADVREC_ERR_NOMEM, errstr, errstr_size,
                              "out of memory");
-    for (size_t i = 0; i < conf->kafka_cnt; i++) {
-        props[i].name = conf->kafka[i].name;
-        props[i].value = conf->kafka[i].value;
-        props[i].origin = conf->kafka[i].origin;
-    }
-    advrec_kafka_params_t p = {
-        .role = role,
-        .bootstraps = d->broker ? advrec_broker_bootstraps(d->broker) : NULL,
-        .defaults = consumer ? defaults : NULL,
-        .n_defaults = consumer ? 1 : 0,
-        .props = props,
-        .n_props = conf->kafka_cnt,
-        .forced = consumer ? consumer_forced : producer_forced,
-        .n_forced = 1,
-        .on_delivery = on_delivery,
-        .on_assign = on_assign,
-        .opaque = d,
-    };
+    p.bootstraps = d->broker ? advrec_broker_bootstraps(d->broker) : NULL;
+    p.on_delivery = on_delivery;
+    p.on_assign = on_assign;
+    p.opaque = d;
     err = advrec_kafka_new(kafkap, &p, errstr, errstr_size);
     free(props);
     return err;

@@ -4,6 +4,7 @@
  */
 #include "params.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 /* recs.exclude's config value -> the ranking policy. */
@@ -92,4 +93,74 @@ void advrec_params_detect_default(advrec_detect_params_t *p)
     if (conf)
         advrec_params_detect(p, conf);
     advrec_conf_destroy(conf);
+}
+
+advrec_err_t advrec_params_kafka(advrec_kafka_params_t *p,
+                                 advrec_kafka_prop_t **props,
+                                 const advrec_conf_t *conf,
+                                 advrec_kafka_role_t role)
+{
+    /* static: p keeps pointers to them. group.id is a default so that a
+     * kafka.group.id still wins. */
+    static const advrec_kafka_prop_t consumer_forced[] = {
+        {"enable.auto.offset.store", "false", NULL}};
+    static const advrec_kafka_prop_t producer_forced[] = {
+        {"enable.idempotence", "true", NULL}};
+    int consumer = role == ADVREC_KAFKA_CONSUMER;
+    advrec_kafka_prop_t *kv = NULL;
+
+    /* One allocation: the user's pairs, then the group.id default. */
+    if (!(kv = calloc(conf->kafka_cnt + 1, sizeof(*kv))))
+        return ADVREC_ERR_NOMEM;
+    for (size_t i = 0; i < conf->kafka_cnt; i++) {
+        kv[i].name = conf->kafka[i].name;
+        kv[i].value = conf->kafka[i].value;
+        kv[i].origin = conf->kafka[i].origin;
+    }
+    kv[conf->kafka_cnt].name = "group.id";
+    kv[conf->kafka_cnt].value = conf->group_id;
+    kv[conf->kafka_cnt].origin = "group.id";
+    p->role = role;
+    p->props = kv;
+    p->n_props = conf->kafka_cnt;
+    p->defaults = consumer ? &kv[conf->kafka_cnt] : NULL;
+    p->n_defaults = consumer ? 1 : 0;
+    p->forced = consumer ? consumer_forced : producer_forced;
+    p->n_forced = 1;
+    *props = kv;
+    return ADVREC_OK;
+}
+
+advrec_err_t advrec_params_codec(advrec_codec_t **codecp, int32_t *rec_id,
+                                 int32_t *anomaly_id, const advrec_conf_t *conf,
+                                 char *errstr, size_t errstr_size)
+{
+    advrec_codec_kind_t kind;
+    advrec_err_t err;
+
+    *codecp =
+        advrec_codec_new(advrec_conf_schema_dir(conf), errstr, errstr_size);
+    if (!*codecp)
+        return ADVREC_ERR_SCHEMA;
+    for (size_t i = 0; i < conf->schemas_cnt; i++) {
+        err = advrec_codec_register(*codecp, conf->schemas[i].id,
+                                    conf->schemas[i].path, errstr, errstr_size);
+        if (err)
+            return err;
+    }
+    *rec_id = (int32_t)conf->schema_recommendation_id;
+    if (advrec_codec_schema_kind(*codecp, *rec_id, &kind) ||
+        kind != ADVREC_CODEC_RECOMMENDATION)
+        return advrec_seterr(ADVREC_ERR_CONFIG, errstr, errstr_size,
+                             "schema.recommendation.id=%d does not name a "
+                             "registered Recommendation schema (schema.%d)",
+                             *rec_id, *rec_id);
+    *anomaly_id = (int32_t)conf->schema_anomaly_id;
+    if (advrec_codec_schema_kind(*codecp, *anomaly_id, &kind) ||
+        kind != ADVREC_CODEC_ANOMALY)
+        return advrec_seterr(ADVREC_ERR_CONFIG, errstr, errstr_size,
+                             "schema.anomaly.id=%d does not name a "
+                             "registered Anomaly schema (schema.%d)",
+                             *anomaly_id, *anomaly_id);
+    return ADVREC_OK;
 }

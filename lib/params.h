@@ -14,9 +14,11 @@
 #ifndef ADVREC_PARAMS_H
 #define ADVREC_PARAMS_H
 
+#include "codec.h"
 #include "config.h"
 #include "detect.h"
 #include "engine.h"
+#include "kafka.h"
 #include "store.h"
 
 /* The model.*, recs.* keys: the engine's, apr's and state's parameters. */
@@ -37,5 +39,30 @@ void advrec_params_detect(advrec_detect_params_t *params,
  * failure leaves params zeroed (detection disabled).
  */
 void advrec_params_detect_default(advrec_detect_params_t *params);
+
+/*
+ * The kafka.* pass-through and group.id as a lib/kafka client's properties
+ * for role: p's defaults, props and forced fields are set (hooks, opaque
+ * and bootstraps are left for the caller), with the properties advrecd's
+ * guarantees need forced over the user's (consumer: offsets stored only for
+ * committed effects; producer: idempotent). *props is malloc'd (the caller
+ * frees it after advrec_kafka_new; NULL when there is none) and points
+ * into conf. ADVREC_ERR_NOMEM.
+ */
+advrec_err_t advrec_params_kafka(advrec_kafka_params_t *p,
+                                 advrec_kafka_prop_t **props,
+                                 const advrec_conf_t *conf,
+                                 advrec_kafka_role_t role);
+
+/*
+ * A codec with every schema.<N> of conf registered (schema.dir for the
+ * defaults), in *codecp, and the writer ids of our Recommendation and
+ * Anomaly records in *rec_id and *anomaly_id, checked to name schemas of
+ * those kinds. ADVREC_ERR_SCHEMA / CONFIG with errstr (the key named);
+ * *codecp may then be non-NULL and is the caller's to destroy.
+ */
+advrec_err_t advrec_params_codec(advrec_codec_t **codecp, int32_t *rec_id,
+                                 int32_t *anomaly_id, const advrec_conf_t *conf,
+                                 char *errstr, size_t errstr_size);
 
 #endif
