@@ -236,13 +236,13 @@ advrec_err_t advrec_store_stage_pending(advrec_store_t *store,
     return ADVREC_OK;
 }
 
-/* meta key of pending flag seq: the prefix, then seq big-endian so that
- * keys sort in the order flags were raised. */
-static size_t flag_key(char *key, uint64_t seq)
+/* meta key of a pending output: prefix (META_FLAG_PF, META_OUT_PF), then
+ * seq big-endian so that keys sort in the order the outputs arose. */
+static size_t seq_key(char *key, const char *prefix, uint64_t seq)
 {
-    size_t pl = strlen(META_FLAG_PF);
+    size_t pl = strlen(prefix);
 
-    memcpy(key, META_FLAG_PF, pl);
+    memcpy(key, prefix, pl);
     for (int i = 0; i < 8; i++)
         key[pl + (size_t)i] = (char)(unsigned char)(seq >> (56 - 8 * i));
     return pl + 8;
@@ -253,7 +253,7 @@ advrec_err_t advrec_store_stage_flag(advrec_store_t *store, uint64_t seq,
                                      const void *value, size_t value_len)
 {
     char k[32];
-    size_t kl = flag_key(k, seq);
+    size_t kl = seq_key(k, META_FLAG_PF, seq);
     unsigned char *p;
 
     if (store->readonly || (value && key_len > 65536))
@@ -276,21 +276,11 @@ advrec_err_t advrec_store_stage_flag(advrec_store_t *store, uint64_t seq,
     return ADVREC_OK;
 }
 
-static size_t out_key(char *key, uint64_t seq)
-{
-    size_t pl = strlen(META_OUT_PF);
-
-    memcpy(key, META_OUT_PF, pl);
-    for (int i = 0; i < 8; i++)
-        key[pl + (size_t)i] = (char)(unsigned char)(seq >> (56 - 8 * i));
-    return pl + 8;
-}
-
 advrec_err_t advrec_store_stage_output(advrec_store_t *store, uint64_t seq,
                                        const void *rec, size_t len)
 {
     char k[32];
-    size_t kl = out_key(k, seq);
+    size_t kl = seq_key(k, META_OUT_PF, seq);
 
     if (store->readonly)
         return ADVREC_ERR_INVALID_ARG;
