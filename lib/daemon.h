@@ -4,10 +4,11 @@
  * daemon/main.c is a thin shell over this API, and tests and the demo embed
  * the whole daemon in-process through it. One processing round (see
  * docs/ARCHITECTURE.md): poll a batch from the click and purchase topics,
- * decode each record (a bad one goes to the dead-letter topic with its
- * original key, value and headers plus headers saying why and where it came
- * from), apply it to the engine, store the consumed offsets, refresh the
- * users whose debounce expired and produce their lists.
+ * decode each record (a bad one becomes a dead letter: its original key,
+ * value and headers plus headers saying why and where it came from), apply
+ * it to the engine, commit the rows, the consumed offsets and every output
+ * the round owes in one batch, then produce those outputs (lib/outbox),
+ * refresh the users whose debounce expired and produce their lists.
  *
  * Threads: run() blocks the calling thread; stop() may be called from any
  * thread or a signal handler (it only sets a flag that run() checks at least
