@@ -85,8 +85,6 @@ static void usage(FILE *fp)
         "list,\n"
         "               anomaly flags and dead letters not yet "
         "acknowledged\n"
-        "  pending      outputs still owed to the broker: users owed a list,\n"
-        "               anomaly flags and dead letters not yet acknowledged\n"
         "  summary      row counts, model version, fingerprint, size\n"
         "\n"
         "options:\n"
