@@ -112,7 +112,7 @@ static void usage(FILE *fp)
 {
     fprintf(fp,
             "Usage: advrecd [-c FILE] [-X key=value]... [--check-config]\n"
-            "       advrecd --dump-config=conf|md | --help | --version\n"
+            "       advrecd --dump-config=conf|md|man | --help | --version\n"
             "\n"
             "Real-time adversarial recommender on Kafka: consumes click and\n"
             "purchase events, trains online, publishes recommendations and\n"
@@ -125,10 +125,11 @@ static void usage(FILE *fp)
             "      --check-config    validate, print the effective "
             "configuration,\n"
             "                        exit 0 (78 when invalid)\n"
-            "      --dump-config=conf|md\n"
-            "                        write the commented default config file "
-            "or\n"
-            "                        the Markdown key reference to stdout\n"
+            "      --dump-config=conf|md|man\n"
+            "                        write the commented default config "
+            "file,\n"
+            "                        the Markdown key reference or the\n"
+            "                        advrecd.conf(5) man page to stdout\n"
             "  -h, --help            show this help\n"
             "  -V, --version         show the version\n"
             "\n"
@@ -136,7 +137,8 @@ static void usage(FILE *fp)
             "flush and commit, then exit 0; SIGUSR1 writes a checkpoint of\n"
             "the state into state.checkpoint.dir.\n"
             "\n"
-            "Every key, its default and range: docs/CONFIG.md, or\n"
+            "Every key, its default and range: advrecd.conf(5), "
+            "docs/CONFIG.md, or\n"
             "`advrecd --dump-config=conf`.\n");
 }
 
@@ -186,9 +188,12 @@ int main(int argc, char **argv)
                 advrec_conf_write_reference(stdout, ADVREC_CONF_FORMAT_CONF);
             } else if (strcmp(optarg, "md") == 0) {
                 advrec_conf_write_reference(stdout, ADVREC_CONF_FORMAT_MD);
+            } else if (strcmp(optarg, "man") == 0) {
+                advrec_conf_write_reference(stdout, ADVREC_CONF_FORMAT_MAN);
             } else {
                 fprintf(stderr,
-                        "advrecd: --dump-config=%s: expected conf or md\n",
+                        "advrecd: --dump-config=%s: expected conf, md or "
+                        "man\n",
                         optarg);
                 rc = EX_USAGE;
             }

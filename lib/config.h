@@ -143,6 +143,7 @@ typedef struct advrec_conf_s {
 typedef enum advrec_conf_format_e {
     ADVREC_CONF_FORMAT_CONF = 0, /* conf/advrecd.conf */
     ADVREC_CONF_FORMAT_MD = 1,   /* docs/CONFIG.md */
+    ADVREC_CONF_FORMAT_MAN = 2,  /* man/advrecd.conf.5 (roff) */
 } advrec_conf_format_t;
 
 /*
@@ -232,9 +233,9 @@ void advrec_conf_write(const advrec_conf_t *conf, FILE *fp);
 
 /*
  * Writes the reference generated from the table: the commented conf file
- * (every key commented out with its default, doc and range) or the Markdown
- * reference. Output does not depend on the build or the machine, so the
- * committed copies can be compared with it.
+ * (every key commented out with its default, doc and range), the Markdown
+ * reference or the advrecd.conf(5) man page. Output does not depend on the
+ * build or the machine, so the committed copies can be compared with it.
  */
 void advrec_conf_write_reference(FILE *fp, advrec_conf_format_t format);
 

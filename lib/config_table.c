@@ -2,11 +2,12 @@
  * config_table.c - the table of advrecd's configuration keys: the single
  * source of truth for each key's name, type, struct field, range, default,
  * group and documentation. Parsing (config.c), the effective-config dump
- * and the generated conf/advrecd.conf and docs/CONFIG.md (config_write.c)
- * all read it; test_config fails when the committed files drift from it.
+ * and the generated conf/advrecd.conf, docs/CONFIG.md and man/advrecd.conf.5
+ * (config_write.c) all read it; test_config fails when the committed files
+ * drift from it.
  *
  * To add a key: one field in advrec_conf_t (config.h), one row below, the
- * mapping into a module's parameters in params.c, then regenerate the two
+ * mapping into a module's parameters in params.c, then regenerate the three
  * committed files (the unit test says how).
  */
 #include "config_int.h"

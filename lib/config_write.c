@@ -2,8 +2,9 @@
  * config_write.c - output of the configuration module (config.h): the
  * effective configuration as a loadable conf file (advrec_conf_write) and
  * the reference generated from the key table (advrec_conf_write_reference:
- * conf/advrecd.conf and docs/CONFIG.md). Output depends only on the table
- * and the values, never on the build or the machine. Owns nothing.
+ * conf/advrecd.conf, docs/CONFIG.md and man/advrecd.conf.5). Output depends
+ * only on the table and the values, never on the build or the machine. Owns
+ * nothing.
  */
 #include "config_int.h"
 
@@ -335,10 +336,148 @@ static void write_reference_md(FILE *fp)
     fprintf(fp, "\n\nExample: `kafka.bootstrap.servers = localhost:9092`.\n");
 }
 
+/* roff text: a backslash is \e, and a line starting with '.' or '\'' would
+ * be a request, so it gets a zero-width \& first. Hyphens stay hyphens. */
+static void man_text(FILE *fp, const char *s)
+{
+    bool line_start = true;
+
+    for (; *s; s++) {
+        if (line_start && (*s == '.' || *s == '\''))
+            fputs("\\&", fp);
+        if (*s == '\\')
+            fputs("\\e", fp);
+        else
+            fputc(*s, fp);
+        line_start = *s == '\n';
+    }
+}
+
+/* A word set in bold or italic (font then back to roman). */
+static void man_font(FILE *fp, char font, const char *s)
+{
+    fprintf(fp, "\\f%c", font);
+    man_text(fp, s);
+    fputs("\\fR", fp);
+}
+
+static void write_reference_man(FILE *fp)
+{
+    char range[256];
+
+    fputs(".\\\" Generated from the key table in lib/config_table.c by\n"
+          ".\\\"   advrecd --dump-config=man > man/advrecd.conf.5\n"
+          ".\\\" do not edit by hand.\n"
+          ".TH ADVRECD.CONF 5 \"\" \"advrec\" \"File Formats Manual\"\n"
+          ".SH NAME\n"
+          "advrecd.conf \\- configuration file of advrecd, the advrec "
+          "recommender daemon\n"
+          ".SH SYNOPSIS\n"
+          ".I /etc/advrec/advrecd.conf\n"
+          ".SH DESCRIPTION\n"
+          ".B advrecd\n"
+          "reads the file named by\n"
+          ".BR \"advrecd \\-c\" ,\n"
+          "then applies each\n"
+          ".B \\-X key=value\n"
+          "option in order.\n"
+          ".B advrecd \\-\\-check\\-config\n"
+          "validates and prints the effective configuration.\n"
+          "The installed file lists every key commented out with its "
+          "default;\n"
+          "uncomment a line to change it.\n"
+          ".PP\n"
+          "Syntax: one\n"
+          ".B key = value\n"
+          "per line; whitespace around key and value is ignored;\n"
+          ".B #\n"
+          "starts a comment only as the first character of a line, so a "
+          "value may\n"
+          "contain it; a value may be wrapped in \"double\" (with \\e\" and "
+          "\\e\\e escapes)\n"
+          "or 'single' quotes.\n"
+          "A later setting of a key overrides an earlier one.\n"
+          "An unknown key, a malformed value or one out of range is an "
+          "error naming\n"
+          "the file, line and key (exit status 78).\n"
+          ".PP\n"
+          "Types:\n"
+          ".B bool\n"
+          "is true/false (also yes/no, on/off, 1/0);\n"
+          ".B int\n"
+          "a decimal integer;\n"
+          ".B double\n"
+          "a decimal number;\n"
+          ".B enum\n"
+          "one of the listed words;\n"
+          ".B size\n"
+          "an integer with an optional k, M, G suffix (powers of 1024).\n"
+          ".SH KEYS\n",
+          fp);
+    for (size_t g = 0; g < advrec_conf__groups_cnt; g++) {
+        fprintf(fp, ".SS \"%s: ", advrec_conf__groups[g].name);
+        man_text(fp, advrec_conf__groups[g].title);
+        fputs("\"\n", fp);
+        for (size_t i = 0; i < advrec_conf__rows_cnt; i++) {
+            const conf_row_t *row = &advrec_conf__rows[i];
+
+            if (strcmp(row->group, advrec_conf__groups[g].name) != 0)
+                continue;
+            describe_range(row, range, sizeof(range));
+            fputs(".TP\n", fp);
+            man_font(fp, 'B', row->name);
+            fprintf(fp, " (%s, default ", type_name(row->type));
+            if (*row->def)
+                man_font(fp, 'I', row->def);
+            else
+                fputs("empty", fp);
+            fputs(")\n", fp);
+            man_text(fp, row->doc);
+            fputs("\nAccepts: ", fp);
+            man_text(fp, range);
+            fputs(".\n", fp);
+        }
+        if (strcmp(advrec_conf__groups[g].name, "schema") == 0) {
+            fputs(".TP\n\\fBschema.\\fR\\fIN\\fR\n", fp);
+            man_text(fp, doc_schema_map);
+            fputc('\n', fp);
+        }
+    }
+    fputs(".SS \"kafka: librdkafka properties\"\n"
+          ".TP\n\\fBkafka.\\fR\\fIproperty\\fR\n",
+          fp);
+    man_text(fp, doc_kafka);
+    fputs("\nExample:\n"
+          ".BR \"kafka.bootstrap.servers = localhost:9092\" .\n"
+          ".SH FILES\n"
+          ".TP\n.I /etc/advrec/advrecd.conf\n"
+          "the configuration the systemd unit passes to advrecd "
+          "(mode 0640, group advrec)\n"
+          ".TP\n.I /var/lib/advrec\n"
+          "the default state.dir\n"
+          ".TP\n.I /var/lib/advrec\\-checkpoints\n"
+          "the default state.checkpoint.dir\n"
+          ".TP\n.I /usr/share/advrec/schemas\n"
+          "the built-in schema.dir\n"
+          ".SH \"SEE ALSO\"\n"
+          ".BR advrecd (8),\n"
+          ".BR advrec\\-inspect (1),\n"
+          ".BR advrec\\-produce (1);\n"
+          "librdkafka's CONFIGURATION.md for kafka.* properties.\n",
+          fp);
+}
+
 void advrec_conf_write_reference(FILE *fp, advrec_conf_format_t format)
 {
-    if (format == ADVREC_CONF_FORMAT_MD)
+    switch (format) {
+    case ADVREC_CONF_FORMAT_MD:
         write_reference_md(fp);
-    else
-        write_reference_conf(fp);
+        return;
+    case ADVREC_CONF_FORMAT_MAN:
+        write_reference_man(fp);
+        return;
+    case ADVREC_CONF_FORMAT_CONF:
+        break;
+    }
+    write_reference_conf(fp);
 }

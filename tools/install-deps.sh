@@ -10,6 +10,8 @@ PACKAGES=(
   libsystemd-dev
   # tests: the unit's sandbox reproduced by hand (integration.systemd_sandbox)
   bubblewrap
+  # the .deb (cpack: dpkg-shlibdeps for Depends) and e2e.package (man -l)
+  dpkg-dev man-db
   # tests: real Kafka (Java 17 + Maven) and independent Python clients
   openjdk-17-jre-headless maven python3 python3-venv
 )

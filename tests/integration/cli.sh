@@ -39,7 +39,7 @@ run help 0 "$advrecd" --help
 has help out "docs/CONFIG.md"
 has help out "-X key=value"
 has help out "--check-config"
-has help out "--dump-config=conf|md"
+has help out "--dump-config=conf|md|man"
 
 run check-shipped-conf 0 "$advrecd" -c "$src/conf/advrecd.conf" --check-config
 has check-shipped-conf out "model.k = 64"
@@ -59,6 +59,11 @@ fi
 run dump-md 0 "$advrecd" --dump-config=md
 if ! cmp -s "$tmp/out" "$src/docs/CONFIG.md"; then
   echo "FAIL dump-md: differs from docs/CONFIG.md"
+  failures=$((failures + 1))
+fi
+run dump-man 0 "$advrecd" --dump-config=man
+if ! cmp -s "$tmp/out" "$src/man/advrecd.conf.5"; then
+  echo "FAIL dump-man: differs from man/advrecd.conf.5"
   failures=$((failures + 1))
 fi
 

@@ -2,7 +2,8 @@
  * Unit tests for config.c: defaults, every value type, ranges, file syntax,
  * error messages (file:line, key, did-you-mean), kafka.* passthrough, the
  * schema.<N> map, -X precedence, cross-key checks, and that the committed
- * conf/advrecd.conf and docs/CONFIG.md are what the table generates.
+ * conf/advrecd.conf, docs/CONFIG.md and man/advrecd.conf.5 are what the
+ * table generates.
  *
  * Files are written into a fresh mkdtemp() directory, removed at the end.
  */
@@ -646,9 +647,10 @@ static void test_committed_reference_is_current(void)
     } refs[] = {
         {"conf/advrecd.conf", ADVREC_CONF_FORMAT_CONF, "conf"},
         {"docs/CONFIG.md", ADVREC_CONF_FORMAT_MD, "md"},
+        {"man/advrecd.conf.5", ADVREC_CONF_FORMAT_MAN, "man"},
     };
 
-    for (size_t i = 0; i < 2; i++) {
+    for (size_t i = 0; i < sizeof(refs) / sizeof(refs[0]); i++) {
         char path[512];
         char *want = capture_reference(refs[i].format), *have;
 
@@ -673,6 +675,7 @@ static void test_reference_lists_every_key(void)
 {
     char *conf_ref = capture_reference(ADVREC_CONF_FORMAT_CONF);
     char *md_ref = capture_reference(ADVREC_CONF_FORMAT_MD);
+    char *man_ref = capture_reference(ADVREC_CONF_FORMAT_MAN);
     size_t n = 0;
 
     for (const char *key; (key = advrec_conf_key(n)); n++) {
@@ -688,11 +691,17 @@ static void test_reference_lists_every_key(void)
             check_failed_asserts++;
             fprintf(stderr, "md reference lacks %s\n", key);
         }
+        snprintf(needle, sizeof(needle), ".TP\n\\fB%s\\fR (", key);
+        if (!strstr(man_ref, needle)) {
+            check_failed_asserts++;
+            fprintf(stderr, "man reference lacks %s\n", key);
+        }
     }
     CHECK(n >= 40);
     CHECK(advrec_conf_key(n) == NULL);
     free(conf_ref);
     free(md_ref);
+    free(man_ref);
 }
 
 /* Uncommenting every line of the generated conf gives a loadable file whose
