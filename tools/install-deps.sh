@@ -8,6 +8,8 @@ PACKAGES=(
   build-essential cmake pkg-config clang-format
   librdkafka-dev libavro-dev librocksdb-dev libopenblas-dev libjansson-dev
   libsystemd-dev
+  # the HTTP endpoint (/metrics, /health); promtool checks the scraped text
+  libmicrohttpd-dev prometheus
   # tests: real Kafka (Java 17 + Maven) and independent Python clients
   openjdk-17-jre-headless maven python3 python3-venv
 )
