@@ -227,11 +227,12 @@ advrec_err_t advrec_http_new(advrec_http_t **httpp,
     h->live_max_ms = params->live_max_ms;
     if (addr.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
-    h->mhd =
-        MHD_start_daemon(flags, 0, NULL, NULL, serve, h, MHD_OPTION_SOCK_ADDR,
-                         (struct sockaddr *)&addr, MHD_OPTION_EXTERNAL_LOGGER,
-                         mhd_log, NULL, MHD_OPTION_CONNECTION_LIMIT, 64u,
-                         MHD_OPTION_CONNECTION_TIMEOUT, 10u, MHD_OPTION_END);
+    /* The logger first, so libmicrohttpd's own messages all come to us. */
+    h->mhd = MHD_start_daemon(
+        flags, 0, NULL, NULL, serve, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
+        NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
+        MHD_OPTION_CONNECTION_LIMIT, 64u, MHD_OPTION_CONNECTION_TIMEOUT, 10u,
+        MHD_OPTION_END);
     if (!h->mhd) {
         free(h);
         return advrec_seterr(ADVREC_ERR_IO, errstr, errstr_size,
