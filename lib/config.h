@@ -128,6 +128,10 @@ typedef struct advrec_conf_s {
     /* log */
     int log_level; /* syslog priority, advrec_log_level_t */
     int64_t stats_interval_ms;
+    /* http */
+    char *http_listen; /* "" = no endpoint */
+    int64_t http_live_max_ms;
+    int64_t metrics_prequential_every;
 
     /* kafka.* pairs in the order they were given (read-only). */
     advrec_conf_kv_t *kafka;

@@ -206,6 +206,13 @@ const conf_row_t advrec_conf__rows[] = {
              "Least severe level logged (syslog levels; journald keeps each line's level)."),
     ROW_INT("stats.interval.ms", stats_interval_ms, 0, MS_DAY, "10000", "log",
             "Interval of the statistics log line (rates, lag, model size); 0: off."),
+
+    ROW_STR("http.listen", http_listen, 0, 0, "127.0.0.1:9464", "http",
+            "host:port of the HTTP endpoint serving /metrics (Prometheus text), /health/live and /health/ready (IPv4 address or [IPv6]; port 0: any free port, logged); empty: no endpoint."),
+    ROW_INT("http.live.max.ms", http_live_max_ms, 1, MS_DAY, "30000", "http",
+            "/health/live answers 503 once the last processing round finished longer ago than this."),
+    ROW_INT("metrics.prequential.every", metrics_prequential_every, 0, I32_MAX, "1000", "http",
+            "Every Nth applied event, before training on it, rank its user as a list would be published and count whether the event's item is in it (advrec_prequential_*); 0: off."),
 };
 /* clang-format on */
 
@@ -223,6 +230,7 @@ const conf_group_t advrec_conf__groups[] = {
     {"recs", "recommendation lists"},
     {"anomaly", "bot and shilling detectors (docs/ANOMALY.md)"},
     {"log", "logging and statistics"},
+    {"http", "the HTTP endpoint: metrics and health (docs/OPERATIONS.md)"},
 };
 
 const size_t advrec_conf__groups_cnt =

@@ -24,6 +24,7 @@
  */
 #include "daemon.h"
 
+#include <math.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,6 +38,7 @@
 #include "detect.h"
 #include "detect_store.h"
 #include "engine.h"
+#include "http.h"
 #include "kafka.h"
 #include "log.h"
 #include "metrics.h"
@@ -55,6 +57,11 @@
 #define OUTBOX_MAX_BYTES   ((size_t)64 << 20)
 /* Value bytes kept of a dead letter the broker refuses as too large. */
 #define DLQ_TRUNCATE_BYTES 65536
+/* With an HTTP endpoint: librdkafka's statistics (consumer lag) this often,
+ * RocksDB's size properties read at most this often. */
+#define LAG_INTERVAL_MS 5000
+#define STORE_SIZES_MS  1000
+#define LOSS_EWMA_ALPHA 0.01 /* per training step */
 
 struct advrec_daemon_s {
     advrec_conf_t *conf; /* owned */
@@ -79,6 +86,9 @@ struct advrec_daemon_s {
     int paused;             /* consumption paused: outbox full */
     uint64_t dlq_logged;    /* DLQ records logged since the last stats line */
     advrec_err_t flag_err;  /* while taking a round's flags */
+    advrec_http_t *http;    /* the HTTP endpoint, or NULL */
+    uint64_t preq_seen;     /* events seen by the prequential sampler */
+    int64_t sizes_ms;       /* when the store's sizes were last read */
 
     /* Round scratch, allocated once. */
     rd_kafka_message_t **batch;
@@ -94,6 +104,14 @@ static int64_t now_ms(void)
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t now_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 static int64_t wall_ms(void)
@@ -231,6 +249,42 @@ static advrec_err_t load_detector(advrec_daemon_t *d, char *errstr,
                                     errstr_size);
 }
 
+/*
+ * Starts the HTTP endpoint (http.listen; "" is none) before the state is
+ * loaded, so /health/ready can say it is loading. A malformed address is a
+ * configuration error; an address that cannot be bound (in use) is logged
+ * and the daemon runs without the endpoint: monitoring that cannot start
+ * must not stop the service.
+ */
+static advrec_err_t start_http(advrec_daemon_t *d, char *errstr,
+                               size_t errstr_size)
+{
+    advrec_http_params_t hp = {
+        .listen = d->conf->http_listen,
+        .metrics = d->metrics,
+        .live_max_ms = d->conf->http_live_max_ms,
+    };
+    advrec_err_t err;
+    char why[512];
+
+    if (advrec_metrics_set_topics(d->metrics, d->conf->topic_clicks,
+                                  d->conf->topic_purchases))
+        return advrec_seterr(ADVREC_ERR_NOMEM, errstr, errstr_size,
+                             "out of memory");
+    if (!d->conf->http_listen[0])
+        return ADVREC_OK;
+    err = advrec_http_new(&d->http, &hp, why, sizeof(why));
+    if (err == ADVREC_ERR_CONFIG || err == ADVREC_ERR_NOMEM)
+        return advrec_seterr(err, errstr, errstr_size, "%s", why);
+    if (err)
+        log_err("%s: running without the HTTP endpoint", why);
+    else
+        log_notice("http: serving /metrics, /health/live and /health/ready "
+                   "on %s (port %d)",
+                   d->conf->http_listen, advrec_http_port(d->http));
+    return ADVREC_OK;
+}
+
 advrec_err_t advrec_daemon_new(advrec_daemon_t **daemonp, advrec_conf_t *conf,
                                char *errstr, size_t errstr_size)
 {
@@ -258,6 +312,9 @@ advrec_err_t advrec_daemon_new(advrec_daemon_t **daemonp, advrec_conf_t *conf,
         goto fail;
     }
     d->c = advrec_metrics_counters(d->metrics);
+    d->c->store_sst_bytes = d->c->store_pending_bytes = -1;
+    if ((err = start_http(d, errstr, errstr_size)))
+        goto fail;
     if ((err = advrec_params_codec(&d->codec, &d->rec_schema_id,
                                    &d->anomaly_schema_id, conf, errstr,
                                    errstr_size)))
@@ -283,6 +340,8 @@ advrec_err_t advrec_daemon_new(advrec_daemon_t **daemonp, advrec_conf_t *conf,
                             "out of memory");
         goto fail;
     }
+    d->c->loaded_ms = now_ms(); /* /health/ready: the state is loaded */
+    advrec_metrics_share(d->metrics);
     *daemonp = d;
     return ADVREC_OK;
 
@@ -320,6 +379,7 @@ static int on_assign(void *opaque, rd_kafka_topic_partition_list_t *parts)
     int resumed = 0;
     char why[256];
 
+    d->c->partitions += (uint32_t)parts->cnt;
     if (!d->store || d->broker)
         return 0;
     for (int i = 0; i < parts->cnt; i++) {
@@ -335,6 +395,37 @@ static int on_assign(void *opaque, rd_kafka_topic_partition_list_t *parts)
         }
     }
     return resumed;
+}
+
+/* Partitions revoked: no longer ours (the readiness gauge). */
+static void on_revoke(void *opaque,
+                      const rd_kafka_topic_partition_list_t *parts)
+{
+    advrec_daemon_t *d = opaque;
+
+    d->c->partitions -= d->c->partitions < (uint32_t)parts->cnt
+                            ? d->c->partitions
+                            : (uint32_t)parts->cnt;
+}
+
+/* librdkafka's statistics: the consumer lag of the input partitions. */
+static void on_lag(void *opaque, const advrec_kafka_lag_t *lags, size_t n)
+{
+    advrec_daemon_t *d = opaque;
+    uint32_t k = 0;
+
+    for (size_t i = 0; i < n && k < ADVREC_METRICS_LAG_MAX; i++) {
+        int topic = strcmp(lags[i].topic, d->inputs[TOPIC_CLICKS]) == 0 ? 0
+                    : strcmp(lags[i].topic, d->inputs[TOPIC_PURCHASES]) == 0
+                        ? 1
+                        : -1;
+        if (topic < 0)
+            continue;
+        d->c->lag[k].topic = topic;
+        d->c->lag[k].partition = lags[i].partition;
+        d->c->lag[k++].lag = lags[i].lag;
+    }
+    d->c->n_lag = k;
 }
 
 /* One of our clients (lib/params: the user's kafka.* pairs over our
@@ -353,6 +444,11 @@ static advrec_err_t new_client(advrec_daemon_t *d, advrec_kafka_role_t role,
     p.bootstraps = d->broker ? advrec_broker_bootstraps(d->broker) : NULL;
     p.on_delivery = on_delivery;
     p.on_assign = on_assign;
+    p.on_revoke = on_revoke;
+    if (d->http && role == ADVREC_KAFKA_CONSUMER) {
+        p.on_stats = on_lag;
+        p.stats_interval_ms = LAG_INTERVAL_MS;
+    }
     p.opaque = d;
     err = advrec_kafka_new(kafkap, &p, errstr, errstr_size);
     free(props);
@@ -441,6 +537,8 @@ static void to_dlq(advrec_daemon_t *d, const rd_kafka_message_t *m,
     rd_kafka_header_add(h, "advrec.source.partition", -1, num, -1);
     snprintf(num, sizeof(num), "%lld", (long long)m->offset);
     rd_kafka_header_add(h, "advrec.source.offset", -1, num, -1);
+    if ((unsigned)reason < ADVREC_DLQ__COUNT)
+        d->c->dead[reason]++;
     /* A flood of bad input must not become a flood of log lines: the first
      * few per stats interval are logged, the rest only counted. */
     if (d->dlq_logged++ < DLQ_LOG_PER_INTERVAL)
@@ -461,6 +559,21 @@ static void to_dlq(advrec_daemon_t *d, const rd_kafka_message_t *m,
     d->c->dlq++;
 }
 
+/*
+ * The prequential estimate, on a sample: before the event trains the model,
+ * would the list published for its user now contain its item? Only events
+ * of a known user on a known item are asked (advrec_engine_hit).
+ */
+static void prequential(advrec_daemon_t *d, const advrec_event_t *ev)
+{
+    int hit = advrec_engine_hit(d->engine, ev->user_id, ev->item_id);
+
+    if (hit < 0)
+        return;
+    d->c->preq_samples++;
+    d->c->preq_hits += (uint64_t)hit;
+}
+
 /* Decodes and applies one input record; anything wrong goes to the DLQ. */
 static void handle(advrec_daemon_t *d, const rd_kafka_message_t *m, int64_t now)
 {
@@ -479,6 +592,11 @@ static void handle(advrec_daemon_t *d, const rd_kafka_message_t *m, int64_t now)
     origin.offset = m->offset;
     err = advrec_codec_decode_event(d->codec, m->payload, m->len, &ev, &reason,
                                     why, sizeof(why));
+    if (err && (unsigned)reason < ADVREC_DLQ__COUNT)
+        d->c->decode_failed[reason]++;
+    if (!err && d->conf->metrics_prequential_every > 0 &&
+        ++d->preq_seen % (uint64_t)d->conf->metrics_prequential_every == 0)
+        prequential(d, &ev);
     if (!err && (err = advrec_engine_apply(d->engine, &ev, topic, &origin, 1.0f,
                                            now, why, sizeof(why))))
         reason = advrec_dlq_reason_from_err(err);
@@ -490,6 +608,7 @@ static void handle(advrec_daemon_t *d, const rd_kafka_message_t *m, int64_t now)
         d->c->purchases++;
     else
         d->c->clicks++;
+    d->c->events[origin.topic][ev.type == ADVREC_EVENT_PURCHASE]++;
 }
 
 /* Encodes one refreshed list and produces it, keyed by user. */
@@ -596,6 +715,8 @@ static void raise_flag(void *opaque, const advrec_detect_flag_t *flag)
         return;
     }
     d->c->flags++;
+    for (unsigned b = 0; b < ADVREC_METRICS_FLAG_REASONS; b++)
+        d->c->flag_reasons[b] += (flag->reasons >> b) & 1u;
     d->c->flags_quarantined += flag->action == ADVREC_ANOMALY_QUARANTINED;
     d->c->flags_cleared += flag->action == ADVREC_ANOMALY_CLEARED;
 }
@@ -675,6 +796,23 @@ static advrec_err_t commit_round(advrec_daemon_t *d, rd_kafka_message_t **msgs,
     return ADVREC_OK;
 }
 
+/* The model's figures: training steps, and the running loss as an
+ * exponentially weighted mean with LOSS_EWMA_ALPHA per step (n steps of
+ * mean loss L since the last round move it as n single steps of L would). */
+static void running_loss(advrec_daemon_t *d)
+{
+    double sum, keep;
+    uint64_t n;
+
+    d->c->model_updates = advrec_engine_version(d->engine);
+    advrec_engine_take_loss(d->engine, &sum, &n);
+    if (n == 0)
+        return;
+    keep = d->c->loss_steps ? pow(1.0 - LOSS_EWMA_ALPHA, (double)n) : 0.0;
+    d->c->loss_ewma = keep * d->c->loss_ewma + (1.0 - keep) * (sum / (double)n);
+    d->c->loss_steps += n;
+}
+
 /* Gauges into the counters, then publish (metrics). */
 static void publish_stats(advrec_daemon_t *d, int64_t now, int final)
 {
@@ -690,6 +828,15 @@ static void publish_stats(advrec_daemon_t *d, int64_t now, int final)
     d->c->dlq_truncated = os.truncated;
     d->c->backpressure =
         d->producer ? advrec_kafka_backpressure(d->producer) : 0;
+    running_loss(d);
+    if (d->store && (final || now - d->sizes_ms >= STORE_SIZES_MS)) {
+        uint64_t sst, pending;
+        advrec_store_sizes(d->store, &sst, &pending);
+        d->c->store_sst_bytes = (int64_t)sst;
+        d->c->store_pending_bytes = (int64_t)pending;
+        d->sizes_ms = now;
+    }
+    d->c->round_end_ms = now;
     if (advrec_metrics_publish(d->metrics, now, final))
         d->dlq_logged = 0;
 }
@@ -699,7 +846,9 @@ static void round_once(advrec_daemon_t *d)
 {
     rd_kafka_t *producer = advrec_kafka_rk(d->producer);
     ssize_t n;
-    int64_t now;
+    int64_t now, t0 = now_us(), t1;
+    size_t n_since;
+    const int64_t *since;
     advrec_err_t err;
     char why[512];
 
@@ -751,10 +900,18 @@ static void round_once(advrec_daemon_t *d)
     advrec_outbox_produce(d->outbox);
     /* Refresh what is due; bounded per round so a burst of stale users
      * cannot starve consumption. */
-    advrec_engine_refresh(d->engine, now, 0, (size_t)d->conf->round_max_records,
-                          emit, d);
+    t1 = now_us();
+    if (advrec_engine_refresh(d->engine, now, 0,
+                              (size_t)d->conf->round_max_records, emit, d)) {
+        advrec_histogram_observe(&d->c->refresh, (double)(now_us() - t1) / 1e6);
+        since = advrec_engine_refreshed_since(d->engine, &n_since);
+        for (size_t i = 0; i < n_since; i++)
+            advrec_histogram_observe(&d->c->staleness,
+                                     (double)(now - since[i]) / 1e3);
+    }
     rd_kafka_poll(producer, 0);
     d->c->rounds++;
+    advrec_histogram_observe(&d->c->round, (double)(now_us() - t0) / 1e6);
     publish_stats(d, now, 0);
 }
 
@@ -794,6 +951,8 @@ advrec_err_t advrec_daemon_run(advrec_daemon_t *d, char *errstr,
         if (atomic_exchange(&d->checkpoint, 0))
             write_checkpoint(d);
     }
+    d->c->stopping = 1; /* /health: the loop has ended */
+    advrec_metrics_share(d->metrics);
     advrec_metrics_stopping(d->metrics);
     if (d->fatal[0])
         return advrec_seterr(d->fatal_err ? d->fatal_err : ADVREC_ERR_KAFKA,
@@ -855,10 +1014,17 @@ void advrec_daemon_stats(const advrec_daemon_t *d, advrec_daemon_stats_t *stats)
     advrec_metrics_read(d->metrics, stats);
 }
 
+int advrec_daemon_http_port(const advrec_daemon_t *d)
+{
+    return d->http ? advrec_http_port(d->http) : 0;
+}
+
 void advrec_daemon_destroy(advrec_daemon_t *d)
 {
     if (!d)
         return;
+    /* First: its thread reads the metrics. */
+    advrec_http_destroy(d->http);
     if (d->cq)
         rd_kafka_queue_destroy(d->cq);
     advrec_kafka_destroy(d->consumer);

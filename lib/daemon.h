@@ -73,6 +73,10 @@ void advrec_daemon_checkpoint(advrec_daemon_t *daemon);
  * cluster. Owned by the daemon. Valid after start(). */
 const char *advrec_daemon_bootstraps(const advrec_daemon_t *daemon);
 
+/* The TCP port the HTTP endpoint listens on (http.listen; the one chosen
+ * for port 0), or 0 without an endpoint. Valid after new(). */
+int advrec_daemon_http_port(const advrec_daemon_t *daemon);
+
 /* A snapshot of the counters (safe from any thread; values may be a round
  * old). */
 void advrec_daemon_stats(const advrec_daemon_t *daemon,

@@ -33,6 +33,11 @@ struct advrec_engine_s {
 
     advrec_engine_judge_cb *judge; /* the detectors, or NULL */
     void *judge_opaque;
+
+    /* For the metrics (advrec_engine_take_loss, _refreshed_since). */
+    double loss_sum; /* clean BPR loss of the steps since the last take */
+    uint64_t loss_n;
+    size_t n_refreshed; /* due_since entries of the last refresh */
 };
 
 advrec_engine_t *advrec_engine_new(const advrec_engine_params_t *params,
@@ -299,10 +304,13 @@ advrec_err_t advrec_engine_apply(advrec_engine_t *e, const advrec_event_t *ev,
                  r++)
                 j = advrec_apr_sample_negative(&rng, items->n, i);
             advrec_apr_row_t rj = row_of(items, j, e->p.apr.use_bias);
+            advrec_apr_result_t res;
             if (advrec_apr_step(&e->p.apr, &ru, &ri, &rj, w, 1, e->scratch,
-                                NULL) == ADVREC_OK) {
+                                &res) == ADVREC_OK) {
                 advrec_rows_touch(items, j);
                 e->version++;
+                e->loss_sum += res.loss;
+                e->loss_n++;
             }
         }
     }
@@ -323,6 +331,7 @@ size_t advrec_engine_refresh(advrec_engine_t *e, int64_t now_ms, int force,
     advrec_user_ext_t *ux = advrec_state_user_ext(e->state);
     size_t n_due = 0, kept = 0;
 
+    e->n_refreshed = 0;
     if (e->n_stale == 0)
         return 0;
     if (e->due_cap < e->n_stale) {
@@ -366,5 +375,48 @@ size_t advrec_engine_refresh(advrec_engine_t *e, int64_t now_ms, int force,
         }
         return 0;
     }
+    e->n_refreshed = n_due;
     return n_due;
+}
+
+void advrec_engine_take_loss(advrec_engine_t *e, double *sum, uint64_t *n)
+{
+    *sum = e->loss_sum;
+    *n = e->loss_n;
+    e->loss_sum = 0;
+    e->loss_n = 0;
+}
+
+const int64_t *advrec_engine_refreshed_since(const advrec_engine_t *e,
+                                             size_t *n)
+{
+    *n = e->n_refreshed;
+    return e->due_since;
+}
+
+typedef struct hit_s {
+    uint32_t item;
+    int hit;
+} hit_t;
+
+static void hit_check(void *opaque, const advrec_rank_list_t *list)
+{
+    hit_t *h = opaque;
+
+    for (uint32_t r = 0; r < list->n; r++)
+        if (list->items[r] == h->item)
+            h->hit = 1;
+}
+
+int advrec_engine_hit(advrec_engine_t *e, const char *user_id,
+                      const char *item_id)
+{
+    hit_t h = {0, 0};
+    uint32_t u;
+
+    if (advrec_state_user(e->state, user_id, 0, &u, NULL, NULL, 0) ||
+        advrec_state_item(e->state, item_id, 0, &h.item, NULL, NULL, 0) ||
+        advrec_rank_users(e->rank, e->state, e->pop, &u, 1, hit_check, &h))
+        return -1;
+    return h.hit;
 }

@@ -126,6 +126,27 @@ void advrec_engine_mark_stale(advrec_engine_t *engine, uint32_t user,
 /* Training steps taken so far: the model version carried by each list. */
 uint64_t advrec_engine_version(const advrec_engine_t *engine);
 
+/* The sum of the clean BPR loss of the training steps taken since the last
+ * call, and how many (for the metrics' running loss); both start again. */
+void advrec_engine_take_loss(advrec_engine_t *engine, double *sum, uint64_t *n);
+
+/* The time (now_ms of advrec_engine_mark_stale's first mark) since which
+ * each user the last advrec_engine_refresh listed had been waiting, n of
+ * them (0 when it listed none). Owned by the engine, valid until the next
+ * refresh. */
+const int64_t *advrec_engine_refreshed_since(const advrec_engine_t *engine,
+                                             size_t *n);
+
+/*
+ * Prequential check, before the event is applied: ranks user_id as a list
+ * would be published now (exclusions, cold-start popularity, recs.n) and
+ * returns 1 when item_id is in it, 0 when not, -1 when it cannot be asked
+ * (the user or the item is not known yet, or no memory). Costs one user's
+ * scoring against every item: call it on a sample. Changes nothing.
+ */
+int advrec_engine_hit(advrec_engine_t *engine, const char *user_id,
+                      const char *item_id);
+
 /* Restores the version read back from the state store (store.h). */
 void advrec_engine_set_version(advrec_engine_t *engine, uint64_t version);
 

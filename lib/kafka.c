@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "log.h"
 
 struct advrec_kafka_s {
@@ -16,6 +18,7 @@ struct advrec_kafka_s {
     advrec_kafka_delivery_cb *on_delivery;
     advrec_kafka_assign_cb *on_assign;
     advrec_kafka_revoke_cb *on_revoke;
+    advrec_kafka_stats_cb *on_stats;
     void *opaque;
     atomic_int fatal; /* 0, 1 being written, 2 written */
     char fatal_msg[512];
@@ -157,6 +160,50 @@ static void handle_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     }
 }
 
+/*
+ * librdkafka's statistics JSON: topics.<t>.partitions.<p>.consumer_lag of
+ * each partition that has one (librdkafka's own "-1" partition and
+ * partitions without a position report -1 and are left out). A document
+ * that does not parse is logged at debug level and skipped.
+ */
+static int handle_stats_cb(rd_kafka_t *rk, char *json, size_t json_len,
+                           void *opaque)
+{
+    advrec_kafka_t *k = opaque;
+    advrec_kafka_lag_t lags[256];
+    size_t n = 0;
+    json_error_t jerr;
+    json_t *doc = json_loadb(json, json_len, 0, &jerr), *topics, *t;
+    const char *tname;
+
+    (void)rk;
+    if (!doc) {
+        log_debug("statistics: %s", jerr.text);
+        return 0;
+    }
+    topics = json_object_get(doc, "topics");
+    json_object_foreach(topics, tname, t)
+    {
+        json_t *parts = json_object_get(t, "partitions"), *pt;
+        const char *pname;
+        json_object_foreach(parts, pname, pt)
+        {
+            json_t *lag = json_object_get(pt, "consumer_lag");
+            json_t *id = json_object_get(pt, "partition");
+            if (!json_is_integer(lag) || json_integer_value(lag) < 0 ||
+                !json_is_integer(id) || json_integer_value(id) < 0 ||
+                n == sizeof(lags) / sizeof(*lags))
+                continue;
+            lags[n].topic = tname;
+            lags[n].partition = (int32_t)json_integer_value(id);
+            lags[n++].lag = (int64_t)json_integer_value(lag);
+        }
+    }
+    k->on_stats(k->opaque, lags, n);
+    json_decref(doc);
+    return 0; /* librdkafka frees json */
+}
+
 advrec_err_t advrec_kafka_new(advrec_kafka_t **kafkap,
                               const advrec_kafka_params_t *p, char *errstr,
                               size_t errstr_size)
@@ -180,8 +227,17 @@ advrec_err_t advrec_kafka_new(advrec_kafka_t **kafkap,
     k->on_delivery = p->on_delivery;
     k->on_assign = p->on_assign;
     k->on_revoke = p->on_revoke;
+    k->on_stats = p->on_stats;
     k->opaque = p->opaque;
     c = rd_kafka_conf_new();
+    if (p->on_stats) {
+        char ms[32];
+        snprintf(ms, sizeof(ms), "%d", p->stats_interval_ms);
+        if ((err = advrec_kafka_conf_set(c, "statistics.interval.ms", ms,
+                                         errstr, errstr_size)))
+            goto fail;
+        rd_kafka_conf_set_stats_cb(c, handle_stats_cb);
+    }
     if ((err = set_props(c, own, n_own, errstr, errstr_size)) ||
         (err = set_props(c, p->defaults, p->n_defaults, errstr, errstr_size)) ||
         (err = set_props(c, p->props, p->n_props, errstr, errstr_size)) ||

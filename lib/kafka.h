@@ -57,6 +57,19 @@ typedef int(advrec_kafka_assign_cb)(void *opaque,
 typedef void(advrec_kafka_revoke_cb)(
     void *opaque, const rd_kafka_topic_partition_list_t *parts);
 
+/* One partition's consumer lag from librdkafka's statistics. */
+typedef struct advrec_kafka_lag_s {
+    const char *topic; /* valid during the hook only */
+    int32_t partition;
+    int64_t lag; /* records from the committed position to the end */
+} advrec_kafka_lag_t;
+
+/* librdkafka's statistics (consumer): the lag of every assigned partition
+ * that reports one (consumer_lag >= 0), n of them (0: none known); lags is
+ * valid during the call only. Served on the thread that polls. */
+typedef void(advrec_kafka_stats_cb)(void *opaque,
+                                    const advrec_kafka_lag_t *lags, size_t n);
+
 typedef struct advrec_kafka_params_s {
     advrec_kafka_role_t role;
     /* Set last when non-NULL (the embedded broker's address). */
@@ -75,7 +88,11 @@ typedef struct advrec_kafka_params_s {
     advrec_kafka_delivery_cb *on_delivery; /* producer; may be NULL */
     advrec_kafka_assign_cb *on_assign;     /* consumer; may be NULL */
     advrec_kafka_revoke_cb *on_revoke;     /* consumer; may be NULL */
-    void *opaque;                          /* passed to the hooks */
+    /* Statistics: with a hook, statistics.interval.ms defaults to
+     * stats_interval_ms (the user's kafka.* may override it). */
+    advrec_kafka_stats_cb *on_stats; /* may be NULL */
+    int stats_interval_ms;
+    void *opaque; /* passed to the hooks */
 } advrec_kafka_params_t;
 
 /*

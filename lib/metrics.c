@@ -5,6 +5,9 @@
 
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
+
+#include "metrics_int.h"
 
 #include "log.h"
 
@@ -22,6 +25,7 @@ struct advrec_metrics_s {
     pthread_mutex_t lock;    /* guards shown */
     advrec_counters_t last;  /* at the last stats line */
     int64_t last_ms;
+    char *topics[2]; /* the input topics' names, for labels */
 };
 
 advrec_metrics_t *advrec_metrics_new(int64_t interval_ms)
@@ -40,6 +44,8 @@ void advrec_metrics_destroy(advrec_metrics_t *m)
     if (!m)
         return;
     pthread_mutex_destroy(&m->lock);
+    free(m->topics[0]);
+    free(m->topics[1]);
     free(m);
 }
 
@@ -101,4 +107,45 @@ void advrec_metrics_stopping(advrec_metrics_t *m)
 {
     (void)m;
     notify("STOPPING=1");
+}
+
+void advrec_metrics_share(advrec_metrics_t *m)
+{
+    pthread_mutex_lock(&m->lock);
+    m->shown = m->now;
+    pthread_mutex_unlock(&m->lock);
+}
+
+void advrec_histogram_observe(advrec_histogram_t *h, double seconds)
+{
+    static const double bounds[] = {ADVREC_METRICS_BUCKETS};
+    size_t b = 0;
+
+    while (b < ADVREC_METRICS_BUCKETS_CNT && seconds > bounds[b])
+        b++;
+    h->bucket[b]++;
+    h->count++;
+    h->sum_s += seconds;
+}
+
+advrec_err_t advrec_metrics_set_topics(advrec_metrics_t *m, const char *clicks,
+                                       const char *purchases)
+{
+    char *c = strdup(clicks), *p = strdup(purchases);
+
+    if (!c || !p) {
+        free(c);
+        free(p);
+        return ADVREC_ERR_NOMEM;
+    }
+    free(m->topics[0]);
+    free(m->topics[1]);
+    m->topics[0] = c;
+    m->topics[1] = p;
+    return ADVREC_OK;
+}
+
+const char *advrec_metrics__topic(const advrec_metrics_t *m, int topic)
+{
+    return m->topics[topic] ? m->topics[topic] : "";
 }

@@ -16,6 +16,33 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "reason.h"
+
+/* Buckets of every latency histogram: upper bounds in seconds (the last,
+ * +Inf, is implicit). */
+#define ADVREC_METRICS_BUCKETS                                              \
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, \
+        10.0, 30.0, 60.0
+#define ADVREC_METRICS_BUCKETS_CNT 15
+/* Partitions whose consumer lag is kept (the rest are not shown). */
+#define ADVREC_METRICS_LAG_MAX 256
+/* Anomaly flag reasons, by bit of advrec_detect_flag_t.reasons. */
+#define ADVREC_METRICS_FLAG_REASONS 8
+
+/* A latency histogram: counts per bucket (not cumulative), total, sum. */
+typedef struct advrec_histogram_s {
+    uint64_t bucket[ADVREC_METRICS_BUCKETS_CNT + 1];
+    uint64_t count;
+    double sum_s;
+} advrec_histogram_t;
+
+/* One input partition's consumer lag (librdkafka statistics). */
+typedef struct advrec_partition_lag_s {
+    int32_t topic; /* 0 clicks, 1 purchases (the input topics, in order) */
+    int32_t partition;
+    int64_t lag;
+} advrec_partition_lag_t;
+
 typedef struct advrec_counters_s {
     uint64_t rounds;
     uint64_t consumed; /* records read from the input topics */
@@ -39,6 +66,31 @@ typedef struct advrec_counters_s {
     uint64_t outbox_paused;     /* rounds not consumed: outbox full */
     uint32_t users, items;
     uint64_t stale; /* gauge: users waiting for a list */
+
+    /* What the HTTP endpoint shows (docs/OPERATIONS.md, "Metrics and
+     * health"); the same single writer. */
+    uint64_t events[2][2]; /* applied, by input topic and event type (0
+                              click, 1 purchase) */
+    uint64_t decode_failed[ADVREC_DLQ__COUNT]; /* by the codec's reason */
+    uint64_t dead[ADVREC_DLQ__COUNT];          /* dead letters, by reason */
+    uint64_t model_updates;                    /* training steps (version) */
+    uint64_t loss_steps;   /* training steps whose loss was averaged */
+    double loss_ewma;      /* EWMA of the clean BPR loss per step */
+    uint64_t preq_samples; /* prequential samples ranked */
+    uint64_t preq_hits;    /* ... whose item was in the list */
+    uint64_t flag_reasons[ADVREC_METRICS_FLAG_REASONS]; /* flags (any action)
+                                                           by reason bit */
+    advrec_histogram_t staleness; /* first unserved event -> list made */
+    advrec_histogram_t refresh;   /* one engine refresh (rank + produce) */
+    advrec_histogram_t round;     /* one whole round */
+    uint32_t partitions;          /* gauge: input partitions assigned */
+    uint32_t n_lag;
+    advrec_partition_lag_t lag[ADVREC_METRICS_LAG_MAX];
+    int64_t store_sst_bytes;     /* gauge: RocksDB SST files; -1: none */
+    int64_t store_pending_bytes; /* gauge: pending compaction; -1: none */
+    int64_t loaded_ms;    /* monotonic ms the state was loaded; 0: not yet */
+    int64_t round_end_ms; /* monotonic ms the last round ended; 0: none */
+    int stopping;         /* run() left its loop */
 } advrec_counters_t;
 
 typedef struct advrec_metrics_s advrec_metrics_t;
@@ -60,6 +112,30 @@ advrec_counters_t *advrec_metrics_counters(advrec_metrics_t *metrics);
  */
 int advrec_metrics_publish(advrec_metrics_t *metrics, int64_t now_ms,
                            int final);
+
+/* Publishes the writer's counters for readers, nothing else (no stats
+ * line): for figures set outside the rounds (state loaded, stopping). */
+void advrec_metrics_share(advrec_metrics_t *metrics);
+
+/* Adds one observation of seconds to a histogram (the writer's). */
+void advrec_histogram_observe(advrec_histogram_t *histogram, double seconds);
+
+/*
+ * The names of the two input topics, for the metrics' labels (copied).
+ * ADVREC_ERR_NOMEM, or ADVREC_OK.
+ */
+advrec_err_t advrec_metrics_set_topics(advrec_metrics_t *metrics,
+                                       const char *clicks,
+                                       const char *purchases);
+
+/*
+ * The last published counters in Prometheus' text exposition format
+ * (version 0.0.4), plus the process's resident memory read now from
+ * /proc/self/statm (metrics_text.c). Any thread. Returns a malloc'ed,
+ * NUL-terminated text the caller frees, its length in *len; NULL on no
+ * memory.
+ */
+char *advrec_metrics_prometheus(const advrec_metrics_t *metrics, size_t *len);
 
 /* A consistent copy of the last published counters (any thread). */
 void advrec_metrics_read(const advrec_metrics_t *metrics,

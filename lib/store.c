@@ -585,6 +585,24 @@ advrec_err_t advrec_store_catch_up(advrec_store_t *store, char *errstr,
     return ADVREC_OK;
 }
 
+void advrec_store_sizes(advrec_store_t *store, uint64_t *sst_bytes,
+                        uint64_t *pending_bytes)
+{
+    *sst_bytes = *pending_bytes = 0;
+    for (int f = 0; f < CF_N; f++) {
+        uint64_t v;
+        if (!store->cf[f])
+            continue;
+        if (rocksdb_property_int_cf(store->db, store->cf[f],
+                                    "rocksdb.total-sst-files-size", &v) == 0)
+            *sst_bytes += v;
+        if (rocksdb_property_int_cf(store->db, store->cf[f],
+                                    "rocksdb.estimate-pending-compaction-bytes",
+                                    &v) == 0)
+            *pending_bytes += v;
+    }
+}
+
 void advrec_store_close(advrec_store_t *store)
 {
     if (!store)

@@ -112,6 +112,16 @@ advrec_err_t advrec_store_catch_up(advrec_store_t *store, char *errstr,
  * staged detector rows are dropped. */
 void advrec_store_close(advrec_store_t *store);
 
+/*
+ * RocksDB's own size figures summed over every column family, for the
+ * metrics: rocksdb.total-sst-files-size into *sst_bytes and
+ * rocksdb.estimate-pending-compaction-bytes into *pending_bytes. A
+ * property RocksDB does not report counts as 0. Cheap (no I/O); the
+ * processing thread only.
+ */
+void advrec_store_sizes(advrec_store_t *store, uint64_t *sst_bytes,
+                        uint64_t *pending_bytes);
+
 /* The fingerprint in force (owned by the store). sync is the caller's for
  * a read-write store and ADVREC_STORE_SYNC_NONE for a read-only one. */
 const advrec_store_params_t *advrec_store_params(const advrec_store_t *store);

@@ -12,6 +12,8 @@ PACKAGES=(
   bubblewrap
   # the .deb (cpack: dpkg-shlibdeps for Depends) and e2e.package (man -l)
   dpkg-dev man-db
+  # the HTTP endpoint (/metrics, /health); promtool checks the scraped text
+  libmicrohttpd-dev prometheus
   # tests: real Kafka (Java 17 + Maven) and independent Python clients
   openjdk-17-jre-headless maven python3 python3-venv
 )

@@ -4,10 +4,13 @@
  * partitioner murmur2_random) to advrec.clicks / advrec.purchases at a
  * bootstrap address, paced to a rate, then flushes and exits.
  *
- *   itest_produce BOOTSTRAP EVENTS RATE [SEED]
+ *   itest_produce BOOTSTRAP EVENTS RATE [SEED [BAD_EVERY]]
  *
- * RATE is events per second (0: as fast as possible). Prints
- * "produced N" on stdout at the end. Exit 0 when every event was
+ * RATE is events per second (0: as fast as possible). With BAD_EVERY > 0,
+ * after every BAD_EVERY-th event one malformed record follows on the clicks
+ * topic, alternately not Confluent-framed (JSON: bad-magic) and 3 bytes
+ * (short-frame). Prints "produced N" on stdout at the end, then "counts
+ * clicks C purchases P bad-magic B short-frame S". Exit 0 when every event was
  * delivered, 1 otherwise. Killing it mid-stream is expected.
  */
 #include <inttypes.h>
@@ -49,13 +52,15 @@ int main(int argc, char **argv)
     rd_kafka_t *p = NULL;
     rd_kafka_resp_err_t err;
     advrec_event_t ev;
-    uint64_t events, produced = 0, failed = 0;
+    uint64_t events, produced = 0, failed = 0, bad_every = 0;
+    uint64_t n_type[2] = {0, 0}, n_bad[2] = {0, 0};
     double rate;
     int rc = 1;
     int64_t t0;
 
-    if (argc < 4 || argc > 5) {
-        fprintf(stderr, "usage: itest_produce BOOTSTRAP EVENTS RATE [SEED]\n");
+    if (argc < 4 || argc > 6) {
+        fprintf(stderr, "usage: itest_produce BOOTSTRAP EVENTS RATE [SEED "
+                        "[BAD_EVERY]]\n");
         return 2;
     }
     events = strtoull(argv[2], NULL, 10);
@@ -76,7 +81,8 @@ int main(int argc, char **argv)
             goto fail;
 
     advrec_synth_params_t sp = advrec_synth_params_default();
-    sp.seed = argc == 5 ? strtoull(argv[4], NULL, 10) : 1;
+    sp.seed = argc >= 5 ? strtoull(argv[4], NULL, 10) : 1;
+    bad_every = argc == 6 ? strtoull(argv[5], NULL, 10) : 0;
     sp.n_users = 500;
     sp.n_items = 300;
     sp.max_events = events;
@@ -118,6 +124,20 @@ int main(int argc, char **argv)
             goto fail;
         }
         produced++;
+        n_type[purchase]++;
+        if (bad_every && produced % bad_every == 0) {
+            static const char json[] = "{\"user_id\":\"u1\"}";
+            int k = (int)((produced / bad_every) % 2); /* 0 JSON, 1 short */
+            if ((err = advrec_kafka_produce(
+                     producer, conf->topic_clicks, ev.user_id,
+                     strlen(ev.user_id), k ? "\0\0\0" : json,
+                     k ? 3 : sizeof(json) - 1, NULL, 0, NULL))) {
+                snprintf(errstr, sizeof(errstr), "produce to %s: %s",
+                         conf->topic_clicks, rd_kafka_err2str(err));
+                goto fail;
+            }
+            n_bad[k]++;
+        }
         rd_kafka_poll(p, 0);
         if (rate > 0) {
             int64_t due = t0 + (int64_t)((double)produced * 1000.0 / rate);
@@ -132,6 +152,9 @@ int main(int argc, char **argv)
         goto fail;
     }
     printf("produced %" PRIu64 "\n", produced);
+    printf("counts clicks %" PRIu64 " purchases %" PRIu64 " bad-magic %" PRIu64
+           " short-frame %" PRIu64 "\n",
+           n_type[0], n_type[1], n_bad[0], n_bad[1]);
     rc = 0;
 
 fail:

@@ -1,0 +1,287 @@
+/*
+ * metrics_text.c - the published counters in Prometheus' text exposition
+ * format (version 0.0.4): what GET /metrics serves (lib/http).
+ *
+ * Every family is written every time, zeros included, so a scrape always
+ * has the same series and a rate() never starts from a missing one. Names
+ * follow Prometheus' conventions: advrec_ prefix, the unit in the name,
+ * counters end in _total. docs/OPERATIONS.md lists each family; nothing
+ * here can carry configuration values, so no secret reaches a scrape.
+ */
+#include "metrics.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "detect.h"
+#include "metrics_int.h"
+
+typedef struct text_s {
+    char *buf;
+    size_t len, size;
+    int nomem;
+} text_t;
+
+static void put(text_t *t, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Appends to the text; on no memory sets nomem and ignores the rest. */
+static void put(text_t *t, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    if (t->nomem)
+        return;
+    for (;;) {
+        va_start(ap, fmt);
+        n = vsnprintf(t->buf + t->len, t->size - t->len, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+            t->nomem = 1;
+            return;
+        }
+        if ((size_t)n < t->size - t->len) {
+            t->len += (size_t)n;
+            return;
+        }
+        size_t size = t->size * 2 + (size_t)n;
+        char *bigger = realloc(t->buf, size);
+        if (!bigger) {
+            t->nomem = 1;
+            return;
+        }
+        t->buf = bigger;
+        t->size = size;
+    }
+}
+
+static void family(text_t *t, const char *name, const char *type,
+                   const char *help)
+{
+    put(t, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* A label value as the format wants it: \\, \" and \n escaped. Topic and
+ * reason names never contain them; this keeps the text valid if one did. */
+static const char *label(const char *in, char *out, size_t size)
+{
+    size_t o = 0;
+
+    for (; *in && o + 3 < size; in++) {
+        if (*in == '\\' || *in == '"' || *in == '\n') {
+            out[o++] = '\\';
+            out[o++] = *in == '\n' ? 'n' : *in;
+        } else {
+            out[o++] = *in;
+        }
+    }
+    out[o] = '\0';
+    return out;
+}
+
+static void histogram(text_t *t, const char *name, const char *help,
+                      const advrec_histogram_t *h)
+{
+    static const double bounds[] = {ADVREC_METRICS_BUCKETS};
+    uint64_t cum = 0;
+
+    family(t, name, "histogram", help);
+    for (size_t b = 0; b < ADVREC_METRICS_BUCKETS_CNT; b++) {
+        cum += h->bucket[b];
+        put(t, "%s_bucket{le=\"%g\"} %llu\n", name, bounds[b],
+            (unsigned long long)cum);
+    }
+    put(t, "%s_bucket{le=\"+Inf\"} %llu\n", name, (unsigned long long)h->count);
+    put(t, "%s_sum %.6f\n%s_count %llu\n", name, h->sum_s, name,
+        (unsigned long long)h->count);
+}
+
+static void counter(text_t *t, const char *name, const char *help, uint64_t v)
+{
+    family(t, name, "counter", help);
+    put(t, "%s %llu\n", name, (unsigned long long)v);
+}
+
+static void gauge(text_t *t, const char *name, const char *help, double v)
+{
+    family(t, name, "gauge", help);
+    put(t, "%s %.17g\n", name, v);
+}
+
+/* Resident set size from /proc/self/statm; -1 when unreadable. */
+static double resident_bytes(void)
+{
+    unsigned long long size, rss;
+    FILE *f = fopen("/proc/self/statm", "r");
+    int ok;
+
+    if (!f)
+        return -1;
+    ok = fscanf(f, "%llu %llu", &size, &rss) == 2;
+    fclose(f);
+    return ok ? (double)rss * (double)sysconf(_SC_PAGESIZE) : -1;
+}
+
+char *advrec_metrics_prometheus(const advrec_metrics_t *m, size_t *len)
+{
+    static const char *types[] = {"click", "purchase"};
+    advrec_counters_t *c = malloc(sizeof(*c));
+    text_t t = {.size = 16384};
+    char l1[256], l2[256];
+
+    t.buf = malloc(t.size);
+    if (!c || !t.buf) {
+        free(c);
+        free(t.buf);
+        return NULL;
+    }
+    advrec_metrics_read(m, c);
+
+    counter(&t, "advrec_records_consumed_total",
+            "Records read from the input topics (applied or dead-lettered).",
+            c->consumed);
+    family(&t, "advrec_events_total", "counter",
+           "Input events applied to the model, by input topic and event "
+           "type.");
+    for (int tp = 0; tp < 2; tp++)
+        for (int ty = 0; ty < 2; ty++)
+            put(&t, "advrec_events_total{topic=\"%s\",type=\"%s\"} %llu\n",
+                label(advrec_metrics__topic(m, tp), l1, sizeof(l1)), types[ty],
+                (unsigned long long)c->events[tp][ty]);
+    family(&t, "advrec_decode_failures_total", "counter",
+           "Input records the codec refused, by reason (each is also a dead "
+           "letter).");
+    for (int r = 1; r < ADVREC_DLQ_TABLE_FULL; r++)
+        put(&t, "advrec_decode_failures_total{reason=\"%s\"} %llu\n",
+            advrec_dlq_reason_name((advrec_dlq_reason_t)r),
+            (unsigned long long)c->decode_failed[r]);
+    family(&t, "advrec_dead_letters_total", "counter",
+           "Input records recorded for the dead-letter topic, by reason "
+           "(advrec.error header).");
+    for (int r = 1; r < ADVREC_DLQ__COUNT; r++)
+        put(&t, "advrec_dead_letters_total{reason=\"%s\"} %llu\n",
+            advrec_dlq_reason_name((advrec_dlq_reason_t)r),
+            (unsigned long long)c->dead[r]);
+    counter(&t, "advrec_dead_letters_delivered_total",
+            "Dead letters acknowledged by the broker.", c->dlq_delivered);
+    counter(&t, "advrec_dead_letters_truncated_total",
+            "Dead letters re-sent truncated because the broker refused them "
+            "as too large.",
+            c->dlq_truncated);
+
+    counter(&t, "advrec_model_updates_total",
+            "APR training steps taken (the model version lists carry).",
+            c->model_updates);
+    gauge(&t, "advrec_training_loss",
+          "Exponentially weighted mean (alpha 0.01 per step) of the clean "
+          "BPR loss -ln sigmoid(x_uij) of recent training steps.",
+          c->loss_ewma);
+    counter(&t, "advrec_prequential_samples_total",
+            "Sampled events (every metrics.prequential.every-th) whose user "
+            "was ranked before training on them.",
+            c->preq_samples);
+    counter(&t, "advrec_prequential_hits_total",
+            "... of which the event's item was in the user's list (hits / "
+            "samples estimates HR@recs.n).",
+            c->preq_hits);
+    counter(&t, "advrec_events_downweighted_total",
+            "Events trained with a weight below 1 (or not at all) by the "
+            "anomaly detectors.",
+            c->downweighted);
+
+    family(&t, "advrec_lists_published_total", "counter",
+           "Recommendation lists produced, by kind (model scores, or the "
+           "cold-start popularity list).");
+    put(&t, "advrec_lists_published_total{kind=\"model\"} %llu\n",
+        (unsigned long long)(c->recs - c->recs_popular));
+    put(&t, "advrec_lists_published_total{kind=\"popular\"} %llu\n",
+        (unsigned long long)c->recs_popular);
+    histogram(&t, "advrec_list_staleness_seconds",
+              "Time from a user's first event not yet reflected in a list to "
+              "that user's list being made and handed to the producer.",
+              &c->staleness);
+    histogram(&t, "advrec_refresh_duration_seconds",
+              "Time of one refresh of the due users (ranking, encoding, "
+              "producing), per round that had any.",
+              &c->refresh);
+    histogram(&t, "advrec_round_duration_seconds",
+              "Time of one processing round (poll wait included).", &c->round);
+    counter(&t, "advrec_rounds_total", "Processing rounds finished.",
+            c->rounds);
+
+    family(&t, "advrec_anomaly_flags_total", "counter",
+           "Anomaly flag transitions produced, by action.");
+    put(&t, "advrec_anomaly_flags_total{action=\"flagged\"} %llu\n",
+        (unsigned long long)(c->flags - c->flags_quarantined -
+                             c->flags_cleared));
+    put(&t, "advrec_anomaly_flags_total{action=\"quarantined\"} %llu\n",
+        (unsigned long long)c->flags_quarantined);
+    put(&t, "advrec_anomaly_flags_total{action=\"cleared\"} %llu\n",
+        (unsigned long long)c->flags_cleared);
+    family(&t, "advrec_anomaly_flag_reasons_total", "counter",
+           "Reasons named by the anomaly flags produced (a flag may name "
+           "several), by reason.");
+    for (unsigned b = 0; b < ADVREC_DETECT_REASONS_CNT; b++) {
+        const char *name;
+        if (advrec_detect_reason_names(1u << b, &name, 1) == 1)
+            put(&t, "advrec_anomaly_flag_reasons_total{reason=\"%s\"} %llu\n",
+                name, (unsigned long long)c->flag_reasons[b]);
+    }
+
+    gauge(&t, "advrec_partitions_assigned",
+          "Input partitions assigned to this daemon.", c->partitions);
+    family(&t, "advrec_consumer_lag_messages", "gauge",
+           "Records between the committed position and the end of each "
+           "assigned input partition (librdkafka statistics, every 5 s).");
+    for (uint32_t i = 0; i < c->n_lag; i++)
+        put(&t,
+            "advrec_consumer_lag_messages{topic=\"%s\",partition=\"%d\"} "
+            "%lld\n",
+            label(advrec_metrics__topic(m, c->lag[i].topic), l2, sizeof(l2)),
+            (int)c->lag[i].partition, (long long)c->lag[i].lag);
+
+    counter(&t, "advrec_outputs_delivered_total",
+            "Output messages (lists, flags, dead letters) acknowledged by "
+            "the broker.",
+            c->delivered);
+    counter(&t, "advrec_output_delivery_failures_total",
+            "Output deliveries that failed (each is produced again).",
+            c->delivery_failed);
+    gauge(&t, "advrec_outbox_pending_records",
+          "Flags and dead letters committed and not yet acknowledged.",
+          (double)c->outbox_pending);
+    counter(&t, "advrec_outbox_paused_rounds_total",
+            "Rounds that did not consume because too many outputs were "
+            "unacknowledged.",
+            c->outbox_paused);
+    counter(&t, "advrec_producer_backpressure_total",
+            "Times producing found the producer queue full and waited.",
+            c->backpressure);
+
+    gauge(&t, "advrec_users", "Users in the model.", c->users);
+    gauge(&t, "advrec_items", "Items in the model.", c->items);
+    gauge(&t, "advrec_users_stale", "Users waiting for a new list.",
+          (double)c->stale);
+    gauge(&t, "advrec_store_sst_bytes",
+          "RocksDB rocksdb.total-sst-files-size over every column family "
+          "(-1: state in memory only).",
+          (double)c->store_sst_bytes);
+    gauge(&t, "advrec_store_pending_compaction_bytes",
+          "RocksDB rocksdb.estimate-pending-compaction-bytes over every "
+          "column family (-1: state in memory only).",
+          (double)c->store_pending_bytes);
+    gauge(&t, "advrec_resident_memory_bytes",
+          "Resident memory of the process (/proc/self/statm).",
+          resident_bytes());
+    free(c);
+    if (t.nomem) {
+        free(t.buf);
+        return NULL;
+    }
+    *len = t.len;
+    return t.buf;
+}
