@@ -853,6 +853,28 @@ static void test_secrets_absent_from_errors(void)
     advrec_conf_destroy(conf);
 }
 
+/* The committed SASL_SSL example loads, passes the check, and its password
+ * placeholder is redacted in the dump. */
+static void test_sasl_ssl_example_loads(void)
+{
+    advrec_conf_t *conf = new_conf();
+    char *dump;
+
+    CHECK_INT(load(conf, ADVREC_TEST_SOURCE_DIR
+                   "/conf/advrecd-sasl-ssl.conf.example"),
+              ADVREC_OK);
+    if (last_err[0])
+        fprintf(stderr, "%s\n", last_err);
+    CHECK_INT(advrec_conf_check(conf, last_err, sizeof(last_err)), ADVREC_OK);
+    CHECK_STR(advrec_conf_kafka_get(conf, "security.protocol"), "SASL_SSL");
+    CHECK_STR(advrec_conf_kafka_get(conf, "sasl.mechanisms"), "SCRAM-SHA-512");
+    dump = capture_effective(conf);
+    CHECK(strstr(dump, "\nkafka.sasl.password = <redacted>\n") != NULL);
+    CHECK(strstr(dump, "CHANGE-ME") == NULL);
+    free(dump);
+    advrec_conf_destroy(conf);
+}
+
 static void test_destroy_null(void)
 {
     advrec_conf_destroy(NULL);
@@ -887,6 +909,7 @@ int main(void)
     RUN(test_reference_and_dump_reload);
     RUN(test_secrets_absent_from_dump);
     RUN(test_secrets_absent_from_errors);
+    RUN(test_sasl_ssl_example_loads);
     RUN(test_destroy_null);
     rc = DONE();
     {
