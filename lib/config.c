@@ -25,6 +25,7 @@
 
 #include "config_int.h"
 #include "log.h"
+#include "redact.h"
 
 #ifndef ADVREC_VERSION
 #define ADVREC_VERSION "unknown"
@@ -396,10 +397,14 @@ advrec_err_t advrec_conf_kafka_apply(const advrec_conf_t *conf,
         const advrec_conf_kv_t *kv = &conf->kafka[i];
 
         if (rd_kafka_conf_set(rk_conf, kv->name, kv->value, rkerr,
-                              sizeof(rkerr)) != RD_KAFKA_CONF_OK)
+                              sizeof(rkerr)) != RD_KAFKA_CONF_OK) {
+            /* librdkafka may quote the value back: not a secret's. */
+            if (advrec_redact_is_secret(kv->name))
+                advrec_redact_scrub(rkerr, sizeof(rkerr), kv->value);
             return advrec_seterr(ADVREC_ERR_CONFIG, errstr, errstr_size,
                                  "%s: kafka.%s: %s", kv->origin, kv->name,
                                  rkerr);
+        }
     }
     return ADVREC_OK;
 }
@@ -487,12 +492,14 @@ typedef struct conf_origin_s {
     const char *base_dir; /* relative paths are resolved against it */
 } conf_origin_t;
 
-/* Formats the context of an error: "file:line: " or "-X key=value: ". */
+/* Formats the context of an error: "file:line: " or "-X key=value: ". The
+ * value of a secret key is never echoed (redact.h). */
 static advrec_err_t origin_err(advrec_err_t err, const conf_origin_t *origin,
                                const char *key, const char *value,
                                const char *why, bool show_key, char *errstr,
                                size_t errstr_size)
 {
+    value = advrec_redact_value(key, value);
     if (origin->file && show_key)
         return advrec_seterr(err, errstr, errstr_size,
                              "%s:%u: %s: %s, got \"%.80s%s\"", origin->file,
@@ -611,7 +618,8 @@ advrec_err_t advrec_conf_set_arg(advrec_conf_t *conf, const char *arg,
 
     if (!eq || eq == arg)
         return advrec_seterr(ADVREC_ERR_INVALID_ARG, errstr, errstr_size,
-                             "-X %s: expected key=value", arg);
+                             "-X %s: expected key=value",
+                             advrec_redact_value(arg, arg));
     if (!(key = strndup(arg, (size_t)(eq - arg))))
         return advrec_seterr(ADVREC_ERR_NOMEM, errstr, errstr_size,
                              "out of memory");
@@ -696,10 +704,11 @@ advrec_err_t advrec_conf_load_file(advrec_conf_t *conf, const char *path,
         if (!*s || *s == '#')
             continue;
         if (!(eq = strchr(s, '='))) {
+            /* "kafka.sasl.password: x" must not print x either. */
             err = advrec_seterr(ADVREC_ERR_CONFIG, errstr, errstr_size,
                                 "%s:%u: expected \"key = value\", got "
                                 "\"%.80s\"",
-                                path, origin.line, s);
+                                path, origin.line, advrec_redact_value(s, s));
             break;
         }
         *eq = '\0';

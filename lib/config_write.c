@@ -3,10 +3,11 @@
  * effective configuration as a loadable conf file (advrec_conf_write) and
  * the reference generated from the key table (advrec_conf_write_reference:
  * conf/advrecd.conf, docs/CONFIG.md and man/advrecd.conf.5). Output depends
- * only on the table and the values, never on the build or the machine. Owns
- * nothing.
+ * only on the table and the values, never on the build or the machine;
+ * secret kafka.* values are written as <redacted> (redact.h). Owns nothing.
  */
 #include "config_int.h"
+#include "redact.h"
 
 #include <ctype.h>
 #include <math.h>
@@ -122,7 +123,10 @@ void advrec_conf_write(const advrec_conf_t *conf, FILE *fp)
     }
     for (size_t i = 0; i < conf->kafka_cnt; i++) {
         fprintf(fp, "kafka.%s = ", conf->kafka[i].name);
-        write_value(fp, conf->kafka[i].value);
+        /* Secrets are never printed; the dump is then not a loadable copy
+         * of them, which is the point. */
+        write_value(
+            fp, advrec_redact_value(conf->kafka[i].name, conf->kafka[i].value));
         fputc('\n', fp);
     }
 }

@@ -11,6 +11,7 @@
 #include <jansson.h>
 
 #include "log.h"
+#include "redact.h"
 
 struct advrec_kafka_s {
     rd_kafka_t *rk;
@@ -43,9 +44,13 @@ advrec_err_t advrec_kafka_conf_set(rd_kafka_conf_t *conf, const char *key,
     char why[256];
 
     if (rd_kafka_conf_set(conf, key, value, why, sizeof(why)) !=
-        RD_KAFKA_CONF_OK)
+        RD_KAFKA_CONF_OK) {
+        if (advrec_redact_is_secret(key))
+            advrec_redact_scrub(why, sizeof(why), value);
         return advrec_seterr(ADVREC_ERR_CONFIG, errstr, errstr_size,
-                             "librdkafka property %s=%s: %s", key, value, why);
+                             "librdkafka property %s=%s: %s", key,
+                             advrec_redact_value(key, value), why);
+    }
     return ADVREC_OK;
 }
 
@@ -55,14 +60,19 @@ static advrec_err_t set_props(rd_kafka_conf_t *conf,
 {
     char why[256];
 
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         if (rd_kafka_conf_set(conf, props[i].name, props[i].value, why,
-                              sizeof(why)) != RD_KAFKA_CONF_OK)
-            return advrec_seterr(ADVREC_ERR_CONFIG, errstr, errstr_size,
-                                 "%s%skafka.%s=%s: %s",
-                                 props[i].origin ? props[i].origin : "",
-                                 props[i].origin ? ": " : "", props[i].name,
-                                 props[i].value, why);
+                              sizeof(why)) == RD_KAFKA_CONF_OK)
+            continue;
+        /* Neither our message nor librdkafka's may carry a secret. */
+        if (advrec_redact_is_secret(props[i].name))
+            advrec_redact_scrub(why, sizeof(why), props[i].value);
+        return advrec_seterr(
+            ADVREC_ERR_CONFIG, errstr, errstr_size, "%s%skafka.%s=%s: %s",
+            props[i].origin ? props[i].origin : "", props[i].origin ? ": " : "",
+            props[i].name, advrec_redact_value(props[i].name, props[i].value),
+            why);
+    }
     return ADVREC_OK;
 }
 

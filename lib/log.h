@@ -4,7 +4,11 @@
  * Messages go to stderr as "<N>advrec: LEVEL message" where <N> is the syslog
  * priority prefix that journald understands (sd-daemon(3)), so under systemd
  * each line keeps its level; on a terminal the prefix is left out. The level is
- * checked before anything is formatted. librdkafka's log_cb/error_cb and
+ * checked before anything is formatted. The formatted message is one line:
+ * the writer escapes every control byte in it (a newline as \n, any other
+ * byte < 0x20 or 0x7f as \xNN), so ids and other input text passed through
+ * %s can neither split a line nor forge a priority prefix. Long messages are
+ * cut (about 2 KiB). librdkafka's log_cb/error_cb and
  * RocksDB's info log are routed here by the modules that own those handles.
  *
  * The threshold is process-wide (it is a property of where output goes, like

@@ -5,7 +5,7 @@
 # version) into a cache outside the repository.
 #
 #   kafka.sh fetch                       lay the classpath in the cache (idempotent)
-#   kafka.sh start [--fresh] [--env] DIR [key=value ...]
+#   kafka.sh start [--fresh] [--env] [--secure] DIR [key=value ...]
 #                                        start a broker in DIR; print host:port
 #   kafka.sh stop DIR                    SIGTERM, bounded wait, SIGKILL (idempotent)
 #   kafka.sh topics DIR name:partitions[:compact][:key=value...] ...
@@ -24,6 +24,19 @@
 # key=value arguments are appended to server.properties (fresh start only).
 # --env: when ADVREC_KAFKA_BOOTSTRAP is set, start nothing and write that
 # address to DIR/bootstrap instead (e2e against an already-running broker).
+#
+# --secure (fresh start): clients get a SASL_SSL listener with SCRAM-SHA-512.
+# A throw-away CA and a broker certificate for 127.0.0.1 are made with openssl
+# in DIR/tls (ca.pem, the broker's PKCS12 keystore; truststore.p12 for Java
+# clients); the SCRAM user `advrec` with a random password is added at format
+# time (kafka-storage format --add-scram); the same user and password also
+# work with SASL PLAIN on that listener, for librdkafka before 2.6.1, whose
+# SCRAM Kafka 4.x refuses (librdkafka#4895). DIR/bootstrap is then the SASL_SSL
+# address, and DIR/client.properties (mode 0600) holds what a librdkafka
+# client needs: security.protocol, sasl.mechanisms, sasl.username,
+# sasl.password, ssl.ca.location. The inter-broker and controller listeners
+# stay PLAINTEXT on 127.0.0.1; `topics` and `consume` use that listener
+# (DIR/bootstrap.plaintext).
 #
 # Environment: ADVREC_CACHE (default ~/.cache/advrec) holds kafka-<version>/lib;
 # Maven keeps its own ~/.m2. ADVREC_KAFKA_START_TIMEOUT (s, default 90) bounds
@@ -109,18 +122,67 @@ bootstrap_of() {
 
 free_ports() {
   python3 -c '
-import socket
+import socket, sys
 socks = []
-for _ in range(2):
+for _ in range(int(sys.argv[1])):
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
     socks.append(s)
-print(" ".join(str(s.getsockname()[1]) for s in socks))'
+print(" ".join(str(s.getsockname()[1]) for s in socks))' "${1:-2}"
+}
+
+# The address the admin tools use: the PLAINTEXT listener of a --secure
+# broker, else the one address there is.
+admin_bootstrap_of() {
+  if [ -s "$1/bootstrap.plaintext" ]; then
+    cat "$1/bootstrap.plaintext"
+  else
+    bootstrap_of "$1"
+  fi
+}
+
+# --secure: CA, broker certificate and keystores in DIR/tls, SCRAM password,
+# client.properties. Sets scram_password and store_password.
+make_secure() {
+  local dir=$1 tls=$1/tls
+  command -v openssl >/dev/null 2>&1 || die "--secure needs openssl"
+  command -v keytool >/dev/null 2>&1 || die "--secure needs keytool (the JDK)"
+  rm -rf "$tls"
+  mkdir -p "$tls"
+  chmod 700 "$tls"
+  # Hex only: the password goes into --add-scram's [name=..,password=..].
+  scram_password=$(openssl rand -hex 16)
+  store_password=$(openssl rand -hex 16)
+  {
+    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=advrec test CA" \
+      -keyout "$tls/ca.key" -out "$tls/ca.pem"
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" \
+      -keyout "$tls/broker.key" -out "$tls/broker.csr"
+    # Both SAN forms: librdkafka (OpenSSL) and Python match the IP entry.
+    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:127.0.0.1\n' >"$tls/san.ext"
+    openssl x509 -req -in "$tls/broker.csr" -CA "$tls/ca.pem" -CAkey "$tls/ca.key" \
+      -CAcreateserial -days 2 -extfile "$tls/san.ext" -out "$tls/broker.pem"
+    openssl pkcs12 -export -in "$tls/broker.pem" -inkey "$tls/broker.key" \
+      -certfile "$tls/ca.pem" -name broker -out "$tls/broker.p12" \
+      -passout "pass:$store_password"
+    keytool -importcert -noprompt -alias ca -file "$tls/ca.pem" -storetype PKCS12 \
+      -keystore "$tls/truststore.p12" -storepass "$store_password"
+  } >"$dir/tls.out" 2>&1 || { cat "$dir/tls.out" >&2; die "making the test CA in $tls failed"; }
+  (
+    umask 077
+    cat >"$dir/client.properties" <<EOF
+security.protocol=SASL_SSL
+sasl.mechanisms=SCRAM-SHA-512
+sasl.username=advrec
+sasl.password=$scram_password
+ssl.ca.location=$tls/ca.pem
+EOF
+  )
 }
 
 write_properties() {
-  local dir=$1 port=$2 cport=$3
-  shift 3
+  local dir=$1 port=$2 cport=$3 sport=$4
+  shift 4
   cat >"$dir/server.properties" <<EOF
 # Written by tests/kafka/kafka.sh: one node, KRaft combined mode, loopback only.
 process.roles=broker,controller
@@ -149,6 +211,23 @@ log.retention.ms=-1
 num.network.threads=2
 num.io.threads=4
 EOF
+  if [ -n "$sport" ]; then
+    # Clients on SASL_SSL + SCRAM-SHA-512; PLAINTEXT stays for the broker
+    # itself and the admin tools, on loopback. Later keys win.
+    cat >>"$dir/server.properties" <<EOF
+# --secure: a SASL_SSL listener for clients (SCRAM-SHA-512, TLS from DIR/tls).
+listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport,SASL_SSL://127.0.0.1:$sport
+advertised.listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport,SASL_SSL://127.0.0.1:$sport
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL
+sasl.enabled.mechanisms=SCRAM-SHA-512,PLAIN
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_advrec="$scram_password";
+ssl.keystore.type=PKCS12
+ssl.keystore.location=$dir/tls/broker.p12
+ssl.keystore.password=$store_password
+ssl.client.auth=none
+EOF
+  fi
   local kv
   for kv in "$@"; do
     case $kv in
@@ -159,17 +238,18 @@ EOF
 }
 
 cmd_start() {
-  local fresh=0 env=0
+  local fresh=0 env=0 secure=0
   while [ $# -gt 0 ]; do
     case $1 in
       --fresh) fresh=1; shift ;;
       --env) env=1; shift ;;
+      --secure) secure=1; shift ;;
       --) shift; break ;;
       -*) die "start: unknown option $1" ;;
       *) break ;;
     esac
   done
-  [ $# -ge 1 ] || die "usage: kafka.sh start [--fresh] [--env] DIR [key=value ...]"
+  [ $# -ge 1 ] || die "usage: kafka.sh start [--fresh] [--env] [--secure] DIR [key=value ...]"
   local dir
   dir=$(absdir "$1")
   shift
@@ -177,7 +257,7 @@ cmd_start() {
   # Fresh means fresh: a broker left running in DIR (an interrupted run whose
   # cleanup never came) is stopped, not reused.
   [ "$fresh" = 1 ] && cmd_stop "$dir"
-  if [ "$env" = 1 ] && [ -n "${ADVREC_KAFKA_BOOTSTRAP:-}" ]; then
+  if [ "$env" = 1 ] && [ "$secure" = 0 ] && [ -n "${ADVREC_KAFKA_BOOTSTRAP:-}" ]; then
     rm -f "$dir/pid"
     echo "$ADVREC_KAFKA_BOOTSTRAP" >"$dir/bootstrap"
     note "using the running broker at $ADVREC_KAFKA_BOOTSTRAP (ADVREC_KAFKA_BOOTSTRAP)"
@@ -195,20 +275,30 @@ cmd_start() {
 
   if [ "$fresh" = 1 ]; then
     rm -rf "$dir/data" "$dir/server.properties" "$dir/bootstrap" "$dir/pid" \
-      "$dir"/broker.log* "$dir/broker.out"
+      "$dir"/broker.log* "$dir/broker.out" "$dir/bootstrap.plaintext" \
+      "$dir/client.properties" "$dir/tls" "$dir/tls.out"
   fi
-  local t0 port cport
+  local t0 port cport sport=""
   t0=$(date +%s%3N)
   if [ -f "$dir/data/meta.properties" ] && [ -f "$dir/server.properties" ]; then
     # Restart: same ports, same data (the KRaft voter set recorded at format
     # time names the controller port, so it must not change).
     [ $# -eq 0 ] || die "start: key=value only on a fresh DIR"
-    port=$(sed -n 's|^listeners=PLAINTEXT://127.0.0.1:\([0-9]*\),.*|\1|p' "$dir/server.properties")
+    port=$(sed -n 's|^listeners=PLAINTEXT://127.0.0.1:\([0-9]*\),.*|\1|p' "$dir/server.properties" | tail -n 1)
+    sport=$(sed -n 's|^listeners=.*SASL_SSL://127.0.0.1:\([0-9]*\).*|\1|p' "$dir/server.properties")
     note "restarting the broker in $dir on port $port"
   else
     rm -rf "$dir/data"
-    read -r port cport < <(free_ports)
-    write_properties "$dir" "$port" "$cport" "$@"
+    local scram=()
+    if [ "$secure" = 1 ]; then
+      local scram_password store_password
+      read -r port cport sport < <(free_ports 3)
+      make_secure "$dir"
+      scram=(--add-scram "SCRAM-SHA-512=[name=advrec,password=$scram_password]")
+    else
+      read -r port cport < <(free_ports 2)
+    fi
+    write_properties "$dir" "$port" "$cport" "$sport" "$@"
     local cluster
     # A cluster id as StorageTool random-uuid makes one (16 random bytes,
     # URL-safe base64, not starting with '-'), without a JVM start for it.
@@ -220,10 +310,15 @@ while True:
         print(u)
         break')
     run_tool kafka.tools.StorageTool format --standalone -t "$cluster" \
-      -c "$dir/server.properties" >"$dir/format.out" 2>&1 \
+      "${scram[@]}" -c "$dir/server.properties" >"$dir/format.out" 2>&1 \
       || { cat "$dir/format.out" >&2; die "storage format failed in $dir"; }
   fi
-  echo "127.0.0.1:$port" >"$dir/bootstrap"
+  if [ -n "$sport" ]; then
+    echo "127.0.0.1:$port" >"$dir/bootstrap.plaintext"
+    echo "127.0.0.1:$sport" >"$dir/bootstrap"
+  else
+    echo "127.0.0.1:$port" >"$dir/bootstrap"
+  fi
 
   [ -f "$dir/broker.log" ] && mv "$dir/broker.log" "$dir/broker.log.prev"
   # Own session, no inherited descriptors: the broker outlives this script
@@ -285,7 +380,7 @@ cmd_stop() {
 cmd_topics() {
   [ $# -ge 2 ] || die "usage: kafka.sh topics DIR name:partitions[:compact][:key=value...] ..."
   local bs spec
-  bs=$(bootstrap_of "$1")
+  bs=$(admin_bootstrap_of "$1")
   shift
   for spec in "$@"; do
     local f
@@ -310,7 +405,7 @@ cmd_topics() {
 cmd_consume() {
   [ $# -ge 2 ] || die "usage: kafka.sh consume DIR TOPIC [ConsoleConsumer args ...]"
   local bs topic=$2
-  bs=$(bootstrap_of "$1")
+  bs=$(admin_bootstrap_of "$1")
   shift 2
   run_tool org.apache.kafka.tools.consumer.ConsoleConsumer \
     --bootstrap-server "$bs" --topic "$topic" "$@"

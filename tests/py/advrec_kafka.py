@@ -102,10 +102,12 @@ def _key_bytes(key):
     return str(key).encode()
 
 
-def create_topic(bs, name, partitions, configs=None, timeout_s=30):
+def create_topic(bs, name, partitions, configs=None, timeout_s=30, **client_config):
     """Creates a topic with kafka-python's admin client; an existing topic is
-    fine. (tests/kafka/kafka.sh topics does the same with Kafka's own tool.)"""
-    admin = KafkaAdminClient(bootstrap_servers=bs, request_timeout_ms=timeout_s * 1000)
+    fine. (tests/kafka/kafka.sh topics does the same with Kafka's own tool.)
+    client_config: more KafkaAdminClient settings (security_protocol, ...)."""
+    admin = KafkaAdminClient(bootstrap_servers=bs, request_timeout_ms=timeout_s * 1000,
+                             **client_config)
     try:
         admin.create_topics([NewTopic(name, partitions, 1, topic_configs=configs or {})])
     except TopicAlreadyExistsError:
@@ -178,7 +180,7 @@ def _partitions(consumer, topic, timeout_s):
 
 
 def consume(bs, topic, expected=None, idle_s=1.0, timeout_s=60,
-            isolation_level="read_uncommitted"):
+            isolation_level="read_uncommitted", **client_config):
     """Reads a topic from the beginning of every partition, without a group.
 
     expected=N: returns once N records were read and every partition is read up
@@ -186,11 +188,12 @@ def consume(bs, topic, expected=None, idle_s=1.0, timeout_s=60,
     if that does not happen within timeout_s.
     expected=None: returns once every partition is read up to its end offset
     and nothing new arrived for idle_s.
+    client_config: more KafkaConsumer settings (security_protocol, ...).
     Returns [Record], in partition then offset order.
     """
     c = KafkaConsumer(bootstrap_servers=bs, enable_auto_commit=False,
                       auto_offset_reset="earliest", isolation_level=isolation_level,
-                      max_poll_records=10000)
+                      max_poll_records=10000, **client_config)
     out = []
     try:
         deadline = time.monotonic() + timeout_s

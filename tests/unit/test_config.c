@@ -1,9 +1,9 @@
 /*
  * Unit tests for config.c: defaults, every value type, ranges, file syntax,
  * error messages (file:line, key, did-you-mean), kafka.* passthrough, the
- * schema.<N> map, -X precedence, cross-key checks, and that the committed
- * conf/advrecd.conf, docs/CONFIG.md and man/advrecd.conf.5 are what the
- * table generates.
+ * schema.<N> map, -X precedence, cross-key checks, secrets redacted from the
+ * dump and from error messages, and that the committed conf/advrecd.conf,
+ * docs/CONFIG.md and man/advrecd.conf.5 are what the table generates.
  *
  * Files are written into a fresh mkdtemp() directory, removed at the end.
  */
@@ -13,7 +13,9 @@
 
 #include "check.h"
 #include "config.h"
+#include "kafka.h"
 #include "log.h"
+#include "redact.h"
 
 static char tmpdir[] = "/tmp/advrec-test-config-XXXXXX";
 
@@ -763,6 +765,124 @@ static void test_reference_and_dump_reload(void)
     advrec_conf_destroy(conf);
 }
 
+/* Secrets (issue 13): never in the effective dump nor an error message. */
+#define SECRET "hunter2-Secret!"
+
+static void test_secrets_absent_from_dump(void)
+{
+    static const char *const secret_keys[] = {
+        "kafka.sasl.password",           "kafka.ssl.key.password",
+        "kafka.ssl.keystore.password",   "kafka.ssl.key.pem",
+        "kafka.sasl.oauthbearer.config", "kafka.sasl.oauthbearer.client.secret",
+    };
+    advrec_conf_t *conf = new_conf();
+    const char *path;
+    char want[256], *dump;
+
+    for (size_t i = 0; i < sizeof(secret_keys) / sizeof(secret_keys[0]); i++)
+        CHECK_INT(set(conf, secret_keys[i], SECRET), ADVREC_OK);
+    path = write_file("secret.conf", "kafka.sasl.username = alice\n"
+                                     "kafka.SASL.Password = '" SECRET "'\n");
+    CHECK_INT(load(conf, path), ADVREC_OK);
+    /* The values are kept for librdkafka, only printing hides them. */
+    CHECK_STR(advrec_conf_kafka_get(conf, "sasl.password"), SECRET);
+    dump = capture_effective(conf);
+    CHECK(strstr(dump, "hunter2") == NULL);
+    for (size_t i = 0; i < sizeof(secret_keys) / sizeof(secret_keys[0]); i++) {
+        snprintf(want, sizeof(want), "\n%s = <redacted>\n", secret_keys[i]);
+        CHECK(strstr(dump, want) != NULL);
+    }
+    CHECK(strstr(dump, "\nkafka.SASL.Password = <redacted>\n") != NULL);
+    /* Not a secret: shown. */
+    CHECK(strstr(dump, "\nkafka.sasl.username = alice\n") != NULL);
+    free(dump);
+    advrec_conf_destroy(conf);
+
+    CHECK(advrec_redact_is_secret("sasl.password"));
+    CHECK(advrec_redact_is_secret("kafka.ssl_key"));
+    CHECK(!advrec_redact_is_secret("sasl.username"));
+    CHECK(!advrec_redact_is_secret("ssl.ca.location"));
+}
+
+static void test_secrets_absent_from_errors(void)
+{
+    advrec_conf_t *conf = new_conf();
+    const advrec_kafka_prop_t prop = {"ssl.keystore.password.typo", SECRET,
+                                      "-X"};
+    const advrec_kafka_params_t kp = {
+        .role = ADVREC_KAFKA_CONSUMER, .props = &prop, .n_props = 1};
+    advrec_kafka_t *kafka = NULL;
+    rd_kafka_conf_t *rk_conf;
+    const char *path;
+    char buf[64];
+
+    /* A line without '=' is echoed, unless it names a secret. */
+    path = write_file("nosep.conf", "kafka.sasl.password: " SECRET "\n");
+    CHECK_INT(load(conf, path), ADVREC_ERR_CONFIG);
+    CHECK_ERR_HAS(":1: expected \"key = value\", got \"<redacted>\"");
+    CHECK(strstr(last_err, "hunter2") == NULL);
+
+    /* librdkafka refuses the property: the message names it, not its
+     * value. advrec_conf_check and lib/kafka's two paths. */
+    CHECK_INT(set(conf, "broker.embedded", "false"), ADVREC_OK);
+    CHECK_INT(set(conf, "kafka.bootstrap.servers", "127.0.0.1:1"), ADVREC_OK);
+    CHECK_INT(set(conf, "kafka.sasl.password.typo", SECRET), ADVREC_OK);
+    CHECK_INT(advrec_conf_check(conf, last_err, sizeof(last_err)),
+              ADVREC_ERR_CONFIG);
+    CHECK_ERR_HAS("-X: kafka.sasl.password.typo: ");
+    CHECK(strstr(last_err, "hunter2") == NULL);
+
+    rk_conf = rd_kafka_conf_new();
+    CHECK_INT(advrec_kafka_conf_set(rk_conf, "sasl.password.typo", SECRET,
+                                    last_err, sizeof(last_err)),
+              ADVREC_ERR_CONFIG);
+    CHECK_ERR_HAS("sasl.password.typo=<redacted>: ");
+    CHECK(strstr(last_err, "hunter2") == NULL);
+    rd_kafka_conf_destroy(rk_conf);
+
+    CHECK_INT(advrec_kafka_new(&kafka, &kp, last_err, sizeof(last_err)),
+              ADVREC_ERR_CONFIG);
+    CHECK(kafka == NULL);
+    CHECK_ERR_HAS("-X: kafka.ssl.keystore.password.typo=<redacted>: ");
+    CHECK(strstr(last_err, "hunter2") == NULL);
+
+    /* A message that quotes the secret back (as librdkafka's "Invalid value
+     * \"...\"" does) is scrubbed; a small buffer is cut, never overrun. */
+    snprintf(last_err, sizeof(last_err), "Invalid value \"%s\" (%s)", SECRET,
+             SECRET);
+    advrec_redact_scrub(last_err, sizeof(last_err), SECRET);
+    CHECK_STR(last_err, "Invalid value \"<redacted>\" (<redacted>)");
+    strcpy(buf, "ab XY cd");
+    advrec_redact_scrub(buf, 16, "XY");
+    CHECK_STR(buf, "ab <redacted> c");
+    strcpy(buf, "ab XY cd");
+    advrec_redact_scrub(buf, 12, "XY");
+    CHECK_STR(buf, "ab ");
+    advrec_conf_destroy(conf);
+}
+
+/* The committed SASL_SSL example loads, passes the check, and its password
+ * placeholder is redacted in the dump. */
+static void test_sasl_ssl_example_loads(void)
+{
+    advrec_conf_t *conf = new_conf();
+    char *dump;
+
+    CHECK_INT(load(conf, ADVREC_TEST_SOURCE_DIR
+                   "/conf/advrecd-sasl-ssl.conf.example"),
+              ADVREC_OK);
+    if (last_err[0])
+        fprintf(stderr, "%s\n", last_err);
+    CHECK_INT(advrec_conf_check(conf, last_err, sizeof(last_err)), ADVREC_OK);
+    CHECK_STR(advrec_conf_kafka_get(conf, "security.protocol"), "SASL_SSL");
+    CHECK_STR(advrec_conf_kafka_get(conf, "sasl.mechanisms"), "SCRAM-SHA-512");
+    dump = capture_effective(conf);
+    CHECK(strstr(dump, "\nkafka.sasl.password = <redacted>\n") != NULL);
+    CHECK(strstr(dump, "CHANGE-ME") == NULL);
+    free(dump);
+    advrec_conf_destroy(conf);
+}
+
 static void test_destroy_null(void)
 {
     advrec_conf_destroy(NULL);
@@ -795,6 +915,9 @@ int main(void)
     RUN(test_committed_reference_is_current);
     RUN(test_reference_lists_every_key);
     RUN(test_reference_and_dump_reload);
+    RUN(test_secrets_absent_from_dump);
+    RUN(test_secrets_absent_from_errors);
+    RUN(test_sasl_ssl_example_loads);
     RUN(test_destroy_null);
     rc = DONE();
     {
