@@ -8,6 +8,8 @@ PACKAGES=(
   build-essential cmake pkg-config clang-format
   librdkafka-dev libavro-dev librocksdb-dev libopenblas-dev libjansson-dev
   libsystemd-dev
+  # tests: the unit's sandbox reproduced by hand (integration.systemd_sandbox)
+  bubblewrap
   # tests: real Kafka (Java 17 + Maven) and independent Python clients
   openjdk-17-jre-headless maven python3 python3-venv
 )
