@@ -307,6 +307,20 @@ static void on_delivery(void *opaque, const rd_kafka_message_t *m)
 }
 
 /*
+ * The producer waits for room in its queue (a broker away or slow): the
+ * loop is alive, so systemd's watchdog is fed. A restart would not bring
+ * the broker back and would reload the whole state for nothing; the outage
+ * shows in the backpressure counter and, once the outbox fills, in the
+ * "consumption paused" warning.
+ */
+static void on_produce_wait(void *opaque)
+{
+    advrec_daemon_t *d = opaque;
+
+    advrec_metrics_watchdog(d->metrics, now_ms());
+}
+
+/*
  * Partitions assigned: exactly-once state resumes from the offsets
  * committed with the state, not from Kafka's; a partition the state has
  * never seen keeps RD_KAFKA_OFFSET_INVALID (committed offset, else
@@ -353,6 +367,7 @@ static advrec_err_t new_client(advrec_daemon_t *d, advrec_kafka_role_t role,
     p.bootstraps = d->broker ? advrec_broker_bootstraps(d->broker) : NULL;
     p.on_delivery = on_delivery;
     p.on_assign = on_assign;
+    p.on_wait = on_produce_wait;
     p.opaque = d;
     err = advrec_kafka_new(kafkap, &p, errstr, errstr_size);
     free(props);
@@ -789,8 +804,16 @@ advrec_err_t advrec_daemon_run(advrec_daemon_t *d, char *errstr,
     const uint32_t *stale;
 
     advrec_metrics_ready(d->metrics, now_ms());
+    if (advrec_metrics_watchdog_ms(d->metrics))
+        log_info("systemd watchdog: WATCHDOG=1 every %lld ms from the "
+                 "processing loop",
+                 (long long)advrec_metrics_watchdog_ms(d->metrics));
     while (!atomic_load(&d->stop)) {
         round_once(d);
+        /* A round is bounded (round.max.ms of polling, round.max.records
+         * of input and of refreshes) except while the producer waits for
+         * room, which feeds the watchdog itself (on_produce_wait). */
+        advrec_metrics_watchdog(d->metrics, now_ms());
         if (atomic_exchange(&d->checkpoint, 0))
             write_checkpoint(d);
     }

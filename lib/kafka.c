@@ -16,6 +16,7 @@ struct advrec_kafka_s {
     advrec_kafka_delivery_cb *on_delivery;
     advrec_kafka_assign_cb *on_assign;
     advrec_kafka_revoke_cb *on_revoke;
+    advrec_kafka_wait_cb *on_wait;
     void *opaque;
     atomic_int fatal; /* 0, 1 being written, 2 written */
     char fatal_msg[512];
@@ -180,6 +181,7 @@ advrec_err_t advrec_kafka_new(advrec_kafka_t **kafkap,
     k->on_delivery = p->on_delivery;
     k->on_assign = p->on_assign;
     k->on_revoke = p->on_revoke;
+    k->on_wait = p->on_wait;
     k->opaque = p->opaque;
     c = rd_kafka_conf_new();
     if ((err = set_props(c, own, n_own, errstr, errstr_size)) ||
@@ -257,6 +259,8 @@ rd_kafka_resp_err_t advrec_kafka_produce(advrec_kafka_t *k, const char *topic,
         /* Backpressure: serve delivery reports until there is room. */
         k->backpressure++;
         rd_kafka_poll(k->rk, 100);
+        if (k->on_wait)
+            k->on_wait(k->opaque);
     }
     if (err && headers)
         rd_kafka_headers_destroy(headers);

@@ -7,3 +7,14 @@ add_test(NAME integration.systemd_security
           ${PROJECT_BINARY_DIR}/advrecd.service 2.0)
 set_tests_properties(integration.systemd_security PROPERTIES
   LABELS integration TIMEOUT 60 SKIP_RETURN_CODE 77)
+# systemd_notify: advrecd sends READY=1, WATCHDOG=1 (half of WATCHDOG_USEC,
+# from the processing loop), STATUS= and STOPPING=1 to a NOTIFY_SOCKET the
+# test binds, in that order; no WATCHDOG=1 without WATCHDOG_USEC.
+find_package(Python3 COMPONENTS Interpreter)
+if(Python3_Interpreter_FOUND)
+  add_test(NAME integration.systemd_notify
+    COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_LIST_DIR}/systemd_notify.py
+            $<TARGET_FILE:advrecd> $<TARGET_FILE:itest_produce> ${PROJECT_SOURCE_DIR})
+  set_tests_properties(integration.systemd_notify PROPERTIES
+    LABELS integration TIMEOUT 180 SKIP_RETURN_CODE 77)
+endif()
