@@ -18,3 +18,10 @@ if(Python3_Interpreter_FOUND)
   set_tests_properties(integration.systemd_notify PROPERTIES
     LABELS integration TIMEOUT 180 SKIP_RETURN_CODE 77)
 endif()
+# daemon_reload: SIGHUP re-reads the config file and the -X overrides: a
+# live key applied and logged, a restart-only key refused by name, a file
+# that does not parse refused whole; the daemon consumes on and exits 0.
+add_test(NAME integration.daemon_reload
+  COMMAND ${CMAKE_CURRENT_LIST_DIR}/daemon_reload.sh
+          $<TARGET_FILE:advrecd> $<TARGET_FILE:itest_produce>)
+set_tests_properties(integration.daemon_reload PROPERTIES LABELS integration TIMEOUT 180)
