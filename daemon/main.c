@@ -20,7 +20,7 @@
 /* The running daemon, for the signal handler, and the requests that came
  * before it existed (main's only globals). */
 static advrec_daemon_t *volatile running;
-static volatile sig_atomic_t early_stop, early_checkpoint;
+static volatile sig_atomic_t early_stop, early_checkpoint, early_reload;
 
 static void on_signal(int sig)
 {
@@ -29,6 +29,11 @@ static void on_signal(int sig)
             advrec_daemon_checkpoint(running);
         else
             early_checkpoint = 1;
+    } else if (sig == SIGHUP) {
+        if (running)
+            advrec_daemon_reload(running);
+        else
+            early_reload = 1;
     } else {
         if (running)
             advrec_daemon_stop(running);
@@ -58,10 +63,12 @@ static int exit_code(advrec_err_t err)
 }
 
 /*
- * Builds, starts and runs the daemon until SIGTERM or SIGINT. Takes ownership
- * of conf. Returns the exit code.
+ * Builds, starts and runs the daemon until SIGTERM or SIGINT; SIGHUP reloads
+ * the configuration from conf_path and the -X sets[0..n_sets) (read again,
+ * not kept from start). Takes ownership of conf. Returns the exit code.
  */
-static int run_daemon(advrec_conf_t *conf)
+static int run_daemon(advrec_conf_t *conf, const char *conf_path,
+                      const char *const *sets, size_t n_sets)
 {
     struct sigaction sa;
     char errstr[1024];
@@ -76,16 +83,24 @@ static int run_daemon(advrec_conf_t *conf)
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGUSR1, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
     err = advrec_daemon_new(&d, conf, errstr, sizeof(errstr));
     if (err) {
         log_err("%s", errstr);
         return exit_code(err);
+    }
+    if (advrec_daemon_set_reload_source(d, conf_path, sets, n_sets)) {
+        log_err("out of memory");
+        advrec_daemon_destroy(d);
+        return EX_OSERR;
     }
     running = d;
     if (early_stop)
         advrec_daemon_stop(d);
     if (early_checkpoint)
         advrec_daemon_checkpoint(d);
+    if (early_reload)
+        advrec_daemon_reload(d);
     err = advrec_daemon_start(d, errstr, sizeof(errstr));
     if (!err) {
         const char *bootstraps = advrec_daemon_bootstraps(d);
@@ -135,7 +150,9 @@ static void usage(FILE *fp)
             "\n"
             "Signals: SIGTERM/SIGINT finish the round, refresh pending users,\n"
             "flush and commit, then exit 0; SIGUSR1 writes a checkpoint of\n"
-            "the state into state.checkpoint.dir.\n"
+            "the state into state.checkpoint.dir; SIGHUP re-reads FILE and\n"
+            "-X, applies what can change live, names each key that needs a\n"
+            "restart (docs/OPERATIONS.md).\n"
             "\n"
             "Every key, its default and range: advrecd.conf(5), "
             "docs/CONFIG.md, or\n"
@@ -246,7 +263,7 @@ int main(int argc, char **argv)
     advrec_log_set_level(conf->log_level);
 
     /* The daemon proper: from here on lib/ does the work. */
-    rc = run_daemon(conf);
+    rc = run_daemon(conf, conf_path, sets, sets_cnt);
     conf = NULL; /* owned and freed by the daemon */
 
 done:

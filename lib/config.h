@@ -257,6 +257,16 @@ advrec_err_t advrec_conf_parse_size(const char *text, int64_t *out,
  */
 const char *advrec_conf_key(size_t i);
 
+/*
+ * The value of table key `key` in conf as text, as advrec_conf_write()
+ * writes it unquoted (and advrec_conf_set() reads it back to the same
+ * value), into buf (size bytes, truncated, NUL-terminated). Returns 0, or
+ * -1 when key is not a table key (kafka.* and schema.<N> are not: see
+ * advrec_conf_kafka_get and advrec_conf_schema_path); buf is then "".
+ */
+int advrec_conf_value(const advrec_conf_t *conf, const char *key, char *buf,
+                      size_t size);
+
 /* advrec's version string, e.g. "0.1.0". Static. */
 const char *advrec_version(void);
 

@@ -485,3 +485,17 @@ void advrec_conf_write_reference(FILE *fp, advrec_conf_format_t format)
     }
     write_reference_conf(fp);
 }
+
+int advrec_conf_value(const advrec_conf_t *conf, const char *key, char *buf,
+                      size_t size)
+{
+    for (size_t i = 0; i < advrec_conf__rows_cnt; i++) {
+        if (strcmp(advrec_conf__rows[i].name, key) == 0) {
+            format_row(conf, &advrec_conf__rows[i], buf, size);
+            return 0;
+        }
+    }
+    if (size)
+        buf[0] = '\0';
+    return -1;
+}

@@ -44,6 +44,7 @@
 #include "metrics.h"
 #include "outbox.h"
 #include "params.h"
+#include "reload.h"
 #include "store.h"
 
 #define TOPIC_CLICKS         0
@@ -80,7 +81,11 @@ struct advrec_daemon_s {
     int32_t anomaly_schema_id;
     const char *inputs[2]; /* input topic names, by TOPIC_* */
     atomic_int stop;
-    atomic_int checkpoint;  /* requested by advrec_daemon_checkpoint() */
+    atomic_int checkpoint; /* requested by advrec_daemon_checkpoint() */
+    atomic_int reload;     /* requested by advrec_daemon_reload() */
+    char *reload_path;     /* where a reload reads from; owned */
+    char **reload_sets;    /* ... and its -X, in order; owned */
+    size_t n_reload_sets;
     char fatal[1024];       /* first fatal error seen */
     advrec_err_t fatal_err; /* its code: KAFKA, STORE, NOMEM */
     int paused;             /* consumption paused: outbox full */
@@ -366,6 +371,20 @@ static void on_delivery(void *opaque, const rd_kafka_message_t *m)
 }
 
 /*
+ * The producer waits for room in its queue (a broker away or slow): the
+ * loop is alive, so systemd's watchdog is fed. A restart would not bring
+ * the broker back and would reload the whole state for nothing; the outage
+ * shows in the backpressure counter and, once the outbox fills, in the
+ * "consumption paused" warning.
+ */
+static void on_produce_wait(void *opaque)
+{
+    advrec_daemon_t *d = opaque;
+
+    advrec_metrics_watchdog(d->metrics, now_ms());
+}
+
+/*
  * Partitions assigned: exactly-once state resumes from the offsets
  * committed with the state, not from Kafka's; a partition the state has
  * never seen keeps RD_KAFKA_OFFSET_INVALID (committed offset, else
@@ -449,6 +468,7 @@ static advrec_err_t new_client(advrec_daemon_t *d, advrec_kafka_role_t role,
         p.on_stats = on_lag;
         p.stats_interval_ms = LAG_INTERVAL_MS;
     }
+    p.on_wait = on_produce_wait;
     p.opaque = d;
     err = advrec_kafka_new(kafkap, &p, errstr, errstr_size);
     free(props);
@@ -936,6 +956,66 @@ static void write_checkpoint(advrec_daemon_t *d)
                    path, path);
 }
 
+/* Grows the round's scratch for round.max.records records. 0, or -1 (no
+ * memory: the arrays keep their old size, still valid). */
+static int size_round(advrec_daemon_t *d, size_t n)
+{
+    rd_kafka_message_t **batch;
+    advrec_store_offset_t *offs;
+
+    if (!(batch = realloc(d->batch, n * sizeof(*batch))))
+        return -1;
+    d->batch = batch;
+    if (!(offs = realloc(d->offs, n * sizeof(*offs))))
+        return -1;
+    d->offs = offs;
+    return 0;
+}
+
+/*
+ * Reloads the configuration between two rounds (advrec_daemon_reload):
+ * re-reads it from the reload source, merges the live keys into d->conf
+ * (lib/reload: each change and each refused key logged), then hands the
+ * running values to the modules through params, as at start.
+ */
+static void reload_conf(advrec_daemon_t *d)
+{
+    advrec_conf_t *next = NULL;
+    advrec_engine_params_t ep;
+    advrec_detect_params_t dp;
+    int64_t old_records = d->conf->round_max_records;
+    size_t applied, refused;
+    char why[1024];
+
+    if (!d->reload_path && !d->n_reload_sets) {
+        log_warning("reload requested, but this daemon has no configuration "
+                    "source: ignored");
+        return;
+    }
+    if (advrec_reload_read(&next, d->reload_path,
+                           (const char *const *)d->reload_sets,
+                           d->n_reload_sets, why, sizeof(why))) {
+        log_err("reload: %s; configuration refused, nothing changed", why);
+        return;
+    }
+    applied = advrec_reload_merge(d->conf, next, &refused);
+    advrec_conf_destroy(next);
+    advrec_log_set_level(d->conf->log_level);
+    advrec_params_engine(&ep, d->conf);
+    advrec_engine_set_refresh(d->engine, ep.debounce_ms, ep.max_staleness_ms);
+    advrec_params_detect(&dp, d->conf);
+    if (advrec_detect_set_params(d->detect, &dp, why, sizeof(why)))
+        log_err("reload: %s; the detectors keep their thresholds", why);
+    if (d->conf->round_max_records > old_records &&
+        size_round(d, (size_t)d->conf->round_max_records)) {
+        log_err("reload: no memory for round.max.records %lld; kept %lld",
+                (long long)d->conf->round_max_records, (long long)old_records);
+        d->conf->round_max_records = old_records;
+    }
+    log_notice("reload: %zu change(s) applied, %zu refused%s", applied, refused,
+               refused ? " (they need a restart)" : "");
+}
+
 advrec_err_t advrec_daemon_run(advrec_daemon_t *d, char *errstr,
                                size_t errstr_size)
 {
@@ -946,10 +1026,20 @@ advrec_err_t advrec_daemon_run(advrec_daemon_t *d, char *errstr,
     const uint32_t *stale;
 
     advrec_metrics_ready(d->metrics, now_ms());
+    if (advrec_metrics_watchdog_ms(d->metrics))
+        log_info("systemd watchdog: WATCHDOG=1 every %lld ms from the "
+                 "processing loop",
+                 (long long)advrec_metrics_watchdog_ms(d->metrics));
     while (!atomic_load(&d->stop)) {
         round_once(d);
+        /* A round is bounded (round.max.ms of polling, round.max.records
+         * of input and of refreshes) except while the producer waits for
+         * room, which feeds the watchdog itself (on_produce_wait). */
+        advrec_metrics_watchdog(d->metrics, now_ms());
         if (atomic_exchange(&d->checkpoint, 0))
             write_checkpoint(d);
+        if (atomic_exchange(&d->reload, 0))
+            reload_conf(d);
     }
     d->c->stopping = 1; /* /health: the loop has ended */
     advrec_metrics_share(d->metrics);
@@ -1004,6 +1094,42 @@ void advrec_daemon_checkpoint(advrec_daemon_t *d)
     atomic_store(&d->checkpoint, 1);
 }
 
+advrec_err_t advrec_daemon_set_reload_source(advrec_daemon_t *d,
+                                             const char *path,
+                                             const char *const *sets,
+                                             size_t n_sets)
+{
+    char *p = NULL, **s = NULL;
+    size_t n = 0;
+
+    if ((path && !(p = strdup(path))) ||
+        (n_sets && !(s = calloc(n_sets, sizeof(*s)))))
+        goto fail;
+    for (; n < n_sets; n++)
+        if (!(s[n] = strdup(sets[n])))
+            goto fail;
+    free(d->reload_path);
+    for (size_t i = 0; i < d->n_reload_sets; i++)
+        free(d->reload_sets[i]);
+    free(d->reload_sets);
+    d->reload_path = p;
+    d->reload_sets = s;
+    d->n_reload_sets = n_sets;
+    return ADVREC_OK;
+
+fail:
+    while (n-- > 0)
+        free(s[n]);
+    free(s);
+    free(p);
+    return ADVREC_ERR_NOMEM;
+}
+
+void advrec_daemon_reload(advrec_daemon_t *d)
+{
+    atomic_store(&d->reload, 1);
+}
+
 const char *advrec_daemon_bootstraps(const advrec_daemon_t *d)
 {
     return d->broker ? advrec_broker_bootstraps(d->broker) : NULL;
@@ -1042,5 +1168,9 @@ void advrec_daemon_destroy(advrec_daemon_t *d)
     free(d->offs);
     free(d->rec_items);
     free(d->enc);
+    free(d->reload_path);
+    for (size_t i = 0; i < d->n_reload_sets; i++)
+        free(d->reload_sets[i]);
+    free(d->reload_sets);
     free(d);
 }

@@ -10,9 +10,9 @@
  * the round owes in one batch, then produce those outputs (lib/outbox),
  * refresh the users whose debounce expired and produce their lists.
  *
- * Threads: run() blocks the calling thread; stop() may be called from any
- * thread or a signal handler (it only sets a flag that run() checks at least
- * every round.max.ms).
+ * Threads: run() blocks the calling thread; stop(), checkpoint() and
+ * reload() may be called from any thread or a signal handler (they only set
+ * a flag that run() checks at least every round.max.ms).
  */
 #ifndef ADVREC_DAEMON_H
 #define ADVREC_DAEMON_H
@@ -68,6 +68,28 @@ void advrec_daemon_stop(advrec_daemon_t *daemon);
  * logs that there is nothing to checkpoint.
  */
 void advrec_daemon_checkpoint(advrec_daemon_t *daemon);
+
+/*
+ * Where a reload re-reads the configuration from: the file at path (NULL:
+ * none) and then each of sets[0..n_sets) as `-X key=value`, as advrecd
+ * built it at start. Copied (the caller keeps its strings). Without it a
+ * reload request is logged and ignored. ADVREC_ERR_NOMEM, nothing changed.
+ */
+advrec_err_t advrec_daemon_set_reload_source(advrec_daemon_t *daemon,
+                                             const char *path,
+                                             const char *const *sets,
+                                             size_t n_sets);
+
+/*
+ * Asks run() to reload the configuration between two rounds (advrecd calls
+ * it on SIGHUP). Async-signal-safe. The reload re-reads the source, applies
+ * what is safe to change live (lib/reload.h: log.level, the detectors'
+ * thresholds, the refresh schedule, the round's limits), logs each change,
+ * and refuses every other changed key by name, keeping its running value. A
+ * configuration that does not parse or check is refused whole (logged); the
+ * daemon goes on either way.
+ */
+void advrec_daemon_reload(advrec_daemon_t *daemon);
 
 /* The embedded broker's bootstrap list, or NULL when using an external
  * cluster. Owned by the daemon. Valid after start(). */

@@ -74,23 +74,31 @@ struct advrec_detect_s {
     size_t n_queue, queue_cap;
 };
 
+/* The relations advrec_detect_new() and _set_params() require. */
+static advrec_err_t check_params(const advrec_detect_params_t *params,
+                                 char *errstr, size_t errstr_size)
+{
+    if (!(params->rate_window_s > 0) || !(params->item_window_s > 0) ||
+        !(params->clear_score <= params->flag_score) ||
+        !(params->flag_score <= params->quarantine_score) ||
+        !(params->weight_flagged >= 0 && params->weight_flagged <= 1))
+        return advrec_seterr(
+            ADVREC_ERR_CONFIG, errstr, errstr_size,
+            "detect: need window times > 0, anomaly.clear.score <= "
+            "anomaly.flag.score <= anomaly.quarantine.score "
+            "(%g, %g, %g) and 0 <= anomaly.weight.flagged <= 1 (%g)",
+            params->clear_score, params->flag_score, params->quarantine_score,
+            (double)params->weight_flagged);
+    return ADVREC_OK;
+}
+
 advrec_detect_t *advrec_detect_new(const advrec_detect_params_t *params,
                                    char *errstr, size_t errstr_size)
 {
     advrec_detect_t *d;
 
-    if (!(params->rate_window_s > 0) || !(params->item_window_s > 0) ||
-        !(params->clear_score <= params->flag_score) ||
-        !(params->flag_score <= params->quarantine_score) ||
-        !(params->weight_flagged >= 0 && params->weight_flagged <= 1)) {
-        advrec_seterr(ADVREC_ERR_CONFIG, errstr, errstr_size,
-                      "detect: need window times > 0, anomaly.clear.score <= "
-                      "anomaly.flag.score <= anomaly.quarantine.score "
-                      "(%g, %g, %g) and 0 <= anomaly.weight.flagged <= 1 (%g)",
-                      params->clear_score, params->flag_score,
-                      params->quarantine_score, (double)params->weight_flagged);
+    if (check_params(params, errstr, errstr_size))
         return NULL;
-    }
     d = calloc(1, sizeof(*d));
     if (!d) {
         advrec_seterr(ADVREC_ERR_NOMEM, errstr, errstr_size,
@@ -99,6 +107,22 @@ advrec_detect_t *advrec_detect_new(const advrec_detect_params_t *params,
     }
     d->p = *params;
     return d;
+}
+
+advrec_err_t advrec_detect_set_params(advrec_detect_t *d,
+                                      const advrec_detect_params_t *params,
+                                      char *errstr, size_t errstr_size)
+{
+    advrec_detect_params_t p = *params;
+    advrec_err_t err;
+
+    p.enable = d->p.enable;
+    p.rate_window_s = d->p.rate_window_s;
+    p.item_window_s = d->p.item_window_s;
+    if ((err = check_params(&p, errstr, errstr_size)))
+        return err;
+    d->p = p;
+    return ADVREC_OK;
 }
 
 static void rows_free(rows_t *r)

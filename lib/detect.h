@@ -109,6 +109,19 @@ advrec_detect_t *advrec_detect_new(const advrec_detect_params_t *params,
 void advrec_detect_destroy(advrec_detect_t *detect);
 
 /*
+ * Replaces the thresholds, scores and weight of a running detector (a
+ * configuration reload): from the next observed event on, entities are
+ * judged by them; rows keep their statistics, and flags already raised
+ * stand until a new score crosses the new levels. enable and the two window
+ * time constants are kept: the stored decayed statistics were built with
+ * them (changing those needs a restart). ADVREC_ERR_CONFIG with errstr, and
+ * nothing changed, on params advrec_detect_new() would refuse.
+ */
+advrec_err_t advrec_detect_set_params(advrec_detect_t *detect,
+                                      const advrec_detect_params_t *params,
+                                      char *errstr, size_t errstr_size);
+
+/*
  * Observes one event of dense user `user` on dense item `item` and returns
  * the factor its training weight is multiplied by: 1, params.weight_flagged,
  * or 0 (quarantined user). hist[0..hist_len) are the user's recent items

@@ -136,6 +136,13 @@ void advrec_engine_set_judge(advrec_engine_t *e, advrec_engine_judge_cb *cb,
     e->judge_opaque = opaque;
 }
 
+void advrec_engine_set_refresh(advrec_engine_t *e, int64_t debounce_ms,
+                               int64_t max_staleness_ms)
+{
+    e->p.debounce_ms = debounce_ms;
+    e->p.max_staleness_ms = max_staleness_ms;
+}
+
 /* Asks the judge for user u's event on item i: the factor of its weight. */
 static float judge(advrec_engine_t *e, const advrec_event_t *ev, uint32_t u,
                    uint32_t i)

@@ -108,6 +108,15 @@ typedef float(advrec_engine_judge_cb)(void *opaque, const advrec_event_t *ev,
 void advrec_engine_set_judge(advrec_engine_t *engine,
                              advrec_engine_judge_cb *cb, void *opaque);
 
+/*
+ * Changes the refresh schedule of a running engine (a configuration
+ * reload): a stale user is due debounce_ms after their last event, or
+ * max_staleness_ms after they became stale, whichever comes first. Users
+ * already stale are judged by the new values at the next refresh.
+ */
+void advrec_engine_set_refresh(advrec_engine_t *engine, int64_t debounce_ms,
+                               int64_t max_staleness_ms);
+
 /* Users waiting for a refresh. */
 size_t advrec_engine_stale_count(const advrec_engine_t *engine);
 

@@ -20,6 +20,7 @@ struct advrec_kafka_s {
     advrec_kafka_assign_cb *on_assign;
     advrec_kafka_revoke_cb *on_revoke;
     advrec_kafka_stats_cb *on_stats;
+    advrec_kafka_wait_cb *on_wait;
     void *opaque;
     atomic_int fatal; /* 0, 1 being written, 2 written */
     char fatal_msg[512];
@@ -238,6 +239,7 @@ advrec_err_t advrec_kafka_new(advrec_kafka_t **kafkap,
     k->on_assign = p->on_assign;
     k->on_revoke = p->on_revoke;
     k->on_stats = p->on_stats;
+    k->on_wait = p->on_wait;
     k->opaque = p->opaque;
     c = rd_kafka_conf_new();
     if (p->on_stats) {
@@ -323,6 +325,8 @@ rd_kafka_resp_err_t advrec_kafka_produce(advrec_kafka_t *k, const char *topic,
         /* Backpressure: serve delivery reports until there is room. */
         k->backpressure++;
         rd_kafka_poll(k->rk, 100);
+        if (k->on_wait)
+            k->on_wait(k->opaque);
     }
     if (err && headers)
         rd_kafka_headers_destroy(headers);

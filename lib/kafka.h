@@ -53,6 +53,14 @@ typedef void(advrec_kafka_delivery_cb)(void *opaque,
 typedef int(advrec_kafka_assign_cb)(void *opaque,
                                     rd_kafka_topic_partition_list_t *parts);
 
+/*
+ * produce() is waiting for room in the producer queue (called about every
+ * 100 ms while it waits, on the producing thread): a long wait is a broker
+ * that is away or slow, not a stuck caller, and the owner may say so to its
+ * supervisor (advrecd feeds systemd's watchdog from here).
+ */
+typedef void(advrec_kafka_wait_cb)(void *opaque);
+
 /* Partitions about to be revoked (consumer), before they are. */
 typedef void(advrec_kafka_revoke_cb)(
     void *opaque, const rd_kafka_topic_partition_list_t *parts);
@@ -92,7 +100,8 @@ typedef struct advrec_kafka_params_s {
      * stats_interval_ms (the user's kafka.* may override it). */
     advrec_kafka_stats_cb *on_stats; /* may be NULL */
     int stats_interval_ms;
-    void *opaque; /* passed to the hooks */
+    advrec_kafka_wait_cb *on_wait; /* producer; may be NULL */
+    void *opaque;                  /* passed to the hooks */
 } advrec_kafka_params_t;
 
 /*
@@ -113,7 +122,8 @@ rd_kafka_t *advrec_kafka_rk(advrec_kafka_t *kafka);
  * Produces one message (key and value copied; headers owned by librdkafka
  * on success and destroyed here on failure), waiting while the producer
  * queue is full: this is the backpressure that pauses the caller instead of
- * buffering without bound. Delivery reports are served while it waits.
+ * buffering without bound. Delivery reports are served while it waits, and
+ * the params' on_wait hook is called.
  * ts_ms 0: now. msg_opaque comes back in the delivery report. Gives up
  * (returning RD_KAFKA_RESP_ERR__FATAL) once the client hit a fatal error.
  * Returns librdkafka's error; on error no delivery report will follow.

@@ -25,7 +25,9 @@ struct advrec_metrics_s {
     pthread_mutex_t lock;    /* guards shown */
     advrec_counters_t last;  /* at the last stats line */
     int64_t last_ms;
-    char *topics[2]; /* the input topics' names, for labels */
+    char *topics[2];          /* the input topics' names, for labels */
+    int64_t watchdog_ms;      /* WATCHDOG=1 this often; 0: no watchdog */
+    int64_t watchdog_last_ms; /* the last one sent */
 };
 
 advrec_metrics_t *advrec_metrics_new(int64_t interval_ms)
@@ -36,6 +38,18 @@ advrec_metrics_t *advrec_metrics_new(int64_t interval_ms)
         return NULL;
     m->interval_ms = interval_ms;
     pthread_mutex_init(&m->lock, NULL);
+#ifdef ADVREC_HAVE_SYSTEMD
+    {
+        /* WATCHDOG_USEC (WatchdogSec=) for this process: ping at half of
+         * it, as sd_watchdog_enabled(3) advises. */
+        uint64_t usec = 0;
+        if (sd_watchdog_enabled(0, &usec) > 0 && usec > 0) {
+            m->watchdog_ms = (int64_t)(usec / 2000);
+            if (m->watchdog_ms < 1)
+                m->watchdog_ms = 1;
+        }
+    }
+#endif
     return m;
 }
 
@@ -100,7 +114,21 @@ void advrec_metrics_read(const advrec_metrics_t *m, advrec_counters_t *out)
 void advrec_metrics_ready(advrec_metrics_t *m, int64_t now_ms)
 {
     m->last_ms = now_ms;
+    m->watchdog_last_ms = now_ms;
     notify("READY=1");
+}
+
+void advrec_metrics_watchdog(advrec_metrics_t *m, int64_t now_ms)
+{
+    if (m->watchdog_ms == 0 || now_ms - m->watchdog_last_ms < m->watchdog_ms)
+        return;
+    m->watchdog_last_ms = now_ms;
+    notify("WATCHDOG=1");
+}
+
+int64_t advrec_metrics_watchdog_ms(const advrec_metrics_t *m)
+{
+    return m->watchdog_ms;
 }
 
 void advrec_metrics_stopping(advrec_metrics_t *m)

@@ -7,8 +7,9 @@
  * round (advrec_metrics_publish), which makes a consistent copy that any
  * thread may read (advrec_metrics_read: tests, the demo, an HTTP endpoint)
  * and, every stats.interval.ms, logs the stats line and tells systemd the
- * STATUS=. The lifecycle notifications (READY=1, STOPPING=1) go through
- * here too, so the daemon has one place that talks to its supervisor.
+ * STATUS=. The lifecycle notifications (READY=1, STOPPING=1) and the
+ * watchdog's WATCHDOG=1 go through here too, so the daemon has one place
+ * that talks to its supervisor.
  */
 #ifndef ADVREC_METRICS_H
 #define ADVREC_METRICS_H
@@ -145,5 +146,18 @@ void advrec_metrics_read(const advrec_metrics_t *metrics,
  * (no-ops without it). */
 void advrec_metrics_ready(advrec_metrics_t *metrics, int64_t now_ms);
 void advrec_metrics_stopping(advrec_metrics_t *metrics);
+
+/*
+ * Feeds systemd's watchdog: sends WATCHDOG=1 when half of the interval
+ * sd_watchdog_enabled(3) reported at advrec_metrics_new() (WatchdogSec=)
+ * has passed since the last one (or READY=1), at now_ms (monotonic). Cheap
+ * enough for every round and every backpressure wait; a no-op without a
+ * watchdog or without libsystemd. The processing thread only: a loop that
+ * stops calling it is what the watchdog is there to catch.
+ */
+void advrec_metrics_watchdog(advrec_metrics_t *metrics, int64_t now_ms);
+
+/* How often advrec_metrics_watchdog() sends WATCHDOG=1, in ms; 0: never. */
+int64_t advrec_metrics_watchdog_ms(const advrec_metrics_t *metrics);
 
 #endif
