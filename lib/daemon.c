@@ -7,7 +7,9 @@
  * (outbox), counters and the stats line (metrics), turning factors into
  * lists (rank, through the engine), the state's layout (store). What stays
  * here: building those from the configuration, the round, the dead-letter
- * headers, encoding lists and flags, checkpoints on request.
+ * headers, encoding lists and flags, checkpoints on request. The Kafka
+ * side (clients, callbacks, start) is daemon_kafka.c, SIGHUP reloads are
+ * daemon_reload.c; daemon_int.h is what they share.
  *
  * What may fail where:
  *  - a record that does not decode, does not validate, or cannot be added to
@@ -22,7 +24,7 @@
  *    an error; after a failed commit nothing of the round is produced, and
  *    a restart replays from the last good commit.
  */
-#include "daemon.h"
+#include "daemon_int.h"
 
 #include <math.h>
 #include <stdatomic.h>
@@ -46,86 +48,6 @@
 #include "params.h"
 #include "reload.h"
 #include "store.h"
-
-#define TOPIC_CLICKS         0
-#define TOPIC_PURCHASES      1
-#define FLUSH_TIMEOUT_MS     30000
-#define DLQ_LOG_PER_INTERVAL 20
-/* Outputs recorded and not yet acknowledged before consumption pauses:
- * the stored set stays bounded while the broker is away, and nothing is
- * dropped to keep it so. */
-#define OUTBOX_MAX_RECORDS 16384
-#define OUTBOX_MAX_BYTES   ((size_t)64 << 20)
-/* Value bytes kept of a dead letter the broker refuses as too large. */
-#define DLQ_TRUNCATE_BYTES 65536
-/* With an HTTP endpoint: librdkafka's statistics (consumer lag) this often,
- * RocksDB's size properties read at most this often. */
-#define LAG_INTERVAL_MS 5000
-#define STORE_SIZES_MS  1000
-#define LOSS_EWMA_ALPHA 0.01 /* per training step */
-
-struct advrec_daemon_s {
-    advrec_conf_t *conf; /* owned */
-    advrec_codec_t *codec;
-    advrec_engine_t *engine;
-    advrec_detect_t *detect; /* the anomaly detectors, the engine's judge */
-    advrec_store_t *store;   /* RocksDB state, or NULL: state.dir = "" */
-    advrec_broker_t *broker; /* embedded broker, or NULL */
-    advrec_outbox_t *outbox; /* every output owed */
-    advrec_metrics_t *metrics;
-    advrec_counters_t *c; /* the metrics' writer counters */
-    advrec_kafka_t *consumer;
-    advrec_kafka_t *producer;
-    rd_kafka_queue_t *cq; /* the consumer's queue, for batch polls */
-    int32_t rec_schema_id;
-    int32_t anomaly_schema_id;
-    const char *inputs[2]; /* input topic names, by TOPIC_* */
-    atomic_int stop;
-    atomic_int checkpoint; /* requested by advrec_daemon_checkpoint() */
-    atomic_int reload;     /* requested by advrec_daemon_reload() */
-    char *reload_path;     /* where a reload reads from; owned */
-    char **reload_sets;    /* ... and its -X, in order; owned */
-    size_t n_reload_sets;
-    char fatal[1024];       /* first fatal error seen */
-    advrec_err_t fatal_err; /* its code: KAFKA, STORE, NOMEM */
-    int paused;             /* consumption paused: outbox full */
-    uint64_t dlq_logged;    /* DLQ records logged since the last stats line */
-    advrec_err_t flag_err;  /* while taking a round's flags */
-    advrec_http_t *http;    /* the HTTP endpoint, or NULL */
-    uint64_t preq_seen;     /* events seen by the prequential sampler */
-    int64_t sizes_ms;       /* when the store's sizes were last read */
-
-    /* Round scratch, allocated once. */
-    rd_kafka_message_t **batch;
-    advrec_store_offset_t *offs; /* next offset per partition in a round */
-    advrec_scored_item_t *rec_items;
-    unsigned char *enc;
-    size_t enc_size;
-};
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t now_us(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Stops run() after the round with err and a message (the first one wins). */
 static void fail(advrec_daemon_t *d, advrec_err_t err, const char *what,
@@ -353,181 +275,6 @@ advrec_err_t advrec_daemon_new(advrec_daemon_t **daemonp, advrec_conf_t *conf,
 fail:
     advrec_daemon_destroy(d);
     return err;
-}
-
-/* Every delivery report: counted, then settled by the outbox (which knows
- * what the message was). Served on the run thread (rd_kafka_poll). */
-static void on_delivery(void *opaque, const rd_kafka_message_t *m)
-{
-    advrec_daemon_t *d = opaque;
-
-    if (!m->err)
-        d->c->delivered++;
-    else if (d->c->delivery_failed++ < 10)
-        log_err("delivery to %s [%d] failed: %s (produced again)",
-                rd_kafka_topic_name(m->rkt), (int)m->partition,
-                rd_kafka_err2str(m->err));
-    advrec_outbox_delivered(d->outbox, m);
-}
-
-/*
- * The producer waits for room in its queue (a broker away or slow): the
- * loop is alive, so systemd's watchdog is fed. A restart would not bring
- * the broker back and would reload the whole state for nothing; the outage
- * shows in the backpressure counter and, once the outbox fills, in the
- * "consumption paused" warning.
- */
-static void on_produce_wait(void *opaque)
-{
-    advrec_daemon_t *d = opaque;
-
-    advrec_metrics_watchdog(d->metrics, now_ms());
-}
-
-/*
- * Partitions assigned: exactly-once state resumes from the offsets
- * committed with the state, not from Kafka's; a partition the state has
- * never seen keeps RD_KAFKA_OFFSET_INVALID (committed offset, else
- * auto.offset.reset). The embedded broker starts empty with every run, so
- * offsets stored against an earlier one would point past its end: there
- * the state is kept but consumption starts from what this broker holds.
- */
-static int on_assign(void *opaque, rd_kafka_topic_partition_list_t *parts)
-{
-    advrec_daemon_t *d = opaque;
-    int resumed = 0;
-    char why[256];
-
-    d->c->partitions += (uint32_t)parts->cnt;
-    if (!d->store || d->broker)
-        return 0;
-    for (int i = 0; i < parts->cnt; i++) {
-        int64_t next;
-        advrec_err_t serr = advrec_store_offset(d->store, parts->elems[i].topic,
-                                                parts->elems[i].partition,
-                                                &next, why, sizeof(why));
-        if (serr == ADVREC_OK) {
-            parts->elems[i].offset = next;
-            resumed++;
-        } else if (serr != ADVREC_ERR_NOT_FOUND) {
-            log_err("rebalance: %s", why);
-        }
-    }
-    return resumed;
-}
-
-/* Partitions revoked: no longer ours (the readiness gauge). */
-static void on_revoke(void *opaque,
-                      const rd_kafka_topic_partition_list_t *parts)
-{
-    advrec_daemon_t *d = opaque;
-
-    d->c->partitions -= d->c->partitions < (uint32_t)parts->cnt
-                            ? d->c->partitions
-                            : (uint32_t)parts->cnt;
-}
-
-/* librdkafka's statistics: the consumer lag of the input partitions. */
-static void on_lag(void *opaque, const advrec_kafka_lag_t *lags, size_t n)
-{
-    advrec_daemon_t *d = opaque;
-    uint32_t k = 0;
-
-    for (size_t i = 0; i < n && k < ADVREC_METRICS_LAG_MAX; i++) {
-        int topic = strcmp(lags[i].topic, d->inputs[TOPIC_CLICKS]) == 0 ? 0
-                    : strcmp(lags[i].topic, d->inputs[TOPIC_PURCHASES]) == 0
-                        ? 1
-                        : -1;
-        if (topic < 0)
-            continue;
-        d->c->lag[k].topic = topic;
-        d->c->lag[k].partition = lags[i].partition;
-        d->c->lag[k++].lag = lags[i].lag;
-    }
-    d->c->n_lag = k;
-}
-
-/* One of our clients (lib/params: the user's kafka.* pairs over our
- * defaults, what our guarantees need forced), with the pipeline's hooks. */
-static advrec_err_t new_client(advrec_daemon_t *d, advrec_kafka_role_t role,
-                               advrec_kafka_t **kafkap, char *errstr,
-                               size_t errstr_size)
-{
-    advrec_kafka_params_t p = {0};
-    advrec_kafka_prop_t *props;
-    advrec_err_t err;
-
-    if (advrec_params_kafka(&p, &props, d->conf, role))
-        return advrec_seterr(ADVREC_ERR_NOMEM, errstr, errstr_size,
-                             "out of memory");
-    p.bootstraps = d->broker ? advrec_broker_bootstraps(d->broker) : NULL;
-    p.on_delivery = on_delivery;
-    p.on_assign = on_assign;
-    p.on_revoke = on_revoke;
-    if (d->http && role == ADVREC_KAFKA_CONSUMER) {
-        p.on_stats = on_lag;
-        p.stats_interval_ms = LAG_INTERVAL_MS;
-    }
-    p.on_wait = on_produce_wait;
-    p.opaque = d;
-    err = advrec_kafka_new(kafkap, &p, errstr, errstr_size);
-    free(props);
-    return err;
-}
-
-advrec_err_t advrec_daemon_start(advrec_daemon_t *d, char *errstr,
-                                 size_t errstr_size)
-{
-    const advrec_conf_t *conf = d->conf;
-    const char *outputs[] = {conf->topic_clicks, conf->topic_purchases,
-                             conf->topic_recommendations, conf->topic_anomalies,
-                             conf->topic_dlq};
-    rd_kafka_topic_partition_list_t *topics;
-    rd_kafka_resp_err_t kerr;
-    advrec_err_t err;
-
-    if (conf->broker_embedded) {
-        d->broker = advrec_broker_new(1, errstr, errstr_size);
-        if (!d->broker)
-            return ADVREC_ERR_KAFKA;
-        for (size_t i = 0; i < sizeof(outputs) / sizeof(*outputs); i++)
-            if (advrec_broker_create_topic(
-                    d->broker, outputs[i],
-                    (int)conf->broker_embedded_partitions, errstr, errstr_size))
-                return ADVREC_ERR_KAFKA;
-        log_notice("embedded broker (in-memory, for demos and tests) at %s; "
-                   "it starts empty, so input offsets stored in the state "
-                   "are not used",
-                   advrec_broker_bootstraps(d->broker));
-    }
-    if ((err = new_client(d, ADVREC_KAFKA_PRODUCER, &d->producer, errstr,
-                          errstr_size)) ||
-        (err = new_client(d, ADVREC_KAFKA_CONSUMER, &d->consumer, errstr,
-                          errstr_size)))
-        return err;
-    advrec_outbox_set_producer(d->outbox, d->producer);
-    d->cq = rd_kafka_queue_get_consumer(advrec_kafka_rk(d->consumer));
-
-    topics = rd_kafka_topic_partition_list_new(2);
-    rd_kafka_topic_partition_list_add(topics, conf->topic_clicks,
-                                      RD_KAFKA_PARTITION_UA);
-    rd_kafka_topic_partition_list_add(topics, conf->topic_purchases,
-                                      RD_KAFKA_PARTITION_UA);
-    kerr = rd_kafka_subscribe(advrec_kafka_rk(d->consumer), topics);
-    rd_kafka_topic_partition_list_destroy(topics);
-    if (kerr)
-        return advrec_seterr(ADVREC_ERR_KAFKA, errstr, errstr_size,
-                             "cannot subscribe to %s and %s: %s",
-                             conf->topic_clicks, conf->topic_purchases,
-                             rd_kafka_err2str(kerr));
-    log_notice("consuming %s and %s as group %s", conf->topic_clicks,
-               conf->topic_purchases,
-               advrec_conf_kafka_get(conf, "group.id")
-                   ? advrec_conf_kafka_get(conf, "group.id")
-                   : conf->group_id);
-    /* What the last run left unacknowledged goes out before anything new. */
-    advrec_outbox_produce(d->outbox);
-    return ADVREC_OK;
 }
 
 /*
@@ -956,66 +703,6 @@ static void write_checkpoint(advrec_daemon_t *d)
                    path, path);
 }
 
-/* Grows the round's scratch for round.max.records records. 0, or -1 (no
- * memory: the arrays keep their old size, still valid). */
-static int size_round(advrec_daemon_t *d, size_t n)
-{
-    rd_kafka_message_t **batch;
-    advrec_store_offset_t *offs;
-
-    if (!(batch = realloc(d->batch, n * sizeof(*batch))))
-        return -1;
-    d->batch = batch;
-    if (!(offs = realloc(d->offs, n * sizeof(*offs))))
-        return -1;
-    d->offs = offs;
-    return 0;
-}
-
-/*
- * Reloads the configuration between two rounds (advrec_daemon_reload):
- * re-reads it from the reload source, merges the live keys into d->conf
- * (lib/reload: each change and each refused key logged), then hands the
- * running values to the modules through params, as at start.
- */
-static void reload_conf(advrec_daemon_t *d)
-{
-    advrec_conf_t *next = NULL;
-    advrec_engine_params_t ep;
-    advrec_detect_params_t dp;
-    int64_t old_records = d->conf->round_max_records;
-    size_t applied, refused;
-    char why[1024];
-
-    if (!d->reload_path && !d->n_reload_sets) {
-        log_warning("reload requested, but this daemon has no configuration "
-                    "source: ignored");
-        return;
-    }
-    if (advrec_reload_read(&next, d->reload_path,
-                           (const char *const *)d->reload_sets,
-                           d->n_reload_sets, why, sizeof(why))) {
-        log_err("reload: %s; configuration refused, nothing changed", why);
-        return;
-    }
-    applied = advrec_reload_merge(d->conf, next, &refused);
-    advrec_conf_destroy(next);
-    advrec_log_set_level(d->conf->log_level);
-    advrec_params_engine(&ep, d->conf);
-    advrec_engine_set_refresh(d->engine, ep.debounce_ms, ep.max_staleness_ms);
-    advrec_params_detect(&dp, d->conf);
-    if (advrec_detect_set_params(d->detect, &dp, why, sizeof(why)))
-        log_err("reload: %s; the detectors keep their thresholds", why);
-    if (d->conf->round_max_records > old_records &&
-        size_round(d, (size_t)d->conf->round_max_records)) {
-        log_err("reload: no memory for round.max.records %lld; kept %lld",
-                (long long)d->conf->round_max_records, (long long)old_records);
-        d->conf->round_max_records = old_records;
-    }
-    log_notice("reload: %zu change(s) applied, %zu refused%s", applied, refused,
-               refused ? " (they need a restart)" : "");
-}
-
 advrec_err_t advrec_daemon_run(advrec_daemon_t *d, char *errstr,
                                size_t errstr_size)
 {
@@ -1039,7 +726,7 @@ advrec_err_t advrec_daemon_run(advrec_daemon_t *d, char *errstr,
         if (atomic_exchange(&d->checkpoint, 0))
             write_checkpoint(d);
         if (atomic_exchange(&d->reload, 0))
-            reload_conf(d);
+            advrec_daemon__reload_conf(d);
     }
     d->c->stopping = 1; /* /health: the loop has ended */
     advrec_metrics_share(d->metrics);
@@ -1092,47 +779,6 @@ void advrec_daemon_stop(advrec_daemon_t *d)
 void advrec_daemon_checkpoint(advrec_daemon_t *d)
 {
     atomic_store(&d->checkpoint, 1);
-}
-
-advrec_err_t advrec_daemon_set_reload_source(advrec_daemon_t *d,
-                                             const char *path,
-                                             const char *const *sets,
-                                             size_t n_sets)
-{
-    char *p = NULL, **s = NULL;
-    size_t n = 0;
-
-    if ((path && !(p = strdup(path))) ||
-        (n_sets && !(s = calloc(n_sets, sizeof(*s)))))
-        goto fail;
-    for (; n < n_sets; n++)
-        if (!(s[n] = strdup(sets[n])))
-            goto fail;
-    free(d->reload_path);
-    for (size_t i = 0; i < d->n_reload_sets; i++)
-        free(d->reload_sets[i]);
-    free(d->reload_sets);
-    d->reload_path = p;
-    d->reload_sets = s;
-    d->n_reload_sets = n_sets;
-    return ADVREC_OK;
-
-fail:
-    while (n-- > 0)
-        free(s[n]);
-    free(s);
-    free(p);
-    return ADVREC_ERR_NOMEM;
-}
-
-void advrec_daemon_reload(advrec_daemon_t *d)
-{
-    atomic_store(&d->reload, 1);
-}
-
-const char *advrec_daemon_bootstraps(const advrec_daemon_t *d)
-{
-    return d->broker ? advrec_broker_bootstraps(d->broker) : NULL;
 }
 
 void advrec_daemon_stats(const advrec_daemon_t *d, advrec_daemon_stats_t *stats)

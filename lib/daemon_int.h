@@ -1,0 +1,111 @@
+/*
+ * daemon_int.h - the pipeline's internals shared by its files (not API):
+ * daemon.c (building, the round, stop), daemon_kafka.c (the Kafka clients,
+ * their callbacks, start) and daemon_reload.c (SIGHUP reloads). The
+ * pipeline is one module split along those seams; nothing outside lib/daemon*
+ * includes this.
+ */
+#ifndef ADVREC_DAEMON_INT_H
+#define ADVREC_DAEMON_INT_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+#include <time.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include "broker.h"
+#include "codec.h"
+#include "daemon.h"
+#include "detect.h"
+#include "engine.h"
+#include "http.h"
+#include "kafka.h"
+#include "metrics.h"
+#include "outbox.h"
+#include "store.h"
+
+#define TOPIC_CLICKS         0
+#define TOPIC_PURCHASES      1
+#define FLUSH_TIMEOUT_MS     30000
+#define DLQ_LOG_PER_INTERVAL 20
+/* Outputs recorded and not yet acknowledged before consumption pauses:
+ * the stored set stays bounded while the broker is away, and nothing is
+ * dropped to keep it so. */
+#define OUTBOX_MAX_RECORDS 16384
+#define OUTBOX_MAX_BYTES   ((size_t)64 << 20)
+/* Value bytes kept of a dead letter the broker refuses as too large. */
+#define DLQ_TRUNCATE_BYTES 65536
+/* With an HTTP endpoint: librdkafka's statistics (consumer lag) this often,
+ * RocksDB's size properties read at most this often. */
+#define LAG_INTERVAL_MS 5000
+#define STORE_SIZES_MS  1000
+#define LOSS_EWMA_ALPHA 0.01 /* per training step */
+
+struct advrec_daemon_s {
+    advrec_conf_t *conf; /* owned */
+    advrec_codec_t *codec;
+    advrec_engine_t *engine;
+    advrec_detect_t *detect; /* the anomaly detectors, the engine's judge */
+    advrec_store_t *store;   /* RocksDB state, or NULL: state.dir = "" */
+    advrec_broker_t *broker; /* embedded broker, or NULL */
+    advrec_outbox_t *outbox; /* every output owed */
+    advrec_metrics_t *metrics;
+    advrec_counters_t *c; /* the metrics' writer counters */
+    advrec_kafka_t *consumer;
+    advrec_kafka_t *producer;
+    rd_kafka_queue_t *cq; /* the consumer's queue, for batch polls */
+    int32_t rec_schema_id;
+    int32_t anomaly_schema_id;
+    const char *inputs[2]; /* input topic names, by TOPIC_* */
+    atomic_int stop;
+    atomic_int checkpoint; /* requested by advrec_daemon_checkpoint() */
+    atomic_int reload;     /* requested by advrec_daemon_reload() */
+    char *reload_path;     /* where a reload reads from; owned */
+    char **reload_sets;    /* ... and its -X, in order; owned */
+    size_t n_reload_sets;
+    char fatal[1024];       /* first fatal error seen */
+    advrec_err_t fatal_err; /* its code: KAFKA, STORE, NOMEM */
+    int paused;             /* consumption paused: outbox full */
+    uint64_t dlq_logged;    /* DLQ records logged since the last stats line */
+    advrec_err_t flag_err;  /* while taking a round's flags */
+    advrec_http_t *http;    /* the HTTP endpoint, or NULL */
+    uint64_t preq_seen;     /* events seen by the prequential sampler */
+    int64_t sizes_ms;       /* when the store's sizes were last read */
+
+    /* Round scratch, allocated once. */
+    rd_kafka_message_t **batch;
+    advrec_store_offset_t *offs; /* next offset per partition in a round */
+    advrec_scored_item_t *rec_items;
+    unsigned char *enc;
+    size_t enc_size;
+};
+
+static inline int64_t now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static inline int64_t now_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static inline int64_t wall_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Reloads the configuration between two rounds (daemon_reload.c). */
+void advrec_daemon__reload_conf(advrec_daemon_t *d);
+
+#endif
