@@ -135,6 +135,12 @@ advrecd_pid() {
   return 1
 }
 
+# The binary and the source tree (schemas/) stay visible read-only, as the
+# installed /usr does under the unit, even when they live below a directory
+# the sandbox replaces (a checkout in /tmp or /home).
+bin_dir=$(dirname "$(readlink -f "$advrecd")")
+src_dir=$(readlink -f "$src")
+
 mkfifo "$tmp/out.fifo"
 (
   umask 0027
@@ -146,6 +152,7 @@ mkfifo "$tmp/out.fifo"
     --bind "$tmp/state" /var/lib/advrec \
     --bind "$tmp/checkpoints" /var/lib/advrec-checkpoints \
     --tmpfs /run --ro-bind "$tmp/etc" /run/advrec \
+    --ro-bind "$src_dir" "$src_dir" --ro-bind "$bin_dir" "$bin_dir" \
     --setenv OPENBLAS_NUM_THREADS 1 \
     -- "${drop[@]}" "${trace[@]}" "$advrecd" -c /run/advrec/advrecd.conf
 ) >"$tmp/out.fifo" 2>"$tmp/err" &
