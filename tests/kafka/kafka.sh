@@ -333,7 +333,7 @@ cmd_start() {
   # cleanup never came) is stopped, not reused.
   [ "$fresh" = 1 ] && cmd_stop "$dir"
   if [ "$env" = 1 ] && [ "$secure" = 0 ] && [ -n "${ADVREC_KAFKA_BOOTSTRAP:-}" ]; then
-    rm -f "$dir/pid"
+    rm -f "$dir/pid" "$dir/kafka.version"
     echo "$ADVREC_KAFKA_BOOTSTRAP" >"$dir/bootstrap"
     note "using the running broker at $ADVREC_KAFKA_BOOTSTRAP (ADVREC_KAFKA_BOOTSTRAP)"
     echo "$ADVREC_KAFKA_BOOTSTRAP"
