@@ -33,6 +33,7 @@ fi
 if [ -x tests/kafka/kafka.sh ]; then
   step "Apache Kafka jars (Maven Central)"
   tests/kafka/kafka.sh fetch
+  tests/kafka/kafka.sh fetch --secure  # Kafka 3.9 for e2e.secure.sasl_ssl
 fi
 
 step "tests"

@@ -2,9 +2,11 @@
 # A real Apache Kafka broker for tests: single node, KRaft (broker and
 # controller in one JVM), on 127.0.0.1 only, on free ports, in a directory the
 # caller names. The jars come from Maven Central (tests/kafka/pom.xml holds the
-# version) into a cache outside the repository.
+# versions) into a cache outside the repository, one classpath per version.
 #
-#   kafka.sh fetch                       lay the classpath in the cache (idempotent)
+#   kafka.sh [--kafka-version V] COMMAND ...
+#   kafka.sh fetch [--secure]            lay the classpath in the cache (idempotent);
+#                                        --secure: the secure broker's version
 #   kafka.sh start [--fresh] [--env] [--secure] DIR [key=value ...]
 #                                        start a broker in DIR; print host:port
 #   kafka.sh stop DIR                    SIGTERM, bounded wait, SIGKILL (idempotent)
@@ -17,41 +19,91 @@
 #   kafka.sh classpath                   print the classpath directory
 #
 # What DIR holds after start: server.properties, data/ (log dirs and KRaft
-# metadata), broker.log (log4j2, INFO), broker.out (JVM stdout/stderr),
-# bootstrap (one line, host:port), pid. `start DIR` on a DIR whose broker was
+# metadata), broker.log (INFO), broker.out (JVM stdout/stderr), bootstrap
+# (one line, host:port), pid, kafka.version. `start DIR` on a DIR whose broker was
 # stopped restarts it on the same ports with the same data (a broker-restart
 # test needs exactly that); --fresh wipes DIR's broker state first. Extra
 # key=value arguments are appended to server.properties (fresh start only).
 # --env: when ADVREC_KAFKA_BOOTSTRAP is set, start nothing and write that
 # address to DIR/bootstrap instead (e2e against an already-running broker).
 #
-# --secure (fresh start): clients get a SASL_SSL listener with SCRAM-SHA-512.
-# A throw-away CA and a broker certificate for 127.0.0.1 are made with openssl
-# in DIR/tls (ca.pem, the broker's PKCS12 keystore; truststore.p12 for Java
-# clients); the SCRAM user `advrec` with a random password is added at format
-# time (kafka-storage format --add-scram); the same user and password also
-# work with SASL PLAIN on that listener, for librdkafka before 2.6.1, whose
-# SCRAM Kafka 4.x refuses (librdkafka#4895). DIR/bootstrap is then the SASL_SSL
-# address, and DIR/client.properties (mode 0600) holds what a librdkafka
-# client needs: security.protocol, sasl.mechanisms, sasl.username,
-# sasl.password, ssl.ca.location. The inter-broker and controller listeners
-# stay PLAINTEXT on 127.0.0.1; `topics` and `consume` use that listener
-# (DIR/bootstrap.plaintext).
+# --secure (fresh start): clients get a SASL_SSL listener with SCRAM-SHA-512,
+# on Kafka 3.9 (see Versions). A throw-away CA and a broker certificate for
+# 127.0.0.1 are made with openssl in DIR/tls (ca.pem, the broker's PKCS12
+# keystore; truststore.p12 for Java clients); the SCRAM user `advrec` with a
+# random password is added at format time (kafka-storage format --add-scram);
+# the same user and password also work with SASL PLAIN on that listener.
+# DIR/bootstrap is then the SASL_SSL address, and DIR/client.properties (mode
+# 0600) holds what a librdkafka client needs: security.protocol,
+# sasl.mechanisms, sasl.username, sasl.password, ssl.ca.location. The
+# inter-broker and controller listeners stay PLAINTEXT on 127.0.0.1; `topics`
+# and `consume` use that listener (DIR/bootstrap.plaintext).
 #
-# Environment: ADVREC_CACHE (default ~/.cache/advrec) holds kafka-<version>/lib;
+# Versions: a broker runs pom.xml's kafka.version (4.x), a --secure broker its
+# kafka.secure.version (3.9.x): Kafka 4.x refuses the SCRAM of librdkafka
+# before 2.6.1 (librdkafka#4895), Kafka 3.9 accepts it, so every client can
+# use SCRAM-SHA-512 there. ADVREC_KAFKA_VERSION (plain brokers) and
+# ADVREC_KAFKA_SECURE_VERSION (--secure) override those; --kafka-version V
+# overrides both. `start` records the version in DIR/kafka.version; a restart
+# of DIR, `topics DIR` and `consume DIR` use that one. Any Kafka 3.9 or later
+# works (KRaft with controller.quorum.bootstrap.servers, format --standalone);
+# a 3.x version logs through reload4j (log4j-*.properties), 4.x through log4j2
+# (log4j2-*.properties).
+#
+# Environment: ADVREC_CACHE (default ~/.cache/advrec) holds kafka-<version>/lib-*;
 # Maven keeps its own ~/.m2. ADVREC_KAFKA_START_TIMEOUT (s, default 90) bounds
 # start-up; ADVREC_KAFKA_STOP_TIMEOUT (s, default 30) bounds a graceful stop.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
-version=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$here/pom.xml")
-[ -n "$version" ] || { echo "kafka.sh: no <kafka.version> in $here/pom.xml" >&2; exit 1; }
-cache=${ADVREC_CACHE:-$HOME/.cache/advrec}/kafka-$version
-lib=$cache/lib
-stamp=$cache/lib.stamp
 
 die() { echo "kafka.sh: $*" >&2; exit 1; }
 note() { echo "kafka.sh: $*" >&2; }
+
+pom_property() {
+  local v
+  v=$(sed -n "s:.*<$1>\\(.*\\)</$1>.*:\\1:p" "$here/pom.xml")
+  [ -n "$v" ] || die "no <$1> in $here/pom.xml"
+  echo "$v"
+}
+default_version=$(pom_property kafka.version)
+secure_version=$(pom_property kafka.secure.version)
+
+# use_version V: the Kafka version the command runs, its logging backend
+# (log4j2 for 4.x, reload4j for 3.x), the Maven arguments that select both,
+# and its classpath directory: lib-HASH, HASH naming pom.xml's content and
+# those arguments, so that checkouts with different poms (worktrees, branches)
+# sharing one cache each get their own classpath and never replace another's.
+version="" cache="" lib="" logging="" mvn_args=()
+use_version() {
+  [[ $1 =~ ^([0-9]+)\.[0-9]+\.[0-9]+$ ]] || die "bad Kafka version '$1' (want N.N.N)"
+  version=$1
+  if [ "${BASH_REMATCH[1]}" -ge 4 ]; then logging=log4j2; else logging=reload4j; fi
+  mvn_args=()
+  [ "$version" = "$default_version" ] || mvn_args+=(-Dkafka.version="$version")
+  [ "$logging" = log4j2 ] || mvn_args+=(-P"$logging")
+  local key
+  key=$( (cat "$here/pom.xml"; echo "${mvn_args[*]}") | sha256sum | cut -c1-16)
+  cache=${ADVREC_CACHE:-$HOME/.cache/advrec}/kafka-$version
+  lib=$cache/lib-$key
+}
+
+# --kafka-version V before the command wins over everything else.
+opt_version=""
+if [ "${1:-}" = --kafka-version ]; then
+  [ $# -ge 2 ] || die "--kafka-version needs a version"
+  opt_version=$2
+  shift 2
+fi
+use_version "${opt_version:-${ADVREC_KAFKA_VERSION:-$default_version}}"
+
+# The version of a broker in DIR (recorded at start) unless --kafka-version
+# names one.
+use_dir_version() {
+  if [ -z "$opt_version" ] && [ -s "$1/kafka.version" ]; then
+    use_version "$(cat "$1/kafka.version")"
+  fi
+}
 
 need_java() {
   command -v java >/dev/null 2>&1 || die "java not found (Kafka $version needs Java 17+)"
@@ -60,32 +112,30 @@ need_java() {
   [ "${v%%.*}" -ge 17 ] 2>/dev/null || die "Java $v found, Kafka $version needs 17+"
 }
 
-# fetch: the classpath is rebuilt only when pom.xml changed (its hash is the
-# stamp); otherwise this is a file comparison. Maven's own cache is ~/.m2.
+# fetch: an existing classpath directory is complete (it appears by rename
+# only), so this is a directory test unless pom.xml or the version changed.
+# Maven's own cache is ~/.m2. The default version runs the pom as it is.
 cmd_fetch() {
-  local want
-  want=$(sha256sum <"$here/pom.xml" | cut -d' ' -f1)
-  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -d "$lib" ]; then
-    return 0
-  fi
+  [ -d "$lib" ] && return 0
   command -v mvn >/dev/null 2>&1 || die "mvn not found (tools/install-deps.sh installs maven)"
   mkdir -p "$cache"
-  # Maven runs on a copy of the pom in the cache, so that nothing (target/)
-  # is written into the repository.
-  local work=$cache/mvn
-  rm -rf "$work" "$lib.tmp"
-  mkdir -p "$work"
+  # Maven runs on a copy of the pom in a directory of its own in the cache,
+  # so that nothing (target/) is written into the repository and concurrent
+  # fetches do not share one.
+  local work
+  work=$(mktemp -d "$cache/fetch.XXXXXX")
   cp "$here/pom.xml" "$work/pom.xml"
   note "fetching Apache Kafka $version jars (Maven Central) into $lib"
-  (cd "$work" && mvn -B -q -Dstyle.color=never dependency:copy-dependencies \
-     -DincludeScope=runtime -DoutputDirectory="$lib.tmp" 2>&1 \
+  (cd "$work" && mvn -B -q -Dstyle.color=never "${mvn_args[@]}" dependency:copy-dependencies \
+     -DincludeScope=runtime -DoutputDirectory="$work/lib" 2>&1 \
      | sed 's/\x1b\[[0-9;]*m//g' >&2) \
-    || die "mvn dependency:copy-dependencies failed for Kafka $version"
-  ls "$lib.tmp"/kafka_2.13-"$version".jar >/dev/null 2>&1 \
-    || die "kafka_2.13-$version.jar missing after fetch"
-  rm -rf "$lib" "$work"
-  mv "$lib.tmp" "$lib"
-  echo "$want" >"$stamp"
+    || { rm -rf "$work"; die "mvn dependency:copy-dependencies failed for Kafka $version"; }
+  [ -f "$work/lib/kafka_2.13-$version.jar" ] \
+    || { rm -rf "$work"; die "kafka_2.13-$version.jar missing after fetch"; }
+  # A concurrent fetch of the same classpath may have won: keep its copy.
+  mv -T "$work/lib" "$lib" 2>/dev/null || [ -d "$lib" ] \
+    || { rm -rf "$work"; die "cannot move the classpath to $lib"; }
+  rm -rf "$work"
   note "Kafka $version: $(ls "$lib" | wc -l) jars"
 }
 
@@ -97,8 +147,16 @@ run_tool() {
   need_java
   cmd_fetch
   java -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Djava.awt.headless=true \
-    -Dlog4j2.configurationFile="$here/log4j2-tools.properties" \
-    -cp "$lib/*" "$class" "$@"
+    "$(log_config tools)" -cp "$lib/*" "$class" "$@"
+}
+
+# The JVM option naming the logging configuration tests/kafka/*-NAME.properties
+# for this version's backend.
+log_config() {
+  case $logging in
+    log4j2) echo "-Dlog4j2.configurationFile=$here/log4j2-$1.properties" ;;
+    reload4j) echo "-Dlog4j.configuration=file:$here/log4j-$1.properties" ;;
+  esac
 }
 
 absdir() { mkdir -p "$1" && (cd "$1" && pwd); }
@@ -200,8 +258,6 @@ offsets.topic.num.partitions=4
 transaction.state.log.replication.factor=1
 transaction.state.log.min.isr=1
 transaction.state.log.num.partitions=4
-share.coordinator.state.topic.replication.factor=1
-share.coordinator.state.topic.min.isr=1
 group.initial.rebalance.delay.ms=0
 # Test streams replay old event times (Taobao is from 2017, generated streams
 # start in the past) and producers stamp records with them: with the default
@@ -211,6 +267,13 @@ log.retention.ms=-1
 num.network.threads=2
 num.io.threads=4
 EOF
+  if [ "$logging" = log4j2 ]; then
+    # Kafka 4.x only (share groups); 3.x would warn about unknown keys.
+    cat >>"$dir/server.properties" <<EOF
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+EOF
+  fi
   if [ -n "$sport" ]; then
     # Clients on SASL_SSL + SCRAM-SHA-512; PLAINTEXT stays for the broker
     # itself and the admin tools, on loopback. Later keys win.
@@ -253,12 +316,24 @@ cmd_start() {
   local dir
   dir=$(absdir "$1")
   shift
+  # The version: --kafka-version, else the environment's or the pom's for
+  # this kind of broker; a restart keeps the one DIR's data was made with.
+  if [ -z "$opt_version" ] && [ "$secure" = 1 ]; then
+    use_version "${ADVREC_KAFKA_SECURE_VERSION:-$secure_version}"
+  fi
+  if [ "$fresh" = 0 ] && [ -f "$dir/data/meta.properties" ] && [ -s "$dir/kafka.version" ]; then
+    local made
+    made=$(cat "$dir/kafka.version")
+    [ -z "$opt_version" ] || [ "$opt_version" = "$made" ] \
+      || die "start: $dir holds a Kafka $made broker, not $opt_version (use --fresh)"
+    use_version "$made"
+  fi
 
   # Fresh means fresh: a broker left running in DIR (an interrupted run whose
   # cleanup never came) is stopped, not reused.
   [ "$fresh" = 1 ] && cmd_stop "$dir"
   if [ "$env" = 1 ] && [ "$secure" = 0 ] && [ -n "${ADVREC_KAFKA_BOOTSTRAP:-}" ]; then
-    rm -f "$dir/pid"
+    rm -f "$dir/pid" "$dir/kafka.version"
     echo "$ADVREC_KAFKA_BOOTSTRAP" >"$dir/bootstrap"
     note "using the running broker at $ADVREC_KAFKA_BOOTSTRAP (ADVREC_KAFKA_BOOTSTRAP)"
     echo "$ADVREC_KAFKA_BOOTSTRAP"
@@ -276,7 +351,7 @@ cmd_start() {
   if [ "$fresh" = 1 ]; then
     rm -rf "$dir/data" "$dir/server.properties" "$dir/bootstrap" "$dir/pid" \
       "$dir"/broker.log* "$dir/broker.out" "$dir/bootstrap.plaintext" \
-      "$dir/client.properties" "$dir/tls" "$dir/tls.out"
+      "$dir/client.properties" "$dir/tls" "$dir/tls.out" "$dir/kafka.version"
   fi
   local t0 port cport sport=""
   t0=$(date +%s%3N)
@@ -312,6 +387,7 @@ while True:
     run_tool kafka.tools.StorageTool format --standalone -t "$cluster" \
       "${scram[@]}" -c "$dir/server.properties" >"$dir/format.out" 2>&1 \
       || { cat "$dir/format.out" >&2; die "storage format failed in $dir"; }
+    echo "$version" >"$dir/kafka.version"
   fi
   if [ -n "$sport" ]; then
     echo "127.0.0.1:$port" >"$dir/bootstrap.plaintext"
@@ -325,8 +401,7 @@ while True:
   # (a ctest fixture step) and holds no pipe of its caller open.
   setsid java -Xms256m -Xmx512m -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
     -Djava.awt.headless=true \
-    -Dlog4j2.configurationFile="$here/log4j2-broker.properties" \
-    -Dadvrec.kafka.log="$dir/broker.log" \
+    "$(log_config broker)" -Dadvrec.kafka.log="$dir/broker.log" \
     -cp "$lib/*" kafka.Kafka "$dir/server.properties" \
     </dev/null >"$dir/broker.out" 2>&1 &
   local pid=$!
@@ -381,6 +456,7 @@ cmd_topics() {
   [ $# -ge 2 ] || die "usage: kafka.sh topics DIR name:partitions[:compact][:key=value...] ..."
   local bs spec
   bs=$(admin_bootstrap_of "$1")
+  use_dir_version "$1"
   shift
   for spec in "$@"; do
     local f
@@ -406,13 +482,21 @@ cmd_consume() {
   [ $# -ge 2 ] || die "usage: kafka.sh consume DIR TOPIC [ConsoleConsumer args ...]"
   local bs topic=$2
   bs=$(admin_bootstrap_of "$1")
+  use_dir_version "$1"
   shift 2
   run_tool org.apache.kafka.tools.consumer.ConsoleConsumer \
     --bootstrap-server "$bs" --topic "$topic" "$@"
 }
 
 case ${1:-} in
-  fetch) shift; cmd_fetch "$@" ;;
+  fetch)
+    shift
+    if [ "${1:-}" = --secure ]; then
+      shift
+      [ -n "$opt_version" ] || use_version "${ADVREC_KAFKA_SECURE_VERSION:-$secure_version}"
+    fi
+    [ $# -eq 0 ] || die "usage: kafka.sh [--kafka-version V] fetch [--secure]"
+    cmd_fetch ;;
   start) shift; cmd_start "$@" ;;
   stop) shift; cmd_stop "$@" ;;
   topics) shift; cmd_topics "$@" ;;
