@@ -22,6 +22,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "config_int.h"
 #include "log.h"
@@ -274,10 +275,11 @@ static advrec_conf_schema_t *schema_find(const advrec_conf_t *conf, int32_t id)
     return NULL;
 }
 
-/* Maps id to path (taken over: freed on error too) and in_schema_dir (the
- * same). Replaces an existing entry in place, keeping its position. */
+/* Maps id to path, in_schema_dir and origin (all three taken over: freed
+ * on error too). Replaces an existing entry in place, keeping its
+ * position. */
 static advrec_err_t schema_put(advrec_conf_t *conf, int32_t id, char *path,
-                               char *in_schema_dir)
+                               char *in_schema_dir, char *origin)
 {
     advrec_conf_schema_t *s = schema_find(conf, id);
 
@@ -288,6 +290,7 @@ static advrec_err_t schema_put(advrec_conf_t *conf, int32_t id, char *path,
             if (!p) {
                 free(path);
                 free(in_schema_dir);
+                free(origin);
                 return ADVREC_ERR_NOMEM;
             }
             conf->schemas = p;
@@ -298,9 +301,11 @@ static advrec_err_t schema_put(advrec_conf_t *conf, int32_t id, char *path,
     } else {
         free(s->path);
         free(s->in_schema_dir);
+        free(s->origin);
     }
     s->path = path;
     s->in_schema_dir = in_schema_dir;
+    s->origin = origin;
     return ADVREC_OK;
 }
 
@@ -490,7 +495,24 @@ typedef struct conf_origin_s {
     const char *file; /* NULL: -X */
     unsigned line;
     const char *base_dir; /* relative paths are resolved against it */
+    bool builtin;         /* a default from the table: no origin kept */
 } conf_origin_t;
+
+#define BUILTIN_ORIGIN "built-in default"
+
+/* The origin as kept with a value ("file:line" or "-X") in *out, NULL for
+ * a built-in default. ADVREC_ERR_NOMEM. */
+static advrec_err_t origin_dup(const conf_origin_t *origin, char **out)
+{
+    *out = NULL;
+    if (origin->builtin)
+        return ADVREC_OK;
+    if (!origin->file)
+        *out = strdup("-X");
+    else if (asprintf(out, "%s:%u", origin->file, origin->line) < 0)
+        *out = NULL;
+    return *out ? ADVREC_OK : ADVREC_ERR_NOMEM;
+}
 
 /* Formats the context of an error: "file:line: " or "-X key=value: ". The
  * value of a secret key is never echoed (redact.h). */
@@ -543,10 +565,19 @@ static advrec_err_t conf_set_origin(advrec_conf_t *conf, const char *key,
     bool in_range;
 
     if ((row = row_find(key))) {
+        char **slot = &conf->origins[row - advrec_conf__rows], *where;
+
+        if (origin_dup(origin, &where))
+            return origin_err(ADVREC_ERR_NOMEM, origin, key, value,
+                              "out of memory", false, errstr, errstr_size);
         err = row_set(conf, row, value, origin->base_dir, why, sizeof(why));
-        if (err)
+        if (err) {
+            free(where);
             return origin_err(err, origin, key, value, why, true, errstr,
                               errstr_size);
+        }
+        free(*slot);
+        *slot = where;
         return ADVREC_OK;
     }
 
@@ -569,7 +600,7 @@ static advrec_err_t conf_set_origin(advrec_conf_t *conf, const char *key,
     }
 
     if (schema_key(key, &id, &in_range)) {
-        char *path;
+        char *path, *where;
 
         if (!in_range)
             return origin_err(ADVREC_ERR_CONFIG, origin, key, value,
@@ -579,8 +610,13 @@ static advrec_err_t conf_set_origin(advrec_conf_t *conf, const char *key,
             return origin_err(ADVREC_ERR_CONFIG, origin, key, value,
                               "expected the path of an .avsc file", true,
                               errstr, errstr_size);
-        if (!(path = path_join(origin->base_dir, value)) ||
-            schema_put(conf, (int32_t)id, path, NULL))
+        path = path_join(origin->base_dir, value);
+        if (origin_dup(origin, &where) || !path) {
+            free(path);
+            free(where);
+            path = NULL;
+        }
+        if (!path || schema_put(conf, (int32_t)id, path, NULL, where))
             return origin_err(ADVREC_ERR_NOMEM, origin, key, value,
                               "out of memory", false, errstr, errstr_size);
         return ADVREC_OK;
@@ -604,7 +640,7 @@ advrec_err_t advrec_conf_set(advrec_conf_t *conf, const char *key,
                              const char *value, char *errstr,
                              size_t errstr_size)
 {
-    conf_origin_t origin = {NULL, 0, NULL};
+    conf_origin_t origin = {NULL, 0, NULL, false};
 
     return conf_set_origin(conf, key, value, &origin, errstr, errstr_size);
 }
@@ -675,7 +711,7 @@ static char *unquote(char *v, char *why, size_t why_size)
 advrec_err_t advrec_conf_load_file(advrec_conf_t *conf, const char *path,
                                    char *errstr, size_t errstr_size)
 {
-    conf_origin_t origin = {path, 0, NULL};
+    conf_origin_t origin = {path, 0, NULL, false};
     advrec_err_t err = ADVREC_OK;
     char *line = NULL, *base_dir = NULL, why[256];
     size_t cap = 0;
@@ -745,10 +781,12 @@ advrec_err_t advrec_conf_load_file(advrec_conf_t *conf, const char *path,
 
 advrec_conf_t *advrec_conf_new(char *errstr, size_t errstr_size)
 {
-    conf_origin_t origin = {"built-in default", 0, NULL};
+    conf_origin_t origin = {BUILTIN_ORIGIN, 0, NULL, true};
     advrec_conf_t *conf;
 
-    if (!(conf = calloc(1, sizeof(*conf)))) {
+    if (!(conf = calloc(1, sizeof(*conf))) ||
+        !(conf->origins = calloc(advrec_conf__rows_cnt, sizeof(char *)))) {
+        free(conf);
         advrec_seterr(ADVREC_ERR_NOMEM, errstr, errstr_size, "out of memory");
         return NULL;
     }
@@ -772,7 +810,8 @@ advrec_conf_t *advrec_conf_new(char *errstr, size_t errstr_size)
                           "out of memory");
             goto fail;
         }
-        if (schema_put(conf, advrec_conf__default_schemas[i].id, path, file)) {
+        if (schema_put(conf, advrec_conf__default_schemas[i].id, path, file,
+                       NULL)) {
             advrec_seterr(ADVREC_ERR_NOMEM, errstr, errstr_size,
                           "out of memory");
             goto fail;
@@ -801,14 +840,145 @@ void advrec_conf_destroy(advrec_conf_t *conf)
     for (size_t i = 0; i < conf->schemas_cnt; i++) {
         free(conf->schemas[i].path);
         free(conf->schemas[i].in_schema_dir);
+        free(conf->schemas[i].origin);
     }
     free(conf->schemas);
+    if (conf->origins)
+        for (size_t i = 0; i < advrec_conf__rows_cnt; i++)
+            free(conf->origins[i]);
+    free(conf->origins);
     free(conf);
+}
+
+const char *advrec_conf_origin(const advrec_conf_t *conf, const char *key)
+{
+    const conf_row_t *row = row_find(key);
+    const advrec_conf_schema_t *s;
+    int64_t id;
+    bool in_range;
+
+    if (row) {
+        const char *where = conf->origins[row - advrec_conf__rows];
+        return where ? where : BUILTIN_ORIGIN;
+    }
+    if (schema_key(key, &id, &in_range) && in_range &&
+        (s = schema_find(conf, (int32_t)id)))
+        return s->origin ? s->origin : BUILTIN_ORIGIN;
+    return NULL;
 }
 
 /*
  * Checks across keys
  */
+
+/* path made absolute (against the working directory) with every symlink
+ * in its longest existing prefix resolved and ".", ".." and repeated '/'
+ * removed from the rest: two spellings of one directory, existing or not
+ * yet, compare equal. A new string (caller frees) or NULL when out of
+ * memory or the working directory is unknown. */
+static char *path_canon(const char *path)
+{
+    char *abs = NULL, *real = NULL, *out = NULL, *cwd = NULL, *cut, *w;
+    const char *r;
+
+    if (path[0] == '/')
+        abs = strdup(path);
+    else if ((cwd = getcwd(NULL, 0)))
+        abs = path_join(cwd, path);
+    free(cwd);
+    if (!abs)
+        return NULL;
+    /* The longest prefix realpath() accepts; the rest does not exist. */
+    for (cut = abs + strlen(abs);;) {
+        char saved = *cut;
+
+        *cut = '\0';
+        real = realpath(*abs ? abs : "/", NULL);
+        *cut = saved;
+        if (real || cut == abs)
+            break;
+        while (--cut > abs && *cut != '/')
+            ;
+    }
+    if (!real || asprintf(&out, "%s/%s", real, cut) < 0)
+        out = NULL;
+    free(real);
+    free(abs);
+    if (!out)
+        return NULL;
+    /* Lexically: drop "." and empty components, ".." removes one. */
+    for (r = out, w = out; *r;) {
+        size_t n;
+
+        while (*r == '/')
+            r++;
+        n = strcspn(r, "/");
+        if (n == 0 || (n == 1 && r[0] == '.')) {
+            r += n;
+            continue;
+        }
+        if (n == 2 && r[0] == '.' && r[1] == '.') {
+            while (w > out && *--w != '/')
+                ;
+            r += n;
+            continue;
+        }
+        *w++ = '/';
+        memmove(w, r, n);
+        w += n;
+        r += n;
+    }
+    if (w == out)
+        *w++ = '/';
+    *w = '\0';
+    return out;
+}
+
+/* Whether canonical path a is b or below it. */
+static bool path_within(const char *a, const char *b)
+{
+    size_t n = strlen(b);
+
+    if (strcmp(b, "/") == 0)
+        return true;
+    return strncmp(a, b, n) == 0 && (a[n] == '\0' || a[n] == '/');
+}
+
+/*
+ * state.checkpoint.dir must not be state.dir or inside it: RocksDB owns
+ * state.dir (a database that loses its CURRENT is then refused for the
+ * foreign checkpoint subdirectories, and replacing or deleting the state,
+ * as a change of model.k requires, would take every checkpoint with it).
+ * state.dir inside state.checkpoint.dir is allowed: it is how a daemon is
+ * started from a checkpoint (docs/STATE.md).
+ */
+static advrec_err_t check_state_dirs(const advrec_conf_t *conf, char *errstr,
+                                     size_t errstr_size)
+{
+    char *state, *ckpt;
+    advrec_err_t err = ADVREC_OK;
+
+    if (!*conf->state_dir || !*conf->state_checkpoint_dir)
+        return ADVREC_OK; /* state in memory / no checkpoints possible */
+    state = path_canon(conf->state_dir);
+    ckpt = path_canon(conf->state_checkpoint_dir);
+    if (!state || !ckpt)
+        err = advrec_seterr(ADVREC_ERR_NOMEM, errstr, errstr_size,
+                            "out of memory resolving state.dir");
+    else if (path_within(ckpt, state))
+        err = advrec_seterr(
+            ADVREC_ERR_CONFIG, errstr, errstr_size,
+            "%s: state.checkpoint.dir = %s is %s state.dir (%s: %s): "
+            "checkpoints would land in the live RocksDB directory; put them "
+            "outside it",
+            advrec_conf_origin(conf, "state.checkpoint.dir"),
+            conf->state_checkpoint_dir,
+            strcmp(ckpt, state) == 0 ? "the same directory as" : "inside",
+            advrec_conf_origin(conf, "state.dir"), conf->state_dir);
+    free(state);
+    free(ckpt);
+    return err;
+}
 
 advrec_err_t advrec_conf_check(const advrec_conf_t *conf, char *errstr,
                                size_t errstr_size)
@@ -836,6 +1006,8 @@ advrec_err_t advrec_conf_check(const advrec_conf_t *conf, char *errstr,
     rd_kafka_conf_t *rk_conf;
     advrec_err_t err;
 
+    if ((err = check_state_dirs(conf, errstr, errstr_size)))
+        return err;
     if (!conf->broker_embedded && (!bootstrap || !*bootstrap))
         return advrec_seterr(ADVREC_ERR_CONFIG, errstr, errstr_size,
                              "broker.embedded = false needs "

@@ -56,6 +56,9 @@ typedef struct advrec_conf_schema_s {
     /* Built-in defaults are a file name inside schema.dir and follow it when
      * schema.dir changes; NULL for entries set by a file or -X. */
     char *in_schema_dir;
+    /* "conf/x.conf:12" or "-X" where it was set; NULL for a built-in
+     * default (then schema.dir's origin is the one that matters). */
+    char *origin;
 } advrec_conf_schema_t;
 
 typedef struct advrec_conf_s {
@@ -141,6 +144,10 @@ typedef struct advrec_conf_s {
     advrec_conf_schema_t *schemas;
     size_t schemas_cnt;
     size_t schemas_size;
+    /* Where each table key was last set ("conf/x.conf:12" or "-X"), in
+     * table order; NULL while a key holds its built-in default. Private:
+     * read it through advrec_conf_origin(). */
+    char **origins;
 } advrec_conf_t;
 
 /* Output formats of advrec_conf_write_reference(). */
@@ -256,6 +263,13 @@ advrec_err_t advrec_conf_parse_size(const char *text, int64_t *out,
  * for tests, completion and listings. Static.
  */
 const char *advrec_conf_key(size_t i);
+
+/*
+ * Where key was last set, for messages: "conf/x.conf:12", "-X", or
+ * "built-in default". key is a table key or schema.<N>; NULL for any other
+ * key (and for a schema.<N> that is not mapped). Owned by conf or static.
+ */
+const char *advrec_conf_origin(const advrec_conf_t *conf, const char *key);
 
 /*
  * The value of table key `key` in conf as text, as advrec_conf_write()
