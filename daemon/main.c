@@ -16,6 +16,7 @@
 #include "config.h"
 #include "daemon.h"
 #include "log.h"
+#include "params.h"
 
 /* The running daemon, for the signal handler, and the requests that came
  * before it existed (main's only globals). */
@@ -257,6 +258,14 @@ int main(int argc, char **argv)
         goto done;
     }
     if (check_only) {
+        /* Also what the daemon finds only when it starts: every schema
+         * file read and of the kind its id is configured for. */
+        advrec_err_t err = advrec_params_check(conf, errstr, sizeof(errstr));
+        if (err) {
+            fprintf(stderr, "advrecd: %s\n", errstr);
+            rc = exit_code(err);
+            goto done;
+        }
         advrec_conf_write(conf, stdout);
         goto done;
     }

@@ -4,6 +4,8 @@
  */
 #include "params.h"
 
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -131,36 +133,114 @@ advrec_err_t advrec_params_kafka(advrec_kafka_params_t *p,
     return ADVREC_OK;
 }
 
+/* Where schema.<id> comes from, for messages: "ORIGIN: schema.7 = PATH";
+ * for a built-in entry "schema.1 = PATH (built in)", or "schema.1 = PATH
+ * (built in, inside schema.dir set at ORIGIN)". */
+static void schema_where(const advrec_conf_t *conf,
+                         const advrec_conf_schema_t *s, char *buf, size_t size)
+{
+    if (!s->in_schema_dir)
+        snprintf(buf, size, "%s: schema.%d = %s", s->origin, (int)s->id,
+                 s->path);
+    else if (*conf->schema_dir)
+        snprintf(buf, size,
+                 "schema.%d = %s (built in, inside schema.dir set at %s)",
+                 (int)s->id, s->path, advrec_conf_origin(conf, "schema.dir"));
+    else
+        snprintf(buf, size, "schema.%d = %s (built in)", (int)s->id, s->path);
+}
+
+/* The writer id of key (one of the schema.*.id keys) names a registered
+ * schema of kind want; else ADVREC_ERR_CONFIG naming the key, where it was
+ * set, and the schema.<N> it points at and where that was set. */
+static advrec_err_t check_kind(const advrec_codec_t *codec,
+                               const advrec_conf_t *conf, const char *key,
+                               int64_t id, advrec_codec_kind_t want,
+                               char *errstr, size_t errstr_size)
+{
+    advrec_codec_kind_t kind;
+    char where[1200] = "no schema.<N> maps it";
+
+    for (size_t i = 0; i < conf->schemas_cnt; i++)
+        if (conf->schemas[i].id == id)
+            schema_where(conf, &conf->schemas[i], where, sizeof(where));
+    if (advrec_codec_schema_kind(codec, (int32_t)id, &kind))
+        return advrec_seterr(ADVREC_ERR_CONFIG, errstr, errstr_size,
+                             "%s: %s = %" PRId64 " names no registered "
+                             "schema (%s); expected one of kind %s",
+                             advrec_conf_origin(conf, key), key, id, where,
+                             advrec_codec_kind_name(want));
+    if (kind != want)
+        return advrec_seterr(ADVREC_ERR_CONFIG, errstr, errstr_size,
+                             "%s: %s = %" PRId64 " names a schema of kind "
+                             "%s, expected %s: %s",
+                             advrec_conf_origin(conf, key), key, id,
+                             advrec_codec_kind_name(kind),
+                             advrec_codec_kind_name(want), where);
+    return ADVREC_OK;
+}
+
 advrec_err_t advrec_params_codec(advrec_codec_t **codecp, int32_t *rec_id,
                                  int32_t *anomaly_id, const advrec_conf_t *conf,
                                  char *errstr, size_t errstr_size)
 {
-    advrec_codec_kind_t kind;
+    const struct {
+        const char *key;
+        int64_t id;
+        advrec_codec_kind_t kind;
+    } writers[] = {
+        {"schema.click.id", conf->schema_click_id, ADVREC_CODEC_CLICK},
+        {"schema.purchase.id", conf->schema_purchase_id, ADVREC_CODEC_PURCHASE},
+        {"schema.recommendation.id", conf->schema_recommendation_id,
+         ADVREC_CODEC_RECOMMENDATION},
+        {"schema.anomaly.id", conf->schema_anomaly_id, ADVREC_CODEC_ANOMALY},
+    };
+    const char *dir = advrec_conf_schema_dir(conf);
+    char why[1024], where[1200];
     advrec_err_t err;
 
-    *codecp =
-        advrec_codec_new(advrec_conf_schema_dir(conf), errstr, errstr_size);
+    /* The reader schemas are always schema.dir's four files, whatever
+     * schema.<N> maps: a missing one is schema.dir's fault. */
+    *codecp = advrec_codec_new(dir, why, sizeof(why));
+    if (!*codecp && *conf->schema_dir)
+        return advrec_seterr(ADVREC_ERR_CONFIG, errstr, errstr_size,
+                             "%s: schema.dir = %s: our reader schemas: %s",
+                             advrec_conf_origin(conf, "schema.dir"), dir, why);
     if (!*codecp)
-        return ADVREC_ERR_SCHEMA;
+        return advrec_seterr(ADVREC_ERR_CONFIG, errstr, errstr_size,
+                             "schema.dir is unset, so our reader schemas are "
+                             "read from %s: %s",
+                             dir, why);
     for (size_t i = 0; i < conf->schemas_cnt; i++) {
         err = advrec_codec_register(*codecp, conf->schemas[i].id,
-                                    conf->schemas[i].path, errstr, errstr_size);
-        if (err)
-            return err;
+                                    conf->schemas[i].path, why, sizeof(why));
+        if (err == ADVREC_ERR_NOMEM)
+            return advrec_seterr(err, errstr, errstr_size, "%s", why);
+        if (err) {
+            /* Unreadable or unusable, the file is the configuration's
+             * mistake: a config error (EX_CONFIG), not an I/O one. */
+            schema_where(conf, &conf->schemas[i], where, sizeof(where));
+            return advrec_seterr(ADVREC_ERR_CONFIG, errstr, errstr_size,
+                                 "%s: %s", where, why);
+        }
     }
+    for (size_t i = 0; i < sizeof(writers) / sizeof(writers[0]); i++)
+        if ((err = check_kind(*codecp, conf, writers[i].key, writers[i].id,
+                              writers[i].kind, errstr, errstr_size)))
+            return err;
     *rec_id = (int32_t)conf->schema_recommendation_id;
-    if (advrec_codec_schema_kind(*codecp, *rec_id, &kind) ||
-        kind != ADVREC_CODEC_RECOMMENDATION)
-        return advrec_seterr(ADVREC_ERR_CONFIG, errstr, errstr_size,
-                             "schema.recommendation.id=%d does not name a "
-                             "registered Recommendation schema (schema.%d)",
-                             *rec_id, *rec_id);
     *anomaly_id = (int32_t)conf->schema_anomaly_id;
-    if (advrec_codec_schema_kind(*codecp, *anomaly_id, &kind) ||
-        kind != ADVREC_CODEC_ANOMALY)
-        return advrec_seterr(ADVREC_ERR_CONFIG, errstr, errstr_size,
-                             "schema.anomaly.id=%d does not name a "
-                             "registered Anomaly schema (schema.%d)",
-                             *anomaly_id, *anomaly_id);
     return ADVREC_OK;
+}
+
+advrec_err_t advrec_params_check(const advrec_conf_t *conf, char *errstr,
+                                 size_t errstr_size)
+{
+    advrec_codec_t *codec = NULL;
+    int32_t rec_id, anomaly_id;
+    advrec_err_t err = advrec_params_codec(&codec, &rec_id, &anomaly_id, conf,
+                                           errstr, errstr_size);
+
+    advrec_codec_destroy(codec);
+    return err;
 }

@@ -56,13 +56,27 @@ advrec_err_t advrec_params_kafka(advrec_kafka_params_t *p,
 
 /*
  * A codec with every schema.<N> of conf registered (schema.dir for the
- * defaults), in *codecp, and the writer ids of our Recommendation and
- * Anomaly records in *rec_id and *anomaly_id, checked to name schemas of
- * those kinds. ADVREC_ERR_SCHEMA / CONFIG with errstr (the key named);
- * *codecp may then be non-NULL and is the caller's to destroy.
+ * reader schemas and the built-in entries), in *codecp, and the writer ids
+ * of our Recommendation and Anomaly records in *rec_id and *anomaly_id.
+ * All four schema.*.id keys are checked to name schemas of their kinds.
+ * A missing, unreadable, invalid or incompatible schema file and an id of
+ * the wrong kind are ADVREC_ERR_CONFIG with errstr naming the key and where
+ * it was set ("conf/x.conf:12: schema.7 = /x.avsc: schema: cannot open
+ * ..."); ADVREC_ERR_NOMEM. On error *codecp may be non-NULL and is the
+ * caller's to destroy.
  */
 advrec_err_t advrec_params_codec(advrec_codec_t **codecp, int32_t *rec_id,
                                  int32_t *anomaly_id, const advrec_conf_t *conf,
                                  char *errstr, size_t errstr_size);
+
+/*
+ * What --check-config adds to advrec_conf_check(): the checks of
+ * advrec_params_codec() (every schema file read, registered and resolved;
+ * every schema.*.id of the right kind), with a codec built and freed.
+ * Reads files, so it is not part of advrec_conf_check(); the daemon runs
+ * the same checks when it builds its codec. Errors as there.
+ */
+advrec_err_t advrec_params_check(const advrec_conf_t *conf, char *errstr,
+                                 size_t errstr_size);
 
 #endif
