@@ -81,6 +81,26 @@ has bad-kafka err "kafka.no.such.property"
 run cross-key 78 "$advrecd" -X broker.embedded=false --check-config
 has cross-key err "kafka.bootstrap.servers"
 
+# Mistakes the daemon used to find only at start (or never): each names the
+# key and the file:line to fix (docs/RELIABILITY.md).
+printf 'state.dir = %s/st\nstate.checkpoint.dir = %s/st/./\n' "$tmp" "$tmp" >"$tmp/ckpt.conf"
+run checkpoint-is-state 78 "$advrecd" -c "$tmp/ckpt.conf" --check-config
+has checkpoint-is-state err "$tmp/ckpt.conf:2: state.checkpoint.dir = $tmp/st/./ is the same directory as state.dir ($tmp/ckpt.conf:1: $tmp/st)"
+run checkpoint-in-state 78 "$advrecd" -X state.dir="$tmp/st" -X state.checkpoint.dir="$tmp/st/ckpt" --check-config
+has checkpoint-in-state err "-X: state.checkpoint.dir = $tmp/st/ckpt is inside state.dir"
+printf 'model.k = 32\nschema.7 = missing.avsc\n' >"$tmp/schema.conf"
+run schema-missing 78 "$advrecd" -c "$tmp/schema.conf" --check-config
+has schema-missing err "$tmp/schema.conf:2: schema.7 = $tmp/missing.avsc: schema: cannot open $tmp/missing.avsc"
+printf 'schema.dir = nowhere\n' >"$tmp/dir.conf"
+run schema-dir-missing 78 "$advrecd" -c "$tmp/dir.conf" --check-config
+has schema-dir-missing err "$tmp/dir.conf:1: schema.dir = $tmp/nowhere: our reader schemas"
+printf '\nschema.recommendation.id = 1\n' >"$tmp/kind.conf"
+run schema-wrong-kind 78 "$advrecd" -c "$tmp/kind.conf" --check-config
+has schema-wrong-kind err "$tmp/kind.conf:2: schema.recommendation.id = 1 names a schema of kind click, expected recommendation"
+printf 'schema.12 = %s/schemas/anomaly.avsc\nschema.click.id = 12\n' "$src" >"$tmp/input.conf"
+run schema-input-kind 78 "$advrecd" -c "$tmp/input.conf" --check-config
+has schema-input-kind err "$tmp/input.conf:2: schema.click.id = 12 names a schema of kind anomaly, expected click: $tmp/input.conf:1: schema.12 ="
+
 # Unreadable file: EX_NOINPUT (66). Bad arguments: EX_USAGE (64).
 run missing-file 66 "$advrecd" -c "$tmp/nonexistent.conf" --check-config
 has missing-file err "$tmp/nonexistent.conf"

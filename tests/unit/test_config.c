@@ -1,12 +1,16 @@
 /*
  * Unit tests for config.c: defaults, every value type, ranges, file syntax,
  * error messages (file:line, key, did-you-mean), kafka.* passthrough, the
- * schema.<N> map, -X precedence, cross-key checks, secrets redacted from the
+ * schema.<N> map, -X precedence, cross-key checks, where each value was set
+ * (file:line, -X, default), state.checkpoint.dir against state.dir, schema
+ * files and kinds as --check-config checks them (advrec_params_check, with
+ * the key and file:line named), secrets redacted from the
  * dump and from error messages, and that the committed conf/advrecd.conf,
  * docs/CONFIG.md and man/advrecd.conf.5 are what the table generates.
  *
  * Files are written into a fresh mkdtemp() directory, removed at the end.
  */
+#include <stdarg.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -15,6 +19,7 @@
 #include "config.h"
 #include "kafka.h"
 #include "log.h"
+#include "params.h"
 #include "redact.h"
 
 static char tmpdir[] = "/tmp/advrec-test-config-XXXXXX";
@@ -883,6 +888,221 @@ static void test_sasl_ssl_example_loads(void)
     advrec_conf_destroy(conf);
 }
 
+/* Loads text as tmpdir/name into a fresh configuration; the path of the
+ * file in *path (static). */
+static advrec_conf_t *conf_from(const char *name, const char *text,
+                                const char **path)
+{
+    advrec_conf_t *conf = new_conf();
+
+    *path = write_file(name, text);
+    CHECK_INT(load(conf, *path), ADVREC_OK);
+    return conf;
+}
+
+/* printf into a static buffer: a needle naming a file path. */
+__attribute__((format(printf, 1, 2))) static const char *at(const char *fmt,
+                                                            ...)
+{
+    static char buf[1024];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    return buf;
+}
+
+/* Where a value was set: file:line, -X, built-in default. */
+static void test_origin(void)
+{
+    const char *path;
+    advrec_conf_t *conf = conf_from("origin.conf",
+                                    "# x\n"
+                                    "model.k = 8\n"
+                                    "schema.7 = s.avsc\n",
+                                    &path);
+
+    CHECK_STR(advrec_conf_origin(conf, "model.k"), at("%s:2", path));
+    CHECK_STR(advrec_conf_origin(conf, "schema.7"), at("%s:3", path));
+    CHECK_STR(advrec_conf_origin(conf, "recs.n"), "built-in default");
+    CHECK_STR(advrec_conf_origin(conf, "schema.1"), "built-in default");
+    CHECK(advrec_conf_origin(conf, "schema.8") == NULL);
+    CHECK(advrec_conf_origin(conf, "no.such.key") == NULL);
+    CHECK_INT(set(conf, "model.k", "16"), ADVREC_OK);
+    CHECK_STR(advrec_conf_origin(conf, "model.k"), "-X");
+    /* A refused value leaves the origin of the value kept. */
+    CHECK_INT(set(conf, "recs.n", "x"), ADVREC_ERR_CONFIG);
+    CHECK_STR(advrec_conf_origin(conf, "recs.n"), "built-in default");
+    advrec_conf_destroy(conf);
+}
+
+/* state.checkpoint.dir equal to or inside state.dir (after resolving) is
+ * refused naming both keys and lines; state.dir inside the checkpoint dir
+ * (a daemon started from a checkpoint) is fine. */
+static void test_check_state_dirs(void)
+{
+    const char *path;
+    char text[1024], link[600], real[600];
+    advrec_conf_t *conf;
+
+    snprintf(text, sizeof(text),
+             "state.dir = %s/state\n"
+             "state.checkpoint.dir = %s/x/../state/\n",
+             tmpdir, tmpdir);
+    conf = conf_from("same.conf", text, &path);
+    CHECK_INT(advrec_conf_check(conf, last_err, sizeof(last_err)),
+              ADVREC_ERR_CONFIG);
+    CHECK_ERR_HAS(at("%s:2: state.checkpoint.dir = ", path));
+    CHECK_ERR_HAS("is the same directory as state.dir");
+    CHECK_ERR_HAS(at("(%s:1: ", path));
+    advrec_conf_destroy(conf);
+
+    snprintf(text, sizeof(text),
+             "state.dir = %s/state\n"
+             "\n"
+             "state.checkpoint.dir = %s/state/ckpt\n",
+             tmpdir, tmpdir);
+    conf = conf_from("inside.conf", text, &path);
+    CHECK_INT(advrec_conf_check(conf, last_err, sizeof(last_err)),
+              ADVREC_ERR_CONFIG);
+    CHECK_ERR_HAS(at("%s:3: state.checkpoint.dir = ", path));
+    CHECK_ERR_HAS("is inside state.dir");
+    /* A sibling whose name merely starts the same is not inside. */
+    CHECK_INT(set(conf, "state.checkpoint.dir", at("%s/state-ckpt", tmpdir)),
+              ADVREC_OK);
+    CHECK_INT(advrec_conf_check(conf, last_err, sizeof(last_err)), ADVREC_OK);
+    /* Started from a checkpoint: state.dir below the checkpoint dir. */
+    CHECK_INT(set(conf, "state.checkpoint.dir", tmpdir), ADVREC_OK);
+    CHECK_INT(advrec_conf_check(conf, last_err, sizeof(last_err)), ADVREC_OK);
+    /* State in memory: nothing to collide with. */
+    CHECK_INT(set(conf, "state.dir", ""), ADVREC_OK);
+    CHECK_INT(advrec_conf_check(conf, last_err, sizeof(last_err)), ADVREC_OK);
+    advrec_conf_destroy(conf);
+
+    /* Through a symlink: link -> real, checkpoints in link/ckpt. */
+    snprintf(real, sizeof(real), "%s/real", tmpdir);
+    snprintf(link, sizeof(link), "%s/link", tmpdir);
+    CHECK(mkdir(real, 0700) == 0);
+    CHECK(symlink(real, link) == 0);
+    conf = new_conf();
+    CHECK_INT(set(conf, "state.dir", real), ADVREC_OK);
+    CHECK_INT(set(conf, "state.checkpoint.dir", at("%s/link/ckpt", tmpdir)),
+              ADVREC_OK);
+    CHECK_INT(advrec_conf_check(conf, last_err, sizeof(last_err)),
+              ADVREC_ERR_CONFIG);
+    CHECK_ERR_HAS("-X: state.checkpoint.dir = ");
+    CHECK_ERR_HAS("is inside state.dir (-X: ");
+    advrec_conf_destroy(conf);
+    unlink(link);
+    rmdir(real);
+}
+
+/* advrec_params_check (what --check-config adds): schema files that cannot
+ * be read and ids naming a schema of the wrong kind, each naming the key
+ * and the file:line it was set at. */
+static void test_check_schemas(void)
+{
+    const char *src = ADVREC_TEST_SOURCE_DIR "/schemas";
+    const char *path;
+    char text[1024];
+    advrec_conf_t *conf;
+
+    /* The shipped defaults pass. */
+    conf = new_conf();
+    CHECK_INT(advrec_params_check(conf, last_err, sizeof(last_err)), ADVREC_OK);
+    advrec_conf_destroy(conf);
+
+    /* A schema.<N> whose file does not exist. */
+    conf = conf_from("missing.conf",
+                     "\n"
+                     "schema.7 = nope/click.avsc\n",
+                     &path);
+    CHECK_INT(advrec_conf_check(conf, last_err, sizeof(last_err)), ADVREC_OK);
+    CHECK_INT(advrec_params_check(conf, last_err, sizeof(last_err)),
+              ADVREC_ERR_CONFIG);
+    CHECK_ERR_HAS(at("%s:2: schema.7 = ", path));
+    CHECK_ERR_HAS("nope/click.avsc: No such file or directory");
+    advrec_conf_destroy(conf);
+
+    /* One that cannot be read: a directory (root reads any file). */
+    conf = new_conf();
+    CHECK_INT(set(conf, "schema.8", tmpdir), ADVREC_OK);
+    CHECK_INT(advrec_params_check(conf, last_err, sizeof(last_err)),
+              ADVREC_ERR_CONFIG);
+    CHECK_ERR_HAS("-X: schema.8 = ");
+    CHECK_ERR_HAS("cannot read");
+    advrec_conf_destroy(conf);
+
+    /* schema.dir without the four files: the reader schemas and the
+     * built-in schema.1..4 are read from it. */
+    conf = conf_from("dir.conf", "schema.dir = empty\n", &path);
+    CHECK(mkdir(at("%s/empty", tmpdir), 0700) == 0);
+    CHECK_INT(advrec_params_check(conf, last_err, sizeof(last_err)),
+              ADVREC_ERR_CONFIG);
+    CHECK_ERR_HAS(at("%s:1: schema.dir = ", path));
+    CHECK_ERR_HAS("empty/click.avsc: No such file or directory");
+    rmdir(at("%s/empty", tmpdir));
+    advrec_conf_destroy(conf);
+
+    /* A Click schema as the Recommendation schema (built-in schema.1). */
+    conf = conf_from("rec.conf",
+                     "# outputs\n"
+                     "\n"
+                     "schema.recommendation.id = 1\n",
+                     &path);
+    CHECK_INT(advrec_params_check(conf, last_err, sizeof(last_err)),
+              ADVREC_ERR_CONFIG);
+    CHECK_ERR_HAS(at("%s:3: schema.recommendation.id = 1 names a schema of "
+                     "kind click, expected recommendation",
+                     path));
+    CHECK_ERR_HAS("schema.1 = ");
+    CHECK_ERR_HAS("(built in)");
+    advrec_conf_destroy(conf);
+
+    /* A Recommendation schema as the Anomaly schema, set with -X. */
+    conf = new_conf();
+    CHECK_INT(set(conf, "schema.anomaly.id", "3"), ADVREC_OK);
+    CHECK_INT(advrec_params_check(conf, last_err, sizeof(last_err)),
+              ADVREC_ERR_CONFIG);
+    CHECK_ERR_HAS("-X: schema.anomaly.id = 3 names a schema of kind "
+                  "recommendation, expected anomaly");
+    advrec_conf_destroy(conf);
+
+    /* The input ids too: both the id's line and the schema.<N> line. */
+    snprintf(text, sizeof(text),
+             "schema.9 = %s/click.avsc\n"
+             "schema.purchase.id = 9\n",
+             src);
+    conf = conf_from("purchase.conf", text, &path);
+    CHECK_INT(advrec_params_check(conf, last_err, sizeof(last_err)),
+              ADVREC_ERR_CONFIG);
+    CHECK_ERR_HAS(at("%s:2: schema.purchase.id = 9 names a schema of kind "
+                     "click, expected purchase",
+                     path));
+    CHECK_ERR_HAS(at("%s:1: schema.9 = ", path));
+    advrec_conf_destroy(conf);
+
+    conf = new_conf();
+    CHECK_INT(set(conf, "schema.click.id", "2"), ADVREC_OK);
+    CHECK_INT(advrec_params_check(conf, last_err, sizeof(last_err)),
+              ADVREC_ERR_CONFIG);
+    CHECK_ERR_HAS("-X: schema.click.id = 2 names a schema of kind purchase, "
+                  "expected click");
+    advrec_conf_destroy(conf);
+
+    /* A schema.dir set in a file is named for a built-in entry. */
+    snprintf(text, sizeof(text),
+             "schema.dir = %s\n"
+             "schema.anomaly.id = 2\n",
+             src);
+    conf = conf_from("builtin.conf", text, &path);
+    CHECK_INT(advrec_params_check(conf, last_err, sizeof(last_err)),
+              ADVREC_ERR_CONFIG);
+    CHECK_ERR_HAS(at("(built in, inside schema.dir set at %s:1)", path));
+    advrec_conf_destroy(conf);
+}
+
 static void test_destroy_null(void)
 {
     advrec_conf_destroy(NULL);
@@ -912,6 +1132,9 @@ int main(void)
     RUN(test_schema_map);
     RUN(test_cli_overrides_file);
     RUN(test_check_across_keys);
+    RUN(test_origin);
+    RUN(test_check_state_dirs);
+    RUN(test_check_schemas);
     RUN(test_committed_reference_is_current);
     RUN(test_reference_lists_every_key);
     RUN(test_reference_and_dump_reload);
