@@ -97,7 +97,7 @@ const conf_row_t advrec_conf__rows[] = {
             "Kafka consumer group of the daemons sharing the input partitions (kafka.group.id, if given, wins)."),
 
     ROW_STR("schema.dir", schema_dir, 0, F_PATH, "", "schema",
-            "Directory of the default .avsc files; empty: the source tree's schemas/ when run from a build directory, else the installed share/advrec/schemas."),
+            "Directory of the default .avsc files (our reader schemas, always read, and the built-in schema.1 to schema.4); empty: the source tree's schemas/ when run from a build directory, else the installed share/advrec/schemas."),
     ROW_INT("schema.click.id", schema_click_id, 1, I32_MAX, "1", "schema",
             "Confluent schema id written when we encode a click (schema.<N> must map it)."),
     ROW_INT("schema.purchase.id", schema_purchase_id, 1, I32_MAX, "2", "schema",
@@ -110,7 +110,7 @@ const conf_row_t advrec_conf__rows[] = {
     ROW_STR("state.dir", state_dir, 0, 0, "/var/lib/advrec", "state",
             "RocksDB directory holding the model, histories, detector state and input offsets; empty: state in memory only, lost at exit."),
     ROW_STR("state.checkpoint.dir", state_checkpoint_dir, 0, 0, "/var/lib/advrec-checkpoints", "state",
-            "Where SIGUSR1 makes a consistent copy of the state (a new subdirectory named by UTC time); start a daemon from one with state.dir=<it>."),
+            "Where SIGUSR1 makes a consistent copy of the state (a new subdirectory named by UTC time); start a daemon from one with state.dir=<it>. Must not be state.dir or inside it."),
     ROW_ENUM("state.sync", state_sync, sync_words, "commit", "state",
              "commit: fsync each round's WriteBatch (survives power loss); none: survives a crash of the process only."),
 
