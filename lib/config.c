@@ -1010,8 +1010,9 @@ advrec_err_t advrec_conf_check(const advrec_conf_t *conf, char *errstr,
         return err;
     if (!conf->broker_embedded && (!bootstrap || !*bootstrap))
         return advrec_seterr(ADVREC_ERR_CONFIG, errstr, errstr_size,
-                             "broker.embedded = false needs "
-                             "kafka.bootstrap.servers");
+                             "%s: broker.embedded = false needs "
+                             "kafka.bootstrap.servers",
+                             advrec_conf_origin(conf, "broker.embedded"));
     if (conf->broker_embedded && bootstrap)
         return advrec_seterr(ADVREC_ERR_CONFIG, errstr, errstr_size,
                              "kafka.bootstrap.servers is set but "
@@ -1020,31 +1021,42 @@ advrec_err_t advrec_conf_check(const advrec_conf_t *conf, char *errstr,
     if (conf->recs_max_staleness_ms < conf->recs_debounce_ms)
         return advrec_seterr(ADVREC_ERR_CONFIG, errstr, errstr_size,
                              "recs.max.staleness.ms (%" PRId64
-                             ") must be >= recs.debounce.ms (%" PRId64 ")",
+                             ", %s) must be >= recs.debounce.ms (%" PRId64
+                             ", %s)",
                              conf->recs_max_staleness_ms,
-                             conf->recs_debounce_ms);
+                             advrec_conf_origin(conf, "recs.max.staleness.ms"),
+                             conf->recs_debounce_ms,
+                             advrec_conf_origin(conf, "recs.debounce.ms"));
     if (!(conf->anomaly_clear_score <= conf->anomaly_flag_score &&
           conf->anomaly_flag_score <= conf->anomaly_quarantine_score))
-        return advrec_seterr(ADVREC_ERR_CONFIG, errstr, errstr_size,
-                             "anomaly.clear.score (%g) <= anomaly.flag.score "
-                             "(%g) <= anomaly.quarantine.score (%g) must hold",
-                             conf->anomaly_clear_score,
-                             conf->anomaly_flag_score,
-                             conf->anomaly_quarantine_score);
+        return advrec_seterr(
+            ADVREC_ERR_CONFIG, errstr, errstr_size,
+            "anomaly.clear.score (%g, %s) <= "
+            "anomaly.flag.score (%g, %s) <= "
+            "anomaly.quarantine.score (%g, %s) must hold",
+            conf->anomaly_clear_score,
+            advrec_conf_origin(conf, "anomaly.clear.score"),
+            conf->anomaly_flag_score,
+            advrec_conf_origin(conf, "anomaly.flag.score"),
+            conf->anomaly_quarantine_score,
+            advrec_conf_origin(conf, "anomaly.quarantine.score"));
     for (size_t i = 0; i < sizeof(writers) / sizeof(writers[0]); i++)
         if (!advrec_conf_schema_path(conf, (int32_t)writers[i].id))
             return advrec_seterr(ADVREC_ERR_CONFIG, errstr, errstr_size,
-                                 "%s = %" PRId64 " but no schema.%" PRId64
+                                 "%s: %s = %" PRId64 " but no schema.%" PRId64
                                  " maps that id to an .avsc file",
+                                 advrec_conf_origin(conf, writers[i].key),
                                  writers[i].key, writers[i].id, writers[i].id);
     for (size_t i = 0; i < sizeof(topics) / sizeof(topics[0]); i++)
         for (size_t j = i + 1; j < sizeof(topics) / sizeof(topics[0]); j++)
             if (strcmp(topics[i].topic, topics[j].topic) == 0)
                 return advrec_seterr(ADVREC_ERR_CONFIG, errstr, errstr_size,
-                                     "%s and %s are both \"%s\"; every "
-                                     "topic must differ",
+                                     "%s and %s are both \"%s\" (%s, %s); "
+                                     "every topic must differ",
                                      topics[i].key, topics[j].key,
-                                     topics[i].topic);
+                                     topics[i].topic,
+                                     advrec_conf_origin(conf, topics[i].key),
+                                     advrec_conf_origin(conf, topics[j].key));
 
     /* librdkafka is the judge of kafka.*: try them on a scratch conf. */
     if (!(rk_conf = rd_kafka_conf_new()))

@@ -586,13 +586,14 @@ static void test_check_across_keys(void)
     CHECK_INT(set(conf, "recs.debounce.ms", "20000"), ADVREC_OK);
     CHECK_INT(advrec_conf_check(conf, last_err, sizeof(last_err)),
               ADVREC_ERR_CONFIG);
-    CHECK_ERR_HAS("recs.max.staleness.ms (10000) must be >= recs.debounce.ms");
+    CHECK_ERR_HAS("recs.max.staleness.ms (10000, built-in default) must "
+                  "be >= recs.debounce.ms (20000, -X)");
     CHECK_INT(set(conf, "recs.debounce.ms", "1000"), ADVREC_OK);
 
     CHECK_INT(set(conf, "schema.anomaly.id", "12"), ADVREC_OK);
     CHECK_INT(advrec_conf_check(conf, last_err, sizeof(last_err)),
               ADVREC_ERR_CONFIG);
-    CHECK_ERR_HAS("schema.anomaly.id = 12 but no schema.12");
+    CHECK_ERR_HAS("-X: schema.anomaly.id = 12 but no schema.12");
     CHECK_INT(set(conf, "schema.12", "/x/anomaly.avsc"), ADVREC_OK);
     CHECK_INT(advrec_conf_check(conf, last_err, sizeof(last_err)), ADVREC_OK);
 
