@@ -4,6 +4,7 @@
  */
 #include "broker.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "kafka.h"
@@ -80,6 +81,71 @@ advrec_err_t advrec_broker_create_topic(advrec_broker_t *broker,
                              "embedded broker: cannot create topic %s: %s",
                              topic, rd_kafka_err2str(kerr));
     return ADVREC_OK;
+}
+
+void advrec_broker_push_errors(advrec_broker_t *broker, int16_t api_key,
+                               size_t cnt, const rd_kafka_resp_err_t *errors)
+{
+    rd_kafka_mock_push_request_errors_array(broker->mcluster, api_key, cnt,
+                                            errors);
+}
+
+/* librdkafka's answer to a fault injection call, with what it was about. */
+static advrec_err_t fault_result(rd_kafka_resp_err_t kerr, const char *what,
+                                 char *errstr, size_t errstr_size)
+{
+    if (!kerr)
+        return ADVREC_OK;
+    return advrec_seterr(ADVREC_ERR_INVALID_ARG, errstr, errstr_size,
+                         "embedded broker: %s: %s", what,
+                         rd_kafka_err2str(kerr));
+}
+
+advrec_err_t advrec_broker_set_leader(advrec_broker_t *broker,
+                                      const char *topic, int32_t partition,
+                                      int32_t broker_id, char *errstr,
+                                      size_t errstr_size)
+{
+    char what[300];
+
+    snprintf(what, sizeof(what), "leader of %s [%d] to broker %d", topic,
+             (int)partition, (int)broker_id);
+    return fault_result(rd_kafka_mock_partition_set_leader(
+                            broker->mcluster, topic, partition, broker_id),
+                        what, errstr, errstr_size);
+}
+
+advrec_err_t advrec_broker_set_rtt(advrec_broker_t *broker, int32_t broker_id,
+                                   int rtt_ms, char *errstr, size_t errstr_size)
+{
+    char what[64];
+
+    snprintf(what, sizeof(what), "rtt of broker %d", (int)broker_id);
+    return fault_result(
+        rd_kafka_mock_broker_set_rtt(broker->mcluster, broker_id, rtt_ms), what,
+        errstr, errstr_size);
+}
+
+advrec_err_t advrec_broker_set_down(advrec_broker_t *broker, int32_t broker_id,
+                                    char *errstr, size_t errstr_size)
+{
+    char what[64];
+
+    snprintf(what, sizeof(what), "taking broker %d down", (int)broker_id);
+    return fault_result(
+        rd_kafka_mock_broker_set_down(broker->mcluster, broker_id), what,
+        errstr, errstr_size);
+}
+
+advrec_err_t advrec_broker_set_up(advrec_broker_t *broker, int32_t broker_id,
+                                  char *errstr, size_t errstr_size)
+{
+    char what[64];
+
+    snprintf(what, sizeof(what), "bringing broker %d up", (int)broker_id);
+    return fault_result(
+        rd_kafka_mock_broker_set_up(broker->mcluster, broker_id), what, errstr,
+        errstr_size);
 }
 
 rd_kafka_mock_cluster_t *advrec_broker_mock(advrec_broker_t *broker)

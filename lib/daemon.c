@@ -580,6 +580,31 @@ static void running_loss(advrec_daemon_t *d)
     d->c->loss_steps += n;
 }
 
+/* The clients' error callbacks by code (lib/kafka) into the counters. */
+static void kafka_errors(advrec_daemon_t *d)
+{
+    advrec_kafka_t *clients[2] = {d->producer, d->consumer};
+    advrec_kafka_error_count_t e[ADVREC_KAFKA_ERRORS_MAX];
+    uint32_t k = 0;
+
+    d->c->kafka_errors_total = 0;
+    for (int c = 0; c < 2; c++) {
+        size_t n = clients[c] ? advrec_kafka_errors(clients[c], e,
+                                                    ADVREC_KAFKA_ERRORS_MAX)
+                              : 0;
+        for (size_t i = 0; i < n && k < ADVREC_METRICS_KAFKA_ERRORS; i++) {
+            advrec_kafka_error_stat_t *s = &d->c->kafka_errors[k++];
+            s->client = c;
+            s->code = (int32_t)e[i].code;
+            snprintf(s->name, sizeof(s->name), "%s",
+                     rd_kafka_err2name(e[i].code));
+            s->count = e[i].count;
+            d->c->kafka_errors_total += e[i].count;
+        }
+    }
+    d->c->n_kafka_errors = k;
+}
+
 /* Gauges into the counters, then publish (metrics). */
 static void publish_stats(advrec_daemon_t *d, int64_t now, int final)
 {
@@ -595,6 +620,7 @@ static void publish_stats(advrec_daemon_t *d, int64_t now, int final)
     d->c->dlq_truncated = os.truncated;
     d->c->backpressure =
         d->producer ? advrec_kafka_backpressure(d->producer) : 0;
+    kafka_errors(d);
     running_loss(d);
     if (d->store && (final || now - d->sizes_ms >= STORE_SIZES_MS)) {
         uint64_t sst, pending;

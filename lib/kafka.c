@@ -25,6 +25,12 @@ struct advrec_kafka_s {
     atomic_int fatal; /* 0, 1 being written, 2 written */
     char fatal_msg[512];
     uint64_t backpressure;
+    /* Error callbacks by code: a slot is claimed by a CAS of its code from
+     * 0 (no error is ever reported as 0), then only counted. */
+    struct {
+        atomic_int code;
+        atomic_uint_fast64_t count;
+    } errors[ADVREC_KAFKA_ERRORS_MAX];
 };
 
 /* Each role's defaults: the user's properties override them. */
@@ -102,8 +108,29 @@ void advrec_kafka_conf_route_logs(rd_kafka_conf_t *conf)
     rd_kafka_conf_set_error_cb(conf, kafka_error_cb);
 }
 
-/* A handle's error callback: a fatal error is recorded once for the owner
- * (advrec_kafka_fatal), everything else is only logged. */
+/* Counts one error callback of code err (any thread). */
+static void count_error(advrec_kafka_t *k, int err)
+{
+    for (size_t i = 0; i < ADVREC_KAFKA_ERRORS_MAX; i++) {
+        int code = atomic_load(&k->errors[i].code);
+        if (code == 0) {
+            int expected = 0;
+            if (atomic_compare_exchange_strong(&k->errors[i].code, &expected,
+                                               err))
+                code = err;
+            else
+                code = expected; /* another thread claimed it first */
+        }
+        if (code == err) {
+            atomic_fetch_add(&k->errors[i].count, 1);
+            return;
+        }
+    }
+}
+
+/* A handle's error callback: every error is counted by code; a fatal error
+ * is recorded once for the owner (advrec_kafka_fatal), everything else is
+ * only logged. */
 static void handle_error_cb(rd_kafka_t *rk, int err, const char *reason,
                             void *opaque)
 {
@@ -111,6 +138,8 @@ static void handle_error_cb(rd_kafka_t *rk, int err, const char *reason,
     char fatal[256];
     int expected = 0;
 
+    if (err != 0)
+        count_error(k, err);
     if (err != RD_KAFKA_RESP_ERR__FATAL) {
         kafka_error_cb(rk, err, reason, opaque);
         return;
@@ -336,6 +365,22 @@ rd_kafka_resp_err_t advrec_kafka_produce(advrec_kafka_t *k, const char *topic,
 uint64_t advrec_kafka_backpressure(const advrec_kafka_t *k)
 {
     return k->backpressure;
+}
+
+size_t advrec_kafka_errors(const advrec_kafka_t *k,
+                           advrec_kafka_error_count_t *out, size_t max)
+{
+    advrec_kafka_t *m = (advrec_kafka_t *)k; /* atomics: loads only */
+    size_t n = 0;
+
+    for (size_t i = 0; i < ADVREC_KAFKA_ERRORS_MAX && n < max; i++) {
+        int code = atomic_load(&m->errors[i].code);
+        if (code == 0)
+            break;
+        out[n].code = (rd_kafka_resp_err_t)code;
+        out[n++].count = atomic_load(&m->errors[i].count);
+    }
+    return n;
 }
 
 int advrec_kafka_fatal(const advrec_kafka_t *k, char *buf, size_t size)

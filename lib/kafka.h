@@ -145,6 +145,28 @@ uint64_t advrec_kafka_backpressure(const advrec_kafka_t *kafka);
  */
 int advrec_kafka_fatal(const advrec_kafka_t *kafka, char *buf, size_t size);
 
+/* Distinct error codes a handle counts (advrec_kafka_errors); a code first
+ * seen after that many others is not counted. */
+#define ADVREC_KAFKA_ERRORS_MAX 32
+
+/* How often librdkafka's error callback reported one error code. */
+typedef struct advrec_kafka_error_count_s {
+    rd_kafka_resp_err_t code;
+    uint64_t count;
+} advrec_kafka_error_count_t;
+
+/*
+ * The error callbacks this client received so far, by error code (every
+ * one, fatal or not: a broker down is _TRANSPORT / _ALL_BROKERS_DOWN, a
+ * request that timed out _TIMED_OUT, ...), in the order each code was first
+ * seen: up to max of them into out. Returns how many were written. Safe
+ * from any thread; counts only grow. librdkafka retries most of these by
+ * itself, so they say that something went wrong with the cluster, not that
+ * anything was lost.
+ */
+size_t advrec_kafka_errors(const advrec_kafka_t *kafka,
+                           advrec_kafka_error_count_t *out, size_t max);
+
 /*
  * Waits up to timeout_ms for the metadata of topic (which also creates it
  * on a broker that auto-creates topics). 0, or librdkafka's error.

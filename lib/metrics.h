@@ -27,6 +27,8 @@
 #define ADVREC_METRICS_BUCKETS_CNT 15
 /* Partitions whose consumer lag is kept (the rest are not shown). */
 #define ADVREC_METRICS_LAG_MAX 256
+/* Distinct (client, error code) pairs of Kafka errors kept. */
+#define ADVREC_METRICS_KAFKA_ERRORS 64
 /* Anomaly flag reasons, by bit of advrec_detect_flag_t.reasons. */
 #define ADVREC_METRICS_FLAG_REASONS 8
 
@@ -43,6 +45,15 @@ typedef struct advrec_partition_lag_s {
     int32_t partition;
     int64_t lag;
 } advrec_partition_lag_t;
+
+/* How often a Kafka client's error callback reported one error code
+ * (lib/kafka: advrec_kafka_errors). */
+typedef struct advrec_kafka_error_stat_s {
+    int client;    /* 0 producer, 1 consumer */
+    int32_t code;  /* librdkafka's rd_kafka_resp_err_t */
+    char name[48]; /* rd_kafka_err2name(code) */
+    uint64_t count;
+} advrec_kafka_error_stat_t;
 
 typedef struct advrec_counters_s {
     uint64_t rounds;
@@ -87,6 +98,9 @@ typedef struct advrec_counters_s {
     uint32_t partitions;          /* gauge: input partitions assigned */
     uint32_t n_lag;
     advrec_partition_lag_t lag[ADVREC_METRICS_LAG_MAX];
+    uint32_t n_kafka_errors;
+    advrec_kafka_error_stat_t kafka_errors[ADVREC_METRICS_KAFKA_ERRORS];
+    uint64_t kafka_errors_total; /* sum of kafka_errors[].count */
     int64_t store_sst_bytes;     /* gauge: RocksDB SST files; -1: none */
     int64_t store_pending_bytes; /* gauge: pending compaction; -1: none */
     int64_t loaded_ms;    /* monotonic ms the state was loaded; 0: not yet */

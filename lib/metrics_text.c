@@ -251,6 +251,15 @@ char *advrec_metrics_prometheus(const advrec_metrics_t *m, size_t *len)
     counter(&t, "advrec_output_delivery_failures_total",
             "Output deliveries that failed (each is produced again).",
             c->delivery_failed);
+    family(&t, "advrec_kafka_errors_total", "counter",
+           "Errors librdkafka's error callback reported, by client and "
+           "error code (a broker down, a request timed out, ...); most are "
+           "retried by the client itself.");
+    for (uint32_t i = 0; i < c->n_kafka_errors; i++)
+        put(&t, "advrec_kafka_errors_total{client=\"%s\",code=\"%s\"} %llu\n",
+            c->kafka_errors[i].client ? "consumer" : "producer",
+            label(c->kafka_errors[i].name, l1, sizeof(l1)),
+            (unsigned long long)c->kafka_errors[i].count);
     gauge(&t, "advrec_outbox_pending_records",
           "Flags and dead letters committed and not yet acknowledged.",
           (double)c->outbox_pending);
