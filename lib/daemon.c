@@ -552,6 +552,13 @@ static advrec_err_t commit_round(advrec_daemon_t *d, rd_kafka_message_t **msgs,
         return err;
     }
     advrec_outbox_committed(d->outbox);
+    for (size_t j = 0; j < n_offs; j++)
+        if (advrec_daemon__run_offset_set(
+                d, d->offs[j].topic, d->offs[j].partition, d->offs[j].next))
+            log_warning("no memory to remember the offset of %s [%d]: a "
+                        "rebalance resumes it from the %s",
+                        d->offs[j].topic, (int)d->offs[j].partition,
+                        d->store ? "state" : "committed offset");
     offs = rd_kafka_topic_partition_list_new((int)n_offs);
     for (size_t j = 0; j < n_offs; j++)
         rd_kafka_topic_partition_list_add(offs, d->offs[j].topic,
@@ -836,6 +843,8 @@ void advrec_daemon_destroy(advrec_daemon_t *d)
     advrec_codec_destroy(d->codec);
     advrec_conf_destroy(d->conf);
     advrec_metrics_destroy(d->metrics);
+    free(d->run_next[0]);
+    free(d->run_next[1]);
     free(d->batch);
     free(d->offs);
     free(d->rec_items);

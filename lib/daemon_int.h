@@ -73,6 +73,13 @@ struct advrec_daemon_s {
     uint64_t preq_seen;     /* events seen by the prequential sampler */
     int64_t sizes_ms;       /* when the store's sizes were last read */
 
+    /* The next offset committed in this run, per input partition (by
+     * TOPIC_* and partition; 0: none yet), so a partition that comes back
+     * after a rebalance resumes where this process left it, also with
+     * state in memory or on the embedded broker. */
+    int64_t *run_next[2];
+    int32_t run_next_cap[2];
+
     /* Round scratch, allocated once. */
     rd_kafka_message_t **batch;
     advrec_store_offset_t *offs; /* next offset per partition in a round */
@@ -104,6 +111,12 @@ static inline int64_t wall_ms(void)
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
+
+/* Records next as the committed next offset of (topic, partition) in this
+ * run; a topic that is not an input is ignored. -1 on no memory (the
+ * partition then resumes from the store or Kafka, as before). */
+int advrec_daemon__run_offset_set(advrec_daemon_t *d, const char *topic,
+                                  int32_t partition, int64_t next);
 
 /* Reloads the configuration between two rounds (daemon_reload.c). */
 void advrec_daemon__reload_conf(advrec_daemon_t *d);

@@ -42,13 +42,46 @@ static void on_produce_wait(void *opaque)
     advrec_metrics_watchdog(d->metrics, now_ms());
 }
 
+static int input_index(const advrec_daemon_t *d, const char *topic)
+{
+    return strcmp(topic, d->inputs[TOPIC_CLICKS]) == 0      ? TOPIC_CLICKS
+           : strcmp(topic, d->inputs[TOPIC_PURCHASES]) == 0 ? TOPIC_PURCHASES
+                                                            : -1;
+}
+
+int advrec_daemon__run_offset_set(advrec_daemon_t *d, const char *topic,
+                                  int32_t partition, int64_t next)
+{
+    int t = input_index(d, topic);
+
+    if (t < 0 || partition < 0)
+        return 0;
+    if (partition >= d->run_next_cap[t]) {
+        int32_t cap = d->run_next_cap[t] ? d->run_next_cap[t] : 16;
+        while (cap <= partition)
+            cap *= 2;
+        int64_t *n = realloc(d->run_next[t], (size_t)cap * sizeof(*n));
+        if (!n)
+            return -1;
+        memset(n + d->run_next_cap[t], 0,
+               (size_t)(cap - d->run_next_cap[t]) * sizeof(*n));
+        d->run_next[t] = n;
+        d->run_next_cap[t] = cap;
+    }
+    d->run_next[t][partition] = next;
+    return 0;
+}
+
 /*
  * Partitions assigned: exactly-once state resumes from the offsets
- * committed with the state, not from Kafka's; a partition the state has
- * never seen keeps RD_KAFKA_OFFSET_INVALID (committed offset, else
- * auto.offset.reset). The embedded broker starts empty with every run, so
- * offsets stored against an earlier one would point past its end: there
- * the state is kept but consumption starts from what this broker holds.
+ * committed with the state, not from Kafka's (which are committed
+ * asynchronously and lag). A partition this process already consumed
+ * resumes where it left it (the run's own record, which also covers state
+ * in memory and the embedded broker); else the state's stored offset; a
+ * partition neither has seen keeps RD_KAFKA_OFFSET_INVALID (committed
+ * offset, else auto.offset.reset). The embedded broker starts empty with
+ * every run, so offsets stored against an earlier one would point past its
+ * end: there only this run's offsets are used.
  */
 static int on_assign(void *opaque, rd_kafka_topic_partition_list_t *parts)
 {
@@ -57,15 +90,25 @@ static int on_assign(void *opaque, rd_kafka_topic_partition_list_t *parts)
     char why[256];
 
     d->c->partitions += (uint32_t)parts->cnt;
-    if (!d->store || d->broker)
-        return 0;
     for (int i = 0; i < parts->cnt; i++) {
+        rd_kafka_topic_partition_t *tp = &parts->elems[i];
+        int t = input_index(d, tp->topic);
         int64_t next;
-        advrec_err_t serr = advrec_store_offset(d->store, parts->elems[i].topic,
-                                                parts->elems[i].partition,
-                                                &next, why, sizeof(why));
+        advrec_err_t serr;
+
+        if (t >= 0 && tp->partition >= 0 &&
+            tp->partition < d->run_next_cap[t] &&
+            d->run_next[t][tp->partition] > 0) {
+            tp->offset = d->run_next[t][tp->partition];
+            resumed++;
+            continue;
+        }
+        if (!d->store || d->broker)
+            continue;
+        serr = advrec_store_offset(d->store, tp->topic, tp->partition, &next,
+                                   why, sizeof(why));
         if (serr == ADVREC_OK) {
-            parts->elems[i].offset = next;
+            tp->offset = next;
             resumed++;
         } else if (serr != ADVREC_ERR_NOT_FOUND) {
             log_err("rebalance: %s", why);
