@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The README's test command: installs what the tests need, builds, and runs
 # every test ring (unit, integration, e2e against a real Apache Kafka broker),
-# then the unit and integration rings again under AddressSanitizer + UBSan.
+# then the unit and integration rings again under AddressSanitizer + UBSan,
+# then each libFuzzer target for 20 s (fuzz/run.sh; docs/RELIABILITY.md).
 #
 #   tests/run.sh            everything
 #   tests/run.sh -L unit    pass ctest arguments through (one ring, -R NAME, ...)
@@ -47,4 +48,7 @@ if [ $# -eq 0 ]; then
   (cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
      UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
      ctest --output-on-failure --timeout 600 -L 'unit|integration')
+
+  step "fuzzing (bounded): each libFuzzer target 20 s from its seeds"
+  ADVREC_JOBS=$jobs fuzz/run.sh 20
 fi
