@@ -88,4 +88,8 @@ static inline const void *field_cptr(const advrec_conf_t *conf,
     return (const char *)conf + row->offset;
 }
 
+/* dir + "/" + file, or a copy of file when it is absolute or dir is NULL.
+ * Returns a new string (caller frees) or NULL when out of memory. */
+char *advrec_conf__path_join(const char *dir, const char *file);
+
 #endif
