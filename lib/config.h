@@ -82,6 +82,7 @@ typedef struct advrec_conf_s {
     char *state_dir;
     char *state_checkpoint_dir;
     int state_sync; /* advrec_conf_sync_t */
+    int64_t state_commit_interval_ms;
     /* round */
     int64_t round_max_records;
     int64_t round_max_ms;

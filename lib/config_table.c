@@ -112,7 +112,9 @@ const conf_row_t advrec_conf__rows[] = {
     ROW_STR("state.checkpoint.dir", state_checkpoint_dir, 0, 0, "/var/lib/advrec-checkpoints", "state",
             "Where SIGUSR1 makes a consistent copy of the state (a new subdirectory named by UTC time); start a daemon from one with state.dir=<it>. Must not be state.dir or inside it."),
     ROW_ENUM("state.sync", state_sync, sync_words, "commit", "state",
-             "commit: fsync each round's WriteBatch (survives power loss); none: survives a crash of the process only."),
+             "commit: fsync each commit's WriteBatch (survives power loss); none: survives a crash of the process only."),
+    ROW_INT("state.commit.interval.ms", state_commit_interval_ms, 0, 600000, "1000", "state",
+            "How often the state is committed (rows changed since, with the input offsets they reflect, in one WriteBatch); 0: every round. A row changed many times is written once per commit; flags and dead letters are produced after the commit that records them, and a crash replays at most this much input."),
 
     ROW_INT("round.max.records", round_max_records, 1, 1000000, "1000", "round",
             "Most records polled and committed in one processing round."),

@@ -258,11 +258,10 @@ advrec_err_t advrec_daemon_new(advrec_daemon_t **daemonp, advrec_conf_t *conf,
         (err = load_detector(d, errstr, errstr_size)))
         goto fail;
     d->batch = calloc((size_t)conf->round_max_records, sizeof(*d->batch));
-    d->offs = calloc((size_t)conf->round_max_records, sizeof(*d->offs));
     d->rec_items = calloc((size_t)conf->recs_n, sizeof(*d->rec_items));
     d->enc_size = 4096;
     d->enc = malloc(d->enc_size);
-    if (!d->batch || !d->offs || !d->rec_items || !d->enc) {
+    if (!d->batch || !d->rec_items || !d->enc) {
         err = advrec_seterr(ADVREC_ERR_NOMEM, errstr, errstr_size,
                             "out of memory");
         goto fail;
@@ -489,43 +488,99 @@ static void raise_flag(void *opaque, const advrec_detect_flag_t *flag)
 }
 
 /*
- * Ends a round's input side: commits every row the round changed together
- * with the next offset of every partition it consumed, the round's flags
- * and dead letters, the deletions of outputs delivered since, and the
- * users owed a list (one RocksDB WriteBatch), then stores those offsets in
- * the consumer for the asynchronous commit to Kafka, which only reports
- * progress (lag). A failed state commit stops the daemon: a restart
- * replays from the last good one.
+ * Notes what a round consumed: the next offset of every input partition it
+ * read, pending for the next state commit, and as where this process's
+ * state in memory stands (a partition that comes back after a rebalance
+ * resumes there). -1 on no memory: the daemon stops (the round must not be
+ * committed without its offsets).
  */
-static advrec_err_t commit_round(advrec_daemon_t *d, rd_kafka_message_t **msgs,
-                                 ssize_t n)
+static int note_offsets(advrec_daemon_t *d, rd_kafka_message_t **msgs,
+                        ssize_t n)
 {
-    rd_kafka_topic_partition_list_t *offs;
-    size_t n_offs = 0, n_stale;
-    const uint32_t *stale;
-    rd_kafka_resp_err_t kerr;
-    advrec_err_t err = ADVREC_OK;
-    char why[512];
-
     for (ssize_t i = 0; i < n; i++) {
         const char *topic;
         size_t j;
         if (msgs[i]->err)
             continue;
         topic = rd_kafka_topic_name(msgs[i]->rkt);
-        for (j = 0; j < n_offs; j++)
+        topic = strcmp(topic, d->inputs[TOPIC_PURCHASES]) == 0
+                    ? d->inputs[TOPIC_PURCHASES]
+                    : d->inputs[TOPIC_CLICKS];
+        for (j = 0; j < d->n_offs; j++)
             if (d->offs[j].partition == msgs[i]->partition &&
-                strcmp(d->offs[j].topic, topic) == 0)
+                d->offs[j].topic == topic)
                 break;
-        if (j == n_offs) {
-            d->offs[n_offs].topic = topic;
-            d->offs[n_offs].partition = msgs[i]->partition;
-            d->offs[n_offs++].next = msgs[i]->offset + 1;
+        if (j == d->n_offs) {
+            if (d->n_offs == d->offs_cap) {
+                size_t cap = d->offs_cap ? 2 * d->offs_cap : 64;
+                advrec_store_offset_t *o =
+                    realloc(d->offs, cap * sizeof(*o));
+                if (!o) {
+                    fail(d, ADVREC_ERR_NOMEM, "out of memory", NULL);
+                    return -1;
+                }
+                d->offs = o;
+                d->offs_cap = cap;
+            }
+            d->offs[j].topic = topic;
+            d->offs[j].partition = msgs[i]->partition;
+            d->offs[j].next = msgs[i]->offset + 1;
+            d->n_offs++;
         } else if (msgs[i]->offset + 1 > d->offs[j].next) {
             d->offs[j].next = msgs[i]->offset + 1;
         }
     }
-    if (n_offs == 0)
+    for (size_t j = 0; j < d->n_offs; j++)
+        if (advrec_daemon__run_offset_set(
+                d, d->offs[j].topic, d->offs[j].partition, d->offs[j].next))
+            log_warning("no memory to remember the offset of %s [%d]: a "
+                        "rebalance resumes it from the %s",
+                        d->offs[j].topic, (int)d->offs[j].partition,
+                        d->store ? "state" : "committed offset");
+    return 0;
+}
+
+/*
+ * Whether the state is due for a commit after this round: with a store,
+ * every state.commit.interval.ms (0: every round), or sooner when the rows
+ * changed since the last commit reach COMMIT_MAX_ROWS (the batch stays
+ * bounded) or the outbox is full (its records go out only after a commit).
+ * State in memory "commits" every round (it only forgets the dirty lists).
+ */
+static int commit_due(advrec_daemon_t *d, int64_t now)
+{
+    advrec_state_t *state = advrec_engine_state(d->engine);
+
+    if (d->n_offs == 0)
+        return 0;
+    if (!d->store || d->conf->state_commit_interval_ms == 0 ||
+        now - d->commit_ms >= d->conf->state_commit_interval_ms)
+        return 1;
+    return advrec_state_users(state)->n_dirty +
+                   advrec_state_items(state)->n_dirty >=
+               COMMIT_MAX_ROWS ||
+           advrec_outbox_full(d->outbox);
+}
+
+/*
+ * Commits the state: every row changed since the last commit together with
+ * the next offset of every partition consumed since, the flags and dead
+ * letters recorded since, the deletions of outputs delivered since, and the
+ * users owed a list (one RocksDB WriteBatch), then stores those offsets in
+ * the consumer for the asynchronous commit to Kafka, which only reports
+ * progress (lag). A failed state commit stops the daemon: a restart
+ * replays from the last good one. Without pending offsets, nothing to do.
+ */
+static advrec_err_t commit_state(advrec_daemon_t *d)
+{
+    rd_kafka_topic_partition_list_t *offs;
+    size_t n_stale;
+    const uint32_t *stale;
+    rd_kafka_resp_err_t kerr;
+    advrec_err_t err = ADVREC_OK;
+    char why[512];
+
+    if (d->n_offs == 0)
         return ADVREC_OK;
     if (d->fatal[0])
         return d->fatal_err; /* e.g. a dead letter could not be recorded */
@@ -544,7 +599,7 @@ static advrec_err_t commit_round(advrec_daemon_t *d, rd_kafka_message_t **msgs,
         err = advrec_store_commit(d->store, advrec_engine_state(d->engine),
                                   advrec_engine_popularity(d->engine),
                                   advrec_engine_version(d->engine), d->offs,
-                                  n_offs, why, sizeof(why));
+                                  d->n_offs, why, sizeof(why));
     else
         advrec_state_clear_dirty(advrec_engine_state(d->engine));
     if (err) {
@@ -552,22 +607,25 @@ static advrec_err_t commit_round(advrec_daemon_t *d, rd_kafka_message_t **msgs,
         return err;
     }
     advrec_outbox_committed(d->outbox);
-    for (size_t j = 0; j < n_offs; j++)
-        if (advrec_daemon__run_offset_set(
-                d, d->offs[j].topic, d->offs[j].partition, d->offs[j].next))
-            log_warning("no memory to remember the offset of %s [%d]: a "
-                        "rebalance resumes it from the %s",
-                        d->offs[j].topic, (int)d->offs[j].partition,
-                        d->store ? "state" : "committed offset");
-    offs = rd_kafka_topic_partition_list_new((int)n_offs);
-    for (size_t j = 0; j < n_offs; j++)
+    d->c->commits++;
+    offs = rd_kafka_topic_partition_list_new((int)d->n_offs);
+    for (size_t j = 0; j < d->n_offs; j++)
         rd_kafka_topic_partition_list_add(offs, d->offs[j].topic,
                                           d->offs[j].partition)
             ->offset = d->offs[j].next;
     if ((kerr = rd_kafka_offsets_store(advrec_kafka_rk(d->consumer), offs)))
         log_debug("offsets_store: %s", rd_kafka_err2str(kerr));
     rd_kafka_topic_partition_list_destroy(offs);
+    d->n_offs = 0;
     return ADVREC_OK;
+}
+
+advrec_err_t advrec_daemon__commit(advrec_daemon_t *d)
+{
+    advrec_err_t err = commit_state(d);
+
+    d->commit_ms = now_ms();
+    return err;
 }
 
 /* The model's figures: training steps, and the running loss as an
@@ -662,6 +720,8 @@ static void round_once(advrec_daemon_t *d)
      * deliveries instead of growing the stored set or dropping any. Failed
      * ones are produced again meanwhile. */
     if (advrec_outbox_full(d->outbox)) {
+        if (d->n_offs && advrec_daemon__commit(d))
+            return; /* the records owed go out only once committed */
         if (!d->paused)
             log_warning("%llu outputs not acknowledged by the broker: "
                         "consumption paused until they are delivered",
@@ -692,9 +752,11 @@ static void round_once(advrec_daemon_t *d)
         }
         handle(d, m, now);
     }
-    err = commit_round(d, d->batch, n);
+    err = note_offsets(d, d->batch, n) ? ADVREC_ERR_NOMEM : ADVREC_OK;
     for (ssize_t i = 0; i < n; i++)
         rd_kafka_message_destroy(d->batch[i]);
+    if (!err && commit_due(d, now))
+        err = advrec_daemon__commit(d);
     if (err)
         return; /* outputs never run ahead of committed state */
     advrec_outbox_produce(d->outbox);
@@ -727,6 +789,8 @@ static void write_checkpoint(advrec_daemon_t *d)
                     "in memory only");
         return;
     }
+    if (advrec_daemon__commit(d))
+        return; /* the daemon stops: fail() said why */
     if (advrec_store_checkpoint_stamped(d->store, d->conf->state_checkpoint_dir,
                                         path, sizeof(path), why, sizeof(why)))
         log_err("checkpoint: %s", why);
@@ -746,6 +810,7 @@ advrec_err_t advrec_daemon_run(advrec_daemon_t *d, char *errstr,
     const uint32_t *stale;
 
     advrec_metrics_ready(d->metrics, now_ms());
+    d->commit_ms = now_ms();
     if (advrec_metrics_watchdog_ms(d->metrics))
         log_info("systemd watchdog: WATCHDOG=1 every %lld ms from the "
                  "processing loop",
@@ -768,7 +833,13 @@ advrec_err_t advrec_daemon_run(advrec_daemon_t *d, char *errstr,
         return advrec_seterr(d->fatal_err ? d->fatal_err : ADVREC_ERR_KAFKA,
                              errstr, errstr_size, "%s", d->fatal);
 
-    /* Clean stop: every user with news gets a list, then deliver it all. */
+    /* Clean stop: what was applied since the last commit is committed
+     * (its flags and dead letters become due), every user with news gets a
+     * list, then deliver it all. */
+    if (advrec_daemon__commit(d))
+        return advrec_seterr(d->fatal_err ? d->fatal_err : ADVREC_ERR_STORE,
+                             errstr, errstr_size, "%s", d->fatal);
+    advrec_outbox_produce(d->outbox);
     log_info("stopping: refreshing %zu stale user(s), flushing",
              advrec_engine_stale_count(d->engine));
     advrec_engine_refresh(d->engine, now_ms(), 1, 0, emit, d);

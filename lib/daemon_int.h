@@ -41,6 +41,9 @@
 #define LAG_INTERVAL_MS 5000
 #define STORE_SIZES_MS  1000
 #define LOSS_EWMA_ALPHA 0.01 /* per training step */
+/* Rows changed since the last commit that make a commit due before
+ * state.commit.interval.ms: the WriteBatch stays within tens of MiB. */
+#define COMMIT_MAX_ROWS 65536
 
 struct advrec_daemon_s {
     advrec_conf_t *conf; /* owned */
@@ -80,9 +83,14 @@ struct advrec_daemon_s {
     int64_t *run_next[2];
     int32_t run_next_cap[2];
 
+    /* What the next state commit records: the next offset of every input
+     * partition consumed since the last one (topic is d->inputs[t]). */
+    advrec_store_offset_t *offs;
+    size_t n_offs, offs_cap;
+    int64_t commit_ms; /* when the state was last committed */
+
     /* Round scratch, allocated once. */
     rd_kafka_message_t **batch;
-    advrec_store_offset_t *offs; /* next offset per partition in a round */
     advrec_scored_item_t *rec_items;
     unsigned char *enc;
     size_t enc_size;
@@ -117,6 +125,10 @@ static inline int64_t wall_ms(void)
  * partition then resumes from the store or Kafka, as before). */
 int advrec_daemon__run_offset_set(advrec_daemon_t *d, const char *topic,
                                   int32_t partition, int64_t next);
+
+/* Commits what was applied since the last state commit (daemon.c): before
+ * a checkpoint, at a revocation, at stop, and when commit_due says so. */
+advrec_err_t advrec_daemon__commit(advrec_daemon_t *d);
 
 /* Reloads the configuration between two rounds (daemon_reload.c). */
 void advrec_daemon__reload_conf(advrec_daemon_t *d);

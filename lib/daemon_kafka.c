@@ -117,11 +117,15 @@ static int on_assign(void *opaque, rd_kafka_topic_partition_list_t *parts)
     return resumed;
 }
 
-/* Partitions revoked: no longer ours (the readiness gauge). */
+/* Partitions revoked: what was applied from them is committed while they
+ * are still ours (its offsets stored for Kafka too), and they no longer
+ * count as ours (the readiness gauge). A failed commit stops the daemon. */
 static void on_revoke(void *opaque,
                       const rd_kafka_topic_partition_list_t *parts)
 {
     advrec_daemon_t *d = opaque;
+
+    (void)advrec_daemon__commit(d);
 
     d->c->partitions -= d->c->partitions < (uint32_t)parts->cnt
                             ? d->c->partitions

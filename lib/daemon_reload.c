@@ -17,14 +17,10 @@
 static int size_round(advrec_daemon_t *d, size_t n)
 {
     rd_kafka_message_t **batch;
-    advrec_store_offset_t *offs;
 
     if (!(batch = realloc(d->batch, n * sizeof(*batch))))
         return -1;
     d->batch = batch;
-    if (!(offs = realloc(d->offs, n * sizeof(*offs))))
-        return -1;
-    d->offs = offs;
     return 0;
 }
 

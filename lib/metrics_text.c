@@ -212,6 +212,9 @@ char *advrec_metrics_prometheus(const advrec_metrics_t *m, size_t *len)
               "Time of one processing round (poll wait included).", &c->round);
     counter(&t, "advrec_rounds_total", "Processing rounds finished.",
             c->rounds);
+    counter(&t, "advrec_state_commits_total",
+            "State commits: rows, offsets and outputs in one WriteBatch.",
+            c->commits);
 
     family(&t, "advrec_anomaly_flags_total", "counter",
            "Anomaly flag transitions produced, by action.");

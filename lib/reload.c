@@ -13,6 +13,7 @@ static const char *const live_keys[] = {
     "log.level",
     "round.max.records",
     "round.max.ms",
+    "state.commit.interval.ms",
     "recs.debounce.ms",
     "recs.max.staleness.ms",
     "anomaly.min.events",

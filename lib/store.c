@@ -623,6 +623,7 @@ void advrec_store_close(advrec_store_t *store)
         free(store->secondary_dir);
     }
     free(store->buf);
+    free(store->order);
     free(store->key);
     free(store->dir);
     free(store);

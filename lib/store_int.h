@@ -85,6 +85,8 @@ struct advrec_store_s {
     rocksdb_writebatch_t *batch;
     unsigned char *buf;
     size_t buf_cap;
+    struct advrec_store_row_ref_s *order; /* a commit's rows, by key */
+    size_t order_cap;
     char *key;
     size_t key_cap;
     uint32_t users_hw, items_hw; /* rows [0, hw) are on disk */

@@ -16,6 +16,8 @@ PACKAGES=(
   libmicrohttpd-dev prometheus
   # tests: real Kafka (Java 17 + Maven) and independent Python clients
   openjdk-17-jre-headless maven python3 python3-venv
+  # bench/ingest.sh: kcat, the bare librdkafka consumer it compares against
+  kcat
   # fuzz/run.sh: clang with libFuzzer and the sanitizer runtimes
   # (libclang-rt is only a Recommends of clang, which we do not install)
   clang llvm libclang-rt-14-dev
