@@ -114,6 +114,32 @@ static void queue_commit(advrec_daemon_t *d, const char *topic,
         tp->offset = next;
 }
 
+/*
+ * Records in the state the offsets state.offset.missing=committed moved
+ * partitions to (one commit of offsets only: the rounds before committed
+ * every row), so the next start resumes there without asking again and
+ * Kafka hears of them. A failed commit stops the daemon, as in a round.
+ */
+static void record_jumps(advrec_daemon_t *d, const advrec_store_offset_t *jump,
+                         size_t n)
+{
+    char why[512];
+    advrec_err_t err = advrec_store_commit(
+        d->store, advrec_engine_state(d->engine),
+        advrec_engine_popularity(d->engine), advrec_engine_version(d->engine),
+        jump, n, why, sizeof(why));
+
+    if (err) {
+        advrec_daemon__fail(d, err, "state commit failed", why);
+        return;
+    }
+    for (size_t j = 0; j < n; j++) {
+        (void)advrec_daemon__run_offset_set(d, jump[j].topic, jump[j].partition,
+                                            jump[j].next);
+        queue_commit(d, jump[j].topic, jump[j].partition, jump[j].next);
+    }
+}
+
 /* Kafka's committed offset of one partition and who committed it. */
 typedef struct committed_s {
     int64_t offset; /* < 0: none */
@@ -148,11 +174,14 @@ static void parse_committed(const advrec_daemon_t *d,
  * Where a partition the state should have resumed goes, by
  * state.offset.missing, with the error logged (fail: appended to the
  * list in fails instead). have: the state's offset next is valid; c:
- * Kafka's committed one; why: what is wrong.
+ * Kafka's committed one; why: what is wrong. A partition moved past the
+ * state's offset (committed) is added to jump[*n_jump], to be recorded in
+ * the state at once: the gap is the operator's choice, made once.
  */
 static void resume_lost(advrec_daemon_t *d, rd_kafka_topic_partition_t *tp,
                         int have, int64_t next, const committed_t *c,
-                        const char *why, char *fails, size_t fails_size)
+                        const char *why, char *fails, size_t fails_size,
+                        advrec_store_offset_t *jump, size_t *n_jump)
 {
     const char *how;
     size_t len = strlen(fails);
@@ -180,6 +209,10 @@ static void resume_lost(advrec_daemon_t *d, rd_kafka_topic_partition_t *tp,
                      len ? "; " : "", tp->topic, (int)tp->partition, why);
         return;
     }
+    if (d->conf->state_offset_missing == ADVREC_CONF_MISSING_COMMITTED &&
+        tp->offset >= 0 && (!have || tp->offset != next))
+        jump[(*n_jump)++] =
+            (advrec_store_offset_t){tp->topic, tp->partition, tp->offset};
     log_err("rebalance: %s [%d]: %s; state.offset.missing=%s: %s (offset "
             "%lld)",
             tp->topic, (int)tp->partition, why,
@@ -219,6 +252,9 @@ static int on_assign(void *opaque, rd_kafka_topic_partition_list_t *parts)
     advrec_daemon_t *d = opaque;
     int resumed = 0, *have = NULL;
     int64_t *next = NULL;
+    advrec_store_offset_t *jump = NULL;
+    size_t n_jump = 0;
+    uint64_t seq = 0, seq_max = 0;
     rd_kafka_topic_partition_list_t *ask = NULL;
     rd_kafka_resp_err_t kerr = RD_KAFKA_RESP_ERR_NO_ERROR;
     char why[256], fails[2048] = "";
@@ -227,6 +263,7 @@ static int on_assign(void *opaque, rd_kafka_topic_partition_list_t *parts)
     if (d->store && !d->broker) {
         have = calloc((size_t)parts->cnt + 1, sizeof(*have));
         next = calloc((size_t)parts->cnt + 1, sizeof(*next));
+        jump = calloc((size_t)parts->cnt + 1, sizeof(*jump));
         ask = rd_kafka_topic_partition_list_new(parts->cnt);
     }
     for (int i = 0; i < parts->cnt; i++) {
@@ -257,7 +294,7 @@ static int on_assign(void *opaque, rd_kafka_topic_partition_list_t *parts)
         if (ask)
             rd_kafka_topic_partition_list_add(ask, tp->topic, tp->partition);
     }
-    if (!ask || !have || !next) {
+    if (!ask || !have || !next || !jump) {
         if (d->store && !d->broker)
             log_warning("rebalance: no memory to check the state against "
                         "Kafka's committed offsets");
@@ -271,12 +308,12 @@ static int on_assign(void *opaque, rd_kafka_topic_partition_list_t *parts)
                     "check the state against them (%s)%s",
                     rd_kafka_err2str(kerr),
                     d->lost ? "" : "; resuming from the state's offsets");
+    seq = seq_max = advrec_store_seq(d->store);
     for (int i = 0; i < parts->cnt && ask->cnt > 0; i++) {
         rd_kafka_topic_partition_t *tp = &parts->elems[i];
         rd_kafka_topic_partition_t *k =
             rd_kafka_topic_partition_list_find(ask, tp->topic, tp->partition);
         committed_t c = {-1, 0, 0};
-        uint64_t seq = advrec_store_seq(d->store);
 
         if (!k)
             continue; /* resumed from this run's own offset */
@@ -311,10 +348,18 @@ static int on_assign(void *opaque, rd_kafka_topic_partition_list_t *parts)
                 queue_commit(d, tp->topic, tp->partition, next[i]);
             continue;
         }
-        if (c.ours)
-            advrec_store_seq_raise(d->store, c.seq);
-        resume_lost(d, tp, have[i], next[i], &c, why, fails, sizeof(fails));
+        if (c.ours && c.seq > seq_max)
+            seq_max = c.seq;
+        resume_lost(d, tp, have[i], next[i], &c, why, fails, sizeof(fails),
+                    jump, &n_jump);
     }
+    /* Going on: the numbers of the lost commits are in Kafka's metadata,
+     * never to be taken for this state's again. Raised only now: every
+     * partition is compared with the state's number as loaded. */
+    if (!fails[0])
+        advrec_store_seq_raise(d->store, seq_max);
+    if (n_jump && !fails[0])
+        record_jumps(d, jump, n_jump);
     if (fails[0]) {
         char msg[sizeof(fails) + 512];
         snprintf(msg, sizeof(msg),
@@ -331,6 +376,7 @@ out:
         rd_kafka_topic_partition_list_destroy(ask);
     free(have);
     free(next);
+    free(jump);
     return resumed;
 }
 

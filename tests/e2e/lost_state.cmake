@@ -3,7 +3,7 @@
 # process, SIGKILLed, its WAL truncated or corrupted, restarted under each
 # state.offset.missing policy (tests/e2e/lost_state.py says what each test
 # asserts). state_dump comes from durability.cmake.
-foreach(t truncate corrupt behind static)
+foreach(t truncate corrupt behind committed static)
   add_test(NAME e2e.lost_state.${t}
     COMMAND ${ADVREC_VENV_SH} ${CMAKE_CURRENT_LIST_DIR}/lost_state.py ${t}
             --kafka-dir ${ADVREC_E2E_KAFKA_DIR} --src ${PROJECT_SOURCE_DIR}

@@ -12,6 +12,7 @@ durability.py. Every wait is bounded; every process is killed on the way out.
   lost_state.py behind ...    a checkpoint taken half way started after the
                               state went on: only Kafka's committed
                               metadata can tell it is behind
+  lost_state.py committed ... behind, resolved with =committed
   lost_state.py static ...    kill -9 and restart: the static member gets its
                               partitions back and applies new events; a
                               fresh state dir in the same group (another
@@ -36,6 +37,10 @@ behind: half of the stream applied, a checkpoint (SIGUSR1), the rest
   at its assignment naming the partitions it is behind on ("is behind
   Kafka's committed offset ... committed from this state's commit"), then
   earliest replays the second half: counters equal the CSV's.
+committed: as behind, then state.offset.missing=committed logs the error,
+  resumes at Kafka's committed offsets (the end: nothing applied, final
+  stats 0 and 0), exits 0; a restart with the default policy then starts
+  without an error (the move was recorded in the state).
 """
 
 import argparse
@@ -189,11 +194,11 @@ def test_corrupt(a):
     env.cleanup()
 
 
-def test_behind(a):
+def test_behind(a, policy="earliest"):
     """A state behind what was committed from it, which only Kafka can
     tell: a checkpoint of the state (same lineage, no ADVREC-COMMITTED)
     taken half way, started after the state went on to the end."""
-    env = dur.Env(a, "behind")
+    env = dur.Env(a, "behind" if policy == "earliest" else policy)
     t = env.topics(4)
     path = os.path.join(env.tmp, "stream.csv")
     env.gen(path, "--seed", "29", "--events", "12000", "--users", "1500",
@@ -232,8 +237,35 @@ def test_behind(a):
     # The checkpoint has its own dir, so its own group.instance.id: wait out
     # the stopped static member's session (6 s) rather than share one.
     expect_fail(env, t, cp, group, "committed from this state's commit")
-    expect_earliest(env, t, cp, group, ends, path)
+    if policy == "earliest":
+        expect_earliest(env, t, cp, group, ends, path)
+    else:
+        expect_committed(env, t, cp, group, ends)
     env.cleanup()
+
+
+def expect_committed(env, t, state, group, ends):
+    """committed: the error logged, the partitions moved to Kafka's
+    committed offsets (the end: nothing applied), the move recorded in the
+    state at once, so a restart with the default policy goes on quietly."""
+    p = spawn(env, t, state, group, ["-X", "state.offset.missing=committed"])
+    dur.drain(env, p, state, ends, 120)
+    rc, _ = dur.sigterm(p)
+    assert rc == 0, "SIGTERM: exit %d:\n%s" % (rc, dur.tail(p.errpath))
+    text = open(p.errpath).read()
+    assert "state.offset.missing=committed" in text, dur.tail(p.errpath)
+    clicks, purchases = dur.final_stats(p.errpath)
+    assert (clicks, purchases) == (0, 0), "applied %d, %d; want nothing" % (clicks, purchases)
+    log("committed: error logged, resumed at Kafka's committed offsets (the end), "
+        "nothing applied; the state's offsets are at the end")
+    p = spawn(env, t, state, group)
+    dur.wait_until(lambda: p.poll() is not None or
+                   "rebalance: assigned" in open(p.errpath).read(), 60, "the assignment")
+    rc, _ = dur.sigterm(p)
+    text = open(p.errpath).read()
+    assert rc == 0 and "state.offset.missing" not in text, "exit %d:\n%s" % (
+        rc, dur.tail(p.errpath))
+    log("a restart with the default policy: no error, exit 0")
 
 
 def test_static(a):
@@ -293,13 +325,13 @@ def test_static(a):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("test", choices=["truncate", "corrupt", "behind", "static"])
+    ap.add_argument("test", choices=["truncate", "corrupt", "behind", "committed", "static"])
     for k in ("kafka-dir", "src", "advrecd", "gen", "produce", "inspect", "dump"):
         ap.add_argument("--" + k, required=True)
     a = ap.parse_args()
     t0 = time.monotonic()
     {"truncate": test_truncate, "corrupt": test_corrupt, "behind": test_behind,
-     "static": test_static}[a.test](a)
+     "committed": lambda a: test_behind(a, "committed"), "static": test_static}[a.test](a)
     log("PASS %s in %.1f s" % (a.test, time.monotonic() - t0))
 
 
