@@ -31,7 +31,7 @@ now() { date +%s.%N; }
 click() { # one click of a user of its own, produced and acknowledged
   printf 'user,item,type,ts\nu-%s-%s,item-1,click,1700000000000\n' "$tag" "$1" >"$tmp/one.csv"
   "$b/advrec-produce" -q -b "$bs" -f csv --click-topic "$tag.c" \
-    --purchase-topic "$tag.p" "$tmp/one.csv"
+    --purchase-topic "$tag.p" "$tmp/one.csv" 2>/dev/null
 }
 spawn() { # mode log
   local extra=()

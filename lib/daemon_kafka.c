@@ -319,6 +319,8 @@ static int on_assign(void *opaque, rd_kafka_topic_partition_list_t *parts)
             continue; /* resumed from this run's own offset */
         if (!kerr)
             parse_committed(d, k, &c);
+        if (c.ours && c.seq > seq_max)
+            seq_max = c.seq;
         /* Behind: Kafka holds a later offset of this partition from a
          * commit this state no longer has. (An equal offset from a later
          * commit lost nothing of this partition.) */
@@ -348,8 +350,6 @@ static int on_assign(void *opaque, rd_kafka_topic_partition_list_t *parts)
                 queue_commit(d, tp->topic, tp->partition, next[i]);
             continue;
         }
-        if (c.ours && c.seq > seq_max)
-            seq_max = c.seq;
         resume_lost(d, tp, have[i], next[i], &c, why, fails, sizeof(fails),
                     jump, &n_jump);
     }
