@@ -68,7 +68,8 @@ static void list_failed(void *opaque, uint32_t user)
     advrec_engine_mark_stale(d->engine, user, now_ms());
 }
 
-/* Appends "topic [p] (next N)" of one stored offset to the list in opaque. */
+/* Appends "topic [p] (at offset N)" of one stored offset to the list in
+ * opaque. */
 typedef struct names_s {
     char *buf;
     size_t size, len, n;
@@ -93,7 +94,8 @@ static int name_offset(void *opaque, const advrec_store_offset_t *off)
  * commit has none at all, so state.offset.missing decides before anything
  * is consumed: fail stops here (ADVREC_ERR_STATE_LOST) naming the stored
  * partitions; earliest and committed go on, and every partition assigned
- * is resumed by that policy (on_assign).
+ * is resumed by that policy (on_assign). With the embedded broker (which
+ * starts empty) it is only a warning.
  */
 static advrec_err_t check_lost(advrec_daemon_t *d, char *errstr,
                                size_t errstr_size)
@@ -104,6 +106,14 @@ static advrec_err_t check_lost(advrec_daemon_t *d, char *errstr,
 
     if (!advrec_store_lost(d->store, why, sizeof(why)))
         return ADVREC_OK;
+    if (d->conf->broker_embedded) {
+        /* Its input is gone with the last run: nothing to replay or skip. */
+        log_warning("%s; the embedded broker starts empty, so there is "
+                    "nothing to replay",
+                    why);
+        advrec_store_seq_raise(d->store, advrec_store_witness_seq(d->store));
+        return ADVREC_OK;
+    }
     if ((err = advrec_store_offsets_foreach(d->store, name_offset, &nm, errstr,
                                             errstr_size)))
         return err;
