@@ -58,6 +58,8 @@ static int exit_code(advrec_err_t err)
         return EX_IOERR;
     case ADVREC_ERR_KAFKA:
         return EX_UNAVAILABLE;
+    case ADVREC_ERR_STATE_LOST: /* behind Kafka, or a WAL cut short */
+        return EX_DATAERR;
     default:
         return EX_SOFTWARE;
     }

@@ -249,18 +249,22 @@ static advrec_err_t parse_double(const char *s, double *out, char *why,
 }
 
 /* A Kafka topic name: 1..249 of [a-zA-Z0-9._-], not "." or "..". */
-static advrec_err_t check_topic(const char *s, char *why, size_t why_size)
+/* Kafka's rules for a topic name, which group.instance.id shares; what
+ * names the kind in the message. */
+static advrec_err_t check_topic(const char *s, const char *what, char *why,
+                                size_t why_size)
 {
     size_t n = strlen(s);
 
     if (n > 249 || strcmp(s, ".") == 0 || strcmp(s, "..") == 0)
         return advrec_seterr(ADVREC_ERR_CONFIG, why, why_size,
-                             "not a valid Kafka topic name");
+                             "not a valid Kafka %s", what);
     for (size_t i = 0; i < n; i++)
         if (!isalnum((unsigned char)s[i]) && !strchr("._-", s[i]))
             return advrec_seterr(ADVREC_ERR_CONFIG, why, why_size,
-                                 "not a valid Kafka topic name (allowed: "
-                                 "letters, digits, '.', '_', '-')");
+                                 "not a valid Kafka %s (allowed: letters, "
+                                 "digits, '.', '_', '-')",
+                                 what);
     return ADVREC_OK;
 }
 
@@ -473,7 +477,11 @@ static advrec_err_t row_set(advrec_conf_t *conf, const conf_row_t *row,
         if ((int64_t)strlen(value) < row->imin)
             return advrec_seterr(ADVREC_ERR_CONFIG, why, why_size,
                                  "must not be empty");
-        if ((row->flags & F_TOPIC) && (err = check_topic(value, why, why_size)))
+        if ((row->flags & F_TOPIC) &&
+            (err = check_topic(value, "topic name", why, why_size)))
+            return err;
+        if ((row->flags & F_KNAME) && *value &&
+            (err = check_topic(value, "group.instance.id", why, why_size)))
             return err;
         s = (row->flags & F_PATH) && *value
                 ? advrec_conf__path_join(base_dir, value)

@@ -35,6 +35,14 @@ typedef enum advrec_conf_sync_e {
     ADVREC_CONF_SYNC_COMMIT = 1, /* fsync every round's WriteBatch */
 } advrec_conf_sync_t;
 
+/* state.offset.missing: what to do with a partition the state is behind
+ * on, or lost the offset of (docs/STATE.md, "Lineage: lost commits"). */
+typedef enum advrec_conf_missing_e {
+    ADVREC_CONF_MISSING_FAIL = 0,      /* stop, naming the partitions */
+    ADVREC_CONF_MISSING_EARLIEST = 1,  /* replay all the state lacks */
+    ADVREC_CONF_MISSING_COMMITTED = 2, /* resume at Kafka's committed offset */
+} advrec_conf_missing_t;
+
 /* recs.exclude */
 typedef enum advrec_conf_exclude_e {
     ADVREC_CONF_EXCLUDE_PURCHASED = 0,
@@ -72,6 +80,7 @@ typedef struct advrec_conf_s {
     char *topic_anomalies;
     char *topic_dlq;
     char *group_id;
+    char *group_instance_id; /* "auto", "" (dynamic) or the id */
     /* schema */
     char *schema_dir; /* "" = built-in; see advrec_conf_schema_dir() */
     int64_t schema_click_id;
@@ -81,7 +90,8 @@ typedef struct advrec_conf_s {
     /* state */
     char *state_dir;
     char *state_checkpoint_dir;
-    int state_sync; /* advrec_conf_sync_t */
+    int state_sync;           /* advrec_conf_sync_t */
+    int state_offset_missing; /* advrec_conf_missing_t */
     int64_t state_commit_interval_ms;
     /* round */
     int64_t round_max_records;

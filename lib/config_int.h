@@ -37,6 +37,9 @@ typedef struct conf_word_s {
 /* Row flags. */
 #define F_PATH  0x1 /* relative to the config file's directory in a file */
 #define F_TOPIC 0x2 /* a Kafka topic name */
+#define F_KNAME                                                \
+    0x4 /* empty, or a name with a topic name's rules (Kafka's \
+           group.instance.id) */
 
 typedef struct conf_row_s {
     const char *name;

@@ -60,6 +60,13 @@ static const conf_word_t sync_words[] = {
     {NULL, 0},
 };
 
+static const conf_word_t missing_words[] = {
+    {"fail", ADVREC_CONF_MISSING_FAIL},
+    {"earliest", ADVREC_CONF_MISSING_EARLIEST},
+    {"committed", ADVREC_CONF_MISSING_COMMITTED},
+    {NULL, 0},
+};
+
 static const conf_word_t exclude_words[] = {
     {"purchased", ADVREC_CONF_EXCLUDE_PURCHASED},
     {"seen", ADVREC_CONF_EXCLUDE_SEEN},
@@ -95,6 +102,8 @@ const conf_row_t advrec_conf__rows[] = {
             "Dead-letter topic: input records that do not decode or validate, with headers saying why."),
     ROW_STR("group.id", group_id, 1, 0, "advrecd", "topic",
             "Kafka consumer group of the daemons sharing the input partitions (kafka.group.id, if given, wins)."),
+    ROW_STR("group.instance.id", group_instance_id, 0, F_KNAME, "auto", "topic",
+            "Static group membership: a restarted daemon gets its partitions back at once instead of after the dead member's session.timeout.ms. auto: advrecd.<host>.<absolute state.dir>, sanitized (dynamic membership when state.dir is empty); empty: dynamic membership; anything else: the id itself, which no two running daemons may share (kafka.group.instance.id, if given, wins)."),
 
     ROW_STR("schema.dir", schema_dir, 0, F_PATH, "", "schema",
             "Directory of the default .avsc files (our reader schemas, always read, and the built-in schema.1 to schema.4); empty: the source tree's schemas/ when run from a build directory, else the installed share/advrec/schemas."),
@@ -115,6 +124,8 @@ const conf_row_t advrec_conf__rows[] = {
              "commit: fsync each commit's WriteBatch (survives power loss); none: survives a crash of the process only."),
     ROW_INT("state.commit.interval.ms", state_commit_interval_ms, 0, 600000, "1000", "state",
             "How often the state is committed (rows changed since, with the input offsets they reflect, in one WriteBatch); 0: every round. A row changed many times is written once per commit; flags and dead letters are produced after the commit that records them, and a crash replays at most this much input."),
+    ROW_ENUM("state.offset.missing", state_offset_missing, missing_words, "fail", "state",
+             "When the state is behind what was committed to Kafka from it, lost the stored offset of a partition it had consumed, or lost acknowledged commits from its WAL (always logged as an error): fail: exit 65 naming the partitions; earliest: replay everything the state lacks (from its stored offset, or the partition's beginning when it has none); committed: resume at Kafka's committed offset, skipping what the state lost."),
 
     ROW_INT("round.max.records", round_max_records, 1, 1000000, "1000", "round",
             "Most records polled and committed in one processing round."),

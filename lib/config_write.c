@@ -154,6 +154,8 @@ static void describe_range(const conf_row_t *row, char *buf, size_t size)
     case CONF_STRING:
         snprintf(buf, size, "%s",
                  row->flags & F_TOPIC ? "a Kafka topic name"
+                 : row->flags & F_KNAME
+                     ? "empty, or letters, digits, '.', '_', '-' (at most 249)"
                  : row->flags & F_PATH
                      ? "a path (relative: to the config file's directory)"
                  : row->imin > 0 ? "non-empty text"

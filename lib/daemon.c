@@ -49,9 +49,8 @@
 #include "reload.h"
 #include "store.h"
 
-/* Stops run() after the round with err and a message (the first one wins). */
-static void fail(advrec_daemon_t *d, advrec_err_t err, const char *what,
-                 const char *why)
+void advrec_daemon__fail(advrec_daemon_t *d, advrec_err_t err, const char *what,
+                         const char *why)
 {
     if (!d->fatal[0]) {
         snprintf(d->fatal, sizeof(d->fatal), "%s%s%s", what, why ? ": " : "",
@@ -67,6 +66,83 @@ static void list_failed(void *opaque, uint32_t user)
     advrec_daemon_t *d = opaque;
 
     advrec_engine_mark_stale(d->engine, user, now_ms());
+}
+
+/* Appends "topic [p] (at offset N)" of one stored offset to the list in
+ * opaque. */
+typedef struct names_s {
+    char *buf;
+    size_t size, len, n;
+} names_t;
+
+static int name_offset(void *opaque, const advrec_store_offset_t *off)
+{
+    names_t *nm = opaque;
+
+    if (nm->len < nm->size)
+        nm->len += (size_t)snprintf(nm->buf + nm->len, nm->size - nm->len,
+                                    "%s%s [%d] (at offset %lld)",
+                                    nm->n++ ? ", " : "", off->topic,
+                                    (int)off->partition, (long long)off->next);
+    return 0;
+}
+
+/*
+ * The state lost commits it had acknowledged (advrec_store_lost: the WAL
+ * came back short of the ADVREC-COMMITTED witness). Every partition it has
+ * an offset for may be behind, and a partition first consumed in a lost
+ * commit has none at all, so state.offset.missing decides before anything
+ * is consumed: fail stops here (ADVREC_ERR_STATE_LOST) naming the stored
+ * partitions; earliest and committed go on, and every partition assigned
+ * is resumed by that policy (on_assign). With the embedded broker (which
+ * starts empty) it is only a warning.
+ */
+static advrec_err_t check_lost(advrec_daemon_t *d, char *errstr,
+                               size_t errstr_size)
+{
+    char why[1024], parts[2048] = "";
+    names_t nm = {parts, sizeof(parts), 0, 0};
+    advrec_err_t err;
+
+    if (!advrec_store_lost(d->store, why, sizeof(why)))
+        return ADVREC_OK;
+    if (d->conf->broker_embedded) {
+        /* Its input is gone with the last run: nothing to replay or skip. */
+        log_warning("%s; the embedded broker starts empty, so there is "
+                    "nothing to replay",
+                    why);
+        advrec_store_seq_raise(d->store, advrec_store_witness_seq(d->store));
+        return ADVREC_OK;
+    }
+    if ((err = advrec_store_offsets_foreach(d->store, name_offset, &nm, errstr,
+                                            errstr_size)))
+        return err;
+    if (d->conf->state_offset_missing == ADVREC_CONF_MISSING_FAIL)
+        return advrec_seterr(
+            ADVREC_ERR_STATE_LOST, errstr, errstr_size,
+            "%s; the partitions it holds offsets for may resume behind what "
+            "was applied and published: %s (and any partition first "
+            "consumed in a lost commit); state.offset.missing=fail: not "
+            "starting. -X state.offset.missing=earliest replays what the "
+            "state lacks (from its offsets, or a partition's beginning); "
+            "=committed resumes at Kafka's committed offsets and skips it",
+            why, nm.n ? parts : "none");
+    log_err("%s; state.offset.missing=%s: every partition assigned resumes "
+            "%s (stored: %s)",
+            why,
+            d->conf->state_offset_missing == ADVREC_CONF_MISSING_EARLIEST
+                ? "earliest"
+                : "committed",
+            d->conf->state_offset_missing == ADVREC_CONF_MISSING_EARLIEST
+                ? "from the state's offset, or from its beginning when the "
+                  "state has none"
+                : "from Kafka's committed offset where it is ahead of the "
+                  "state's",
+            nm.n ? parts : "none");
+    d->lost = 1;
+    /* The lost commits' numbers are in Kafka's metadata: never reuse them. */
+    advrec_store_seq_raise(d->store, advrec_store_witness_seq(d->store));
+    return ADVREC_OK;
 }
 
 /* Opens state.dir and loads every row, so scoring works from the first round
@@ -88,7 +164,7 @@ static advrec_err_t open_store(advrec_daemon_t *d, char *errstr,
         advrec_params_store(&sp, d->conf);
         err = advrec_store_open(d->conf->state_dir, &sp, &d->store, errstr,
                                 errstr_size);
-        if (err)
+        if (err || (err = check_lost(d, errstr, errstr_size)))
             return err;
         err = advrec_store_load(d->store, state,
                                 advrec_engine_popularity(d->engine), &version,
@@ -319,7 +395,8 @@ static void to_dlq(advrec_daemon_t *d, const rd_kafka_message_t *m,
                              m->payload, m->len, h);
     rd_kafka_headers_destroy(h);
     if (oerr) {
-        fail(d, oerr, "cannot record a dead letter", advrec_err2str(oerr));
+        advrec_daemon__fail(d, oerr, "cannot record a dead letter",
+                            advrec_err2str(oerr));
         return;
     }
     d->c->dlq++;
@@ -516,7 +593,7 @@ static int note_offsets(advrec_daemon_t *d, rd_kafka_message_t **msgs,
                 advrec_store_offset_t *o =
                     realloc(d->offs, cap * sizeof(*o));
                 if (!o) {
-                    fail(d, ADVREC_ERR_NOMEM, "out of memory", NULL);
+                    advrec_daemon__fail(d, ADVREC_ERR_NOMEM, "out of memory", NULL);
                     return -1;
                 }
                 d->offs = o;
@@ -566,17 +643,17 @@ static int commit_due(advrec_daemon_t *d, int64_t now)
  * Commits the state: every row changed since the last commit together with
  * the next offset of every partition consumed since, the flags and dead
  * letters recorded since, the deletions of outputs delivered since, and the
- * users owed a list (one RocksDB WriteBatch), then stores those offsets in
- * the consumer for the asynchronous commit to Kafka, which only reports
- * progress (lag). A failed state commit stops the daemon: a restart
- * replays from the last good one. Without pending offsets, nothing to do.
+ * users owed a list (one RocksDB WriteBatch), then queues those offsets
+ * for Kafka (committed at most every KAFKA_COMMIT_MS, asynchronously, with
+ * the state's lineage as metadata): they report progress (lag) and let a
+ * later start see that the state is behind them. A failed state commit
+ * stops the daemon: a restart replays from the last good one. Without
+ * pending offsets, nothing to do.
  */
 static advrec_err_t commit_state(advrec_daemon_t *d)
 {
-    rd_kafka_topic_partition_list_t *offs;
     size_t n_stale;
     const uint32_t *stale;
-    rd_kafka_resp_err_t kerr;
     advrec_err_t err = ADVREC_OK;
     char why[512];
 
@@ -603,19 +680,23 @@ static advrec_err_t commit_state(advrec_daemon_t *d)
     else
         advrec_state_clear_dirty(advrec_engine_state(d->engine));
     if (err) {
-        fail(d, err, "state commit failed", why);
+        advrec_daemon__fail(d, err, "state commit failed", why);
         return err;
     }
     advrec_outbox_committed(d->outbox);
     d->c->commits++;
-    offs = rd_kafka_topic_partition_list_new((int)d->n_offs);
-    for (size_t j = 0; j < d->n_offs; j++)
-        rd_kafka_topic_partition_list_add(offs, d->offs[j].topic,
-                                          d->offs[j].partition)
-            ->offset = d->offs[j].next;
-    if ((kerr = rd_kafka_offsets_store(advrec_kafka_rk(d->consumer), offs)))
-        log_debug("offsets_store: %s", rd_kafka_err2str(kerr));
-    rd_kafka_topic_partition_list_destroy(offs);
+    if (!d->kcommit && !(d->kcommit = rd_kafka_topic_partition_list_new(8))) {
+        d->n_offs = 0;
+        return ADVREC_OK; /* no memory: Kafka hears of it next time */
+    }
+    for (size_t j = 0; j < d->n_offs; j++) {
+        rd_kafka_topic_partition_t *tp = rd_kafka_topic_partition_list_find(
+            d->kcommit, d->offs[j].topic, d->offs[j].partition);
+        if (!tp)
+            tp = rd_kafka_topic_partition_list_add(d->kcommit, d->offs[j].topic,
+                                                   d->offs[j].partition);
+        tp->offset = d->offs[j].next;
+    }
     d->n_offs = 0;
     return ADVREC_OK;
 }
@@ -712,7 +793,7 @@ static void round_once(advrec_daemon_t *d)
 
     if (advrec_kafka_fatal(d->producer, why, sizeof(why)) ||
         advrec_kafka_fatal(d->consumer, why, sizeof(why))) {
-        fail(d, ADVREC_ERR_KAFKA, why, NULL);
+        advrec_daemon__fail(d, ADVREC_ERR_KAFKA, why, NULL);
         return;
     }
     /* Backpressure for outputs: consuming more could owe more while this
@@ -741,6 +822,13 @@ static void round_once(advrec_daemon_t *d)
                                      d->batch,
                                      (size_t)d->conf->round_max_records);
     now = now_ms();
+    if (d->fatal[0]) {
+        /* Stopped while polling (an assignment the state cannot resume
+         * under state.offset.missing=fail): apply nothing. */
+        for (ssize_t i = 0; i < n; i++)
+            rd_kafka_message_destroy(d->batch[i]);
+        return;
+    }
     for (ssize_t i = 0; i < n; i++) {
         rd_kafka_message_t *m = d->batch[i];
         if (m->err) {
@@ -759,6 +847,9 @@ static void round_once(advrec_daemon_t *d)
         err = advrec_daemon__commit(d);
     if (err)
         return; /* outputs never run ahead of committed state */
+    /* Idle rounds too: the last offsets of a burst must reach Kafka. */
+    if (d->kcommit && now_ms() - d->kcommit_ms >= KAFKA_COMMIT_MS)
+        advrec_daemon__kafka_commit(d, 1);
     advrec_outbox_produce(d->outbox);
     /* Refresh what is due; bounded per round so a burst of stale users
      * cannot starve consumption. */
@@ -867,9 +958,7 @@ advrec_err_t advrec_daemon_run(advrec_daemon_t *d, char *errstr,
                         "flags and dead letters will be sent again at "
                         "restart)");
     }
-    kerr = rd_kafka_commit(advrec_kafka_rk(d->consumer), NULL, 0);
-    if (kerr && kerr != RD_KAFKA_RESP_ERR__NO_OFFSET)
-        log_warning("final offset commit: %s", rd_kafka_err2str(kerr));
+    advrec_daemon__kafka_commit(d, 0);
     rd_kafka_consumer_close(advrec_kafka_rk(d->consumer));
     publish_stats(d, now_ms(), 1);
     return ADVREC_OK;
@@ -914,6 +1003,8 @@ void advrec_daemon_destroy(advrec_daemon_t *d)
     advrec_codec_destroy(d->codec);
     advrec_conf_destroy(d->conf);
     advrec_metrics_destroy(d->metrics);
+    if (d->kcommit)
+        rd_kafka_topic_partition_list_destroy(d->kcommit);
     free(d->run_next[0]);
     free(d->run_next[1]);
     free(d->batch);

@@ -40,7 +40,12 @@
  * RocksDB's size properties read at most this often. */
 #define LAG_INTERVAL_MS 5000
 #define STORE_SIZES_MS  1000
-#define LOSS_EWMA_ALPHA 0.01 /* per training step */
+/* Offsets are committed to Kafka (with the state's lineage as metadata) at
+ * most this often, and at a clean stop; reading them back at assignment
+ * waits at most COMMITTED_TIMEOUT_MS. */
+#define KAFKA_COMMIT_MS      1000
+#define COMMITTED_TIMEOUT_MS 10000
+#define LOSS_EWMA_ALPHA      0.01 /* per training step */
 /* Rows changed since the last commit that make a commit due before
  * state.commit.interval.ms: the WriteBatch stays within tens of MiB. */
 #define COMMIT_MAX_ROWS 65536
@@ -89,6 +94,15 @@ struct advrec_daemon_s {
     size_t n_offs, offs_cap;
     int64_t commit_ms; /* when the state was last committed */
 
+    /* Offsets committed to the state and not yet to Kafka (NULL: none),
+     * and when Kafka last got some. */
+    rd_kafka_topic_partition_list_t *kcommit;
+    int64_t kcommit_ms;
+    /* The state lost acknowledged commits (advrec_store_lost) and
+     * state.offset.missing lets the daemon go on: every partition it is
+     * assigned is resumed by that policy. */
+    int lost;
+
     /* Round scratch, allocated once. */
     rd_kafka_message_t **batch;
     advrec_scored_item_t *rec_items;
@@ -129,6 +143,18 @@ int advrec_daemon__run_offset_set(advrec_daemon_t *d, const char *topic,
 /* Commits what was applied since the last state commit (daemon.c): before
  * a checkpoint, at a revocation, at stop, and when commit_due says so. */
 advrec_err_t advrec_daemon__commit(advrec_daemon_t *d);
+
+/* Stops run() after the round with err and a message "what: why" (the
+ * first one wins; why may be NULL). */
+void advrec_daemon__fail(advrec_daemon_t *d, advrec_err_t err, const char *what,
+                         const char *why);
+
+/* Commits the offsets of d->kcommit to Kafka with the state's lineage as
+ * their metadata ("advrec1 <id> <seq>"), asynchronously or not, and
+ * empties it. Failures are logged at debug level: Kafka's committed
+ * offsets show progress and witness the state's (docs/STATE.md), the
+ * state's own offsets are what the daemon resumes from. */
+void advrec_daemon__kafka_commit(advrec_daemon_t *d, int async);
 
 /* Reloads the configuration between two rounds (daemon_reload.c). */
 void advrec_daemon__reload_conf(advrec_daemon_t *d);

@@ -72,6 +72,157 @@ int advrec_daemon__run_offset_set(advrec_daemon_t *d, const char *topic,
     return 0;
 }
 
+#define META_PREFIX "advrec1 "
+
+void advrec_daemon__kafka_commit(advrec_daemon_t *d, int async)
+{
+    rd_kafka_resp_err_t kerr;
+    char meta[96] = "";
+
+    d->kcommit_ms = now_ms();
+    if (!d->kcommit || d->kcommit->cnt == 0 || !d->consumer)
+        return;
+    if (d->store)
+        snprintf(meta, sizeof(meta), META_PREFIX "%s %llu",
+                 advrec_store_id(d->store),
+                 (unsigned long long)advrec_store_seq(d->store));
+    for (int i = 0; meta[0] && i < d->kcommit->cnt; i++) {
+        rd_kafka_topic_partition_t *tp = &d->kcommit->elems[i];
+        free(tp->metadata); /* the list frees it */
+        tp->metadata = strdup(meta);
+        tp->metadata_size = tp->metadata ? strlen(meta) : 0;
+    }
+    kerr = rd_kafka_commit(advrec_kafka_rk(d->consumer), d->kcommit, async);
+    if (kerr)
+        log_debug("offset commit: %s", rd_kafka_err2str(kerr));
+    rd_kafka_topic_partition_list_destroy(d->kcommit);
+    d->kcommit = NULL;
+}
+
+/* Queues next as (topic, partition)'s offset for the next Kafka commit. */
+static void queue_commit(advrec_daemon_t *d, const char *topic,
+                         int32_t partition, int64_t next)
+{
+    rd_kafka_topic_partition_t *tp;
+
+    if (!d->kcommit && !(d->kcommit = rd_kafka_topic_partition_list_new(8)))
+        return;
+    tp = rd_kafka_topic_partition_list_find(d->kcommit, topic, partition);
+    if (!tp)
+        tp = rd_kafka_topic_partition_list_add(d->kcommit, topic, partition);
+    if (tp->offset < next)
+        tp->offset = next;
+}
+
+/*
+ * Records in the state the offsets state.offset.missing=committed moved
+ * partitions to (one commit of offsets only: the rounds before committed
+ * every row), so the next start resumes there without asking again and
+ * Kafka hears of them. A failed commit stops the daemon, as in a round.
+ */
+static void record_jumps(advrec_daemon_t *d, const advrec_store_offset_t *jump,
+                         size_t n)
+{
+    char why[512];
+    advrec_err_t err = advrec_store_commit(
+        d->store, advrec_engine_state(d->engine),
+        advrec_engine_popularity(d->engine), advrec_engine_version(d->engine),
+        jump, n, why, sizeof(why));
+
+    if (err) {
+        advrec_daemon__fail(d, err, "state commit failed", why);
+        return;
+    }
+    for (size_t j = 0; j < n; j++) {
+        (void)advrec_daemon__run_offset_set(d, jump[j].topic, jump[j].partition,
+                                            jump[j].next);
+        queue_commit(d, jump[j].topic, jump[j].partition, jump[j].next);
+    }
+}
+
+/* Kafka's committed offset of one partition and who committed it. */
+typedef struct committed_s {
+    int64_t offset; /* < 0: none */
+    int ours;       /* the metadata names this state */
+    uint64_t seq;   /* ... and its commit number then */
+} committed_t;
+
+static void parse_committed(const advrec_daemon_t *d,
+                            const rd_kafka_topic_partition_t *tp,
+                            committed_t *c)
+{
+    char buf[128], id[40];
+    unsigned long long seq;
+    size_t n = tp->metadata_size < sizeof(buf) - 1 ? tp->metadata_size
+                                                   : sizeof(buf) - 1;
+
+    c->offset = tp->err ? -1 : tp->offset;
+    c->ours = 0;
+    c->seq = 0;
+    if (!tp->metadata || tp->err)
+        return;
+    memcpy(buf, tp->metadata, n);
+    buf[n] = '\0';
+    if (sscanf(buf, META_PREFIX "%39s %llu", id, &seq) == 2 &&
+        strcmp(id, advrec_store_id(d->store)) == 0) {
+        c->ours = 1;
+        c->seq = seq;
+    }
+}
+
+/*
+ * Where a partition the state should have resumed goes, by
+ * state.offset.missing, with the error logged (fail: appended to the
+ * list in fails instead). have: the state's offset next is valid; c:
+ * Kafka's committed one; why: what is wrong. A partition moved past the
+ * state's offset (committed) is added to jump[*n_jump], to be recorded in
+ * the state at once: the gap is the operator's choice, made once.
+ */
+static void resume_lost(advrec_daemon_t *d, rd_kafka_topic_partition_t *tp,
+                        int have, int64_t next, const committed_t *c,
+                        const char *why, char *fails, size_t fails_size,
+                        advrec_store_offset_t *jump, size_t *n_jump)
+{
+    const char *how;
+    size_t len = strlen(fails);
+
+    switch (d->conf->state_offset_missing) {
+    case ADVREC_CONF_MISSING_EARLIEST:
+        /* The state is a whole earlier commit with its offsets (RocksDB
+         * recovers a prefix of the WAL), so replaying from there applies
+         * every record it lacks exactly once; without an offset the state
+         * holds nothing of the partition. */
+        tp->offset = have ? next : RD_KAFKA_OFFSET_BEGINNING;
+        how = have ? "replaying from the state's offset"
+                   : "replaying from its beginning";
+        break;
+    case ADVREC_CONF_MISSING_COMMITTED:
+        tp->offset = c->offset >= 0 && (!have || c->offset > next) ? c->offset
+                     : have                                        ? next
+                            : RD_KAFKA_OFFSET_INVALID;
+        how = "resuming at Kafka's committed offset: what the state lacks "
+              "before it is skipped";
+        break;
+    default:
+        if (len < fails_size)
+            snprintf(fails + len, fails_size - len, "%s%s [%d] (%s)",
+                     len ? "; " : "", tp->topic, (int)tp->partition, why);
+        return;
+    }
+    if (d->conf->state_offset_missing == ADVREC_CONF_MISSING_COMMITTED &&
+        tp->offset >= 0 && (!have || tp->offset != next))
+        jump[(*n_jump)++] =
+            (advrec_store_offset_t){tp->topic, tp->partition, tp->offset};
+    log_err("rebalance: %s [%d]: %s; state.offset.missing=%s: %s (offset "
+            "%lld)",
+            tp->topic, (int)tp->partition, why,
+            d->conf->state_offset_missing == ADVREC_CONF_MISSING_EARLIEST
+                ? "earliest"
+                : "committed",
+            how, (long long)tp->offset);
+    d->c->offsets_lost++;
+}
+
 /*
  * Partitions assigned: exactly-once state resumes from the offsets
  * committed with the state, not from Kafka's (which are committed
@@ -82,18 +233,43 @@ int advrec_daemon__run_offset_set(advrec_daemon_t *d, const char *topic,
  * offset, else auto.offset.reset). The embedded broker starts empty with
  * every run, so offsets stored against an earlier one would point past its
  * end: there only this run's offsets are used.
+ *
+ * No silent skips (docs/STATE.md, "Lineage: lost commits"): Kafka's
+ * committed offsets carry the lineage of the state that committed them
+ * ("advrec1 <id> <seq>"). A partition whose committed offset came from
+ * this state at a later commit than the state holds (the state is behind
+ * it), one the state has no offset for although this state committed one
+ * (the state lost it), and every partition of a state that lost
+ * acknowledged commits from its WAL (d->lost) is an error, resolved by
+ * state.offset.missing: fail stops the daemon (ADVREC_ERR_STATE_LOST)
+ * naming them, before anything of them is applied. A partition whose
+ * committed offset is absent or another state's was never ours: not an
+ * error. When the committed offsets cannot be read, the state's offsets
+ * are used as before and the check is skipped with a warning.
  */
 static int on_assign(void *opaque, rd_kafka_topic_partition_list_t *parts)
 {
     advrec_daemon_t *d = opaque;
-    int resumed = 0;
-    char why[256];
+    int resumed = 0, *have = NULL;
+    int64_t *next = NULL;
+    advrec_store_offset_t *jump = NULL;
+    size_t n_jump = 0;
+    uint64_t seq = 0, seq_max = 0;
+    rd_kafka_topic_partition_list_t *ask = NULL;
+    rd_kafka_resp_err_t kerr = RD_KAFKA_RESP_ERR_NO_ERROR;
+    char why[256], fails[2048] = "";
 
     d->c->partitions += (uint32_t)parts->cnt;
+    if (d->store && !d->broker) {
+        have = calloc((size_t)parts->cnt + 1, sizeof(*have));
+        next = calloc((size_t)parts->cnt + 1, sizeof(*next));
+        jump = calloc((size_t)parts->cnt + 1, sizeof(*jump));
+        ask = rd_kafka_topic_partition_list_new(parts->cnt);
+    }
     for (int i = 0; i < parts->cnt; i++) {
         rd_kafka_topic_partition_t *tp = &parts->elems[i];
         int t = input_index(d, tp->topic);
-        int64_t next;
+        int64_t off;
         advrec_err_t serr;
 
         if (t >= 0 && tp->partition >= 0 &&
@@ -105,20 +281,108 @@ static int on_assign(void *opaque, rd_kafka_topic_partition_list_t *parts)
         }
         if (!d->store || d->broker)
             continue;
-        serr = advrec_store_offset(d->store, tp->topic, tp->partition, &next,
+        serr = advrec_store_offset(d->store, tp->topic, tp->partition, &off,
                                    why, sizeof(why));
         if (serr == ADVREC_OK) {
-            tp->offset = next;
+            tp->offset = off;
+            if (have && next)
+                have[i] = 1, next[i] = off;
             resumed++;
         } else if (serr != ADVREC_ERR_NOT_FOUND) {
             log_err("rebalance: %s", why);
         }
+        if (ask)
+            rd_kafka_topic_partition_list_add(ask, tp->topic, tp->partition);
     }
+    if (!ask || !have || !next || !jump) {
+        if (d->store && !d->broker)
+            log_warning("rebalance: no memory to check the state against "
+                        "Kafka's committed offsets");
+        goto out;
+    }
+    if (ask->cnt > 0)
+        kerr = rd_kafka_committed(advrec_kafka_rk(d->consumer), ask,
+                                  COMMITTED_TIMEOUT_MS);
+    if (kerr)
+        log_warning("rebalance: cannot read Kafka's committed offsets to "
+                    "check the state against them (%s)%s",
+                    rd_kafka_err2str(kerr),
+                    d->lost ? "" : "; resuming from the state's offsets");
+    seq = seq_max = advrec_store_seq(d->store);
+    for (int i = 0; i < parts->cnt && ask->cnt > 0; i++) {
+        rd_kafka_topic_partition_t *tp = &parts->elems[i];
+        rd_kafka_topic_partition_t *k =
+            rd_kafka_topic_partition_list_find(ask, tp->topic, tp->partition);
+        committed_t c = {-1, 0, 0};
+
+        if (!k)
+            continue; /* resumed from this run's own offset */
+        if (!kerr)
+            parse_committed(d, k, &c);
+        if (c.ours && c.seq > seq_max)
+            seq_max = c.seq;
+        /* Behind: Kafka holds a later offset of this partition from a
+         * commit this state no longer has. (An equal offset from a later
+         * commit lost nothing of this partition.) */
+        if (c.ours && c.seq > seq && have[i] && next[i] < c.offset)
+            snprintf(why, sizeof(why),
+                     "the state (commit %llu, offset %lld) is behind "
+                     "Kafka's committed offset %lld, committed from this "
+                     "state's commit %llu",
+                     (unsigned long long)seq, (long long)next[i],
+                     (long long)c.offset, (unsigned long long)c.seq);
+        else if (c.ours && !have[i])
+            snprintf(why, sizeof(why),
+                     "the state has no offset for it, but Kafka has offset "
+                     "%lld committed from this state (commit %llu)",
+                     (long long)c.offset, (unsigned long long)c.seq);
+        else if (d->lost)
+            snprintf(why, sizeof(why),
+                     "the state lost acknowledged commits (%s)",
+                     have[i] ? "its offset may be behind"
+                             : "it has no offset, and it may have had one");
+        else {
+            /* Kafka behind the state (its commits lag ours by up to
+             * KAFKA_COMMIT_MS, and a kill loses that): catch it up now,
+             * or another lineage taking the partition over would replay
+             * from there. */
+            if (have[i] && c.offset < next[i])
+                queue_commit(d, tp->topic, tp->partition, next[i]);
+            continue;
+        }
+        resume_lost(d, tp, have[i], next[i], &c, why, fails, sizeof(fails),
+                    jump, &n_jump);
+    }
+    /* Going on: the numbers of the lost commits are in Kafka's metadata,
+     * never to be taken for this state's again. Raised only now: every
+     * partition is compared with the state's number as loaded. */
+    if (!fails[0])
+        advrec_store_seq_raise(d->store, seq_max);
+    if (n_jump && !fails[0])
+        record_jumps(d, jump, n_jump);
+    if (fails[0]) {
+        char msg[sizeof(fails) + 512];
+        snprintf(msg, sizeof(msg),
+                 "state.dir %s cannot resume %s; state.offset.missing=fail: "
+                 "stopping. -X state.offset.missing=earliest replays what the "
+                 "state lacks (from its offset, or a partition's beginning); "
+                 "=committed resumes at Kafka's committed offsets and skips it",
+                 d->conf->state_dir, fails);
+        log_err("rebalance: %s", msg);
+        advrec_daemon__fail(d, ADVREC_ERR_STATE_LOST, msg, NULL);
+    }
+out:
+    if (ask)
+        rd_kafka_topic_partition_list_destroy(ask);
+    free(have);
+    free(next);
+    free(jump);
     return resumed;
 }
 
-/* Partitions revoked: what was applied from them is committed while they
- * are still ours (its offsets stored for Kafka too), and they no longer
+/* Partitions revoked: what was applied from them is committed to the
+ * state while they are still ours, and what the state committed of them
+ * goes to Kafka now, before another member takes them; they no longer
  * count as ours (the readiness gauge). A failed commit stops the daemon. */
 static void on_revoke(void *opaque,
                       const rd_kafka_topic_partition_list_t *parts)
@@ -126,7 +390,8 @@ static void on_revoke(void *opaque,
     advrec_daemon_t *d = opaque;
 
     (void)advrec_daemon__commit(d);
-
+    if (!d->fatal[0])
+        advrec_daemon__kafka_commit(d, 1);
     d->c->partitions -= d->c->partitions < (uint32_t)parts->cnt
                             ? d->c->partitions
                             : (uint32_t)parts->cnt;
@@ -190,6 +455,7 @@ advrec_err_t advrec_daemon_start(advrec_daemon_t *d, char *errstr,
     rd_kafka_topic_partition_list_t *topics;
     rd_kafka_resp_err_t kerr;
     advrec_err_t err;
+    char instance[256];
 
     if (conf->broker_embedded) {
         d->broker = advrec_broker_new(1, errstr, errstr_size);
@@ -225,11 +491,15 @@ advrec_err_t advrec_daemon_start(advrec_daemon_t *d, char *errstr,
                              "cannot subscribe to %s and %s: %s",
                              conf->topic_clicks, conf->topic_purchases,
                              rd_kafka_err2str(kerr));
-    log_notice("consuming %s and %s as group %s", conf->topic_clicks,
+    advrec_params_instance_id(conf, instance, sizeof(instance));
+    log_notice("consuming %s and %s as group %s, %s%s", conf->topic_clicks,
                conf->topic_purchases,
                advrec_conf_kafka_get(conf, "group.id")
                    ? advrec_conf_kafka_get(conf, "group.id")
-                   : conf->group_id);
+                   : conf->group_id,
+               instance[0] ? "static group membership as "
+                           : "dynamic group membership",
+               instance);
     /* What the last run left unacknowledged goes out before anything new. */
     advrec_outbox_produce(d->outbox);
     return ADVREC_OK;

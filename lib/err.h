@@ -29,6 +29,7 @@
     X(KAFKA, "Kafka client error")                                     \
     X(STORE, "state store error")                                      \
     X(STATE_MISMATCH, "state was written under another configuration") \
+    X(STATE_LOST, "state lost commits or offsets it had acknowledged") \
     X(FULL, "queue full")                                              \
     X(TIMEOUT, "timed out")                                            \
     X(STOPPED, "stopped")                                              \

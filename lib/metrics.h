@@ -97,6 +97,7 @@ typedef struct advrec_counters_s {
     advrec_histogram_t refresh;   /* one engine refresh (rank + produce) */
     advrec_histogram_t round;     /* one whole round */
     uint32_t partitions;          /* gauge: input partitions assigned */
+    uint64_t offsets_lost; /* partitions resumed by state.offset.missing */
     uint32_t n_lag;
     advrec_partition_lag_t lag[ADVREC_METRICS_LAG_MAX];
     uint32_t n_kafka_errors;

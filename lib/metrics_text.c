@@ -270,6 +270,11 @@ char *advrec_metrics_prometheus(const advrec_metrics_t *m, size_t *len)
             "Rounds that did not consume because too many outputs were "
             "unacknowledged.",
             c->outbox_paused);
+    counter(&t, "advrec_state_offsets_lost_total",
+            "Input partitions the state was behind on or had lost the offset "
+            "of, resumed by state.offset.missing (each also logged as an "
+            "error).",
+            c->offsets_lost);
     counter(&t, "advrec_producer_backpressure_total",
             "Times producing found the producer queue full and waited.",
             c->backpressure);

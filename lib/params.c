@@ -4,10 +4,12 @@
  */
 #include "params.h"
 
+#include <ctype.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* recs.exclude's config value -> the ranking policy. */
 static int rank_exclude(int conf_exclude)
@@ -97,22 +99,104 @@ void advrec_params_detect_default(advrec_detect_params_t *p)
     advrec_conf_destroy(conf);
 }
 
+/* Copies s into out (at most size - 1 characters) with Kafka's name rules:
+ * '/' becomes '_', anything else outside [A-Za-z0-9._-] '-'. Returns the
+ * number of characters replaced other than '/'. */
+static size_t kafka_name(char *out, size_t size, const char *s)
+{
+    size_t n = 0, replaced = 0;
+
+    for (; *s && n + 1 < size; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (isalnum(c) || c == '.' || c == '_' || c == '-')
+            out[n++] = (char)c;
+        else if (c == '/')
+            out[n++] = '_';
+        else
+            out[n++] = '-', replaced++;
+    }
+    out[n] = '\0';
+    return replaced;
+}
+
+void advrec_params_instance_id(const advrec_conf_t *conf, char *buf,
+                               size_t size)
+{
+    const char *set = advrec_conf_kafka_get(conf, "group.instance.id");
+    char host[256] = "", dir[4096], id[1024], *real;
+    const char *d = conf->state_dir;
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a 64 */
+    size_t replaced;
+
+    /* auto with state in memory or on the embedded broker (which starts
+     * empty with every run): nothing to take back, dynamic membership. */
+    if (set || strcmp(conf->group_instance_id, "auto") != 0 ||
+        !conf->state_dir[0] || conf->broker_embedded) {
+        snprintf(buf, size, "%s",
+                 set ? set
+                 : strcmp(conf->group_instance_id, "auto") != 0
+                     ? conf->group_instance_id
+                     : "");
+        return;
+    }
+    if (gethostname(host, sizeof(host) - 1) != 0 || !host[0])
+        snprintf(host, sizeof(host), "localhost");
+    /* Absolute: the same daemon started from another directory must find
+     * the same id. */
+    real = realpath(d, NULL);
+    if (real)
+        snprintf(dir, sizeof(dir), "%s", real);
+    else if (d[0] == '/' || !getcwd(dir, sizeof(dir) - 2))
+        snprintf(dir, sizeof(dir), "%s", d);
+    else
+        snprintf(dir + strlen(dir), sizeof(dir) - strlen(dir), "/%s", d);
+    free(real);
+    while (strlen(dir) > 1 && dir[strlen(dir) - 1] == '/')
+        dir[strlen(dir) - 1] = '\0';
+    for (const char *p = host; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+    h = (h ^ ':') * 1099511628211ULL;
+    for (const char *p = dir; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+    memcpy(id, "advrecd.", 8);
+    replaced = kafka_name(id + 8, 250, host);
+    if (strlen(id) < sizeof(id) - 2)
+        strcat(id, ".");
+    replaced += kafka_name(id + strlen(id), sizeof(id) - strlen(id),
+                           dir[0] == '/' && dir[1] ? dir + 1 : dir);
+    if (strlen(id) > 249 || replaced) {
+        /* 249 is Kafka's limit; the hash keeps ids of different dirs apart
+         * once characters were dropped or replaced. */
+        id[249 - 17] = '\0';
+        snprintf(id + strlen(id), sizeof(id) - strlen(id), ".%016" PRIx64, h);
+    }
+    snprintf(buf, size, "%s", id);
+}
+
 advrec_err_t advrec_params_kafka(advrec_kafka_params_t *p,
                                  advrec_kafka_prop_t **props,
                                  const advrec_conf_t *conf,
                                  advrec_kafka_role_t role)
 {
-    /* static: p keeps pointers to them. group.id is a default so that a
-     * kafka.group.id still wins. */
+    /* static: p keeps pointers to them. group.id and group.instance.id are
+     * defaults so that kafka.group.id and kafka.group.instance.id still
+     * win. The daemon commits offsets itself, with the state's lineage as
+     * their metadata (librdkafka 2.0.2's rd_kafka_offsets_store() drops
+     * metadata, and an automatic commit would overwrite ours without it). */
     static const advrec_kafka_prop_t consumer_forced[] = {
-        {"enable.auto.offset.store", "false", NULL}};
+        {"enable.auto.offset.store", "false", NULL},
+        {"enable.auto.commit", "false", NULL}};
     static const advrec_kafka_prop_t producer_forced[] = {
         {"enable.idempotence", "true", NULL}};
     int consumer = role == ADVREC_KAFKA_CONSUMER;
     advrec_kafka_prop_t *kv = NULL;
+    char *instance;
+    size_t n_defaults = 1;
 
-    /* One allocation: the user's pairs, then the group.id default. */
-    if (!(kv = calloc(conf->kafka_cnt + 1, sizeof(*kv))))
+    /* One allocation: the user's pairs, then the group.id and
+     * group.instance.id defaults, then the latter's text. */
+    if (!(kv =
+              calloc(conf->kafka_cnt + 2 + 256 / sizeof(*kv) + 1, sizeof(*kv))))
         return ADVREC_ERR_NOMEM;
     for (size_t i = 0; i < conf->kafka_cnt; i++) {
         kv[i].name = conf->kafka[i].name;
@@ -122,13 +206,21 @@ advrec_err_t advrec_params_kafka(advrec_kafka_params_t *p,
     kv[conf->kafka_cnt].name = "group.id";
     kv[conf->kafka_cnt].value = conf->group_id;
     kv[conf->kafka_cnt].origin = "group.id";
+    instance = (char *)&kv[conf->kafka_cnt + 2];
+    advrec_params_instance_id(conf, instance, 256);
+    if (instance[0] && !advrec_conf_kafka_get(conf, "group.instance.id")) {
+        kv[conf->kafka_cnt + 1].name = "group.instance.id";
+        kv[conf->kafka_cnt + 1].value = instance;
+        kv[conf->kafka_cnt + 1].origin = "group.instance.id";
+        n_defaults = 2;
+    }
     p->role = role;
     p->props = kv;
     p->n_props = conf->kafka_cnt;
     p->defaults = consumer ? &kv[conf->kafka_cnt] : NULL;
-    p->n_defaults = consumer ? 1 : 0;
+    p->n_defaults = consumer ? n_defaults : 0;
     p->forced = consumer ? consumer_forced : producer_forced;
-    p->n_forced = 1;
+    p->n_forced = consumer ? 2 : 1;
     *props = kv;
     return ADVREC_OK;
 }

@@ -41,18 +41,35 @@ void advrec_params_detect(advrec_detect_params_t *params,
 void advrec_params_detect_default(advrec_detect_params_t *params);
 
 /*
- * The kafka.* pass-through and group.id as a lib/kafka client's properties
- * for role: p's defaults, props and forced fields are set (hooks, opaque
- * and bootstraps are left for the caller), with the properties advrecd's
- * guarantees need forced over the user's (consumer: offsets stored only for
- * committed effects; producer: idempotent). *props is malloc'd (the caller
- * frees it after advrec_kafka_new; NULL when there is none) and points
- * into conf. ADVREC_ERR_NOMEM.
+ * The kafka.* pass-through, group.id and group.instance.id
+ * (advrec_params_instance_id) as a lib/kafka client's properties for role:
+ * p's defaults, props and forced fields are set (hooks, opaque and
+ * bootstraps are left for the caller), with the properties advrecd's
+ * guarantees need forced over the user's (consumer: offsets committed only
+ * by the daemon, explicitly, with the state's lineage as their metadata;
+ * producer: idempotent). *props is malloc'd (the caller frees it after
+ * advrec_kafka_new) and points into conf. ADVREC_ERR_NOMEM.
  */
 advrec_err_t advrec_params_kafka(advrec_kafka_params_t *p,
                                  advrec_kafka_prop_t **props,
                                  const advrec_conf_t *conf,
                                  advrec_kafka_role_t role);
+
+/*
+ * The group.instance.id advrecd's consumer uses (static membership) into
+ * buf, "" for dynamic membership: kafka.group.instance.id when given, else
+ * group.instance.id; its default "auto" is derived from the host name and
+ * the absolute state.dir (symbolic links resolved when it exists), so it is
+ * the same at every start of the same daemon and differs between daemons of
+ * one host:  advrecd.<host>.<dir with '/' as '_'>, any other character
+ * outside Kafka's [A-Za-z0-9._-] as '-'; longer than 249 characters, or
+ * with a character replaced, it ends in '.' and 16 hex digits of a hash of
+ * "<host>:<dir>" instead. With state.dir empty or the embedded broker,
+ * "auto" is "" (a state in memory, or a broker that starts empty, has
+ * nothing to take back at once).
+ */
+void advrec_params_instance_id(const advrec_conf_t *conf, char *buf,
+                               size_t size);
 
 /*
  * A codec with every schema.<N> of conf registered (schema.dir for the

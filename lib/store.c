@@ -30,6 +30,10 @@
 
 #include "log.h"
 
+/* rocksdb::WALRecoveryMode (options.h); the C API takes an int. */
+#define WAL_ABSOLUTE      1 /* kAbsoluteConsistency */
+#define WAL_POINT_IN_TIME 2 /* kPointInTimeRecovery */
+
 const char *const advrec_store__cf_names[CF_N] = {
     "default", "users", "items", "ids", "detectors", "meta",
 };
@@ -384,8 +388,10 @@ static advrec_err_t check_fingerprint(advrec_store_t *store, int *fresh,
     return ADVREC_OK;
 }
 
-static advrec_err_t write_fingerprint(advrec_store_t *store, char *errstr,
-                                      size_t errstr_size)
+/* Writes the fingerprint (when fp) and the state's id (when id), with
+ * fsync. */
+static advrec_err_t write_fingerprint(advrec_store_t *store, int fp, int id,
+                                      char *errstr, size_t errstr_size)
 {
     rocksdb_writebatch_t *b = rocksdb_writebatch_create();
     rocksdb_writeoptions_t *w = rocksdb_writeoptions_create();
@@ -396,9 +402,12 @@ static advrec_err_t write_fingerprint(advrec_store_t *store, char *errstr,
     snprintf(v[0], sizeof(v[0]), "%d", ADVREC_STORE_FORMAT);
     snprintf(v[1], sizeof(v[1]), "%u", store->params.k);
     snprintf(v[2], sizeof(v[2]), "%u", store->params.history);
-    for (int f = 0; f < 3; f++)
+    for (int f = 0; fp && f < 3; f++)
         rocksdb_writebatch_put_cf(b, store->cf[CF_META], keys[f],
                                   strlen(keys[f]), v[f], strlen(v[f]));
+    if (id)
+        rocksdb_writebatch_put_cf(b, store->cf[CF_META], META_STATE_ID,
+                                  strlen(META_STATE_ID), store->id, 32);
     rocksdb_writeoptions_set_sync(w, 1);
     rocksdb_write(store->db, w, b, &rocks);
     rocksdb_writebatch_destroy(b);
@@ -437,6 +446,12 @@ static advrec_store_t *store_alloc(const char *dir)
      * WAL file alive until the default limit (4 x all write buffers, GBs):
      * a restart would then replay all of it. */
     rocksdb_options_set_max_total_wal_size(store->opts, (uint64_t)128 << 20);
+    /* RocksDB's default, chosen deliberately: replay up to the first
+     * damaged record and stop there, so the state is that of a whole
+     * commit. Whether that lost an acknowledged commit is decided against
+     * the witness (store_lineage.c). */
+    rocksdb_options_set_wal_recovery_mode(store->opts, WAL_POINT_IN_TIME);
+    store->witness_fd = -1;
     return store;
 }
 
@@ -447,7 +462,8 @@ advrec_err_t advrec_store_open(const char *dir,
 {
     advrec_store_t *store;
     advrec_err_t err;
-    int exists, fresh = 1;
+    int exists, fresh = 1, new_id;
+    char wal_damage[512] = "";
 
     *storep = NULL;
     if (params->k < 1 || params->k > 65535 || params->history < 1 ||
@@ -469,24 +485,49 @@ advrec_err_t advrec_store_open(const char *dir,
     /* An existing database is first checked read-only, so a mismatch or a
      * foreign database is refused without RocksDB writing anything. */
     if (exists) {
-        if ((err = open_db(store, MODE_RO, 1, errstr, errstr_size)) ||
-            (err = check_fingerprint(store, &fresh, errstr, errstr_size)))
+        /* The read-only replay is also the WAL's check: with
+         * kAbsoluteConsistency any record that does not replay whole is
+         * reported; then it is replayed as the read-write open will
+         * (point in time) and the witness decides what that means. */
+        rocksdb_options_set_wal_recovery_mode(store->opts, WAL_ABSOLUTE);
+        err = open_db(store, MODE_RO, 1, errstr, errstr_size);
+        rocksdb_options_set_wal_recovery_mode(store->opts, WAL_POINT_IN_TIME);
+        if (err == ADVREC_ERR_STORE && strstr(errstr, ": Corruption: ")) {
+            snprintf(wal_damage, sizeof(wal_damage), "%s",
+                     strstr(errstr, ": Corruption: ") + 2);
+            err = open_db(store, MODE_RO, 1, errstr, errstr_size);
+        }
+        if (err ||
+            (err = check_fingerprint(store, &fresh, errstr, errstr_size)) ||
+            (err = advrec_store__lineage_read(store, errstr, errstr_size)))
             goto fail;
         close_db(store);
     }
     if ((err = open_db(store, MODE_RW, exists, errstr, errstr_size)))
         goto fail;
-    if ((fresh || store->upgrade) &&
-        (err = write_fingerprint(store, errstr, errstr_size)))
+    if (!fresh)
+        advrec_store__lineage_check(store, wal_damage[0] ? wal_damage : NULL);
+    new_id = advrec_store__lineage_new_id(store);
+    if (new_id < 0) {
+        err = advrec_seterr(ADVREC_ERR_STORE, errstr, errstr_size,
+                            "state.dir %s: no random bytes for the state's "
+                            "id: %s",
+                            dir, strerror(errno));
+        goto fail;
+    }
+    if ((fresh || store->upgrade || new_id) &&
+        (err = write_fingerprint(store, fresh || store->upgrade, new_id, errstr,
+                                 errstr_size)))
         goto fail;
     if (store->upgrade)
         log_notice("state.dir %s: format %d read; rows are rewritten in "
                    "format %d as they change, and older builds no longer "
                    "open it",
                    dir, FORMAT_V1, ADVREC_STORE_FORMAT);
-    log_info("state.dir %s: opened (%s, model.k=%u, recs.history=%u, "
-             "state.sync=%s)",
-             dir, fresh ? "new" : "existing", params->k, params->history,
+    log_info("state.dir %s: opened (%s, id %s, commit %llu, model.k=%u, "
+             "recs.history=%u, state.sync=%s)",
+             dir, fresh ? "new" : "existing", store->id,
+             (unsigned long long)store->seq, params->k, params->history,
              params->sync == ADVREC_STORE_SYNC_COMMIT ? "commit" : "none");
     *storep = store;
     return ADVREC_OK;
@@ -539,7 +580,8 @@ advrec_err_t advrec_store_open_readonly(const char *dir,
         goto fail;
     }
     if ((err = open_db(store, MODE_SECONDARY, 1, errstr, errstr_size)) ||
-        (err = read_fingerprint(store, fps, errstr, errstr_size)))
+        (err = read_fingerprint(store, fps, errstr, errstr_size)) ||
+        (err = advrec_store__lineage_read(store, errstr, errstr_size)))
         goto fail;
     for (int f = 0; f < 3; f++) {
         char *end;
@@ -608,6 +650,8 @@ void advrec_store_close(advrec_store_t *store)
     if (!store)
         return;
     close_db(store);
+    if (store->witness_fd >= 0)
+        close(store->witness_fd);
     if (store->batch)
         rocksdb_writebatch_destroy(store->batch);
     if (store->wopts)

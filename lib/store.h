@@ -176,6 +176,35 @@ advrec_err_t advrec_store_offsets_foreach(advrec_store_t *store,
                                           size_t errstr_size);
 
 /*
+ * The state's lineage (docs/STATE.md, "Lineage: lost commits"): its id (32
+ * hex characters, random, made when the state was created; "" for a
+ * read-only store of a state that has none) and the number of its last
+ * commit (0 before the first; advrec_store_commit() adds one). The daemon
+ * writes both into the metadata of the offsets it commits to Kafka, so a
+ * later start can tell that the state is behind what was committed from it.
+ * The id string lives as long as the store.
+ */
+const char *advrec_store_id(const advrec_store_t *store);
+uint64_t advrec_store_seq(const advrec_store_t *store);
+
+/* Makes the next commit's number at least seq + 1: after the daemon chose
+ * to go on from a state that lost commits, the numbers the lost ones had
+ * (still in Kafka's metadata) must not be taken for this state's again. */
+void advrec_store_seq_raise(advrec_store_t *store, uint64_t seq);
+
+/*
+ * 1 when the open found that the state lacks commits it had acknowledged
+ * (the ADVREC-COMMITTED witness names a later commit than the state holds,
+ * or RocksDB could not replay the whole WAL and there is no witness to
+ * clear it), with a sentence saying so copied into buf; 0 otherwise. The
+ * state is then that of an earlier commit, with that commit's offsets.
+ */
+int advrec_store_lost(const advrec_store_t *store, char *buf, size_t size);
+
+/* The commit number ADVREC-COMMITTED held at open (0: none). */
+uint64_t advrec_store_witness_seq(const advrec_store_t *store);
+
+/*
  * Stages one detector row (key and value are copied) to be written by the
  * next advrec_store_commit() in the same batch; an empty value (len 0)
  * deletes the key. ADVREC_ERR_INVALID_ARG on a read-only store.

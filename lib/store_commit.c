@@ -202,6 +202,9 @@ advrec_err_t advrec_store_commit(advrec_store_t *store, advrec_state_t *state,
         rocksdb_writebatch_put_cf(store->batch, store->cf[CF_META], key, kl,
                                   (const char *)num, 8);
     }
+    put_u64(num, store->seq + 1);
+    rocksdb_writebatch_put_cf(store->batch, store->cf[CF_META], META_STATE_SEQ,
+                              strlen(META_STATE_SEQ), (const char *)num, 8);
     put_u64(num, version);
     rocksdb_writebatch_put_cf(store->batch, store->cf[CF_META], META_VERSION,
                               strlen(META_VERSION), (const char *)num, 8);
@@ -228,6 +231,8 @@ advrec_err_t advrec_store_commit(advrec_store_t *store, advrec_state_t *state,
                                   what, store->dir);
     }
     rocksdb_writebatch_clear(store->batch);
+    store->seq++;
+    advrec_store__witness_write(store);
     advrec_state_clear_dirty(state);
     store->users_hw = users->n;
     store->items_hw = items->n;

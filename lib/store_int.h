@@ -10,7 +10,9 @@
  *   store_commit.c  the round's WriteBatch: the commit, and the detector
  *                   rows, pending users, flags and outputs staged into it;
  *   store_load.c    the readers: the load at start, pending users, flags
- *                   and outputs, offsets, detectors, the tools' look-ups.
+ *                   and outputs, offsets, detectors, the tools' look-ups;
+ *   store_lineage.c the state's identity and commit sequence, the
+ *                   ADVREC-COMMITTED witness, lost commits found at open.
  *
  * The row offsets and meta keys live here rather than in one file: the
  * readers index into the values they fetch (index, tail, popularity key),
@@ -66,6 +68,8 @@ extern const char *const advrec_store__cf_names[CF_N];
 #define META_PENDING   "pending/users"
 #define META_FLAG_PF   "pending/flag/"
 #define META_OUT_PF    "pending/out/"
+#define META_STATE_ID  "state/id"
+#define META_STATE_SEQ "state/seq"
 #define FLAG_FORMAT    1 /* first byte of a pending flag row */
 #define FLAG_HEADER    5 /* format, u32 key length */
 
@@ -90,7 +94,13 @@ struct advrec_store_s {
     char *key;
     size_t key_cap;
     uint32_t users_hw, items_hw; /* rows [0, hw) are on disk */
-    int upgrade; /* the dir says format 1: meta/format becomes ours on open */
+    int upgrade;  /* the dir says format 1: meta/format becomes ours on open */
+    char id[33];  /* lineage: meta/state/id ("" read-only, none) */
+    uint64_t seq; /* number of the last commit (meta/state/seq) */
+    uint64_t witness_seq; /* ADVREC-COMMITTED's at open (0: none) */
+    int witness_fd;       /* -1 until the first commit opens it */
+    int witness_failed;   /* writes failed (logged once) */
+    char lost[1024];      /* why acknowledged commits are missing, or "" */
 };
 
 static inline void put_u16(unsigned char *p, uint16_t v)
@@ -154,6 +164,26 @@ int advrec_store__grow_buf(void **p, size_t *cap, size_t need);
 advrec_err_t advrec_store__get(advrec_store_t *store, int cf, const char *key,
                                size_t key_len, char **val, size_t *len,
                                char *errstr, size_t errstr_size);
+
+/* --- lineage (store_lineage.c) --- */
+
+/* Reads meta/state/id and meta/state/seq into store->id and store->seq
+ * (absent: "" and 0). ADVREC_ERR_STORE on a read error. */
+advrec_err_t advrec_store__lineage_read(advrec_store_t *store, char *errstr,
+                                        size_t errstr_size);
+
+/* Makes a random store->id when it has none: 1 made, 0 had one, -1 no
+ * randomness (getrandom failed). */
+int advrec_store__lineage_new_id(advrec_store_t *store);
+
+/* Compares the recovered store->seq with the ADVREC-COMMITTED witness and
+ * sets store->lost when acknowledged commits are missing. wal_damage is
+ * RocksDB's report of a WAL that did not replay whole, or NULL. */
+void advrec_store__lineage_check(advrec_store_t *store, const char *wal_damage);
+
+/* Rewrites ADVREC-COMMITTED with store->id and store->seq (after a commit
+ * RocksDB acknowledged). A failure is logged once; nothing else fails. */
+void advrec_store__witness_write(advrec_store_t *store);
 
 /* --- rows (store_row.c) --- */
 

@@ -84,7 +84,8 @@ static void usage(FILE *fp)
             "list,\n"
             "               anomaly flags and dead letters not yet "
             "acknowledged\n"
-            "  summary      row counts, model version, fingerprint, size\n"
+            "  summary      lineage, row counts, model version, fingerprint, "
+            "size\n"
             "\n"
             "options:\n"
             "  -j, --json            JSON instead of text\n"
@@ -449,9 +450,11 @@ static int cmd_summary(advrec_store_t *store, const opts_t *o)
         return fail("summary", errstr, err);
     if (o->json) {
         json_t *root = json_pack(
-            "{s:s, s:i, s:i, s:i, s:I, s:I, s:I, s:I, s:I, s:I}", "state_dir",
-            advrec_store_dir(store), "format", ADVREC_STORE_FORMAT, "model.k",
-            (int)sp->k, "recs.history", (int)sp->history, "users",
+            "{s:s, s:s, s:I, s:i, s:i, s:i, s:I, s:I, s:I, s:I, s:I, s:I}",
+            "state_dir", advrec_store_dir(store), "state_id",
+            advrec_store_id(store), "commit",
+            (json_int_t)advrec_store_seq(store), "format", ADVREC_STORE_FORMAT,
+            "model.k", (int)sp->k, "recs.history", (int)sp->history, "users",
             (json_int_t)s.users, "items", (json_int_t)s.items, "model_version",
             (json_int_t)s.model_version, "offsets", (json_int_t)s.offsets,
             "detector_rows", (json_int_t)s.detectors, "sst_bytes",
@@ -461,6 +464,9 @@ static int cmd_summary(advrec_store_t *store, const opts_t *o)
         json_decref(root);
     } else {
         printf("state.dir      %s\n", advrec_store_dir(store));
+        printf("lineage        %s, commit %" PRIu64 "\n",
+               advrec_store_id(store)[0] ? advrec_store_id(store) : "(none)",
+               advrec_store_seq(store));
         printf("format         %d, model.k=%u, recs.history=%u\n",
                ADVREC_STORE_FORMAT, sp->k, sp->history);
         printf("users          %u\n", s.users);

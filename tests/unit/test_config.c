@@ -242,6 +242,92 @@ static void test_enum(void)
     advrec_conf_destroy(conf);
 }
 
+/* Static membership: group.instance.id's default is derived from the host
+ * and the absolute state.dir (stable, sanitized, at most 249), "" is
+ * dynamic, kafka.group.instance.id wins; state.offset.missing's words. */
+static void test_instance_id_and_missing_policy(void)
+{
+    advrec_conf_t *conf = new_conf();
+    char id[300], id2[300], host[256] = "", want[4400], cwd[4096];
+    char longdir[400];
+    advrec_kafka_params_t p;
+    advrec_kafka_prop_t *props = NULL;
+    int found = 0;
+
+    CHECK_STR(conf->group_instance_id, "auto");
+    CHECK_INT(conf->state_offset_missing, ADVREC_CONF_MISSING_FAIL);
+    CHECK_INT(set(conf, "state.offset.missing", "earliest"), ADVREC_OK);
+    CHECK_INT(conf->state_offset_missing, ADVREC_CONF_MISSING_EARLIEST);
+    CHECK_INT(set(conf, "state.offset.missing", "committed"), ADVREC_OK);
+    CHECK_INT(conf->state_offset_missing, ADVREC_CONF_MISSING_COMMITTED);
+    CHECK_INT(set(conf, "state.offset.missing", "skip"), ADVREC_ERR_CONFIG);
+    CHECK_STR(last_err, "-X state.offset.missing=skip: expected one of fail, "
+                        "earliest, committed");
+
+    /* Embedded broker (the default) or state in memory: dynamic. */
+    CHECK_INT(set(conf, "state.dir", "/srv/no-such-advrec-dir"), ADVREC_OK);
+    advrec_params_instance_id(conf, id, sizeof(id));
+    CHECK_STR(id, "");
+    CHECK_INT(set(conf, "broker.embedded", "false"), ADVREC_OK);
+    gethostname(host, sizeof(host) - 1);
+    advrec_params_instance_id(conf, id, sizeof(id));
+    snprintf(want, sizeof(want), "advrecd.%s.srv_no-such-advrec-dir", host);
+    if (strspn(host, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                     "0123456789._-") == strlen(host))
+        CHECK_STR(id, want);
+    /* A relative dir is made absolute: the same id from another cwd's
+     * spelling of the same path. */
+    CHECK(getcwd(cwd, sizeof(cwd)) != NULL);
+    CHECK_INT(set(conf, "state.dir", "rel-advrec-state"), ADVREC_OK);
+    advrec_params_instance_id(conf, id, sizeof(id));
+    snprintf(want, sizeof(want), "%s/rel-advrec-state/", cwd);
+    CHECK_INT(set(conf, "state.dir", want), ADVREC_OK);
+    advrec_params_instance_id(conf, id2, sizeof(id2));
+    CHECK_STR(id, id2);
+    /* Characters Kafka refuses are replaced, and a hash keeps dirs apart. */
+    CHECK_INT(set(conf, "state.dir", "/srv/a b"), ADVREC_OK);
+    advrec_params_instance_id(conf, id, sizeof(id));
+    CHECK_INT(set(conf, "state.dir", "/srv/a:b"), ADVREC_OK);
+    advrec_params_instance_id(conf, id2, sizeof(id2));
+    CHECK(strcmp(id, id2) != 0);
+    CHECK_INT(strspn(id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                         "0123456789._-"),
+              strlen(id));
+    memset(longdir, 'd', sizeof(longdir) - 1);
+    longdir[0] = '/';
+    longdir[sizeof(longdir) - 1] = '\0';
+    CHECK_INT(set(conf, "state.dir", longdir), ADVREC_OK);
+    advrec_params_instance_id(conf, id, sizeof(id));
+    CHECK_INT(strlen(id), 249);
+    /* Empty: dynamic; a value: itself; kafka.group.instance.id wins. */
+    CHECK_INT(set(conf, "group.instance.id", ""), ADVREC_OK);
+    advrec_params_instance_id(conf, id, sizeof(id));
+    CHECK_STR(id, "");
+    CHECK_INT(set(conf, "group.instance.id", "shop eu"), ADVREC_ERR_CONFIG);
+    CHECK_ERR_HAS("not a valid Kafka group.instance.id");
+    CHECK_INT(set(conf, "group.instance.id", "advrec-eu-1"), ADVREC_OK);
+    advrec_params_instance_id(conf, id, sizeof(id));
+    CHECK_STR(id, "advrec-eu-1");
+    /* The consumer's properties carry it, and commit offsets only when the
+     * daemon says so. */
+    CHECK_INT(advrec_params_kafka(&p, &props, conf, ADVREC_KAFKA_CONSUMER),
+              ADVREC_OK);
+    for (size_t i = 0; i < p.n_defaults; i++)
+        found += strcmp(p.defaults[i].name, "group.instance.id") == 0 &&
+                 strcmp(p.defaults[i].value, "advrec-eu-1") == 0;
+    CHECK_INT(found, 1);
+    found = 0;
+    for (size_t i = 0; i < p.n_forced; i++)
+        found += strcmp(p.forced[i].name, "enable.auto.commit") == 0 &&
+                 strcmp(p.forced[i].value, "false") == 0;
+    CHECK_INT(found, 1);
+    free(props);
+    CHECK_INT(set(conf, "kafka.group.instance.id", "mine"), ADVREC_OK);
+    advrec_params_instance_id(conf, id, sizeof(id));
+    CHECK_STR(id, "mine");
+    advrec_conf_destroy(conf);
+}
+
 static void test_size(void)
 {
     int64_t v = -1;
@@ -1123,6 +1209,7 @@ int main(void)
     RUN(test_double);
     RUN(test_string);
     RUN(test_enum);
+    RUN(test_instance_id_and_missing_policy);
     RUN(test_size);
     RUN(test_ranges);
     RUN(test_unknown_key_names_file_line_and_guess);
