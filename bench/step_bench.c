@@ -4,7 +4,7 @@
  * cornac's BPR (bench/step_bench.sh runs all of them on the same pairs).
  *
  *   advrec-step-bench [--passes N] [--repeat R] [--write-split DIR]
- *                     [--models bpr,apr] DATA
+ *                     [--models bpr,apr] [--checksum] DATA
  *
  * DATA is read as advrec-eval reads it (format detected); the training
  * pairs are its leave-one-out training part with split seed 42, the very
@@ -19,6 +19,10 @@
  * model; one line per model and repeat on stdout:
  *
  *   ours-bpr <updates> <cpu_s>
+ *
+ * With --checksum, a third field: a 64-bit hash of the trained tables
+ * (factors, accumulators, biases), to check that a faster step trains
+ * bit for bit the same model.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +30,8 @@
 #include <time.h>
 
 #include "eval.h"
+#include "rng.h"
+#include "state.h"
 
 static double cpu_s(void)
 {
@@ -35,8 +41,25 @@ static double cpu_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
+/* FNV-1a over the trained rows: factors, accumulators, biases. */
+static uint64_t checksum(advrec_state_t *model)
+{
+    advrec_rows_t *t[2] = {advrec_state_users(model),
+                           advrec_state_items(model)};
+    uint64_t h = advrec_hash64_bytes(NULL, 0);
+
+    for (int x = 0; x < 2; x++) {
+        size_t n = (size_t)t[x]->n * t[x]->k;
+        h ^= advrec_hash64_bytes(t[x]->w, n * sizeof(float));
+        h = advrec_mix64(h ^ advrec_hash64_bytes(t[x]->acc, n * sizeof(float)));
+        h = advrec_mix64(h ^ advrec_hash64_bytes(t[x]->bias,
+                                                 t[x]->n * sizeof(float)));
+    }
+    return h;
+}
+
 static int run(const advrec_eval_data_t *d, const advrec_eval_split_t *s,
-               int apr, uint32_t passes)
+               int apr, uint32_t passes, int with_checksum)
 {
     char errstr[512];
     advrec_eval_train_t tp;
@@ -69,7 +92,10 @@ static int run(const advrec_eval_data_t *d, const advrec_eval_split_t *s,
         return -1;
     }
     dt = cpu_s() - t0;
-    printf("ours-%s %zu %.4f\n", apr ? "apr" : "bpr", s->n_train * passes, dt);
+    printf("ours-%s %zu %.4f", apr ? "apr" : "bpr", s->n_train * passes, dt);
+    if (with_checksum)
+        printf(" %016llx", (unsigned long long)checksum(model));
+    printf("\n");
     fflush(stdout);
     advrec_state_destroy(model);
     return 0;
@@ -82,7 +108,7 @@ int main(int argc, char **argv)
     char errstr[512];
     advrec_eval_data_t *d;
     advrec_eval_split_t s;
-    int rc = 0;
+    int rc = 0, with_checksum = 0;
 
     for (int a = 1; a < argc; a++) {
         if (!strcmp(argv[a], "--passes") && a + 1 < argc)
@@ -93,12 +119,14 @@ int main(int argc, char **argv)
             split_dir = argv[++a];
         else if (!strcmp(argv[a], "--models") && a + 1 < argc)
             models = argv[++a];
+        else if (!strcmp(argv[a], "--checksum"))
+            with_checksum = 1;
         else if (argv[a][0] != '-' && !path)
             path = argv[a];
         else {
             fprintf(stderr,
                     "usage: advrec-step-bench [--passes N] [--repeat R] "
-                    "[--write-split DIR] [--models bpr,apr] DATA\n");
+                    "[--write-split DIR] [--models bpr,apr] [--checksum] DATA\n");
             return 64;
         }
     }
@@ -128,9 +156,9 @@ int main(int argc, char **argv)
                     "pairs, %u passes\n",
             path, s.n_users, s.n_items, s.n_train, passes);
     for (uint32_t r = 0; r < repeat && !rc; r++) {
-        if (strstr(models, "bpr") && run(d, &s, 0, passes))
+        if (strstr(models, "bpr") && run(d, &s, 0, passes, with_checksum))
             rc = 70;
-        if (!rc && strstr(models, "apr") && run(d, &s, 1, passes))
+        if (!rc && strstr(models, "apr") && run(d, &s, 1, passes, with_checksum))
             rc = 70;
     }
 out:
