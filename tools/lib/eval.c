@@ -16,6 +16,7 @@
 #include "topn.h"
 
 #define NEG_REDRAWS 3 /* as the engine: redraws of a seen negative */
+#define AHEAD       4 /* training: events whose negatives are drawn early */
 
 struct advrec_eval_data_s {
     advrec_eval_inter_t *v;
@@ -559,6 +560,53 @@ advrec_state_t *advrec_eval_model_new(const advrec_eval_data_t *d,
     return st;
 }
 
+/* Asks for row idx's factors and accumulators to be brought into the
+ * cache (k floats each); a hint, never a fault. */
+static void prefetch_row(const advrec_rows_t *rows, uint32_t idx)
+{
+    const char *w = (const char *)(rows->w + (size_t)idx * rows->k);
+    const char *acc = (const char *)(rows->acc + (size_t)idx * rows->k);
+    size_t bytes = (size_t)rows->k * sizeof(float);
+
+    for (size_t b = 0; b < bytes; b += 64) {
+        __builtin_prefetch(w + b, 1);
+        __builtin_prefetch(acc + b, 1);
+    }
+}
+
+/* Stage 1 (with_items 0) asks for user's training-item offsets to be
+ * cached; stage 2, later, for the items themselves (it reads the offsets).
+ * Users outside s have none. */
+static void prefetch_user_items(const advrec_eval_split_t *s, uint32_t user,
+                                int with_items)
+{
+    if (user >= s->n_users)
+        return;
+    if (with_items)
+        __builtin_prefetch(s->tr_it + s->tr_off[user]);
+    else
+        __builtin_prefetch(&s->tr_off[user]);
+}
+
+/* The n negatives of training interaction x, from rng: uniform over the
+ * items, redrawn up to NEG_REDRAWS times while the user has the item in
+ * training. Users outside s (fake shilling users) have no index: their
+ * negatives are plain uniform. */
+static void draw_negatives(const advrec_eval_split_t *s, uint32_t n_items,
+                           const advrec_eval_inter_t *x, uint32_t n,
+                           advrec_rng_t *rng, uint32_t *out)
+{
+    for (uint32_t a = 0; a < n; a++) {
+        uint32_t j = advrec_apr_sample_negative(rng, n_items, x->item);
+
+        for (int r = 0; r < NEG_REDRAWS && x->user < s->n_users &&
+                        advrec_eval_split_has(s, x->user, j);
+             r++)
+            j = advrec_apr_sample_negative(rng, n_items, x->item);
+        out[a] = j;
+    }
+}
+
 advrec_err_t advrec_eval_train(advrec_state_t *model,
                                const advrec_eval_split_t *s,
                                const advrec_eval_inter_t *train, size_t n_train,
@@ -570,6 +618,7 @@ advrec_err_t advrec_eval_train(advrec_state_t *model,
     advrec_rows_t *items = advrec_state_items(model);
     size_t *order = NULL;
     float *scratch = NULL;
+    uint32_t *negs = NULL; /* AHEAD + 1 events' negatives, a ring */
     advrec_err_t err = ADVREC_OK;
     int bias = p->apr.use_bias;
 
@@ -585,7 +634,8 @@ advrec_err_t advrec_eval_train(advrec_state_t *model,
                                  "eval: interaction %zu out of the model", e);
     order = malloc((n_train ? n_train : 1) * sizeof(*order));
     scratch = malloc(advrec_apr_scratch_floats(p->apr.k) * sizeof(float));
-    if (!order || !scratch) {
+    negs = malloc((AHEAD + 1) * (size_t)p->negatives * sizeof(*negs));
+    if (!order || !scratch || !negs) {
         err = advrec_seterr(ADVREC_ERR_NOMEM, errstr, errstr_size,
                             "eval: out of memory");
         goto out;
@@ -603,21 +653,42 @@ advrec_err_t advrec_eval_train(advrec_state_t *model,
             order[e - 1] = order[r];
             order[r] = t;
         }
+        /* Negatives are drawn AHEAD events early (the draws keep their
+         * order in the stream, so the model is the same), and what the
+         * coming events read is prefetched in stages while this one
+         * trains: their interactions, the users' training items (the
+         * negatives' check), then the three rows. On a data set whose
+         * tables outgrow the cache, the step otherwise waits on memory
+         * for each of them (docs/PERFORMANCE.md, "Model step"). */
+        for (size_t e = 0; e < AHEAD && e < n_train; e++)
+            draw_negatives(s, items->n, &train[order[e]], p->negatives, &rng,
+                           negs + (e % (AHEAD + 1)) * p->negatives);
         for (size_t e = 0; e < n_train; e++) {
             const advrec_eval_inter_t *x = &train[order[e]];
             advrec_apr_row_t ru = row_of(users, x->user, 0);
             advrec_apr_row_t ri = row_of(items, x->item, bias);
+            uint32_t *cur = negs + (e % (AHEAD + 1)) * p->negatives;
 
+            if (e + 4 * AHEAD < n_train)
+                __builtin_prefetch(&train[order[e + 4 * AHEAD]]);
+            if (e + 2 * AHEAD < n_train)
+                prefetch_user_items(s, train[order[e + 2 * AHEAD]].user, 0);
+            if (e + 3 * AHEAD / 2 < n_train)
+                prefetch_user_items(s, train[order[e + 3 * AHEAD / 2]].user,
+                                    1);
+            if (e + AHEAD < n_train) {
+                const advrec_eval_inter_t *xa = &train[order[e + AHEAD]];
+                uint32_t *ahead =
+                    negs + ((e + AHEAD) % (AHEAD + 1)) * p->negatives;
+
+                draw_negatives(s, items->n, xa, p->negatives, &rng, ahead);
+                prefetch_row(users, xa->user);
+                prefetch_row(items, xa->item);
+                for (uint32_t n = 0; n < p->negatives; n++)
+                    prefetch_row(items, ahead[n]);
+            }
             for (uint32_t n = 0; n < p->negatives; n++) {
-                uint32_t j =
-                    advrec_apr_sample_negative(&rng, items->n, x->item);
-                /* Users outside s (fake shilling users) have no index:
-                 * their negatives are plain uniform. */
-                for (int r = 0; r < NEG_REDRAWS && x->user < s->n_users &&
-                                advrec_eval_split_has(s, x->user, j);
-                     r++)
-                    j = advrec_apr_sample_negative(&rng, items->n, x->item);
-                advrec_apr_row_t rj = row_of(items, j, bias);
+                advrec_apr_row_t rj = row_of(items, cur[n], bias);
                 (void)advrec_apr_step(&p->apr, &ru, &ri, &rj, 1.0f, adv,
                                       scratch, NULL);
             }
@@ -634,6 +705,7 @@ advrec_err_t advrec_eval_train(advrec_state_t *model,
 out:
     free(order);
     free(scratch);
+    free(negs);
     return err;
 }
 
