@@ -574,35 +574,31 @@ static void prefetch_row(const advrec_rows_t *rows, uint32_t idx)
     }
 }
 
-/* Stage 1 (with_items 0) asks for user's training-item offsets to be
- * cached; stage 2, later, for the items themselves (it reads the offsets).
- * Users outside s have none. */
-static void prefetch_user_items(const advrec_eval_split_t *s, uint32_t user,
-                                int with_items)
-{
-    if (user >= s->n_users)
-        return;
-    if (with_items)
-        __builtin_prefetch(s->tr_it + s->tr_off[user]);
-    else
-        __builtin_prefetch(&s->tr_off[user]);
-}
+/* One training interaction as the loop reads it: the rows, and where the
+ * user's training items are (the negatives' check; n_tr 0 for users outside
+ * the split, fake shilling users, whose negatives are plain uniform).
+ * Shuffled in place each pass, so the loop reads them in sequence instead
+ * of chasing an index into the interactions and then into the split. */
+typedef struct tstep_s {
+    uint32_t user, item;
+    uint32_t n_tr; /* the user's training items: s->tr_it[off .. off+n_tr) */
+    uint32_t pad;
+    size_t off;
+} tstep_t;
 
-/* The n negatives of training interaction x, from rng: uniform over the
- * items, redrawn up to NEG_REDRAWS times while the user has the item in
- * training. Users outside s (fake shilling users) have no index: their
- * negatives are plain uniform. */
+/* The n negatives of t, from rng: uniform over the items, redrawn up to
+ * NEG_REDRAWS times while the user has the item in training. */
 static void draw_negatives(const advrec_eval_split_t *s, uint32_t n_items,
-                           const advrec_eval_inter_t *x, uint32_t n,
-                           advrec_rng_t *rng, uint32_t *out)
+                           const tstep_t *t, uint32_t n, advrec_rng_t *rng,
+                           uint32_t *out)
 {
-    for (uint32_t a = 0; a < n; a++) {
-        uint32_t j = advrec_apr_sample_negative(rng, n_items, x->item);
+    const uint32_t *tr = s->tr_it + t->off;
 
-        for (int r = 0; r < NEG_REDRAWS && x->user < s->n_users &&
-                        advrec_eval_split_has(s, x->user, j);
-             r++)
-            j = advrec_apr_sample_negative(rng, n_items, x->item);
+    for (uint32_t a = 0; a < n; a++) {
+        uint32_t j = advrec_apr_sample_negative(rng, n_items, t->item);
+
+        for (int r = 0; r < NEG_REDRAWS && sorted_has(tr, t->n_tr, j); r++)
+            j = advrec_apr_sample_negative(rng, n_items, t->item);
         out[a] = j;
     }
 }
@@ -616,7 +612,7 @@ advrec_err_t advrec_eval_train(advrec_state_t *model,
 {
     advrec_rows_t *users = advrec_state_users(model);
     advrec_rows_t *items = advrec_state_items(model);
-    size_t *order = NULL;
+    tstep_t *steps = NULL; /* train, as the loop reads it, shuffled */
     float *scratch = NULL;
     uint32_t *negs = NULL; /* AHEAD + 1 events' negatives, a ring */
     advrec_err_t err = ADVREC_OK;
@@ -632,52 +628,57 @@ advrec_err_t advrec_eval_train(advrec_state_t *model,
         if (train[e].user >= users->n || train[e].item >= items->n)
             return advrec_seterr(ADVREC_ERR_INVALID_ARG, errstr, errstr_size,
                                  "eval: interaction %zu out of the model", e);
-    order = malloc((n_train ? n_train : 1) * sizeof(*order));
+    steps = malloc((n_train ? n_train : 1) * sizeof(*steps));
     scratch = malloc(advrec_apr_scratch_floats(p->apr.k) * sizeof(float));
     negs = malloc((AHEAD + 1) * (size_t)p->negatives * sizeof(*negs));
-    if (!order || !scratch || !negs) {
+    if (!steps || !scratch || !negs) {
         err = advrec_seterr(ADVREC_ERR_NOMEM, errstr, errstr_size,
                             "eval: out of memory");
         goto out;
     }
-    for (size_t e = 0; e < n_train; e++)
-        order[e] = e;
+    for (size_t e = 0; e < n_train; e++) {
+        uint32_t u = train[e].user;
+        int in_split = u < s->n_users;
+
+        steps[e].user = u;
+        steps[e].item = train[e].item;
+        steps[e].off = in_split ? s->tr_off[u] : 0;
+        steps[e].n_tr = in_split ? (uint32_t)(s->tr_off[u + 1] - s->tr_off[u])
+                                 : 0;
+        steps[e].pad = 0;
+    }
     for (uint32_t ep = 0; ep < p->epochs; ep++) {
         advrec_rng_t rng = {advrec_mix64(p->seed * 0x9e3779b97f4a7c15ull + ep)};
         int adv = ep >= p->bpr_epochs;
 
-        /* Fisher-Yates: a fresh order each pass, as SGD over BPR wants. */
+        /* Fisher-Yates: a fresh order each pass, as SGD over BPR wants
+         * (the same swaps as on an index array, on the steps themselves). */
         for (size_t e = n_train; e > 1; e--) {
             size_t r = advrec_rng_below(&rng, (uint32_t)e);
-            size_t t = order[e - 1];
-            order[e - 1] = order[r];
-            order[r] = t;
+            tstep_t t = steps[e - 1];
+            steps[e - 1] = steps[r];
+            steps[r] = t;
         }
         /* Negatives are drawn AHEAD events early (the draws keep their
          * order in the stream, so the model is the same), and what the
-         * coming events read is prefetched in stages while this one
-         * trains: their interactions, the users' training items (the
-         * negatives' check), then the three rows. On a data set whose
-         * tables outgrow the cache, the step otherwise waits on memory
-         * for each of them (docs/PERFORMANCE.md, "Model step"). */
+         * coming events read is prefetched while this one trains: the
+         * users' training items (the negatives' check) 2 AHEAD early, the
+         * three rows AHEAD early. On a data set whose tables outgrow the
+         * cache, the step otherwise waits on memory for each of them
+         * (docs/PERFORMANCE.md, "Model step"). */
         for (size_t e = 0; e < AHEAD && e < n_train; e++)
-            draw_negatives(s, items->n, &train[order[e]], p->negatives, &rng,
+            draw_negatives(s, items->n, &steps[e], p->negatives, &rng,
                            negs + (e % (AHEAD + 1)) * p->negatives);
         for (size_t e = 0; e < n_train; e++) {
-            const advrec_eval_inter_t *x = &train[order[e]];
+            const tstep_t *x = &steps[e];
             advrec_apr_row_t ru = row_of(users, x->user, 0);
             advrec_apr_row_t ri = row_of(items, x->item, bias);
             uint32_t *cur = negs + (e % (AHEAD + 1)) * p->negatives;
 
-            if (e + 4 * AHEAD < n_train)
-                __builtin_prefetch(&train[order[e + 4 * AHEAD]]);
             if (e + 2 * AHEAD < n_train)
-                prefetch_user_items(s, train[order[e + 2 * AHEAD]].user, 0);
-            if (e + 3 * AHEAD / 2 < n_train)
-                prefetch_user_items(s, train[order[e + 3 * AHEAD / 2]].user,
-                                    1);
+                __builtin_prefetch(s->tr_it + steps[e + 2 * AHEAD].off);
             if (e + AHEAD < n_train) {
-                const advrec_eval_inter_t *xa = &train[order[e + AHEAD]];
+                const tstep_t *xa = &steps[e + AHEAD];
                 uint32_t *ahead =
                     negs + ((e + AHEAD) % (AHEAD + 1)) * p->negatives;
 
@@ -703,7 +704,7 @@ advrec_err_t advrec_eval_train(advrec_state_t *model,
         progress(opaque, "train", (uint64_t)p->epochs * n_train,
                  (uint64_t)p->epochs * n_train);
 out:
-    free(order);
+    free(steps);
     free(scratch);
     free(negs);
     return err;
