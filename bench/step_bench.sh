@@ -13,7 +13,9 @@
 # the same pairs from train.tsv. Rounds alternate ours and theirs, so load
 # from other jobs falls on everyone alike.
 #
-# Environment: PASSES (ours, 20), ITERS (peers' iterations, 20), ROUNDS (3).
+# Environment: PASSES (ours, 20), ITERS (peers' iterations, 20), ROUNDS (3),
+# BASELINE (another build dir with bench/advrec-step-bench, e.g. of an older
+# commit: measured in the same rounds, its lines called base-bpr, base-apr).
 # Output: one line per model with the median rate over the rounds, every
 # round's rate, and the ratio to implicit's median.
 set -euo pipefail
@@ -30,7 +32,10 @@ py=$("$here/peers/venv.sh")
 
 # The split first (and a warm-up pass of ours, not counted).
 "$bench" --passes 1 --models bpr --write-split "$tmp" "$data" >/dev/null 2>&1
+base=${BASELINE:+$BASELINE/bench/advrec-step-bench}
+[ -z "$base" ] || [ -x "$base" ] || { echo "step_bench.sh: no $base" >&2; exit 66; }
 for r in $(seq "$rounds"); do
+  [ -z "$base" ] || "$base" --passes "$passes" "$data" 2>/dev/null | sed 's/^ours-/base-/' >>"$tmp/lines"
   "$bench" --passes "$passes" "$data" 2>/dev/null >>"$tmp/lines"
   "$py" "$here/peers/peers.py" "$tmp" --speed --iters "$iters" --threads 1 >>"$tmp/lines"
 done
