@@ -17,6 +17,7 @@
 
 #define NEG_REDRAWS 3 /* as the engine: redraws of a seen negative */
 #define AHEAD       4 /* training: events whose negatives are drawn early */
+#define SHUFFLE_AHEAD 16 /* training: swaps whose partners are drawn early */
 
 struct advrec_eval_data_s {
     advrec_eval_inter_t *v;
@@ -652,12 +653,34 @@ advrec_err_t advrec_eval_train(advrec_state_t *model,
         int adv = ep >= p->bpr_epochs;
 
         /* Fisher-Yates: a fresh order each pass, as SGD over BPR wants
-         * (the same swaps as on an index array, on the steps themselves). */
-        for (size_t e = n_train; e > 1; e--) {
-            size_t r = advrec_rng_below(&rng, (uint32_t)e);
-            tstep_t t = steps[e - 1];
-            steps[e - 1] = steps[r];
-            steps[r] = t;
+         * (the same swaps as on an index array, on the steps themselves).
+         * The swap partners are drawn SHUFFLE_AHEAD swaps early, in the
+         * same order from the stream, and prefetched: a random read of the
+         * steps otherwise stalls each swap. */
+        {
+            size_t ring[SHUFFLE_AHEAD], drawn = n_train;
+
+            for (; drawn > 1 && n_train - drawn < SHUFFLE_AHEAD; drawn--) {
+                ring[drawn % SHUFFLE_AHEAD] =
+                    advrec_rng_below(&rng, (uint32_t)drawn);
+                __builtin_prefetch(&steps[ring[drawn % SHUFFLE_AHEAD]], 1);
+            }
+            for (size_t e = n_train; e > 1; e--) {
+                size_t r = ring[e % SHUFFLE_AHEAD];
+                tstep_t t;
+
+                if (drawn > 1) {
+                    /* drawn = e - SHUFFLE_AHEAD: the slot r came from. */
+                    ring[drawn % SHUFFLE_AHEAD] =
+                        advrec_rng_below(&rng, (uint32_t)drawn);
+                    __builtin_prefetch(&steps[ring[drawn % SHUFFLE_AHEAD]],
+                                       1);
+                    drawn--;
+                }
+                t = steps[e - 1];
+                steps[e - 1] = steps[r];
+                steps[r] = t;
+            }
         }
         /* Negatives are drawn AHEAD events early (the draws keep their
          * order in the stream, so the model is the same), and what the
