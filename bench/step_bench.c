@@ -52,8 +52,8 @@ static uint64_t checksum(advrec_state_t *model)
         size_t n = (size_t)t[x]->n * t[x]->k;
         h ^= advrec_hash64_bytes(t[x]->w, n * sizeof(float));
         h = advrec_mix64(h ^ advrec_hash64_bytes(t[x]->acc, n * sizeof(float)));
-        h = advrec_mix64(h ^ advrec_hash64_bytes(t[x]->bias,
-                                                 t[x]->n * sizeof(float)));
+        h = advrec_mix64(
+            h ^ advrec_hash64_bytes(t[x]->bias, t[x]->n * sizeof(float)));
     }
     return h;
 }
@@ -124,9 +124,10 @@ int main(int argc, char **argv)
         else if (argv[a][0] != '-' && !path)
             path = argv[a];
         else {
-            fprintf(stderr,
-                    "usage: advrec-step-bench [--passes N] [--repeat R] "
-                    "[--write-split DIR] [--models bpr,apr] [--checksum] DATA\n");
+            fprintf(
+                stderr,
+                "usage: advrec-step-bench [--passes N] [--repeat R] "
+                "[--write-split DIR] [--models bpr,apr] [--checksum] DATA\n");
             return 64;
         }
     }
@@ -152,13 +153,15 @@ int main(int argc, char **argv)
         rc = 73;
         goto out;
     }
-    fprintf(stderr, "advrec-step-bench: %s: %u users, %u items, %zu training "
-                    "pairs, %u passes\n",
+    fprintf(stderr,
+            "advrec-step-bench: %s: %u users, %u items, %zu training "
+            "pairs, %u passes\n",
             path, s.n_users, s.n_items, s.n_train, passes);
     for (uint32_t r = 0; r < repeat && !rc; r++) {
         if (strstr(models, "bpr") && run(d, &s, 0, passes, with_checksum))
             rc = 70;
-        if (!rc && strstr(models, "apr") && run(d, &s, 1, passes, with_checksum))
+        if (!rc && strstr(models, "apr") &&
+            run(d, &s, 1, passes, with_checksum))
             rc = 70;
     }
 out:

@@ -417,7 +417,7 @@ static void adagrad(int k, float step, float init, float *w, float *acc,
 /* The three rows of a step: factors and accumulators, k floats each, six
  * distinct arrays (users and items are separate tables, i != j). */
 typedef struct fused_s {
-    float *p, *qi, *qj; /* factors */
+    float *p, *qi, *qj;  /* factors */
     float *ap, *ai, *aj; /* accumulators */
 } fused_t;
 
@@ -485,12 +485,14 @@ static inline float pick(uint32_t keep, float v)
     return v;
 }
 
-/* One Adagrad coordinate, as adagrad(). */
-#define ADAGRAD(w, a, n, wn, g)                                 \
-    do {                                                        \
-        (a)[n] += (g) * (g);                                    \
-        (w)[n] = (wn)-step * (g) / sqrtf((a)[n] + ADAGRAD_EPS + init); \
-    } while (0)
+/* One Adagrad coordinate: acc += g^2, then the new weight from the old
+ * one (wn), as adagrad(). */
+static inline float adagrad_at(float *acc, float wn, float g, float step,
+                               float init)
+{
+    *acc += g * g;
+    return wn - step * g / sqrtf(*acc + ADAGRAD_EPS + init);
+}
 
 APR_CLONES
 static void fused_bpr(int k, float *restrict p, float *restrict qi,
@@ -505,9 +507,9 @@ static void fused_bpr(int k, float *restrict p, float *restrict qi,
         gp += reg2 * pn;
         gi += reg2 * in;
         gj += reg2 * jn;
-        ADAGRAD(p, ap, n, pn, gp);
-        ADAGRAD(qi, ai, n, in, gi);
-        ADAGRAD(qj, aj, n, jn, gj);
+        p[n] = adagrad_at(&ap[n], pn, gp, step, init);
+        qi[n] = adagrad_at(&ai[n], in, gi, step, init);
+        qj[n] = adagrad_at(&aj[n], jn, gj, step, init);
     }
 }
 
@@ -537,11 +539,23 @@ static void fused_norms(int k, const float *restrict p,
     *si2 = lanes(b, tb);
 }
 
-/* The perturbation of each row at coordinate n: FGSM's Delta, recomputed
- * from the old rows (su, si the scales, ku, ki, kj the keep masks). */
-#define DU(n) pick(ku, su * (c * (qi[n] - qj[n])))
-#define DI(n) pick(ki, si * (c * p[n]))
-#define DJ(n) pick(kj, si * -(c * p[n]))
+/* FGSM's Delta at one coordinate, recomputed from the old values (pn, in,
+ * jn) where it is used instead of stored: su, si the scales, ku, ki, kj the
+ * keep masks (g_j = -g_i, so Delta_j uses g_i's scale). */
+typedef struct delta_s {
+    float u, i, j;
+} delta_t;
+
+static inline delta_t delta_at(float pn, float in, float jn, float c, float su,
+                               float si, uint32_t ku, uint32_t ki, uint32_t kj)
+{
+    delta_t d;
+
+    d.u = pick(ku, su * (c * (in - jn)));
+    d.i = pick(ki, si * (c * pn));
+    d.j = pick(kj, si * -(c * pn));
+    return d;
+}
 
 /* x' = (p + du) . ((qi + di) - (qj + dj)), as dot_diff_pert(). */
 APR_CLONES
@@ -557,42 +571,40 @@ static float fused_xadv(int k, const float *restrict p,
     for (; n + 8 <= k; n += 8)
         for (int l = 0; l < 8; l++) {
             int m = n + l;
-            s[l] += (p[m] + DU(m)) * ((qi[m] + DI(m)) - (qj[m] + DJ(m)));
+            delta_t d = delta_at(p[m], qi[m], qj[m], c, su, si, ku, ki, kj);
+            s[l] += (p[m] + d.u) * ((qi[m] + d.i) - (qj[m] + d.j));
         }
-    for (; n < k; n++)
-        tail += (p[n] + DU(n)) * ((qi[n] + DI(n)) - (qj[n] + DJ(n)));
+    for (; n < k; n++) {
+        delta_t d = delta_at(p[n], qi[n], qj[n], c, su, si, ku, ki, kj);
+        tail += (p[n] + d.u) * ((qi[n] + d.i) - (qj[n] + d.j));
+    }
     return lanes(s, tail);
 }
 
 APR_CLONES
 static void fused_apr(int k, float *restrict p, float *restrict qi,
                       float *restrict qj, float *restrict ap,
-                      float *restrict ai, float *restrict aj, float c,
-                      float su, float si, uint32_t ku, uint32_t ki,
-                      uint32_t kj, float lc, float reg2, float step,
-                      float init)
+                      float *restrict ai, float *restrict aj, float c, float su,
+                      float si, uint32_t ku, uint32_t ki, uint32_t kj, float lc,
+                      float reg2, float step, float init)
 {
     for (int n = 0; n < k; n++) {
         float pn = p[n], in = qi[n], jn = qj[n];
-        float pa = pn + DU(n);
+        delta_t d = delta_at(pn, in, jn, c, su, si, ku, ki, kj);
+        float pa = pn + d.u;
         float gp = c * (in - jn), gi = c * pn, gj = -(c * pn);
 
-        gp += lc * ((in + DI(n)) - (jn + DJ(n)));
+        gp += lc * ((in + d.i) - (jn + d.j));
         gi += lc * pa;
         gj -= lc * pa;
         gp += reg2 * pn;
         gi += reg2 * in;
         gj += reg2 * jn;
-        ADAGRAD(p, ap, n, pn, gp);
-        ADAGRAD(qi, ai, n, in, gi);
-        ADAGRAD(qj, aj, n, jn, gj);
+        p[n] = adagrad_at(&ap[n], pn, gp, step, init);
+        qi[n] = adagrad_at(&ai[n], in, gi, step, init);
+        qj[n] = adagrad_at(&aj[n], jn, gj, step, init);
     }
 }
-
-#undef DU
-#undef DI
-#undef DJ
-#undef ADAGRAD
 
 static void count_update(const advrec_apr_row_t *row)
 {
@@ -604,9 +616,8 @@ static void count_update(const advrec_apr_row_t *row)
  * reference the fused step is tested against. Arguments already checked. */
 static void step_general(const advrec_apr_params_t *params,
                          const advrec_apr_row_t *u, const advrec_apr_row_t *i,
-                         const advrec_apr_row_t *j, float weight,
-                         int allow_adv, float *scratch,
-                         advrec_apr_result_t *result)
+                         const advrec_apr_row_t *j, float weight, int allow_adv,
+                         float *scratch, advrec_apr_result_t *result)
 {
     const int k = params->k;
     float *gp = scratch, *gi = scratch + k, *gj = scratch + 2 * k;

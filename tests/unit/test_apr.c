@@ -429,8 +429,8 @@ static void trow_copy(trow_t *dst, const trow_t *src)
 /* The step as the pieces of apr.h compose it (FGSM, the objective's
  * gradient, Adagrad written out), for comparison with advrec_apr_step(),
  * which fuses them. rows: the warm rows, as advrec_apr_warmed(). */
-static void pieces_step(const advrec_apr_params_t *params, trow_t *u,
-                        trow_t *i, trow_t *j, float weight, unsigned rows,
+static void pieces_step(const advrec_apr_params_t *params, trow_t *u, trow_t *i,
+                        trow_t *j, float weight, unsigned rows,
                         advrec_apr_result_t *res)
 {
     const int k = params->k;
@@ -923,9 +923,9 @@ static void test_fused_step_matches_pieces(void)
             b[r].row.bias_acc = r > 0 ? &b[r].bias_acc : NULL;
             b[r].row.updates = &b[r].updates;
         }
-        rows = allow ? advrec_apr_warmed(&params, &a[0].row, &a[1].row,
-                                         &a[2].row)
-                     : 0u;
+        rows = allow
+                   ? advrec_apr_warmed(&params, &a[0].row, &a[1].row, &a[2].row)
+                   : 0u;
         CHECK_INT(advrec_apr_step(&params, &a[0].row, &a[1].row, &a[2].row,
                                   weight, allow, scratch, &ra),
                   ADVREC_OK);

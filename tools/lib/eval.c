@@ -15,8 +15,8 @@
 #include "rng.h"
 #include "topn.h"
 
-#define NEG_REDRAWS 3 /* as the engine: redraws of a seen negative */
-#define AHEAD       4 /* training: events whose negatives are drawn early */
+#define NEG_REDRAWS   3  /* as the engine: redraws of a seen negative */
+#define AHEAD         4  /* training: events whose negatives are drawn early */
 #define SHUFFLE_AHEAD 16 /* training: swaps whose partners are drawn early */
 
 struct advrec_eval_data_s {
@@ -644,8 +644,8 @@ advrec_err_t advrec_eval_train(advrec_state_t *model,
         steps[e].user = u;
         steps[e].item = train[e].item;
         steps[e].off = in_split ? s->tr_off[u] : 0;
-        steps[e].n_tr = in_split ? (uint32_t)(s->tr_off[u + 1] - s->tr_off[u])
-                                 : 0;
+        steps[e].n_tr =
+            in_split ? (uint32_t)(s->tr_off[u + 1] - s->tr_off[u]) : 0;
         steps[e].pad = 0;
     }
     for (uint32_t ep = 0; ep < p->epochs; ep++) {
@@ -673,8 +673,7 @@ advrec_err_t advrec_eval_train(advrec_state_t *model,
                     /* drawn = e - SHUFFLE_AHEAD: the slot r came from. */
                     ring[drawn % SHUFFLE_AHEAD] =
                         advrec_rng_below(&rng, (uint32_t)drawn);
-                    __builtin_prefetch(&steps[ring[drawn % SHUFFLE_AHEAD]],
-                                       1);
+                    __builtin_prefetch(&steps[ring[drawn % SHUFFLE_AHEAD]], 1);
                     drawn--;
                 }
                 t = steps[e - 1];
