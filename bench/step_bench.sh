@@ -6,7 +6,8 @@
 #   bench/step_bench.sh BUILD_DIR [DATA]
 #
 # BUILD_DIR: a build with -DADVREC_BENCH=ON (bench/advrec-step-bench).
-# DATA: an event file advrec-eval reads (default: Amazon Beauty). Its
+# DATA: an event file advrec-eval reads (default: Amazon Beauty under
+# ${ADVREC_DATA:-/work/shared/data}, read in place, as bench/eval.sh). Its
 # leave-one-out training part (split seed 42, = advrec-eval --write-split's
 # train.tsv) is written to a temp dir; advrec-step-bench trains on it in C,
 # bench/peers/peers.py --speed (the pinned venv, bench/peers/venv.sh) reads
@@ -20,7 +21,7 @@
 # round's rate, and the ratio to implicit's median.
 set -euo pipefail
 build=${1:?usage: step_bench.sh BUILD_DIR [DATA]}
-data=${2:-/work/shared/data/amazon-beauty/Beauty.txt}
+data=${2:-${ADVREC_DATA:-/work/shared/data}/amazon-beauty/Beauty.txt}
 here=$(cd "$(dirname "$0")" && pwd)
 bench=$build/bench/advrec-step-bench
 [ -x "$bench" ] || { echo "step_bench.sh: no $bench (configure with -DADVREC_BENCH=ON)" >&2; exit 66; }
