@@ -4,7 +4,9 @@
  * Owns nothing: rows and scratch belong to the caller. Loops are plain
  * loops over k floats; reductions use eight fixed partial sums, so they
  * vectorise and still add in an order fixed by the code, not by the data:
- * a replay gives bit-identical rows.
+ * a replay gives bit-identical rows. advrec_apr_step() runs BPR and FGSM
+ * as a fused step (four passes over the three rows, see fused_bpr()) that
+ * computes exactly what the pieces below compose to; PGD runs the pieces.
  */
 #include "apr.h"
 
@@ -383,18 +385,239 @@ static void adagrad(int k, float step, float init, float *w, float *acc,
     }
 }
 
+/*
+ * The fused step: BPR, or APR with FGSM, in four passes over the three rows
+ * (x; the clean gradient's norms; x at Theta + Delta; gradient and Adagrad
+ * per coordinate) instead of a dozen loops over scratch arrays. Every
+ * coordinate of the gradient depends only on the old values of that
+ * coordinate once c (and c') are known, so the update can follow the
+ * gradient coordinate by coordinate. The float operations and their order
+ * are those of advrec_apr_fgsm() + advrec_apr_objective_grad() + adagrad()
+ * above, term for term (checked bit for bit against them by
+ * test_fused_step_matches_pieces): the perturbation is recomputed where it
+ * is used instead of stored, and ||g_j|| is ||g_i|| (g_j = -g_i exactly).
+ *
+ * Built twice on x86-64 (AVX2 and the baseline, picked at load time by the
+ * ifunc that target_clones makes): the loops are element-wise or reduce in
+ * eight fixed lanes, sqrt and division are correctly rounded at any vector
+ * width, and -std=c11 keeps FMA contraction off, so both clones compute the
+ * same bits; the shipped build still runs on any x86-64. apr.c is compiled
+ * with -fno-math-errno (CMakeLists.txt), without which sqrtf keeps a scalar
+ * call path for errno and the Adagrad loop does not vectorise.
+ */
+#if defined(__x86_64__) && defined(__has_attribute)
+#if __has_attribute(target_clones) && !defined(ADVREC_NO_CLONES)
+#define APR_CLONES __attribute__((target_clones("avx2", "default")))
+#endif
+#endif
+#ifndef APR_CLONES
+#define APR_CLONES
+#endif
+
+/* The three rows of a step: factors and accumulators, k floats each, six
+ * distinct arrays (users and items are separate tables, i != j). */
+typedef struct fused_s {
+    float *p, *qi, *qj;  /* factors */
+    float *ap, *ai, *aj; /* accumulators */
+} fused_t;
+
+/* The eight-lane sum of the lanes (as dot()). */
+static inline float lanes(const float s[8], float tail)
+{
+    return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7])) +
+           tail;
+}
+
+/* x = p . (qi - qj), eight lanes then the tail, as dot_diff(). */
+APR_CLONES
+static float fused_x(int k, const float *restrict p, const float *restrict qi,
+                     const float *restrict qj)
+{
+    float s[8] = {0};
+    float tail = 0.0f;
+    int n = 0;
+
+    for (; n + 8 <= k; n += 8)
+        for (int l = 0; l < 8; l++)
+            s[l] += p[n + l] * (qi[n + l] - qj[n + l]);
+    for (; n < k; n++)
+        tail += p[n] * (qi[n] - qj[n]);
+    return lanes(s, tail);
+}
+
+/* FGSM's per-row scale eps / ||g||; *keep is 0 when Delta_r is 0 (a cold
+ * row, or a gradient of norm 0 or not finite, as normalise_to()), else all
+ * ones. */
+static inline float fgsm_scale(float sq, float eps, unsigned warm,
+                               uint32_t *keep)
+{
+    float norm = sqrtf(sq);
+    int zero = !(norm > 0.0f) || !isfinite(norm);
+
+    /* The scale does not depend on warm: g_j's is g_i's, whether or not
+     * the positive item is warm. */
+    *keep = zero || !warm ? 0u : ~0u;
+    return zero ? 0.0f : eps / norm;
+}
+
+/* dL/dx = -sigma(-x) from e = expf(-|x|), as dloss_dx(). */
+static inline float c_of(float x, float e)
+{
+    return x >= 0.0f ? -(e / (1.0f + e)) : -(1.0f / (1.0f + e));
+}
+
+/* -ln sigma(x) from the same e, as advrec_apr_loss_of_x(). */
+static inline float loss_of(float x, float e)
+{
+    return x >= 0.0f ? log1pf(e) : -x + log1pf(e);
+}
+
+/* v, or +0 when keep is 0 (keep: all ones or 0). A bit mask, not a branch
+ * or a ?: (which kept the loops from vectorising): the result is the same
+ * +0 that normalise_to()'s memset gives a zero row. */
+static inline float pick(uint32_t keep, float v)
+{
+    uint32_t b;
+
+    memcpy(&b, &v, sizeof(b));
+    b &= keep;
+    memcpy(&v, &b, sizeof(v));
+    return v;
+}
+
+/* One Adagrad coordinate: acc += g^2, then the new weight from the old
+ * one (wn), as adagrad(). */
+static inline float adagrad_at(float *acc, float wn, float g, float step,
+                               float init)
+{
+    *acc += g * g;
+    return wn - step * g / sqrtf(*acc + ADAGRAD_EPS + init);
+}
+
+APR_CLONES
+static void fused_bpr(int k, float *restrict p, float *restrict qi,
+                      float *restrict qj, float *restrict ap,
+                      float *restrict ai, float *restrict aj, float c,
+                      float reg2, float step, float init)
+{
+    for (int n = 0; n < k; n++) {
+        float pn = p[n], in = qi[n], jn = qj[n];
+        float gp = c * (in - jn), gi = c * pn, gj = -(c * pn);
+
+        gp += reg2 * pn;
+        gi += reg2 * in;
+        gj += reg2 * jn;
+        p[n] = adagrad_at(&ap[n], pn, gp, step, init);
+        qi[n] = adagrad_at(&ai[n], in, gi, step, init);
+        qj[n] = adagrad_at(&aj[n], jn, gj, step, init);
+    }
+}
+
+/* The squared norms of the clean gradient rows g_u = c (qi - qj), g_i = c p
+ * (g_j = -g_i has g_i's), eight lanes each as dot(). */
+APR_CLONES
+static void fused_norms(int k, const float *restrict p,
+                        const float *restrict qi, const float *restrict qj,
+                        float c, float *su2, float *si2)
+{
+    float a[8] = {0}, b[8] = {0};
+    float ta = 0.0f, tb = 0.0f;
+    int n = 0;
+
+    for (; n + 8 <= k; n += 8)
+        for (int l = 0; l < 8; l++) {
+            float gu = c * (qi[n + l] - qj[n + l]), gi = c * p[n + l];
+            a[l] += gu * gu;
+            b[l] += gi * gi;
+        }
+    for (; n < k; n++) {
+        float gu = c * (qi[n] - qj[n]), gi = c * p[n];
+        ta += gu * gu;
+        tb += gi * gi;
+    }
+    *su2 = lanes(a, ta);
+    *si2 = lanes(b, tb);
+}
+
+/* FGSM's Delta at one coordinate, recomputed from the old values (pn, in,
+ * jn) where it is used instead of stored: su, si the scales, ku, ki, kj the
+ * keep masks (g_j = -g_i, so Delta_j uses g_i's scale). */
+typedef struct delta_s {
+    float u, i, j;
+} delta_t;
+
+static inline delta_t delta_at(float pn, float in, float jn, float c, float su,
+                               float si, uint32_t ku, uint32_t ki, uint32_t kj)
+{
+    delta_t d;
+
+    d.u = pick(ku, su * (c * (in - jn)));
+    d.i = pick(ki, si * (c * pn));
+    d.j = pick(kj, si * -(c * pn));
+    return d;
+}
+
+/* x' = (p + du) . ((qi + di) - (qj + dj)), as dot_diff_pert(). */
+APR_CLONES
+static float fused_xadv(int k, const float *restrict p,
+                        const float *restrict qi, const float *restrict qj,
+                        float c, float su, float si, uint32_t ku, uint32_t ki,
+                        uint32_t kj)
+{
+    float s[8] = {0};
+    float tail = 0.0f;
+    int n = 0;
+
+    for (; n + 8 <= k; n += 8)
+        for (int l = 0; l < 8; l++) {
+            int m = n + l;
+            delta_t d = delta_at(p[m], qi[m], qj[m], c, su, si, ku, ki, kj);
+            s[l] += (p[m] + d.u) * ((qi[m] + d.i) - (qj[m] + d.j));
+        }
+    for (; n < k; n++) {
+        delta_t d = delta_at(p[n], qi[n], qj[n], c, su, si, ku, ki, kj);
+        tail += (p[n] + d.u) * ((qi[n] + d.i) - (qj[n] + d.j));
+    }
+    return lanes(s, tail);
+}
+
+APR_CLONES
+static void fused_apr(int k, float *restrict p, float *restrict qi,
+                      float *restrict qj, float *restrict ap,
+                      float *restrict ai, float *restrict aj, float c, float su,
+                      float si, uint32_t ku, uint32_t ki, uint32_t kj, float lc,
+                      float reg2, float step, float init)
+{
+    for (int n = 0; n < k; n++) {
+        float pn = p[n], in = qi[n], jn = qj[n];
+        delta_t d = delta_at(pn, in, jn, c, su, si, ku, ki, kj);
+        float pa = pn + d.u;
+        float gp = c * (in - jn), gi = c * pn, gj = -(c * pn);
+
+        gp += lc * ((in + d.i) - (jn + d.j));
+        gi += lc * pa;
+        gj -= lc * pa;
+        gp += reg2 * pn;
+        gi += reg2 * in;
+        gj += reg2 * jn;
+        p[n] = adagrad_at(&ap[n], pn, gp, step, init);
+        qi[n] = adagrad_at(&ai[n], in, gi, step, init);
+        qj[n] = adagrad_at(&aj[n], jn, gj, step, init);
+    }
+}
+
 static void count_update(const advrec_apr_row_t *row)
 {
     if (row->updates && *row->updates != UINT32_MAX)
         (*row->updates)++;
 }
 
-advrec_err_t advrec_apr_step(const advrec_apr_params_t *params,
-                             const advrec_apr_row_t *u,
-                             const advrec_apr_row_t *i,
-                             const advrec_apr_row_t *j, float weight,
-                             int allow_adv, float *scratch,
-                             advrec_apr_result_t *result)
+/* The step from the pieces above, through scratch: what PGD runs, and the
+ * reference the fused step is tested against. Arguments already checked. */
+static void step_general(const advrec_apr_params_t *params,
+                         const advrec_apr_row_t *u, const advrec_apr_row_t *i,
+                         const advrec_apr_row_t *j, float weight, int allow_adv,
+                         float *scratch, advrec_apr_result_t *result)
 {
     const int k = params->k;
     float *gp = scratch, *gi = scratch + k, *gj = scratch + 2 * k;
@@ -407,9 +630,6 @@ advrec_err_t advrec_apr_step(const advrec_apr_params_t *params,
     unsigned rows;
     float gb[2], loss, adv_loss;
     advrec_apr_params_t eff = *params;
-
-    if (i->w == j->w || !isfinite(weight) || weight < 0.0f)
-        return ADVREC_ERR_INVALID_ARG;
 
     eff.use_bias = use_bias;
     rows = allow_adv ? advrec_apr_warmed(params, u, i, j) : 0u;
@@ -442,7 +662,7 @@ advrec_err_t advrec_apr_step(const advrec_apr_params_t *params,
         result->updated = weight > 0.0f;
     }
     if (weight == 0.0f)
-        return ADVREC_OK;
+        return;
 
     /* Every gradient above was taken at the old values; now write. */
     adagrad(k, params->lr * weight, params->adagrad_init, u->w, u->acc, gp);
@@ -457,6 +677,86 @@ advrec_err_t advrec_apr_step(const advrec_apr_params_t *params,
     count_update(u);
     count_update(i);
     count_update(j);
+}
+
+/* The fused step (BPR, or APR with FGSM): see fused_bpr() for why it
+ * computes what step_general() does, bit for bit. rows: the warm rows
+ * (ADVREC_APR_ROW_*), 0 for a step without the adversarial term. */
+static void step_fused(const advrec_apr_params_t *params,
+                       const advrec_apr_row_t *u, const advrec_apr_row_t *i,
+                       const advrec_apr_row_t *j, float weight, unsigned rows,
+                       advrec_apr_result_t *result)
+{
+    const int k = params->k;
+    const float reg2 = 2.0f * params->reg;
+    const fused_t r = {u->w, i->w, j->w, u->acc, i->acc, j->acc};
+    int use_bias = params->use_bias && i->bias && j->bias;
+    float bi = use_bias ? *i->bias : 0.0f;
+    float bj = use_bias ? *j->bias : 0.0f;
+    float x = fused_x(k, r.p, r.qi, r.qj) + (bi - bj);
+    float e = expf(x >= 0.0f ? -x : x);
+    float c = c_of(x, e);
+    float gbi = c, gbj = -c, su = 0.0f, si = 0.0f, lc = 0.0f, adv = 0.0f;
+    float step, init;
+    uint32_t ku = 0, ki = 0, kj = 0;
+
+    if (rows) {
+        float su2, si2, xa, ea;
+
+        fused_norms(k, r.p, r.qi, r.qj, c, &su2, &si2);
+        su = fgsm_scale(su2, params->adv_eps, rows & ADVREC_APR_ROW_U, &ku);
+        si = fgsm_scale(si2, params->adv_eps, rows & ADVREC_APR_ROW_I, &ki);
+        (void)fgsm_scale(si2, params->adv_eps, rows & ADVREC_APR_ROW_J, &kj);
+        xa = fused_xadv(k, r.p, r.qi, r.qj, c, su, si, ku, ki, kj) + (bi - bj);
+        ea = expf(xa >= 0.0f ? -xa : xa);
+        lc = params->adv_lambda * c_of(xa, ea);
+        if (result)
+            adv = loss_of(xa, ea);
+        gbi += lc;
+        gbj -= lc;
+    }
+    if (result) {
+        result->loss = loss_of(x, e);
+        result->adv_loss = adv;
+        result->adversarial = rows != 0;
+        result->updated = weight > 0.0f;
+    }
+    if (weight == 0.0f)
+        return;
+    step = params->lr * weight;
+    init = params->adagrad_init;
+    if (rows)
+        fused_apr(k, r.p, r.qi, r.qj, r.ap, r.ai, r.aj, c, su, si, ku, ki, kj,
+                  lc, reg2, step, init);
+    else
+        fused_bpr(k, r.p, r.qi, r.qj, r.ap, r.ai, r.aj, c, reg2, step, init);
+    if (use_bias) {
+        float gb[2] = {gbi + reg2 * bi, gbj + reg2 * bj};
+
+        adagrad(1, step, init, i->bias, i->bias_acc, &gb[0]);
+        adagrad(1, step, init, j->bias, j->bias_acc, &gb[1]);
+    }
+    count_update(u);
+    count_update(i);
+    count_update(j);
+}
+
+advrec_err_t advrec_apr_step(const advrec_apr_params_t *params,
+                             const advrec_apr_row_t *u,
+                             const advrec_apr_row_t *i,
+                             const advrec_apr_row_t *j, float weight,
+                             int allow_adv, float *scratch,
+                             advrec_apr_result_t *result)
+{
+    unsigned rows;
+
+    if (i->w == j->w || !isfinite(weight) || weight < 0.0f)
+        return ADVREC_ERR_INVALID_ARG;
+    rows = allow_adv ? advrec_apr_warmed(params, u, i, j) : 0u;
+    if (rows && params->adv_steps > 1)
+        step_general(params, u, i, j, weight, allow_adv, scratch, result);
+    else
+        step_fused(params, u, i, j, weight, rows, result);
     return ADVREC_OK;
 }
 

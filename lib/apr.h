@@ -182,8 +182,12 @@ unsigned advrec_apr_warmed(const advrec_apr_params_t *params,
  *   acc += G^2;  theta -= lr * weight * G / sqrt(acc + 1e-20 + adagrad_init)
  * (per coordinate; adagrad_init is the accumulator's starting value, kept
  * out of the stored accumulator so rows need no re-initialisation)
- * weight 0 writes nothing (quarantine). Rows are updated in place; scratch is
- * the caller's (advrec_apr_scratch_floats(k) floats). result may be NULL.
+ * weight 0 writes nothing (quarantine). Rows are updated in place and must
+ * not overlap (u from the user table, i != j from the item table); scratch
+ * is the caller's (advrec_apr_scratch_floats(k) floats; only PGD uses it,
+ * its contents afterwards are unspecified). result may be NULL.
+ * BPR and FGSM steps run fused and vectorised, with the same bits as the
+ * pieces above composed (docs/MODEL.md, "Speed").
  * Returns ADVREC_ERR_INVALID_ARG, writing nothing, when i and j are the same
  * row or weight is negative or not finite.
  */

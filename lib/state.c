@@ -5,6 +5,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "idmap.h"
 
@@ -15,6 +16,12 @@ struct advrec_state_s {
     advrec_user_ext_t ux;
 };
 
+/* Factor tables from this size on are 2 MiB aligned and asked for huge pages:
+ * a training step reads three random rows, and with 4 KiB pages each row is
+ * a TLB miss once the tables outgrow the TLB's reach (a few MB). */
+#define HUGE_MIN   ((size_t)4 << 20)
+#define HUGE_ALIGN ((size_t)2 << 20)
+
 /* Grows *p from old to new_n elements of size sz, zeroing the new part;
  * aligned to 64 bytes when align is set (factor matrices go to BLAS). */
 static int grow(void **p, size_t old_n, size_t new_n, size_t sz, int align)
@@ -23,10 +30,16 @@ static int grow(void **p, size_t old_n, size_t new_n, size_t sz, int align)
     size_t bytes = new_n * sz;
 
     if (align) {
-        bytes = (bytes + 63) & ~(size_t)63;
-        q = aligned_alloc(64, bytes);
+        size_t al = bytes >= HUGE_MIN ? HUGE_ALIGN : 64;
+
+        bytes = (bytes + al - 1) & ~(al - 1);
+        q = aligned_alloc(al, bytes);
         if (!q)
             return -1;
+#ifdef MADV_HUGEPAGE
+        if (al == HUGE_ALIGN)
+            (void)madvise(q, bytes, MADV_HUGEPAGE);
+#endif
         if (*p)
             memcpy(q, *p, old_n * sz);
         free(*p);

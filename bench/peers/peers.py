@@ -22,6 +22,15 @@ by about a percent, more than some of the differences being compared.
     venv.sh peers.py DIR [--json OUT] [--k 64] [--threads 1] [--seed 42]
                      [--seeds 1,2,3,4,5] [--libs implicit,cornac]
                      [--lr L,.. --reg R,.. --iters N,.. --validation-only]
+
+With --speed, nothing is tuned or measured for quality: each library is
+trained on all of DIR/train.tsv (--iters N, default 20; lr 0.05, reg 0.01)
+--repeat R times, and one line per library and run goes to stdout,
+"implicit-bpr <updates> <cpu_s>": updates = iterations x the sampled
+triples per iteration (implicit: the binarised matrix's non-zeros; cornac:
+its training triples), cpu_s = process CPU time of fit() only (the data set
+and matrix are built before the clock starts). bench/step_bench.sh puts
+these next to ours.
 """
 import argparse
 import json
@@ -174,6 +183,42 @@ GRIDS = {
 FITS = {"implicit": implicit_fit, "cornac": cornac_fit}
 
 
+def speed(a):
+    """Updates per CPU-second of each library's BPR fit, one thread."""
+    train, _, _, n_users, n_items = read_split(a.split)
+    pairs = [(u, i) for u, i, _ in train]
+    iters = int(a.iters) if a.iters else 20
+    for _ in range(a.repeat):
+        for lib in a.libs.split(","):
+            if lib == "implicit":
+                from implicit.cpu.bpr import BayesianPersonalizedRanking
+                m = matrix(pairs, n_users, n_items)
+                model = BayesianPersonalizedRanking(
+                    factors=a.k, learning_rate=0.05, regularization=0.01,
+                    iterations=iters, num_threads=a.threads,
+                    random_state=a.seed)
+                t0 = time.process_time()
+                model.fit(m, show_progress=False)
+                dt = time.process_time() - t0
+                updates = m.nnz * iters
+            elif lib == "cornac":
+                import cornac
+                ds = cornac.data.Dataset.build(
+                    [(str(u), str(i), 1.0) for u, i in pairs], seed=a.seed)
+                model = cornac.models.BPR(
+                    k=a.k, max_iter=iters, learning_rate=0.05,
+                    lambda_reg=0.01, num_threads=a.threads, seed=a.seed,
+                    verbose=False)
+                t0 = time.process_time()
+                model.fit(ds)
+                dt = time.process_time() - t0
+                updates = len(ds.uir_tuple[0]) * iters
+            else:
+                sys.exit(f"peers.py: --speed knows implicit and cornac, "
+                         f"not {lib}")
+            print(f"{lib}-bpr {updates} {dt:.4f}", flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("split")
@@ -191,8 +236,15 @@ def main():
     ap.add_argument("--seeds", default="",
                     help="comma-separated training seeds to repeat the "
                     "tuned setting with")
+    ap.add_argument("--speed", action="store_true",
+                    help="updates per CPU-second only (see above)")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="--speed: runs per library")
     a = ap.parse_args()
     os.environ.setdefault("OPENBLAS_NUM_THREADS", str(a.threads))
+    if a.speed:
+        speed(a)
+        return
     train, test, val, n_users, n_items = read_split(a.split)
     if val is not None:
         fit_pairs, val_source = held_out(train, val), "val.tsv"

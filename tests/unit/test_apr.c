@@ -415,6 +415,66 @@ static void test_loss_on_repeated_pair_decreases(void)
     }
 }
 
+/* dst = src with dst's own pointers (a row copy for a second step). */
+static void trow_copy(trow_t *dst, const trow_t *src)
+{
+    memcpy(dst, src, sizeof(*dst));
+    dst->row.w = dst->w;
+    dst->row.acc = dst->acc;
+    dst->row.bias = src->row.bias ? &dst->bias : NULL;
+    dst->row.bias_acc = src->row.bias_acc ? &dst->bias_acc : NULL;
+    dst->row.updates = &dst->updates;
+}
+
+/* The step as the pieces of apr.h compose it (FGSM, the objective's
+ * gradient, Adagrad written out), for comparison with advrec_apr_step(),
+ * which fuses them. rows: the warm rows, as advrec_apr_warmed(). */
+static void pieces_step(const advrec_apr_params_t *params, trow_t *u, trow_t *i,
+                        trow_t *j, float weight, unsigned rows,
+                        advrec_apr_result_t *res)
+{
+    const int k = params->k;
+    advrec_apr_params_t eff = *params;
+    int use_bias = params->use_bias && i->row.bias && j->row.bias;
+    float bi = use_bias ? i->bias : 0.0f, bj = use_bias ? j->bias : 0.0f;
+    float du[KMAX], di[KMAX], dj[KMAX], gp[KMAX], gi[KMAX], gj[KMAX], gb[2];
+    float step = params->lr * weight, init = params->adagrad_init;
+    trow_t *t[3] = {u, i, j};
+    float *g[3] = {gp, gi, gj};
+
+    eff.use_bias = use_bias;
+    if (rows) {
+        advrec_apr_fgsm(k, params->adv_eps, u->w, i->w, j->w, bi, bj, du, di,
+                        dj);
+        if (!(rows & ADVREC_APR_ROW_U))
+            memset(du, 0, sizeof(du));
+        if (!(rows & ADVREC_APR_ROW_I))
+            memset(di, 0, sizeof(di));
+        if (!(rows & ADVREC_APR_ROW_J))
+            memset(dj, 0, sizeof(dj));
+    }
+    res->loss = advrec_apr_objective_grad(
+        &eff, u->w, i->w, j->w, bi, bj, rows ? du : NULL, rows ? di : NULL,
+        rows ? dj : NULL, gp, gi, gj, gb, &res->adv_loss);
+    res->adversarial = rows != 0;
+    res->updated = weight > 0.0f;
+    if (weight == 0.0f)
+        return;
+    for (int r = 0; r < 3; r++) {
+        for (int n = 0; n < k; n++) {
+            t[r]->acc[n] += g[r][n] * g[r][n];
+            t[r]->w[n] -= step * g[r][n] / sqrtf(t[r]->acc[n] + 1e-20f + init);
+        }
+        t[r]->updates++;
+    }
+    if (use_bias) {
+        i->bias_acc += gb[0] * gb[0];
+        i->bias -= step * gb[0] / sqrtf(i->bias_acc + 1e-20f + init);
+        j->bias_acc += gb[1] * gb[1];
+        j->bias -= step * gb[1] / sqrtf(j->bias_acc + 1e-20f + init);
+    }
+}
+
 static void test_warmup_switches_adversarial_on(void)
 {
     advrec_apr_params_t params;
@@ -441,21 +501,31 @@ static void test_warmup_switches_adversarial_on(void)
         CHECK_INT(u.updates, s + 1);
     }
     /* One cold row in the triple: the term is on for the warm rows, and the
-     * cold row is not perturbed (Delta_j, scratch[5k..6k), is 0; Delta_u,
-     * scratch[3k..4k), has length eps). */
+     * cold row is not perturbed: the step is the pieces' step with
+     * Delta_j = 0, not the one that perturbs j as well. */
     CHECK_INT(advrec_apr_warmed(&params, &u.row, &i.row, &fresh.row),
               ADVREC_APR_ROW_U | ADVREC_APR_ROW_I);
-    advrec_apr_step(&params, &u.row, &i.row, &fresh.row, 1.0f, 1, scratch,
-                    &res);
-    CHECK_INT(res.adversarial, 1);
     {
-        float nu = 0.0f, nj = 0.0f;
-        for (int n = 0; n < params.k; n++) {
-            nu += scratch[3 * params.k + n] * scratch[3 * params.k + n];
-            nj += scratch[5 * params.k + n] * scratch[5 * params.k + n];
-        }
-        CHECK_NEAR(sqrtf(nu), params.adv_eps, 1e-5);
-        CHECK_NEAR(nj, 0.0f, 0.0f);
+        trow_t c[3], all[3];
+        advrec_apr_result_t rc, rall;
+
+        trow_copy(&c[0], &u);
+        trow_copy(&c[1], &i);
+        trow_copy(&c[2], &fresh);
+        memcpy(all, c, sizeof(c));
+        for (int r = 0; r < 3; r++)
+            trow_copy(&all[r], &c[r]);
+        advrec_apr_step(&params, &u.row, &i.row, &fresh.row, 1.0f, 1, scratch,
+                        &res);
+        CHECK_INT(res.adversarial, 1);
+        pieces_step(&params, &c[0], &c[1], &c[2], 1.0f,
+                    ADVREC_APR_ROW_U | ADVREC_APR_ROW_I, &rc);
+        pieces_step(&params, &all[0], &all[1], &all[2], 1.0f,
+                    ADVREC_APR_ROW_U | ADVREC_APR_ROW_I | ADVREC_APR_ROW_J,
+                    &rall);
+        CHECK(memcmp(fresh.w, c[2].w, sizeof(fresh.w)) == 0);
+        CHECK(memcmp(u.w, c[0].w, sizeof(u.w)) == 0);
+        CHECK(memcmp(fresh.w, all[2].w, sizeof(fresh.w)) != 0);
     }
     /* Every row cold: the term stays off. */
     {
@@ -802,6 +872,81 @@ static void test_params_check(void)
     CHECK(strstr(err, "k = 0") != NULL);
 }
 
+/* advrec_apr_step() runs BPR and FGSM as four fused passes over the rows
+ * (vectorised, an AVX2 clone on x86-64); it must give exactly the bits of
+ * the pieces it replaces, for any k (tails after the eight lanes), with
+ * and without biases, reg, Adagrad's initial value, warm masks, zero
+ * gradients, and weights 0 and 3. */
+static void test_fused_step_matches_pieces(void)
+{
+    static const int ks[] = {1, 5, 8, 13, 64};
+    advrec_rng_t rng = advrec_rng_for_id(7, "fused");
+    float scratch[12 * KMAX];
+    int mismatches = 0, adversarial = 0;
+
+    for (int trial = 0; trial < 2000; trial++) {
+        advrec_apr_params_t params;
+        trow_t a[3], b[3];
+        advrec_apr_result_t ra, rb;
+        unsigned rows;
+        float weight;
+        int allow;
+
+        advrec_apr_params_default(&params);
+        params.k = ks[trial % 5];
+        params.use_bias = (trial / 5) % 2;
+        params.reg = (trial / 10) % 2 ? 0.01f : 0.0f;
+        params.adagrad_init = (trial / 20) % 2 ? 0.1f : 0.0f;
+        params.adv_lambda = (trial / 40) % 3 == 0 ? 1.0f : 0.35f;
+        params.adv_eps = (trial / 120) % 4 == 3 ? 0.0f : 0.5f;
+        params.adv_warmup = 1;
+        allow = trial % 7 != 0;
+        weight = trial % 11 == 0 ? 0.0f : trial % 3 == 0 ? 3.0f : 1.0f;
+        for (int r = 0; r < 3; r++) {
+            trow_bind(&a[r], r > 0);
+            fill_uniform(&rng, a[r].w, params.k, 1.0f);
+            fill_uniform(&rng, a[r].acc, params.k, 1.0f);
+            for (int n = 0; n < params.k; n++)
+                a[r].acc[n] = a[r].acc[n] < 0 ? 0.0f : a[r].acc[n];
+            a[r].bias = advrec_rng_float(&rng) - 0.5f;
+            a[r].updates = advrec_rng_below(&rng, 2);
+        }
+        if (trial % 13 == 0) /* g_u = 0: FGSM leaves the user alone */
+            memcpy(a[2].w, a[1].w, sizeof(a[1].w));
+        if (trial % 17 == 0) /* g_i = g_j = 0 */
+            memset(a[0].w, 0, sizeof(a[0].w));
+        memcpy(b, a, sizeof(a));
+        for (int r = 0; r < 3; r++) {
+            b[r].row.w = b[r].w;
+            b[r].row.acc = b[r].acc;
+            b[r].row.bias = r > 0 ? &b[r].bias : NULL;
+            b[r].row.bias_acc = r > 0 ? &b[r].bias_acc : NULL;
+            b[r].row.updates = &b[r].updates;
+        }
+        rows = allow
+                   ? advrec_apr_warmed(&params, &a[0].row, &a[1].row, &a[2].row)
+                   : 0u;
+        CHECK_INT(advrec_apr_step(&params, &a[0].row, &a[1].row, &a[2].row,
+                                  weight, allow, scratch, &ra),
+                  ADVREC_OK);
+        pieces_step(&params, &b[0], &b[1], &b[2], weight, rows, &rb);
+        adversarial += ra.adversarial;
+        for (int r = 0; r < 3; r++)
+            if (memcmp(a[r].w, b[r].w, sizeof(a[r].w)) ||
+                memcmp(a[r].acc, b[r].acc, sizeof(a[r].acc)) ||
+                memcmp(&a[r].bias, &b[r].bias, sizeof(float)) ||
+                memcmp(&a[r].bias_acc, &b[r].bias_acc, sizeof(float)) ||
+                a[r].updates != b[r].updates)
+                mismatches++;
+        if (memcmp(&ra.loss, &rb.loss, sizeof(float)) ||
+            memcmp(&ra.adv_loss, &rb.adv_loss, sizeof(float)) ||
+            ra.adversarial != rb.adversarial || ra.updated != rb.updated)
+            mismatches++;
+    }
+    CHECK_INT(mismatches, 0);
+    CHECK(adversarial > 1000);
+}
+
 int main(void)
 {
     RUN(test_gradient_matches_finite_differences);
@@ -815,6 +960,7 @@ int main(void)
     RUN(test_weight_scales_update);
     RUN(test_reg_shrinks_rows);
     RUN(test_pgd_one_step_is_fgsm);
+    RUN(test_fused_step_matches_pieces);
     RUN(test_perturb_tables_raises_loss);
     RUN(test_row_init_and_sampling);
     RUN(test_rng_streams);

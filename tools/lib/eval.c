@@ -15,7 +15,9 @@
 #include "rng.h"
 #include "topn.h"
 
-#define NEG_REDRAWS 3 /* as the engine: redraws of a seen negative */
+#define NEG_REDRAWS   3  /* as the engine: redraws of a seen negative */
+#define AHEAD         4  /* training: events whose negatives are drawn early */
+#define SHUFFLE_AHEAD 16 /* training: swaps whose partners are drawn early */
 
 struct advrec_eval_data_s {
     advrec_eval_inter_t *v;
@@ -559,6 +561,49 @@ advrec_state_t *advrec_eval_model_new(const advrec_eval_data_t *d,
     return st;
 }
 
+/* Asks for row idx's factors and accumulators to be brought into the
+ * cache (k floats each); a hint, never a fault. */
+static void prefetch_row(const advrec_rows_t *rows, uint32_t idx)
+{
+    const char *w = (const char *)(rows->w + (size_t)idx * rows->k);
+    const char *acc = (const char *)(rows->acc + (size_t)idx * rows->k);
+    size_t bytes = (size_t)rows->k * sizeof(float);
+
+    for (size_t b = 0; b < bytes; b += 64) {
+        __builtin_prefetch(w + b, 1);
+        __builtin_prefetch(acc + b, 1);
+    }
+}
+
+/* One training interaction as the loop reads it: the rows, and where the
+ * user's training items are (the negatives' check; n_tr 0 for users outside
+ * the split, fake shilling users, whose negatives are plain uniform).
+ * Shuffled in place each pass, so the loop reads them in sequence instead
+ * of chasing an index into the interactions and then into the split. */
+typedef struct tstep_s {
+    uint32_t user, item;
+    uint32_t n_tr; /* the user's training items: s->tr_it[off .. off+n_tr) */
+    uint32_t pad;
+    size_t off;
+} tstep_t;
+
+/* The n negatives of t, from rng: uniform over the items, redrawn up to
+ * NEG_REDRAWS times while the user has the item in training. */
+static void draw_negatives(const advrec_eval_split_t *s, uint32_t n_items,
+                           const tstep_t *t, uint32_t n, advrec_rng_t *rng,
+                           uint32_t *out)
+{
+    const uint32_t *tr = s->tr_it + t->off;
+
+    for (uint32_t a = 0; a < n; a++) {
+        uint32_t j = advrec_apr_sample_negative(rng, n_items, t->item);
+
+        for (int r = 0; r < NEG_REDRAWS && sorted_has(tr, t->n_tr, j); r++)
+            j = advrec_apr_sample_negative(rng, n_items, t->item);
+        out[a] = j;
+    }
+}
+
 advrec_err_t advrec_eval_train(advrec_state_t *model,
                                const advrec_eval_split_t *s,
                                const advrec_eval_inter_t *train, size_t n_train,
@@ -568,8 +613,9 @@ advrec_err_t advrec_eval_train(advrec_state_t *model,
 {
     advrec_rows_t *users = advrec_state_users(model);
     advrec_rows_t *items = advrec_state_items(model);
-    size_t *order = NULL;
+    tstep_t *steps = NULL; /* train, as the loop reads it, shuffled */
     float *scratch = NULL;
+    uint32_t *negs = NULL; /* AHEAD + 1 events' negatives, a ring */
     advrec_err_t err = ADVREC_OK;
     int bias = p->apr.use_bias;
 
@@ -583,41 +629,89 @@ advrec_err_t advrec_eval_train(advrec_state_t *model,
         if (train[e].user >= users->n || train[e].item >= items->n)
             return advrec_seterr(ADVREC_ERR_INVALID_ARG, errstr, errstr_size,
                                  "eval: interaction %zu out of the model", e);
-    order = malloc((n_train ? n_train : 1) * sizeof(*order));
+    steps = malloc((n_train ? n_train : 1) * sizeof(*steps));
     scratch = malloc(advrec_apr_scratch_floats(p->apr.k) * sizeof(float));
-    if (!order || !scratch) {
+    negs = malloc((AHEAD + 1) * (size_t)p->negatives * sizeof(*negs));
+    if (!steps || !scratch || !negs) {
         err = advrec_seterr(ADVREC_ERR_NOMEM, errstr, errstr_size,
                             "eval: out of memory");
         goto out;
     }
-    for (size_t e = 0; e < n_train; e++)
-        order[e] = e;
+    for (size_t e = 0; e < n_train; e++) {
+        uint32_t u = train[e].user;
+        int in_split = u < s->n_users;
+
+        steps[e].user = u;
+        steps[e].item = train[e].item;
+        steps[e].off = in_split ? s->tr_off[u] : 0;
+        steps[e].n_tr =
+            in_split ? (uint32_t)(s->tr_off[u + 1] - s->tr_off[u]) : 0;
+        steps[e].pad = 0;
+    }
     for (uint32_t ep = 0; ep < p->epochs; ep++) {
         advrec_rng_t rng = {advrec_mix64(p->seed * 0x9e3779b97f4a7c15ull + ep)};
         int adv = ep >= p->bpr_epochs;
 
-        /* Fisher-Yates: a fresh order each pass, as SGD over BPR wants. */
-        for (size_t e = n_train; e > 1; e--) {
-            size_t r = advrec_rng_below(&rng, (uint32_t)e);
-            size_t t = order[e - 1];
-            order[e - 1] = order[r];
-            order[r] = t;
+        /* Fisher-Yates: a fresh order each pass, as SGD over BPR wants
+         * (the same swaps as on an index array, on the steps themselves).
+         * The swap partners are drawn SHUFFLE_AHEAD swaps early, in the
+         * same order from the stream, and prefetched: a random read of the
+         * steps otherwise stalls each swap. */
+        {
+            size_t ring[SHUFFLE_AHEAD], drawn = n_train;
+
+            for (; drawn > 1 && n_train - drawn < SHUFFLE_AHEAD; drawn--) {
+                ring[drawn % SHUFFLE_AHEAD] =
+                    advrec_rng_below(&rng, (uint32_t)drawn);
+                __builtin_prefetch(&steps[ring[drawn % SHUFFLE_AHEAD]], 1);
+            }
+            for (size_t e = n_train; e > 1; e--) {
+                size_t r = ring[e % SHUFFLE_AHEAD];
+                tstep_t t;
+
+                if (drawn > 1) {
+                    /* drawn = e - SHUFFLE_AHEAD: the slot r came from. */
+                    ring[drawn % SHUFFLE_AHEAD] =
+                        advrec_rng_below(&rng, (uint32_t)drawn);
+                    __builtin_prefetch(&steps[ring[drawn % SHUFFLE_AHEAD]], 1);
+                    drawn--;
+                }
+                t = steps[e - 1];
+                steps[e - 1] = steps[r];
+                steps[r] = t;
+            }
         }
+        /* Negatives are drawn AHEAD events early (the draws keep their
+         * order in the stream, so the model is the same), and what the
+         * coming events read is prefetched while this one trains: the
+         * users' training items (the negatives' check) 2 AHEAD early, the
+         * three rows AHEAD early. On a data set whose tables outgrow the
+         * cache, the step otherwise waits on memory for each of them
+         * (docs/PERFORMANCE.md, "Model step"). */
+        for (size_t e = 0; e < AHEAD && e < n_train; e++)
+            draw_negatives(s, items->n, &steps[e], p->negatives, &rng,
+                           negs + (e % (AHEAD + 1)) * p->negatives);
         for (size_t e = 0; e < n_train; e++) {
-            const advrec_eval_inter_t *x = &train[order[e]];
+            const tstep_t *x = &steps[e];
             advrec_apr_row_t ru = row_of(users, x->user, 0);
             advrec_apr_row_t ri = row_of(items, x->item, bias);
+            uint32_t *cur = negs + (e % (AHEAD + 1)) * p->negatives;
 
+            if (e + 2 * AHEAD < n_train)
+                __builtin_prefetch(s->tr_it + steps[e + 2 * AHEAD].off);
+            if (e + AHEAD < n_train) {
+                const tstep_t *xa = &steps[e + AHEAD];
+                uint32_t *ahead =
+                    negs + ((e + AHEAD) % (AHEAD + 1)) * p->negatives;
+
+                draw_negatives(s, items->n, xa, p->negatives, &rng, ahead);
+                prefetch_row(users, xa->user);
+                prefetch_row(items, xa->item);
+                for (uint32_t n = 0; n < p->negatives; n++)
+                    prefetch_row(items, ahead[n]);
+            }
             for (uint32_t n = 0; n < p->negatives; n++) {
-                uint32_t j =
-                    advrec_apr_sample_negative(&rng, items->n, x->item);
-                /* Users outside s (fake shilling users) have no index:
-                 * their negatives are plain uniform. */
-                for (int r = 0; r < NEG_REDRAWS && x->user < s->n_users &&
-                                advrec_eval_split_has(s, x->user, j);
-                     r++)
-                    j = advrec_apr_sample_negative(&rng, items->n, x->item);
-                advrec_apr_row_t rj = row_of(items, j, bias);
+                advrec_apr_row_t rj = row_of(items, cur[n], bias);
                 (void)advrec_apr_step(&p->apr, &ru, &ri, &rj, 1.0f, adv,
                                       scratch, NULL);
             }
@@ -632,8 +726,9 @@ advrec_err_t advrec_eval_train(advrec_state_t *model,
         progress(opaque, "train", (uint64_t)p->epochs * n_train,
                  (uint64_t)p->epochs * n_train);
 out:
-    free(order);
+    free(steps);
     free(scratch);
+    free(negs);
     return err;
 }
 
