@@ -726,6 +726,20 @@ void advrec_detect_foreach_dirty(advrec_detect_t *d, advrec_detect_row_cb *cb,
     drain_dirty(&d->items, ADVREC_DETECT_ROW_ITEM, cb, opaque);
 }
 
+static void forget_dirty(rows_t *rows)
+{
+    for (uint32_t i = 0; i < rows->n_dirty; i++)
+        rows->dirty[rows->dirty_list[i]] = 0;
+    rows->n_dirty = 0;
+}
+
+void advrec_detect_forget_dirty(advrec_detect_t *d)
+{
+    d->global.dirty = 0;
+    forget_dirty(&d->users);
+    forget_dirty(&d->items);
+}
+
 advrec_err_t advrec_detect_restore(advrec_detect_t *d,
                                    advrec_detect_row_kind_t kind, uint32_t idx,
                                    const void *value, size_t len, char *errstr,

@@ -181,6 +181,8 @@ typedef int(advrec_detect_row_cb)(void *opaque, advrec_detect_row_kind_t kind,
                                   uint32_t idx, const void *value, size_t len);
 void advrec_detect_foreach_dirty(advrec_detect_t *detect,
                                  advrec_detect_row_cb *cb, void *opaque);
+/* Forgets which rows changed, encoding nothing (state in memory only). */
+void advrec_detect_forget_dirty(advrec_detect_t *detect);
 advrec_err_t advrec_detect_restore(advrec_detect_t *detect,
                                    advrec_detect_row_kind_t kind, uint32_t idx,
                                    const void *value, size_t len, char *errstr,

@@ -7,7 +7,7 @@
  */
 #include "detect_store.h"
 
-#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "event.h"
@@ -72,35 +72,107 @@ advrec_err_t advrec_detect_store_load(advrec_detect_t *detect,
     return err ? err : io.err;
 }
 
-static int stage_row(void *opaque, advrec_detect_row_kind_t kind, uint32_t idx,
-                     const void *value, size_t len)
-{
-    detector_io_t *io = opaque;
-    char key[ADVREC_ID_MAX + 1];
-    const char *id = kind == ADVREC_DETECT_ROW_USER
-                         ? advrec_state_user_name(io->state, idx)
-                     : kind == ADVREC_DETECT_ROW_ITEM
-                         ? advrec_state_item_name(io->state, idx)
-                         : "";
-    int n = snprintf(key, sizeof(key), "%c%s",
-                     kind == ADVREC_DETECT_ROW_USER   ? 'u'
-                     : kind == ADVREC_DETECT_ROW_ITEM ? 'i'
-                                                      : 'g',
-                     id ? id : "");
+/* A changed row waiting to be staged: its key (kind letter + id) and its
+ * encoded value, both in the stage's arena. */
+typedef struct staged_s {
+    size_t key, key_len, value, value_len; /* offsets into the arena */
+    const unsigned char *k; /* the key, once the arena no longer moves */
+} staged_t;
 
-    if (!io->store)
-        return 0; /* state in memory: the rows are only forgotten */
-    io->err =
-        advrec_store_stage_detector(io->store, key, (size_t)n, value, len);
-    return io->err != ADVREC_OK;
+typedef struct stage_s {
+    advrec_state_t *state;
+    unsigned char *arena;
+    size_t used, cap;
+    staged_t *rows;
+    size_t n, rows_cap;
+    int nomem;
+} stage_t;
+
+static int by_key(const void *a, const void *b)
+{
+    const staged_t *x = a, *y = b;
+    size_t n = x->key_len < y->key_len ? x->key_len : y->key_len;
+    int c = memcmp(x->k, y->k, n);
+
+    return c ? c : (x->key_len > y->key_len) - (x->key_len < y->key_len);
 }
 
+static int collect_row(void *opaque, advrec_detect_row_kind_t kind,
+                       uint32_t idx, const void *value, size_t len)
+{
+    stage_t *st = opaque;
+    const char *id = kind == ADVREC_DETECT_ROW_USER
+                         ? advrec_state_user_name(st->state, idx)
+                     : kind == ADVREC_DETECT_ROW_ITEM
+                         ? advrec_state_item_name(st->state, idx)
+                         : "";
+    size_t id_len = id ? strlen(id) : 0, need = 1 + id_len + len;
+    staged_t *r;
+
+    if (st->used + need > st->cap) {
+        size_t cap = st->cap ? st->cap : 65536;
+        while (cap < st->used + need)
+            cap *= 2;
+        unsigned char *a = realloc(st->arena, cap);
+        if (!a)
+            return st->nomem = 1;
+        st->arena = a;
+        st->cap = cap;
+    }
+    if (st->n == st->rows_cap) {
+        size_t cap = st->rows_cap ? 2 * st->rows_cap : 1024;
+        staged_t *rows = realloc(st->rows, cap * sizeof(*rows));
+        if (!rows)
+            return st->nomem = 1;
+        st->rows = rows;
+        st->rows_cap = cap;
+    }
+    r = &st->rows[st->n++];
+    r->key = st->used;
+    r->key_len = 1 + id_len;
+    st->arena[st->used] = kind == ADVREC_DETECT_ROW_USER   ? 'u'
+                          : kind == ADVREC_DETECT_ROW_ITEM ? 'i'
+                                                           : 'g';
+    memcpy(st->arena + st->used + 1, id, id_len);
+    st->used += 1 + id_len;
+    r->value = st->used;
+    r->value_len = len;
+    memcpy(st->arena + st->used, value, len);
+    st->used += len;
+    return 0;
+}
+
+/*
+ * Stages every detector row changed since the last stage, in key order (as
+ * the store's commit writes its rows: RocksDB's memtable inserts ordered
+ * keys far faster than random ones). Without a store the rows are only
+ * forgotten, never encoded.
+ */
 advrec_err_t advrec_detect_store_stage(advrec_detect_t *detect,
                                        advrec_store_t *store,
                                        advrec_state_t *state)
 {
-    detector_io_t io = {detect, store, state, ADVREC_OK, NULL, 0};
+    stage_t st = {state, NULL, 0, 0, NULL, 0, 0, 0};
+    advrec_err_t err = ADVREC_OK;
 
-    advrec_detect_foreach_dirty(detect, stage_row, &io);
-    return io.err;
+    if (!store) {
+        advrec_detect_forget_dirty(detect);
+        return ADVREC_OK;
+    }
+    advrec_detect_foreach_dirty(detect, collect_row, &st);
+    if (st.nomem) {
+        err = ADVREC_ERR_NOMEM;
+        goto out;
+    }
+    for (size_t r = 0; r < st.n; r++)
+        st.rows[r].k = st.arena + st.rows[r].key;
+    qsort(st.rows, st.n, sizeof(*st.rows), by_key);
+    for (size_t r = 0; r < st.n && !err; r++)
+        err = advrec_store_stage_detector(
+            store, st.arena + st.rows[r].key, st.rows[r].key_len,
+            st.arena + st.rows[r].value, st.rows[r].value_len);
+out:
+    free(st.arena);
+    free(st.rows);
+    return err;
 }
