@@ -25,3 +25,10 @@ add_test(NAME integration.checkpoint
           $<TARGET_FILE:advrecd> $<TARGET_FILE:itest_produce>
           $<TARGET_FILE:advrec-inspect> ${PROJECT_SOURCE_DIR})
 set_tests_properties(integration.checkpoint PROPERTIES LABELS integration TIMEOUT 180)
+# state.commit.interval.ms: no commit per round; a checkpoint and a clean
+# stop commit what was applied, with exactly its offsets.
+add_test(NAME integration.commit_interval
+  COMMAND ${CMAKE_CURRENT_LIST_DIR}/commit_interval.sh
+          $<TARGET_FILE:advrecd> $<TARGET_FILE:itest_produce>
+          $<TARGET_FILE:advrec-inspect> ${PROJECT_SOURCE_DIR})
+set_tests_properties(integration.commit_interval PROPERTIES LABELS integration TIMEOUT 180)
