@@ -590,10 +590,10 @@ static int note_offsets(advrec_daemon_t *d, rd_kafka_message_t **msgs,
         if (j == d->n_offs) {
             if (d->n_offs == d->offs_cap) {
                 size_t cap = d->offs_cap ? 2 * d->offs_cap : 64;
-                advrec_store_offset_t *o =
-                    realloc(d->offs, cap * sizeof(*o));
+                advrec_store_offset_t *o = realloc(d->offs, cap * sizeof(*o));
                 if (!o) {
-                    advrec_daemon__fail(d, ADVREC_ERR_NOMEM, "out of memory", NULL);
+                    advrec_daemon__fail(d, ADVREC_ERR_NOMEM, "out of memory",
+                                        NULL);
                     return -1;
                 }
                 d->offs = o;

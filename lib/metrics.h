@@ -57,7 +57,7 @@ typedef struct advrec_kafka_error_stat_s {
 
 typedef struct advrec_counters_s {
     uint64_t rounds;
-    uint64_t commits; /* state commits (one WriteBatch each) */
+    uint64_t commits;  /* state commits (one WriteBatch each) */
     uint64_t consumed; /* records read from the input topics */
     uint64_t clicks;   /* applied events, by type */
     uint64_t purchases;
