@@ -657,11 +657,14 @@ static inline grad3_t apr_g(float pn, float in, float jn, const adv_t *a)
     return g;
 }
 
-/* As fused_bpr_sq(), for APR's gradient. */
+/* As fused_bpr_sq(), for APR's gradient, which is also kept in gp, gi, gj
+ * (k floats each, the caller's scratch): recomputing it for the update
+ * (Delta and all) cost more than the round trip through L1. */
 APR_CLONES
 static void fused_apr_sq(int k, const float *restrict p,
                          const float *restrict qi, const float *restrict qj,
-                         adv_t a, float sq[3])
+                         adv_t a, float sq[3], float *restrict gp,
+                         float *restrict gi, float *restrict gj)
 {
     float s0[8] = {0}, s1[8] = {0}, s2[8] = {0};
     float t0 = 0.0f, t1 = 0.0f, t2 = 0.0f;
@@ -670,12 +673,18 @@ static void fused_apr_sq(int k, const float *restrict p,
     for (; n + 8 <= k; n += 8)
         for (int l = 0; l < 8; l++) {
             grad3_t g = apr_g(p[n + l], qi[n + l], qj[n + l], &a);
+            gp[n + l] = g.p;
+            gi[n + l] = g.i;
+            gj[n + l] = g.j;
             s0[l] += g.p * g.p;
             s1[l] += g.i * g.i;
             s2[l] += g.j * g.j;
         }
     for (; n < k; n++) {
         grad3_t g = apr_g(p[n], qi[n], qj[n], &a);
+        gp[n] = g.p;
+        gi[n] = g.i;
+        gj[n] = g.j;
         t0 += g.p * g.p;
         t1 += g.i * g.i;
         t2 += g.j * g.j;
@@ -687,14 +696,14 @@ static void fused_apr_sq(int k, const float *restrict p,
 
 APR_CLONES
 static void fused_apr(int k, float *restrict p, float *restrict qi,
-                      float *restrict qj, adv_t a, mult3_t m)
+                      float *restrict qj, const float *restrict gp,
+                      const float *restrict gi, const float *restrict gj,
+                      mult3_t m)
 {
     for (int n = 0; n < k; n++) {
-        grad3_t g = apr_g(p[n], qi[n], qj[n], &a);
-
-        p[n] -= m.p * g.p;
-        qi[n] -= m.i * g.i;
-        qj[n] -= m.j * g.j;
+        p[n] -= m.p * gp[n];
+        qi[n] -= m.i * gi[n];
+        qj[n] -= m.j * gj[n];
     }
 }
 
@@ -777,7 +786,7 @@ static void step_general(const advrec_apr_params_t *params,
 static void step_fused(const advrec_apr_params_t *params,
                        const advrec_apr_row_t *u, const advrec_apr_row_t *i,
                        const advrec_apr_row_t *j, float weight, unsigned rows,
-                       advrec_apr_result_t *result)
+                       float *scratch, advrec_apr_result_t *result)
 {
     const int k = params->k;
     float *p = u->w, *qi = i->w, *qj = j->w;
@@ -820,14 +829,15 @@ static void step_fused(const advrec_apr_params_t *params,
     /* Row-wise Adagrad: the rows' squared gradient first (one pass that
      * only reads), then the accumulators, then the rows. */
     if (rows)
-        fused_apr_sq(k, p, qi, qj, a, sq);
+        fused_apr_sq(k, p, qi, qj, a, sq, scratch, scratch + k,
+                     scratch + 2 * k);
     else
         fused_bpr_sq(k, p, qi, qj, a.c, a.reg2, sq);
     m.p = rowwise_at(u->acc, sq[0], k, step, init);
     m.i = rowwise_at(i->acc, sq[1], k, step, init);
     m.j = rowwise_at(j->acc, sq[2], k, step, init);
     if (rows)
-        fused_apr(k, p, qi, qj, a, m);
+        fused_apr(k, p, qi, qj, scratch, scratch + k, scratch + 2 * k, m);
     else
         fused_bpr(k, p, qi, qj, a.c, a.reg2, m);
     if (use_bias) {
@@ -854,7 +864,7 @@ advrec_err_t advrec_apr_step(const advrec_apr_params_t *params,
     if (rows && params->adv_steps > 1)
         step_general(params, u, i, j, weight, allow_adv, scratch, result);
     else
-        step_fused(params, u, i, j, weight, rows, result);
+        step_fused(params, u, i, j, weight, rows, scratch, result);
     return ADVREC_OK;
 }
 

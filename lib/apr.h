@@ -188,7 +188,7 @@ unsigned advrec_apr_warmed(const advrec_apr_params_t *params,
  * rows need no re-initialisation)
  * weight 0 writes nothing (quarantine). Rows are updated in place and must
  * not overlap (u from the user table, i != j from the item table); scratch
- * is the caller's (advrec_apr_scratch_floats(k) floats; only PGD uses it,
+ * is the caller's (advrec_apr_scratch_floats(k) floats; FGSM and PGD use it,
  * its contents afterwards are unspecified). result may be NULL.
  * BPR and FGSM steps run fused and vectorised, with the same bits as the
  * pieces above composed (docs/MODEL.md, "Speed").
