@@ -5,10 +5,11 @@
  * loops over k floats; reductions use eight fixed partial sums, so they
  * vectorise and still add in an order fixed by the code, not by the data:
  * a replay gives bit-identical rows. advrec_apr_step() runs BPR and FGSM
- * as a fused step (a few passes over the three rows, see above fused_x())
- * that computes exactly what the pieces below compose to; PGD runs the
- * pieces. The optimiser is row-wise Adagrad: one accumulator per row (the
- * mean of the squared gradient over its k coordinates), one per item bias.
+ * as a fused step (a few passes over the three rows; the comment before
+ * fused_x() says why) that computes exactly what the pieces below compose
+ * to; PGD runs the pieces. The optimiser is row-wise Adagrad: one accumulator
+ * per row (the mean of the squared gradient over its k coordinates), one per
+ * item bias.
  */
 #include "apr.h"
 
