@@ -51,7 +51,8 @@ static uint64_t checksum(advrec_state_t *model)
     for (int x = 0; x < 2; x++) {
         size_t n = (size_t)t[x]->n * t[x]->k;
         h ^= advrec_hash64_bytes(t[x]->w, n * sizeof(float));
-        h = advrec_mix64(h ^ advrec_hash64_bytes(t[x]->acc, n * sizeof(float)));
+        h = advrec_mix64(
+            h ^ advrec_hash64_bytes(t[x]->acc, t[x]->n * sizeof(float)));
         h = advrec_mix64(
             h ^ advrec_hash64_bytes(t[x]->bias, t[x]->n * sizeof(float)));
     }

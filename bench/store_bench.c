@@ -43,10 +43,9 @@ static uint64_t lcg(uint64_t *s)
 
 static void fill_row(advrec_rows_t *rows, uint32_t idx, uint64_t *s)
 {
-    for (size_t f = 0; f < K; f++) {
+    for (size_t f = 0; f < K; f++)
         rows->w[(size_t)idx * K + f] = (float)lcg(s) * 1e-9f;
-        rows->acc[(size_t)idx * K + f] = (float)lcg(s) * 1e-9f;
-    }
+    rows->acc[idx] = (float)lcg(s) * 1e-9f;
     rows->updates[idx]++;
     rows->clicks[idx]++;
 }

@@ -5,21 +5,24 @@
  * loops over k floats; reductions use eight fixed partial sums, so they
  * vectorise and still add in an order fixed by the code, not by the data:
  * a replay gives bit-identical rows. advrec_apr_step() runs BPR and FGSM
- * as a fused step (four passes over the three rows, see fused_bpr()) that
- * computes exactly what the pieces below compose to; PGD runs the pieces.
+ * as a fused step (a few passes over the three rows; the comment before
+ * fused_x() says why) that computes exactly what the pieces below compose
+ * to; PGD runs the pieces. The optimiser is row-wise Adagrad: one accumulator
+ * per row (the mean of the squared gradient over its k coordinates), one per
+ * item bias.
  */
 #include "apr.h"
 
 #include <math.h>
 #include <string.h>
 
-/* Added under the square root of the Adagrad accumulator: a coordinate whose
+/* Added under the square root of the Adagrad accumulator: a row whose
  * gradients have all been 0 so far takes a zero step instead of 0/0. It is
- * tiny on purpose: |G| / sqrt(a + eps) <= 1 bounds the step whatever eps is,
- * and a tiny eps keeps Adagrad invariant to a constant factor on the
- * objective, which is what makes APR with eps = 0 (objective (1 + lambda) L)
- * take the same steps as BPR. With 1e-8 a coordinate whose gradient is near
- * 1e-4 moved up to 20 % more under APR(eps = 0) than under BPR. */
+ * tiny on purpose: a tiny eps keeps Adagrad invariant to a constant factor
+ * on the objective, which is what makes APR with eps = 0 (objective
+ * (1 + lambda) L) take the same steps as BPR. With 1e-8 a coordinate whose
+ * gradient is near 1e-4 moved up to 20 % more under APR(eps = 0) than under
+ * BPR. */
 #define ADAGRAD_EPS 1e-20f
 
 void advrec_apr_params_default(advrec_apr_params_t *params)
@@ -140,10 +143,9 @@ void advrec_apr_row_init(const advrec_apr_params_t *params,
     advrec_rng_t rng =
         advrec_rng_for_id(advrec_mix64(params->seed ^ (uint64_t)table), id);
 
-    for (int n = 0; n < params->k; n++) {
+    for (int n = 0; n < params->k; n++)
         row->w[n] = (float)(advrec_rng_gauss(&rng) * (double)params->init_std);
-        row->acc[n] = 0.0f;
-    }
+    *row->acc = 0.0f;
     if (row->bias)
         *row->bias = 0.0f;
     if (row->bias_acc)
@@ -374,28 +376,50 @@ unsigned advrec_apr_warmed(const advrec_apr_params_t *params,
            (*j->updates >= w ? ADVREC_APR_ROW_J : 0u);
 }
 
-/* Adagrad on k coordinates with a per-event step scale (lr * weight); init
- * is the accumulator's starting value (0 adds exactly nothing). */
-static void adagrad(int k, float step, float init, float *w, float *acc,
-                    const float *g)
+/* Adagrad on one coordinate (an item bias) with a per-event step scale
+ * (lr * weight); init is the accumulator's starting value (0 adds exactly
+ * nothing). */
+static void adagrad1(float step, float init, float *w, float *acc, float g)
 {
-    for (int n = 0; n < k; n++) {
-        acc[n] += g[n] * g[n];
-        w[n] -= step * g[n] / sqrtf(acc[n] + ADAGRAD_EPS + init);
-    }
+    *acc += g * g;
+    *w -= step * g / sqrtf(*acc + ADAGRAD_EPS + init);
+}
+
+/* Row-wise Adagrad's accumulator update: acc += mean of the squared
+ * gradient over the row's k coordinates (sq = their sum); returns the
+ * row's step multiplier step / sqrt(acc + eps + init), which every
+ * coordinate of the row uses: w -= m * g. */
+static inline float rowwise_at(float *acc, float sq, int k, float step,
+                               float init)
+{
+    *acc += sq / (float)k;
+    return step / sqrtf(*acc + ADAGRAD_EPS + init);
+}
+
+/* Row-wise Adagrad on the k coordinates of one row (the reference the
+ * fused step is tested against, and PGD's update). */
+static void adagrad_row(int k, float step, float init, float *w, float *acc,
+                        const float *g)
+{
+    float m = rowwise_at(acc, dot(k, g, g), k, step, init);
+
+    for (int n = 0; n < k; n++)
+        w[n] -= m * g[n];
 }
 
 /*
- * The fused step: BPR, or APR with FGSM, in four passes over the three rows
- * (x; the clean gradient's norms; x at Theta + Delta; gradient and Adagrad
- * per coordinate) instead of a dozen loops over scratch arrays. Every
- * coordinate of the gradient depends only on the old values of that
- * coordinate once c (and c') are known, so the update can follow the
- * gradient coordinate by coordinate. The float operations and their order
- * are those of advrec_apr_fgsm() + advrec_apr_objective_grad() + adagrad()
- * above, term for term (checked bit for bit against them by
- * test_fused_step_matches_pieces): the perturbation is recomputed where it
- * is used instead of stored, and ||g_j|| is ||g_i|| (g_j = -g_i exactly).
+ * The fused step: BPR, or APR with FGSM, in passes over the three rows
+ * (x; with FGSM the clean gradient's norms and x at Theta + Delta; the
+ * squared norms of the gradient G; G again and the update) instead of a
+ * dozen loops over scratch arrays. Every coordinate of G depends only on
+ * the old values of that coordinate once c (and c') are known, so G is
+ * recomputed where it is used instead of stored, and row-wise Adagrad
+ * needs only the three sums of G^2 before the update pass. The float
+ * operations and their order are those of advrec_apr_fgsm() +
+ * advrec_apr_objective_grad() + adagrad_row() above, term for term (checked
+ * bit for bit against them by test_fused_step_matches_pieces): the
+ * perturbation is recomputed where it is used instead of stored, and
+ * ||g_j|| is ||g_i|| (g_j = -g_i exactly).
  *
  * Built twice on x86-64 (AVX2 and the baseline, picked at load time by the
  * ifunc that target_clones makes): the loops are element-wise or reduce in
@@ -414,12 +438,15 @@ static void adagrad(int k, float step, float init, float *w, float *acc,
 #define APR_CLONES
 #endif
 
-/* The three rows of a step: factors and accumulators, k floats each, six
- * distinct arrays (users and items are separate tables, i != j). */
-typedef struct fused_s {
-    float *p, *qi, *qj;  /* factors */
-    float *ap, *ai, *aj; /* accumulators */
-} fused_t;
+/* The gradient of a step at one coordinate, for the three rows. */
+typedef struct grad3_s {
+    float p, i, j;
+} grad3_t;
+
+/* Row-wise Adagrad's step multipliers of the three rows. */
+typedef struct mult3_s {
+    float p, i, j;
+} mult3_t;
 
 /* The eight-lane sum of the lanes (as dot()). */
 static inline float lanes(const float s[8], float tail)
@@ -485,31 +512,59 @@ static inline float pick(uint32_t keep, float v)
     return v;
 }
 
-/* One Adagrad coordinate: acc += g^2, then the new weight from the old
- * one (wn), as adagrad(). */
-static inline float adagrad_at(float *acc, float wn, float g, float step,
-                               float init)
+/* BPR's gradient at one coordinate from the old values, as
+ * advrec_apr_objective_grad() without Delta. */
+static inline grad3_t bpr_g(float pn, float in, float jn, float c, float reg2)
 {
-    *acc += g * g;
-    return wn - step * g / sqrtf(*acc + ADAGRAD_EPS + init);
+    grad3_t g = {c * (in - jn), c * pn, -(c * pn)};
+
+    g.p += reg2 * pn;
+    g.i += reg2 * in;
+    g.j += reg2 * jn;
+    return g;
 }
 
+/* Sums of the squared gradient of the three rows, eight lanes each as
+ * dot(g, g): row-wise Adagrad needs them before any coordinate is written. */
+APR_CLONES
+static void fused_bpr_sq(int k, const float *restrict p,
+                         const float *restrict qi, const float *restrict qj,
+                         float c, float reg2, float sq[3])
+{
+    float a[8] = {0}, b[8] = {0}, d[8] = {0};
+    float ta = 0.0f, tb = 0.0f, td = 0.0f;
+    int n = 0;
+
+    for (; n + 8 <= k; n += 8)
+        for (int l = 0; l < 8; l++) {
+            grad3_t g = bpr_g(p[n + l], qi[n + l], qj[n + l], c, reg2);
+            a[l] += g.p * g.p;
+            b[l] += g.i * g.i;
+            d[l] += g.j * g.j;
+        }
+    for (; n < k; n++) {
+        grad3_t g = bpr_g(p[n], qi[n], qj[n], c, reg2);
+        ta += g.p * g.p;
+        tb += g.i * g.i;
+        td += g.j * g.j;
+    }
+    sq[0] = lanes(a, ta);
+    sq[1] = lanes(b, tb);
+    sq[2] = lanes(d, td);
+}
+
+/* The update, with the gradient recomputed from the old values (cheaper
+ * than a scratch round trip, and the same bits). */
 APR_CLONES
 static void fused_bpr(int k, float *restrict p, float *restrict qi,
-                      float *restrict qj, float *restrict ap,
-                      float *restrict ai, float *restrict aj, float c,
-                      float reg2, float step, float init)
+                      float *restrict qj, float c, float reg2, mult3_t m)
 {
     for (int n = 0; n < k; n++) {
-        float pn = p[n], in = qi[n], jn = qj[n];
-        float gp = c * (in - jn), gi = c * pn, gj = -(c * pn);
+        grad3_t g = bpr_g(p[n], qi[n], qj[n], c, reg2);
 
-        gp += reg2 * pn;
-        gi += reg2 * in;
-        gj += reg2 * jn;
-        p[n] = adagrad_at(&ap[n], pn, gp, step, init);
-        qi[n] = adagrad_at(&ai[n], in, gi, step, init);
-        qj[n] = adagrad_at(&aj[n], jn, gj, step, init);
+        p[n] -= m.p * g.p;
+        qi[n] -= m.i * g.i;
+        qj[n] -= m.j * g.j;
     }
 }
 
@@ -581,28 +636,75 @@ static float fused_xadv(int k, const float *restrict p,
     return lanes(s, tail);
 }
 
+/* APR's gradient at one coordinate from the old values, as
+ * advrec_apr_objective_grad() with FGSM's Delta. */
+typedef struct adv_s {
+    float c, su, si, lc, reg2;
+    uint32_t ku, ki, kj;
+} adv_t;
+
+static inline grad3_t apr_g(float pn, float in, float jn, const adv_t *a)
+{
+    delta_t d = delta_at(pn, in, jn, a->c, a->su, a->si, a->ku, a->ki, a->kj);
+    float pa = pn + d.u;
+    grad3_t g = {a->c * (in - jn), a->c * pn, -(a->c * pn)};
+
+    g.p += a->lc * ((in + d.i) - (jn + d.j));
+    g.i += a->lc * pa;
+    g.j -= a->lc * pa;
+    g.p += a->reg2 * pn;
+    g.i += a->reg2 * in;
+    g.j += a->reg2 * jn;
+    return g;
+}
+
+/* As fused_bpr_sq(), for APR's gradient, which is also kept in gp, gi, gj
+ * (k floats each, the caller's scratch): recomputing it for the update
+ * (Delta and all) cost more than the round trip through L1. */
+APR_CLONES
+static void fused_apr_sq(int k, const float *restrict p,
+                         const float *restrict qi, const float *restrict qj,
+                         adv_t a, float sq[3], float *restrict gp,
+                         float *restrict gi, float *restrict gj)
+{
+    float s0[8] = {0}, s1[8] = {0}, s2[8] = {0};
+    float t0 = 0.0f, t1 = 0.0f, t2 = 0.0f;
+    int n = 0;
+
+    for (; n + 8 <= k; n += 8)
+        for (int l = 0; l < 8; l++) {
+            grad3_t g = apr_g(p[n + l], qi[n + l], qj[n + l], &a);
+            gp[n + l] = g.p;
+            gi[n + l] = g.i;
+            gj[n + l] = g.j;
+            s0[l] += g.p * g.p;
+            s1[l] += g.i * g.i;
+            s2[l] += g.j * g.j;
+        }
+    for (; n < k; n++) {
+        grad3_t g = apr_g(p[n], qi[n], qj[n], &a);
+        gp[n] = g.p;
+        gi[n] = g.i;
+        gj[n] = g.j;
+        t0 += g.p * g.p;
+        t1 += g.i * g.i;
+        t2 += g.j * g.j;
+    }
+    sq[0] = lanes(s0, t0);
+    sq[1] = lanes(s1, t1);
+    sq[2] = lanes(s2, t2);
+}
+
 APR_CLONES
 static void fused_apr(int k, float *restrict p, float *restrict qi,
-                      float *restrict qj, float *restrict ap,
-                      float *restrict ai, float *restrict aj, float c, float su,
-                      float si, uint32_t ku, uint32_t ki, uint32_t kj, float lc,
-                      float reg2, float step, float init)
+                      float *restrict qj, const float *restrict gp,
+                      const float *restrict gi, const float *restrict gj,
+                      mult3_t m)
 {
     for (int n = 0; n < k; n++) {
-        float pn = p[n], in = qi[n], jn = qj[n];
-        delta_t d = delta_at(pn, in, jn, c, su, si, ku, ki, kj);
-        float pa = pn + d.u;
-        float gp = c * (in - jn), gi = c * pn, gj = -(c * pn);
-
-        gp += lc * ((in + d.i) - (jn + d.j));
-        gi += lc * pa;
-        gj -= lc * pa;
-        gp += reg2 * pn;
-        gi += reg2 * in;
-        gj += reg2 * jn;
-        p[n] = adagrad_at(&ap[n], pn, gp, step, init);
-        qi[n] = adagrad_at(&ai[n], in, gi, step, init);
-        qj[n] = adagrad_at(&aj[n], jn, gj, step, init);
+        p[n] -= m.p * gp[n];
+        qi[n] -= m.i * gi[n];
+        qj[n] -= m.j * gj[n];
     }
 }
 
@@ -665,55 +767,55 @@ static void step_general(const advrec_apr_params_t *params,
         return;
 
     /* Every gradient above was taken at the old values; now write. */
-    adagrad(k, params->lr * weight, params->adagrad_init, u->w, u->acc, gp);
-    adagrad(k, params->lr * weight, params->adagrad_init, i->w, i->acc, gi);
-    adagrad(k, params->lr * weight, params->adagrad_init, j->w, j->acc, gj);
+    adagrad_row(k, params->lr * weight, params->adagrad_init, u->w, u->acc, gp);
+    adagrad_row(k, params->lr * weight, params->adagrad_init, i->w, i->acc, gi);
+    adagrad_row(k, params->lr * weight, params->adagrad_init, j->w, j->acc, gj);
     if (use_bias) {
-        adagrad(1, params->lr * weight, params->adagrad_init, i->bias,
-                i->bias_acc, &gb[0]);
-        adagrad(1, params->lr * weight, params->adagrad_init, j->bias,
-                j->bias_acc, &gb[1]);
+        adagrad1(params->lr * weight, params->adagrad_init, i->bias,
+                 i->bias_acc, gb[0]);
+        adagrad1(params->lr * weight, params->adagrad_init, j->bias,
+                 j->bias_acc, gb[1]);
     }
     count_update(u);
     count_update(i);
     count_update(j);
 }
 
-/* The fused step (BPR, or APR with FGSM): see fused_bpr() for why it
+/* The fused step (BPR, or APR with FGSM): see fused_x() for why it
  * computes what step_general() does, bit for bit. rows: the warm rows
  * (ADVREC_APR_ROW_*), 0 for a step without the adversarial term. */
 static void step_fused(const advrec_apr_params_t *params,
                        const advrec_apr_row_t *u, const advrec_apr_row_t *i,
                        const advrec_apr_row_t *j, float weight, unsigned rows,
-                       advrec_apr_result_t *result)
+                       float *scratch, advrec_apr_result_t *result)
 {
     const int k = params->k;
-    const float reg2 = 2.0f * params->reg;
-    const fused_t r = {u->w, i->w, j->w, u->acc, i->acc, j->acc};
+    float *p = u->w, *qi = i->w, *qj = j->w;
     int use_bias = params->use_bias && i->bias && j->bias;
     float bi = use_bias ? *i->bias : 0.0f;
     float bj = use_bias ? *j->bias : 0.0f;
-    float x = fused_x(k, r.p, r.qi, r.qj) + (bi - bj);
+    float x = fused_x(k, p, qi, qj) + (bi - bj);
     float e = expf(x >= 0.0f ? -x : x);
-    float c = c_of(x, e);
-    float gbi = c, gbj = -c, su = 0.0f, si = 0.0f, lc = 0.0f, adv = 0.0f;
-    float step, init;
-    uint32_t ku = 0, ki = 0, kj = 0;
+    adv_t a = {c_of(x, e), 0.0f, 0.0f, 0.0f, 2.0f * params->reg, 0, 0, 0};
+    float gbi = a.c, gbj = -a.c, adv = 0.0f;
+    float step, init, sq[3];
+    mult3_t m;
 
     if (rows) {
         float su2, si2, xa, ea;
 
-        fused_norms(k, r.p, r.qi, r.qj, c, &su2, &si2);
-        su = fgsm_scale(su2, params->adv_eps, rows & ADVREC_APR_ROW_U, &ku);
-        si = fgsm_scale(si2, params->adv_eps, rows & ADVREC_APR_ROW_I, &ki);
-        (void)fgsm_scale(si2, params->adv_eps, rows & ADVREC_APR_ROW_J, &kj);
-        xa = fused_xadv(k, r.p, r.qi, r.qj, c, su, si, ku, ki, kj) + (bi - bj);
+        fused_norms(k, p, qi, qj, a.c, &su2, &si2);
+        a.su = fgsm_scale(su2, params->adv_eps, rows & ADVREC_APR_ROW_U, &a.ku);
+        a.si = fgsm_scale(si2, params->adv_eps, rows & ADVREC_APR_ROW_I, &a.ki);
+        (void)fgsm_scale(si2, params->adv_eps, rows & ADVREC_APR_ROW_J, &a.kj);
+        xa = fused_xadv(k, p, qi, qj, a.c, a.su, a.si, a.ku, a.ki, a.kj) +
+             (bi - bj);
         ea = expf(xa >= 0.0f ? -xa : xa);
-        lc = params->adv_lambda * c_of(xa, ea);
+        a.lc = params->adv_lambda * c_of(xa, ea);
         if (result)
             adv = loss_of(xa, ea);
-        gbi += lc;
-        gbj -= lc;
+        gbi += a.lc;
+        gbj -= a.lc;
     }
     if (result) {
         result->loss = loss_of(x, e);
@@ -725,16 +827,23 @@ static void step_fused(const advrec_apr_params_t *params,
         return;
     step = params->lr * weight;
     init = params->adagrad_init;
+    /* Row-wise Adagrad: the rows' squared gradient first (one pass that
+     * only reads), then the accumulators, then the rows. */
     if (rows)
-        fused_apr(k, r.p, r.qi, r.qj, r.ap, r.ai, r.aj, c, su, si, ku, ki, kj,
-                  lc, reg2, step, init);
+        fused_apr_sq(k, p, qi, qj, a, sq, scratch, scratch + k,
+                     scratch + 2 * k);
     else
-        fused_bpr(k, r.p, r.qi, r.qj, r.ap, r.ai, r.aj, c, reg2, step, init);
+        fused_bpr_sq(k, p, qi, qj, a.c, a.reg2, sq);
+    m.p = rowwise_at(u->acc, sq[0], k, step, init);
+    m.i = rowwise_at(i->acc, sq[1], k, step, init);
+    m.j = rowwise_at(j->acc, sq[2], k, step, init);
+    if (rows)
+        fused_apr(k, p, qi, qj, scratch, scratch + k, scratch + 2 * k, m);
+    else
+        fused_bpr(k, p, qi, qj, a.c, a.reg2, m);
     if (use_bias) {
-        float gb[2] = {gbi + reg2 * bi, gbj + reg2 * bj};
-
-        adagrad(1, step, init, i->bias, i->bias_acc, &gb[0]);
-        adagrad(1, step, init, j->bias, j->bias_acc, &gb[1]);
+        adagrad1(step, init, i->bias, i->bias_acc, gbi + a.reg2 * bi);
+        adagrad1(step, init, j->bias, j->bias_acc, gbj + a.reg2 * bj);
     }
     count_update(u);
     count_update(i);
@@ -756,7 +865,7 @@ advrec_err_t advrec_apr_step(const advrec_apr_params_t *params,
     if (rows && params->adv_steps > 1)
         step_general(params, u, i, j, weight, allow_adv, scratch, result);
     else
-        step_fused(params, u, i, j, weight, rows, result);
+        step_fused(params, u, i, j, weight, rows, scratch, result);
     return ADVREC_OK;
 }
 

@@ -50,8 +50,9 @@ typedef enum advrec_apr_table_e {
 } advrec_apr_table_t;
 
 /*
- * A row: pointers into memory owned by the caller (the state store). w and
- * acc hold k floats each. bias and bias_acc are one float each for items when
+ * A row: pointers into memory owned by the caller (the state store). w holds
+ * k floats, acc one (row-wise Adagrad's accumulator for the whole row).
+ * bias and bias_acc are one float each for items when
  * biases are on, NULL otherwise (user rows never have a bias). updates counts
  * the steps that touched the row (saturating); it drives the warm-up.
  */
@@ -178,13 +179,16 @@ unsigned advrec_apr_warmed(const advrec_apr_params_t *params,
  * warmed up (advrec_apr_warmed()); Delta comes from FGSM (adv_steps 1) or
  * PGD, and is 0 on the rows not yet warmed up (a row is perturbed only once
  * it has been trained: the online analogue of APR's BPR pre-training).
- * The update is Adagrad on the gradient of J above, scaled by weight:
- *   acc += G^2;  theta -= lr * weight * G / sqrt(acc + 1e-20 + adagrad_init)
- * (per coordinate; adagrad_init is the accumulator's starting value, kept
- * out of the stored accumulator so rows need no re-initialisation)
+ * The update is row-wise Adagrad on the gradient of J above, scaled by
+ * weight; per row r with gradient G_r (k coordinates):
+ *   acc_r += mean_n(G_rn^2);
+ *   theta_r -= lr * weight / sqrt(acc_r + 1e-20 + adagrad_init) * G_r
+ * (item biases: the same with their own accumulator, k = 1; adagrad_init is
+ * the accumulator's starting value, kept out of the stored accumulator so
+ * rows need no re-initialisation)
  * weight 0 writes nothing (quarantine). Rows are updated in place and must
  * not overlap (u from the user table, i != j from the item table); scratch
- * is the caller's (advrec_apr_scratch_floats(k) floats; only PGD uses it,
+ * is the caller's (advrec_apr_scratch_floats(k) floats; FGSM and PGD use it,
  * its contents afterwards are unspecified). result may be NULL.
  * BPR and FGSM steps run fused and vectorised, with the same bits as the
  * pieces above composed (docs/MODEL.md, "Speed").

@@ -135,7 +135,7 @@ const conf_row_t advrec_conf__rows[] = {
     ROW_INT("model.k", model_k, 1, 1024, "64", "model",
             "Latent factors per user and item; changing it needs fresh state."),
     ROW_DBL("model.lr", model_lr, 1e-6, 10.0, "0.2", "model",
-            "Adagrad learning rate."),
+            "Learning rate of row-wise Adagrad (one accumulator per factor row)."),
     ROW_DBL("model.reg", model_reg, 0.0, 10.0, "0.001", "model",
             "L2 regularisation of the factors touched by an update."),
     ROW_DBL("model.adv.lambda", model_adv_lambda, 0.0, 100.0, "1.0", "model",

@@ -165,7 +165,7 @@ static advrec_apr_row_t row_of(advrec_rows_t *rows, uint32_t idx, int with_bias)
 {
     advrec_apr_row_t r = {
         .w = rows->w + (size_t)idx * rows->k,
-        .acc = rows->acc + (size_t)idx * rows->k,
+        .acc = rows->acc + idx,
         .bias = with_bias ? rows->bias + idx : NULL,
         .bias_acc = with_bias ? rows->bias_acc + idx : NULL,
         .updates = rows->updates + idx,

@@ -68,7 +68,7 @@ static advrec_err_t rows_reserve(advrec_rows_t *rows, advrec_user_ext_t *ux,
     cap = old ? old * 2 : 1024;
     /* Each table is grown to cap before cap is recorded, so a failure half
      * way leaves some arrays larger than needed, never smaller. */
-    if (GROW(rows->w, rows->k, 1) || GROW(rows->acc, rows->k, 1) ||
+    if (GROW(rows->w, rows->k, 1) || GROW(rows->acc, 1, 0) ||
         GROW(rows->bias, 1, 0) || GROW(rows->bias_acc, 1, 0) ||
         GROW(rows->updates, 1, 0) || GROW(rows->clicks, 1, 0) ||
         GROW(rows->purchases, 1, 0) || GROW(rows->dirty, 1, 0) ||

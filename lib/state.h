@@ -35,7 +35,7 @@ typedef struct advrec_rows_s {
     uint32_t n, cap;   /* rows in use, rows allocated */
     uint32_t k;        /* factors per row */
     float *w;          /* n x k factors */
-    float *acc;        /* n x k Adagrad accumulators */
+    float *acc;        /* n row-wise Adagrad accumulators (one per row) */
     float *bias;       /* n (items only use it) */
     float *bias_acc;   /* n */
     uint32_t *updates; /* training steps that touched the row */

@@ -361,12 +361,14 @@ static advrec_err_t check_fingerprint(advrec_store_t *store, int *fresh,
         *fresh = 1;
         return ADVREC_OK;
     }
-    /* Format 1 rows are read (their sets rebuilt from the ring); the first
-     * read-write open records our format, so an older build refuses the
-     * dir once it may hold rows it cannot read. */
-    if (fps[0].present && strcmp(fps[0].have, "1") == 0) {
-        store->upgrade = 1;
-        snprintf(fps[0].want, sizeof(fps[0].want), "1");
+    /* Format 1 and 2 rows are read (format 1's sets rebuilt from the
+     * ring, the per-coordinate accumulators of both averaged into the
+     * row's one); the first read-write open records our format, so an
+     * older build refuses the dir once it may hold rows it cannot read. */
+    if (fps[0].present &&
+        (strcmp(fps[0].have, "1") == 0 || strcmp(fps[0].have, "2") == 0)) {
+        store->upgrade = fps[0].have[0] - '0';
+        snprintf(fps[0].want, sizeof(fps[0].want), "%s", fps[0].have);
     }
     for (int f = 0; f < 3; f++) {
         if (fps[f].present && strcmp(fps[f].have, fps[f].want) == 0)
@@ -523,7 +525,7 @@ advrec_err_t advrec_store_open(const char *dir,
         log_notice("state.dir %s: format %d read; rows are rewritten in "
                    "format %d as they change, and older builds no longer "
                    "open it",
-                   dir, FORMAT_V1, ADVREC_STORE_FORMAT);
+                   dir, store->upgrade, ADVREC_STORE_FORMAT);
     log_info("state.dir %s: opened (%s, id %s, commit %llu, model.k=%u, "
              "recs.history=%u, state.sync=%s)",
              dir, fresh ? "new" : "existing", store->id,
@@ -595,10 +597,10 @@ advrec_err_t advrec_store_open_readonly(const char *dir,
             goto fail;
         }
     }
-    if (v[0] != ADVREC_STORE_FORMAT && v[0] != FORMAT_V1) {
+    if (v[0] < FORMAT_V1 || v[0] > ADVREC_STORE_FORMAT) {
         err = advrec_seterr(ADVREC_ERR_STATE_MISMATCH, errstr, errstr_size,
                             "state.dir %s was written with format=%ld, this "
-                            "build reads format=%d or %d",
+                            "build reads format=%d to %d",
                             dir, v[0], FORMAT_V1, ADVREC_STORE_FORMAT);
         goto fail;
     }

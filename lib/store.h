@@ -47,7 +47,7 @@
 #include "state.h"
 
 /* Version of the value layout; part of the fingerprint. */
-#define ADVREC_STORE_FORMAT 2
+#define ADVREC_STORE_FORMAT 3
 
 typedef struct advrec_store_s advrec_store_t;
 
@@ -356,7 +356,9 @@ advrec_err_t advrec_store_load_user(advrec_store_t *store,
 typedef struct advrec_store_row_s {
     uint32_t idx; /* dense index */
     uint32_t k;
-    float *w, *acc; /* k floats each */
+    float *w;  /* k floats */
+    float acc; /* the row's Adagrad accumulator (formats 1, 2: the
+                  mean of its k per-coordinate ones) */
     float bias, bias_acc;
     uint32_t updates;
     uint64_t clicks, purchases;

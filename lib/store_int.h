@@ -55,8 +55,10 @@ extern const char *const advrec_store__cf_names[CF_N];
 #define OFF_PURCHASES 32
 #define OFF_W         40
 #define USER_TAIL     32 /* history..last_ts_ms, then the ring */
-#define SETS_HEADER   4  /* format 2: u16 purchased count, u16 seen count */
+#define SETS_HEADER   4  /* format 2 on: u16 purchased count, u16 seen count */
 #define FORMAT_V1     1  /* user rows without sets: read, never written */
+#define FORMAT_V2     2 /* k Adagrad accumulators per row: read, never written */
+#define FORMAT_V3     3 /* one (row-wise) accumulator per row */
 
 #define META_FORMAT    "format"
 #define META_K         "model.k"
@@ -94,7 +96,8 @@ struct advrec_store_s {
     char *key;
     size_t key_cap;
     uint32_t users_hw, items_hw; /* rows [0, hw) are on disk */
-    int upgrade;  /* the dir says format 1: meta/format becomes ours on open */
+    int upgrade;  /* the dir says format 1 or 2 (this): meta/format becomes
+                     ours on open */
     char id[33];  /* lineage: meta/state/id ("" read-only, none) */
     uint64_t seq; /* number of the last commit (meta/state/seq) */
     uint64_t witness_seq; /* ADVREC-COMMITTED's at open (0: none) */
@@ -187,8 +190,16 @@ void advrec_store__witness_write(advrec_store_t *store);
 
 /* --- rows (store_row.c) --- */
 
-/* The size of an item row for k factors. */
+/* The size of an item row for k factors (this build's format). */
 size_t advrec_store__item_size(uint32_t k);
+
+/* Where a row of format format (1..3) continues after its factors and
+ * Adagrad accumulators: a user's tail, an item's popularity key. */
+size_t advrec_store__tail_off(int format, uint32_t k);
+
+/* The row's Adagrad accumulator from checked value v: format 3's one
+ * float, or the mean of the k per-coordinate ones of formats 1 and 2. */
+float advrec_store__decode_acc(const unsigned char *v, uint32_t k);
 
 /* The size of user idx's row as advrec_store__encode_user() writes it. */
 size_t advrec_store__user_row_size(advrec_state_t *state, uint32_t idx);
@@ -204,8 +215,9 @@ void advrec_store__encode_item(unsigned char *b, advrec_state_t *state,
 
 /*
  * Checks a stored value's header and size; fills errstr naming the key.
- * Items: format 1 or 2 (the same layout). Users: format 1 (up to the ring)
- * or format 2 (the ring, then the sets as their counts say).
+ * Items: format 1 or 2 (the same layout), or 3 (one accumulator). Users:
+ * format 1 (up to the ring), format 2 or 3 (the ring, then the sets as
+ * their counts say).
  */
 advrec_err_t advrec_store__check_value(const advrec_store_t *store, char kind,
                                        const char *key, size_t key_len,
@@ -216,8 +228,8 @@ advrec_err_t advrec_store__check_value(const advrec_store_t *store, char kind,
 void advrec_store__decode_common(const unsigned char *v, advrec_rows_t *rows,
                                  uint32_t idx);
 
-/* Reads a user row's tail t (at OFF_W + 8k): the ring of h entries into
- * hist, its length and head, the last origin and its time. */
+/* Reads a user row's tail t (at advrec_store__tail_off()): the ring of h
+ * entries into hist, its length and head, the last origin and its time. */
 void advrec_store__decode_user_tail(const unsigned char *t, uint32_t h,
                                     uint32_t *hist, uint16_t *len,
                                     uint16_t *head, advrec_origin_t *last,

@@ -156,7 +156,6 @@ static advrec_err_t load_rows(advrec_store_t *store, advrec_state_t *state,
         items ? advrec_state_items(state) : advrec_state_users(state);
     advrec_user_ext_t *ux = advrec_state_user_ext(state);
     uint32_t h = store->params.history, seen = 0;
-    size_t k8 = (size_t)8 * store->params.k;
     rocksdb_iterator_t *it =
         rocksdb_create_iterator_cf(store->db, store->scan, store->cf[cf]);
     advrec_err_t err = ADVREC_OK;
@@ -192,7 +191,9 @@ static advrec_err_t load_rows(advrec_store_t *store, advrec_state_t *state,
         advrec_store__decode_common(v, rows, idx);
         if (items) {
             double key;
-            memcpy(&key, v + OFF_W + k8, 8);
+            memcpy(&key,
+                   v + advrec_store__tail_off(v[OFF_FORMAT], store->params.k),
+                   8);
             if (pop && key > -INFINITY &&
                 (err = advrec_popularity_set_key(pop, idx, key))) {
                 advrec_seterr(err, errstr, errstr_size,
@@ -203,9 +204,9 @@ static advrec_err_t load_rows(advrec_store_t *store, advrec_state_t *state,
             }
         } else {
             advrec_store__decode_user_tail(
-                v + OFF_W + k8, h, ux->hist + (size_t)idx * h,
-                ux->hist_len + idx, ux->hist_head + idx, ux->last + idx,
-                ux->last_ts_ms + idx);
+                v + advrec_store__tail_off(v[OFF_FORMAT], store->params.k), h,
+                ux->hist + (size_t)idx * h, ux->hist_len + idx,
+                ux->hist_head + idx, ux->last + idx, ux->last_ts_ms + idx);
             if (ux->hist_len[idx] > h || ux->hist_head[idx] >= h) {
                 err = advrec_seterr(ADVREC_ERR_STORE, errstr, errstr_size,
                                     "state.dir %s: users/\"%s\": history "
@@ -516,7 +517,6 @@ void advrec_store_row_free(advrec_store_row_t *row)
     if (!row)
         return;
     free(row->w);
-    free(row->acc);
     free(row->hist);
     memset(row, 0, sizeof(*row));
 }
@@ -553,24 +553,24 @@ static advrec_err_t get_row(advrec_store_t *store, int cf, const char *id,
     row->purchases = get_u64(v + OFF_PURCHASES);
     row->pop_key = -INFINITY;
     row->w = malloc((size_t)4 * k);
-    row->acc = malloc((size_t)4 * k);
     if (kind == KIND_USER)
         row->hist = malloc((size_t)4 * h);
-    if (!row->w || !row->acc || (kind == KIND_USER && !row->hist)) {
+    if (!row->w || (kind == KIND_USER && !row->hist)) {
         advrec_store_row_free(row);
         err = advrec_seterr(ADVREC_ERR_NOMEM, errstr, errstr_size,
                             "state.dir %s: out of memory", store->dir);
         goto out;
     }
     memcpy(row->w, v + OFF_W, (size_t)4 * k);
-    memcpy(row->acc, v + OFF_W + (size_t)4 * k, (size_t)4 * k);
+    row->acc = advrec_store__decode_acc(v, k);
     if (kind == KIND_ITEM) {
-        memcpy(&row->pop_key, v + OFF_W + (size_t)8 * k, 8);
+        memcpy(&row->pop_key, v + advrec_store__tail_off(v[OFF_FORMAT], k), 8);
     } else {
         uint16_t hl, hh;
         row->history = h;
-        advrec_store__decode_user_tail(v + OFF_W + (size_t)8 * k, h, row->hist,
-                                       &hl, &hh, &row->last, &row->last_ts_ms);
+        advrec_store__decode_user_tail(
+            v + advrec_store__tail_off(v[OFF_FORMAT], k), h, row->hist, &hl,
+            &hh, &row->last, &row->last_ts_ms);
         row->hist_len = hl;
         row->hist_head = hh;
     }
@@ -609,8 +609,8 @@ advrec_err_t advrec_store_load_user(advrec_store_t *store,
         (err = advrec_state_user(state, id, 1, idx, NULL, errstr, errstr_size)))
         goto out;
     advrec_store__decode_common(v, advrec_state_users(state), *idx);
-    advrec_store__decode_user_tail(v + OFF_W + (size_t)8 * k, h,
-                                   ux->hist + (size_t)*idx * h,
+    advrec_store__decode_user_tail(v + advrec_store__tail_off(v[OFF_FORMAT], k),
+                                   h, ux->hist + (size_t)*idx * h,
                                    ux->hist_len + *idx, ux->hist_head + *idx,
                                    ux->last + *idx, ux->last_ts_ms + *idx);
     if (ux->hist_len[*idx] > h || ux->hist_head[*idx] >= h) {

@@ -7,11 +7,13 @@
  * buffer, decoders into the caller's state.
  *
  * Values are records of little-endian integers and IEEE floats behind a
- * 4-byte header (kind, format, k): a load copies the factor arrays straight
- * into the row tables. Items are fixed-size; a user row ends with the
- * user's purchase and seen sets (format 2), so its size varies. Format 1
- * rows (no sets) are still read: their sets are rebuilt from the history
- * ring.
+ * 4-byte header (kind, format, k): a load copies the factor array straight
+ * into the row table. Items are fixed-size; a user row ends with the
+ * user's purchase and seen sets (format 2 on), so its size varies. Format 3
+ * holds one row-wise Adagrad accumulator per row; formats 1 and 2 held k
+ * per-coordinate accumulators, and are still read: the row's accumulator is
+ * their mean (what row-wise Adagrad would have summed), and a format 1
+ * row's sets are rebuilt from the history ring.
  */
 #include "store_int.h"
 
@@ -19,22 +21,52 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* A user row up to the end of its ring (all of a format 1 row). */
-static size_t user_size(uint32_t k, uint32_t history)
+size_t advrec_store__tail_off(int format, uint32_t k)
 {
-    return OFF_W + (size_t)8 * k + USER_TAIL + (size_t)4 * history;
+    return format >= FORMAT_V3 ? OFF_W + (size_t)4 * k + 4
+                               : OFF_W + (size_t)8 * k;
 }
 
-/* A format 2 user row holding np purchased and ns seen items. */
-static size_t user_size_sets(uint32_t k, uint32_t history, uint32_t np,
-                             uint32_t ns)
+/* A user row up to the end of its ring (all of a format 1 row). */
+static size_t user_size(int format, uint32_t k, uint32_t history)
 {
-    return user_size(k, history) + SETS_HEADER + (size_t)8 * (np + ns);
+    return advrec_store__tail_off(format, k) + USER_TAIL + (size_t)4 * history;
+}
+
+/* A user row of format 2 or 3 holding np purchased and ns seen items. */
+static size_t user_size_sets(int format, uint32_t k, uint32_t history,
+                             uint32_t np, uint32_t ns)
+{
+    return user_size(format, k, history) + SETS_HEADER + (size_t)8 * (np + ns);
+}
+
+/* An item row of a format. */
+static size_t item_size(int format, uint32_t k)
+{
+    return advrec_store__tail_off(format, k) + 8;
 }
 
 size_t advrec_store__item_size(uint32_t k)
 {
-    return OFF_W + (size_t)8 * k + 8;
+    return item_size(ADVREC_STORE_FORMAT, k);
+}
+
+float advrec_store__decode_acc(const unsigned char *v, uint32_t k)
+{
+    double sum = 0.0;
+    float a;
+
+    if (v[OFF_FORMAT] >= FORMAT_V3) {
+        memcpy(&a, v + OFF_W + (size_t)4 * k, 4);
+        return a;
+    }
+    /* Per-coordinate accumulators: in order, in double, so the mean is
+     * the same on every load. */
+    for (uint32_t n = 0; n < k; n++) {
+        memcpy(&a, v + OFF_W + (size_t)4 * (k + n), 4);
+        sum += (double)a;
+    }
+    return (float)(sum / (double)k);
 }
 
 /* Encodes the common part of row idx of rows into b. */
@@ -54,7 +86,7 @@ static void encode_common(unsigned char *b, char kind,
     put_u64(b + OFF_CLICKS, rows->clicks[idx]);
     put_u64(b + OFF_PURCHASES, rows->purchases[idx]);
     memcpy(b + OFF_W, rows->w + idx * k, 4 * k);
-    memcpy(b + OFF_W + 4 * k, rows->acc + idx * k, 4 * k);
+    memcpy(b + OFF_W + 4 * k, rows->acc + idx, 4);
 }
 
 void advrec_store__encode_user(unsigned char *b, advrec_state_t *state,
@@ -63,7 +95,8 @@ void advrec_store__encode_user(unsigned char *b, advrec_state_t *state,
     const advrec_rows_t *users = advrec_state_users(state);
     const advrec_user_ext_t *ux = advrec_state_user_ext(state);
     uint32_t h = advrec_state_params(state)->history;
-    unsigned char *t = b + OFF_W + (size_t)8 * users->k;
+    unsigned char *t =
+        b + advrec_store__tail_off(ADVREC_STORE_FORMAT, users->k);
 
     encode_common(b, KIND_USER, users, idx);
     memset(t, 0, USER_TAIL);
@@ -96,7 +129,7 @@ size_t advrec_store__user_row_size(advrec_state_t *state, uint32_t idx)
     const advrec_user_ext_t *ux = advrec_state_user_ext(state);
     const advrec_state_params_t *sp = advrec_state_params(state);
 
-    return user_size_sets(sp->k, sp->history,
+    return user_size_sets(ADVREC_STORE_FORMAT, sp->k, sp->history,
                           advrec_itemset_count(ux->purchased[idx]),
                           advrec_itemset_count(ux->seen[idx]));
 }
@@ -108,7 +141,7 @@ void advrec_store__encode_item(unsigned char *b, advrec_state_t *state,
     double key = pop ? advrec_popularity_key(pop, idx) : -INFINITY;
 
     encode_common(b, KIND_ITEM, items, idx);
-    memcpy(b + OFF_W + (size_t)8 * items->k, &key, 8);
+    memcpy(b + advrec_store__tail_off(ADVREC_STORE_FORMAT, items->k), &key, 8);
 }
 
 advrec_err_t advrec_store__check_value(const advrec_store_t *store, char kind,
@@ -117,29 +150,31 @@ advrec_err_t advrec_store__check_value(const advrec_store_t *store, char kind,
                                        char *errstr, size_t errstr_size)
 {
     uint32_t k = store->params.k, h = store->params.history;
-    size_t base =
-        kind == KIND_USER ? user_size(k, h) : advrec_store__item_size(k);
+    int format = len > OFF_FORMAT ? v[OFF_FORMAT] : -1;
+    int known = format == FORMAT_V1 || format == FORMAT_V2 ||
+                format == ADVREC_STORE_FORMAT;
+    /* An unknown format is measured as ours, for the message. */
+    int as = known ? format : ADVREC_STORE_FORMAT;
+    size_t base = kind == KIND_USER ? user_size(as, k, h) : item_size(as, k);
     size_t want = base;
     const char *fam = kind == KIND_USER ? "users" : "items";
-    int format = len > OFF_FORMAT ? v[OFF_FORMAT] : -1;
 
-    if (kind == KIND_USER && format == ADVREC_STORE_FORMAT) {
+    if (kind == KIND_USER && as != FORMAT_V1) {
         want = base + SETS_HEADER;
         if (len >= want)
-            want =
-                user_size_sets(k, h, get_u16(v + base), get_u16(v + base + 2));
+            want = user_size_sets(as, k, h, get_u16(v + base),
+                                  get_u16(v + base + 2));
     }
-    if (len < OFF_W || v[OFF_KIND] != (unsigned char)kind ||
-        (format != ADVREC_STORE_FORMAT && format != FORMAT_V1) ||
+    if (len < OFF_W || v[OFF_KIND] != (unsigned char)kind || !known ||
         get_u16(v + OFF_K) != k || len != want ||
-        (kind == KIND_USER && get_u16(v + OFF_W + (size_t)8 * k) != h))
+        (kind == KIND_USER && get_u16(v + advrec_store__tail_off(as, k)) != h))
         return advrec_seterr(
             ADVREC_ERR_STORE, errstr, errstr_size,
             "state.dir %s: %s/\"%.*s\" is malformed (%zu "
-            "bytes, format %d; want %zu for format %d or %d, k=%u, "
-            "history=%u)",
+            "bytes, format %d; want %zu for format %d, formats %d to %d "
+            "read, k=%u, history=%u)",
             store->dir, fam, (int)(key_len > 200 ? 200 : key_len), key, len,
-            format, want, FORMAT_V1, ADVREC_STORE_FORMAT, k, h);
+            format, want, as, FORMAT_V1, ADVREC_STORE_FORMAT, k, h);
     return ADVREC_OK;
 }
 
@@ -154,7 +189,7 @@ void advrec_store__decode_common(const unsigned char *v, advrec_rows_t *rows,
     rows->clicks[idx] = get_u64(v + OFF_CLICKS);
     rows->purchases[idx] = get_u64(v + OFF_PURCHASES);
     memcpy(rows->w + idx * k, v + OFF_W, 4 * k);
-    memcpy(rows->acc + idx * k, v + OFF_W + 4 * k, 4 * k);
+    rows->acc[idx] = advrec_store__decode_acc(v, rows->k);
 }
 
 void advrec_store__decode_user_tail(const unsigned char *t, uint32_t h,
@@ -179,7 +214,7 @@ advrec_err_t advrec_store__decode_user_sets(const advrec_store_t *store,
     advrec_user_ext_t *ux = advrec_state_user_ext(state);
     const advrec_state_params_t *sp = advrec_state_params(state);
     uint32_t k = store->params.k, h = store->params.history;
-    const unsigned char *t = v + user_size(k, h);
+    const unsigned char *t = v + user_size(v[OFF_FORMAT], k, h);
     advrec_err_t err = ADVREC_OK;
 
     if (v[OFF_FORMAT] == FORMAT_V1) {

@@ -220,7 +220,7 @@ static int cmd_user(advrec_store_t *store, const char *id, const opts_t *o)
         json_object_set_new(root, "factor_norm", json_real(norm(row.w, row.k)));
         if (o->factors) {
             json_object_set_new(root, "factors", floats_json(row.w, row.k));
-            json_object_set_new(root, "adagrad", floats_json(row.acc, row.k));
+            json_object_set_new(root, "adagrad", json_real((double)row.acc));
         }
         json_object_set_new(
             root, "purchased_set",
@@ -242,7 +242,7 @@ static int cmd_user(advrec_store_t *store, const char *id, const opts_t *o)
                row.last.offset, row.last_ts_ms);
         if (o->factors) {
             print_floats("factors", row.w, row.k);
-            print_floats("adagrad", row.acc, row.k);
+            print_floats("adagrad", &row.acc, 1);
         }
         printf("  sets: %u purchased, %u seen items remembered\n",
                advrec_itemset_count(ux->purchased[u]),
@@ -315,7 +315,7 @@ static int cmd_item(advrec_store_t *store, const char *id, const opts_t *o)
                                                   : json_null());
         if (o->factors) {
             json_object_set_new(root, "factors", floats_json(row.w, row.k));
-            json_object_set_new(root, "adagrad", floats_json(row.acc, row.k));
+            json_object_set_new(root, "adagrad", json_real((double)row.acc));
         }
         json_dumpf(root, stdout, JSON_INDENT(2) | JSON_REAL_PRECISION(9));
         printf("\n");
@@ -331,7 +331,7 @@ static int cmd_item(advrec_store_t *store, const char *id, const opts_t *o)
                row.pop_key);
         if (o->factors) {
             print_floats("factors", row.w, row.k);
-            print_floats("adagrad", row.acc, row.k);
+            print_floats("adagrad", &row.acc, 1);
         }
     }
     advrec_store_row_free(&row);

@@ -44,8 +44,7 @@ static void dump_rows(const char *kind, advrec_state_t *state,
             printf(" %a %a", (double)rows->bias[r], (double)rows->bias_acc[r]);
             for (uint32_t j = 0; j < rows->k; j++)
                 printf(" %a", (double)rows->w[(size_t)r * rows->k + j]);
-            for (uint32_t j = 0; j < rows->k; j++)
-                printf(" %a", (double)rows->acc[(size_t)r * rows->k + j]);
+            printf(" %a", (double)rows->acc[r]);
         }
         printf("\n");
     }

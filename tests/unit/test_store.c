@@ -181,7 +181,7 @@ static int same_state(advrec_engine_t *a, advrec_engine_t *b)
     for (int t = 0; t < 2; t++) {
         advrec_rows_t *x = r[0][t], *y = r[1][t];
         size_t n = x->n, k = x->k;
-        ok &= SAME(x->w, y->w, n * k * 4) && SAME(x->acc, y->acc, n * k * 4) &&
+        ok &= SAME(x->w, y->w, n * k * 4) && SAME(x->acc, y->acc, n * 4) &&
               SAME(x->bias, y->bias, n * 4) &&
               SAME(x->bias_acc, y->bias_acc, n * 4) &&
               SAME(x->updates, y->updates, n * 4) &&
@@ -404,97 +404,158 @@ static rocksdb_t *raw_open(const char *dir, rocksdb_options_t *o,
 }
 
 /*
- * A format 1 dir (user rows end with the ring; what the previous build
- * wrote) is still read: its sets are rebuilt from the ring, meta/format
- * becomes 2 on the first read-write open, and rows are rewritten in format
- * 2 as they change.
+ * Rewrites stored value v (format 3, len bytes) as an older build wrote
+ * it into o, returning o's length: k per-coordinate Adagrad accumulators
+ * (formats 1 and 2) whose mean is the row's accumulator (acc_n = a * 2(n+1)
+ * / (k+1)), and for format 1 users nothing after the ring.
  */
-static void test_reads_format_1(void)
+static size_t to_old_format(int format, int user, const unsigned char *v,
+                            size_t len, unsigned char *o)
 {
-    const char *dir = path_in("format1");
-    size_t v1 = 40 + (size_t)8 * K + 32 + (size_t)4 * H;
-    rocksdb_options_t *o = rocksdb_options_create();
-    rocksdb_column_family_handle_t *cfs[6];
-    rocksdb_writeoptions_t *w = rocksdb_writeoptions_create();
-    rocksdb_readoptions_t *r = rocksdb_readoptions_create();
-    advrec_store_t *store = NULL;
-    advrec_engine_t *l;
-    rocksdb_t *db;
-    char *rerr = NULL, *val;
-    size_t len;
-    uint32_t rows = 0;
+    size_t w_end = 40 + (size_t)4 * K, t3 = w_end + 4, t2 = 40 + (size_t)8 * K;
+    size_t ring_end = t2 + 32 + (size_t)4 * H;
+    float a;
 
-    make_state(dir, 400);
-    /* Turn every row into format 1, as the previous build wrote it. */
-    db = raw_open(dir, o, cfs);
-    CHECK(db != NULL);
-    if (db) {
-        rocksdb_iterator_t *it = rocksdb_create_iterator_cf(db, r, cfs[1]);
-        for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it);
-             rocksdb_iter_next(it)) {
-            size_t kl, vl;
-            const char *k = rocksdb_iter_key(it, &kl);
-            char v[4096];
-            memcpy(v, rocksdb_iter_value(it, &vl), v1);
-            CHECK(vl >= v1 + 4);
-            v[1] = 1;
-            rocksdb_put_cf(db, w, cfs[1], k, kl, v, v1, &rerr);
-            rows++;
-        }
-        rocksdb_iter_destroy(it);
-        rocksdb_put_cf(db, w, cfs[5], "format", 6, "1", 1, &rerr);
-        CHECK(rerr == NULL);
-        for (int i = 0; i < 6; i++)
-            rocksdb_column_family_handle_destroy(cfs[i]);
-        rocksdb_close(db);
+    memcpy(o, v, w_end);
+    o[1] = (unsigned char)format;
+    memcpy(&a, v + w_end, 4);
+    for (int n = 0; n < K; n++) {
+        float an = a * (float)(2 * (n + 1)) / (float)(K + 1);
+        memcpy(o + w_end + 4 * n, &an, 4);
     }
-    CHECK(rows > 10);
+    memcpy(o + t2, v + t3, len - t3);
+    if (user && format == 1)
+        return ring_end;
+    return len - t3 + t2;
+}
 
-    l = reload(dir, &store);
-    CHECK(l != NULL);
-    if (l) {
-        advrec_state_t *st = advrec_engine_state(l);
-        advrec_user_ext_t *ux = advrec_state_user_ext(st);
-        uint32_t nu = advrec_state_users(st)->n, with_p = 0;
-        /* Sets hold exactly the ring's items (at most H < the bounds). */
-        for (uint32_t u = 0; u < nu; u++) {
-            for (uint32_t h = 0; h < ux->hist_len[u]; h++) {
-                uint32_t e = ux->hist[(size_t)u * H + h];
-                CHECK(advrec_itemset_has(ux->seen[u], e & ADVREC_HIST_ITEM));
-                if (e & ADVREC_HIST_PURCHASE)
-                    CHECK(advrec_itemset_has(ux->purchased[u],
-                                             e & ADVREC_HIST_ITEM));
+/*
+ * Dirs written by older builds are still read. Format 1 (user rows end with
+ * the ring): its sets are rebuilt from the ring. Formats 1 and 2 hold k
+ * per-coordinate Adagrad accumulators per row: the row's one accumulator is
+ * their mean. meta/format becomes 3 on the first read-write open, and rows
+ * are rewritten in format 3 as they change.
+ */
+static void test_reads_older_formats(void)
+{
+    for (int format = 1; format <= 2; format++) {
+        const char *dir = path_in(format == 1 ? "format1" : "format2");
+        rocksdb_options_t *o = rocksdb_options_create();
+        rocksdb_column_family_handle_t *cfs[6];
+        rocksdb_writeoptions_t *w = rocksdb_writeoptions_create();
+        rocksdb_readoptions_t *r = rocksdb_readoptions_create();
+        advrec_store_t *store = NULL;
+        advrec_engine_t *l, *ref;
+        rocksdb_t *db;
+        char *rerr = NULL, *val;
+        size_t len;
+        uint32_t rows = 0;
+
+        make_state(dir, 400);
+        ref = reload(dir, &store);
+        CHECK(ref != NULL);
+        advrec_store_close(store);
+        store = NULL;
+        /* Turn every row into the older format. */
+        db = raw_open(dir, o, cfs);
+        CHECK(db != NULL);
+        if (db) {
+            for (int cf = 1; cf <= 2; cf++) {
+                rocksdb_iterator_t *it =
+                    rocksdb_create_iterator_cf(db, r, cfs[cf]);
+                for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it);
+                     rocksdb_iter_next(it)) {
+                    size_t kl, vl, ol;
+                    const char *k = rocksdb_iter_key(it, &kl);
+                    const unsigned char *v =
+                        (const unsigned char *)rocksdb_iter_value(it, &vl);
+                    unsigned char old[4096];
+                    CHECK(vl + 4 * K < sizeof(old));
+                    ol = to_old_format(format, cf == 1, v, vl, old);
+                    rocksdb_put_cf(db, w, cfs[cf], k, kl, (const char *)old, ol,
+                                   &rerr);
+                    rows++;
+                }
+                rocksdb_iter_destroy(it);
             }
-            CHECK(advrec_itemset_count(ux->seen[u]) <= ux->hist_len[u]);
-            with_p += advrec_itemset_count(ux->purchased[u]) > 0;
+            rocksdb_put_cf(db, w, cfs[5], "format", 6, format == 1 ? "1" : "2",
+                           1, &rerr);
+            CHECK(rerr == NULL);
+            for (int i = 0; i < 6; i++)
+                rocksdb_column_family_handle_destroy(cfs[i]);
+            rocksdb_close(db);
         }
-        CHECK(with_p > 0);
-        /* New rounds write format 2 rows next to the old ones. */
-        apply_range(l, 400, 500);
-        CHECK_INT(commit(store, l, 500), ADVREC_OK);
+        CHECK(rows > 10);
+
+        l = reload(dir, &store);
+        CHECK(l != NULL);
+        if (l && ref) {
+            advrec_state_t *st = advrec_engine_state(l);
+            advrec_state_t *rs = advrec_engine_state(ref);
+            advrec_user_ext_t *ux = advrec_state_user_ext(st);
+            uint32_t nu = advrec_state_users(st)->n, with_p = 0;
+            for (int t = 0; t < 2; t++) {
+                advrec_rows_t *x =
+                    t ? advrec_state_items(st) : advrec_state_users(st);
+                advrec_rows_t *y =
+                    t ? advrec_state_items(rs) : advrec_state_users(rs);
+                CHECK_INT(x->n, y->n);
+                CHECK(memcmp(x->w, y->w, (size_t)x->n * K * 4) == 0);
+                /* The mean of the k accumulators, to float rounding. */
+                for (uint32_t i = 0; i < x->n && i < y->n; i++)
+                    CHECK_NEAR(x->acc[i], y->acc[i], 1e-6 * y->acc[i]);
+            }
+            /* Sets hold exactly the ring's items (at most H < the bounds),
+             * rebuilt for format 1, stored for format 2. */
+            for (uint32_t u = 0; u < nu; u++) {
+                for (uint32_t h = 0; h < ux->hist_len[u]; h++) {
+                    uint32_t e = ux->hist[(size_t)u * H + h];
+                    CHECK(
+                        advrec_itemset_has(ux->seen[u], e & ADVREC_HIST_ITEM));
+                    if (e & ADVREC_HIST_PURCHASE)
+                        CHECK(advrec_itemset_has(ux->purchased[u],
+                                                 e & ADVREC_HIST_ITEM));
+                }
+                if (format == 1) {
+                    CHECK(advrec_itemset_count(ux->seen[u]) <= ux->hist_len[u]);
+                } else {
+                    advrec_user_ext_t *rx = advrec_state_user_ext(rs);
+                    CHECK_INT(advrec_itemset_count(ux->seen[u]),
+                              advrec_itemset_count(rx->seen[u]));
+                    CHECK_INT(advrec_itemset_count(ux->purchased[u]),
+                              advrec_itemset_count(rx->purchased[u]));
+                }
+                with_p += advrec_itemset_count(ux->purchased[u]) > 0;
+            }
+            CHECK(with_p > 0);
+            /* New rounds write format 3 rows next to the old ones. */
+            apply_range(l, 400, 500);
+            CHECK_INT(commit(store, l, 500), ADVREC_OK);
+        }
+        advrec_store_close(store);
+        store = NULL;
+        advrec_engine_destroy(l);
+        advrec_engine_destroy(ref);
+        db = raw_open(dir, o, cfs);
+        CHECK(db != NULL);
+        if (db) {
+            val = rocksdb_get_cf(db, r, cfs[5], "format", 6, &len, &rerr);
+            CHECK(val && len == 1 && val[0] == '3');
+            rocksdb_free(val);
+            for (int i = 0; i < 6; i++)
+                rocksdb_column_family_handle_destroy(cfs[i]);
+            rocksdb_close(db);
+        }
+        /* Mixed rows load. */
+        l = reload(dir, &store);
+        CHECK(l != NULL);
+        advrec_store_close(store);
+        advrec_engine_destroy(l);
+        rocksdb_free(rerr);
+        rocksdb_writeoptions_destroy(w);
+        rocksdb_readoptions_destroy(r);
+        rocksdb_options_destroy(o);
     }
-    advrec_store_close(store);
-    store = NULL;
-    advrec_engine_destroy(l);
-    db = raw_open(dir, o, cfs);
-    CHECK(db != NULL);
-    if (db) {
-        val = rocksdb_get_cf(db, r, cfs[5], "format", 6, &len, &rerr);
-        CHECK(val && len == 1 && val[0] == '2');
-        rocksdb_free(val);
-        for (int i = 0; i < 6; i++)
-            rocksdb_column_family_handle_destroy(cfs[i]);
-        rocksdb_close(db);
-    }
-    /* Mixed rows load. */
-    l = reload(dir, &store);
-    CHECK(l != NULL);
-    advrec_store_close(store);
-    advrec_engine_destroy(l);
-    rocksdb_free(rerr);
-    rocksdb_writeoptions_destroy(w);
-    rocksdb_readoptions_destroy(r);
-    rocksdb_options_destroy(o);
 }
 
 /* The determinism guarantee across a restart: process [0, 600) in one go,
@@ -1252,7 +1313,7 @@ int main(void)
     }
     RUN(test_round_trip);
     RUN(test_sets_round_trip);
-    RUN(test_reads_format_1);
+    RUN(test_reads_older_formats);
     RUN(test_replay_across_restart);
     RUN(test_offsets);
     RUN(test_lineage_lost_commits);

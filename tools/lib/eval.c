@@ -498,7 +498,7 @@ static advrec_apr_row_t row_of(advrec_rows_t *rows, uint32_t idx, int bias)
 {
     advrec_apr_row_t r = {
         .w = rows->w + (size_t)idx * rows->k,
-        .acc = rows->acc + (size_t)idx * rows->k,
+        .acc = rows->acc + idx,
         .bias = bias ? rows->bias + idx : NULL,
         .bias_acc = bias ? rows->bias_acc + idx : NULL,
         .updates = rows->updates + idx,
@@ -561,18 +561,16 @@ advrec_state_t *advrec_eval_model_new(const advrec_eval_data_t *d,
     return st;
 }
 
-/* Asks for row idx's factors and accumulators to be brought into the
- * cache (k floats each); a hint, never a fault. */
+/* Asks for row idx's factors (k floats) and its accumulator (one) to be
+ * brought into the cache; a hint, never a fault. */
 static void prefetch_row(const advrec_rows_t *rows, uint32_t idx)
 {
     const char *w = (const char *)(rows->w + (size_t)idx * rows->k);
-    const char *acc = (const char *)(rows->acc + (size_t)idx * rows->k);
     size_t bytes = (size_t)rows->k * sizeof(float);
 
-    for (size_t b = 0; b < bytes; b += 64) {
+    for (size_t b = 0; b < bytes; b += 64)
         __builtin_prefetch(w + b, 1);
-        __builtin_prefetch(acc + b, 1);
-    }
+    __builtin_prefetch(rows->acc + idx, 1);
 }
 
 /* One training interaction as the loop reads it: the rows, and where the
