@@ -6,7 +6,7 @@
 #
 #   bench/ingest.sh [BUILD_DIR]          (default: build)
 #   EVENTS (500000), USERS (100000), ITEMS (50000), PARTITIONS (4 per topic),
-#   RUNS (1) runs of every reader, MODES (default: all, in this order):
+#   RUNS (1) runs of every reader (with more, medians at the end), MODES (default: all, in this order):
 #     memory   state in memory (state.dir=''), lists deferred to the stop
 #     durable  RocksDB state with the shipped state settings, lists deferred
 #     commit   RocksDB, state.sync=commit, a commit every round (the
@@ -109,6 +109,7 @@ line() { # NAME SECONDS [EXTRA]
   [ -z "$bare_eps" ] && bare_eps=$eps
   printf '%-56s %7d events in %6.3f s, %7d events/s%s, of bare consumer: %.3f\n' \
     "$1" "$n" "$2" "$eps" "${3:-}" "$(awk -v a="$eps" -v b="$bare_eps" 'BEGIN { print a / b }')"
+  printf '%s\t%s\t%s\t%s\n' "$1" "$eps" "$bare_eps" "${mem_eps:-}" >>"$tmp/results"
   last_eps=$eps
 }
 
@@ -159,7 +160,7 @@ daemon() { # MODE RUN
   wait
   local extra_txt=", peak RSS $((${rss:-0} / 1024)) MiB"
   case $mode in
-    memory) line "advrecd, state in memory, lists deferred" "$s" "$extra_txt"; mem_eps=$last_eps ;;
+    memory) mem_eps=; line "advrecd, state in memory, lists deferred" "$s" "$extra_txt"; mem_eps=$last_eps ;;
     durable) line "advrecd, RocksDB (shipped settings), lists deferred" "$s" \
       "$extra_txt, of memory: $(awk -v a="$(awk -v n="$n" -v s="$s" 'BEGIN { print n / s }')" -v b="${mem_eps:-0}" \
         'BEGIN { if (b > 0) printf "%.3f", a / b; else print "n/a" }')" ;;
@@ -170,7 +171,23 @@ daemon() { # MODE RUN
 
 say "ingest: $n events in the topics; readers: kcat $modes (RUNS=$runs)"
 for r in $(seq 1 "$runs"); do
-  bare_eps=
+  bare_eps= mem_eps=
   bare "$r" || exit 1
   for m in $modes; do daemon "$m" "$r" || exit 1; done
 done
+# With several runs: per reader the median rate and the medians of its
+# same-run ratios (the machine is shared: ratios hold, rates drift).
+[ "$runs" -gt 1 ] && python3 - "$tmp/results" "$runs" <<'PY'
+import statistics, sys
+rows = {}
+for l in open(sys.argv[1]):
+    name, eps, bare, mem = l.rstrip("\n").split("\t")
+    rows.setdefault(name, []).append((float(eps), float(bare), float(mem) if mem else None))
+print("median of %s runs:" % sys.argv[2])
+for name, rs in rows.items():
+    eps = statistics.median(r[0] for r in rs)
+    ob = statistics.median(r[0] / r[1] for r in rs)
+    om = [r[0] / r[2] for r in rs if r[2] and "memory" not in name]
+    mem = ", of memory: %.3f" % statistics.median(om) if om else ""
+    print("%-56s %7d events/s%s, of bare consumer: %.3f" % (name, eps, mem, ob))
+PY
