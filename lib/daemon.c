@@ -864,15 +864,12 @@ static void round_once(advrec_daemon_t *d)
     err = note_offsets(d, d->batch, n) ? ADVREC_ERR_NOMEM : ADVREC_OK;
     for (ssize_t i = 0; i < n; i++)
         rd_kafka_message_destroy(d->batch[i]);
-    if (!err && commit_due(d, now))
-        err = advrec_daemon__commit(d);
     if (err)
-        return; /* outputs never run ahead of committed state */
-    /* Idle rounds too: the last offsets of a burst must reach Kafka. */
-    if (d->kcommit && now_ms() - d->kcommit_ms >= KAFKA_COMMIT_MS)
-        advrec_daemon__kafka_commit(d, 1);
-    advrec_outbox_produce(d->outbox);
-    /* Refresh what is due; bounded per round so a burst of stale users
+        return;
+    /* Refresh what is due before the commit: lists do not wait for
+     * commits (a list owed stays owed in the state until its delivery
+     * report), so a commit due this round must not delay the lists of
+     * the events it applied. Bounded per round so a burst of stale users
      * cannot starve consumption. */
     t1 = now_us();
     if (advrec_engine_refresh(d->engine, now, 0,
@@ -884,6 +881,13 @@ static void round_once(advrec_daemon_t *d)
                                      (double)(now - since[i]) / 1e3);
     }
     rd_kafka_poll(producer, 0);
+    if (commit_due(d, now) && advrec_daemon__commit(d))
+        return; /* flags and dead letters never run ahead of committed
+                   state */
+    /* Idle rounds too: the last offsets of a burst must reach Kafka. */
+    if (d->kcommit && now_ms() - d->kcommit_ms >= KAFKA_COMMIT_MS)
+        advrec_daemon__kafka_commit(d, 1);
+    advrec_outbox_produce(d->outbox);
     d->c->rounds++;
     advrec_histogram_observe(&d->c->round, (double)(now_us() - t0) / 1e6);
     publish_stats(d, now, 0);

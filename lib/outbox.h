@@ -115,8 +115,9 @@ advrec_err_t advrec_outbox_add(advrec_outbox_t *outbox, advrec_out_kind_t kind,
 
 /*
  * Produces a freshly computed list for user (key and value copied). A list
- * is produced at once (its inputs are already committed); the user stays
- * owed until the delivery report. A produce that fails at once makes the
+ * is produced at once, without waiting for its inputs' commit (a crash
+ * before it replays them and makes the list again); the user stays owed
+ * until the delivery report. A produce that fails at once makes the
  * user stale again through on_list_failed. 0, or librdkafka's error.
  */
 rd_kafka_resp_err_t advrec_outbox_send_list(advrec_outbox_t *outbox,
