@@ -24,8 +24,10 @@
 # arrival of the list - timestamp of that event. The first WARMUP seconds
 # of events are skipped (group join, first fetches, page cache, JIT of the
 # broker). The breakdown lines split it at the list's generated_at
-# (advrecd's wall clock when it computed the list): before = consume,
-# apply, refresh; after = advrecd's producer, the broker, kafka-python.
+# (advrecd's wall clock when it computed the list: before it, consume,
+# apply, refresh) and at the list's record timestamp (the topic has
+# message.timestamp.type=LogAppendTime: when the broker appended it; before
+# it advrecd's producer, after it the fetch by kafka-python).
 # SECONDS from the environment is bash's own counter's start value: read
 # it before anything takes time (0 when unset).
 secs=$SECONDS
@@ -69,7 +71,7 @@ else
 fi
 tp=lat$$ # topics of this run
 "$here/tests/kafka/kafka.sh" topics "$kdir" "$tp.clicks:$parts" "$tp.purchases:$parts" \
-  "$tp.recs:$parts:compact" "$tp.anomalies:$parts" "$tp.dlq:$parts" >/dev/null ||
+  "$tp.recs:$parts:compact:message.timestamp.type=LogAppendTime" "$tp.anomalies:$parts" "$tp.dlq:$parts" >/dev/null ||
   { say "cannot create topics"; exit 1; }
 
 n=$(awk -v r="$rate" -v s="$secs" 'BEGIN { printf "%d", r * s }')
