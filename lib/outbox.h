@@ -138,6 +138,16 @@ advrec_err_t advrec_outbox_stage(advrec_outbox_t *outbox, const uint32_t *stale,
 /* After a successful commit: the records it stored may be produced. */
 void advrec_outbox_committed(advrec_outbox_t *outbox);
 
+/* When a commit starts in the background (advrec_store_commit_start()):
+ * the records recorded so far are in its batch, those recorded later are
+ * not. */
+void advrec_outbox_committing(advrec_outbox_t *outbox);
+
+/* After that commit's write succeeded: its records (those marked by
+ * advrec_outbox_committing()) may be produced; later ones wait for their
+ * own commit. */
+void advrec_outbox_commit_written(advrec_outbox_t *outbox);
+
 /*
  * Produces every due record (newly committed, failed, or left by the last
  * run), oldest first. A produce that fails at once leaves the rest due
