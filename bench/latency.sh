@@ -10,7 +10,8 @@
 #   settings (after -X recs.debounce.ms=0; otherwise the shipped defaults,
 #   state in RocksDB in a temp dir). KAFKA_DIR: a broker already started by
 #   tests/kafka/kafka.sh start DIR, used (new topics) and left running;
-#   default: a fresh one in a temp dir, stopped at the end.
+#   default: a fresh one in a temp dir, stopped at the end. ADVRECD_LOG:
+#   where to keep advrecd's log (info level).
 #
 # advrec-gen writes the stream; bench/latency.py paces it at RATE and stamps
 # each event with the wall-clock ms it is written; advrec-produce reads that
@@ -54,6 +55,7 @@ cleanup() {
   local p
   for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null; done
   wait 2>/dev/null
+  [ -n "${ADVRECD_LOG:-}" ] && cp "$tmp/advrecd.log" "$ADVRECD_LOG"
   [ -n "${KAFKA_DIR:-}" ] || "$here/tests/kafka/kafka.sh" stop "$tmp/kafka" >/dev/null 2>&1
   rm -rf "$tmp"
 }
@@ -101,6 +103,8 @@ until grep -q "rebalance: assigned" "$tmp/advrecd.log" && [ -e "$tmp/reader.read
   sleep 0.1 # polling interval of a bounded wait
 done
 
+kpid=$(cat "$kdir/pid" 2>/dev/null)
+kcpu0=$(awk '{ printf "%.1f", ($14 + $15) / 100 }' "/proc/$kpid/stat" 2>/dev/null)
 say "latency: producing $rate events/s for $secs s to $bs ($parts partitions per topic)"
 lpy pace "$rate" "$secs" "$tmp/stream.csv" 2>"$tmp/pace.log" |
   "$build/advrec-produce" -q -b "$bs" -f csv --click-topic "$tp.clicks" \
@@ -110,10 +114,16 @@ touch "$tmp/produced"
 cat "$tmp/pace.log" >&2
 wait "${pids[1]}" || { say "reader failed:"; cat "$tmp/reader.log" >&2; exit 1; }
 cat "$tmp/reader.log" >&2
+# CPU seconds (user + system) of a process so far.
+cpu() { awk '{ printf "%.1f", ($14 + $15) / 100 }' "/proc/$1/stat" 2>/dev/null; }
+dcpu=$(cpu "$dpid")
+[ -n "$kpid" ] && kcpu=$(awk -v a="$(cpu "$kpid")" -v b="$kcpu0" 'BEGIN { printf "%.1f", a - b }')
 kill -TERM "$dpid"
 wait "$dpid"
 grep -E "final:" "$tmp/advrecd.log" | tail -1 >&2
 
 echo "advrecd -X recs.debounce.ms=0 ${DAEMON_ARGS:-}; $rate events/s for $secs s," \
   "$parts partitions, $users users, $items items; $(nproc) cores, load $(cut -d' ' -f1 /proc/loadavg)"
+echo "CPU seconds: advrecd $dcpu (until the stop), broker ${kcpu:-?} (during the run)," \
+  "kafka-python reader $(sed -n 's/.*, \([0-9.]*\) CPU-s/\1/p' "$tmp/reader.log")"
 lpy report "$bs" "$tmp/lists.pickle" "$here/schemas/recommendation.avsc" "$warmup" "$rate"
