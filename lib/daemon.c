@@ -590,10 +590,10 @@ static int note_offsets(advrec_daemon_t *d, rd_kafka_message_t **msgs,
         if (j == d->n_offs) {
             if (d->n_offs == d->offs_cap) {
                 size_t cap = d->offs_cap ? 2 * d->offs_cap : 64;
-                advrec_store_offset_t *o =
-                    realloc(d->offs, cap * sizeof(*o));
+                advrec_store_offset_t *o = realloc(d->offs, cap * sizeof(*o));
                 if (!o) {
-                    advrec_daemon__fail(d, ADVREC_ERR_NOMEM, "out of memory", NULL);
+                    advrec_daemon__fail(d, ADVREC_ERR_NOMEM, "out of memory",
+                                        NULL);
                     return -1;
                 }
                 d->offs = o;
@@ -717,11 +717,11 @@ static advrec_err_t commit_state(advrec_daemon_t *d, int background)
         snprintf(why, sizeof(why), "cannot stage the outputs owed: %s",
                  advrec_err2str(err));
     else if (d->store && background)
-        err = advrec_store_commit_start(
-            d->store, advrec_engine_state(d->engine),
-            advrec_engine_popularity(d->engine),
-            advrec_engine_version(d->engine), d->offs, d->n_offs, why,
-            sizeof(why));
+        err =
+            advrec_store_commit_start(d->store, advrec_engine_state(d->engine),
+                                      advrec_engine_popularity(d->engine),
+                                      advrec_engine_version(d->engine), d->offs,
+                                      d->n_offs, why, sizeof(why));
     else if (d->store)
         err = advrec_store_commit(d->store, advrec_engine_state(d->engine),
                                   advrec_engine_popularity(d->engine),

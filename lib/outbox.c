@@ -29,11 +29,11 @@
 
 /* Where a record is. */
 enum {
-    REC_NEW,       /* staged in the round's batch, commit not yet done */
+    REC_NEW,        /* staged in the round's batch, commit not yet done */
     REC_COMMITTING, /* in a batch being written (commit started) */
-    REC_DUE,       /* committed, to be produced (again) */
-    REC_IN_FLIGHT, /* produced, delivery report awaited */
-    REC_DELIVERED, /* acknowledged: deleted from the state at next stage */
+    REC_DUE,        /* committed, to be produced (again) */
+    REC_IN_FLIGHT,  /* produced, delivery report awaited */
+    REC_DELIVERED,  /* acknowledged: deleted from the state at next stage */
 };
 
 /* One record owed to the broker. Its address is the delivery tag of its
@@ -499,9 +499,9 @@ void advrec_outbox_committing(advrec_outbox_t *ob)
  * come before any recorded since their commit started. */
 static void make_due(advrec_outbox_t *ob, int only_started)
 {
-    for (size_t i = ob->n_recs; i-- > 0 && (ob->recs[i]->state == REC_NEW ||
-                                            ob->recs[i]->state ==
-                                                REC_COMMITTING);) {
+    for (size_t i = ob->n_recs;
+         i-- > 0 && (ob->recs[i]->state == REC_NEW ||
+                     ob->recs[i]->state == REC_COMMITTING);) {
         if (only_started && ob->recs[i]->state == REC_NEW)
             continue;
         ob->recs[i]->state = REC_DUE;

@@ -323,13 +323,11 @@ advrec_err_t advrec_store_commit(advrec_store_t *store, advrec_state_t *state,
  * waits for that. Checkpoints and reads see the store as of the last write
  * finished.
  */
-advrec_err_t advrec_store_commit_start(advrec_store_t *store,
-                                       advrec_state_t *state,
-                                       const advrec_popularity_t *pop,
-                                       uint64_t version,
-                                       const advrec_store_offset_t *offsets,
-                                       size_t n_offsets, char *errstr,
-                                       size_t errstr_size);
+advrec_err_t
+advrec_store_commit_start(advrec_store_t *store, advrec_state_t *state,
+                          const advrec_popularity_t *pop, uint64_t version,
+                          const advrec_store_offset_t *offsets,
+                          size_t n_offsets, char *errstr, size_t errstr_size);
 
 /* Whether the write of advrec_store_commit_start() has finished (1 when none
  * runs): advrec_store_commit_wait() then returns at once. */

@@ -116,11 +116,9 @@ static size_t order_rows(advrec_store_t *store, advrec_state_t *state,
     for (uint32_t x = hw; x < rows->n; x++)
         store->order[n++].idx = x;
     for (size_t r = 0; r < n; r++)
-        store->order[r].id = is_items
-                                 ? advrec_state_item_name(state,
-                                                          store->order[r].idx)
-                                 : advrec_state_user_name(state,
-                                                          store->order[r].idx);
+        store->order[r].id =
+            is_items ? advrec_state_item_name(state, store->order[r].idx)
+                     : advrec_state_user_name(state, store->order[r].idx);
     qsort(store->order, n, sizeof(*store->order), by_key);
     return n;
 }
@@ -188,8 +186,7 @@ static advrec_err_t build_batch(advrec_store_t *store, advrec_state_t *state,
                                        sz)) {
                 rollback(store);
                 return advrec_seterr(ADVREC_ERR_NOMEM, errstr, errstr_size,
-                                     "state.dir %s: out of memory",
-                                     store->dir);
+                                     "state.dir %s: out of memory", store->dir);
             }
             if (is_items)
                 advrec_store__encode_item(store->buf, state, pop, x);
@@ -294,13 +291,11 @@ static void *write_main(void *arg)
     return NULL;
 }
 
-advrec_err_t advrec_store_commit_start(advrec_store_t *store,
-                                       advrec_state_t *state,
-                                       const advrec_popularity_t *pop,
-                                       uint64_t version,
-                                       const advrec_store_offset_t *offsets,
-                                       size_t n_offsets, char *errstr,
-                                       size_t errstr_size)
+advrec_err_t
+advrec_store_commit_start(advrec_store_t *store, advrec_state_t *state,
+                          const advrec_popularity_t *pop, uint64_t version,
+                          const advrec_store_offset_t *offsets,
+                          size_t n_offsets, char *errstr, size_t errstr_size)
 {
     advrec_rows_t *users = advrec_state_users(state);
     advrec_rows_t *items = advrec_state_items(state);

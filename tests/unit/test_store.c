@@ -801,10 +801,9 @@ static void test_background_commit(void)
               ADVREC_OK);
     CHECK_INT(advrec_store_commit_done(store), 1); /* none running */
     apply_range(e, 0, 100);
-    CHECK_INT(advrec_store_commit_start(store, advrec_engine_state(e),
-                                        advrec_engine_popularity(e),
-                                        advrec_engine_version(e), offs, 1,
-                                        errstr, sizeof(errstr)),
+    CHECK_INT(advrec_store_commit_start(
+                  store, advrec_engine_state(e), advrec_engine_popularity(e),
+                  advrec_engine_version(e), offs, 1, errstr, sizeof(errstr)),
               ADVREC_OK);
     /* Meanwhile: more rows change, a flag is staged. */
     apply_range(e, 100, 200);
@@ -820,10 +819,9 @@ static void test_background_commit(void)
               ADVREC_OK);
     CHECK_STR(all, ""); /* staged after the start: the next commit's */
     offs[0].next = 200;
-    CHECK_INT(advrec_store_commit_start(store, advrec_engine_state(e),
-                                        advrec_engine_popularity(e),
-                                        advrec_engine_version(e), offs, 1,
-                                        errstr, sizeof(errstr)),
+    CHECK_INT(advrec_store_commit_start(
+                  store, advrec_engine_state(e), advrec_engine_popularity(e),
+                  advrec_engine_version(e), offs, 1, errstr, sizeof(errstr)),
               ADVREC_OK);
     advrec_store_close(store); /* waits for the write */
     advrec_engine_destroy(e);
