@@ -119,7 +119,10 @@ static size_t order_rows(advrec_store_t *store, advrec_state_t *state,
         store->order[r].id =
             is_items ? advrec_state_item_name(state, store->order[r].idx)
                      : advrec_state_user_name(state, store->order[r].idx);
-    qsort(store->order, n, sizeof(*store->order), by_key);
+    /* qsort's array must not be NULL even for 0 elements (UBSan): a
+     * commit of offsets only, before any with rows, has no order yet. */
+    if (n > 1)
+        qsort(store->order, n, sizeof(*store->order), by_key);
     return n;
 }
 
