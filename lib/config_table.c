@@ -123,14 +123,14 @@ const conf_row_t advrec_conf__rows[] = {
     ROW_ENUM("state.sync", state_sync, sync_words, "commit", "state",
              "commit: fsync each commit's WriteBatch (survives power loss); none: survives a crash of the process only."),
     ROW_INT("state.commit.interval.ms", state_commit_interval_ms, 0, 600000, "1000", "state",
-            "How often the state is committed (rows changed since, with the input offsets they reflect, in one WriteBatch); 0: every round. A row changed many times is written once per commit; flags and dead letters are produced after the commit that records them, and a crash replays at most this much input."),
+            "How often the state is committed (rows changed since, with the input offsets they reflect, in one WriteBatch); 0: every round. A row changed many times is written once per commit. The batch is written by a thread of its own while the rounds go on (lists do not wait for commits); flags and dead letters are produced once the commit that records them is written, and a crash replays at most this much input."),
     ROW_ENUM("state.offset.missing", state_offset_missing, missing_words, "fail", "state",
              "When the state is behind what was committed to Kafka from it, lost the stored offset of a partition it had consumed, or lost acknowledged commits from its WAL (always logged as an error): fail: exit 65 naming the partitions; earliest: replay everything the state lacks (from its stored offset, or the partition's beginning when it has none); committed: resume at Kafka's committed offset, skipping what the state lost."),
 
     ROW_INT("round.max.records", round_max_records, 1, 1000000, "1000", "round",
             "Most records polled and committed in one processing round."),
     ROW_INT("round.max.ms", round_max_ms, 1, 60000, "100", "round",
-            "Longest a round waits for records before it commits what it has."),
+            "Longest a round waits for its first record; it then takes only the records already fetched (up to round.max.records) and applies them at once."),
 
     ROW_INT("model.k", model_k, 1, 1024, "64", "model",
             "Latent factors per user and item; changing it needs fresh state."),

@@ -93,6 +93,11 @@ struct advrec_daemon_s {
     advrec_store_offset_t *offs;
     size_t n_offs, offs_cap;
     int64_t commit_ms; /* when the state was last committed */
+    /* A commit being written by the store's thread (committing), and the
+     * offsets it records: Kafka hears of them once it is done. */
+    int committing;
+    advrec_store_offset_t *c_offs;
+    size_t c_n_offs, c_offs_cap;
 
     /* Offsets committed to the state and not yet to Kafka (NULL: none),
      * and when Kafka last got some. */
@@ -137,6 +142,15 @@ static inline int64_t wall_ms(void)
 /* Records next as the committed next offset of (topic, partition) in this
  * run; a topic that is not an input is ignored. -1 on no memory (the
  * partition then resumes from the store or Kafka, as before). */
+/*
+ * Finishes the state commit being written in the background, if any: when
+ * its write is done (block: after waiting for it), its flags and dead
+ * letters become due and its offsets are queued for Kafka. A failed write
+ * stops the daemon (advrec_daemon__fail) and is returned. Anything that
+ * commits the store directly calls this first.
+ */
+advrec_err_t advrec_daemon__commit_finish(advrec_daemon_t *d, int block);
+
 int advrec_daemon__run_offset_set(advrec_daemon_t *d, const char *topic,
                                   int32_t partition, int64_t next);
 

@@ -124,10 +124,14 @@ static void record_jumps(advrec_daemon_t *d, const advrec_store_offset_t *jump,
                          size_t n)
 {
     char why[512];
-    advrec_err_t err = advrec_store_commit(
-        d->store, advrec_engine_state(d->engine),
-        advrec_engine_popularity(d->engine), advrec_engine_version(d->engine),
-        jump, n, why, sizeof(why));
+    advrec_err_t err;
+
+    if (advrec_daemon__commit_finish(d, 1))
+        return;
+    err = advrec_store_commit(d->store, advrec_engine_state(d->engine),
+                              advrec_engine_popularity(d->engine),
+                              advrec_engine_version(d->engine), jump, n, why,
+                              sizeof(why));
 
     if (err) {
         advrec_daemon__fail(d, err, "state commit failed", why);

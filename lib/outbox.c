@@ -29,10 +29,11 @@
 
 /* Where a record is. */
 enum {
-    REC_NEW,       /* staged in the round's batch, commit not yet done */
-    REC_DUE,       /* committed, to be produced (again) */
-    REC_IN_FLIGHT, /* produced, delivery report awaited */
-    REC_DELIVERED, /* acknowledged: deleted from the state at next stage */
+    REC_NEW,        /* staged in the round's batch, commit not yet done */
+    REC_COMMITTING, /* in a batch being written (commit started) */
+    REC_DUE,        /* committed, to be produced (again) */
+    REC_IN_FLIGHT,  /* produced, delivery report awaited */
+    REC_DELIVERED,  /* acknowledged: deleted from the state at next stage */
 };
 
 /* One record owed to the broker. Its address is the delivery tag of its
@@ -487,12 +488,35 @@ advrec_err_t advrec_outbox_stage(advrec_outbox_t *ob, const uint32_t *stale,
     return err;
 }
 
-void advrec_outbox_committed(advrec_outbox_t *ob)
+void advrec_outbox_committing(advrec_outbox_t *ob)
 {
-    for (size_t i = ob->n_recs; i-- > 0 && ob->recs[i]->state == REC_NEW;) {
+    for (size_t i = ob->n_recs; i-- > 0 && ob->recs[i]->state == REC_NEW;)
+        ob->recs[i]->state = REC_COMMITTING;
+}
+
+/* Makes due the records at the tail that are new (unless only_started)
+ * or committing: records are appended in order, so the committing ones
+ * come before any recorded since their commit started. */
+static void make_due(advrec_outbox_t *ob, int only_started)
+{
+    for (size_t i = ob->n_recs;
+         i-- > 0 && (ob->recs[i]->state == REC_NEW ||
+                     ob->recs[i]->state == REC_COMMITTING);) {
+        if (only_started && ob->recs[i]->state == REC_NEW)
+            continue;
         ob->recs[i]->state = REC_DUE;
         ob->due++;
     }
+}
+
+void advrec_outbox_committed(advrec_outbox_t *ob)
+{
+    make_due(ob, 0);
+}
+
+void advrec_outbox_commit_written(advrec_outbox_t *ob)
+{
+    make_due(ob, 1);
 }
 
 static const char *topic_of(const advrec_outbox_t *ob, int kind)

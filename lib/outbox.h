@@ -115,8 +115,9 @@ advrec_err_t advrec_outbox_add(advrec_outbox_t *outbox, advrec_out_kind_t kind,
 
 /*
  * Produces a freshly computed list for user (key and value copied). A list
- * is produced at once (its inputs are already committed); the user stays
- * owed until the delivery report. A produce that fails at once makes the
+ * is produced at once, without waiting for its inputs' commit (a crash
+ * before it replays them and makes the list again); the user stays owed
+ * until the delivery report. A produce that fails at once makes the
  * user stale again through on_list_failed. 0, or librdkafka's error.
  */
 rd_kafka_resp_err_t advrec_outbox_send_list(advrec_outbox_t *outbox,
@@ -136,6 +137,16 @@ advrec_err_t advrec_outbox_stage(advrec_outbox_t *outbox, const uint32_t *stale,
 
 /* After a successful commit: the records it stored may be produced. */
 void advrec_outbox_committed(advrec_outbox_t *outbox);
+
+/* When a commit starts in the background (advrec_store_commit_start()):
+ * the records recorded so far are in its batch, those recorded later are
+ * not. */
+void advrec_outbox_committing(advrec_outbox_t *outbox);
+
+/* After that commit's write succeeded: its records (those marked by
+ * advrec_outbox_committing()) may be produced; later ones wait for their
+ * own commit. */
+void advrec_outbox_commit_written(advrec_outbox_t *outbox);
 
 /*
  * Produces every due record (newly committed, failed, or left by the last

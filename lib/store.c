@@ -651,11 +651,18 @@ void advrec_store_close(advrec_store_t *store)
 {
     if (!store)
         return;
+    if (store->writing) {
+        char why[512];
+        if (advrec_store_commit_wait(store, why, sizeof(why)))
+            log_err("%s", why);
+    }
     close_db(store);
     if (store->witness_fd >= 0)
         close(store->witness_fd);
     if (store->batch)
         rocksdb_writebatch_destroy(store->batch);
+    if (store->inflight)
+        rocksdb_writebatch_destroy(store->inflight);
     if (store->wopts)
         rocksdb_writeoptions_destroy(store->wopts);
     if (store->ropts)

@@ -313,6 +313,37 @@ advrec_err_t advrec_store_commit(advrec_store_t *store, advrec_state_t *state,
                                  size_t errstr_size);
 
 /*
+ * As advrec_store_commit(), but the write runs in a thread of its own: the
+ * batch is built here (errors then are advrec_store_commit()'s, and nothing
+ * was started), the state's dirty lists are cleared, and the batch handed to
+ * the writer; anything staged from then on goes into the next commit. Waits
+ * first for a write still running (advrec_store_commit_wait()). The rows
+ * are on disk only once advrec_store_commit_wait() returned ADVREC_OK: what
+ * must follow the commit (outputs it records, the offsets told to Kafka)
+ * waits for that. Checkpoints and reads see the store as of the last write
+ * finished.
+ */
+advrec_err_t
+advrec_store_commit_start(advrec_store_t *store, advrec_state_t *state,
+                          const advrec_popularity_t *pop, uint64_t version,
+                          const advrec_store_offset_t *offsets,
+                          size_t n_offsets, char *errstr, size_t errstr_size);
+
+/* Whether the write of advrec_store_commit_start() has finished (1 when none
+ * runs): advrec_store_commit_wait() then returns at once. */
+int advrec_store_commit_done(advrec_store_t *store);
+
+/*
+ * Waits for the write of advrec_store_commit_start(), if one runs; ADVREC_OK
+ * when none. On failure (ADVREC_ERR_STORE with RocksDB's reason) nothing of
+ * that batch is on disk and its rows are no longer marked dirty: every later
+ * commit to this store fails, and the daemon must stop (a restart replays
+ * from the last good commit).
+ */
+advrec_err_t advrec_store_commit_wait(advrec_store_t *store, char *errstr,
+                                      size_t errstr_size);
+
+/*
  * Writes a consistent copy of the whole state to dest_dir (which must not
  * exist; same filesystem: hard links, so it is cheap) with RocksDB's
  * checkpoint. A daemon started with state.dir=dest_dir resumes from it;

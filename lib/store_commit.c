@@ -4,10 +4,14 @@
  * version and the row counts into the store's batch, behind a save point
  * so that a refused or failed commit leaves only what was staged before
  * it (detector rows, pending users, flags and outputs, staged here too).
- * Owns nothing: the batch and the encoding buffer are the store's.
+ * advrec_store_commit_start() hands the batch to a writer thread and
+ * stages what follows into a second one (store->inflight while written).
+ * Owns nothing: the batches and the encoding buffer are the store's.
  */
 #include "store_int.h"
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -115,28 +119,42 @@ static size_t order_rows(advrec_store_t *store, advrec_state_t *state,
         store->order[r].id =
             is_items ? advrec_state_item_name(state, store->order[r].idx)
                      : advrec_state_user_name(state, store->order[r].idx);
-    qsort(store->order, n, sizeof(*store->order), by_key);
+    /* qsort's array must not be NULL even for 0 elements (UBSan): a
+     * commit of offsets only, before any with rows, has no order yet. */
+    if (n > 1)
+        qsort(store->order, n, sizeof(*store->order), by_key);
     return n;
 }
 
-advrec_err_t advrec_store_commit(advrec_store_t *store, advrec_state_t *state,
-                                 const advrec_popularity_t *pop,
-                                 uint64_t version,
-                                 const advrec_store_offset_t *offsets,
-                                 size_t n_offsets, char *errstr,
-                                 size_t errstr_size)
+/*
+ * Puts the commit's rows, ids, offsets and counters into store->batch
+ * behind a save point, checks the filesystem has room for it; *n_rows is
+ * the number of rows. On failure the batch is back at its save point.
+ */
+static advrec_err_t build_batch(advrec_store_t *store, advrec_state_t *state,
+                                const advrec_popularity_t *pop,
+                                uint64_t version,
+                                const advrec_store_offset_t *offsets,
+                                size_t n_offsets, uint32_t *n_rows_out,
+                                char *errstr, size_t errstr_size)
 {
     const advrec_state_params_t *sp = advrec_state_params(state);
     advrec_rows_t *users = advrec_state_users(state);
     advrec_rows_t *items = advrec_state_items(state);
     size_t isz;
     unsigned char num[8], idk[5];
-    char key[600], *rocks = NULL;
+    char key[600];
     uint32_t n_rows = 0;
 
     if (store->readonly)
         return advrec_seterr(ADVREC_ERR_INVALID_ARG, errstr, errstr_size,
                              "state.dir %s is open read-only", store->dir);
+    if (store->broken)
+        return advrec_seterr(ADVREC_ERR_STORE, errstr, errstr_size,
+                             "state.dir %s: an earlier commit failed after "
+                             "its rows were handed over; restart to replay "
+                             "from the last good commit",
+                             store->dir);
     if (sp->k != store->params.k || sp->history != store->params.history ||
         users->n < store->users_hw || items->n < store->items_hw)
         return advrec_seterr(ADVREC_ERR_INVALID_ARG, errstr, errstr_size,
@@ -216,6 +234,35 @@ advrec_err_t advrec_store_commit(advrec_store_t *store, advrec_state_t *state,
         rollback(store);
         return ADVREC_ERR_STORE;
     }
+    *n_rows_out = n_rows;
+    return ADVREC_OK;
+}
+
+/* After a commit's batch is written: the rows it holds are on disk. */
+static void written(advrec_store_t *store)
+{
+    store->seq++;
+    advrec_store__witness_write(store);
+}
+
+advrec_err_t advrec_store_commit(advrec_store_t *store, advrec_state_t *state,
+                                 const advrec_popularity_t *pop,
+                                 uint64_t version,
+                                 const advrec_store_offset_t *offsets,
+                                 size_t n_offsets, char *errstr,
+                                 size_t errstr_size)
+{
+    advrec_rows_t *users = advrec_state_users(state);
+    advrec_rows_t *items = advrec_state_items(state);
+    char *rocks = NULL;
+    uint32_t n_rows = 0;
+    advrec_err_t err;
+
+    if ((err = advrec_store_commit_wait(store, errstr, errstr_size)))
+        return err;
+    if ((err = build_batch(store, state, pop, version, offsets, n_offsets,
+                           &n_rows, errstr, errstr_size)))
+        return err;
     rocksdb_write(store->db, store->wopts, store->batch, &rocks);
     if (rocks) {
         char what[160];
@@ -228,11 +275,97 @@ advrec_err_t advrec_store_commit(advrec_store_t *store, advrec_state_t *state,
                                   what, store->dir);
     }
     rocksdb_writebatch_clear(store->batch);
-    store->seq++;
-    advrec_store__witness_write(store);
+    written(store);
     advrec_state_clear_dirty(state);
     store->users_hw = users->n;
     store->items_hw = items->n;
+    return ADVREC_OK;
+}
+
+/* The writer thread of advrec_store_commit_start(): one rocksdb_write. */
+static void *write_main(void *arg)
+{
+    advrec_store_t *store = arg;
+    char *rocks = NULL;
+
+    rocksdb_write(store->db, store->wopts, store->inflight, &rocks);
+    store->inflight_err = rocks;
+    atomic_store(&store->inflight_done, 1);
+    return NULL;
+}
+
+advrec_err_t
+advrec_store_commit_start(advrec_store_t *store, advrec_state_t *state,
+                          const advrec_popularity_t *pop, uint64_t version,
+                          const advrec_store_offset_t *offsets,
+                          size_t n_offsets, char *errstr, size_t errstr_size)
+{
+    advrec_rows_t *users = advrec_state_users(state);
+    advrec_rows_t *items = advrec_state_items(state);
+    rocksdb_writebatch_t *b;
+    uint32_t n_rows = 0;
+    advrec_err_t err;
+
+    if ((err = advrec_store_commit_wait(store, errstr, errstr_size)))
+        return err;
+    if (!store->inflight && !(store->inflight = rocksdb_writebatch_create()))
+        return advrec_seterr(ADVREC_ERR_NOMEM, errstr, errstr_size,
+                             "state.dir %s: out of memory", store->dir);
+    if ((err = build_batch(store, state, pop, version, offsets, n_offsets,
+                           &n_rows, errstr, errstr_size)))
+        return err;
+    /* The batch goes to the writer; what is staged from now on goes into
+     * the other one, for the next commit. */
+    b = store->inflight;
+    store->inflight = store->batch;
+    store->batch = b;
+    store->inflight_rows = n_rows;
+    store->inflight_offsets = n_offsets;
+    store->inflight_err = NULL;
+    atomic_store(&store->inflight_done, 0);
+    if (pthread_create(&store->writer, NULL, write_main, store) != 0) {
+        /* No thread: write it here. */
+        write_main(store);
+        store->writing = 2;
+    } else {
+        store->writing = 1;
+    }
+    advrec_state_clear_dirty(state);
+    store->users_hw = users->n;
+    store->items_hw = items->n;
+    return ADVREC_OK;
+}
+
+int advrec_store_commit_done(advrec_store_t *store)
+{
+    return !store->writing || atomic_load(&store->inflight_done);
+}
+
+advrec_err_t advrec_store_commit_wait(advrec_store_t *store, char *errstr,
+                                      size_t errstr_size)
+{
+    char what[160], *rocks;
+
+    if (!store->writing)
+        return ADVREC_OK;
+    if (store->writing == 1)
+        pthread_join(store->writer, NULL);
+    store->writing = 0;
+    rocks = store->inflight_err;
+    store->inflight_err = NULL;
+    rocksdb_writebatch_clear(store->inflight);
+    if (rocks) {
+        /* The rows are no longer marked dirty: the store cannot take
+         * another commit of this state. */
+        store->broken = 1;
+        snprintf(what, sizeof(what),
+                 "commit of %u rows and %zu offsets failed; nothing of it "
+                 "was written to",
+                 store->inflight_rows, store->inflight_offsets);
+        return advrec_store__rerr(rocks, ADVREC_ERR_STORE, errstr, errstr_size,
+                                  what, store->dir);
+    }
+    written(store);
     return ADVREC_OK;
 }
 

@@ -21,6 +21,8 @@
 #ifndef ADVREC_STORE_INT_H
 #define ADVREC_STORE_INT_H
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -89,6 +91,18 @@ struct advrec_store_s {
     rocksdb_readoptions_t *ropts;
     rocksdb_readoptions_t *scan; /* full scans: no cache fill, readahead */
     rocksdb_writebatch_t *batch;
+    /* advrec_store_commit_start(): the batch being written by writer
+     * (writing 1; 2: written already, in the caller's thread), its rows
+     * and offsets (for the error), RocksDB's error; broken once such a
+     * write failed. */
+    rocksdb_writebatch_t *inflight;
+    pthread_t writer;
+    int writing;
+    atomic_int inflight_done;
+    char *inflight_err;
+    uint32_t inflight_rows;
+    size_t inflight_offsets;
+    int broken;
     unsigned char *buf;
     size_t buf_cap;
     struct advrec_store_row_ref_s *order; /* a commit's rows, by key */

@@ -97,35 +97,69 @@ advrec_err_t advrec_topn_score_one(const float *user, const float *items,
     return ADVREC_OK;
 }
 
+/* Items a full heap skips at once when none scores above its worst. */
+#define TOPN_BLOCK 16
+
+/* Offers item it to the heap out[0..*len) of at most n entries, unless
+ * excluded (the merge position *ex advances) or NaN. */
+static void offer(const float *scores, size_t it, const uint32_t *excluded,
+                  size_t n_excluded, size_t *ex, size_t n,
+                  advrec_topn_entry_t *out, size_t *len)
+{
+    advrec_topn_entry_t cand;
+
+    /* excluded is sorted and items are visited in order: one merge. */
+    while (*ex < n_excluded && excluded[*ex] < it)
+        (*ex)++;
+    if (*ex < n_excluded && excluded[*ex] == it)
+        return;
+    if (isnan(scores[it]))
+        return;
+    cand.item = (uint32_t)it;
+    cand.score = scores[it];
+    if (*len < n) {
+        out[*len] = cand;
+        sift_up(out, *len);
+        (*len)++;
+    } else if (better(&cand, &out[0])) {
+        out[0] = cand;
+        sift_down(out, *len, 0);
+    }
+}
+
 size_t advrec_topn_select(const float *scores, size_t n_items,
                           const uint32_t *excluded, size_t n_excluded, size_t n,
                           advrec_topn_entry_t *out)
 {
-    size_t len = 0, ex = 0;
+    size_t len = 0, ex = 0, it = 0;
 
     if (n == 0)
         return 0;
-    for (size_t it = 0; it < n_items; it++) {
-        advrec_topn_entry_t cand;
-
-        /* excluded is sorted and items are visited in order: one merge. */
-        while (ex < n_excluded && excluded[ex] < it)
-            ex++;
-        if (ex < n_excluded && excluded[ex] == it)
-            continue;
-        if (isnan(scores[it]))
-            continue;
-        cand.item = (uint32_t)it;
-        cand.score = scores[it];
-        if (len < n) {
-            out[len] = cand;
-            sift_up(out, len);
-            len++;
-        } else if (better(&cand, &out[0])) {
-            out[0] = cand;
-            sift_down(out, len, 0);
-        }
+    for (; it < n_items && len < n; it++)
+        offer(scores, it, excluded, n_excluded, &ex, n, out, &len);
+    /*
+     * The heap is full: a later item enters only with a score above the
+     * worst kept one (on a tie the lower index wins, and every kept item
+     * was visited before). Most blocks have none, and one vectorised
+     * comparison skips them; the heap and the exclusion merge see only
+     * the candidates. Same entries as offering every item.
+     */
+    while (it + TOPN_BLOCK <= n_items) {
+        const float *s = scores + it;
+        float worst = out[0].score;
+        int any = 0;
+        for (size_t j = 0; j < TOPN_BLOCK; j++)
+            any |= s[j] > worst;
+        if (any)
+            for (size_t j = 0; j < TOPN_BLOCK; j++)
+                if (s[j] > out[0].score)
+                    offer(scores, it + j, excluded, n_excluded, &ex, n, out,
+                          &len);
+        it += TOPN_BLOCK;
     }
+    for (; it < n_items; it++)
+        if (scores[it] > out[0].score)
+            offer(scores, it, excluded, n_excluded, &ex, n, out, &len);
     /* Heap sort in place: repeatedly move the worst to the end. */
     for (size_t end = len; end > 1; end--) {
         advrec_topn_entry_t tmp = out[0];

@@ -842,6 +842,71 @@ static void test_pending_flags(void)
     advrec_engine_destroy(e);
 }
 
+/* A commit written in the background (advrec_store_commit_start): rows
+ * changed and outputs staged while it is written go into the next commit,
+ * the store's commit number moves only once a write is done, close waits
+ * for a write still running, and the reloaded state is the one applied
+ * straight through. */
+static void test_background_commit(void)
+{
+    const char *dir = path_in("background");
+    advrec_store_params_t sp = store_params(K, H);
+    advrec_store_t *store = NULL;
+    advrec_engine_t *straight = new_engine(), *e = new_engine(), *second;
+    advrec_store_offset_t offs[1] = {{"clicks", 0, 100}};
+    char errstr[512], all[256] = "";
+    int64_t next = -1;
+
+    apply_range(straight, 0, 300);
+    CHECK_INT(advrec_store_open(dir, &sp, &store, errstr, sizeof(errstr)),
+              ADVREC_OK);
+    CHECK_INT(advrec_store_commit_done(store), 1); /* none running */
+    apply_range(e, 0, 100);
+    CHECK_INT(advrec_store_commit_start(
+                  store, advrec_engine_state(e), advrec_engine_popularity(e),
+                  advrec_engine_version(e), offs, 1, errstr, sizeof(errstr)),
+              ADVREC_OK);
+    /* Meanwhile: more rows change, a flag is staged. */
+    apply_range(e, 100, 200);
+    CHECK_INT(advrec_store_stage_flag(store, 5, "u", 1, "v", 1), ADVREC_OK);
+    CHECK_INT(advrec_store_commit_wait(store, errstr, sizeof(errstr)),
+              ADVREC_OK);
+    CHECK_INT(advrec_store_seq(store), 1);
+    CHECK_INT(advrec_store_commit_done(store), 1);
+    CHECK_INT(advrec_store_commit_wait(store, errstr, sizeof(errstr)),
+              ADVREC_OK); /* nothing left to wait for */
+    CHECK_INT(advrec_store_flags_foreach(store, collect_flag, all, errstr,
+                                         sizeof(errstr)),
+              ADVREC_OK);
+    CHECK_STR(all, ""); /* staged after the start: the next commit's */
+    offs[0].next = 200;
+    CHECK_INT(advrec_store_commit_start(
+                  store, advrec_engine_state(e), advrec_engine_popularity(e),
+                  advrec_engine_version(e), offs, 1, errstr, sizeof(errstr)),
+              ADVREC_OK);
+    advrec_store_close(store); /* waits for the write */
+    advrec_engine_destroy(e);
+
+    second = reload(dir, &store);
+    CHECK(second != NULL);
+    if (second) {
+        CHECK_INT(advrec_store_seq(store), 2);
+        CHECK_INT(advrec_store_offset(store, "clicks", 0, &next, errstr,
+                                      sizeof(errstr)),
+                  ADVREC_OK);
+        CHECK_INT(next, 200);
+        CHECK_INT(advrec_store_flags_foreach(store, collect_flag, all, errstr,
+                                             sizeof(errstr)),
+                  ADVREC_OK);
+        CHECK_STR(all, "5:u=v;");
+        apply_range(second, 200, 300);
+        CHECK(same_state(straight, second));
+    }
+    advrec_store_close(store);
+    advrec_engine_destroy(second);
+    advrec_engine_destroy(straight);
+}
+
 static void test_failed_commit_is_atomic(void)
 {
     failed_commit(path_in("atomic-none"), ADVREC_STORE_SYNC_NONE);
@@ -1318,6 +1383,7 @@ int main(void)
     RUN(test_offsets);
     RUN(test_lineage_lost_commits);
     RUN(test_pending_flags);
+    RUN(test_background_commit);
     RUN(test_failed_commit_is_atomic);
     RUN(test_fingerprint_mismatch);
     RUN(test_corrupt_current);

@@ -53,7 +53,7 @@ static size_t brute_topn(const float *scores, size_t n_items,
 
 static void test_select_equals_full_sort(void)
 {
-    static const size_t sizes[] = {0, 1, 2, 7, 100, 1000, 5000};
+    static const size_t sizes[] = {0, 1, 2, 7, 17, 100, 1000, 4099, 5000};
     static const size_t ns[] = {0, 1, 3, 10, 50, 6000};
     advrec_rng_t rng = advrec_rng_for_id(11, "topn");
 
