@@ -74,6 +74,9 @@ def spawn(env, t, state, group, extra=()):
            "-X", "kafka.session.timeout.ms=6000",
            "-X", "state.dir=" + state,
            "-X", "round.max.records=200",
+           # a commit every round: the WAL holds many, so cutting or
+           # corrupting it half way loses some and keeps earlier ones
+           "-X", "state.commit.interval.ms=0",
            "-X", "stats.interval.ms=200",
            "-X", "log.level=info"] + list(extra)
     with open(errpath, "w") as err:
