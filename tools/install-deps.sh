@@ -8,6 +8,8 @@ PACKAGES=(
   build-essential cmake pkg-config clang-format
   librdkafka-dev libavro-dev librocksdb-dev libopenblas-dev libjansson-dev
   libsystemd-dev
+  # schema.registry.url: the Schema Registry client (HTTP)
+  libcurl4-openssl-dev
   # tests: the unit's sandbox reproduced by hand (integration.systemd_sandbox)
   bubblewrap
   # the .deb (cpack: dpkg-shlibdeps for Depends) and e2e.package (man -l)
