@@ -415,6 +415,14 @@ static const json_t *union_record(const json_t *type)
     return NULL;
 }
 
+char *advrec_codec_reader_json(const advrec_codec_t *codec,
+                               advrec_codec_kind_t kind)
+{
+    if ((unsigned)kind >= ADVREC_CODEC__KIND_COUNT)
+        return NULL;
+    return json_dumps(codec->rjson[kind], JSON_COMPACT | JSON_PRESERVE_ORDER);
+}
+
 advrec_codec_t *advrec_codec_new(const char *schema_dir, char *errstr,
                                  size_t errstr_size)
 {

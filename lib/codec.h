@@ -130,6 +130,14 @@ advrec_err_t advrec_codec_current_id(const advrec_codec_t *codec,
                                      advrec_codec_kind_t kind, int32_t *id);
 
 /*
+ * Our reader schema of `kind` as compact JSON text (what a registry is
+ * given to register), malloc'd and owned by the caller; NULL without
+ * memory or for a kind outside the enum.
+ */
+char *advrec_codec_reader_json(const advrec_codec_t *codec,
+                               advrec_codec_kind_t kind);
+
+/*
  * Reads the frame header of the len bytes at buf: *schema_id gets the id.
  * ADVREC_ERR_DECODE with "short-frame"/"bad-magic" otherwise. Reads at most
  * 5 bytes; needs no codec.

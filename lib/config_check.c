@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "config_int.h"
@@ -191,7 +192,18 @@ advrec_err_t advrec_conf_check(const advrec_conf_t *conf, char *errstr,
             advrec_conf_origin(conf, "anomaly.flag.score"),
             conf->anomaly_quarantine_score,
             advrec_conf_origin(conf, "anomaly.quarantine.score"));
-    for (size_t i = 0; i < sizeof(writers) / sizeof(writers[0]); i++)
+    if (*conf->schema_registry_url &&
+        strncasecmp(conf->schema_registry_url, "http://", 7) != 0 &&
+        strncasecmp(conf->schema_registry_url, "https://", 8) != 0)
+        return advrec_seterr(ADVREC_ERR_CONFIG, errstr, errstr_size,
+                             "%s: schema.registry.url = \"%s\": expected an "
+                             "http:// or https:// URL",
+                             advrec_conf_origin(conf, "schema.registry.url"),
+                             conf->schema_registry_url);
+    /* With a registry, the ids we write are the registry's. */
+    for (size_t i = 0;
+         !*conf->schema_registry_url && i < sizeof(writers) / sizeof(writers[0]);
+         i++)
         if (!advrec_conf_schema_path(conf, (int32_t)writers[i].id))
             return advrec_seterr(ADVREC_ERR_CONFIG, errstr, errstr_size,
                                  "%s: %s = %" PRId64 " but no schema.%" PRId64

@@ -73,7 +73,11 @@ static void format_row(const advrec_conf_t *conf, const conf_row_t *row,
         format_double(*(const double *)p, buf, size);
         return;
     case CONF_STRING:
-        snprintf(buf, size, "%s", *(char *const *)p);
+        /* A secret set is never written out; an empty one says so. */
+        snprintf(buf, size, "%s",
+                 **(char *const *)p
+                     ? advrec_redact_value(row->name, *(char *const *)p)
+                     : "");
         return;
     case CONF_ENUM:
         for (const conf_word_t *w = row->words; w->word; w++) {

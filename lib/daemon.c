@@ -331,7 +331,8 @@ advrec_err_t advrec_daemon_new(advrec_daemon_t **daemonp, advrec_conf_t *conf,
     if ((err = new_detector(d, errstr, errstr_size)))
         goto fail;
     if ((err = open_store(d, errstr, errstr_size)) ||
-        (err = load_detector(d, errstr, errstr_size)))
+        (err = load_detector(d, errstr, errstr_size)) ||
+        (err = advrec_daemon__registry_new(d, errstr, errstr_size)))
         goto fail;
     d->batch = calloc((size_t)conf->round_max_records, sizeof(*d->batch));
     d->rec_items = calloc((size_t)conf->recs_n, sizeof(*d->rec_items));
@@ -417,8 +418,9 @@ static void prequential(advrec_daemon_t *d, const advrec_event_t *ev)
     d->c->preq_hits += (uint64_t)hit;
 }
 
-/* Decodes and applies one input record; anything wrong goes to the DLQ. */
-static void handle(advrec_daemon_t *d, const rd_kafka_message_t *m, int64_t now)
+advrec_daemon_apply_t advrec_daemon__apply(advrec_daemon_t *d,
+                                           const rd_kafka_message_t *m,
+                                           int64_t now)
 {
     const char *topic = rd_kafka_topic_name(m->rkt);
     advrec_event_t ev;
@@ -427,7 +429,6 @@ static void handle(advrec_daemon_t *d, const rd_kafka_message_t *m, int64_t now)
     advrec_err_t err;
     char why[512];
 
-    d->c->consumed++;
     origin.topic = strcmp(topic, d->inputs[TOPIC_PURCHASES]) == 0
                        ? TOPIC_PURCHASES
                        : TOPIC_CLICKS;
@@ -435,6 +436,20 @@ static void handle(advrec_daemon_t *d, const rd_kafka_message_t *m, int64_t now)
     origin.offset = m->offset;
     err = advrec_codec_decode_event(d->codec, m->payload, m->len, &ev, &reason,
                                     why, sizeof(why));
+    if (err && reason == ADVREC_DLQ_UNKNOWN_SCHEMA && d->registry) {
+        switch (
+            advrec_daemon__registry_resolve(d, m, &reason, why, sizeof(why))) {
+        case ADVREC_RESOLVE_HOLD:
+            return ADVREC_APPLY_HELD;
+        case ADVREC_RESOLVE_AGAIN:
+            err = advrec_codec_decode_event(d->codec, m->payload, m->len, &ev,
+                                            &reason, why, sizeof(why));
+            break;
+        case ADVREC_RESOLVE_FINAL:
+            break;
+        }
+    }
+    d->c->consumed++;
     if (err && (unsigned)reason < ADVREC_DLQ__COUNT)
         d->c->decode_failed[reason]++;
     if (!err && d->conf->metrics_prequential_every > 0 &&
@@ -445,13 +460,14 @@ static void handle(advrec_daemon_t *d, const rd_kafka_message_t *m, int64_t now)
         reason = advrec_dlq_reason_from_err(err);
     if (err) {
         to_dlq(d, m, reason, why);
-        return;
+        return ADVREC_APPLY_DONE;
     }
     if (ev.type == ADVREC_EVENT_PURCHASE)
         d->c->purchases++;
     else
         d->c->clicks++;
     d->c->events[origin.topic][ev.type == ADVREC_EVENT_PURCHASE]++;
+    return ADVREC_APPLY_DONE;
 }
 
 /* Encodes one refreshed list and produces it, keyed by user. */
@@ -571,13 +587,13 @@ static void raise_flag(void *opaque, const advrec_detect_flag_t *flag)
  * resumes there). -1 on no memory: the daemon stops (the round must not be
  * committed without its offsets).
  */
-static int note_offsets(advrec_daemon_t *d, rd_kafka_message_t **msgs,
-                        ssize_t n)
+int advrec_daemon__note_offsets(advrec_daemon_t *d, rd_kafka_message_t **msgs,
+                                ssize_t n)
 {
     for (ssize_t i = 0; i < n; i++) {
         const char *topic;
         size_t j;
-        if (msgs[i]->err)
+        if (!msgs[i] || msgs[i]->err)
             continue;
         topic = rd_kafka_topic_name(msgs[i]->rkt);
         topic = strcmp(topic, d->inputs[TOPIC_PURCHASES]) == 0
@@ -898,6 +914,7 @@ static void round_once(advrec_daemon_t *d)
         log_notice("outputs acknowledged: consumption resumed");
         d->paused = 0;
     }
+    advrec_daemon__registry_retry(d, now_ms());
     n = consume(d);
     now = now_ms();
     if (d->fatal[0]) {
@@ -916,11 +933,22 @@ static void round_once(advrec_daemon_t *d)
                             m->rkt ? ": " : "", rd_kafka_message_errstr(m));
             continue;
         }
-        handle(d, m, now);
+        /* A partition held back for the registry keeps its records in
+         * order; they are not applied, so their offsets are not noted. */
+        if (d->n_held && advrec_daemon__registry_keep(d, m)) {
+            d->batch[i] = NULL;
+            continue;
+        }
+        if (advrec_daemon__apply(d, m, now) == ADVREC_APPLY_HELD) {
+            advrec_daemon__registry_hold(d, m);
+            d->batch[i] = NULL;
+        }
     }
-    err = note_offsets(d, d->batch, n) ? ADVREC_ERR_NOMEM : ADVREC_OK;
+    err = advrec_daemon__note_offsets(d, d->batch, n) ? ADVREC_ERR_NOMEM
+                                                       : ADVREC_OK;
     for (ssize_t i = 0; i < n; i++)
-        rd_kafka_message_destroy(d->batch[i]);
+        if (d->batch[i])
+            rd_kafka_message_destroy(d->batch[i]);
     if (err)
         return;
     /* Refresh what is due before the commit: lists do not wait for
@@ -1076,6 +1104,8 @@ void advrec_daemon_destroy(advrec_daemon_t *d)
         return;
     /* First: its thread reads the metrics. */
     advrec_http_destroy(d->http);
+    /* Held records belong to the consumer: freed before it. */
+    advrec_daemon__registry_destroy(d);
     if (d->cq)
         rd_kafka_queue_destroy(d->cq);
     advrec_kafka_destroy(d->consumer);

@@ -1,7 +1,8 @@
 /*
  * daemon_int.h - the pipeline's internals shared by its files (not API):
  * daemon.c (building, the round, stop), daemon_kafka.c (the Kafka clients,
- * their callbacks, start) and daemon_reload.c (SIGHUP reloads). The
+ * their callbacks, start), daemon_reload.c (SIGHUP reloads) and
+ * daemon_registry.c (the Schema Registry: ids, held partitions). The
  * pipeline is one module split along those seams; nothing outside lib/daemon*
  * includes this.
  */
@@ -10,6 +11,7 @@
 
 #include <stdatomic.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <time.h>
 
 #include <librdkafka/rdkafka.h>
@@ -23,6 +25,7 @@
 #include "kafka.h"
 #include "metrics.h"
 #include "outbox.h"
+#include "registry.h"
 #include "store.h"
 
 #define TOPIC_CLICKS         0
@@ -108,6 +111,18 @@ struct advrec_daemon_s {
      * assigned is resumed by that policy. */
     int lost;
 
+    /* The Schema Registry (daemon_registry.c), or NULL: none. Partitions
+     * held back while it is away, with their records; ids it did not give
+     * a usable schema for; when held partitions are tried again. */
+    advrec_registry_t *registry;
+    struct advrec_daemon_held_s *held;
+    size_t n_held, held_cap;
+    struct advrec_daemon_refused_s *refused;
+    size_t n_refused, refused_cap;
+    int64_t registry_retry_ms;
+    int64_t registry_backoff_ms;
+    size_t registry_cached; /* schemas the state's cache gave at start */
+
     /* Round scratch, allocated once. */
     rd_kafka_message_t **batch;
     advrec_scored_item_t *rec_items;
@@ -169,6 +184,73 @@ void advrec_daemon__fail(advrec_daemon_t *d, advrec_err_t err, const char *what,
  * offsets show progress and witness the state's (docs/STATE.md), the
  * state's own offsets are what the daemon resumes from. */
 void advrec_daemon__kafka_commit(advrec_daemon_t *d, int async);
+
+/* What advrec_daemon__apply did with a record. */
+typedef enum advrec_daemon_apply_e {
+    ADVREC_APPLY_DONE = 0, /* applied, or recorded as a dead letter */
+    ADVREC_APPLY_HELD = 1, /* not touched: it needs the registry, away */
+} advrec_daemon_apply_t;
+
+/*
+ * Decodes and applies one input record (daemon.c); anything wrong with it
+ * goes to the dead-letter topic. A record held back is left as it was:
+ * the caller keeps it (advrec_daemon__registry_hold) and does not count its
+ * offset. m stays the caller's.
+ */
+advrec_daemon_apply_t advrec_daemon__apply(advrec_daemon_t *d,
+                                           const rd_kafka_message_t *m,
+                                           int64_t now);
+
+/* Records the offsets after the records msgs[0..n) (NULL entries and
+ * consumer errors skipped) as where the state in memory stands (daemon.c).
+ * -1 on no memory: the daemon stops. */
+int advrec_daemon__note_offsets(advrec_daemon_t *d, rd_kafka_message_t **msgs,
+                                ssize_t n);
+
+/* --- the Schema Registry (daemon_registry.c) --- */
+
+/* Builds the registry client when schema.registry.url is set, and
+ * registers the schemas the state cached in the codec. Errors: as
+ * advrec_registry_new, and the store's. */
+advrec_err_t advrec_daemon__registry_new(advrec_daemon_t *d, char *errstr,
+                                         size_t errstr_size);
+
+/* Our Recommendation and Anomaly ids (d->rec_schema_id, ...) from the
+ * registry, or from the state's record of them while it is away; waits for
+ * the registry when neither knows them, until stopped (ids then -1,
+ * ADVREC_OK). ADVREC_ERR_SCHEMA when the registry refuses them. */
+advrec_err_t advrec_daemon__registry_outputs(advrec_daemon_t *d, char *errstr,
+                                             size_t errstr_size);
+
+/* What advrec_daemon__registry_resolve found for a record whose writer id
+ * the codec does not know. */
+typedef enum advrec_daemon_resolve_e {
+    ADVREC_RESOLVE_FINAL, /* no usable schema: *reason and why say why */
+    ADVREC_RESOLVE_AGAIN, /* registered now: decode again */
+    ADVREC_RESOLVE_HOLD,  /* the registry is away: hold the record back */
+} advrec_daemon_resolve_t;
+
+advrec_daemon_resolve_t advrec_daemon__registry_resolve(
+    advrec_daemon_t *d, const rd_kafka_message_t *m,
+    advrec_dlq_reason_t *reason, char *why, size_t why_size);
+
+/* Takes m (1) when its partition is held back: it is kept after the held
+ * records, in order. 0: not held, m is still the caller's. */
+int advrec_daemon__registry_keep(advrec_daemon_t *d, rd_kafka_message_t *m);
+
+/* Holds m's partition back from m on (takes m; pauses the partition). */
+void advrec_daemon__registry_hold(advrec_daemon_t *d, rd_kafka_message_t *m);
+
+/* Once the backoff is over, applies the held records in order while the
+ * registry answers; a partition whose records are all applied is resumed. */
+void advrec_daemon__registry_retry(advrec_daemon_t *d, int64_t now);
+
+/* Forgets the held records of revoked partitions and resumes them. */
+void advrec_daemon__registry_revoked(
+    advrec_daemon_t *d, const rd_kafka_topic_partition_list_t *parts);
+
+/* Frees the client and the held records. */
+void advrec_daemon__registry_destroy(advrec_daemon_t *d);
 
 /* Reloads the configuration between two rounds (daemon_reload.c). */
 void advrec_daemon__reload_conf(advrec_daemon_t *d);

@@ -393,6 +393,7 @@ static void on_revoke(void *opaque,
 {
     advrec_daemon_t *d = opaque;
 
+    advrec_daemon__registry_revoked(d, parts);
     (void)advrec_daemon__commit(d);
     if (!d->fatal[0])
         advrec_daemon__kafka_commit(d, 1);
@@ -482,6 +483,11 @@ advrec_err_t advrec_daemon_start(advrec_daemon_t *d, char *errstr,
         return err;
     advrec_outbox_set_producer(d->outbox, d->producer);
     d->cq = rd_kafka_queue_get_consumer(advrec_kafka_rk(d->consumer));
+    /* Our outputs' ids before any input: a list is encoded as it is made. */
+    if ((err = advrec_daemon__registry_outputs(d, errstr, errstr_size)))
+        return err;
+    if (atomic_load(&d->stop))
+        return ADVREC_OK; /* asked to stop while the registry was away */
 
     topics = rd_kafka_topic_partition_list_new(2);
     rd_kafka_topic_partition_list_add(topics, conf->topic_clicks,

@@ -37,6 +37,8 @@ advrec_metrics_t *advrec_metrics_new(int64_t interval_ms)
     if (!m)
         return NULL;
     m->interval_ms = interval_ms;
+    /* No registry until the daemon says it has one. */
+    m->now.registry_up = m->shown.registry_up = m->last.registry_up = -1;
     pthread_mutex_init(&m->lock, NULL);
 #ifdef ADVREC_HAVE_SYSTEMD
     {

@@ -275,6 +275,32 @@ char *advrec_metrics_prometheus(const advrec_metrics_t *m, size_t *len)
             "of, resumed by state.offset.missing (each also logged as an "
             "error).",
             c->offsets_lost);
+    if (c->registry_up >= 0) {
+        static const char *const results[3] = {"ok", "refused", "failed"};
+        gauge(&t, "advrec_schema_registry_up",
+              "1 when the last request to the schema registry got an "
+              "answer, 0 when it could not be reached (or failed).",
+              (double)c->registry_up);
+        family(&t, "advrec_schema_registry_requests_total", "counter",
+               "Requests to the schema registry, by result: ok, refused "
+               "(unknown id, incompatible schema), failed (unreachable, "
+               "timeout, server error; retried).");
+        for (int i = 0; i < 3; i++)
+            put(&t,
+                "advrec_schema_registry_requests_total{result=\"%s\"} "
+                "%llu\n",
+                results[i], (unsigned long long)c->registry_requests[i]);
+        counter(&t, "advrec_schema_registry_schemas_fetched_total",
+                "Writer schemas fetched from the registry and usable.",
+                c->registry_fetched);
+        counter(&t, "advrec_schema_registry_held_records_total",
+                "Input records held back (consumed again later, never "
+                "dead-lettered) because the registry could not be reached.",
+                c->registry_held);
+        gauge(&t, "advrec_schema_registry_held_partitions",
+              "Input partitions paused until the registry answers.",
+              (double)c->registry_held_partitions);
+    }
     counter(&t, "advrec_producer_backpressure_total",
             "Times producing found the producer queue full and waited.",
             c->backpressure);

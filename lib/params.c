@@ -288,6 +288,7 @@ advrec_err_t advrec_params_codec(advrec_codec_t **codecp, int32_t *rec_id,
         {"schema.anomaly.id", conf->schema_anomaly_id, ADVREC_CODEC_ANOMALY},
     };
     const char *dir = advrec_conf_schema_dir(conf);
+    const int registry = *conf->schema_registry_url != '\0';
     char why[1024], where[1200];
     advrec_err_t err;
 
@@ -304,6 +305,10 @@ advrec_err_t advrec_params_codec(advrec_codec_t **codecp, int32_t *rec_id,
                              "read from %s: %s",
                              dir, why);
     for (size_t i = 0; i < conf->schemas_cnt; i++) {
+        /* With a registry only the explicit schema.<N> map ids: the
+         * built-in 1..4 would shadow the registry's ids. */
+        if (registry && !conf->schemas[i].origin)
+            continue;
         err = advrec_codec_register(*codecp, conf->schemas[i].id,
                                     conf->schemas[i].path, why, sizeof(why));
         if (err == ADVREC_ERR_NOMEM)
@@ -315,6 +320,11 @@ advrec_err_t advrec_params_codec(advrec_codec_t **codecp, int32_t *rec_id,
             return advrec_seterr(ADVREC_ERR_CONFIG, errstr, errstr_size,
                                  "%s: %s", where, why);
         }
+    }
+    if (registry) {
+        /* Registered under <topic>-value at start (daemon_registry.c). */
+        *rec_id = *anomaly_id = -1;
+        return ADVREC_OK;
     }
     for (size_t i = 0; i < sizeof(writers) / sizeof(writers[0]); i++)
         if ((err = check_kind(*codecp, conf, writers[i].key, writers[i].id,

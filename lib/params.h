@@ -76,6 +76,10 @@ void advrec_params_instance_id(const advrec_conf_t *conf, char *buf,
  * reader schemas and the built-in entries), in *codecp, and the writer ids
  * of our Recommendation and Anomaly records in *rec_id and *anomaly_id.
  * All four schema.*.id keys are checked to name schemas of their kinds.
+ * With schema.registry.url set, only the explicit schema.<N> entries are
+ * registered (not the built-in ones), the schema.*.id keys are not
+ * checked, and *rec_id and *anomaly_id are -1: the registry's ids replace
+ * them (daemon_registry.c).
  * A missing, unreadable, invalid or incompatible schema file and an id of
  * the wrong kind are ADVREC_ERR_CONFIG with errstr naming the key and where
  * it was set ("conf/x.conf:12: schema.7 = /x.avsc: schema: cannot open

@@ -57,7 +57,10 @@
     X(NO_MEMORY, "no-memory",                                                 \
       "memory ran out adding the event's user or item")                       \
     X(INTERNAL, "internal",                                                   \
-      "any other failure to apply a decoded event (a bug: please report it)")
+      "any other failure to apply a decoded event (a bug: please report it)") \
+    X(INCOMPATIBLE_SCHEMA, "incompatible-schema",                             \
+      "the schema registry's schema for the id is not Avro or does not "      \
+      "resolve against our reader schema")
 
 typedef enum advrec_dlq_reason_e {
     ADVREC_DLQ_NONE = 0, /* no failure; never sent */

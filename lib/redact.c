@@ -10,7 +10,8 @@
 /* Name fragments that mark a secret. librdkafka's own sensitive properties
  * (sasl.password, ssl.key.password, ssl.keystore.password, ssl.key.pem,
  * ssl_key, sasl.oauthbearer.client.secret, sasl.oauthbearer.config, the
- * assertion private key and its passphrase) all match one of them. */
+ * assertion private key and its passphrase) all match one of them, and so
+ * do the Schema Registry's credentials (basic.auth.user.info). */
 static const char *const secret_fragments[] = {
     "password",
     "passphrase",
@@ -19,6 +20,8 @@ static const char *const secret_fragments[] = {
     "ssl.key.pem",
     "ssl_key",
     "sasl.oauthbearer.config",
+    /* schema.registry.basic.auth.user.info: "user:password" */
+    "user.info",
 };
 
 bool advrec_redact_is_secret(const char *name)

@@ -223,6 +223,41 @@ advrec_err_t advrec_store_detectors_foreach(advrec_store_t *store,
                                             size_t errstr_size);
 
 /*
+ * The Schema Registry cache (store_schema.c): schemas fetched by id, and
+ * the ids our own schemas got under their subjects, so a restart while the
+ * registry is down still decodes the ids it saw and still writes its
+ * outputs' ids. Registry ids never change their schema, so the cache is
+ * written at once (one synced put, outside the commit batches: it is not
+ * input-derived state) and never invalidated. ADVREC_ERR_INVALID_ARG on a
+ * read-only store; ADVREC_ERR_STORE on a RocksDB error.
+ */
+advrec_err_t advrec_store_put_schema(advrec_store_t *store, int32_t id,
+                                     const char *json, size_t len,
+                                     char *errstr, size_t errstr_size);
+
+/* Calls cb for every cached schema, by id (json valid during the call,
+ * not NUL-terminated); stops when cb returns non-zero. */
+typedef int(advrec_store_schema_cb)(void *opaque, int32_t id,
+                                    const char *json, size_t len);
+advrec_err_t advrec_store_schemas_foreach(advrec_store_t *store,
+                                          advrec_store_schema_cb *cb,
+                                          void *opaque, char *errstr,
+                                          size_t errstr_size);
+
+/* Records that schema `json` got `id` under `subject`. */
+advrec_err_t advrec_store_put_subject_id(advrec_store_t *store,
+                                         const char *subject, const char *json,
+                                         int32_t id, char *errstr,
+                                         size_t errstr_size);
+
+/* The id recorded for exactly `json` under `subject`: ADVREC_ERR_NOT_FOUND
+ * if none is (or another schema was recorded there). */
+advrec_err_t advrec_store_subject_id(advrec_store_t *store,
+                                     const char *subject, const char *json,
+                                     int32_t *id, char *errstr,
+                                     size_t errstr_size);
+
+/*
  * Stages the set of users whose recommendation is owed (stale, or produced
  * but not yet acknowledged by the broker) for the next advrec_store_commit(),
  * replacing the staged or stored set; n = 0 clears it. Persisting it in the

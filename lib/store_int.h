@@ -1,5 +1,5 @@
 /*
- * store_int.h - the store's internals, shared by its four files and by
+ * store_int.h - the store's internals, shared by its files and by
  * nothing else (not installed):
  *
  *   store.c         the RocksDB handle: state.dir probe, open (read-write, or
@@ -12,7 +12,9 @@
  *   store_load.c    the readers: the load at start, pending users, flags
  *                   and outputs, offsets, detectors, the tools' look-ups;
  *   store_lineage.c the state's identity and commit sequence, the
- *                   ADVREC-COMMITTED witness, lost commits found at open.
+ *                   ADVREC-COMMITTED witness, lost commits found at open;
+ *   store_schema.c  the Schema Registry cache: schemas by id, our ids by
+ *                   subject.
  *
  * The row offsets and meta keys live here rather than in one file: the
  * readers index into the values they fetch (index, tail, popularity key),
@@ -74,6 +76,8 @@ extern const char *const advrec_store__cf_names[CF_N];
 #define META_OUT_PF    "pending/out/"
 #define META_STATE_ID  "state/id"
 #define META_STATE_SEQ "state/seq"
+#define META_SCHEMA_PF  "registry/id/"      /* + big-endian id: the text */
+#define META_SUBJECT_PF "registry/subject/" /* + subject: u32 id, text */
 #define FLAG_FORMAT    1 /* first byte of a pending flag row */
 #define FLAG_HEADER    5 /* format, u32 key length */
 

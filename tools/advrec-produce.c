@@ -37,6 +37,7 @@
 #include "kafka.h"
 #include "log.h"
 #include "reader.h"
+#include "registry.h"
 
 #define PRODUCE_REASONS_MAX                          \
     5 /* malformed-line reasons kept for the summary \
@@ -50,6 +51,8 @@ typedef struct produce_opts_s {
     const char *topics[TOPIC__COUNT];
     int32_t schema_ids[TOPIC__COUNT];
     const char *schema_dir;
+    const char *registry; /* --registry URL, or NULL */
+    int ids_given;        /* --click-schema-id / --purchase-schema-id */
     advrec_reader_conf_t reader_conf;
     double rate;    /* events/s, 0 = unlimited */
     double speedup; /* event-time replay factor, 0 = as fast as possible */
@@ -121,6 +124,13 @@ static void usage(FILE *fp)
         "      --click-schema-id N    schema id in the frame of clicks "
         "(default 1)\n"
         "      --purchase-schema-id N schema id of purchases (default 2)\n"
+        "      --registry URL         Schema Registry: register click.avsc "
+        "and\n"
+        "                             purchase.avsc under <topic>-value and "
+        "frame\n"
+        "                             with its ids (credentials, if any, "
+        "from\n"
+        "                             $ADVREC_REGISTRY_USER_INFO, user:pass)\n"
         "      --rate N               at most N events/s (default: "
         "unlimited)\n"
         "      --speedup X            replay at X times event-time speed "
@@ -141,7 +151,55 @@ static void usage(FILE *fp)
         "Exit status: 0 when every produced event was delivered; 1 when a\n"
         "delivery failed or did not complete; 64 usage; 66 unreadable "
         "file;\n"
-        "78 bad Kafka property or schema.\n");
+        "69 schema registry unreachable; 78 bad Kafka property or schema.\n");
+}
+
+/*
+ * --registry: registers our Click and Purchase schemas under <topic>-value
+ * and puts the registry's ids into opts->schema_ids. Returns EX_OK, or
+ * EX_UNAVAILABLE (the registry cannot be reached) / EX_CONFIG (it refuses
+ * a schema) / EX_OSERR with errstr set.
+ */
+static int registry_ids(const advrec_codec_t *codec, produce_opts_t *opts,
+                        char *errstr, size_t errstr_size)
+{
+    advrec_registry_opts_t ropts = {
+        .url = opts->registry,
+        .user_info = getenv("ADVREC_REGISTRY_USER_INFO"),
+        .timeout_ms = 10000,
+    };
+    advrec_registry_t *reg;
+    advrec_err_t err;
+    char subject[512], why[1024];
+    int rc = EX_OK;
+
+    if ((err = advrec_registry_new(&reg, &ropts, errstr, errstr_size)))
+        return err == ADVREC_ERR_NOMEM ? EX_OSERR : EX_USAGE;
+    for (int t = 0; t < TOPIC__COUNT && rc == EX_OK; t++) {
+        advrec_codec_kind_t kind =
+            t == TOPIC_CLICK ? ADVREC_CODEC_CLICK : ADVREC_CODEC_PURCHASE;
+        char *json = advrec_codec_reader_json(codec, kind);
+        if (!json) {
+            rc = EX_OSERR;
+            snprintf(errstr, errstr_size, "out of memory");
+            break;
+        }
+        snprintf(subject, sizeof(subject), "%s-value", opts->topics[t]);
+        err = advrec_registry_register(reg, subject, json,
+                                       &opts->schema_ids[t], why, sizeof(why));
+        free(json);
+        if (err)
+            rc = err == ADVREC_ERR_IO ? EX_UNAVAILABLE
+                 : err == ADVREC_ERR_NOMEM ? EX_OSERR
+                                           : EX_CONFIG;
+        if (err)
+            advrec_seterr(err, errstr, errstr_size,
+                          "schema registry: our %s schema under subject %s: "
+                          "%s",
+                          advrec_codec_kind_name(kind), subject, why);
+    }
+    advrec_registry_destroy(reg);
+    return rc;
 }
 
 static int parse_double(const char *s, double *out)
@@ -403,6 +461,7 @@ int main(int argc, char **argv)
         OPT_SCHEMA_DIR,
         OPT_CLICK_ID,
         OPT_PURCHASE_ID,
+        OPT_REGISTRY,
         OPT_RATE,
         OPT_SPEEDUP,
         OPT_LIMIT,
@@ -423,6 +482,7 @@ int main(int argc, char **argv)
         {"schema-dir", required_argument, NULL, OPT_SCHEMA_DIR},
         {"click-schema-id", required_argument, NULL, OPT_CLICK_ID},
         {"purchase-schema-id", required_argument, NULL, OPT_PURCHASE_ID},
+        {"registry", required_argument, NULL, OPT_REGISTRY},
         {"rate", required_argument, NULL, OPT_RATE},
         {"speedup", required_argument, NULL, OPT_SPEEDUP},
         {"limit", required_argument, NULL, OPT_LIMIT},
@@ -515,6 +575,10 @@ int main(int argc, char **argv)
                 goto bad_number;
             opts.schema_ids[c == OPT_CLICK_ID ? TOPIC_CLICK : TOPIC_PURCHASE] =
                 (int32_t)v;
+            opts.ids_given = 1;
+            break;
+        case OPT_REGISTRY:
+            opts.registry = optarg;
             break;
         case OPT_RATE:
             if (parse_double(optarg, &d))
@@ -565,6 +629,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "advrec-produce: no input file\n");
         goto usage_error;
     }
+    if (opts.registry && opts.ids_given) {
+        fprintf(stderr, "advrec-produce: --registry gives the schema ids; "
+                        "--click-schema-id and --purchase-schema-id cannot "
+                        "be used with it\n");
+        goto usage_error;
+    }
     if (opts.schema_ids[TOPIC_CLICK] == opts.schema_ids[TOPIC_PURCHASE]) {
         fprintf(stderr, "advrec-produce: click and purchase schema ids must "
                         "differ\n");
@@ -595,6 +665,11 @@ int main(int argc, char **argv)
     if (!codec) {
         fprintf(stderr, "advrec-produce: %s\n", errstr);
         rc = EX_CONFIG;
+        goto out;
+    }
+    if (opts.registry &&
+        (rc = registry_ids(codec, &opts, errstr, sizeof(errstr))) != EX_OK) {
+        fprintf(stderr, "advrec-produce: %s\n", errstr);
         goto out;
     }
     for (int t = 0; t < TOPIC__COUNT; t++) {

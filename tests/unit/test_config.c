@@ -19,6 +19,7 @@
 #include "config.h"
 #include "kafka.h"
 #include "log.h"
+#include "codec.h"
 #include "params.h"
 #include "redact.h"
 
@@ -573,6 +574,53 @@ static void test_kafka_passthrough_in_order(void)
     advrec_conf_destroy(conf);
 }
 
+/* Registry mode (issue 17): the URL is checked, the schema.*.id keys are
+ * not (the registry gives our ids), and the codec maps only the explicit
+ * schema.<N> lines, not the built-in 1..4 that would shadow registry ids. */
+static void test_schema_registry_keys(void)
+{
+    advrec_conf_t *conf = new_conf();
+    advrec_codec_t *codec = NULL;
+    advrec_codec_kind_t kind;
+    int32_t rec_id = 0, anomaly_id = 0;
+    char path[4096];
+
+    CHECK_STR(conf->schema_registry_url, "");
+    CHECK_INT(conf->schema_registry_timeout_ms, 5000);
+    CHECK_INT(conf->schema_registry_backoff_ms, 1000);
+    CHECK(conf->schema_registry_auto_register);
+    CHECK_INT(set(conf, "schema.registry.url", "ftp://reg:21"), ADVREC_OK);
+    CHECK_INT(advrec_conf_check(conf, last_err, sizeof(last_err)),
+              ADVREC_ERR_CONFIG);
+    CHECK_ERR_HAS("schema.registry.url = \"ftp://reg:21\": expected an "
+                  "http:// or https:// URL");
+    /* An id no schema.<N> maps is an error without a registry only. */
+    CHECK_INT(set(conf, "schema.click.id", "77"), ADVREC_OK);
+    CHECK_INT(set(conf, "schema.registry.url", "http://127.0.0.1:1"),
+              ADVREC_OK);
+    CHECK_INT(advrec_conf_check(conf, last_err, sizeof(last_err)), ADVREC_OK);
+    snprintf(path, sizeof(path), "%s/click.avsc",
+             advrec_codec_default_schema_dir());
+    CHECK_INT(set(conf, "schema.9", path), ADVREC_OK);
+    CHECK_INT(advrec_params_codec(&codec, &rec_id, &anomaly_id, conf, last_err,
+                                  sizeof(last_err)),
+              ADVREC_OK);
+    CHECK_INT(rec_id, -1);
+    CHECK_INT(anomaly_id, -1);
+    CHECK_INT(advrec_codec_schema_kind(codec, 9, &kind), ADVREC_OK);
+    CHECK_INT(kind, ADVREC_CODEC_CLICK);
+    for (int32_t id = 1; id <= 4; id++)
+        CHECK_INT(advrec_codec_schema_kind(codec, id, &kind),
+                  ADVREC_ERR_NOT_FOUND);
+    advrec_codec_destroy(codec);
+    codec = NULL;
+    CHECK_INT(set(conf, "schema.registry.url", ""), ADVREC_OK);
+    CHECK_INT(advrec_conf_check(conf, last_err, sizeof(last_err)),
+              ADVREC_ERR_CONFIG);
+    CHECK_ERR_HAS("schema.click.id = 77 but no schema.77 maps that id");
+    advrec_conf_destroy(conf);
+}
+
 static void test_schema_map(void)
 {
     advrec_conf_t *conf = new_conf();
@@ -873,6 +921,10 @@ static void test_secrets_absent_from_dump(void)
 
     for (size_t i = 0; i < sizeof(secret_keys) / sizeof(secret_keys[0]); i++)
         CHECK_INT(set(conf, secret_keys[i], SECRET), ADVREC_OK);
+    /* The registry's credentials too (a table key, not kafka.*). */
+    CHECK_INT(set(conf, "schema.registry.basic.auth.user.info", "bob:" SECRET),
+              ADVREC_OK);
+    CHECK_STR(conf->schema_registry_user_info, "bob:" SECRET);
     path = write_file("secret.conf", "kafka.sasl.username = alice\n"
                                      "kafka.SASL.Password = '" SECRET "'\n");
     CHECK_INT(load(conf, path), ADVREC_OK);
@@ -886,6 +938,9 @@ static void test_secrets_absent_from_dump(void)
     }
     CHECK(strstr(dump, "\nkafka.SASL.Password = <redacted>\n") != NULL);
     /* Not a secret: shown. */
+    CHECK(strstr(dump, "bob:") == NULL);
+    CHECK(strstr(dump, "schema.registry.basic.auth.user.info = ") != NULL);
+    CHECK(strstr(dump, "<redacted>") != NULL);
     CHECK(strstr(dump, "\nkafka.sasl.username = alice\n") != NULL);
     free(dump);
     advrec_conf_destroy(conf);
@@ -1227,6 +1282,7 @@ int main(void)
     RUN(test_reference_lists_every_key);
     RUN(test_reference_and_dump_reload);
     RUN(test_secrets_absent_from_dump);
+    RUN(test_schema_registry_keys);
     RUN(test_secrets_absent_from_errors);
     RUN(test_sasl_ssl_example_loads);
     RUN(test_destroy_null);

@@ -81,6 +81,7 @@ static void test_stable_strings(void)
         {ADVREC_DLQ_TABLE_FULL, "table-full"},
         {ADVREC_DLQ_NO_MEMORY, "no-memory"},
         {ADVREC_DLQ_INTERNAL, "internal"},
+        {ADVREC_DLQ_INCOMPATIBLE_SCHEMA, "incompatible-schema"},
     };
 
     CHECK_INT(sizeof(want) / sizeof(want[0]), ADVREC_DLQ__COUNT - 1);

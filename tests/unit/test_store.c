@@ -842,6 +842,60 @@ static void test_pending_flags(void)
     advrec_engine_destroy(e);
 }
 
+static int collect_schema(void *opaque, int32_t id, const char *json,
+                          size_t len)
+{
+    char *all = opaque;
+    size_t n = strlen(all);
+
+    snprintf(all + n, 256 - n, "%d=%.*s;", (int)id, (int)len, json);
+    return 0;
+}
+
+/* The Schema Registry cache (store_schema.c): written at once, outside any
+ * commit, read back by id in id order after a reopen; our ids by subject
+ * only for exactly the schema recorded. */
+static void test_schema_cache(void)
+{
+    const char *dir = path_in("schemas");
+    advrec_store_params_t sp = store_params(K, H);
+    advrec_store_t *store = NULL;
+    char errstr[512], all[256] = "";
+    int32_t id = 0;
+
+    CHECK_INT(advrec_store_open(dir, &sp, &store, errstr, sizeof(errstr)),
+              ADVREC_OK);
+    CHECK_INT(advrec_store_put_schema(store, 300, "{\"b\"}", 5, errstr,
+                                      sizeof(errstr)),
+              ADVREC_OK);
+    CHECK_INT(advrec_store_put_schema(store, 7, "{\"a\"}", 5, errstr,
+                                      sizeof(errstr)),
+              ADVREC_OK);
+    CHECK_INT(advrec_store_subject_id(store, "recs-value", "{}", &id, errstr,
+                                      sizeof(errstr)),
+              ADVREC_ERR_NOT_FOUND);
+    CHECK_INT(advrec_store_put_subject_id(store, "recs-value", "{}", 42,
+                                          errstr, sizeof(errstr)),
+              ADVREC_OK);
+    advrec_store_close(store); /* no commit: the cache is written at once */
+    store = NULL;
+    CHECK_INT(advrec_store_open(dir, &sp, &store, errstr, sizeof(errstr)),
+              ADVREC_OK);
+    CHECK_INT(advrec_store_schemas_foreach(store, collect_schema, all, errstr,
+                                           sizeof(errstr)),
+              ADVREC_OK);
+    CHECK_STR(all, "7={\"a\"};300={\"b\"};");
+    CHECK_INT(advrec_store_subject_id(store, "recs-value", "{}", &id, errstr,
+                                      sizeof(errstr)),
+              ADVREC_OK);
+    CHECK_INT(id, 42);
+    /* Another schema under the same subject has no recorded id. */
+    CHECK_INT(advrec_store_subject_id(store, "recs-value", "{\"x\"}", &id,
+                                      errstr, sizeof(errstr)),
+              ADVREC_ERR_NOT_FOUND);
+    advrec_store_close(store);
+}
+
 /* A commit written in the background (advrec_store_commit_start): rows
  * changed and outputs staged while it is written go into the next commit,
  * the store's commit number moves only once a write is done, close waits
@@ -1383,6 +1437,7 @@ int main(void)
     RUN(test_offsets);
     RUN(test_lineage_lost_commits);
     RUN(test_pending_flags);
+    RUN(test_schema_cache);
     RUN(test_background_commit);
     RUN(test_failed_commit_is_atomic);
     RUN(test_fingerprint_mismatch);
