@@ -1,29 +1,22 @@
 /*
- * apr.c - the online APR step and its pieces (gradients, FGSM, PGD).
+ * apr.c - the online APR step's pieces (gradients, FGSM, PGD) and the
+ * step built from them.
  *
  * Owns nothing: rows and scratch belong to the caller. Loops are plain
  * loops over k floats; reductions use eight fixed partial sums, so they
  * vectorise and still add in an order fixed by the code, not by the data:
- * a replay gives bit-identical rows. advrec_apr_step() runs BPR and FGSM
- * as a fused step (a few passes over the three rows; the comment before
- * fused_x() says why) that computes exactly what the pieces below compose
- * to; PGD runs the pieces. The optimiser is row-wise Adagrad: one accumulator
- * per row (the mean of the squared gradient over its k coordinates), one per
- * item bias.
+ * a replay gives bit-identical rows. advrec_apr_step() (apr_fused.c) runs
+ * BPR and FGSM as a fused step (a few passes over the three rows; the
+ * comment at the top of apr_fused.c says why) that computes exactly what
+ * the pieces below compose to; PGD runs the pieces
+ * (advrec_apr__step_general()). The optimiser is row-wise Adagrad: one
+ * accumulator per row (the mean of the squared gradient over its k
+ * coordinates), one per item bias.
  */
-#include "apr.h"
+#include "apr_int.h"
 
 #include <math.h>
 #include <string.h>
-
-/* Added under the square root of the Adagrad accumulator: a row whose
- * gradients have all been 0 so far takes a zero step instead of 0/0. It is
- * tiny on purpose: a tiny eps keeps Adagrad invariant to a constant factor
- * on the objective, which is what makes APR with eps = 0 (objective
- * (1 + lambda) L) take the same steps as BPR. With 1e-8 a coordinate whose
- * gradient is near 1e-4 moved up to 20 % more under APR(eps = 0) than under
- * BPR. */
-#define ADAGRAD_EPS 1e-20f
 
 void advrec_apr_params_default(advrec_apr_params_t *params)
 {
@@ -365,37 +358,6 @@ float advrec_apr_objective_grad(const advrec_apr_params_t *params,
     return loss;
 }
 
-unsigned advrec_apr_warmed(const advrec_apr_params_t *params,
-                           const advrec_apr_row_t *u, const advrec_apr_row_t *i,
-                           const advrec_apr_row_t *j)
-{
-    uint32_t w = params->adv_warmup;
-
-    return (*u->updates >= w ? ADVREC_APR_ROW_U : 0u) |
-           (*i->updates >= w ? ADVREC_APR_ROW_I : 0u) |
-           (*j->updates >= w ? ADVREC_APR_ROW_J : 0u);
-}
-
-/* Adagrad on one coordinate (an item bias) with a per-event step scale
- * (lr * weight); init is the accumulator's starting value (0 adds exactly
- * nothing). */
-static void adagrad1(float step, float init, float *w, float *acc, float g)
-{
-    *acc += g * g;
-    *w -= step * g / sqrtf(*acc + ADAGRAD_EPS + init);
-}
-
-/* Row-wise Adagrad's accumulator update: acc += mean of the squared
- * gradient over the row's k coordinates (sq = their sum); returns the
- * row's step multiplier step / sqrt(acc + eps + init), which every
- * coordinate of the row uses: w -= m * g. */
-static inline float rowwise_at(float *acc, float sq, int k, float step,
-                               float init)
-{
-    *acc += sq / (float)k;
-    return step / sqrtf(*acc + ADAGRAD_EPS + init);
-}
-
 /* Row-wise Adagrad on the k coordinates of one row (the reference the
  * fused step is tested against, and PGD's update). */
 static void adagrad_row(int k, float step, float init, float *w, float *acc,
@@ -407,319 +369,14 @@ static void adagrad_row(int k, float step, float init, float *w, float *acc,
         w[n] -= m * g[n];
 }
 
-/*
- * The fused step: BPR, or APR with FGSM, in passes over the three rows
- * (x; with FGSM the clean gradient's norms and x at Theta + Delta; the
- * squared norms of the gradient G; G again and the update) instead of a
- * dozen loops over scratch arrays. Every coordinate of G depends only on
- * the old values of that coordinate once c (and c') are known, so G is
- * recomputed where it is used instead of stored, and row-wise Adagrad
- * needs only the three sums of G^2 before the update pass. The float
- * operations and their order are those of advrec_apr_fgsm() +
- * advrec_apr_objective_grad() + adagrad_row() above, term for term (checked
- * bit for bit against them by test_fused_step_matches_pieces): the
- * perturbation is recomputed where it is used instead of stored, and
- * ||g_j|| is ||g_i|| (g_j = -g_i exactly).
- *
- * Built twice on x86-64 (AVX2 and the baseline, picked at load time by the
- * ifunc that target_clones makes): the loops are element-wise or reduce in
- * eight fixed lanes, sqrt and division are correctly rounded at any vector
- * width, and -std=c11 keeps FMA contraction off, so both clones compute the
- * same bits; the shipped build still runs on any x86-64. apr.c is compiled
- * with -fno-math-errno (CMakeLists.txt), without which sqrtf keeps a scalar
- * call path for errno and the Adagrad loop does not vectorise.
- */
-#if defined(__x86_64__) && defined(__has_attribute)
-#if __has_attribute(target_clones) && !defined(ADVREC_NO_CLONES)
-#define APR_CLONES __attribute__((target_clones("avx2", "default")))
-#endif
-#endif
-#ifndef APR_CLONES
-#define APR_CLONES
-#endif
-
-/* The gradient of a step at one coordinate, for the three rows. */
-typedef struct grad3_s {
-    float p, i, j;
-} grad3_t;
-
-/* Row-wise Adagrad's step multipliers of the three rows. */
-typedef struct mult3_s {
-    float p, i, j;
-} mult3_t;
-
-/* The eight-lane sum of the lanes (as dot()). */
-static inline float lanes(const float s[8], float tail)
-{
-    return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7])) +
-           tail;
-}
-
-/* x = p . (qi - qj), eight lanes then the tail, as dot_diff(). */
-APR_CLONES
-static float fused_x(int k, const float *restrict p, const float *restrict qi,
-                     const float *restrict qj)
-{
-    float s[8] = {0};
-    float tail = 0.0f;
-    int n = 0;
-
-    for (; n + 8 <= k; n += 8)
-        for (int l = 0; l < 8; l++)
-            s[l] += p[n + l] * (qi[n + l] - qj[n + l]);
-    for (; n < k; n++)
-        tail += p[n] * (qi[n] - qj[n]);
-    return lanes(s, tail);
-}
-
-/* FGSM's per-row scale eps / ||g||; *keep is 0 when Delta_r is 0 (a cold
- * row, or a gradient of norm 0 or not finite, as normalise_to()), else all
- * ones. */
-static inline float fgsm_scale(float sq, float eps, unsigned warm,
-                               uint32_t *keep)
-{
-    float norm = sqrtf(sq);
-    int zero = !(norm > 0.0f) || !isfinite(norm);
-
-    /* The scale does not depend on warm: g_j's is g_i's, whether or not
-     * the positive item is warm. */
-    *keep = zero || !warm ? 0u : ~0u;
-    return zero ? 0.0f : eps / norm;
-}
-
-/* dL/dx = -sigma(-x) from e = expf(-|x|), as dloss_dx(). */
-static inline float c_of(float x, float e)
-{
-    return x >= 0.0f ? -(e / (1.0f + e)) : -(1.0f / (1.0f + e));
-}
-
-/* -ln sigma(x) from the same e, as advrec_apr_loss_of_x(). */
-static inline float loss_of(float x, float e)
-{
-    return x >= 0.0f ? log1pf(e) : -x + log1pf(e);
-}
-
-/* v, or +0 when keep is 0 (keep: all ones or 0). A bit mask, not a branch
- * or a ?: (which kept the loops from vectorising): the result is the same
- * +0 that normalise_to()'s memset gives a zero row. */
-static inline float pick(uint32_t keep, float v)
-{
-    uint32_t b;
-
-    memcpy(&b, &v, sizeof(b));
-    b &= keep;
-    memcpy(&v, &b, sizeof(v));
-    return v;
-}
-
-/* BPR's gradient at one coordinate from the old values, as
- * advrec_apr_objective_grad() without Delta. */
-static inline grad3_t bpr_g(float pn, float in, float jn, float c, float reg2)
-{
-    grad3_t g = {c * (in - jn), c * pn, -(c * pn)};
-
-    g.p += reg2 * pn;
-    g.i += reg2 * in;
-    g.j += reg2 * jn;
-    return g;
-}
-
-/* Sums of the squared gradient of the three rows, eight lanes each as
- * dot(g, g): row-wise Adagrad needs them before any coordinate is written. */
-APR_CLONES
-static void fused_bpr_sq(int k, const float *restrict p,
-                         const float *restrict qi, const float *restrict qj,
-                         float c, float reg2, float sq[3])
-{
-    float a[8] = {0}, b[8] = {0}, d[8] = {0};
-    float ta = 0.0f, tb = 0.0f, td = 0.0f;
-    int n = 0;
-
-    for (; n + 8 <= k; n += 8)
-        for (int l = 0; l < 8; l++) {
-            grad3_t g = bpr_g(p[n + l], qi[n + l], qj[n + l], c, reg2);
-            a[l] += g.p * g.p;
-            b[l] += g.i * g.i;
-            d[l] += g.j * g.j;
-        }
-    for (; n < k; n++) {
-        grad3_t g = bpr_g(p[n], qi[n], qj[n], c, reg2);
-        ta += g.p * g.p;
-        tb += g.i * g.i;
-        td += g.j * g.j;
-    }
-    sq[0] = lanes(a, ta);
-    sq[1] = lanes(b, tb);
-    sq[2] = lanes(d, td);
-}
-
-/* The update, with the gradient recomputed from the old values (cheaper
- * than a scratch round trip, and the same bits). */
-APR_CLONES
-static void fused_bpr(int k, float *restrict p, float *restrict qi,
-                      float *restrict qj, float c, float reg2, mult3_t m)
-{
-    for (int n = 0; n < k; n++) {
-        grad3_t g = bpr_g(p[n], qi[n], qj[n], c, reg2);
-
-        p[n] -= m.p * g.p;
-        qi[n] -= m.i * g.i;
-        qj[n] -= m.j * g.j;
-    }
-}
-
-/* The squared norms of the clean gradient rows g_u = c (qi - qj), g_i = c p
- * (g_j = -g_i has g_i's), eight lanes each as dot(). */
-APR_CLONES
-static void fused_norms(int k, const float *restrict p,
-                        const float *restrict qi, const float *restrict qj,
-                        float c, float *su2, float *si2)
-{
-    float a[8] = {0}, b[8] = {0};
-    float ta = 0.0f, tb = 0.0f;
-    int n = 0;
-
-    for (; n + 8 <= k; n += 8)
-        for (int l = 0; l < 8; l++) {
-            float gu = c * (qi[n + l] - qj[n + l]), gi = c * p[n + l];
-            a[l] += gu * gu;
-            b[l] += gi * gi;
-        }
-    for (; n < k; n++) {
-        float gu = c * (qi[n] - qj[n]), gi = c * p[n];
-        ta += gu * gu;
-        tb += gi * gi;
-    }
-    *su2 = lanes(a, ta);
-    *si2 = lanes(b, tb);
-}
-
-/* FGSM's Delta at one coordinate, recomputed from the old values (pn, in,
- * jn) where it is used instead of stored: su, si the scales, ku, ki, kj the
- * keep masks (g_j = -g_i, so Delta_j uses g_i's scale). */
-typedef struct delta_s {
-    float u, i, j;
-} delta_t;
-
-static inline delta_t delta_at(float pn, float in, float jn, float c, float su,
-                               float si, uint32_t ku, uint32_t ki, uint32_t kj)
-{
-    delta_t d;
-
-    d.u = pick(ku, su * (c * (in - jn)));
-    d.i = pick(ki, si * (c * pn));
-    d.j = pick(kj, si * -(c * pn));
-    return d;
-}
-
-/* x' = (p + du) . ((qi + di) - (qj + dj)), as dot_diff_pert(). */
-APR_CLONES
-static float fused_xadv(int k, const float *restrict p,
-                        const float *restrict qi, const float *restrict qj,
-                        float c, float su, float si, uint32_t ku, uint32_t ki,
-                        uint32_t kj)
-{
-    float s[8] = {0};
-    float tail = 0.0f;
-    int n = 0;
-
-    for (; n + 8 <= k; n += 8)
-        for (int l = 0; l < 8; l++) {
-            int m = n + l;
-            delta_t d = delta_at(p[m], qi[m], qj[m], c, su, si, ku, ki, kj);
-            s[l] += (p[m] + d.u) * ((qi[m] + d.i) - (qj[m] + d.j));
-        }
-    for (; n < k; n++) {
-        delta_t d = delta_at(p[n], qi[n], qj[n], c, su, si, ku, ki, kj);
-        tail += (p[n] + d.u) * ((qi[n] + d.i) - (qj[n] + d.j));
-    }
-    return lanes(s, tail);
-}
-
-/* APR's gradient at one coordinate from the old values, as
- * advrec_apr_objective_grad() with FGSM's Delta. */
-typedef struct adv_s {
-    float c, su, si, lc, reg2;
-    uint32_t ku, ki, kj;
-} adv_t;
-
-static inline grad3_t apr_g(float pn, float in, float jn, const adv_t *a)
-{
-    delta_t d = delta_at(pn, in, jn, a->c, a->su, a->si, a->ku, a->ki, a->kj);
-    float pa = pn + d.u;
-    grad3_t g = {a->c * (in - jn), a->c * pn, -(a->c * pn)};
-
-    g.p += a->lc * ((in + d.i) - (jn + d.j));
-    g.i += a->lc * pa;
-    g.j -= a->lc * pa;
-    g.p += a->reg2 * pn;
-    g.i += a->reg2 * in;
-    g.j += a->reg2 * jn;
-    return g;
-}
-
-/* As fused_bpr_sq(), for APR's gradient, which is also kept in gp, gi, gj
- * (k floats each, the caller's scratch): recomputing it for the update
- * (Delta and all) cost more than the round trip through L1. */
-APR_CLONES
-static void fused_apr_sq(int k, const float *restrict p,
-                         const float *restrict qi, const float *restrict qj,
-                         adv_t a, float sq[3], float *restrict gp,
-                         float *restrict gi, float *restrict gj)
-{
-    float s0[8] = {0}, s1[8] = {0}, s2[8] = {0};
-    float t0 = 0.0f, t1 = 0.0f, t2 = 0.0f;
-    int n = 0;
-
-    for (; n + 8 <= k; n += 8)
-        for (int l = 0; l < 8; l++) {
-            grad3_t g = apr_g(p[n + l], qi[n + l], qj[n + l], &a);
-            gp[n + l] = g.p;
-            gi[n + l] = g.i;
-            gj[n + l] = g.j;
-            s0[l] += g.p * g.p;
-            s1[l] += g.i * g.i;
-            s2[l] += g.j * g.j;
-        }
-    for (; n < k; n++) {
-        grad3_t g = apr_g(p[n], qi[n], qj[n], &a);
-        gp[n] = g.p;
-        gi[n] = g.i;
-        gj[n] = g.j;
-        t0 += g.p * g.p;
-        t1 += g.i * g.i;
-        t2 += g.j * g.j;
-    }
-    sq[0] = lanes(s0, t0);
-    sq[1] = lanes(s1, t1);
-    sq[2] = lanes(s2, t2);
-}
-
-APR_CLONES
-static void fused_apr(int k, float *restrict p, float *restrict qi,
-                      float *restrict qj, const float *restrict gp,
-                      const float *restrict gi, const float *restrict gj,
-                      mult3_t m)
-{
-    for (int n = 0; n < k; n++) {
-        p[n] -= m.p * gp[n];
-        qi[n] -= m.i * gi[n];
-        qj[n] -= m.j * gj[n];
-    }
-}
-
-static void count_update(const advrec_apr_row_t *row)
-{
-    if (row->updates && *row->updates != UINT32_MAX)
-        (*row->updates)++;
-}
-
-/* The step from the pieces above, through scratch: what PGD runs, and the
- * reference the fused step is tested against. Arguments already checked. */
-static void step_general(const advrec_apr_params_t *params,
-                         const advrec_apr_row_t *u, const advrec_apr_row_t *i,
-                         const advrec_apr_row_t *j, float weight, int allow_adv,
-                         float *scratch, advrec_apr_result_t *result)
+/* The step from the pieces above, through scratch (apr_int.h): what PGD
+ * runs, and the reference the fused step is tested against. */
+void advrec_apr__step_general(const advrec_apr_params_t *params,
+                              const advrec_apr_row_t *u,
+                              const advrec_apr_row_t *i,
+                              const advrec_apr_row_t *j, float weight,
+                              unsigned rows, float *scratch,
+                              advrec_apr_result_t *result)
 {
     const int k = params->k;
     float *gp = scratch, *gi = scratch + k, *gj = scratch + 2 * k;
@@ -728,14 +385,11 @@ static void step_general(const advrec_apr_params_t *params,
     int use_bias = params->use_bias && i->bias && j->bias;
     float bi = use_bias ? *i->bias : 0.0f;
     float bj = use_bias ? *j->bias : 0.0f;
-    int adversarial;
-    unsigned rows;
+    int adversarial = rows != 0;
     float gb[2], loss, adv_loss;
     advrec_apr_params_t eff = *params;
 
     eff.use_bias = use_bias;
-    rows = allow_adv ? advrec_apr_warmed(params, u, i, j) : 0u;
-    adversarial = rows != 0;
     if (adversarial) {
         if (params->adv_steps <= 1) {
             /* FGSM's rows are independent: a cold row's Delta is just 0. */
@@ -779,94 +433,6 @@ static void step_general(const advrec_apr_params_t *params,
     count_update(u);
     count_update(i);
     count_update(j);
-}
-
-/* The fused step (BPR, or APR with FGSM): see fused_x() for why it
- * computes what step_general() does, bit for bit. rows: the warm rows
- * (ADVREC_APR_ROW_*), 0 for a step without the adversarial term. */
-static void step_fused(const advrec_apr_params_t *params,
-                       const advrec_apr_row_t *u, const advrec_apr_row_t *i,
-                       const advrec_apr_row_t *j, float weight, unsigned rows,
-                       float *scratch, advrec_apr_result_t *result)
-{
-    const int k = params->k;
-    float *p = u->w, *qi = i->w, *qj = j->w;
-    int use_bias = params->use_bias && i->bias && j->bias;
-    float bi = use_bias ? *i->bias : 0.0f;
-    float bj = use_bias ? *j->bias : 0.0f;
-    float x = fused_x(k, p, qi, qj) + (bi - bj);
-    float e = expf(x >= 0.0f ? -x : x);
-    adv_t a = {c_of(x, e), 0.0f, 0.0f, 0.0f, 2.0f * params->reg, 0, 0, 0};
-    float gbi = a.c, gbj = -a.c, adv = 0.0f;
-    float step, init, sq[3];
-    mult3_t m;
-
-    if (rows) {
-        float su2, si2, xa, ea;
-
-        fused_norms(k, p, qi, qj, a.c, &su2, &si2);
-        a.su = fgsm_scale(su2, params->adv_eps, rows & ADVREC_APR_ROW_U, &a.ku);
-        a.si = fgsm_scale(si2, params->adv_eps, rows & ADVREC_APR_ROW_I, &a.ki);
-        (void)fgsm_scale(si2, params->adv_eps, rows & ADVREC_APR_ROW_J, &a.kj);
-        xa = fused_xadv(k, p, qi, qj, a.c, a.su, a.si, a.ku, a.ki, a.kj) +
-             (bi - bj);
-        ea = expf(xa >= 0.0f ? -xa : xa);
-        a.lc = params->adv_lambda * c_of(xa, ea);
-        if (result)
-            adv = loss_of(xa, ea);
-        gbi += a.lc;
-        gbj -= a.lc;
-    }
-    if (result) {
-        result->loss = loss_of(x, e);
-        result->adv_loss = adv;
-        result->adversarial = rows != 0;
-        result->updated = weight > 0.0f;
-    }
-    if (weight == 0.0f)
-        return;
-    step = params->lr * weight;
-    init = params->adagrad_init;
-    /* Row-wise Adagrad: the rows' squared gradient first (one pass that
-     * only reads), then the accumulators, then the rows. */
-    if (rows)
-        fused_apr_sq(k, p, qi, qj, a, sq, scratch, scratch + k,
-                     scratch + 2 * k);
-    else
-        fused_bpr_sq(k, p, qi, qj, a.c, a.reg2, sq);
-    m.p = rowwise_at(u->acc, sq[0], k, step, init);
-    m.i = rowwise_at(i->acc, sq[1], k, step, init);
-    m.j = rowwise_at(j->acc, sq[2], k, step, init);
-    if (rows)
-        fused_apr(k, p, qi, qj, scratch, scratch + k, scratch + 2 * k, m);
-    else
-        fused_bpr(k, p, qi, qj, a.c, a.reg2, m);
-    if (use_bias) {
-        adagrad1(step, init, i->bias, i->bias_acc, gbi + a.reg2 * bi);
-        adagrad1(step, init, j->bias, j->bias_acc, gbj + a.reg2 * bj);
-    }
-    count_update(u);
-    count_update(i);
-    count_update(j);
-}
-
-advrec_err_t advrec_apr_step(const advrec_apr_params_t *params,
-                             const advrec_apr_row_t *u,
-                             const advrec_apr_row_t *i,
-                             const advrec_apr_row_t *j, float weight,
-                             int allow_adv, float *scratch,
-                             advrec_apr_result_t *result)
-{
-    unsigned rows;
-
-    if (i->w == j->w || !isfinite(weight) || weight < 0.0f)
-        return ADVREC_ERR_INVALID_ARG;
-    rows = allow_adv ? advrec_apr_warmed(params, u, i, j) : 0u;
-    if (rows && params->adv_steps > 1)
-        step_general(params, u, i, j, weight, allow_adv, scratch, result);
-    else
-        step_fused(params, u, i, j, weight, rows, scratch, result);
-    return ADVREC_OK;
 }
 
 advrec_err_t advrec_apr_perturb_tables(int k, float eps, float *users,
