@@ -5,7 +5,7 @@
 # Confluent's Python client (SchemaRegistryClient, AvroSerializer,
 # AvroDeserializer) is the independent side: it registers a new Click
 # version, reads what advrec-produce --registry wrote and what advrecd
-# published. registry.py's docstring lists every assertion. About 60 s.
+# published. registry.py's docstring lists every assertion. About 32 s.
 add_test(NAME e2e.registry
   COMMAND ${ADVREC_VENV_SH} ${CMAKE_CURRENT_LIST_DIR}/registry.py
           ${ADVREC_E2E_KAFKA_DIR} ${ADVREC_REGISTRY_SH}

@@ -70,7 +70,7 @@ advrec_schema_registry_up are read from its /metrics. Checked, in order:
      headers); neither advrecd log holds the basic-auth secret.
 
 Every wait has a deadline; advrecd and the registry are stopped in a finally
-(also on SIGTERM from a ctest timeout). About 60 s.
+(also on SIGTERM from a ctest timeout). About 32 s.
 
 usage: venv.sh registry.py KAFKA_DIR REGISTRY_SH ADVRECD ADVREC_PRODUCE ADVREC_GEN SOURCE_DIR
 """
