@@ -7,8 +7,9 @@
 #   tests/run.sh            everything
 #   tests/run.sh -L unit    pass ctest arguments through (one ring, -R NAME, ...)
 #
-# Caches outside the repository: Maven's ~/.m2 (Kafka jars) and
-# ${ADVREC_CACHE:-~/.cache/advrec} (the Python virtualenv, the Kafka classpath).
+# Caches outside the repository: Maven's ~/.m2 (Kafka jars, the registry's
+# tar.gz) and ${ADVREC_CACHE:-~/.cache/advrec} (the Python virtualenv, the
+# Kafka classpath, the unpacked Apicurio Registry).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -35,6 +36,10 @@ if [ -x tests/kafka/kafka.sh ]; then
   step "Apache Kafka jars (Maven Central)"
   tests/kafka/kafka.sh fetch
   tests/kafka/kafka.sh fetch --secure  # Kafka 3.9 for e2e.secure.sasl_ssl
+fi
+if [ -x tests/registry/registry.sh ]; then
+  step "Apicurio Registry (Maven Central), for e2e.registry"
+  tests/registry/registry.sh fetch
 fi
 
 step "tests"

@@ -18,6 +18,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 
 from kafka.partitioner.default import murmur2
 
@@ -138,6 +139,17 @@ def parse_csv(path):
     return events, bad
 
 
+def generate(gen, path, seed, users, items, events):
+    """Writes advrec-gen's CSV of that size to path; returns parse_csv's
+    events, failing if any line is malformed."""
+    subprocess.run([gen, "--seed", str(seed), "--users", str(users), "--items", str(items),
+                    "--events", str(events), "-q", "-o", path], check=True, timeout=60)
+    parsed, bad = parse_csv(path)
+    if bad:
+        fail("advrec-gen wrote %d malformed lines (first: %d) to %s" % (len(bad), bad[0], path))
+    return parsed
+
+
 # --- Kafka's own tools -------------------------------------------------------
 
 def make_topics(kafka_sh, kdir, specs, timeout_s=120):
@@ -222,11 +234,36 @@ def stats_lines(path):
     return out
 
 
+SAMPLE_RE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$")
+LABEL_RE = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+
+
+def parse_metrics(text):
+    """{(name, frozenset((label, value), ...)): float} of the sample lines of
+    Prometheus text; raises ValueError on a line that is not one."""
+    out = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        m = SAMPLE_RE.match(line)
+        if not m:
+            raise ValueError("not a Prometheus sample line: %r" % line)
+        out[(m.group(1), frozenset(LABEL_RE.findall(m.group(2) or "")))] = float(m.group(3))
+    return out
+
+
+def metric(samples, name, **labels):
+    """The value of one sample of parse_metrics() output, None when absent."""
+    return samples.get((name, frozenset(labels.items())))
+
+
 class Daemon:
     """advrecd as a process on the real broker, logging to LOGDIR/advrecd.err.
 
     Topics, group and state dir are the caller's -X settings; added here:
-    broker.embedded=false, the bootstrap, a short stats interval."""
+    broker.embedded=false, the bootstrap, a short stats interval. For
+    metrics() the caller sets http.listen=127.0.0.1:0 (the port is read
+    from the log)."""
 
     def __init__(self, procs, advrecd, bs, logdir, sets):
         self.err_path = os.path.join(logdir, "advrecd.err")
@@ -239,6 +276,7 @@ class Daemon:
         self.argv = argv
         self.t0 = time.monotonic()
         self.t_first = None  # when await_stats first saw a record handled
+        self.port = None  # of the HTTP endpoint, once http_port() read it
         with open(self.err_path, "wb") as err, open(self.out_path, "wb") as out:
             self.p = procs.start(argv, stdout=out, stderr=err)
 
@@ -246,23 +284,68 @@ class Daemon:
         with open(self.err_path, errors="replace") as f:
             return "".join(f.readlines()[-n:])
 
+    def await_(self, fn, timeout_s, what):
+        """Polls fn() until it returns (v, True); returns v. Fails on timeout
+        (naming what and the last v) or when the daemon exits first."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            v, done = fn()
+            if done:
+                return v
+            if self.p.poll() is not None:
+                fail("advrecd exited (%d) before %s:\n%s" % (self.p.returncode, what, self.tail()))
+            if time.monotonic() >= deadline:
+                fail("advrecd: no %s within %d s; last seen %s\n%s"
+                     % (what, timeout_s, v, self.tail()))
+            time.sleep(0.1)  # polling interval of a bounded wait
+
     def await_stats(self, pred, timeout_s, what):
         """Polls the stats lines until pred(stats) holds; returns those stats.
         Fails on timeout or when the daemon exits first."""
-        deadline = time.monotonic() + timeout_s
-        while True:
+        def check():
             lines = stats_lines(self.err_path)
             if lines and self.t_first is None and sum(
                     lines[-1][1][k] for k in ("clicks", "purchases", "dlq")):
                 self.t_first = time.monotonic()
-            if lines and pred(lines[-1][1]):
-                return lines[-1][1]
-            if self.p.poll() is not None:
-                fail("advrecd exited (%d) before %s:\n%s" % (self.p.returncode, what, self.tail()))
-            if time.monotonic() >= deadline:
-                fail("advrecd: no %s within %d s; last stats %s\n%s"
-                     % (what, timeout_s, lines[-1][1] if lines else None, self.tail()))
-            time.sleep(0.1)  # polling interval of a bounded wait
+            return (lines[-1][1] if lines else None), bool(lines) and pred(lines[-1][1])
+        return self.await_(check, timeout_s, what)
+
+    def await_log(self, pattern, timeout_s, what, start=0):
+        """Polls the log (from byte start) until the regex pattern matches;
+        returns the match."""
+        rx = re.compile(pattern)
+
+        def check():
+            with open(self.err_path, errors="replace") as f:
+                f.seek(start)
+                m = rx.search(f.read())
+            return m, m is not None
+        return self.await_(check, timeout_s, what)
+
+    def log_size(self):
+        """Bytes in the log so far (a start for await_log)."""
+        return os.path.getsize(self.err_path)
+
+    def http_port(self, timeout_s=30):
+        """The port of the HTTP endpoint, from the log line that names it."""
+        if self.port is None:
+            m = self.await_log(r"http: serving .*\(port (\d+)\)", timeout_s,
+                               "log line naming the HTTP port")
+            self.port = int(m.group(1))
+        return self.port
+
+    def metrics(self):
+        """parse_metrics() of GET /metrics."""
+        url = "http://127.0.0.1:%d/metrics" % self.http_port()
+        with urllib.request.urlopen(url, timeout=5) as r:
+            return parse_metrics(r.read().decode())
+
+    def await_metrics(self, pred, timeout_s, what):
+        """Polls /metrics until pred(samples) holds; returns those samples."""
+        def check():
+            samples = self.metrics()
+            return samples, pred(samples)
+        return self.await_(check, timeout_s, what)
 
     def stop(self, timeout_s):
         """SIGTERM, bounded wait; returns (exit code, final stats)."""

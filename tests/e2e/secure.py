@@ -188,11 +188,7 @@ def main():
         say("kafka-python (SASL_SSL, SCRAM-SHA-512) created 5 topics")
 
         path = os.path.join(tmp, "gen.csv")
-        subprocess.run([gen, "--seed", "13", "--users", "150", "--items", "100",
-                        "--events", "1500", "-q", "-o", path], check=True, timeout=60)
-        events, bad = ec.parse_csv(path)
-        if bad:
-            fail("advrec-gen wrote %d malformed lines" % len(bad))
+        events = ec.generate(gen, path, seed=13, users=150, items=100, events=1500)
         n_clicks = sum(1 for e in events if e[3] == "click")
         n_purchases = len(events) - n_clicks
         clickers = {e[1] for e in events if e[3] == "click"}

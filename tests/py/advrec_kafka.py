@@ -6,8 +6,9 @@ this directory on PYTHONPATH.
 
 Confluent wire framing, as advrecd reads and writes it: one magic byte 0, the
 schema id as a 4-byte big-endian unsigned int, then the Avro binary encoding of
-one datum (no container header). There is no schema registry in our tests: the
-schema id is whatever the test and the daemon's configuration agree on.
+one datum (no container header). Here the schema id is whatever the test and
+the daemon's configuration agree on; e2e.registry alone runs a real schema
+registry (tests/registry/registry.sh) and uses confluent-kafka's client with it.
 
 Every wait here is bounded by a deadline and raises TimeoutError with what it
 got so far; nothing sleeps to synchronise.

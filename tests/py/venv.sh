@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The Python virtualenv for the test clients (kafka-python, fastavro), at
+# The Python virtualenv for the test clients (kafka-python, fastavro,
+# confluent-kafka with its Schema Registry client), at
 # ${ADVREC_CACHE:-~/.cache/advrec}/venv, built from tests/py/requirements.txt.
 # Idempotent: packages are (re)installed only when requirements.txt changed
 # (its hash is stamped in the venv) or the venv is missing or broken.
