@@ -37,10 +37,11 @@ advrec_schema_registry_up are read from its /metrics. Checked, in order:
      lettered, advrec_schema_registry_up is 1.
   4. A new compatible Click version (click.avsc + optional `referrer`),
      registered by the Confluent AvroSerializer under <clicks>-value and
-     used for new clicks, is applied without a config change. Three bad
+     used for new clicks, is applied without a config change. Four bad
      records: a schema id the registry does not know (checked: 404, 40403)
      -> one dead letter `unknown-schema`; the int-item Click and the
-     PageView -> two `incompatible-schema`.
+     PageView -> two `incompatible-schema`; a Recommendation framed with
+     the registry's id for ours -> `wrong-kind`.
   5. A third Click version is registered and clicks serialized with it
      while the registry is up; the registry is paused (SIGSTOP); those
      clicks, then clicks of a known id by the same users, are produced.
@@ -65,9 +66,20 @@ advrec_schema_registry_up are read from its /metrics. Checked, in order:
      every message on the recommendations topic carries its id, decodes with
      the Confluent AvroDeserializer, is keyed by its user_id, and every user
      who clicked has a list; anomalies (if any) carry the anomaly subject's
-     id; the DLQ holds exactly the three bad records (original key, value
+     id; the DLQ holds exactly the four bad records (original key, value
      and input header; advrec.error, advrec.error.message and the source
      headers); neither advrecd log holds the basic-auth secret.
+  8. Basic authentication, through a front (AuthFront, in this file) that
+     demands it and forwards to the registry (Apicurio's own auth needs an
+     OIDC server): advrec-produce --registry with a wrong password exits 69
+     naming HTTP 401 (nothing let through), with the right one
+     ($ADVREC_REGISTRY_USER_INFO) registers its subjects; advrecd with a
+     wrong password waits at start logging the 401, with the right one
+     registers its schemas through the front (the id it logs is the
+     registry's); the secret is in no log. Then a subject whose latest
+     version our Recommendation cannot read (model_version a string):
+     advrecd exits 78 naming the subject, and the subject keeps its one
+     version.
 
 Every wait has a deadline; advrecd and the registry are stopped in a finally
 (also on SIGTERM from a ctest timeout). About 32 s.
@@ -77,6 +89,8 @@ usage: venv.sh registry.py KAFKA_DIR REGISTRY_SH ADVRECD ADVREC_PRODUCE ADVREC_G
 
 import copy
 import datetime
+import base64
+import http.server
 import json
 import os
 import shutil
@@ -84,7 +98,9 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 
@@ -228,6 +244,61 @@ def registry_up(samples):
     return ec.metric(samples, "advrec_schema_registry_up")
 
 
+class AuthFront:
+    """A front to the registry that demands HTTP basic authentication
+    (Apicurio's own needs an OIDC server) and forwards every authorized
+    request unchanged; counts what it let through and what it refused."""
+
+    def __init__(self, target, user, password):
+        want = "Basic " + base64.b64encode(("%s:%s" % (user, password)).encode()).decode()
+        base = urllib.parse.urlsplit(target)
+        front = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def forward(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if self.headers.get("Authorization") != want:
+                    front.refused += 1
+                    self.send_response(401)
+                    self.send_header("WWW-Authenticate", 'Basic realm="registry"')
+                    self.send_header("Content-Type", "application/json")
+                    msg = b'{"error_code":40101,"message":"Unauthorized"}'
+                    self.send_header("Content-Length", str(len(msg)))
+                    self.end_headers()
+                    self.wfile.write(msg)
+                    return
+                front.passed += 1
+                req = urllib.request.Request(
+                    "%s://%s%s" % (base.scheme, base.netloc, self.path),
+                    data=body if self.command != "GET" else None, method=self.command,
+                    headers={k: v for k, v in self.headers.items()
+                             if k.lower() in ("content-type", "accept")})
+                try:
+                    with urllib.request.urlopen(req, timeout=30) as r:
+                        status, data, ctype = r.status, r.read(), r.headers.get("Content-Type")
+                except urllib.error.HTTPError as e:
+                    status, data, ctype = e.code, e.read(), e.headers.get("Content-Type")
+                self.send_response(status)
+                self.send_header("Content-Type", ctype or "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = do_PUT = forward
+
+        self.passed = self.refused = 0
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = "http://127.0.0.1:%d%s" % (self.server.server_address[1], base.path)
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
 def main():
     kdir, reg_sh, advrecd, prod, gen, src = sys.argv[1:7]
     signal.signal(signal.SIGTERM, lambda *a: sys.exit(143))  # ctest timeout: run the finally
@@ -237,6 +308,7 @@ def main():
         click_json = json.load(f)
     click = ak.load_schema(sch("schemas", "click.avsc"))
     purchase = ak.load_schema(sch("schemas", "purchase.avsc"))
+    recommendation = ak.load_schema(sch("schemas", "recommendation.avsc"))
     v0_path = sch("tests", "unit", "data", "click_v0.avsc")
     click_v0 = ak.load_schema(v0_path)
     click_v2_json = with_fields(click_json, {"name": "referrer", "type": OPTIONAL_STRING,
@@ -416,14 +488,20 @@ def main():
             ("bad-page-view", ak.frame(fastavro.parse_schema(page_view), id_page_view,
                                        {"user_id": "bad-page-view", "item_id": "i",
                                         "ts": at(3)}), "incompatible-schema"),
+            # Our own Recommendation (the registry's id for it) on an input topic.
+            ("bad-wrong-kind", ak.frame(recommendation, out_ids["recommendation"],
+                                        {"user_id": "bad-wrong-kind", "items": [],
+                                         "model_version": 1, "input_topic": t["clicks"],
+                                         "input_partition": 0, "input_offset": 0,
+                                         "generated_at": at(4)}), "wrong-kind"),
         ]
         for j, (key, value, code) in enumerate(bad):
             items.insert(10 + 10 * j, (key, value, [("e2e.case", code.encode())]))
         positions = dict(zip((it[0] for it in items), ak.produce(bs, t["clicks"], items)))
         applied["click"] += 40
-        s = d.await_metrics(lambda s: all_applied(s) and dead_all(s) == 3, WAIT_S,
-                            "the v2 clicks applied and 3 dead letters")
-        want_dead = {"unknown-schema": 1, "incompatible-schema": 2}
+        s = d.await_metrics(lambda s: all_applied(s) and dead_all(s) == len(bad), WAIT_S,
+                            "the v2 clicks applied and %d dead letters" % len(bad))
+        want_dead = {"unknown-schema": 1, "incompatible-schema": 2, "wrong-kind": 1}
         got_dead = {r: dead(s, r) for r in want_dead}
         if got_dead != want_dead:
             fail("dead letters by reason %s, want %s" % (got_dead, want_dead))
@@ -455,8 +533,8 @@ def main():
                     "log line 'schema registry unreachable'", start=mark)
         s = d.await_metrics(lambda s: registry_up(s) == 0, WAIT_S,
                             "advrec_schema_registry_up 0 while the registry is paused")
-        if dead_all(s) != 3:
-            fail("registry paused: dead letters went from 3 to %d" % dead_all(s))
+        if dead_all(s) != len(bad):
+            fail("registry paused: dead letters went from %d to %d" % (len(bad), dead_all(s)))
         if events(s, t["clicks"], "click") > events(before, t["clicks"], "click") + len(after):
             fail("registry paused: %d clicks applied, more than the %d of known ids: clicks of "
                  "id %d were applied without their schema"
@@ -469,8 +547,8 @@ def main():
         applied["click"] += len(held) + len(after)
         s = d.await_metrics(lambda s: all_applied(s) and registry_up(s) == 1, WAIT_S,
                             "every held click applied after the resume")
-        if dead_all(s) != 3:
-            fail("after the resume: %d dead letters, want still 3" % dead_all(s))
+        if dead_all(s) != len(bad):
+            fail("after the resume: %d dead letters, want still %d" % (dead_all(s), len(bad)))
         say("registry resumed: the %d clicks of id %d and the %d after them applied, "
             "no dead letter" % (len(held), ids["click_v3"], len(after)))
 
@@ -598,11 +676,91 @@ def main():
                          % (key, k, h.get(k), v, h))
             if r.value != value or not h.get("advrec.error.message"):
                 fail("DLQ record %s: value or advrec.error.message wrong (headers %s)" % (key, h))
-        say("DLQ: exactly the 3 bad records, %s" % sorted(b[2] for b in bad))
+        say("DLQ: exactly the %d bad records, %s" % (len(bad), sorted(b[2] for b in bad)))
         for run_dir in ("run1", "run2"):
             with open(os.path.join(tmp, run_dir, "advrecd.err"), errors="replace") as f:
                 if secret in f.read():
                     fail("the basic-auth secret is in advrecd's log (%s)" % run_dir)
+
+        # 8. Basic authentication, through a front that demands it, and an
+        # output schema the registry refuses.
+        front = AuthFront(url, "tester", secret)
+        try:
+            t8 = {k: "e2e-reg-%s.auth-%s" % (run, k) for k in ("clicks", "purchases", "recs")}
+            pargv = [prod, "-b", bs, "--registry", front.url, "--click-topic", t8["clicks"],
+                     "--purchase-topic", t8["purchases"], "--limit", "5", "-q", csv_path]
+            env = dict(os.environ, ADVREC_REGISTRY_USER_INFO="tester:wrong-" + secret)
+            cp = subprocess.run(pargv, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, timeout=120)
+            err = cp.stderr.decode(errors="replace")
+            if cp.returncode != 69 or "HTTP 401" not in err or secret in err:
+                fail("advrec-produce --registry with wrong credentials: exit %d, want 69 (the "
+                     "registry cannot be used) naming HTTP 401 and not the secret:\n%s"
+                     % (cp.returncode, err[-2000:]))
+            if front.refused == 0 or front.passed != 0:
+                fail("the auth front let %d requests through and refused %d, want 0 and > 0"
+                     % (front.passed, front.refused))
+            env["ADVREC_REGISTRY_USER_INFO"] = "tester:" + secret
+            cp = subprocess.run(pargv, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, timeout=120)
+            if cp.returncode != 0:
+                fail("advrec-produce --registry with the right credentials: exit %d:\n%s"
+                     % (cp.returncode, cp.stderr.decode(errors="replace")[-2000:]))
+            expect_subject(reg, t8["clicks"] + "-value", sch("schemas", "click.avsc"))
+            say("basic auth: advrec-produce refused with a wrong password (exit 69, HTTP 401), "
+                "registered through the front with the right one (%d requests let through)"
+                % front.passed)
+            asets = ["topic.clicks=" + t8["clicks"], "topic.purchases=" + t8["purchases"],
+                     "topic.recommendations=" + t8["recs"], "group.id=e2e-reg-auth-" + run,
+                     "state.dir=", "schema.registry.url=" + front.url,
+                     "schema.registry.timeout.ms=2000", "schema.registry.retry.backoff.ms=200"]
+            for i, (creds, pattern) in enumerate((
+                    ("tester:wrong-" + secret, r"schema registry unreachable \(.*HTTP 401"),
+                    ("tester:" + secret, r"our recommendation schema is id (\d+) under "
+                                         r"subject " + t8["recs"] + "-value"))):
+                os.mkdir(os.path.join(tmp, "auth%d" % i))
+                d = ec.Daemon(procs, advrecd, bs, os.path.join(tmp, "auth%d" % i),
+                              asets + ["schema.registry.basic.auth.user.info=" + creds])
+                m = d.await_log(pattern, WAIT_S, "log line /%s/" % pattern)
+                rc, _ = d.stop(60)
+                if rc != 0:
+                    fail("advrecd (auth run %d) exited %d after SIGTERM:\n%s" % (i, rc, d.tail()))
+                with open(d.err_path, errors="replace") as f:
+                    if secret in f.read():
+                        fail("the basic-auth secret is in advrecd's log (auth run %d)" % i)
+            if int(m.group(1)) != registered(reg, t8["recs"], sch("schemas",
+                                                                  "recommendation.avsc"))[0]:
+                fail("advrecd registered its recommendation schema as id %s through the front, "
+                     "the registry says otherwise" % m.group(1))
+            say("basic auth: advrecd with a wrong password waits and logs HTTP 401; with the "
+                "right one it registers its schemas through the front")
+        finally:
+            front.close()
+
+        # The subject's latest version is a Recommendation ours cannot be
+        # compatible with (BACKWARD: ours must read it): advrecd refuses to
+        # start (EX_CONFIG) and says why.
+        refused_topic = "e2e-reg-%s.refused" % run
+        theirs = copy.deepcopy(json.load(open(sch("schemas", "recommendation.avsc"))))
+        for f in theirs["fields"]:
+            if f["name"] == "model_version":
+                f["type"] = "string"
+        reg.register(refused_topic + "-value", theirs)
+        cp = subprocess.run([advrecd, "-X", "broker.embedded=false",
+                             "-X", "kafka.bootstrap.servers=" + bs, "-X", "state.dir=",
+                             "-X", "topic.recommendations=" + refused_topic,
+                             "-X", "http.listen=", "-X", "schema.registry.url=" + url],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)
+        err = cp.stderr.decode(errors="replace")
+        if cp.returncode != 78 or "cannot be registered under subject %s-value" % refused_topic \
+                not in err:
+            fail("advrecd with a refused output schema: exit %d, want 78 naming the subject:\n%s"
+                 % (cp.returncode, err[-2000:]))
+        if reg.versions(refused_topic + "-value") != [1]:
+            fail("the refused subject has versions %s, want [1]"
+                 % reg.versions(refused_topic + "-value"))
+        say("an incompatible latest version under %s-value: advrecd exits 78 naming the "
+            "subject, and registers nothing" % refused_topic)
     finally:
         procs.cleanup()
         subprocess.run([reg_sh, "stop", rdir], timeout=120)
