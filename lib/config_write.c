@@ -73,11 +73,7 @@ static void format_row(const advrec_conf_t *conf, const conf_row_t *row,
         format_double(*(const double *)p, buf, size);
         return;
     case CONF_STRING:
-        /* A secret set is never written out; an empty one says so. */
-        snprintf(buf, size, "%s",
-                 **(char *const *)p
-                     ? advrec_redact_value(row->name, *(char *const *)p)
-                     : "");
+        snprintf(buf, size, "%s", *(char *const *)p);
         return;
     case CONF_ENUM:
         for (const conf_word_t *w = row->words; w->word; w++) {
@@ -93,7 +89,7 @@ static void format_row(const advrec_conf_t *conf, const conf_row_t *row,
 
 void advrec_conf_write(const advrec_conf_t *conf, FILE *fp)
 {
-    const char *group = NULL;
+    const char *group = NULL, *value;
     char buf[1024];
 
     fprintf(fp, "# advrecd %s effective configuration\n", advrec_version());
@@ -104,13 +100,23 @@ void advrec_conf_write(const advrec_conf_t *conf, FILE *fp)
             group = row->group;
             fprintf(fp, "\n# %s\n", group);
         }
-        format_row(conf, row, buf, sizeof(buf));
+        /* Strings as they are, whatever their length (buf would cut them,
+         * and the dump must load back); a secret one that is set is never
+         * written out. */
+        if (row->type == CONF_STRING) {
+            value = *(char *const *)field_cptr(conf, row);
+            if (*value)
+                value = advrec_redact_value(row->name, value);
+        } else {
+            format_row(conf, row, buf, sizeof(buf));
+            value = buf;
+        }
         /* A note on its own line: only whole lines are comments. */
-        if (row->offset == offsetof(advrec_conf_t, schema_dir) && !buf[0])
+        if (row->offset == offsetof(advrec_conf_t, schema_dir) && !*value)
             fprintf(fp, "# (empty: built-in %s)\n",
                     advrec_conf_schema_dir(conf));
         fprintf(fp, "%s = ", row->name);
-        write_value(fp, buf);
+        write_value(fp, value);
         fputc('\n', fp);
     }
     fprintf(fp, "\n# schema.<N>: Confluent schema id -> .avsc\n");

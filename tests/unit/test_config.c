@@ -761,6 +761,30 @@ static char *capture_effective(const advrec_conf_t *conf)
     return buf;
 }
 
+/* Found by fuzz_config: a string value longer than the dump's 1 KiB
+ * scratch buffer was cut, so the dump did not load back as the same
+ * configuration. */
+static void test_dump_keeps_long_strings(void)
+{
+    advrec_conf_t *conf = new_conf(), *again = new_conf();
+    char value[3000], *dump, *dump2;
+    const char *path;
+
+    memset(value, 'g', sizeof(value) - 1);
+    value[sizeof(value) - 1] = '\0';
+    CHECK_INT(set(conf, "group.id", value), ADVREC_OK);
+    dump = capture_effective(conf);
+    path = write_file("long.conf", dump);
+    CHECK_INT(load(again, path), ADVREC_OK);
+    CHECK_STR(again->group_id, value);
+    dump2 = capture_effective(again);
+    CHECK_STR(dump2, dump);
+    free(dump);
+    free(dump2);
+    advrec_conf_destroy(conf);
+    advrec_conf_destroy(again);
+}
+
 static char *read_all(const char *path)
 {
     FILE *fp = fopen(path, "r");
@@ -1283,6 +1307,7 @@ int main(void)
     RUN(test_reference_and_dump_reload);
     RUN(test_secrets_absent_from_dump);
     RUN(test_schema_registry_keys);
+    RUN(test_dump_keeps_long_strings);
     RUN(test_secrets_absent_from_errors);
     RUN(test_sasl_ssl_example_loads);
     RUN(test_destroy_null);
