@@ -67,7 +67,7 @@ static void usage(FILE *fp)
         fp,
         "usage: advrec-eval [options] FILE\n"
         "Offline evaluation of advrec's model on an event file (taobao,\n"
-        "movielens, otto, csv, amazon; detected or --format).\n\n"
+        "movielens, otto, csv, amazon, session; detected or --format).\n\n"
         "protocols (default: --loo):\n"
         "  --loo            leave-one-out: last item per user vs --neg "
         "sampled\n"

@@ -257,6 +257,39 @@ static void test_movielens(void)
     CHECK_INT(filtered, 1);
 }
 
+/* Session clicks (issue 16): the RecSys Challenge 2015 layout as
+ * session-based recommenders prepare it, with its header. */
+static void test_session(void)
+{
+    advrec_reader_conf_t conf = conf_for(ADVREC_READER_SESSION);
+    result_t res[RESULTS_MAX];
+    uint64_t skipped, filtered;
+    const char *path = fixture("rsc15.txt",
+                               "SessionId\tItemId\tTime\n"
+                               "1\t214536502\t1396839069.277\n"
+                               "1\t214536500\t1396839249.868\n"
+                               "2\t214662742\t1396850197\n"
+                               "2\t214662742\t1396850197.1234567\n"
+                               "3\t214716935\t13968.x\n"        /* 6 */
+                               "3\t214716935\n"                  /* 7 */
+                               "3\t214716935\t1396850197.\n"    /* 8 */
+                               "3\t214716935\t339685019\n",     /* 9 1980 */
+                               0);
+
+    CHECK_INT(read_all(path, &conf, res, &skipped, &filtered), 8);
+    check_event(&res[0], ADVREC_EVENT_CLICK, "1", "214536502", 1396839069277);
+    check_event(&res[1], ADVREC_EVENT_CLICK, "1", "214536500", 1396839249868);
+    check_event(&res[2], ADVREC_EVENT_CLICK, "2", "214662742", 1396850197000);
+    /* Digits past milliseconds are dropped. */
+    check_event(&res[3], ADVREC_EVENT_CLICK, "2", "214662742", 1396850197123);
+    check_malformed(&res[4], path, 6, "is not a non-negative number of seconds");
+    check_malformed(&res[5], path, 7, "expected 3 tab-separated fields");
+    check_malformed(&res[6], path, 8, "is not a non-negative number of seconds");
+    check_malformed(&res[7], path, 9, "is not between 1990-01-01");
+    CHECK_INT(skipped, 4);
+    CHECK_INT(filtered, 0);
+}
+
 static void test_otto(void)
 {
     advrec_reader_conf_t conf = conf_for(ADVREC_READER_OTTO);
@@ -393,6 +426,8 @@ static void test_detect(void)
         {"user,item,type,ts", ADVREC_READER_CSV},
         {"u1,i1,click,1700000000000", ADVREC_READER_CSV},
         {"1 1 2 3 4 5", ADVREC_READER_AMAZON},
+        {"SessionId\tItemId\tTime", ADVREC_READER_SESSION},
+        {"1\t214536502\t1396839069.277", ADVREC_READER_SESSION},
         {"just-one-token", ADVREC_READER_AUTO},
         {"", ADVREC_READER_AUTO},
     };
@@ -552,6 +587,7 @@ int main(void)
     RUN(test_taobao_malformed_lines);
     RUN(test_crlf_and_missing_newline);
     RUN(test_movielens);
+    RUN(test_session);
     RUN(test_otto);
     RUN(test_csv);
     RUN(test_amazon);

@@ -96,6 +96,7 @@ static const char *const format_names[] = {
     [ADVREC_READER_OTTO] = "otto",
     [ADVREC_READER_CSV] = "csv",
     [ADVREC_READER_AMAZON] = "amazon",
+    [ADVREC_READER_SESSION] = "session",
 };
 
 static const char *const map_names[] = {
@@ -232,25 +233,60 @@ static int quote_len(const reader_field_t *f)
     return (int)(f->len < READER_QUOTE_MAX ? f->len : READER_QUOTE_MAX);
 }
 
-/* A timestamp field in unit_ms (1000 for seconds, 1 for ms), converted to
- * ms and checked against the plausible range. */
+/* Seconds with an optional decimal fraction ("1396321232.517"), in ms:
+ * digits past the third decimal are dropped. -1 when malformed or beyond
+ * int64_t ms. */
+static int parse_seconds_ms(const reader_field_t *f, int64_t *ms)
+{
+    const char *dot = memchr(f->p, '.', f->len);
+    reader_field_t whole = *f;
+    int64_t s, frac = 0;
+    size_t i, n = 0;
+
+    if (dot) {
+        whole.len = (size_t)(dot - f->p);
+        n = f->len - whole.len - 1;
+        if (n == 0)
+            return -1;
+    }
+    if (parse_u63(&whole, &s) < 0 || s > INT64_MAX / 1000 - 1)
+        return -1;
+    for (i = 0; i < n; i++) {
+        int d = dot[1 + i] - '0';
+        if (d < 0 || d > 9)
+            return -1;
+        if (i < 3)
+            frac = frac * 10 + d;
+    }
+    for (; i < 3; i++)
+        frac *= 10;
+    *ms = s * 1000 + frac;
+    return 0;
+}
+
+/* A timestamp field in unit_ms (1000 for seconds, 1 for ms; 0 for seconds
+ * with an optional fraction), converted to ms and checked against the
+ * plausible range. */
 static int check_ts(const advrec_reader_t *reader, const reader_field_t *f,
                     int64_t unit_ms, int64_t *ts_ms, char *reason,
                     size_t reason_size)
 {
     char lo[32], hi[32];
-    int64_t v;
+    int64_t v = 0, ms = 0;
 
-    if (parse_u63(f, &v) < 0)
-        return REASON("timestamp \"%.*s\" is not a non-negative integer",
-                      quote_len(f), f->p);
-    if (v > INT64_MAX / unit_ms || v * unit_ms < reader->conf.min_ts_ms ||
-        v * unit_ms > reader->conf.max_ts_ms)
-        return REASON("timestamp %" PRId64 " %s is not between %s and %s", v,
-                      unit_ms == 1000 ? "s" : "ms",
+    if (unit_ms == 0 ? parse_seconds_ms(f, &ms) < 0 : parse_u63(f, &v) < 0)
+        return REASON("timestamp \"%.*s\" is not a non-negative %s",
+                      quote_len(f), f->p,
+                      unit_ms == 0 ? "number of seconds" : "integer");
+    if (unit_ms && v <= INT64_MAX / unit_ms)
+        ms = v * unit_ms;
+    if ((unit_ms && v > INT64_MAX / unit_ms) || ms < reader->conf.min_ts_ms ||
+        ms > reader->conf.max_ts_ms)
+        return REASON("timestamp %.*s %s is not between %s and %s",
+                      quote_len(f), f->p, unit_ms == 1 ? "ms" : "s",
                       ms_date(reader->conf.min_ts_ms, lo, sizeof(lo)),
                       ms_date(reader->conf.max_ts_ms, hi, sizeof(hi)));
-    *ts_ms = v * unit_ms;
+    *ts_ms = ms;
     return 0;
 }
 
@@ -356,6 +392,32 @@ static int parse_csv(advrec_reader_t *reader, advrec_event_t *ev, char *reason,
                       quote_len(&f[2]), f[2].p);
     if (check_ts(reader, &f[3], 1, &ev->ts_ms, reason, reason_size) < 0)
         return -1;
+    return 1;
+}
+
+/* Session clicks as session-based recommenders prepare the RecSys
+ * Challenge 2015 (yoochoose) data: SessionId<TAB>ItemId<TAB>Time, time in
+ * seconds with a fraction, an optional header line. A session is a user. */
+static int parse_session(advrec_reader_t *reader, advrec_event_t *ev,
+                         char *reason, size_t reason_size)
+{
+    reader_field_t f[READER_FIELDS_MAX];
+    size_t n = split(reader->line, reader->line_len, '\t', f, 3);
+    int64_t ts;
+
+    if (n != 3)
+        return REASON("expected 3 tab-separated fields "
+                      "(session id, item id, time in s), found %zu",
+                      n);
+    /* The optional header: line 1 whose time is not a number. */
+    if (reader->lineno == 1 && parse_seconds_ms(&f[2], &ts) < 0)
+        return 0;
+    if (set_id(ev->user_id, &f[0], "session id", reason, reason_size) < 0 ||
+        set_id(ev->item_id, &f[1], "item id", reason, reason_size) < 0)
+        return -1;
+    if (check_ts(reader, &f[2], 0, &ev->ts_ms, reason, reason_size) < 0)
+        return -1;
+    ev->type = ADVREC_EVENT_CLICK;
     return 1;
 }
 
@@ -571,8 +633,11 @@ advrec_reader_format_t advrec_reader_detect_line(const char *line, size_t len)
         return ADVREC_READER_AUTO;
     if (line[0] == '{')
         return ADVREC_READER_OTTO;
-    if (split(line, len, '\t', f, READER_FIELDS_MAX) == 4)
+    n = split(line, len, '\t', f, READER_FIELDS_MAX);
+    if (n == 4)
         return ADVREC_READER_MOVIELENS;
+    if (n == 3)
+        return ADVREC_READER_SESSION;
     n = split(line, len, ',', f, READER_FIELDS_MAX);
     if (n == 5)
         return ADVREC_READER_TAOBAO;
@@ -754,6 +819,11 @@ advrec_err_t advrec_reader_next(advrec_reader_t *reader, advrec_event_t *ev,
         case ADVREC_READER_CSV:
             r = parse_csv(reader, ev, reason, sizeof(reason));
             /* The header line is not a filtered record. */
+            if (r == 0 && reader->lineno == 1)
+                continue;
+            break;
+        case ADVREC_READER_SESSION:
+            r = parse_session(reader, ev, reason, sizeof(reason));
             if (r == 0 && reader->lineno == 1)
                 continue;
             break;

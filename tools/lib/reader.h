@@ -33,6 +33,7 @@ typedef enum advrec_reader_format_e {
     ADVREC_READER_OTTO,      /* {"session":N,"events":[{aid,ts(ms),type}]} */
     ADVREC_READER_CSV,       /* user,item,click|purchase,ts_ms [header] */
     ADVREC_READER_AMAZON,    /* user item item item ... (time order) */
+    ADVREC_READER_SESSION,   /* session\titem\ttime (s, fraction) [header] */
 } advrec_reader_format_t;
 
 /* What a secondary behaviour (Taobao cart/fav, OTTO carts) becomes. */
