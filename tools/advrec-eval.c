@@ -109,11 +109,30 @@ static void usage(FILE *fp)
         "  -q               no progress bar\n");
 }
 
+/* Makes dir and its missing parents, as mkdir -p does. */
 static int mkdir_p(const char *dir)
 {
-    if (mkdir(dir, 0777) && errno != EEXIST) {
-        fprintf(stderr, "advrec-eval: mkdir %s: %s\n", dir, strerror(errno));
+    char path[4096];
+    size_t len = strlen(dir);
+
+    if (len == 0 || len >= sizeof(path)) {
+        fprintf(stderr, "advrec-eval: --out \"%s\": %s\n", dir,
+                len ? "path too long" : "empty");
         return -1;
+    }
+    memcpy(path, dir, len + 1);
+    for (char *p = path + 1; ; p++) {
+        if (*p != '/' && *p != '\0')
+            continue;
+        char c = *p;
+        *p = '\0';
+        if (mkdir(path, 0777) && errno != EEXIST) {
+            fprintf(stderr, "advrec-eval: mkdir %s: %s\n", path,
+                    strerror(errno));
+            return -1;
+        }
+        if (!(*p = c))
+            break;
     }
     return 0;
 }
@@ -787,6 +806,7 @@ int main(int argc, char **argv)
     opts_t o;
     float bpr_lr = -1, bpr_reg = -1;
     long bpr_passes = -1;
+    int bpr_epochs_set = 0;
     advrec_conf_t *conf;
     advrec_eval_data_t *d = NULL;
     char errstr[512], path[4096];
@@ -858,6 +878,7 @@ int main(int argc, char **argv)
             break;
         case O_BPRE:
             o.apr.bpr_epochs = (uint32_t)atoi(optarg);
+            bpr_epochs_set = 1;
             break;
         case O_K:
             o.apr.apr.k = atoi(optarg);
@@ -947,8 +968,28 @@ int main(int argc, char **argv)
     }
     if (!o.loo && !o.preq && !o.shill && !o.fgsm)
         o.loo = 1;
-    if (o.apr.bpr_epochs > o.apr.epochs)
-        o.apr.bpr_epochs = o.apr.epochs;
+    /* APR is BPR pre-training then adversarial passes: with no adversarial
+     * pass left it would silently be BPR. An explicit --bpr-epochs that
+     * leaves none is refused; the default pre-training (half of the
+     * default passes) is cut to half of a smaller --epochs, and said. */
+    if (o.run_apr && o.apr.apr.adv_lambda > 0 &&
+        o.apr.bpr_epochs >= o.apr.epochs) {
+        if (bpr_epochs_set) {
+            fprintf(stderr,
+                    "advrec-eval: --bpr-epochs %u >= --epochs %u leaves APR "
+                    "no adversarial pass (it would be BPR); give more "
+                    "--epochs or fewer --bpr-epochs\n",
+                    o.apr.bpr_epochs, o.apr.epochs);
+            return 64;
+        }
+        fprintf(stderr,
+                "advrec-eval: --epochs %u: APR pre-trains with BPR for %u "
+                "of them (half; the default is 15 of 30) and trains "
+                "adversarially for %u; --bpr-epochs chooses\n",
+                o.apr.epochs, o.apr.epochs / 2,
+                o.apr.epochs - o.apr.epochs / 2);
+        o.apr.bpr_epochs = o.apr.epochs / 2;
+    }
     if (o.eval_every && !o.validate) {
         fprintf(stderr, "advrec-eval: --eval-every measures the validation "
                         "split: it needs --validate (the test split is "
@@ -973,6 +1014,10 @@ int main(int argc, char **argv)
     o.eng.negatives = o.apr.negatives;
     o.eng.recs_n = o.k_cut;
 
+    /* The output directory before the (long) load: a bad --out fails
+     * first. */
+    if (mkdir_p(o.out))
+        goto out;
     d = advrec_eval_data_new();
     if (!d || advrec_eval_data_load(d, o.path, &o.rconf, &skipped, progress, &o,
                                     errstr, sizeof(errstr))) {
@@ -994,8 +1039,6 @@ int main(int argc, char **argv)
                 o.path, advrec_eval_data_count(d));
         goto out;
     }
-    if (mkdir_p(o.out))
-        goto out;
     snprintf(path, sizeof(path), "%s/results.json", o.out);
     if (!(js = fopen(path, "w"))) {
         fprintf(stderr, "advrec-eval: cannot write %s\n", path);
