@@ -106,6 +106,42 @@ else
   echo "ok   bad-file"
 fi
 
+# Papercuts (issue 16). APR always keeps an adversarial pass: an explicit
+# --bpr-epochs that leaves none is refused before anything is made...
+if timeout 60 "$ev" -q --format movielens --epochs 2 --bpr-epochs 2 \
+  --out "$tmp/never" "$tmp/u.data" >"$tmp/out" 2>"$tmp/err"; then
+  fail "bpr-epochs>=epochs: exit 0"
+else
+  grep -qF "leaves APR no adversarial pass" "$tmp/err" ||
+    fail "bpr-epochs>=epochs: no clear error: $(cat "$tmp/err")"
+  [ -e "$tmp/never" ] && fail "bpr-epochs>=epochs: --out made before refusing"
+  echo "ok   bpr-epochs>=epochs refused"
+fi
+# ...and a short --epochs halves the default pre-training, saying so; --out
+# makes its missing parents.
+run short-epochs "$ev" -q --loo --format movielens --epochs 2 --k 8 \
+  --out "$tmp/deep/er/out" "$tmp/u.data" &&
+  { grep -qF "APR pre-trains with BPR for 1 of them" "$tmp/err" ||
+      fail "short-epochs: no note: $(cat "$tmp/err")"
+    [ -s "$tmp/deep/er/out/results.json" ] || fail "short-epochs: no results.json"; }
+# --out that cannot be made fails before the input is read.
+: >"$tmp/a-file"
+if timeout 60 "$ev" -q --out "$tmp/a-file/out" "$tmp/no-such-input" >"$tmp/out" 2>"$tmp/err"; then
+  fail "bad-out: exit 0"
+else
+  grep -qF "mkdir $tmp/a-file/out" "$tmp/err" ||
+    fail "bad-out: not the --out error first: $(cat "$tmp/err")"
+  echo "ok   bad-out fails before reading"
+fi
+# Session clicks (the RecSys Challenge 2015 layout, header and fractional
+# seconds) are read, detected by their 3 tab-separated fields.
+awk 'BEGIN { print "SessionId\tItemId\tTime" }
+  { printf "s%s\t%s\t%d.%03d\n", $1, $2, $4, NR % 1000 }' "$tmp/u.data" >"$tmp/sessions.txt"
+run session "$ev" -q --loo --epochs 2 --bpr-epochs 1 --k 8 --out "$tmp/s" \
+  "$tmp/sessions.txt" &&
+  { grep -qF "sessions.txt: 2000 events, 80 users" "$tmp/err" ||
+      fail "session: not every click read: $(head -c 400 "$tmp/err")"; }
+
 if [ "$failures" -ne 0 ]; then
   echo "$failures failure(s)"
   exit 1
