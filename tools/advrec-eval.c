@@ -28,6 +28,8 @@ typedef struct opts_s {
     const char *path, *out, *split_dir, *name;
     advrec_reader_conf_t rconf;
     int loo, preq, fgsm, shill, full, quiet, validate, run_bpr, run_apr;
+    int onepass; /* --onepass: the engine's one pass vs offline APR */
+    advrec_engine_params_t shipped; /* the daemon's defaults, untouched */
     int split_seed_set;
     uint32_t eval_every; /* --validate: measure every N passes */
     uint64_t split_seed; /* LOO / validation split and negatives */
@@ -73,6 +75,15 @@ static void usage(FILE *fp)
         "sampled\n"
         "                   negatives (and all items with --full), BPR and "
         "APR\n"
+        "  --onepass        with --loo: the training split once, in time "
+        "order,\n"
+        "                   through the daemon's engine (its shipped "
+        "defaults;\n"
+        "                   the model options set the offline APR), tested"
+        "\n"
+        "                   like the offline APR; prints onepass-hr@K, "
+        "offline-hr@K\n"
+        "                   and their ratio\n"
         "  --preq           prequential test-then-train through the engine:\n"
         "                   popularity, BPR, APR\n"
         "  --fgsm           after --loo training: FGSM on the embeddings,\n"
@@ -383,6 +394,71 @@ static void json_curve(FILE *js, const char *key, const curve_t *c)
     fprintf(js, "]");
 }
 
+/* Leave-one-out HR of popularity on split: items ranked by their training
+ * interactions (one factor: users 1, items their count). */
+static int popularity_loo(const advrec_eval_split_t *s, uint32_t k,
+                          advrec_eval_metrics_t *out)
+{
+    float *users = malloc(((size_t)s->n_users + 1) * sizeof(*users));
+    float *items = calloc((size_t)s->n_items + 1, sizeof(*items));
+    int rc = -1;
+
+    if (users && items) {
+        for (uint32_t u = 0; u < s->n_users; u++)
+            users[u] = 1.0f;
+        for (size_t e = 0; e < s->n_train; e++)
+            items[s->train[e].item] += 1.0f;
+        rc = advrec_eval_loo(s, users, items, NULL, 1, 0, k, out) ? -1 : 0;
+    }
+    free(users);
+    free(items);
+    return rc;
+}
+
+/*
+ * --onepass (issue 16): the split's training interactions once, in time
+ * order, through the daemon's engine with its shipped defaults (the model
+ * options on the command line set the offline APR only), measured like the
+ * offline APR (already trained on the same split) and popularity; one line
+ * ending in
+ * "onepass-hr@K A offline-hr@K B ratio R".
+ */
+static int run_onepass(opts_t *o, const advrec_eval_data_t *d,
+                       const advrec_eval_split_t *s,
+                       const advrec_eval_metrics_t *offline, FILE *js)
+{
+    advrec_eval_metrics_t one, pop;
+    char errstr[512];
+    double t0 = now_s(), secs;
+
+    advrec_engine_params_t shipped = o->shipped;
+
+    shipped.recs_n = o->k_cut;
+    if (advrec_eval_onepass(d, s, &shipped, o->k_cut, &one, progress, o,
+                            errstr, sizeof(errstr)) ||
+        popularity_loo(s, o->k_cut, &pop)) {
+        fprintf(stderr, "advrec-eval: one pass: %s\n",
+                errstr[0] ? errstr : "out of memory");
+        return 1;
+    }
+    secs = now_s() - t0;
+    printf("onepass %s (%s, %.1fs): popularity-hr@%u %.4f onepass-ndcg@%u "
+           "%.4f offline-ndcg@%u %.4f onepass-hr@%u %.4f offline-hr@%u %.4f "
+           "ratio %.3f\n",
+           o->name, o->validate ? "validation" : "test", secs, o->k_cut,
+           pop.hr, o->k_cut, one.ndcg, o->k_cut, offline->ndcg, o->k_cut,
+           one.hr, o->k_cut, offline->hr,
+           offline->hr > 0 ? one.hr / offline->hr : 0.0);
+    fprintf(js, ",\n\"onepass\": {\"split\": \"%s\", ",
+            o->validate ? "validation" : "test");
+    json_metrics(js, "onepass", &one, secs, ", ");
+    json_metrics(js, "offline_apr", offline, 0, ", ");
+    json_metrics(js, "popularity", &pop, 0, ", ");
+    fprintf(js, "\"ratio\": %.6f}",
+            offline->hr > 0 ? one.hr / offline->hr : 0.0);
+    return 0;
+}
+
 static int run_loo(opts_t *o, const advrec_eval_data_t *d, FILE *js)
 {
     advrec_eval_split_t s, vs;
@@ -488,6 +564,9 @@ static int run_loo(opts_t *o, const advrec_eval_data_t *d, FILE *js)
         json_metrics(js, "apr_full", &af, ta, "");
     }
     fprintf(js, "}");
+
+    if (o->onepass && ma && run_onepass(o, d, &s, &as, js))
+        goto out;
 
     if (o->fgsm && (mb || ma)) {
         double x[N_EPS + 1], yb[N_EPS + 1], ya[N_EPS + 1], rb[N_EPS + 1],
@@ -736,6 +815,7 @@ int main(int argc, char **argv)
     enum {
         O_LOO = 256,
         O_PREQ,
+        O_ONEPASS,
         O_FGSM,
         O_SHILL,
         O_FULL,
@@ -770,6 +850,7 @@ int main(int argc, char **argv)
     };
     static const struct option lo[] = {{"loo", 0, 0, O_LOO},
                                        {"preq", 0, 0, O_PREQ},
+                                       {"onepass", 0, 0, O_ONEPASS},
                                        {"fgsm", 0, 0, O_FGSM},
                                        {"shill", 0, 0, O_SHILL},
                                        {"full", 0, 0, O_FULL},
@@ -827,6 +908,7 @@ int main(int argc, char **argv)
         return 1;
     }
     advrec_params_engine(&o.eng, conf);
+    o.shipped = o.eng;
     advrec_conf_destroy(conf);
     o.apr.apr = o.eng.apr;
     o.apr.epochs = 30;
@@ -838,6 +920,10 @@ int main(int argc, char **argv)
     while ((c = getopt_long(argc, argv, "qh", lo, NULL)) != -1) {
         switch (c) {
         case O_LOO:
+            o.loo = 1;
+            break;
+        case O_ONEPASS:
+            o.onepass = 1;
             o.loo = 1;
             break;
         case O_PREQ:
@@ -989,6 +1075,11 @@ int main(int argc, char **argv)
                 o.apr.epochs, o.apr.epochs / 2,
                 o.apr.epochs - o.apr.epochs / 2);
         o.apr.bpr_epochs = o.apr.epochs / 2;
+    }
+    if (o.onepass && !o.run_apr) {
+        fprintf(stderr, "advrec-eval: --onepass compares with the offline "
+                        "APR: --models must include apr\n");
+        return 64;
     }
     if (o.eval_every && !o.validate) {
         fprintf(stderr, "advrec-eval: --eval-every measures the validation "

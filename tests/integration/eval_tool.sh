@@ -142,6 +142,31 @@ run session "$ev" -q --loo --epochs 2 --bpr-epochs 1 --k 8 --out "$tmp/s" \
   { grep -qF "sessions.txt: 2000 events, 80 users" "$tmp/err" ||
       fail "session: not every click read: $(head -c 400 "$tmp/err")"; }
 
+# --onepass (issue 16): one line ending in the one-pass and offline HR and
+# their ratio, the same figures in results.json.
+run onepass "$ev" -q --onepass --format movielens --epochs 4 --bpr-epochs 2 \
+  --k 8 --out "$tmp/op" "$tmp/u.data" &&
+  python3 - "$tmp/out" "$tmp/op/results.json" <<'PY' || fail "onepass: output"
+import json, re, sys
+line = [l for l in open(sys.argv[1]) if l.startswith("onepass ")]
+assert len(line) == 1, line
+m = re.search(r"popularity-hr@10 ([0-9.]+) .* onepass-hr@10 ([0-9.]+) "
+              r"offline-hr@10 ([0-9.]+) ratio ([0-9.]+)$", line[0].strip())
+assert m, line[0]
+pop, one, off, ratio = map(float, m.groups())
+r = json.load(open(sys.argv[2]))["onepass"]
+assert abs(r["onepass"]["hr"] - one) < 1e-4 and abs(r["offline_apr"]["hr"] - off) < 1e-4
+assert abs(ratio - one / off) < 2e-3, (ratio, one, off)
+assert r["onepass"]["n"] == r["offline_apr"]["n"] == 80, r
+print("ok   onepass: %s" % line[0].strip())
+PY
+if timeout 60 "$ev" -q --onepass --models bpr "$tmp/u.data" >"$tmp/out" 2>"$tmp/err"; then
+  fail "onepass without apr: exit 0"
+else
+  grep -qF -- "--onepass compares with the offline APR" "$tmp/err" ||
+    fail "onepass without apr: $(cat "$tmp/err")"
+fi
+
 if [ "$failures" -ne 0 ]; then
   echo "$failures failure(s)"
   exit 1

@@ -1071,3 +1071,82 @@ out:
     free(lens);
     return err;
 }
+
+/* Copies the engine's row of id (if it has one) over row idx of dst. */
+static void copy_row(advrec_rows_t *dst, uint32_t idx, advrec_rows_t *src,
+                     uint32_t src_idx, int use_bias)
+{
+    memcpy(dst->w + (size_t)idx * dst->k, src->w + (size_t)src_idx * src->k,
+           (size_t)dst->k * sizeof(float));
+    if (use_bias)
+        dst->bias[idx] = src->bias[src_idx];
+}
+
+advrec_err_t advrec_eval_onepass(const advrec_eval_data_t *d,
+                                 const advrec_eval_split_t *split,
+                                 const advrec_engine_params_t *params,
+                                 uint32_t k, advrec_eval_metrics_t *out,
+                                 advrec_eval_progress_cb *progress,
+                                 void *opaque, char *errstr,
+                                 size_t errstr_size)
+{
+    advrec_engine_params_t p = *params;
+    advrec_engine_t *eng = NULL;
+    advrec_state_t *model = NULL, *st;
+    uint32_t nu = advrec_eval_data_users(d), ni = advrec_eval_data_items(d);
+    advrec_err_t err = ADVREC_OK;
+
+    memset(out, 0, sizeof(*out));
+    p.state.max_users = nu + 1;
+    p.state.max_items = ni + 1;
+    if (!(eng = advrec_engine_new(&p, errstr, errstr_size)))
+        return ADVREC_ERR_CONFIG;
+    for (size_t e = 0; e < split->n_train; e++) {
+        const advrec_eval_inter_t *x = &split->train[e];
+        advrec_origin_t origin = {
+            .topic = 0, .partition = 0, .offset = (int64_t)e};
+        advrec_event_t ev;
+
+        advrec_event_clear(&ev);
+        ev.type = x->purchase ? ADVREC_EVENT_PURCHASE : ADVREC_EVENT_CLICK;
+        snprintf(ev.user_id, sizeof(ev.user_id), "%s",
+                 advrec_idmap_name(d->users, x->user));
+        snprintf(ev.item_id, sizeof(ev.item_id), "%s",
+                 advrec_idmap_name(d->items, x->item));
+        ev.ts_ms = x->ts_ms;
+        if ((err = advrec_engine_apply(eng, &ev, "eval", &origin, 1.0f,
+                                       (int64_t)e, errstr, errstr_size)))
+            goto out;
+        if (progress && (e & 0xfff) == 0)
+            progress(opaque, "one pass", e, split->n_train);
+    }
+    if (progress)
+        progress(opaque, "one pass", split->n_train, split->n_train);
+    /* The engine's factors in the split's dense indices. */
+    if (!(model = advrec_eval_model_new(d, &p.apr, errstr, errstr_size))) {
+        err = ADVREC_ERR_NOMEM;
+        goto out;
+    }
+    st = advrec_engine_state(eng);
+    for (uint32_t u = 0; u < nu; u++) {
+        uint32_t idx;
+        if (advrec_state_user(st, advrec_idmap_name(d->users, u), 0, &idx,
+                              NULL, NULL, 0) == ADVREC_OK)
+            copy_row(advrec_state_users(model), u, advrec_state_users(st), idx,
+                     0);
+    }
+    for (uint32_t i = 0; i < ni; i++) {
+        uint32_t idx;
+        if (advrec_state_item(st, advrec_idmap_name(d->items, i), 0, &idx,
+                              NULL, NULL, 0) == ADVREC_OK)
+            copy_row(advrec_state_items(model), i, advrec_state_items(st), idx,
+                     p.apr.use_bias);
+    }
+    err = advrec_eval_loo_model(split, model, p.apr.use_bias, 0, k, out);
+    if (err)
+        advrec_seterr(err, errstr, errstr_size, "eval: out of memory");
+out:
+    advrec_state_destroy(model);
+    advrec_engine_destroy(eng);
+    return err;
+}

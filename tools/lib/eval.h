@@ -325,4 +325,22 @@ advrec_err_t advrec_eval_prequential(const advrec_eval_data_t *data,
                                      void *opaque, char *errstr,
                                      size_t errstr_size);
 
+/*
+ * The one-pass protocol (issue 16): split's training interactions, in data
+ * (time) order, through the daemon's engine with params, each applied once
+ * as the daemon applies an input record (advrec_engine_apply; origin
+ * offset = its position, so the run is reproducible); then the
+ * leave-one-out test of split at cut-off k (sampled negatives) on the
+ * engine's factors. Users and items the engine never saw keep their
+ * deterministic initial factors (advrec_apr_row_init), as an offline model
+ * would. Returns engine errors, ADVREC_ERR_NOMEM, with errstr filled.
+ */
+advrec_err_t advrec_eval_onepass(const advrec_eval_data_t *data,
+                                 const advrec_eval_split_t *split,
+                                 const advrec_engine_params_t *params,
+                                 uint32_t k, advrec_eval_metrics_t *out,
+                                 advrec_eval_progress_cb *progress,
+                                 void *opaque, char *errstr,
+                                 size_t errstr_size);
+
 #endif
