@@ -13,27 +13,9 @@ advrecd=$1
 produce=$2
 inspect=$3
 src=$4
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/advrec-checkpoint.XXXXXX")
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do
-    kill -KILL "$p" 2>/dev/null || true
-    wait "$p" 2>/dev/null || true
-  done
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-fail() { echo "FAIL $*"; echo "0 passed, 1 failed"; exit 1; }
-
-# await_line FILE REGEX SECONDS: prints the first match, bounded.
-await_line() {
-  local deadline=$((SECONDS + $3)) m
-  while [ "$SECONDS" -lt "$deadline" ]; do
-    m=$(grep -m1 -E "$2" "$1" 2>/dev/null) && { echo "$m"; return 0; }
-    sleep 0.1 # polling interval of a bounded wait
-  done
-  return 1
-}
+. "$(dirname "$0")/lib.sh"
+itest_init checkpoint
+fail() { die "$@"; }
 
 mkfifo "$tmp/out"
 "$advrecd" -c "$src/conf/advrecd.conf" -X state.dir="$tmp/state" \

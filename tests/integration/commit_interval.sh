@@ -16,27 +16,9 @@ advrecd=$1
 produce=$2
 inspect=$3
 src=$4
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/advrec-commit-interval.XXXXXX")
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do
-    kill -KILL "$p" 2>/dev/null || true
-    wait "$p" 2>/dev/null || true
-  done
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-fail() { echo "FAIL $*"; echo "0 passed, 1 failed"; exit 1; }
-
-# await_line FILE REGEX SECONDS: prints the first match, bounded.
-await_line() {
-  local deadline=$((SECONDS + $3)) m
-  while [ "$SECONDS" -lt "$deadline" ]; do
-    m=$(grep -m1 -E "$2" "$1" 2>/dev/null) && { echo "$m"; return 0; }
-    sleep 0.1 # polling interval of a bounded wait
-  done
-  return 1
-}
+. "$(dirname "$0")/lib.sh"
+itest_init commit-interval
+fail() { die "$@"; }
 
 # offsets_sum DIR: the sum of the next offsets stored per partition (the
 # topics start at offset 0, so: the records the state reflects).
@@ -58,12 +40,8 @@ read -r -t 30 -u 3 bootstrap || fail "no bootstrap address within 30 s"
 await_line "$tmp/err" 'stats: .* total [0-9]+ clicks, [0-9]+ purchases, [0-9]+ lists, [0-9]+ dlq' 60 >/dev/null ||
   fail "no stats line within 60 s"
 # consumed = applied + dead letters; the generated stream has no bad records
-deadline=$((SECONDS + 60))
-until grep -E 'stats: ' "$tmp/err" | tail -1 |
-  awk 'match($0, /total [0-9]+ clicks, [0-9]+ purchases/) { split(substr($0, RSTART, RLENGTH), f, " "); exit !(f[2] + f[4] >= 2000) } END { if (NR == 0) exit 1 }'; do
-  [ "$SECONDS" -lt "$deadline" ] || { tail -3 "$tmp/err"; fail "2000 events not applied within 60 s"; }
-  sleep 0.1 # polling interval of a bounded wait
-done
+await_applied "$tmp/err" 2000 60 ||
+  { tail -3 "$tmp/err"; fail "2000 events not applied within 60 s"; }
 n=$(offsets_sum "$tmp/state") || fail "advrec-inspect offsets failed"
 users=$("$inspect" "$tmp/state" summary --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["users"])')
 [ "$n" = 0 ] && [ "$users" = 0 ] ||
@@ -79,12 +57,8 @@ n=$(offsets_sum "$tmp/state")
 [ "$n" = 2000 ] || fail "after the checkpoint the state's offsets sum to $n, not 2000"
 
 "$produce" "$bootstrap" 1000 0 8 >>"$tmp/produce.log" 2>&1 || fail "second producer failed"
-deadline=$((SECONDS + 60))
-until grep -E 'stats: ' "$tmp/err" | tail -1 |
-  awk 'match($0, /total [0-9]+ clicks, [0-9]+ purchases/) { split(substr($0, RSTART, RLENGTH), f, " "); exit !(f[2] + f[4] >= 3000) }'; do
-  [ "$SECONDS" -lt "$deadline" ] || { tail -3 "$tmp/err"; fail "3000 events not applied within 60 s"; }
-  sleep 0.1 # polling interval of a bounded wait
-done
+await_applied "$tmp/err" 3000 60 ||
+  { tail -3 "$tmp/err"; fail "3000 events not applied within 60 s"; }
 kill -TERM "$dpid"
 rc=0
 wait "$dpid" || rc=$?
