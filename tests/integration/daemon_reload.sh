@@ -15,32 +15,14 @@
 set -uo pipefail
 advrecd=$1
 produce=$2
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/advrec-reload.XXXXXX")
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do
-    kill -KILL "$p" 2>/dev/null || true
-    wait "$p" 2>/dev/null || true
-  done
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
+. "$(dirname "$0")/lib.sh"
+itest_init reload
 failures=0
 fail() {
   echo "FAIL $*"
   failures=$((failures + 1))
 }
 
-# await_line FILE PATTERN SECONDS: waits until FILE has a line matching the
-# fixed string PATTERN. Non-zero on timeout.
-await_line() {
-  local deadline=$((SECONDS + $3))
-  while [ "$SECONDS" -lt "$deadline" ]; do
-    grep -qF -- "$2" "$1" 2>/dev/null && return 0
-    sleep 0.1 # polling interval of a bounded wait
-  done
-  return 1
-}
 
 # clicks FILE: the click total of the last stats line (0 when none).
 clicks() {
@@ -81,11 +63,11 @@ pids+=("$ppid")
 # 1. An accepted change, a refused key, and an -X that still wins.
 write_conf 200 32 0.7
 kill -HUP "$dpid"
-await_line "$tmp/err" "reload: recs.debounce.ms 500 -> 200" 20 ||
+await_fixed "$tmp/err" "reload: recs.debounce.ms 500 -> 200" 20 ||
   fail "no 'reload: recs.debounce.ms 500 -> 200' line"
-await_line "$tmp/err" "reload: model.k changed; needs a restart, kept 64" 20 ||
+await_fixed "$tmp/err" "reload: model.k changed; needs a restart, kept 64" 20 ||
   fail "no 'reload: model.k changed; needs a restart, kept 64' line"
-await_line "$tmp/err" "reload: 1 change(s) applied, 1 refused" 20 ||
+await_fixed "$tmp/err" "reload: 1 change(s) applied, 1 refused" 20 ||
   fail "no 'reload: 1 change(s) applied, 1 refused' summary"
 grep -F "reload: anomaly.flag.score" "$tmp/err" &&
   fail "anomaly.flag.score reloaded from the file over its -X"
@@ -93,7 +75,7 @@ grep -F "reload: anomaly.flag.score" "$tmp/err" &&
 # 2. A file that does not parse is refused whole; the daemon goes on.
 write_conf 100 64 0.6 "no.such.key = 1"
 kill -HUP "$dpid"
-await_line "$tmp/err" "configuration refused, nothing changed" 20 ||
+await_fixed "$tmp/err" "configuration refused, nothing changed" 20 ||
   fail "no 'configuration refused, nothing changed' line"
 grep -F "reload: recs.debounce.ms 200 -> 100" "$tmp/err" &&
   fail "a refused file changed recs.debounce.ms"

@@ -13,16 +13,8 @@ advrecd=$1
 produce=$2
 src=$3
 STOP_S=40
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/advrec-sigterm.XXXXXX")
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do
-    kill -KILL "$p" 2>/dev/null || true
-    wait "$p" 2>/dev/null || true
-  done
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
+. "$(dirname "$0")/lib.sh"
+itest_init sigterm
 failures=0
 
 fail() {
