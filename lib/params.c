@@ -47,6 +47,8 @@ void advrec_params_engine(advrec_engine_params_t *p, const advrec_conf_t *conf)
                             : 0;
     p->state.max_users = (uint32_t)conf->model_max_users;
     p->state.max_items = (uint32_t)conf->model_max_items;
+    /* A memory budget evicts users to RocksDB: only with a state.dir. */
+    p->state.evictable = conf->state_memory_limit > 0 && conf->state_dir[0];
     p->negatives = (uint32_t)conf->model_negatives;
     p->weight_click = (float)conf->model_weight_click;
     p->weight_purchase = (float)conf->model_weight_purchase;
@@ -66,6 +68,7 @@ void advrec_params_store(advrec_store_params_t *p, const advrec_conf_t *conf)
     p->sync = conf->state_sync == ADVREC_CONF_SYNC_COMMIT
                   ? ADVREC_STORE_SYNC_COMMIT
                   : ADVREC_STORE_SYNC_NONE;
+    p->memory_limit = (uint64_t)conf->state_memory_limit;
 }
 
 void advrec_params_detect(advrec_detect_params_t *p, const advrec_conf_t *conf)

@@ -481,6 +481,11 @@ advrec_err_t advrec_store_open(const char *dir,
         return advrec_seterr(ADVREC_ERR_NOMEM, errstr, errstr_size,
                              "state.dir %s: out of memory", dir);
     store->params = *params;
+    /* Under a memory budget the memtables count too: by default each
+     * family may hold two of 64 MiB, which alone would pass a small one. */
+    if (store->params.memory_limit)
+        rocksdb_options_set_db_write_buffer_size(
+            store->opts, (size_t)(store->params.memory_limit / 8));
     rocksdb_writeoptions_set_sync(store->wopts,
                                   params->sync == ADVREC_STORE_SYNC_COMMIT);
 
