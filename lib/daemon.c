@@ -708,6 +708,7 @@ advrec_err_t advrec_daemon__commit_finish(advrec_daemon_t *d, int block)
     advrec_outbox_commit_written(d->outbox);
     d->c->commits++;
     d->evict_due = 1;
+    d->written_epoch = d->inflight_epoch;
     queue_offsets(d, d->c_offs, d->c_n_offs);
     d->c_n_offs = 0;
     return ADVREC_OK;
@@ -784,11 +785,13 @@ static advrec_err_t commit_state(advrec_daemon_t *d, int background)
         d->n_offs = 0;
         advrec_outbox_committing(d->outbox);
         d->committing = 1;
+        d->inflight_epoch = advrec_state_epoch(advrec_engine_state(d->engine));
         return ADVREC_OK;
     }
     advrec_outbox_committed(d->outbox);
     d->c->commits++;
     d->evict_due = 1;
+    d->written_epoch = advrec_state_epoch(advrec_engine_state(d->engine));
     queue_offsets(d, d->offs, d->n_offs);
     d->n_offs = 0;
     return ADVREC_OK;

@@ -100,14 +100,15 @@ advrec_err_t advrec_daemon__cache_user(advrec_daemon_t *d, const char *id,
 }
 
 /* Whether user slot u may leave memory: its row equals the committed one
- * (not dirty, not fresh; the caller checked no commit is being written)
- * and nothing names the slot (stale, a list in flight, a changed detector
- * row). */
+ * (not dirty, not fresh, not in the batch of a commit still being
+ * written) and nothing names the slot (stale, a list in flight, a changed
+ * detector row). */
 static int evictable(advrec_daemon_t *d, advrec_state_t *state, uint32_t u)
 {
     const advrec_user_ext_t *ux = advrec_state_user_ext(state);
 
     return !advrec_state_users(state)->dirty[u] && !ux->fresh[u] &&
+           ux->batch[u] <= d->written_epoch &&
            !ux->stale_since[u] && !advrec_outbox_owes(d->outbox, u) &&
            !advrec_detect_user_dirty(d->detect, u);
 }
@@ -133,7 +134,8 @@ void advrec_daemon__cache_evict(advrec_daemon_t *d)
     size_t ub, ib, slot = advrec_state_user_slot_bytes(state);
     uint64_t rss, other, room, per_user;
 
-    if (!d->cache_slots || d->committing || !d->evict_due)
+    /* The estimate scans the users in memory: at most every 100 ms. */
+    if (!d->cache_slots || !d->evict_due || now_ms() - d->evict_ms < 100)
         return;
     d->evict_due = 0;
     d->evict_ms = now_ms();
@@ -163,6 +165,7 @@ void advrec_daemon__cache_evict(advrec_daemon_t *d)
     /* Least recently active first; a user who may not go yet is passed. */
     for (u = advrec_state_lru_first(state); u != UINT32_MAX && resident > target;) {
         uint32_t next = advrec_state_lru_next(state, u);
+
         if (evictable(d, state, u) && advrec_state_evict_user(state, u) == 0) {
             advrec_detect_forget_user(d->detect, u);
             resident--;

@@ -91,6 +91,10 @@ struct advrec_daemon_s {
     uint32_t cache_slots;
     int evict_due;
     int64_t evict_ms; /* when the last eviction pass ran */
+    /* The state's epoch (advrec_state_epoch) of the commit being written,
+     * and of the last one written: users whose rows went into a batch of
+     * a later epoch are not on disk yet. */
+    uint64_t inflight_epoch, written_epoch;
 
     /* The next offset committed in this run, per input partition (by
      * TOPIC_* and partition; 0: none yet), so a partition that comes back
@@ -273,8 +277,8 @@ advrec_err_t advrec_daemon__cache_user(advrec_daemon_t *d, const char *id,
                                        uint32_t *user, char *errstr,
                                        size_t errstr_size);
 
-/* After a commit was written and while none is being written: evicts the
- * least recently active clean users until the estimate fits the budget
+/* After a commit was written (and every second): evicts the least
+ * recently active users whose rows are on disk until the estimate fits the budget
  * (nothing without state.memory.limit), and sets the memory gauges. */
 void advrec_daemon__cache_evict(advrec_daemon_t *d);
 

@@ -21,6 +21,7 @@ struct advrec_state_s {
     uint32_t n_free, free_cap;
     uint32_t lru_head, lru_tail; /* least / most recently active */
     uint32_t slot_hint;          /* doubling of the user tables stops here */
+    uint64_t epoch;              /* advrec_state_clear_dirty() calls */
 };
 
 #define NONE UINT32_MAX
@@ -95,7 +96,7 @@ static advrec_err_t rows_reserve(advrec_rows_t *rows, advrec_user_ext_t *ux,
                GROW(ux->last_mark, 1, 0) || GROW(ux->purchased, 1, 0) ||
                GROW(ux->seen, 1, 0) || GROW(ux->uid, 1, 0) ||
                GROW(ux->fresh, 1, 0) || GROW(ux->lru_prev, 1, 0) ||
-               GROW(ux->lru_next, 1, 0)))
+               GROW(ux->lru_next, 1, 0) || GROW(ux->batch, 1, 0)))
         return ADVREC_ERR_NOMEM;
     rows->cap = cap;
     return ADVREC_OK;
@@ -179,6 +180,7 @@ void advrec_state_destroy(advrec_state_t *state)
     free(state->ux.fresh);
     free(state->ux.lru_prev);
     free(state->ux.lru_next);
+    free(state->ux.batch);
     free(state->free_slots);
     free(state);
 }
@@ -414,6 +416,7 @@ advrec_err_t advrec_state_evict_user(advrec_state_t *state, uint32_t idx)
     ux->last_ts_ms[idx] = ux->stale_since[idx] = ux->last_mark[idx] = 0;
     ux->purchased[idx] = ux->seen[idx] = NULL;
     ux->uid[idx] = 0;
+    ux->batch[idx] = 0;
     state->free_slots[state->n_free++] = idx;
     state->resident--;
     return ADVREC_OK;
@@ -432,7 +435,7 @@ size_t advrec_state_user_slot_bytes(const advrec_state_t *state)
            sizeof(*ux->last_ts_ms) + sizeof(*ux->stale_since) +
            sizeof(*ux->last_mark) + sizeof(*ux->purchased) +
            sizeof(*ux->seen) + sizeof(*ux->uid) + sizeof(*ux->fresh) +
-           sizeof(*ux->lru_prev) + sizeof(*ux->lru_next) +
+           sizeof(*ux->lru_prev) + sizeof(*ux->lru_next) + sizeof(*ux->batch) +
            /* the id map: its slot table at most half full (16-byte
             * entries), the name pointer */
            2 * 16 + sizeof(char *);
@@ -528,10 +531,18 @@ void advrec_state_clear_dirty(advrec_state_t *state)
 {
     /* Every fresh user is dirty (advrec_state_user): its id is written
      * with its row. */
-    for (uint32_t i = 0; i < state->users.n_dirty; i++)
+    state->epoch++;
+    for (uint32_t i = 0; i < state->users.n_dirty; i++) {
         state->ux.fresh[state->users.dirty_list[i]] = 0;
+        state->ux.batch[state->users.dirty_list[i]] = state->epoch;
+    }
     rows_clear_dirty(&state->users);
     rows_clear_dirty(&state->items);
+}
+
+uint64_t advrec_state_epoch(const advrec_state_t *state)
+{
+    return state->epoch;
 }
 
 void advrec_state_push_history(advrec_state_t *state, uint32_t user,

@@ -60,6 +60,8 @@ typedef struct advrec_user_ext_s {
     uint8_t *fresh;   /* uid handed out since the last clear_dirty: its id
                          is not on disk yet (the row is dirty too) */
     uint32_t *lru_prev, *lru_next; /* evictable state: activity order */
+    uint64_t *batch; /* advrec_state_epoch() of the clear_dirty that last
+                        took the row (0: never: as stored) */
 } advrec_user_ext_t;
 
 typedef struct advrec_state_params_s {
@@ -172,8 +174,14 @@ advrec_user_ext_t *advrec_state_user_ext(advrec_state_t *state);
 /* Marks a row changed in this round (idempotent). */
 void advrec_rows_touch(advrec_rows_t *rows, uint32_t idx);
 
-/* Forgets the dirty lists (after they were persisted, or not persisted). */
+/* Forgets the dirty lists (after they were persisted, or handed to a
+ * commit, or not persisted); each call is a new epoch, and the users it
+ * took remember it (ux->batch): a row is on disk once the commit of its
+ * epoch is written. */
 void advrec_state_clear_dirty(advrec_state_t *state);
+
+/* The number of advrec_state_clear_dirty() calls so far. */
+uint64_t advrec_state_epoch(const advrec_state_t *state);
 
 /* Appends item (with ADVREC_HIST_PURCHASE for a purchase) to user's ring. */
 void advrec_state_push_history(advrec_state_t *state, uint32_t user,
