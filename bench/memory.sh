@@ -115,7 +115,7 @@ for mode in $modes; do
   awk -v mode="$mode" -v lim="$lim" -v lb="$lim_b" -v n="$n" -v hwm="$hwm" -v r="$resident" \
       -v pu="$per_user" -v pi="$per_item" -v rd="$reads" -v ev="$evicted" -v s="$secs" 'BEGIN {
     printf "%-6s limit %-5s %d users, peak RSS %.0f MiB%s, %d users in memory, peak RSS per user %.0f B, estimated per user in memory %.0f B, per item %.0f B, read back %d, evicted %d, %d s\n",
-      mode, lim, n, hwm / 1048576, lb > 0 ? sprintf(" (%.2f x the budget)", hwm / lb) : "",
+      mode, lim, n, hwm / 1048576, (lb > 0 ? sprintf(" (%.2f x the budget)", hwm / lb) : ""),
       r, hwm / n, pu, pi, rd, ev, s }'
   if [ "$mode" = budget ] && [ -n "${KEEP:-}" ]; then
     rm -rf "$KEEP" && cp -a "$state" "$KEEP" && say "memory: state kept in $KEEP"

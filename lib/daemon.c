@@ -657,8 +657,9 @@ int advrec_daemon__note_offsets(advrec_daemon_t *d, rd_kafka_message_t **msgs,
 /*
  * Whether the state is due for a commit after this round: with a store,
  * every state.commit.interval.ms (0: every round), or sooner when the rows
- * changed since the last commit reach COMMIT_MAX_ROWS (the batch stays
- * bounded) or the outbox is full (its records go out only after a commit).
+ * changed since the last commit reach d->commit_max_rows (COMMIT_MAX_ROWS,
+ * fewer under a memory budget: the batch stays bounded) or the outbox is
+ * full (its records go out only after a commit).
  * State in memory "commits" every round (it only forgets the dirty lists).
  */
 static int commit_due(advrec_daemon_t *d, int64_t now)
@@ -672,7 +673,7 @@ static int commit_due(advrec_daemon_t *d, int64_t now)
         return 1;
     return advrec_state_users(state)->n_dirty +
                    advrec_state_items(state)->n_dirty >=
-               COMMIT_MAX_ROWS ||
+               d->commit_max_rows ||
            advrec_outbox_full(d->outbox);
 }
 

@@ -90,6 +90,10 @@ struct advrec_daemon_s {
      * written since the last eviction. */
     uint32_t cache_slots;
     int evict_due;
+    /* Rows changed that make a commit due before its interval:
+     * COMMIT_MAX_ROWS, less under a memory budget (a batch is held in
+     * memory several times over: built, in flight, in the memtable). */
+    uint32_t commit_max_rows;
     int64_t evict_ms; /* when the last eviction pass ran */
     /* The state's epoch (advrec_state_epoch) of the commit being written,
      * and of the last one written: users whose rows went into a batch of
