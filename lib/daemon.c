@@ -227,8 +227,8 @@ static advrec_err_t open_store(advrec_daemon_t *d, char *errstr,
     log_notice("state %s: %u users (%u in memory), %u items, model version "
                "%llu",
                d->conf->state_dir, advrec_state_user_count(state),
-               advrec_state_users_resident(state),
-               advrec_state_items(state)->n, (unsigned long long)version);
+               advrec_state_users_resident(state), advrec_state_items(state)->n,
+               (unsigned long long)version);
     return ADVREC_OK;
 }
 

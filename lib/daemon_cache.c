@@ -48,8 +48,8 @@ static advrec_err_t read_back(void *opaque, const char *id, uint32_t *user,
     advrec_state_t *state = advrec_engine_state(d->engine);
     advrec_err_t err;
 
-    err = advrec_store_load_user(d->store, state, id, user, errstr,
-                                 errstr_size);
+    err =
+        advrec_store_load_user(d->store, state, id, user, errstr, errstr_size);
     if (err == ADVREC_ERR_NOT_FOUND)
         return err;
     if (!err)
@@ -117,8 +117,8 @@ static int evictable(advrec_daemon_t *d, advrec_state_t *state, uint32_t u)
     const advrec_user_ext_t *ux = advrec_state_user_ext(state);
 
     return !advrec_state_users(state)->dirty[u] && !ux->fresh[u] &&
-           ux->batch[u] <= d->written_epoch &&
-           !ux->stale_since[u] && !advrec_outbox_owes(d->outbox, u) &&
+           ux->batch[u] <= d->written_epoch && !ux->stale_since[u] &&
+           !advrec_outbox_owes(d->outbox, u) &&
            !advrec_detect_user_dirty(d->detect, u);
 }
 
@@ -156,12 +156,12 @@ void advrec_daemon__cache_evict(advrec_daemon_t *d)
     room = limit > other + limit / HEADROOM_DIV
                ? limit - other - limit / HEADROOM_DIV
                : 0;
-    per_user = resident ? (ub - slot * advrec_state_users(state)->cap) /
-                                  resident +
-                              slot
-                        : slot;
-    target = (uint32_t)(room / per_user < (uint64_t)d->cache_slots * FILL_NUM /
-                                              FILL_DEN
+    per_user =
+        resident
+            ? (ub - slot * advrec_state_users(state)->cap) / resident + slot
+            : slot;
+    target = (uint32_t)(room / per_user <
+                                (uint64_t)d->cache_slots * FILL_NUM / FILL_DEN
                             ? room / per_user
                             : (uint64_t)d->cache_slots * FILL_NUM / FILL_DEN);
     d->c->users_resident = resident;
@@ -172,7 +172,8 @@ void advrec_daemon__cache_evict(advrec_daemon_t *d)
     if (resident <= target)
         return;
     /* Least recently active first; a user who may not go yet is passed. */
-    for (u = advrec_state_lru_first(state); u != UINT32_MAX && resident > target;) {
+    for (u = advrec_state_lru_first(state);
+         u != UINT32_MAX && resident > target;) {
         uint32_t next = advrec_state_lru_next(state, u);
 
         if (evictable(d, state, u) && advrec_state_evict_user(state, u) == 0) {
@@ -186,6 +187,6 @@ void advrec_daemon__cache_evict(advrec_daemon_t *d)
     d->c->users_resident = resident;
     log_debug("memory: %llu resident (%llu besides the %u users in memory, "
               "~%llu bytes each): %u evicted",
-              (unsigned long long)rss, (unsigned long long)other,
-              resident + n, (unsigned long long)per_user, n);
+              (unsigned long long)rss, (unsigned long long)other, resident + n,
+              (unsigned long long)per_user, n);
 }

@@ -282,8 +282,8 @@ advrec_err_t advrec_daemon__cache_user(advrec_daemon_t *d, const char *id,
                                        size_t errstr_size);
 
 /* After a commit was written (and every second): evicts the least
- * recently active users whose rows are on disk until the estimate fits the budget
- * (nothing without state.memory.limit), and sets the memory gauges. */
+ * recently active users whose rows are on disk until the estimate fits the
+ * budget (nothing without state.memory.limit), and sets the memory gauges. */
 void advrec_daemon__cache_evict(advrec_daemon_t *d);
 
 /* Sets the memory gauges (resident users, bytes per user and per item);

@@ -21,8 +21,8 @@
  * Restores every detector row committed in store into detect, resolving
  * ids through state (loaded first). An evictable state (users read back
  * on demand) gets the item rows and the baseline only; each user's row
- * comes back with the user (advrec_detect_store_load_user). ADVREC_ERR_STORE when a row is
- * malformed or names no stored user or item (errstr says which).
+ * comes back with the user (advrec_detect_store_load_user). ADVREC_ERR_STORE
+ * when a row is malformed or names no stored user or item (errstr says which).
  */
 advrec_err_t advrec_detect_store_load(advrec_detect_t *detect,
                                       advrec_store_t *store,

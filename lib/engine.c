@@ -139,7 +139,7 @@ void advrec_engine_set_judge(advrec_engine_t *e, advrec_engine_judge_cb *cb,
 }
 
 void advrec_engine_set_loader(advrec_engine_t *e, advrec_engine_loader_cb *cb,
-                               void *opaque)
+                              void *opaque)
 {
     e->loader = cb;
     e->loader_opaque = opaque;

@@ -116,8 +116,8 @@ void advrec_engine_set_judge(advrec_engine_t *engine,
  * (it is new), or another error (errstr filled): the event is refused.
  */
 typedef advrec_err_t(advrec_engine_loader_cb)(void *opaque, const char *id,
-                                               uint32_t *user, char *errstr,
-                                               size_t errstr_size);
+                                              uint32_t *user, char *errstr,
+                                              size_t errstr_size);
 
 /* Installs (cb NULL: removes) the loader; opaque is the caller's. */
 void advrec_engine_set_loader(advrec_engine_t *engine,

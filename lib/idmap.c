@@ -27,10 +27,10 @@ typedef struct block_s {
 
 struct advrec_idmap_s {
     slot_t *slots;
-    size_t mask;  /* slot count - 1 */
-    char **names; /* idx -> id, into the arena (or malloc'd); NULL: free */
-    uint32_t count;  /* ids interned */
-    uint32_t n_idx;  /* indices [0, n_idx) handed out at some time */
+    size_t mask;    /* slot count - 1 */
+    char **names;   /* idx -> id, into the arena (or malloc'd); NULL: free */
+    uint32_t count; /* ids interned */
+    uint32_t n_idx; /* indices [0, n_idx) handed out at some time */
     uint32_t names_cap, max_ids;
     int removable;   /* names malloc'd one by one; remove() allowed */
     block_t *blocks; /* newest first */
@@ -132,8 +132,8 @@ static advrec_err_t grow_slots(advrec_idmap_t *map)
 /* Probes for id (hash h): its slot's position in *pos and ADVREC_OK, or
  * ADVREC_ERR_NOT_FOUND with *pos the empty slot ending the run. */
 static inline __attribute__((always_inline)) advrec_err_t
-probe(const advrec_idmap_t *map, const char *id, size_t len,
-                          uint64_t h, size_t *pos)
+probe(const advrec_idmap_t *map, const char *id, size_t len, uint64_t h,
+      size_t *pos)
 {
     size_t i;
 
@@ -165,8 +165,7 @@ static advrec_err_t reserve_names(advrec_idmap_t *map, uint32_t idx)
     names = realloc(map->names, cap * sizeof(*names));
     if (!names)
         return ADVREC_ERR_NOMEM;
-    memset(names + map->names_cap, 0,
-           (cap - map->names_cap) * sizeof(*names));
+    memset(names + map->names_cap, 0, (cap - map->names_cap) * sizeof(*names));
     map->names = names;
     map->names_cap = cap;
     return ADVREC_OK;
@@ -244,7 +243,8 @@ advrec_err_t advrec_idmap_remove(advrec_idmap_t *map, uint32_t idx)
     name = map->names[idx];
     if (probe(map, name, strlen(name), advrec_hash64_bytes(name, strlen(name)),
               &i) != ADVREC_OK)
-        return ADVREC_ERR_INVALID_ARG; /* not reached: names[] and slots agree */
+        return ADVREC_ERR_INVALID_ARG; /* not reached: names[] and slots agree
+                                        */
     /* Backward-shift deletion: an entry after the hole moves into it unless
      * its home slot lies cyclically in (hole, entry], where a probe for it
      * starts past the hole anyway. */

@@ -321,8 +321,8 @@ advrec_err_t advrec_state_user(advrec_state_t *state, const char *id,
                              "state: user \"%s\" is new but the user table "
                              "is full (%u); raise model.max.users",
                              id, state->user_count);
-    if ((err = take_slot(state, id, state->user_count, idx, errstr,
-                         errstr_size)))
+    if ((err =
+             take_slot(state, id, state->user_count, idx, errstr, errstr_size)))
         return err;
     state->user_count++;
     /* Its id goes to disk with the next commit, which writes dirty rows:
@@ -335,8 +335,8 @@ advrec_err_t advrec_state_user(advrec_state_t *state, const char *id,
 }
 
 advrec_err_t advrec_state_user_insert(advrec_state_t *state, const char *id,
-                                      uint32_t uid, uint32_t *idx,
-                                      char *errstr, size_t errstr_size)
+                                      uint32_t uid, uint32_t *idx, char *errstr,
+                                      size_t errstr_size)
 {
     uint32_t had;
     advrec_err_t err;
@@ -433,9 +433,9 @@ size_t advrec_state_user_slot_bytes(const advrec_state_t *state)
            state->params.history * sizeof(*ux->hist) + sizeof(*ux->hist_len) +
            sizeof(*ux->hist_head) + sizeof(*ux->last) +
            sizeof(*ux->last_ts_ms) + sizeof(*ux->stale_since) +
-           sizeof(*ux->last_mark) + sizeof(*ux->purchased) +
-           sizeof(*ux->seen) + sizeof(*ux->uid) + sizeof(*ux->fresh) +
-           sizeof(*ux->lru_prev) + sizeof(*ux->lru_next) + sizeof(*ux->batch) +
+           sizeof(*ux->last_mark) + sizeof(*ux->purchased) + sizeof(*ux->seen) +
+           sizeof(*ux->uid) + sizeof(*ux->fresh) + sizeof(*ux->lru_prev) +
+           sizeof(*ux->lru_next) + sizeof(*ux->batch) +
            /* the id map: its slot table at most half full (16-byte
             * entries), the name pointer */
            2 * 16 + sizeof(char *);
@@ -465,13 +465,13 @@ void advrec_state_memory(const advrec_state_t *state, size_t *user_bytes,
         u += ns ? heap(16 + 8 * (size_t)ns * 2) : 0;
     }
     *user_bytes = u;
-    *item_bytes = (size_t)it->cap *
-                      (it->k * sizeof(*it->w) + sizeof(*it->acc) +
-                       sizeof(*it->bias) + sizeof(*it->bias_acc) +
-                       sizeof(*it->updates) + sizeof(*it->clicks) +
-                       sizeof(*it->purchases) + sizeof(*it->dirty) +
-                       sizeof(*it->dirty_list) + 2 * 16 + sizeof(char *)) +
-                  (size_t)it->n * 16; /* ids in the arena, about */
+    *item_bytes =
+        (size_t)it->cap *
+            (it->k * sizeof(*it->w) + sizeof(*it->acc) + sizeof(*it->bias) +
+             sizeof(*it->bias_acc) + sizeof(*it->updates) +
+             sizeof(*it->clicks) + sizeof(*it->purchases) + sizeof(*it->dirty) +
+             sizeof(*it->dirty_list) + 2 * 16 + sizeof(char *)) +
+        (size_t)it->n * 16; /* ids in the arena, about */
 }
 
 void advrec_state_set_slot_hint(advrec_state_t *state, uint32_t slots)

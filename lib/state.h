@@ -56,9 +56,9 @@ typedef struct advrec_user_ext_s {
     int64_t *last_mark;    /* clock ms of the latest mark (debounce) */
     advrec_itemset_t **purchased; /* n sets (NULL: empty), <= purchased_max */
     advrec_itemset_t **seen;      /* n sets (NULL: empty), <= seen_max */
-    uint32_t *uid;    /* the user's persistent number (rows, family ids) */
-    uint8_t *fresh;   /* uid handed out since the last clear_dirty: its id
-                         is not on disk yet (the row is dirty too) */
+    uint32_t *uid;  /* the user's persistent number (rows, family ids) */
+    uint8_t *fresh; /* uid handed out since the last clear_dirty: its id
+                       is not on disk yet (the row is dirty too) */
     uint32_t *lru_prev, *lru_next; /* evictable state: activity order */
     uint64_t *batch; /* advrec_state_epoch() of the clear_dirty that last
                         took the row (0: never: as stored) */
@@ -118,8 +118,8 @@ advrec_err_t advrec_state_item(advrec_state_t *state, const char *id,
  * id is in memory, FULL, NOMEM (nothing changed).
  */
 advrec_err_t advrec_state_user_insert(advrec_state_t *state, const char *id,
-                                      uint32_t uid, uint32_t *idx,
-                                      char *errstr, size_t errstr_size);
+                                      uint32_t uid, uint32_t *idx, char *errstr,
+                                      size_t errstr_size);
 
 /* Uids handed out (users ever seen; what meta count/users holds), and
  * setting it after a load that did not intern the users. */

@@ -288,8 +288,8 @@ advrec_err_t advrec_store_subject_id(advrec_store_t *store,
  * replacing the staged or stored set; n = 0 clears it. Persisting it in the
  * round's batch is what makes outputs at-least-once across a crash: a user
  * leaves the stored set only in a commit after their list was delivered.
- * users (uids, advrec_state_user_ext()->uid) is only read. ADVREC_ERR_INVALID_ARG on a read-only
- * store, ADVREC_ERR_NOMEM.
+ * users (uids, advrec_state_user_ext()->uid) is only read.
+ * ADVREC_ERR_INVALID_ARG on a read-only store, ADVREC_ERR_NOMEM.
  */
 advrec_err_t advrec_store_stage_pending(advrec_store_t *store,
                                         const uint32_t *users, size_t n);

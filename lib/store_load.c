@@ -245,8 +245,8 @@ static advrec_err_t load_rows(advrec_store_t *store, advrec_state_t *state,
 enum { LOAD_ALL, LOAD_ITEMS, LOAD_LAZY };
 
 static advrec_err_t load(advrec_store_t *store, advrec_state_t *state,
-                         advrec_popularity_t *pop, uint64_t *version,
-                         int mode, char *errstr, size_t errstr_size)
+                         advrec_popularity_t *pop, uint64_t *version, int mode,
+                         char *errstr, size_t errstr_size)
 {
     int items_only = mode != LOAD_ALL;
     const advrec_state_params_t *sp = advrec_state_params(state);
@@ -284,8 +284,7 @@ static advrec_err_t load(advrec_store_t *store, advrec_state_t *state,
     store->items_hw = (uint32_t)n_items;
     log_info("state.dir %s: loaded %llu %susers, %llu items, model version "
              "%llu",
-             store->dir,
-             (unsigned long long)(mode == LOAD_LAZY ? 0 : n_users),
+             store->dir, (unsigned long long)(mode == LOAD_LAZY ? 0 : n_users),
              mode == LOAD_LAZY ? "(of the stored, read back on demand) " : "",
              (unsigned long long)n_items, (unsigned long long)v);
     return ADVREC_OK;

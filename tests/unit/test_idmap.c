@@ -109,8 +109,8 @@ static void test_remove_and_insert_agree_with_reference(void)
             bad += advrec_idmap_name(m, i) != NULL;
             continue;
         }
-        bad += advrec_idmap_get(m, names[i], strlen(names[i]), 0, &idx,
-                                NULL) != ADVREC_OK ||
+        bad += advrec_idmap_get(m, names[i], strlen(names[i]), 0, &idx, NULL) !=
+                   ADVREC_OK ||
                idx != i || strcmp(advrec_idmap_name(m, i), names[i]) != 0;
     }
     CHECK_INT(bad, 0);

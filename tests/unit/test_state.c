@@ -120,8 +120,11 @@ static void test_bad_params_are_refused(void)
  * clean rows leave, and the activity order is least recent first. */
 static void test_slots_numbers_and_eviction(void)
 {
-    advrec_state_params_t p = {.k = 4, .history = 4, .max_users = 100,
-                               .max_items = 100, .evictable = 1};
+    advrec_state_params_t p = {.k = 4,
+                               .history = 4,
+                               .max_users = 100,
+                               .max_items = 100,
+                               .evictable = 1};
     advrec_state_t *s = advrec_state_new(&p, NULL, 0);
     advrec_user_ext_t *ux;
     uint32_t a, b, c, d, b2, x;
