@@ -16,6 +16,9 @@
 # partitions were assigned ("rebalance: assigned") and when the stats line
 # (stats.interval.ms=100) first counted the new click. session.timeout.ms is
 # librdkafka's default (45 s), as under systemd.
+# MODES ("static dynamic"): the memberships to run; DAEMON_ARGS="-X k=v ..."
+# more advrecd settings (e.g. -X state.memory.limit=256M: a start that reads
+# no user row).
 set -euo pipefail
 b=$(cd "$1" && pwd) kdir=$2 state=${3:-} rounds=${4:-3}
 src=$(cd "$(dirname "$0")/.." && pwd)
@@ -41,7 +44,7 @@ spawn() { # mode log
     -X topic.purchases="$tag.p" -X topic.recommendations="$tag.r" \
     -X topic.anomalies="$tag.a" -X topic.dlq="$tag.d" -X group.id="$tag.$1" \
     -X state.dir="$sdir" -X stats.interval.ms=100 -X log.level=info \
-    -X http.listen= "${extra[@]}" 2>"$2" >/dev/null &
+    -X http.listen= "${extra[@]}" ${DAEMON_ARGS:-} 2>"$2" >/dev/null &
   dpid=$!
 }
 # Seconds from t0 at which each marker first shows in log; "-" if not
@@ -62,7 +65,7 @@ await() { # log t0
   echo
 }
 echo "membership  round  loaded  assigned  applied   (seconds after kill -9)"
-for mode in static dynamic; do
+for mode in ${MODES:-static dynamic}; do
   sdir=$state
   [ "$mode" = dynamic ] && sdir=$tmp/state.dynamic &&
     { [ -d "$state" ] && cp -a "$state" "$sdir" || true; }

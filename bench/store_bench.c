@@ -75,7 +75,7 @@ static uint64_t du(const char *dir)
 
 static advrec_store_t *open_or_die(const char *dir, int sync)
 {
-    advrec_store_params_t sp = {K, HISTORY, sync};
+    advrec_store_params_t sp = {K, HISTORY, sync, 0};
     advrec_store_t *store = NULL;
     char errstr[512];
 

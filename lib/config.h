@@ -99,6 +99,7 @@ typedef struct advrec_conf_s {
     int state_sync;           /* advrec_conf_sync_t */
     int state_offset_missing; /* advrec_conf_missing_t */
     int64_t state_commit_interval_ms;
+    int64_t state_memory_limit; /* bytes; 0: none */
     /* round */
     int64_t round_max_records;
     int64_t round_max_ms;

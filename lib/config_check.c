@@ -160,6 +160,14 @@ advrec_err_t advrec_conf_check(const advrec_conf_t *conf, char *errstr,
 
     if ((err = check_state_dirs(conf, errstr, errstr_size)))
         return err;
+    if (conf->state_memory_limit > 0 && !*conf->state_dir)
+        return advrec_seterr(
+            ADVREC_ERR_CONFIG, errstr, errstr_size,
+            "%s: state.memory.limit = %" PRId64 " needs a state.dir, but "
+            "state.dir (%s) is empty: state in memory only has nowhere to "
+            "evict users to",
+            advrec_conf_origin(conf, "state.memory.limit"),
+            conf->state_memory_limit, advrec_conf_origin(conf, "state.dir"));
     if (!conf->broker_embedded && (!bootstrap || !*bootstrap))
         return advrec_seterr(ADVREC_ERR_CONFIG, errstr, errstr_size,
                              "%s: broker.embedded = false needs "

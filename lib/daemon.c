@@ -166,9 +166,15 @@ static advrec_err_t open_store(advrec_daemon_t *d, char *errstr,
                                 errstr_size);
         if (err || (err = check_lost(d, errstr, errstr_size)))
             return err;
-        err = advrec_store_load(d->store, state,
-                                advrec_engine_popularity(d->engine), &version,
-                                errstr, errstr_size);
+        /* With a memory budget no user is read before consuming: each is
+         * read back at their next event (daemon_cache.c). */
+        err = d->conf->state_memory_limit > 0
+                  ? advrec_store_load_lazy(d->store, state,
+                                           advrec_engine_popularity(d->engine),
+                                           &version, errstr, errstr_size)
+                  : advrec_store_load(d->store, state,
+                                      advrec_engine_popularity(d->engine),
+                                      &version, errstr, errstr_size);
         if (err)
             return err;
         advrec_engine_set_version(d->engine, version);
@@ -189,6 +195,7 @@ static advrec_err_t open_store(advrec_daemon_t *d, char *errstr,
     if (!(d->outbox = advrec_outbox_new(&op, d->store)))
         return advrec_seterr(ADVREC_ERR_NOMEM, errstr, errstr_size,
                              "out of memory");
+    advrec_daemon__cache_init(d);
     if (!d->store)
         return ADVREC_OK;
     /* What the last run owed: lists (refreshed now), flags and dead letters
@@ -196,18 +203,32 @@ static advrec_err_t open_store(advrec_daemon_t *d, char *errstr,
     if ((err = advrec_outbox_load(d->outbox, &owed, &n_owed, errstr,
                                   errstr_size)))
         return err;
-    for (size_t i = 0; i < n_owed; i++)
-        advrec_engine_mark_stale(d->engine, owed[i], now_ms());
+    /* Stored by uid: without a budget every user is loaded and its slot is
+     * its uid; with one, the users owed a list are read back now. */
+    for (size_t i = 0; i < n_owed && !err; i++) {
+        char id[ADVREC_ID_MAX + 1];
+        uint32_t slot = owed[i];
+        if (d->cache_slots &&
+            !(err = advrec_store_id_name(d->store, 0, owed[i], id, sizeof(id),
+                                         errstr, errstr_size)))
+            err = advrec_daemon__cache_user(d, id, &slot, errstr, errstr_size);
+        if (!err)
+            advrec_engine_mark_stale(d->engine, slot, now_ms());
+    }
     free(owed);
+    if (err)
+        return err;
     advrec_outbox_stats(d->outbox, &os);
     if (n_owed || os.unacked)
         log_info("state %s: %zu user(s) owed a list and %zu flag(s) or dead "
                  "letter(s) not acknowledged in the last run; producing "
                  "them again",
                  d->conf->state_dir, n_owed, os.unacked);
-    log_notice("state %s: %u users, %u items, model version %llu",
-               d->conf->state_dir, advrec_state_users(state)->n,
-               advrec_state_items(state)->n, (unsigned long long)version);
+    log_notice("state %s: %u users (%u in memory), %u items, model version "
+               "%llu",
+               d->conf->state_dir, advrec_state_user_count(state),
+               advrec_state_users_resident(state), advrec_state_items(state)->n,
+               (unsigned long long)version);
     return ADVREC_OK;
 }
 
@@ -636,8 +657,9 @@ int advrec_daemon__note_offsets(advrec_daemon_t *d, rd_kafka_message_t **msgs,
 /*
  * Whether the state is due for a commit after this round: with a store,
  * every state.commit.interval.ms (0: every round), or sooner when the rows
- * changed since the last commit reach COMMIT_MAX_ROWS (the batch stays
- * bounded) or the outbox is full (its records go out only after a commit).
+ * changed since the last commit reach d->commit_max_rows (COMMIT_MAX_ROWS,
+ * fewer under a memory budget: the batch stays bounded) or the outbox is
+ * full (its records go out only after a commit).
  * State in memory "commits" every round (it only forgets the dirty lists).
  */
 static int commit_due(advrec_daemon_t *d, int64_t now)
@@ -651,7 +673,7 @@ static int commit_due(advrec_daemon_t *d, int64_t now)
         return 1;
     return advrec_state_users(state)->n_dirty +
                    advrec_state_items(state)->n_dirty >=
-               COMMIT_MAX_ROWS ||
+               d->commit_max_rows ||
            advrec_outbox_full(d->outbox);
 }
 
@@ -686,6 +708,8 @@ advrec_err_t advrec_daemon__commit_finish(advrec_daemon_t *d, int block)
     }
     advrec_outbox_commit_written(d->outbox);
     d->c->commits++;
+    d->evict_due = 1;
+    d->written_epoch = d->inflight_epoch;
     queue_offsets(d, d->c_offs, d->c_n_offs);
     d->c_n_offs = 0;
     return ADVREC_OK;
@@ -762,10 +786,13 @@ static advrec_err_t commit_state(advrec_daemon_t *d, int background)
         d->n_offs = 0;
         advrec_outbox_committing(d->outbox);
         d->committing = 1;
+        d->inflight_epoch = advrec_state_epoch(advrec_engine_state(d->engine));
         return ADVREC_OK;
     }
     advrec_outbox_committed(d->outbox);
     d->c->commits++;
+    d->evict_due = 1;
+    d->written_epoch = advrec_state_epoch(advrec_engine_state(d->engine));
     queue_offsets(d, d->offs, d->n_offs);
     d->n_offs = 0;
     return ADVREC_OK;
@@ -828,7 +855,7 @@ static void publish_stats(advrec_daemon_t *d, int64_t now, int final)
     advrec_outbox_stats_t os;
 
     advrec_outbox_stats(d->outbox, &os);
-    d->c->users = advrec_state_users(state)->n;
+    d->c->users = advrec_state_user_count(state);
     d->c->items = advrec_state_items(state)->n;
     d->c->stale = advrec_engine_stale_count(d->engine);
     d->c->outbox_pending = os.unacked;
@@ -844,6 +871,12 @@ static void publish_stats(advrec_daemon_t *d, int64_t now, int final)
         d->c->store_sst_bytes = (int64_t)sst;
         d->c->store_pending_bytes = (int64_t)pending;
         d->sizes_ms = now;
+    }
+    /* Scans the users in memory: not every round (the cache's evictions
+     * set them after each commit). */
+    if (final || now - d->mem_ms >= 10 * STORE_SIZES_MS) {
+        advrec_daemon__cache_gauges(d);
+        d->mem_ms = now;
     }
     d->c->round_end_ms = now;
     if (advrec_metrics_publish(d->metrics, now, final))
@@ -889,9 +922,15 @@ static void round_once(advrec_daemon_t *d)
         advrec_daemon__fail(d, ADVREC_ERR_KAFKA, why, NULL);
         return;
     }
-    /* A commit written meanwhile: its flags and dead letters are due. */
+    /* A commit written meanwhile: its flags and dead letters are due, and
+     * the users it wrote may leave memory. */
     if (advrec_daemon__commit_finish(d, 0))
         return;
+    /* Users become evictable after their commit, and also when their list
+     * is acknowledged: look again at least every second. */
+    if (now_ms() - d->evict_ms >= 1000)
+        d->evict_due = 1;
+    advrec_daemon__cache_evict(d);
     /* Backpressure for outputs: consuming more could owe more while this
      * much is unacknowledged (broker away, a topic failing), so wait for
      * deliveries instead of growing the stored set or dropping any. Failed

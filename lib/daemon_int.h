@@ -83,6 +83,22 @@ struct advrec_daemon_s {
     advrec_http_t *http;    /* the HTTP endpoint, or NULL */
     uint64_t preq_seen;     /* events seen by the prequential sampler */
     int64_t sizes_ms;       /* when the store's sizes were last read */
+    int64_t mem_ms;         /* when the memory gauges were last computed */
+
+    /* The user cache of state.memory.limit (daemon_cache.c): the slots the
+     * user tables are sized for (0: no limit), and whether a commit was
+     * written since the last eviction. */
+    uint32_t cache_slots;
+    int evict_due;
+    /* Rows changed that make a commit due before its interval:
+     * COMMIT_MAX_ROWS, less under a memory budget (a batch is held in
+     * memory several times over: built, in flight, in the memtable). */
+    uint32_t commit_max_rows;
+    int64_t evict_ms; /* when the last eviction pass ran */
+    /* The state's epoch (advrec_state_epoch) of the commit being written,
+     * and of the last one written: users whose rows went into a batch of
+     * a later epoch are not on disk yet. */
+    uint64_t inflight_epoch, written_epoch;
 
     /* The next offset committed in this run, per input partition (by
      * TOPIC_* and partition; 0: none yet), so a partition that comes back
@@ -251,6 +267,28 @@ void advrec_daemon__registry_revoked(
 
 /* Frees the client and the held records. */
 void advrec_daemon__registry_destroy(advrec_daemon_t *d);
+
+/* --- the user cache of a memory budget (daemon_cache.c) --- */
+
+/* After the state is loaded and the outbox made: the outbox's users are
+ * stored by uid; with state.memory.limit the engine reads users back
+ * (its loader) and the user tables are sized to the budget. */
+void advrec_daemon__cache_init(advrec_daemon_t *d);
+
+/* User id's slot: in memory, or read back from the store (*user). NOT_FOUND
+ * when the store has none either; another error stops the daemon. */
+advrec_err_t advrec_daemon__cache_user(advrec_daemon_t *d, const char *id,
+                                       uint32_t *user, char *errstr,
+                                       size_t errstr_size);
+
+/* After a commit was written (and every second): evicts the least
+ * recently active users whose rows are on disk until the estimate fits the
+ * budget (nothing without state.memory.limit), and sets the memory gauges. */
+void advrec_daemon__cache_evict(advrec_daemon_t *d);
+
+/* Sets the memory gauges (resident users, bytes per user and per item);
+ * scans the users in memory. */
+void advrec_daemon__cache_gauges(advrec_daemon_t *d);
 
 /* Reloads the configuration between two rounds (daemon_reload.c). */
 void advrec_daemon__reload_conf(advrec_daemon_t *d);

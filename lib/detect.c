@@ -740,6 +740,17 @@ void advrec_detect_forget_dirty(advrec_detect_t *d)
     forget_dirty(&d->items);
 }
 
+int advrec_detect_user_dirty(const advrec_detect_t *d, uint32_t idx)
+{
+    return idx < d->users.n && d->users.dirty[idx];
+}
+
+void advrec_detect_forget_user(advrec_detect_t *d, uint32_t idx)
+{
+    if (idx < d->users.n && !d->users.dirty[idx])
+        memset((user_row_t *)d->users.rows + idx, 0, sizeof(user_row_t));
+}
+
 advrec_err_t advrec_detect_restore(advrec_detect_t *d,
                                    advrec_detect_row_kind_t kind, uint32_t idx,
                                    const void *value, size_t len, char *errstr,

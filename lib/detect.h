@@ -188,4 +188,12 @@ advrec_err_t advrec_detect_restore(advrec_detect_t *detect,
                                    const void *value, size_t len, char *errstr,
                                    size_t errstr_size);
 
+/* Whether user row idx changed since the last foreach_dirty/forget. */
+int advrec_detect_user_dirty(const advrec_detect_t *detect, uint32_t idx);
+
+/* Zeroes user row idx (as a new user's), for a slot whose user was evicted
+ * from memory (its row is stored: the user's read-back restores it). A
+ * dirty row is left as it is: the caller evicts only clean ones. */
+void advrec_detect_forget_user(advrec_detect_t *detect, uint32_t idx);
+
 #endif

@@ -37,6 +37,9 @@ static int load_row(void *opaque, const void *key, size_t key_len,
     }
     memcpy(id, k + 1, key_len - 1);
     id[key_len - 1] = '\0';
+    /* 'u' sorts after 'g' and 'i': the rest are user rows. */
+    if (k[0] == 'u' && advrec_state_params(io->state)->evictable)
+        return 1;
     if (k[0] == 'g' && key_len == 1) {
         kind = ADVREC_DETECT_ROW_GLOBAL;
     } else if (k[0] == 'u' &&
@@ -70,6 +73,33 @@ advrec_err_t advrec_detect_store_load(advrec_detect_t *detect,
     err = advrec_store_detectors_foreach(store, load_row, &io, errstr,
                                          errstr_size);
     return err ? err : io.err;
+}
+
+advrec_err_t advrec_detect_store_load_user(advrec_detect_t *detect,
+                                           advrec_store_t *store,
+                                           advrec_state_t *state, uint32_t idx,
+                                           char *errstr, size_t errstr_size)
+{
+    const char *id = advrec_state_user_name(state, idx);
+    char key[ADVREC_ID_MAX + 1];
+    size_t n = strlen(id), len;
+    void *val;
+    advrec_err_t err;
+
+    if (n + 1 > sizeof(key))
+        return ADVREC_ERR_NOT_FOUND;
+    key[0] = 'u';
+    memcpy(key + 1, id, n);
+    err = advrec_store_get_detector(store, key, n + 1, &val, &len, errstr,
+                                    errstr_size);
+    if (err == ADVREC_ERR_NOT_FOUND)
+        return ADVREC_OK;
+    if (err)
+        return err;
+    err = advrec_detect_restore(detect, ADVREC_DETECT_ROW_USER, idx, val, len,
+                                errstr, errstr_size);
+    free(val);
+    return err == ADVREC_ERR_PARSE ? ADVREC_ERR_STORE : err;
 }
 
 /* A changed row waiting to be staged: its key (kind letter + id) and its

@@ -19,13 +19,25 @@
 
 /*
  * Restores every detector row committed in store into detect, resolving
- * ids through state (loaded first). ADVREC_ERR_STORE when a row is
- * malformed or names no stored user or item (errstr says which).
+ * ids through state (loaded first). An evictable state (users read back
+ * on demand) gets the item rows and the baseline only; each user's row
+ * comes back with the user (advrec_detect_store_load_user). ADVREC_ERR_STORE
+ * when a row is malformed or names no stored user or item (errstr says which).
  */
 advrec_err_t advrec_detect_store_load(advrec_detect_t *detect,
                                       advrec_store_t *store,
                                       advrec_state_t *state, char *errstr,
                                       size_t errstr_size);
+
+/*
+ * Restores the detector row of user slot idx of state (just read back from
+ * store, advrec_store_load_user) if one is stored. ADVREC_ERR_STORE on a
+ * malformed row or read error, NOMEM.
+ */
+advrec_err_t advrec_detect_store_load_user(advrec_detect_t *detect,
+                                           advrec_store_t *store,
+                                           advrec_state_t *state, uint32_t idx,
+                                           char *errstr, size_t errstr_size);
 
 /*
  * Stages every row detect changed since the last call into store's next

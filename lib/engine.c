@@ -33,6 +33,8 @@ struct advrec_engine_s {
 
     advrec_engine_judge_cb *judge; /* the detectors, or NULL */
     void *judge_opaque;
+    advrec_engine_loader_cb *loader; /* reads evicted users back, or NULL */
+    void *loader_opaque;
 
     /* For the metrics (advrec_engine_take_loss, _refreshed_since). */
     double loss_sum; /* clean BPR loss of the steps since the last take */
@@ -136,6 +138,13 @@ void advrec_engine_set_judge(advrec_engine_t *e, advrec_engine_judge_cb *cb,
     e->judge_opaque = opaque;
 }
 
+void advrec_engine_set_loader(advrec_engine_t *e, advrec_engine_loader_cb *cb,
+                              void *opaque)
+{
+    e->loader = cb;
+    e->loader_opaque = opaque;
+}
+
 void advrec_engine_set_refresh(advrec_engine_t *e, int64_t debounce_ms,
                                int64_t max_staleness_ms)
 {
@@ -182,12 +191,21 @@ static advrec_err_t resolve(advrec_engine_t *e, int items, const char *id,
     advrec_err_t err;
     advrec_apr_row_t row;
 
-    if (items)
+    if (items) {
         err = advrec_state_item(e->state, id, 1, idx, &created, errstr,
                                 errstr_size);
-    else
-        err = advrec_state_user(e->state, id, 1, idx, &created, errstr,
-                                errstr_size);
+    } else {
+        /* A user not in memory may be stored: read back before it is
+         * taken for new (with a memory budget). */
+        err = advrec_state_user(e->state, id, 0, idx, NULL, NULL, 0);
+        if (err == ADVREC_ERR_NOT_FOUND && e->loader)
+            err = e->loader(e->loader_opaque, id, idx, errstr, errstr_size);
+        if (err == ADVREC_ERR_NOT_FOUND)
+            err = advrec_state_user(e->state, id, 1, idx, &created, errstr,
+                                    errstr_size);
+        if (!err)
+            advrec_state_user_active(e->state, *idx);
+    }
     if (err || !created)
         return err;
     row = items ? row_of(advrec_state_items(e->state), *idx, e->p.apr.use_bias)
@@ -208,7 +226,7 @@ static advrec_err_t room_for(advrec_engine_t *e, int items, const char *id,
 {
     const char *what = items ? "item" : "user";
     uint32_t n = items ? advrec_state_items(e->state)->n
-                       : advrec_state_users(e->state)->n;
+                       : advrec_state_user_count(e->state);
     uint32_t max = items ? e->p.state.max_items : e->p.state.max_users;
     uint32_t idx;
     advrec_err_t err;
@@ -217,7 +235,9 @@ static advrec_err_t room_for(advrec_engine_t *e, int items, const char *id,
         return ADVREC_OK;
     err = items ? advrec_state_item(e->state, id, 0, &idx, NULL, NULL, 0)
                 : advrec_state_user(e->state, id, 0, &idx, NULL, NULL, 0);
-    if (err != ADVREC_ERR_NOT_FOUND)
+    /* A user out of memory may be stored (resolve reads it back, and
+     * refuses a new one itself before anything else is interned). */
+    if (err != ADVREC_ERR_NOT_FOUND || (!items && e->loader))
         return ADVREC_OK;
     return advrec_seterr(ADVREC_ERR_FULL, errstr, errstr_size,
                          "state: %s \"%s\" is new but the %s table is full "

@@ -109,6 +109,21 @@ void advrec_engine_set_judge(advrec_engine_t *engine,
                              advrec_engine_judge_cb *cb, void *opaque);
 
 /*
+ * Reads a user that is not in memory back from the state store (a memory
+ * budget): called by apply() before a user id not in the state is taken
+ * for new. Puts the user into a slot of the engine's state (*user) and
+ * returns ADVREC_OK, ADVREC_ERR_NOT_FOUND when the store has no such user
+ * (it is new), or another error (errstr filled): the event is refused.
+ */
+typedef advrec_err_t(advrec_engine_loader_cb)(void *opaque, const char *id,
+                                              uint32_t *user, char *errstr,
+                                              size_t errstr_size);
+
+/* Installs (cb NULL: removes) the loader; opaque is the caller's. */
+void advrec_engine_set_loader(advrec_engine_t *engine,
+                              advrec_engine_loader_cb *cb, void *opaque);
+
+/*
  * Changes the refresh schedule of a running engine (a configuration
  * reload): a stale user is due debounce_ms after their last event, or
  * max_staleness_ms after they became stale, whichever comes first. Users

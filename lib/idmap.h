@@ -7,6 +7,11 @@
  * the map is destroyed. Indices are handed out in first-seen order, which is
  * what makes a replay of one partition reproduce the same indices.
  *
+ * A removable map (the user cache of a memory budget, state.h) copies each
+ * id on its own instead, so that advrec_idmap_remove() frees it, and takes
+ * ids back at an index the caller chooses (advrec_idmap_insert: a slot an
+ * evicted user left). Its names stay valid until removed.
+ *
  * Open addressing with linear probing over a power-of-two table, kept at most
  * half full; the hash is stored so probes compare strings only on a hash hit.
  */
@@ -24,6 +29,10 @@ typedef struct advrec_idmap_s advrec_idmap_t;
  * memory. The caller owns it (advrec_idmap_destroy). */
 advrec_idmap_t *advrec_idmap_new(uint32_t max_ids);
 
+/* As advrec_idmap_new(); with removable set, names are copied one by one
+ * and advrec_idmap_remove() works (it refuses on a map made without). */
+advrec_idmap_t *advrec_idmap_new_removable(uint32_t max_ids, int removable);
+
 void advrec_idmap_destroy(advrec_idmap_t *map);
 
 /*
@@ -36,8 +45,23 @@ void advrec_idmap_destroy(advrec_idmap_t *map);
 advrec_err_t advrec_idmap_get(advrec_idmap_t *map, const char *id, size_t len,
                               int create, uint32_t *idx, int *created);
 
+/*
+ * Adds id (absent) at index idx (free: never handed out, or removed).
+ * ADVREC_ERR_FULL when idx >= max_ids, ADVREC_ERR_INVALID_ARG when id is
+ * present or idx is in use, ADVREC_ERR_NOMEM; on error the map is
+ * unchanged. advrec_idmap_get(create) hands out indices after the highest
+ * ever used, never a freed one.
+ */
+advrec_err_t advrec_idmap_insert(advrec_idmap_t *map, const char *id,
+                                 size_t len, uint32_t idx);
+
+/* Removes the id of index idx and frees its copy (a removable map only):
+ * ADVREC_ERR_INVALID_ARG when idx is not in use or the map is not
+ * removable. Other entries keep their indices. */
+advrec_err_t advrec_idmap_remove(advrec_idmap_t *map, uint32_t idx);
+
 /* The id of index idx (NUL-terminated), owned by the map; NULL if idx is not
- * handed out. */
+ * in use. */
 const char *advrec_idmap_name(const advrec_idmap_t *map, uint32_t idx);
 
 /* How many ids are interned. */

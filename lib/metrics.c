@@ -87,7 +87,8 @@ int advrec_metrics_publish(advrec_metrics_t *m, int64_t now_ms, int final)
         "%s: %.0f events/s, %.0f lists/s; total %llu clicks, %llu "
         "purchases, %llu lists, %llu dlq (%llu delivered), %llu flags "
         "(%llu quarantined, %llu cleared, %llu events down-weighted), "
-        "%llu outputs pending; %u users, %u items, %llu stale",
+        "%llu outputs pending; %u users (%u in memory, %llu read back, "
+        "%llu evicted), %u items, %llu stale",
         final ? "final" : "stats",
         (double)(s->clicks + s->purchases - l->clicks - l->purchases) / secs,
         (double)(s->recs - l->recs) / secs, (unsigned long long)s->clicks,
@@ -96,7 +97,9 @@ int advrec_metrics_publish(advrec_metrics_t *m, int64_t now_ms, int final)
         (unsigned long long)s->flags, (unsigned long long)s->flags_quarantined,
         (unsigned long long)s->flags_cleared,
         (unsigned long long)s->downweighted,
-        (unsigned long long)s->outbox_pending, s->users, s->items,
+        (unsigned long long)s->outbox_pending, s->users, s->users_resident,
+        (unsigned long long)s->user_reads,
+        (unsigned long long)s->user_evictions, s->items,
         (unsigned long long)s->stale);
     notify("STATUS=%llu events, %llu lists, %llu dlq, %u users",
            (unsigned long long)(s->clicks + s->purchases),

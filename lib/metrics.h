@@ -79,6 +79,12 @@ typedef struct advrec_counters_s {
     uint64_t outbox_paused;     /* rounds not consumed: outbox full */
     uint32_t users, items;
     uint64_t stale; /* gauge: users waiting for a list */
+    /* The user cache (state.memory.limit): users read back from the store
+     * and evicted; users in memory and the estimated resident bytes per
+     * user in memory and per item (gauges). */
+    uint64_t user_reads, user_evictions;
+    uint32_t users_resident;
+    double user_bytes, item_bytes;
 
     /* What the HTTP endpoint shows (docs/OPERATIONS.md, "Metrics and
      * health"); the same single writer. */

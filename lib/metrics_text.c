@@ -309,6 +309,25 @@ char *advrec_metrics_prometheus(const advrec_metrics_t *m, size_t *len)
     gauge(&t, "advrec_items", "Items in the model.", c->items);
     gauge(&t, "advrec_users_stale", "Users waiting for a new list.",
           (double)c->stale);
+    gauge(&t, "advrec_state_users_resident",
+          "Users in memory (all of them without state.memory.limit).",
+          (double)c->users_resident);
+    gauge(&t, "advrec_state_user_resident_bytes",
+          "Estimated resident bytes per user in memory (the user tables at "
+          "their capacity, ids and item sets, over the users in memory).",
+          c->user_bytes);
+    gauge(&t, "advrec_state_item_resident_bytes",
+          "Estimated resident bytes per item (the item tables at their "
+          "capacity and ids, over the items).",
+          c->item_bytes);
+    counter(&t, "advrec_state_user_reads_total",
+            "Users read back from the state store at their event "
+            "(state.memory.limit).",
+            c->user_reads);
+    counter(&t, "advrec_state_user_evictions_total",
+            "Users evicted from memory after a commit "
+            "(state.memory.limit).",
+            c->user_evictions);
     gauge(&t, "advrec_store_sst_bytes",
           "RocksDB rocksdb.total-sst-files-size over every column family "
           "(-1: state in memory only).",

@@ -70,6 +70,7 @@ struct advrec_outbox_s {
     size_t n_owed;
     uint32_t *pending; /* the owed set staged into each commit */
     size_t pending_cap;
+    uint32_t *const *uids; /* slot -> uid (advrec_outbox_set_uids), or NULL */
 };
 
 static void put32(unsigned char *p, uint32_t v)
@@ -458,6 +459,10 @@ static advrec_err_t stage_owed(advrec_outbox_t *ob, const uint32_t *stale,
     for (size_t i = 0; i < n_stale; i++)
         if (stale[i] >= ob->owed_cap || ob->in_flight[stale[i]] == 0)
             ob->pending[n++] = stale[i];
+    /* Stored by persistent number: slots mean nothing after a restart. */
+    if (ob->uids)
+        for (size_t i = 0; i < n; i++)
+            ob->pending[i] = (*ob->uids)[ob->pending[i]];
     return advrec_store_stage_pending(ob->store, ob->pending, n);
 }
 
@@ -486,6 +491,16 @@ advrec_err_t advrec_outbox_stage(advrec_outbox_t *ob, const uint32_t *stale,
     if (ob->store)
         err = stage_owed(ob, stale, n_stale);
     return err;
+}
+
+void advrec_outbox_set_uids(advrec_outbox_t *ob, uint32_t *const *uids)
+{
+    ob->uids = uids;
+}
+
+int advrec_outbox_owes(const advrec_outbox_t *ob, uint32_t user)
+{
+    return user < ob->owed_cap && ob->in_flight[user] > 0;
 }
 
 void advrec_outbox_committing(advrec_outbox_t *ob)

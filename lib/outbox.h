@@ -126,6 +126,19 @@ rd_kafka_resp_err_t advrec_outbox_send_list(advrec_outbox_t *outbox,
                                             size_t value_len);
 
 /*
+ * The users of lists are slots of the engine's state; the stored set of
+ * users owed a list names them by persistent number. *uids (the state's
+ * slot -> uid array, which moves as it grows: hence its address; only
+ * read) maps them at each stage; NULL (the default) stores slots as they
+ * are, which is the same while no user is ever evicted.
+ */
+void advrec_outbox_set_uids(advrec_outbox_t *outbox, uint32_t *const *uids);
+
+/* Whether a list of user is produced and not yet acknowledged: the user's
+ * slot must not be reused until it is. */
+int advrec_outbox_owes(const advrec_outbox_t *outbox, uint32_t user);
+
+/*
  * Before a commit: stages the deletion of every record delivered since the
  * last commit and the set of users owed a list: stale[0..n_stale) (the
  * engine's stale users; only read) and the users with a list in flight.

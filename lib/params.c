@@ -47,6 +47,8 @@ void advrec_params_engine(advrec_engine_params_t *p, const advrec_conf_t *conf)
                             : 0;
     p->state.max_users = (uint32_t)conf->model_max_users;
     p->state.max_items = (uint32_t)conf->model_max_items;
+    /* A memory budget evicts users to RocksDB: only with a state.dir. */
+    p->state.evictable = conf->state_memory_limit > 0 && conf->state_dir[0];
     p->negatives = (uint32_t)conf->model_negatives;
     p->weight_click = (float)conf->model_weight_click;
     p->weight_purchase = (float)conf->model_weight_purchase;
@@ -66,6 +68,7 @@ void advrec_params_store(advrec_store_params_t *p, const advrec_conf_t *conf)
     p->sync = conf->state_sync == ADVREC_CONF_SYNC_COMMIT
                   ? ADVREC_STORE_SYNC_COMMIT
                   : ADVREC_STORE_SYNC_NONE;
+    p->memory_limit = (uint64_t)conf->state_memory_limit;
 }
 
 void advrec_params_detect(advrec_detect_params_t *p, const advrec_conf_t *conf)
@@ -190,35 +193,61 @@ advrec_err_t advrec_params_kafka(advrec_kafka_params_t *p,
         {"enable.idempotence", "true", NULL}};
     int consumer = role == ADVREC_KAFKA_CONSUMER;
     advrec_kafka_prop_t *kv = NULL;
-    char *instance;
-    size_t n_defaults = 1;
+    char *instance, *budget;
+    size_t nd = conf->kafka_cnt; /* the defaults follow the user's pairs */
+    uint64_t limit = (uint64_t)conf->state_memory_limit;
 
-    /* One allocation: the user's pairs, then the group.id and
-     * group.instance.id defaults, then the latter's text. */
-    if (!(kv =
-              calloc(conf->kafka_cnt + 2 + 256 / sizeof(*kv) + 1, sizeof(*kv))))
+    /* One allocation: the user's pairs, then up to four defaults (group.id,
+     * group.instance.id, a queue bound), then the texts: the instance id
+     * (256 bytes), the queue bound (32). */
+    if (!(kv = calloc(conf->kafka_cnt + 4 + (256 + 32) / sizeof(*kv) + 1,
+                      sizeof(*kv))))
         return ADVREC_ERR_NOMEM;
     for (size_t i = 0; i < conf->kafka_cnt; i++) {
         kv[i].name = conf->kafka[i].name;
         kv[i].value = conf->kafka[i].value;
         kv[i].origin = conf->kafka[i].origin;
     }
-    kv[conf->kafka_cnt].name = "group.id";
-    kv[conf->kafka_cnt].value = conf->group_id;
-    kv[conf->kafka_cnt].origin = "group.id";
-    instance = (char *)&kv[conf->kafka_cnt + 2];
-    advrec_params_instance_id(conf, instance, 256);
-    if (instance[0] && !advrec_conf_kafka_get(conf, "group.instance.id")) {
-        kv[conf->kafka_cnt + 1].name = "group.instance.id";
-        kv[conf->kafka_cnt + 1].value = instance;
-        kv[conf->kafka_cnt + 1].origin = "group.instance.id";
-        n_defaults = 2;
+    instance = (char *)&kv[conf->kafka_cnt + 4];
+    budget = instance + 256;
+    if (consumer) {
+        kv[nd].name = "group.id";
+        kv[nd].value = conf->group_id;
+        kv[nd++].origin = "group.id";
+        advrec_params_instance_id(conf, instance, 256);
+        if (instance[0] && !advrec_conf_kafka_get(conf, "group.instance.id")) {
+            kv[nd].name = "group.instance.id";
+            kv[nd].value = instance;
+            kv[nd++].origin = "group.instance.id";
+        }
+    }
+    /* Under state.memory.limit librdkafka's queues count too: by default a
+     * consumer prefetches up to 64 MiB per partition and a producer queues
+     * up to 1 GiB (measured: 1 M new users through a 256 MiB budget peaked
+     * at 1.70 x the budget with them). The consumer gets a 256th of the
+     * budget per partition, the producer a 128th, at least 1 and 2 MiB,
+     * and 10,000 messages (kafka.* still wins). */
+    if (limit) {
+        uint64_t kb = consumer ? limit / 256 / 1024 : limit / 128 / 1024;
+        uint64_t min = consumer ? 1024 : 2048;
+        snprintf(budget, 32, "%llu", (unsigned long long)(kb < min ? min : kb));
+        kv[nd].name = consumer ? "queued.max.messages.kbytes"
+                               : "queue.buffering.max.kbytes";
+        kv[nd].value = budget;
+        kv[nd++].origin = "state.memory.limit";
+        /* librdkafka's own bookkeeping per queued message is not in
+         * kbytes: a list queue of 100,000 (the default) cost ~50 MiB. */
+        if (!consumer) {
+            kv[nd].name = "queue.buffering.max.messages";
+            kv[nd].value = "10000";
+            kv[nd++].origin = "state.memory.limit";
+        }
     }
     p->role = role;
     p->props = kv;
     p->n_props = conf->kafka_cnt;
-    p->defaults = consumer ? &kv[conf->kafka_cnt] : NULL;
-    p->n_defaults = consumer ? n_defaults : 0;
+    p->defaults = nd > conf->kafka_cnt ? &kv[conf->kafka_cnt] : NULL;
+    p->n_defaults = nd - conf->kafka_cnt;
     p->forced = consumer ? consumer_forced : producer_forced;
     p->n_forced = consumer ? 2 : 1;
     *props = kv;

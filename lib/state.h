@@ -56,6 +56,12 @@ typedef struct advrec_user_ext_s {
     int64_t *last_mark;    /* clock ms of the latest mark (debounce) */
     advrec_itemset_t **purchased; /* n sets (NULL: empty), <= purchased_max */
     advrec_itemset_t **seen;      /* n sets (NULL: empty), <= seen_max */
+    uint32_t *uid;  /* the user's persistent number (rows, family ids) */
+    uint8_t *fresh; /* uid handed out since the last clear_dirty: its id
+                       is not on disk yet (the row is dirty too) */
+    uint32_t *lru_prev, *lru_next; /* evictable state: activity order */
+    uint64_t *batch; /* advrec_state_epoch() of the clear_dirty that last
+                        took the row (0: never: as stored) */
 } advrec_user_ext_t;
 
 typedef struct advrec_state_params_s {
@@ -67,6 +73,10 @@ typedef struct advrec_state_params_s {
      * (0: the set is not kept). */
     uint32_t purchased_max;
     uint32_t seen_max;
+    /* Users may be evicted (advrec_state_evict_user) and read back: the
+     * user id map frees names, activity order is kept. 0: every user
+     * stays, slot == uid (the behaviour without state.memory.limit). */
+    int evictable;
 } advrec_state_params_t;
 
 typedef struct advrec_state_s advrec_state_t;
@@ -81,6 +91,13 @@ void advrec_state_destroy(advrec_state_t *state);
 const advrec_state_params_t *advrec_state_params(const advrec_state_t *state);
 
 /*
+ * Users live in slots: a user's dense index (*idx below, what the engine,
+ * rank, detectors and outbox index by) is the slot it occupies while in
+ * memory; an evicted user's slot is reused. Each user also has a
+ * persistent number, its uid (ux->uid[slot]), handed out in first-seen
+ * order by a counter and never reused: what rows store and family ids is
+ * keyed by. Without eviction slot == uid. Items are dense and stay.
+ *
  * Finds (create = 0) or interns (create = 1) a user/item by external id and
  * returns its dense index in *idx; *created (may be NULL) says whether a new
  * zeroed row was made (the caller initialises its factors). Errors as
@@ -94,8 +111,58 @@ advrec_err_t advrec_state_item(advrec_state_t *state, const char *id,
                                int create, uint32_t *idx, int *created,
                                char *errstr, size_t errstr_size);
 
-/* External ids by index (owned by state, stable until destroy); NULL if out
- * of range. */
+/*
+ * Puts a user read back from a store (absent from memory) into a free slot
+ * (*idx) under its stored uid, with a zeroed row for the caller to fill;
+ * the row is clean (it equals what is stored). ADVREC_ERR_INVALID_ARG when
+ * id is in memory, FULL, NOMEM (nothing changed).
+ */
+advrec_err_t advrec_state_user_insert(advrec_state_t *state, const char *id,
+                                      uint32_t uid, uint32_t *idx, char *errstr,
+                                      size_t errstr_size);
+
+/* Uids handed out (users ever seen; what meta count/users holds), and
+ * setting it after a load that did not intern the users. */
+uint32_t advrec_state_user_count(const advrec_state_t *state);
+void advrec_state_set_user_count(advrec_state_t *state, uint32_t n);
+
+/* Users in memory (occupied slots). */
+uint32_t advrec_state_users_resident(const advrec_state_t *state);
+
+/* An evictable state: user slot idx was active now (moves it to the most
+ * recent end of the activity order). No-op otherwise. */
+void advrec_state_user_active(advrec_state_t *state, uint32_t idx);
+
+/* The least recently active user in memory (UINT32_MAX: none), and the
+ * next more recent one after idx. */
+uint32_t advrec_state_lru_first(const advrec_state_t *state);
+uint32_t advrec_state_lru_next(const advrec_state_t *state, uint32_t idx);
+
+/*
+ * Evicts user slot idx from memory: frees its sets and its id, zeroes the
+ * row and frees the slot for reuse. Only a clean row may go (not dirty,
+ * not fresh: its committed row is what a read-back gets), and only from
+ * an evictable state: ADVREC_ERR_INVALID_ARG otherwise, nothing changed.
+ * The caller makes sure nothing else still names the slot (stale set,
+ * lists in flight, detector row).
+ */
+advrec_err_t advrec_state_evict_user(advrec_state_t *state, uint32_t idx);
+
+/* Estimated resident bytes: every user table at its capacity plus the
+ * users' ids and item sets (*user_bytes; scans the users in memory), and
+ * the item tables (*item_bytes). */
+void advrec_state_memory(const advrec_state_t *state, size_t *user_bytes,
+                         size_t *item_bytes);
+
+/* Bytes of the user tables per slot of capacity (no ids or sets). */
+size_t advrec_state_user_slot_bytes(const advrec_state_t *state);
+
+/* Caps the growth of the user tables: doubling stops at slots (0: no cap);
+ * past it they grow by a quarter at a time (never refused). */
+void advrec_state_set_slot_hint(advrec_state_t *state, uint32_t slots);
+
+/* External ids by index (owned by state, stable until destroy, or the
+ * user's eviction); NULL if out of range or free. */
 const char *advrec_state_user_name(const advrec_state_t *state, uint32_t idx);
 const char *advrec_state_item_name(const advrec_state_t *state, uint32_t idx);
 
@@ -107,8 +174,14 @@ advrec_user_ext_t *advrec_state_user_ext(advrec_state_t *state);
 /* Marks a row changed in this round (idempotent). */
 void advrec_rows_touch(advrec_rows_t *rows, uint32_t idx);
 
-/* Forgets the dirty lists (after they were persisted, or not persisted). */
+/* Forgets the dirty lists (after they were persisted, or handed to a
+ * commit, or not persisted); each call is a new epoch, and the users it
+ * took remember it (ux->batch): a row is on disk once the commit of its
+ * epoch is written. */
 void advrec_state_clear_dirty(advrec_state_t *state);
+
+/* The number of advrec_state_clear_dirty() calls so far. */
+uint64_t advrec_state_epoch(const advrec_state_t *state);
 
 /* Appends item (with ADVREC_HIST_PURCHASE for a purchase) to user's ring. */
 void advrec_state_push_history(advrec_state_t *state, uint32_t user,

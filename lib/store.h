@@ -63,6 +63,9 @@ typedef struct advrec_store_params_s {
     uint32_t k;       /* model.k: floats per factor row */
     uint32_t history; /* recs.history: entries of a user's ring */
     int sync;         /* advrec_store_sync_t (state.sync) */
+    /* state.memory.limit (0: none): RocksDB's memtables, all families
+     * together, are then held to an eighth of it (db_write_buffer_size) */
+    uint64_t memory_limit;
 } advrec_store_params_t;
 
 /* Next offset to read from one input partition. topic is only read. */
@@ -143,6 +146,28 @@ const char *advrec_store_dir(const advrec_store_t *store);
 advrec_err_t advrec_store_load(advrec_store_t *store, advrec_state_t *state,
                                advrec_popularity_t *pop, uint64_t *version,
                                char *errstr, size_t errstr_size);
+
+/*
+ * Loads the items (ids, rows, popularity keys) and the model version into
+ * an empty state and numbers new users after the stored ones, for a state
+ * whose users are read back on demand (advrec_store_load_user:
+ * state.memory.limit); the store then considers the state persisted, so
+ * it may be committed. Errors as advrec_store_load().
+ */
+advrec_err_t advrec_store_load_lazy(advrec_store_t *store,
+                                    advrec_state_t *state,
+                                    advrec_popularity_t *pop, uint64_t *version,
+                                    char *errstr, size_t errstr_size);
+
+/*
+ * One detector row by key, copied into *value (malloc'd, the caller frees
+ * it) and *len. ADVREC_ERR_NOT_FOUND when absent, ADVREC_ERR_STORE on a
+ * read error, NOMEM.
+ */
+advrec_err_t advrec_store_get_detector(advrec_store_t *store, const void *key,
+                                       size_t key_len, void **value,
+                                       size_t *len, char *errstr,
+                                       size_t errstr_size);
 
 /*
  * Loads only the items (ids, rows, popularity keys) into an empty state,
@@ -263,14 +288,14 @@ advrec_err_t advrec_store_subject_id(advrec_store_t *store,
  * replacing the staged or stored set; n = 0 clears it. Persisting it in the
  * round's batch is what makes outputs at-least-once across a crash: a user
  * leaves the stored set only in a commit after their list was delivered.
- * users (dense indices) is only read. ADVREC_ERR_INVALID_ARG on a read-only
- * store, ADVREC_ERR_NOMEM.
+ * users (uids, advrec_state_user_ext()->uid) is only read.
+ * ADVREC_ERR_INVALID_ARG on a read-only store, ADVREC_ERR_NOMEM.
  */
 advrec_err_t advrec_store_stage_pending(advrec_store_t *store,
                                         const uint32_t *users, size_t n);
 
 /*
- * The stored set of owed users: *users is malloc'd (the caller frees it;
+ * The stored set of owed users (uids): *users is malloc'd (the caller frees it;
  * NULL when *n is 0). ADVREC_ERR_STORE on a malformed value or read error.
  */
 advrec_err_t advrec_store_load_pending(advrec_store_t *store, uint32_t **users,
@@ -403,12 +428,14 @@ advrec_err_t advrec_store_checkpoint_stamped(advrec_store_t *store,
  * Loads one stored user by external id into state (which must have the
  * store's k and history, and should hold the items: advrec_store_load_items
  * first, since the user's history and sets name items by dense index):
- * the user is interned as a new row of state (*idx, its index there, may
- * differ from the stored one) with its counters, factors, history ring,
- * last position and purchase/seen sets (bounded by the state's
- * purchased_max/seen_max; a format 1 row rebuilds them from the ring). For
- * a tool that ranks one user exactly as the daemon would (lib/rank); never
- * commit such a state. ADVREC_ERR_NOT_FOUND when absent, ADVREC_ERR_STORE
+ * the user (absent from state) takes a slot of state (*idx, may differ
+ * from the stored number, which becomes its uid: advrec_state_user_insert)
+ * with its counters, factors, history ring, last position and purchase/seen
+ * sets (bounded by the state's purchased_max/seen_max; a format 1 row
+ * rebuilds them from the ring); the row is clean. For a tool that ranks one
+ * user exactly as the daemon would (lib/rank), and for the daemon reading
+ * an evicted user back (a state from advrec_store_load_lazy, committed
+ * as usual). ADVREC_ERR_NOT_FOUND when absent, ADVREC_ERR_STORE
  * when malformed (errstr names the user), INVALID_ARG, NOMEM, FULL.
  */
 advrec_err_t advrec_store_load_user(advrec_store_t *store,

@@ -156,13 +156,15 @@ static advrec_err_t build_batch(advrec_store_t *store, advrec_state_t *state,
                              "from the last good commit",
                              store->dir);
     if (sp->k != store->params.k || sp->history != store->params.history ||
-        users->n < store->users_hw || items->n < store->items_hw)
+        advrec_state_user_count(state) < store->users_hw ||
+        items->n < store->items_hw)
         return advrec_seterr(ADVREC_ERR_INVALID_ARG, errstr, errstr_size,
                              "state.dir %s: commit of a state that is not "
                              "the one loaded (k=%u history=%u, %u users, %u "
                              "items; store has k=%u history=%u, %u users, "
                              "%u items)",
-                             store->dir, sp->k, sp->history, users->n, items->n,
+                             store->dir, sp->k, sp->history,
+                             advrec_state_user_count(state), items->n,
                              store->params.k, store->params.history,
                              store->users_hw, store->items_hw);
     isz = advrec_store__item_size(sp->k);
@@ -175,7 +177,10 @@ static advrec_err_t build_batch(advrec_store_t *store, advrec_state_t *state,
     for (int cf = CF_USERS; cf <= CF_ITEMS; cf++) {
         int is_items = cf == CF_ITEMS;
         const advrec_rows_t *rows = is_items ? items : users;
-        uint32_t hw = is_items ? store->items_hw : store->users_hw;
+        /* Users live in slots, so a new one is not told by its index: it
+         * is dirty and fresh (advrec_state_user), and every dirty row is
+         * written. Items are dense: those from hw on are new. */
+        uint32_t hw = is_items ? store->items_hw : users->n;
         size_t n = order_rows(store, state, is_items, rows, hw);
         if (n == SIZE_MAX) {
             rollback(store);
@@ -202,10 +207,18 @@ static advrec_err_t build_batch(advrec_store_t *store, advrec_state_t *state,
          * event may intern a user and then fail on its item), has its
          * dense index recorded, so that indices on disk stay dense and a
          * load reproduces them. */
-        for (uint32_t x = hw; x < rows->n; x++) {
-            const char *id = is_items ? advrec_state_item_name(state, x)
-                                      : advrec_state_user_name(state, x);
-            id_key(idk, is_items, x);
+        for (uint32_t x = hw; is_items && x < rows->n; x++) {
+            const char *id = advrec_state_item_name(state, x);
+            id_key(idk, 1, x);
+            rocksdb_writebatch_put_cf(store->batch, store->cf[CF_IDS],
+                                      (const char *)idk, 5, id, strlen(id));
+        }
+        for (uint32_t d = 0; !is_items && d < rows->n_dirty; d++) {
+            uint32_t x = rows->dirty_list[d];
+            const char *id = advrec_state_user_name(state, x);
+            if (!advrec_state_user_ext(state)->fresh[x])
+                continue;
+            id_key(idk, 0, advrec_state_user_ext(state)->uid[x]);
             rocksdb_writebatch_put_cf(store->batch, store->cf[CF_IDS],
                                       (const char *)idk, 5, id, strlen(id));
         }
@@ -223,7 +236,7 @@ static advrec_err_t build_batch(advrec_store_t *store, advrec_state_t *state,
     put_u64(num, version);
     rocksdb_writebatch_put_cf(store->batch, store->cf[CF_META], META_VERSION,
                               strlen(META_VERSION), (const char *)num, 8);
-    put_u32(num, users->n);
+    put_u32(num, advrec_state_user_count(state));
     rocksdb_writebatch_put_cf(store->batch, store->cf[CF_META], META_N_USERS,
                               strlen(META_N_USERS), (const char *)num, 4);
     put_u32(num, items->n);
@@ -252,7 +265,6 @@ advrec_err_t advrec_store_commit(advrec_store_t *store, advrec_state_t *state,
                                  size_t n_offsets, char *errstr,
                                  size_t errstr_size)
 {
-    advrec_rows_t *users = advrec_state_users(state);
     advrec_rows_t *items = advrec_state_items(state);
     char *rocks = NULL;
     uint32_t n_rows = 0;
@@ -277,7 +289,7 @@ advrec_err_t advrec_store_commit(advrec_store_t *store, advrec_state_t *state,
     rocksdb_writebatch_clear(store->batch);
     written(store);
     advrec_state_clear_dirty(state);
-    store->users_hw = users->n;
+    store->users_hw = advrec_state_user_count(state);
     store->items_hw = items->n;
     return ADVREC_OK;
 }
@@ -300,7 +312,6 @@ advrec_store_commit_start(advrec_store_t *store, advrec_state_t *state,
                           const advrec_store_offset_t *offsets,
                           size_t n_offsets, char *errstr, size_t errstr_size)
 {
-    advrec_rows_t *users = advrec_state_users(state);
     advrec_rows_t *items = advrec_state_items(state);
     rocksdb_writebatch_t *b;
     uint32_t n_rows = 0;
@@ -331,7 +342,7 @@ advrec_store_commit_start(advrec_store_t *store, advrec_state_t *state,
         store->writing = 1;
     }
     advrec_state_clear_dirty(state);
-    store->users_hw = users->n;
+    store->users_hw = advrec_state_user_count(state);
     store->items_hw = items->n;
     return ADVREC_OK;
 }

@@ -239,10 +239,16 @@ static advrec_err_t load_rows(advrec_store_t *store, advrec_state_t *state,
     return err;
 }
 
+/* What load() reads: everything; the items for a tool (nothing counts as
+ * persisted); the items for a state whose users are read back one by one
+ * on demand (advrec_store_load_lazy). */
+enum { LOAD_ALL, LOAD_ITEMS, LOAD_LAZY };
+
 static advrec_err_t load(advrec_store_t *store, advrec_state_t *state,
-                         advrec_popularity_t *pop, uint64_t *version,
-                         int items_only, char *errstr, size_t errstr_size)
+                         advrec_popularity_t *pop, uint64_t *version, int mode,
+                         char *errstr, size_t errstr_size)
 {
+    int items_only = mode != LOAD_ALL;
     const advrec_state_params_t *sp = advrec_state_params(state);
     uint64_t n_users, n_items, v;
     advrec_err_t err;
@@ -267,15 +273,19 @@ static advrec_err_t load(advrec_store_t *store, advrec_state_t *state,
         return err;
     if (version)
         *version = v;
-    if (items_only)
+    if (mode == LOAD_ITEMS)
         return ADVREC_OK;
-    /* Loaded rows are on disk already. */
+    /* Loaded rows are on disk already; users not loaded keep their
+     * numbers, and new ones are numbered after them. */
     advrec_state_clear_dirty(state);
+    if (mode == LOAD_LAZY)
+        advrec_state_set_user_count(state, (uint32_t)n_users);
     store->users_hw = (uint32_t)n_users;
     store->items_hw = (uint32_t)n_items;
-    log_info("state.dir %s: loaded %llu users, %llu items, model version "
+    log_info("state.dir %s: loaded %llu %susers, %llu items, model version "
              "%llu",
-             store->dir, (unsigned long long)n_users,
+             store->dir, (unsigned long long)(mode == LOAD_LAZY ? 0 : n_users),
+             mode == LOAD_LAZY ? "(of the stored, read back on demand) " : "",
              (unsigned long long)n_items, (unsigned long long)v);
     return ADVREC_OK;
 }
@@ -284,7 +294,15 @@ advrec_err_t advrec_store_load(advrec_store_t *store, advrec_state_t *state,
                                advrec_popularity_t *pop, uint64_t *version,
                                char *errstr, size_t errstr_size)
 {
-    return load(store, state, pop, version, 0, errstr, errstr_size);
+    return load(store, state, pop, version, LOAD_ALL, errstr, errstr_size);
+}
+
+advrec_err_t advrec_store_load_lazy(advrec_store_t *store,
+                                    advrec_state_t *state,
+                                    advrec_popularity_t *pop, uint64_t *version,
+                                    char *errstr, size_t errstr_size)
+{
+    return load(store, state, pop, version, LOAD_LAZY, errstr, errstr_size);
 }
 
 advrec_err_t advrec_store_load_items(advrec_store_t *store,
@@ -292,7 +310,7 @@ advrec_err_t advrec_store_load_items(advrec_store_t *store,
                                      advrec_popularity_t *pop, char *errstr,
                                      size_t errstr_size)
 {
-    return load(store, state, pop, NULL, 1, errstr, errstr_size);
+    return load(store, state, pop, NULL, LOAD_ITEMS, errstr, errstr_size);
 }
 
 /* --- offsets, detectors ----------------------------------------------- */
@@ -391,6 +409,33 @@ advrec_err_t advrec_store_detectors_foreach(advrec_store_t *store,
     err = iter_error(store, it, CF_DETECTORS, errstr, errstr_size);
     rocksdb_iter_destroy(it);
     return err;
+}
+
+advrec_err_t advrec_store_get_detector(advrec_store_t *store, const void *key,
+                                       size_t key_len, void **value,
+                                       size_t *len, char *errstr,
+                                       size_t errstr_size)
+{
+    char *val;
+    advrec_err_t err;
+
+    *value = NULL;
+    *len = 0;
+    if (!store->cf[CF_DETECTORS])
+        return ADVREC_ERR_NOT_FOUND;
+    if ((err = advrec_store__get(store, CF_DETECTORS, key, key_len, &val, len,
+                                 errstr, errstr_size)))
+        return err;
+    if (!val)
+        return ADVREC_ERR_NOT_FOUND;
+    *value = malloc(*len ? *len : 1);
+    if (*value)
+        memcpy(*value, val, *len);
+    rocksdb_free(val);
+    if (!*value)
+        return advrec_seterr(ADVREC_ERR_NOMEM, errstr, errstr_size,
+                             "state.dir %s: out of memory", store->dir);
+    return ADVREC_OK;
 }
 
 /* --- pending ---------------------------------------------------------- */
@@ -606,7 +651,8 @@ advrec_err_t advrec_store_load_user(advrec_store_t *store,
     v = (const unsigned char *)val;
     if ((err = advrec_store__check_value(store, KIND_USER, id, strlen(id), v,
                                          len, errstr, errstr_size)) ||
-        (err = advrec_state_user(state, id, 1, idx, NULL, errstr, errstr_size)))
+        (err = advrec_state_user_insert(state, id, get_u32(v + OFF_IDX), idx,
+                                        errstr, errstr_size)))
         goto out;
     advrec_store__decode_common(v, advrec_state_users(state), *idx);
     advrec_store__decode_user_tail(v + advrec_store__tail_off(v[OFF_FORMAT], k),

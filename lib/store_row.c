@@ -99,6 +99,8 @@ void advrec_store__encode_user(unsigned char *b, advrec_state_t *state,
         b + advrec_store__tail_off(ADVREC_STORE_FORMAT, users->k);
 
     encode_common(b, KIND_USER, users, idx);
+    /* A user's row is keyed by its persistent number, not its slot. */
+    put_u32(b + OFF_IDX, ux->uid[idx]);
     memset(t, 0, USER_TAIL);
     put_u16(t + 0, (uint16_t)h);
     put_u16(t + 2, ux->hist_len[idx]);

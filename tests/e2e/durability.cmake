@@ -6,7 +6,7 @@
 add_executable(state_dump ${CMAKE_CURRENT_LIST_DIR}/state_dump.c)
 target_link_libraries(state_dump PRIVATE advrec advrec_flags)
 
-foreach(t kill9 bitexact dlq)
+foreach(t kill9 bitexact dlq budget)
   add_test(NAME e2e.durability.${t}
     COMMAND ${ADVREC_VENV_SH} ${CMAKE_CURRENT_LIST_DIR}/durability.py ${t}
             --kafka-dir ${ADVREC_E2E_KAFKA_DIR} --src ${PROJECT_SOURCE_DIR}

@@ -46,6 +46,19 @@ bitexact: 20,000 clicks (purchase probability 0) on ONE partition (the
   its own: run B's flags (read with kafka-python, decoded with fastavro) are
   exactly A's set, byte for byte, with at most duplicates (flags are
   at-least-once across a crash).
+
+budget: a stream like bitexact's with 5,000 users (one partition, clicks
+  only, 2,000 events/s)
+  through run B with a tiny memory budget (state.memory.limit=64k, a commit
+  every round, recs.debounce.ms=0: every user whose row is committed and
+  whose list was delivered is evicted, and read back from RocksDB at their
+  next event), killed with SIGKILL 3 times (a start with a budget reads no
+  user row; the users owed a list are read back by uid), and run A without
+  a budget, uninterrupted. Asserts B evicted and read back users (at least
+  300 and 500 over its runs, from its stats lines; measured 700-900 and
+  1,500-2,200), the dumps of both states are
+  byte-identical (every row, exact %a floats, offsets), and the list
+  advrec-inspect builds from each state is the same for 50 users.
 """
 
 import argparse
@@ -55,6 +68,7 @@ import csv
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -241,14 +255,14 @@ def total(offs):
     return sum(offs.values())
 
 
-def kill_cycles(env, t, state, group, end_total, rng, n_kills, early_every):
+def kill_cycles(env, t, state, group, end_total, rng, n_kills, early_every, extra=()):
     """Spawns and SIGKILLs advrecd n_kills times while the input of
     end_total events is being produced; returns the stored totals seen after
     each kill."""
     seen = []
     prev = {}
     for i in range(n_kills):
-        p = env.spawn(t, state, group)
+        p = env.spawn(t, state, group, extra)
         early = early_every and i % early_every == 0
         if early:
             time.sleep(rng.uniform(0.0, 0.8))  # the random kill moment
@@ -477,6 +491,82 @@ def test_bitexact(a):
     env.cleanup()
 
 
+def cache_counts(paths):
+    """Sum over runs of the last "read back" and "evicted" counts in each
+    run's stats lines (the counters restart with every process)."""
+    reads = evictions = 0
+    for path in paths:
+        last = (0, 0)
+        with open(path) as f:
+            for line in f:
+                m = re.search(r"in memory, (\d+) read back, (\d+) evicted", line)
+                if m:
+                    last = (int(m.group(1)), int(m.group(2)))
+        reads += last[0]
+        evictions += last[1]
+    return reads, evictions
+
+
+def test_budget(a):
+    env = Env(a, "budget")
+    rng = random.Random(4242)
+    t = env.topics(1)
+    path = os.path.join(env.tmp, "stream.csv")
+    # 5,000 users over 10 s: a user's next event comes seconds later, after
+    # their row was committed and their list delivered (evictable), so it
+    # is read back.
+    env.gen(path, "--seed", "5", "--events", "20000", "--users", "5000", "--items", "800",
+            "--purchase-prob", "0", "--bots", "4", "--bot-events", "200")
+    budget = ("-X", "state.memory.limit=64k", "-X", "state.commit.interval.ms=0",
+              "-X", "recs.debounce.ms=0")
+    t0 = time.monotonic()
+    first_run = env.runs + 1
+    prod = env.produce_bg(t, path, 2000)
+    sb = os.path.join(env.tmp, "stateB")
+    gb = "dur.%s.B" % env.tag
+    kill_cycles(env, t, sb, gb, 20000, rng, n_kills=3, early_every=0, extra=budget)
+    assert prod.wait(timeout=120) == 0, "advrec-produce: %s" % prod.stderr.read()
+    ends = env.ends(t)
+    assert total(ends) == 20000, ends
+    p = env.spawn(t, sb, gb, budget)
+    drain(env, p, sb, ends, 120)
+    rc, _ = sigterm(p)
+    assert rc == 0, "run B: exit %d:\n%s" % (rc, tail(p.errpath))
+    reads, evictions = cache_counts(
+        os.path.join(env.tmp, "advrecd.%d.err" % r) for r in range(first_run, env.runs + 1))
+    log("run B (budget 64k, 3 kills): %.1f s, %d users read back, %d evicted"
+        % (time.monotonic() - t0, reads, evictions))
+    assert evictions >= 300 and reads >= 500, (
+        "the budget did not force the cache to work: %d read back, %d evicted" % (reads, evictions))
+
+    sa = os.path.join(env.tmp, "stateA")
+    p = env.spawn(t, sa, "dur.%s.A" % env.tag)
+    drain(env, p, sa, ends, 120)
+    rc, _ = sigterm(p)
+    assert rc == 0, "run A: exit %d:\n%s" % (rc, tail(p.errpath))
+
+    da = env.dump(sa, factors=True).splitlines()
+    db = env.dump(sb, factors=True).splitlines()
+    assert len(da) == len(db), "dumps have %d and %d lines" % (len(da), len(db))
+    diff = [i for i in range(len(da)) if da[i] != db[i]]
+    assert not diff, "%d of %d rows differ; first:\nA: %s\nB: %s" % (
+        len(diff), len(da), da[diff[0]][:300], db[diff[0]][:300])
+    users = [l.split()[1] for l in da if l.startswith("user ")]
+    log("bit-identical with and without the budget: %d user rows, %d item rows"
+        % (len(users), sum(1 for l in da if l.startswith("item "))))
+    conf = os.path.join(a.src, "conf/advrecd.conf")
+    for u in rng.sample(users, 50):
+        lists = []
+        for st in (sa, sb):
+            r = subprocess.run([a.inspect, "--json", "-c", conf, st, "user", u],
+                               capture_output=True, text=True, timeout=30)
+            assert r.returncode == 0, "advrec-inspect %s user %s: %s" % (st, u, r.stderr)
+            lists.append(json.loads(r.stdout)["top"])
+        assert lists[0] == lists[1], "user %s: lists differ:\nA %s\nB %s" % (u, lists[0], lists[1])
+    log("the lists of 50 users are the same from both states")
+    env.cleanup()
+
+
 def bad_payloads(rng, schema):
     """Malformed values of every kind the decoder refuses, cycling: (name,
     value). A valid Click frame is the base of the subtle ones."""
@@ -640,12 +730,13 @@ def test_dlq(a):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("test", choices=["kill9", "bitexact", "dlq"])
+    ap.add_argument("test", choices=["kill9", "bitexact", "dlq", "budget"])
     for k in ("kafka-dir", "src", "advrecd", "gen", "produce", "inspect", "dump"):
         ap.add_argument("--" + k, required=True)
     a = ap.parse_args()
     t0 = time.monotonic()
-    {"kill9": test_kill9, "bitexact": test_bitexact, "dlq": test_dlq}[a.test](a)
+    {"kill9": test_kill9, "bitexact": test_bitexact, "dlq": test_dlq,
+     "budget": test_budget}[a.test](a)
     log("PASS %s in %.1f s" % (a.test, time.monotonic() - t0))
 
 

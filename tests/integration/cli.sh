@@ -78,6 +78,11 @@ run bad-x 78 "$advrecd" -X model.k=abc --check-config
 has bad-x err "-X model.k=abc: expected an integer"
 run bad-kafka 78 "$advrecd" -X kafka.no.such.property=1 --check-config
 has bad-kafka err "kafka.no.such.property"
+# A memory budget evicts users to RocksDB: no state.dir, no budget.
+printf 'state.dir =\nstate.memory.limit = 64M\n' >"$tmp/budget.conf"
+run budget-no-dir 78 "$advrecd" -c "$tmp/budget.conf" --check-config
+has budget-no-dir err "$tmp/budget.conf:2: state.memory.limit = 67108864 needs a state.dir, but state.dir ($tmp/budget.conf:1) is empty"
+run budget-size 0 "$advrecd" -X state.memory.limit=1G --check-config
 run cross-key 78 "$advrecd" -X broker.embedded=false --check-config
 has cross-key err "kafka.bootstrap.servers"
 

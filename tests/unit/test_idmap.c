@@ -1,5 +1,7 @@
 /* Unit tests for idmap.c: interning, reverse lookup, growth, limits. */
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "check.h"
 #include "idmap.h"
@@ -68,10 +70,71 @@ static void test_limit_is_enforced_and_leaves_map_unchanged(void)
     advrec_idmap_destroy(m);
 }
 
+/* A removable map under random removals and re-insertions into chosen
+ * indices agrees with a plain array at every step (backward-shift deletion
+ * must keep every remaining id reachable, across table growth too). */
+static void test_remove_and_insert_agree_with_reference(void)
+{
+    enum { N = 20000, OPS = 200000 };
+    advrec_idmap_t *m = advrec_idmap_new_removable(N, 1);
+    static char names[N][16];
+    static int live[N];
+    uint32_t free_idx[N], n_free = 0, next = 0, idx, bad = 0;
+    unsigned rnd = 12345;
+    char id[32];
+
+    CHECK(m != NULL);
+    CHECK_INT(advrec_idmap_remove(m, 3), ADVREC_ERR_INVALID_ARG);
+    for (int op = 0; op < OPS; op++) {
+        rnd = rnd * 1103515245u + 12345u;
+        uint32_t r = (rnd >> 8) % N;
+        if (live[r] && (rnd & 1)) {
+            CHECK_INT(advrec_idmap_remove(m, r), ADVREC_OK);
+            live[r] = 0;
+            free_idx[n_free++] = r;
+        } else if (!live[r]) {
+            uint32_t at = n_free ? free_idx[--n_free] : next++;
+            if (at >= N) {
+                next = N;
+                continue;
+            }
+            snprintf(names[at], sizeof(names[at]), "u%u.%d", r, op);
+            CHECK_INT(advrec_idmap_insert(m, names[at], strlen(names[at]), at),
+                      ADVREC_OK);
+            live[at] = 1;
+        }
+    }
+    for (uint32_t i = 0; i < N; i++) {
+        if (!live[i]) {
+            bad += advrec_idmap_name(m, i) != NULL;
+            continue;
+        }
+        bad += advrec_idmap_get(m, names[i], strlen(names[i]), 0, &idx, NULL) !=
+                   ADVREC_OK ||
+               idx != i || strcmp(advrec_idmap_name(m, i), names[i]) != 0;
+    }
+    CHECK_INT(bad, 0);
+    /* Taken index, present id: refused, map unchanged. */
+    for (idx = 0; idx < N && !live[idx]; idx++)
+        ;
+    snprintf(id, sizeof(id), "fresh");
+    CHECK_INT(advrec_idmap_insert(m, id, strlen(id), idx),
+              ADVREC_ERR_INVALID_ARG);
+    CHECK_INT(advrec_idmap_insert(m, names[idx], strlen(names[idx]), N - 1),
+              ADVREC_ERR_INVALID_ARG);
+    CHECK_INT(advrec_idmap_insert(m, id, strlen(id), N), ADVREC_ERR_FULL);
+    advrec_idmap_destroy(m);
+    m = advrec_idmap_new(4); /* not removable */
+    CHECK_INT(advrec_idmap_get(m, "a", 1, 1, &idx, NULL), ADVREC_OK);
+    CHECK_INT(advrec_idmap_remove(m, idx), ADVREC_ERR_INVALID_ARG);
+    advrec_idmap_destroy(m);
+}
+
 int main(void)
 {
     RUN(test_dense_indices_in_first_seen_order);
     RUN(test_many_ids_survive_growth);
     RUN(test_limit_is_enforced_and_leaves_map_unchanged);
+    RUN(test_remove_and_insert_agree_with_reference);
     return DONE();
 }

@@ -115,6 +115,68 @@ static void test_bad_params_are_refused(void)
     CHECK(strstr(errstr, "k=0") != NULL);
 }
 
+/* An evictable state: users keep their number across eviction and
+ * re-insertion into another slot, a freed slot goes to the next user, only
+ * clean rows leave, and the activity order is least recent first. */
+static void test_slots_numbers_and_eviction(void)
+{
+    advrec_state_params_t p = {.k = 4,
+                               .history = 4,
+                               .max_users = 100,
+                               .max_items = 100,
+                               .evictable = 1};
+    advrec_state_t *s = advrec_state_new(&p, NULL, 0);
+    advrec_user_ext_t *ux;
+    uint32_t a, b, c, d, b2, x;
+    int created;
+
+    CHECK(s != NULL);
+    CHECK_INT(advrec_state_user(s, "a", 1, &a, &created, NULL, 0), ADVREC_OK);
+    CHECK_INT(advrec_state_user(s, "b", 1, &b, &created, NULL, 0), ADVREC_OK);
+    CHECK_INT(advrec_state_user(s, "c", 1, &c, &created, NULL, 0), ADVREC_OK);
+    ux = advrec_state_user_ext(s);
+    CHECK_INT(ux->uid[a], 0);
+    CHECK_INT(ux->uid[b], 1);
+    CHECK_INT(ux->uid[c], 2);
+    /* New users are dirty and fresh until their commit. */
+    CHECK_INT(advrec_state_evict_user(s, b), ADVREC_ERR_INVALID_ARG);
+    advrec_state_clear_dirty(s);
+    CHECK_INT(ux->batch[b], advrec_state_epoch(s));
+    advrec_state_user_active(s, a); /* order now b, c, a */
+    CHECK_INT(advrec_state_lru_first(s), b);
+    CHECK_INT(advrec_state_lru_next(s, b), c);
+    CHECK_INT(advrec_state_lru_next(s, c), a);
+    advrec_state_users(s)->w[(size_t)b * 4] = 1.5f;
+    CHECK_INT(advrec_state_evict_user(s, b), ADVREC_OK);
+    CHECK_INT(advrec_state_users_resident(s), 2);
+    CHECK(advrec_state_user_name(s, b) == NULL);
+    CHECK_INT(advrec_state_user(s, "b", 0, &x, NULL, NULL, 0),
+              ADVREC_ERR_NOT_FOUND);
+    CHECK_INT(advrec_state_lru_first(s), c);
+    /* The next user takes the freed slot, zeroed, with a new number. */
+    CHECK_INT(advrec_state_user(s, "d", 1, &d, &created, NULL, 0), ADVREC_OK);
+    CHECK_INT(d, b);
+    CHECK_INT(ux->uid[d], 3);
+    CHECK(advrec_state_users(s)->w[(size_t)d * 4] == 0.0f);
+    /* b comes back under its own number, in a new slot, clean. */
+    CHECK_INT(advrec_state_user_insert(s, "b", 1, &b2, NULL, 0), ADVREC_OK);
+    CHECK_INT(ux->uid[b2], 1);
+    CHECK(b2 != d);
+    CHECK_INT(advrec_state_users(s)->dirty[b2], 0);
+    CHECK_INT(advrec_state_user_insert(s, "b", 1, &x, NULL, 0),
+              ADVREC_ERR_INVALID_ARG);
+    CHECK_INT(advrec_state_user_count(s), 4);
+    CHECK_INT(advrec_state_users_resident(s), 4);
+    advrec_state_destroy(s);
+
+    /* Not evictable: eviction is refused. */
+    s = new_state(4, 4, 10);
+    CHECK_INT(advrec_state_user(s, "a", 1, &a, &created, NULL, 0), ADVREC_OK);
+    advrec_state_clear_dirty(s);
+    CHECK_INT(advrec_state_evict_user(s, a), ADVREC_ERR_INVALID_ARG);
+    advrec_state_destroy(s);
+}
+
 int main(void)
 {
     RUN(test_rows_grow_and_keep_contents);
@@ -122,5 +184,6 @@ int main(void)
     RUN(test_dirty_list_is_a_set);
     RUN(test_history_ring_keeps_latest);
     RUN(test_bad_params_are_refused);
+    RUN(test_slots_numbers_and_eviction);
     return DONE();
 }

@@ -97,7 +97,7 @@ static advrec_engine_t *new_engine(void)
 
 static advrec_store_params_t store_params(uint32_t k, uint32_t history)
 {
-    advrec_store_params_t sp = {k, history, ADVREC_STORE_SYNC_COMMIT};
+    advrec_store_params_t sp = {k, history, ADVREC_STORE_SYNC_COMMIT, 0};
     return sp;
 }
 
