@@ -213,7 +213,7 @@ static advrec_err_t walk(const advrec_avro_check_t *e, int32_t idx, cursor_t *c,
     const wnode_t *node = &e->nodes[idx];
     advrec_err_t err = ADVREC_OK;
     int64_t len;
-    int32_t i32;
+    int32_t i32 = 0; /* set by read_int; GCC -O3 cannot tell */
 
     if (depth > MAX_DEPTH)
         return walk_fail(c, ADVREC_DLQ_TOO_DEEP, "values nested deeper than %d",

@@ -224,7 +224,7 @@ advrec_err_t advrec_codec_decode_event(advrec_codec_t *codec, const void *buf,
                                        advrec_dlq_reason_t *reason,
                                        char *errstr, size_t errstr_size)
 {
-    codec_entry_t *e;
+    codec_entry_t *e = NULL; /* set by the lookup; GCC -O3 cannot tell */
     advrec_err_t err;
     xctx_t x = {NULL, reason, errstr, errstr_size};
     const json_t *rj;
