@@ -53,9 +53,9 @@ await() { # log t0
   local loaded=- assigned=- applied=- t deadline=$((SECONDS + 120))
   while [ "$applied" = - ] && [ "$SECONDS" -lt "$deadline" ]; do
     t=$(now)
-    [ "$loaded" = - ] && grep -qE "state .*: [0-9]+ users" "$1" && loaded=$t
-    [ "$assigned" = - ] && grep -q "rebalance: assigned" "$1" && assigned=$t
-    grep -qE "stats: .*total [1-9][0-9]* clicks" "$1" && applied=$t
+    [ "$loaded" = - ] && grep -qE "state .*: [0-9]+ users" "$1" 2>/dev/null && loaded=$t
+    [ "$assigned" = - ] && grep -q "rebalance: assigned" "$1" 2>/dev/null && assigned=$t
+    grep -qE "stats: .*total [1-9][0-9]* clicks" "$1" 2>/dev/null && applied=$t
     kill -0 "$dpid" 2>/dev/null || { echo "advrecd exited:"; tail -5 "$1"; exit 1; }
     sleep 0.02 # polling interval of a bounded wait
   done
