@@ -1,8 +1,10 @@
 /*
  * daemon_int.h - the pipeline's internals shared by its files (not API):
- * daemon.c (building, the round, stop), daemon_kafka.c (the Kafka clients,
- * their callbacks, start), daemon_reload.c (SIGHUP reloads) and
- * daemon_registry.c (the Schema Registry: ids, held partitions). The
+ * daemon.c (building, the round, stop), daemon_commit.c (offsets noted,
+ * state commits and their finish, the flags they carry), daemon_kafka.c
+ * (the Kafka clients, their callbacks, start), daemon_reload.c (SIGHUP
+ * reloads), daemon_registry.c (the Schema Registry: ids, held partitions)
+ * and daemon_cache.c (the user cache of a memory budget). The
  * pipeline is one module split along those seams; nothing outside lib/daemon*
  * includes this.
  */
@@ -185,9 +187,20 @@ advrec_err_t advrec_daemon__commit_finish(advrec_daemon_t *d, int block);
 int advrec_daemon__run_offset_set(advrec_daemon_t *d, const char *topic,
                                   int32_t partition, int64_t next);
 
-/* Commits what was applied since the last state commit (daemon.c): before
- * a checkpoint, at a revocation, at stop, and when commit_due says so. */
+/* --- state commits (daemon_commit.c) --- */
+
+/* Commits what was applied since the last state commit: before a
+ * checkpoint, at a revocation, at stop, and when advrec_daemon__commit_due
+ * says so. */
 advrec_err_t advrec_daemon__commit(advrec_daemon_t *d);
+
+/* Whether the state is due for a commit after this round (at now, ms). */
+int advrec_daemon__commit_due(advrec_daemon_t *d, int64_t now);
+
+/* Commits the state (in the store's thread when background), as
+ * advrec_daemon__commit does but without resetting the interval's clock. A
+ * failure stops the daemon and is returned. */
+advrec_err_t advrec_daemon__commit_state(advrec_daemon_t *d, int background);
 
 /* Stops run() after the round with err and a message "what: why" (the
  * first one wins; why may be NULL). */
