@@ -218,7 +218,7 @@ class Procs:
 
 STATS_RE = re.compile(
     r"(stats|final): .*total (\d+) clicks, (\d+) purchases, (\d+) lists, "
-    r"(\d+) dlq[^;]*; (\d+) users, (\d+) items, (\d+) stale")
+    r"(\d+) dlq[^;]*; (\d+) users(?: \([^)]*\))?, (\d+) items, (\d+) stale")
 STATS_KEYS = ("clicks", "purchases", "lists", "dlq", "users", "items", "stale")
 
 
