@@ -47,8 +47,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static const advrec_reader_format_t formats[] = {
-        ADVREC_READER_AUTO, ADVREC_READER_TAOBAO, ADVREC_READER_MOVIELENS,
-        ADVREC_READER_OTTO, ADVREC_READER_CSV,    ADVREC_READER_AMAZON,
+        ADVREC_READER_AUTO,    ADVREC_READER_TAOBAO, ADVREC_READER_MOVIELENS,
+        ADVREC_READER_OTTO,    ADVREC_READER_CSV,    ADVREC_READER_AMAZON,
         ADVREC_READER_SESSION,
     };
     static const advrec_reader_map_t maps[] = {

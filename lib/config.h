@@ -87,7 +87,7 @@ typedef struct advrec_conf_s {
     int64_t schema_purchase_id;
     int64_t schema_recommendation_id;
     int64_t schema_anomaly_id;
-    char *schema_registry_url; /* "" = no registry */
+    char *schema_registry_url;       /* "" = no registry */
     char *schema_registry_user_info; /* secret */
     char *schema_registry_ca;
     int64_t schema_registry_timeout_ms;

@@ -209,8 +209,8 @@ advrec_err_t advrec_conf_check(const advrec_conf_t *conf, char *errstr,
                              advrec_conf_origin(conf, "schema.registry.url"),
                              conf->schema_registry_url);
     /* With a registry, the ids we write are the registry's. */
-    for (size_t i = 0;
-         !*conf->schema_registry_url && i < sizeof(writers) / sizeof(writers[0]);
+    for (size_t i = 0; !*conf->schema_registry_url &&
+                       i < sizeof(writers) / sizeof(writers[0]);
          i++)
         if (!advrec_conf_schema_path(conf, (int32_t)writers[i].id))
             return advrec_seterr(ADVREC_ERR_CONFIG, errstr, errstr_size,

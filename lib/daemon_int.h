@@ -259,9 +259,10 @@ typedef enum advrec_daemon_resolve_e {
     ADVREC_RESOLVE_HOLD,  /* the registry is away: hold the record back */
 } advrec_daemon_resolve_t;
 
-advrec_daemon_resolve_t advrec_daemon__registry_resolve(
-    advrec_daemon_t *d, const rd_kafka_message_t *m,
-    advrec_dlq_reason_t *reason, char *why, size_t why_size);
+advrec_daemon_resolve_t
+advrec_daemon__registry_resolve(advrec_daemon_t *d, const rd_kafka_message_t *m,
+                                advrec_dlq_reason_t *reason, char *why,
+                                size_t why_size);
 
 /* Takes m (1) when its partition is held back: it is kept after the held
  * records, in order. 0: not held, m is still the caller's. */

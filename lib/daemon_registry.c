@@ -53,8 +53,7 @@ static int topic_of(const advrec_daemon_t *d, const rd_kafka_message_t *m)
 
 /* --- start ------------------------------------------------------------ */
 
-static int cached_schema(void *opaque, int32_t id, const char *json,
-                         size_t len)
+static int cached_schema(void *opaque, int32_t id, const char *json, size_t len)
 {
     advrec_daemon_t *d = opaque;
     char why[512];
@@ -91,9 +90,8 @@ advrec_err_t advrec_daemon__registry_new(advrec_daemon_t *d, char *errstr,
         return err;
     d->c->registry_up = 1; /* until a request says otherwise */
     d->registry_backoff_ms = conf->schema_registry_backoff_ms;
-    if (d->store &&
-        (err = advrec_store_schemas_foreach(d->store, cached_schema, d, errstr,
-                                            errstr_size)))
+    if (d->store && (err = advrec_store_schemas_foreach(
+                         d->store, cached_schema, d, errstr, errstr_size)))
         return err;
     log_info("schema registry %s: %zu writer schema(s) from the state's "
              "cache",
@@ -136,7 +134,7 @@ static advrec_err_t output_id(advrec_daemon_t *d, advrec_codec_kind_t kind,
                                              why, sizeof(why))
                   : advrec_registry_lookup(d->registry, subject, json, id, why,
                                            sizeof(why));
-        d->c->registry_requests[err == ADVREC_OK ? 0
+        d->c->registry_requests[err == ADVREC_OK       ? 0
                                 : err == ADVREC_ERR_IO ? 2
                                                        : 1]++;
         d->c->registry_up = err != ADVREC_ERR_IO;
@@ -164,9 +162,9 @@ static advrec_err_t output_id(advrec_daemon_t *d, advrec_codec_kind_t kind,
                 why);
             goto out;
         }
-        if (d->store && advrec_store_subject_id(d->store, subject, json, id,
-                                                errstr, errstr_size) ==
-                            ADVREC_OK) {
+        if (d->store &&
+            advrec_store_subject_id(d->store, subject, json, id, errstr,
+                                    errstr_size) == ADVREC_OK) {
             log_warning("schema registry unreachable (%s): our %s schema "
                         "keeps id %d under subject %s, as recorded in the "
                         "state",
@@ -183,20 +181,20 @@ static advrec_err_t output_id(advrec_daemon_t *d, advrec_codec_kind_t kind,
         }
         backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
     }
-    err = advrec_codec_register_json(d->codec, *id, json, strlen(json),
-                                     subject, why, sizeof(why));
+    err = advrec_codec_register_json(d->codec, *id, json, strlen(json), subject,
+                                     why, sizeof(why));
     if (err == ADVREC_ERR_INVALID_ARG) {
         /* Registered already: an explicit schema.<N> with that id. */
         advrec_codec_kind_t have;
         err = ADVREC_OK;
         if (advrec_codec_schema_kind(d->codec, *id, &have) == ADVREC_OK &&
             have != kind)
-            err = advrec_seterr(ADVREC_ERR_CONFIG, errstr, errstr_size,
-                                "schema.%d maps a %s schema, but the registry "
-                                "gives id %d to our %s schema (subject %s)",
-                                (int)*id, advrec_codec_kind_name(have),
-                                (int)*id, advrec_codec_kind_name(kind),
-                                subject);
+            err =
+                advrec_seterr(ADVREC_ERR_CONFIG, errstr, errstr_size,
+                              "schema.%d maps a %s schema, but the registry "
+                              "gives id %d to our %s schema (subject %s)",
+                              (int)*id, advrec_codec_kind_name(have), (int)*id,
+                              advrec_codec_kind_name(kind), subject);
     } else if (err) {
         err = advrec_seterr(err, errstr, errstr_size, "%s", why);
     }
@@ -281,9 +279,10 @@ static void refuse(advrec_daemon_t *d, int32_t id, advrec_dlq_reason_t reason,
     r->until_ms = until_ms;
 }
 
-advrec_daemon_resolve_t advrec_daemon__registry_resolve(
-    advrec_daemon_t *d, const rd_kafka_message_t *m,
-    advrec_dlq_reason_t *reason, char *why, size_t why_size)
+advrec_daemon_resolve_t
+advrec_daemon__registry_resolve(advrec_daemon_t *d, const rd_kafka_message_t *m,
+                                advrec_dlq_reason_t *reason, char *why,
+                                size_t why_size)
 {
     int64_t now = now_ms();
     struct advrec_daemon_refused_s *r;
@@ -312,9 +311,9 @@ advrec_daemon_resolve_t advrec_daemon__registry_resolve(
     }
     if (d->n_held && now < d->registry_retry_ms)
         return ADVREC_RESOLVE_HOLD; /* known away: do not wait on it again */
-    err = advrec_registry_schema(d->registry, id, &json, &len, msg,
-                                 sizeof(msg));
-    d->c->registry_requests[err == ADVREC_OK ? 0
+    err =
+        advrec_registry_schema(d->registry, id, &json, &len, msg, sizeof(msg));
+    d->c->registry_requests[err == ADVREC_OK       ? 0
                             : err == ADVREC_ERR_IO ? 2
                                                    : 1]++;
     if (err == ADVREC_ERR_IO || err == ADVREC_ERR_NOMEM) {
@@ -341,9 +340,8 @@ advrec_daemon_resolve_t advrec_daemon__registry_resolve(
         return ADVREC_RESOLVE_FINAL;
     }
     if (!err)
-        err = advrec_codec_register_json(d->codec, id, json, len,
-                                         "the schema registry", msg,
-                                         sizeof(msg));
+        err = advrec_codec_register_json(
+            d->codec, id, json, len, "the schema registry", msg, sizeof(msg));
     if (err) {
         free(json);
         *reason = ADVREC_DLQ_INCOMPATIBLE_SCHEMA;
@@ -439,8 +437,7 @@ void advrec_daemon__registry_hold(advrec_daemon_t *d, rd_kafka_message_t *m)
                 realloc(d->held, cap * sizeof(*bigger));
             if (!bigger) {
                 advrec_daemon__fail(d, ADVREC_ERR_NOMEM,
-                                    "out of memory holding records back",
-                                    NULL);
+                                    "out of memory holding records back", NULL);
                 rd_kafka_message_destroy(m);
                 return;
             }

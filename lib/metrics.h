@@ -105,7 +105,7 @@ typedef struct advrec_counters_s {
     uint32_t partitions;          /* gauge: input partitions assigned */
     uint64_t offsets_lost; /* partitions resumed by state.offset.missing */
     /* Schema Registry (schema.registry.url; registry_up -1: none) */
-    int registry_up;              /* gauge: 1 last request answered, 0 not */
+    int registry_up;               /* gauge: 1 last request answered, 0 not */
     uint64_t registry_requests[3]; /* by result: answered, refused, failed */
     uint64_t registry_fetched;     /* writer schemas fetched and usable */
     uint64_t registry_held;        /* records held back (not DLQ'd) */

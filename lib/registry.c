@@ -88,8 +88,8 @@ advrec_err_t advrec_registry_new(advrec_registry_t **regp,
                              (long long)opts->timeout_ms);
     pthread_once(&curl_once, curl_init);
     if (curl_init_rc != CURLE_OK)
-        return advrec_seterr(ADVREC_ERR_IO, errstr, errstr_size,
-                             "libcurl: %s", curl_easy_strerror(curl_init_rc));
+        return advrec_seterr(ADVREC_ERR_IO, errstr, errstr_size, "libcurl: %s",
+                             curl_easy_strerror(curl_init_rc));
     if (!(reg = calloc(1, sizeof(*reg))))
         goto nomem;
     reg->timeout_ms = (long)opts->timeout_ms;
@@ -156,8 +156,8 @@ static advrec_err_t request(advrec_registry_t *reg, const char *url,
     if (reg->body)
         reg->body[0] = '\0';
     curl_easy_reset(c);
-    if (!(h = curl_slist_append(headers, "Accept: " CONTENT_TYPE
-                                         ", application/json")))
+    if (!(h = curl_slist_append(headers,
+                                "Accept: " CONTENT_TYPE ", application/json")))
         goto nomem;
     headers = h;
     if (body) {
@@ -218,9 +218,9 @@ nomem:
 static advrec_err_t answer_err(advrec_registry_t *reg, const char *url,
                                long status, char *errstr, size_t errstr_size)
 {
-    advrec_err_t err = status == 404                     ? ADVREC_ERR_NOT_FOUND
+    advrec_err_t err = status == 404                    ? ADVREC_ERR_NOT_FOUND
                        : status == 409 || status == 422 ? ADVREC_ERR_SCHEMA
-                                                         : ADVREC_ERR_IO;
+                                                        : ADVREC_ERR_IO;
     json_t *root = json_loadb(reg->body, reg->body_len, 0, NULL);
     json_t *code = root ? json_object_get(root, "error_code") : NULL;
     json_t *msg = root ? json_object_get(root, "message") : NULL;
@@ -305,10 +305,10 @@ advrec_err_t advrec_registry_schema(advrec_registry_t *reg, int32_t id,
     else if (type && !json_is_null(type) &&
              (!json_is_string(type) ||
               strcasecmp(json_string_value(type), "AVRO") != 0))
-        err = advrec_seterr(ADVREC_ERR_SCHEMA, errstr, errstr_size,
-                            "schema id %ld is of type %s, not Avro", (long)id,
-                            json_is_string(type) ? json_string_value(type)
-                                                 : "?");
+        err =
+            advrec_seterr(ADVREC_ERR_SCHEMA, errstr, errstr_size,
+                          "schema id %ld is of type %s, not Avro", (long)id,
+                          json_is_string(type) ? json_string_value(type) : "?");
     else if (json_is_array(refs) && json_array_size(refs) > 0)
         err = advrec_seterr(ADVREC_ERR_SCHEMA, errstr, errstr_size,
                             "schema id %ld refers to other subjects' schemas "
@@ -376,11 +376,11 @@ static advrec_err_t compatible(advrec_registry_t *reg, const char *subject,
                             url, reg->body);
     else if (!json_is_true(ok)) {
         char *reasons = why ? json_dumps(why, JSON_COMPACT) : NULL;
-        err = advrec_seterr(ADVREC_ERR_SCHEMA, errstr, errstr_size,
-                            "not compatible with the latest version of "
-                            "subject %s%s%.400s",
-                            subject, reasons ? ": " : "",
-                            reasons ? reasons : "");
+        err =
+            advrec_seterr(ADVREC_ERR_SCHEMA, errstr, errstr_size,
+                          "not compatible with the latest version of "
+                          "subject %s%s%.400s",
+                          subject, reasons ? ": " : "", reasons ? reasons : "");
         free(reasons);
     }
     json_decref(root);
@@ -390,8 +390,8 @@ static advrec_err_t compatible(advrec_registry_t *reg, const char *subject,
 /* POSTs {"schema": json} to url/subjects/<subject><tail> and takes the
  * answer's "id" into *id. */
 static advrec_err_t post_schema(advrec_registry_t *reg, const char *subject,
-                                const char *tail, const char *body,
-                                int32_t *id, char *errstr, size_t errstr_size)
+                                const char *tail, const char *body, int32_t *id,
+                                char *errstr, size_t errstr_size)
 {
     char url[2048];
     long status;
@@ -426,8 +426,8 @@ advrec_err_t advrec_registry_register(advrec_registry_t *reg,
 }
 
 advrec_err_t advrec_registry_lookup(advrec_registry_t *reg, const char *subject,
-                                    const char *json, int32_t *id,
-                                    char *errstr, size_t errstr_size)
+                                    const char *json, int32_t *id, char *errstr,
+                                    size_t errstr_size)
 {
     char *body = schema_body(json);
     advrec_err_t err;

@@ -99,7 +99,7 @@ advrec_err_t advrec_registry_register(advrec_registry_t *reg,
  * is not there.
  */
 advrec_err_t advrec_registry_lookup(advrec_registry_t *reg, const char *subject,
-                                    const char *json, int32_t *id,
-                                    char *errstr, size_t errstr_size);
+                                    const char *json, int32_t *id, char *errstr,
+                                    size_t errstr_size);
 
 #endif

@@ -257,13 +257,13 @@ advrec_err_t advrec_store_detectors_foreach(advrec_store_t *store,
  * read-only store; ADVREC_ERR_STORE on a RocksDB error.
  */
 advrec_err_t advrec_store_put_schema(advrec_store_t *store, int32_t id,
-                                     const char *json, size_t len,
-                                     char *errstr, size_t errstr_size);
+                                     const char *json, size_t len, char *errstr,
+                                     size_t errstr_size);
 
 /* Calls cb for every cached schema, by id (json valid during the call,
  * not NUL-terminated); stops when cb returns non-zero. */
-typedef int(advrec_store_schema_cb)(void *opaque, int32_t id,
-                                    const char *json, size_t len);
+typedef int(advrec_store_schema_cb)(void *opaque, int32_t id, const char *json,
+                                    size_t len);
 advrec_err_t advrec_store_schemas_foreach(advrec_store_t *store,
                                           advrec_store_schema_cb *cb,
                                           void *opaque, char *errstr,
@@ -277,10 +277,9 @@ advrec_err_t advrec_store_put_subject_id(advrec_store_t *store,
 
 /* The id recorded for exactly `json` under `subject`: ADVREC_ERR_NOT_FOUND
  * if none is (or another schema was recorded there). */
-advrec_err_t advrec_store_subject_id(advrec_store_t *store,
-                                     const char *subject, const char *json,
-                                     int32_t *id, char *errstr,
-                                     size_t errstr_size);
+advrec_err_t advrec_store_subject_id(advrec_store_t *store, const char *subject,
+                                     const char *json, int32_t *id,
+                                     char *errstr, size_t errstr_size);
 
 /*
  * Stages the set of users whose recommendation is owed (stale, or produced

@@ -64,22 +64,22 @@ extern const char *const advrec_store__cf_names[CF_N];
 #define FORMAT_V2     2 /* k Adagrad accumulators per row: read, never written */
 #define FORMAT_V3     3 /* one (row-wise) accumulator per row */
 
-#define META_FORMAT    "format"
-#define META_K         "model.k"
-#define META_HISTORY   "recs.history"
-#define META_VERSION   "model/version"
-#define META_N_USERS   "count/users"
-#define META_N_ITEMS   "count/items"
-#define META_OFFSET_PF "offset/"
-#define META_PENDING   "pending/users"
-#define META_FLAG_PF   "pending/flag/"
-#define META_OUT_PF    "pending/out/"
-#define META_STATE_ID  "state/id"
-#define META_STATE_SEQ "state/seq"
+#define META_FORMAT     "format"
+#define META_K          "model.k"
+#define META_HISTORY    "recs.history"
+#define META_VERSION    "model/version"
+#define META_N_USERS    "count/users"
+#define META_N_ITEMS    "count/items"
+#define META_OFFSET_PF  "offset/"
+#define META_PENDING    "pending/users"
+#define META_FLAG_PF    "pending/flag/"
+#define META_OUT_PF     "pending/out/"
+#define META_STATE_ID   "state/id"
+#define META_STATE_SEQ  "state/seq"
 #define META_SCHEMA_PF  "registry/id/"      /* + big-endian id: the text */
 #define META_SUBJECT_PF "registry/subject/" /* + subject: u32 id, text */
-#define FLAG_FORMAT    1 /* first byte of a pending flag row */
-#define FLAG_HEADER    5 /* format, u32 key length */
+#define FLAG_FORMAT     1 /* first byte of a pending flag row */
+#define FLAG_HEADER     5 /* format, u32 key length */
 
 struct advrec_store_s {
     char *dir;

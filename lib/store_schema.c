@@ -24,8 +24,8 @@ static advrec_err_t put_meta(advrec_store_t *store, const char *key,
         return advrec_seterr(ADVREC_ERR_NOMEM, errstr, errstr_size,
                              "out of memory");
     rocksdb_writeoptions_set_sync(w, 1);
-    rocksdb_put_cf(store->db, w, store->cf[CF_META], key, key_len, val,
-                   val_len, &rocks);
+    rocksdb_put_cf(store->db, w, store->cf[CF_META], key, key_len, val, val_len,
+                   &rocks);
     rocksdb_writeoptions_destroy(w);
     if (rocks)
         return advrec_store__rerr(rocks, ADVREC_ERR_STORE, errstr, errstr_size,
@@ -46,8 +46,8 @@ static size_t schema_key(char *key, int32_t id)
 }
 
 advrec_err_t advrec_store_put_schema(advrec_store_t *store, int32_t id,
-                                     const char *json, size_t len,
-                                     char *errstr, size_t errstr_size)
+                                     const char *json, size_t len, char *errstr,
+                                     size_t errstr_size)
 {
     char key[32];
     size_t kl = schema_key(key, id);
@@ -124,10 +124,9 @@ advrec_err_t advrec_store_put_subject_id(advrec_store_t *store,
     return err;
 }
 
-advrec_err_t advrec_store_subject_id(advrec_store_t *store,
-                                     const char *subject, const char *json,
-                                     int32_t *id, char *errstr,
-                                     size_t errstr_size)
+advrec_err_t advrec_store_subject_id(advrec_store_t *store, const char *subject,
+                                     const char *json, int32_t *id,
+                                     char *errstr, size_t errstr_size)
 {
     size_t kl = subject_key(store, subject), vl, jl = strlen(json);
     char *val = NULL;

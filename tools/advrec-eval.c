@@ -132,7 +132,7 @@ static int mkdir_p(const char *dir)
         return -1;
     }
     memcpy(path, dir, len + 1);
-    for (char *p = path + 1; ; p++) {
+    for (char *p = path + 1;; p++) {
         if (*p != '/' && *p != '\0')
             continue;
         char c = *p;
@@ -434,8 +434,8 @@ static int run_onepass(opts_t *o, const advrec_eval_data_t *d,
     advrec_engine_params_t shipped = o->shipped;
 
     shipped.recs_n = o->k_cut;
-    if (advrec_eval_onepass(d, s, &shipped, o->k_cut, &one, progress, o,
-                            errstr, sizeof(errstr)) ||
+    if (advrec_eval_onepass(d, s, &shipped, o->k_cut, &one, progress, o, errstr,
+                            sizeof(errstr)) ||
         popularity_loo(s, o->k_cut, &pop)) {
         fprintf(stderr, "advrec-eval: one pass: %s\n",
                 errstr[0] ? errstr : "out of memory");
@@ -445,10 +445,9 @@ static int run_onepass(opts_t *o, const advrec_eval_data_t *d,
     printf("onepass %s (%s, %.1fs): popularity-hr@%u %.4f onepass-ndcg@%u "
            "%.4f offline-ndcg@%u %.4f onepass-hr@%u %.4f offline-hr@%u %.4f "
            "ratio %.3f\n",
-           o->name, o->validate ? "validation" : "test", secs, o->k_cut,
-           pop.hr, o->k_cut, one.ndcg, o->k_cut, offline->ndcg, o->k_cut,
-           one.hr, o->k_cut, offline->hr,
-           offline->hr > 0 ? one.hr / offline->hr : 0.0);
+           o->name, o->validate ? "validation" : "test", secs, o->k_cut, pop.hr,
+           o->k_cut, one.ndcg, o->k_cut, offline->ndcg, o->k_cut, one.hr,
+           o->k_cut, offline->hr, offline->hr > 0 ? one.hr / offline->hr : 0.0);
     fprintf(js, ",\n\"onepass\": {\"split\": \"%s\", ",
             o->validate ? "validation" : "test");
     json_metrics(js, "onepass", &one, secs, ", ");

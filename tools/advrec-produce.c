@@ -186,11 +186,11 @@ static int registry_ids(const advrec_codec_t *codec, produce_opts_t *opts,
             break;
         }
         snprintf(subject, sizeof(subject), "%s-value", opts->topics[t]);
-        err = advrec_registry_register(reg, subject, json,
-                                       &opts->schema_ids[t], why, sizeof(why));
+        err = advrec_registry_register(reg, subject, json, &opts->schema_ids[t],
+                                       why, sizeof(why));
         free(json);
         if (err)
-            rc = err == ADVREC_ERR_IO ? EX_UNAVAILABLE
+            rc = err == ADVREC_ERR_IO      ? EX_UNAVAILABLE
                  : err == ADVREC_ERR_NOMEM ? EX_OSERR
                                            : EX_CONFIG;
         if (err)

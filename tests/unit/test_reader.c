@@ -270,10 +270,10 @@ static void test_session(void)
                                "1\t214536500\t1396839249.868\n"
                                "2\t214662742\t1396850197\n"
                                "2\t214662742\t1396850197.1234567\n"
-                               "3\t214716935\t13968.x\n"        /* 6 */
-                               "3\t214716935\n"                  /* 7 */
-                               "3\t214716935\t1396850197.\n"    /* 8 */
-                               "3\t214716935\t339685019\n",     /* 9 1980 */
+                               "3\t214716935\t13968.x\n"     /* 6 */
+                               "3\t214716935\n"              /* 7 */
+                               "3\t214716935\t1396850197.\n" /* 8 */
+                               "3\t214716935\t339685019\n",  /* 9 1980 */
                                0);
 
     CHECK_INT(read_all(path, &conf, res, &skipped, &filtered), 8);
@@ -282,9 +282,11 @@ static void test_session(void)
     check_event(&res[2], ADVREC_EVENT_CLICK, "2", "214662742", 1396850197000);
     /* Digits past milliseconds are dropped. */
     check_event(&res[3], ADVREC_EVENT_CLICK, "2", "214662742", 1396850197123);
-    check_malformed(&res[4], path, 6, "is not a non-negative number of seconds");
+    check_malformed(&res[4], path, 6,
+                    "is not a non-negative number of seconds");
     check_malformed(&res[5], path, 7, "expected 3 tab-separated fields");
-    check_malformed(&res[6], path, 8, "is not a non-negative number of seconds");
+    check_malformed(&res[6], path, 8,
+                    "is not a non-negative number of seconds");
     check_malformed(&res[7], path, 9, "is not between 1990-01-01");
     CHECK_INT(skipped, 4);
     CHECK_INT(filtered, 0);

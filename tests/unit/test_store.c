@@ -868,14 +868,14 @@ static void test_schema_cache(void)
     CHECK_INT(advrec_store_put_schema(store, 300, "{\"b\"}", 5, errstr,
                                       sizeof(errstr)),
               ADVREC_OK);
-    CHECK_INT(advrec_store_put_schema(store, 7, "{\"a\"}", 5, errstr,
-                                      sizeof(errstr)),
-              ADVREC_OK);
+    CHECK_INT(
+        advrec_store_put_schema(store, 7, "{\"a\"}", 5, errstr, sizeof(errstr)),
+        ADVREC_OK);
     CHECK_INT(advrec_store_subject_id(store, "recs-value", "{}", &id, errstr,
                                       sizeof(errstr)),
               ADVREC_ERR_NOT_FOUND);
-    CHECK_INT(advrec_store_put_subject_id(store, "recs-value", "{}", 42,
-                                          errstr, sizeof(errstr)),
+    CHECK_INT(advrec_store_put_subject_id(store, "recs-value", "{}", 42, errstr,
+                                          sizeof(errstr)),
               ADVREC_OK);
     advrec_store_close(store); /* no commit: the cache is written at once */
     store = NULL;

@@ -1087,8 +1087,7 @@ advrec_err_t advrec_eval_onepass(const advrec_eval_data_t *d,
                                  const advrec_engine_params_t *params,
                                  uint32_t k, advrec_eval_metrics_t *out,
                                  advrec_eval_progress_cb *progress,
-                                 void *opaque, char *errstr,
-                                 size_t errstr_size)
+                                 void *opaque, char *errstr, size_t errstr_size)
 {
     advrec_engine_params_t p = *params;
     advrec_engine_t *eng = NULL;
@@ -1130,15 +1129,15 @@ advrec_err_t advrec_eval_onepass(const advrec_eval_data_t *d,
     st = advrec_engine_state(eng);
     for (uint32_t u = 0; u < nu; u++) {
         uint32_t idx;
-        if (advrec_state_user(st, advrec_idmap_name(d->users, u), 0, &idx,
-                              NULL, NULL, 0) == ADVREC_OK)
+        if (advrec_state_user(st, advrec_idmap_name(d->users, u), 0, &idx, NULL,
+                              NULL, 0) == ADVREC_OK)
             copy_row(advrec_state_users(model), u, advrec_state_users(st), idx,
                      0);
     }
     for (uint32_t i = 0; i < ni; i++) {
         uint32_t idx;
-        if (advrec_state_item(st, advrec_idmap_name(d->items, i), 0, &idx,
-                              NULL, NULL, 0) == ADVREC_OK)
+        if (advrec_state_item(st, advrec_idmap_name(d->items, i), 0, &idx, NULL,
+                              NULL, 0) == ADVREC_OK)
             copy_row(advrec_state_items(model), i, advrec_state_items(st), idx,
                      p.apr.use_bias);
     }
