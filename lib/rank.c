@@ -10,9 +10,7 @@
 
 #include "topn.h"
 
-/* Scores of one sgemm batch are kept under this many floats (64 MiB). */
-#define SCORE_BUDGET (16u << 20)
-#define BATCH_MAX    256
+#define BATCH_MAX 256
 
 struct advrec_rank_s {
     advrec_rank_params_t p;
@@ -20,7 +18,7 @@ struct advrec_rank_s {
     uint32_t k;     /* factors per row the scratch is sized for */
     uint32_t *warm; /* BATCH_MAX users scored by the model */
     float *ubatch;  /* BATCH_MAX x k: their factor rows, gathered */
-    float *scores;  /* batch x n_items */
+    float *scores;  /* advrec_topn_batch's scratch (a block of scores) */
     size_t scores_cap;
     advrec_topn_entry_t *top; /* BATCH_MAX x recs_n */
     size_t top_counts[BATCH_MAX];
@@ -239,18 +237,13 @@ advrec_err_t advrec_rank_users(advrec_rank_t *r, advrec_state_t *state,
                                const uint32_t *users, size_t n_users,
                                advrec_rank_emit_cb *emit, void *opaque)
 {
-    size_t n_items = advrec_state_items(state)->n, batch, done;
+    size_t n_items = advrec_state_items(state)->n, batch = BATCH_MAX, done;
+    size_t need_scores;
     uint32_t k = advrec_state_params(state)->k;
     size_t offs[BATCH_MAX], counts[BATCH_MAX];
 
     if (n_users == 0)
         return ADVREC_OK;
-    /* Users per sgemm: as many as the score budget allows. */
-    batch = n_items ? SCORE_BUDGET / n_items : BATCH_MAX;
-    if (batch > BATCH_MAX)
-        batch = BATCH_MAX;
-    if (batch < 1)
-        batch = 1;
     if (r->k != k) {
         float *ub = malloc((size_t)BATCH_MAX * k * sizeof(float));
         if (!ub)
@@ -259,12 +252,13 @@ advrec_err_t advrec_rank_users(advrec_rank_t *r, advrec_state_t *state,
         r->ubatch = ub;
         r->k = k;
     }
-    if (r->scores_cap < batch * n_items) {
-        float *sc = realloc(r->scores, batch * n_items * sizeof(float));
+    need_scores = advrec_topn_batch_scratch(batch, n_items);
+    if (r->scores_cap < need_scores) {
+        float *sc = realloc(r->scores, need_scores * sizeof(float));
         if (!sc)
             return ADVREC_ERR_NOMEM;
         r->scores = sc;
-        r->scores_cap = batch * n_items;
+        r->scores_cap = need_scores;
     }
     /* The exclusion buffer is sized for the largest batch before any
      * list is emitted, so a failure emits nothing. */

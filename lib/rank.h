@@ -8,9 +8,9 @@
  *     popularity list (popularity.h), scored at the time of their last
  *     event;
  *   - every other user is scored by the model: the users' factor rows are
- *     gathered into a batch and multiplied with the item matrix in one
- *     cblas_sgemm per batch (topn.h), the batch bounded so the score matrix
- *     stays under 64 MiB;
+ *     gathered into batches of up to 256 and multiplied with the item
+ *     matrix one block of items at a time, each block's scores selected
+ *     while in cache (advrec_topn_batch);
  *   - in both cases the items the exclusion policy names are left out
  *     (purchased: the user's purchase set; seen: that and the user's seen
  *     set; none), and the best recs_n are kept.

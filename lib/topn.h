@@ -56,11 +56,14 @@ size_t advrec_topn_select(const float *scores, size_t n_items,
                           advrec_topn_entry_t *out);
 
 /*
- * Scores n_users users with one sgemm into scores (n_users x n_items floats,
- * caller's scratch) and selects each user's top n: user b's list goes to
- * out + b * n, its length to counts[b]. excluded[b] / n_excluded[b] are user
- * b's sorted exclusions (excluded and n_excluded may be NULL: no
- * exclusions). Errors as advrec_topn_scores().
+ * Scores n_users users against the items and selects each user's top n:
+ * user b's list goes to out + b * n, its length to counts[b]; the same
+ * lists as advrec_topn_scores() followed by advrec_topn_select() per user.
+ * The product is computed one block of items at a time (one sgemm per
+ * block) and each block selected while in cache, so scores (caller's
+ * scratch) needs only advrec_topn_batch_scratch(n_users, n_items) floats.
+ * excluded[b] / n_excluded[b] are user b's sorted exclusions (excluded and
+ * n_excluded may be NULL: no exclusions). Errors as advrec_topn_scores().
  */
 advrec_err_t advrec_topn_batch(const float *users, size_t n_users,
                                const float *items, const float *item_bias,
@@ -69,5 +72,8 @@ advrec_err_t advrec_topn_batch(const float *users, size_t n_users,
                                const size_t *n_excluded, size_t n,
                                float *scores, advrec_topn_entry_t *out,
                                size_t *counts);
+
+/* Floats of scratch advrec_topn_batch() needs for this shape. */
+size_t advrec_topn_batch_scratch(size_t n_users, size_t n_items);
 
 #endif
