@@ -72,6 +72,9 @@ advrec_engine_t *advrec_engine_new(const advrec_engine_params_t *params,
     rp.exclude = params->exclude;
     rp.cold_events = params->cold_events;
     rp.use_bias = params->apr.use_bias;
+    rp.retrieval = params->retrieval;
+    rp.auto_items = params->retrieval_auto_items;
+    rp.ann = params->ann;
     e->rank = advrec_rank_new(&rp, errstr, errstr_size);
     if (!e->rank)
         goto fail;

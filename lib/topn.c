@@ -309,3 +309,52 @@ advrec_err_t advrec_topn_batch(const float *users, size_t n_users,
         heap_sort(out + b * n, counts[b]);
     return ADVREC_OK;
 }
+
+/* p . q over k floats, in the order a plain loop sums. */
+static float dot(const float *p, const float *q, int k)
+{
+    float s = 0.0f;
+
+    for (int j = 0; j < k; j++)
+        s += p[j] * q[j];
+    return s;
+}
+
+/* Scores item it exactly and offers it, unless excluded or NaN. */
+static void offer_item(const float *user, const float *items,
+                       const float *item_bias, int k, size_t it,
+                       const uint32_t *excluded, size_t n_excluded, size_t n,
+                       advrec_topn_entry_t *out, size_t *len)
+{
+    float s = dot(user, items + it * (size_t)k, k);
+
+    if (item_bias)
+        s += item_bias[it];
+    if (isnan(s) || is_excluded(excluded, n_excluded, it))
+        return;
+    push(s, it, n, out, len);
+}
+
+size_t advrec_topn_select_items(const float *user, const float *items,
+                                const float *item_bias, int k,
+                                const int64_t *cand, size_t n_cand,
+                                size_t first, size_t end,
+                                const uint32_t *excluded, size_t n_excluded,
+                                size_t n, advrec_topn_entry_t *out)
+{
+    size_t len = 0;
+
+    if (n == 0)
+        return 0;
+    /* better() is a total order, so the heap keeps the same entries in
+     * whatever order the candidates come. */
+    for (size_t c = 0; c < n_cand; c++)
+        if (cand[c] >= 0)
+            offer_item(user, items, item_bias, k, (size_t)cand[c], excluded,
+                       n_excluded, n, out, &len);
+    for (size_t it = first; it < end; it++)
+        offer_item(user, items, item_bias, k, it, excluded, n_excluded, n,
+                   out, &len);
+    heap_sort(out, len);
+    return len;
+}

@@ -76,4 +76,21 @@ advrec_err_t advrec_topn_batch(const float *users, size_t n_users,
 /* Floats of scratch advrec_topn_batch() needs for this shape. */
 size_t advrec_topn_batch_scratch(size_t n_users, size_t n_items);
 
+/*
+ * Exact re-scoring of a candidate set (recs.retrieval = ann): scores user
+ * (k floats) against the items cand[0..n_cand) (indices into items, which
+ * is n x k; negative entries are skipped) and against every item of
+ * [first, end), plus item_bias (may be NULL), and writes the best
+ * min(n, eligible) to out, best first, with topn's order and rules
+ * (exclusions sorted, NaN never returned). A candidate listed twice counts
+ * once only if the caller lists it once: the index never repeats one.
+ * Returns the number of entries written.
+ */
+size_t advrec_topn_select_items(const float *user, const float *items,
+                                const float *item_bias, int k,
+                                const int64_t *cand, size_t n_cand,
+                                size_t first, size_t end,
+                                const uint32_t *excluded, size_t n_excluded,
+                                size_t n, advrec_topn_entry_t *out);
+
 #endif
