@@ -11,6 +11,7 @@
  */
 #include "ann.h"
 
+#include <cblas.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -81,6 +82,12 @@ struct advrec_ann_s {
     int64_t *assign;        /* nq x nprobe: the lists to scan */
     float *adist;           /* their squared distances */
     size_t assign_cap, adist_cap;
+    /* The scan of flat lists, done here with OpenBLAS. */
+    float *sscores;  /* one query's probed rows' inner products */
+    int64_t *sids;   /* ... and their item ids */
+    size_t sscores_cap, sids_cap;
+    advrec_topn_entry_t *sbest; /* c best of them */
+    size_t sbest_cap;
 };
 
 static double now_s(void)
@@ -288,6 +295,9 @@ void advrec_ann_destroy(advrec_ann_t *a)
     free(a->ctop);
     free(a->assign);
     free(a->adist);
+    free(a->sscores);
+    free(a->sids);
+    free(a->sbest);
     free(a);
 }
 
@@ -393,6 +403,48 @@ static int choose_lists(advrec_ann_t *a, size_t nq)
     return 0;
 }
 
+/*
+ * Query u's c best rows of its probed lists by inner product with the
+ * snapshot rows (the reduction coordinate is 0 in queries, so this is the
+ * snapshot's own score), into labels[u * c ..] (-1 past the rows found):
+ * one sgemv per list and topn's selection over them. 0, or -1 (an index
+ * with codes, or no memory: let Faiss scan).
+ */
+static int scan_lists(advrec_ann_t *a, size_t u, size_t c)
+{
+    uint32_t d = a->cur_k + 2;
+    const int64_t *lists = a->assign + u * a->nprobe;
+    const float *q = a->q + u * d;
+    int64_t *labels = a->labels + u * c;
+    size_t total = 0, got;
+
+    for (size_t r = 0; r < a->nprobe; r++) {
+        size_t n;
+        const float *rows;
+        const int64_t *ids;
+
+        if (lists[r] < 0)
+            continue;
+        if (advrec_faiss_list(a->cur, (size_t)lists[r], &n, &rows, &ids))
+            return -1;
+        if (n == 0)
+            continue;
+        if (grow(&a->sscores, &a->sscores_cap, total + n, sizeof(float)) ||
+            grow(&a->sids, &a->sids_cap, total + n, sizeof(int64_t)))
+            return -1;
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)n, (int)d, 1.0f, rows,
+                    (int)d, q, 1, 0.0f, a->sscores + total, 1);
+        memcpy(a->sids + total, ids, n * sizeof(int64_t));
+        total += n;
+    }
+    if (grow(&a->sbest, &a->sbest_cap, c, sizeof(*a->sbest)))
+        return -1;
+    got = advrec_topn_select(a->sscores, total, NULL, 0, c, a->sbest);
+    for (size_t t = 0; t < c; t++)
+        labels[t] = t < got ? a->sids[a->sbest[t].item] : -1;
+    return 0;
+}
+
 const int64_t *advrec_ann_search(advrec_ann_t *a, const float *users,
                                  size_t nq, uint32_t k, int use_bias, size_t c)
 {
@@ -426,6 +478,13 @@ const int64_t *advrec_ann_search(advrec_ann_t *a, const float *users,
                                 NULL, 0))
             return NULL;
         return a->labels;
+    }
+    if (!a->p.sq8) {
+        size_t u = 0;
+        while (u < nq && scan_lists(a, u, c) == 0)
+            u++;
+        if (u == nq)
+            return a->labels;
     }
     if (advrec_faiss_search_lists(a->cur, a->q, nq, c, a->assign, a->adist,
                                   a->dist, a->labels, NULL, 0))

@@ -138,6 +138,21 @@ extern "C" int advrec_faiss_search_lists(const advrec_faiss_t *f,
     return -1;
 }
 
+extern "C" int advrec_faiss_list(const advrec_faiss_t *f, size_t list,
+                                 size_t *n, const float **rows,
+                                 const int64_t **ids)
+{
+    if (!dynamic_cast<const faiss::IndexIVFFlat *>(f->ivf) ||
+        list >= f->ivf->nlist)
+        return -1;
+    *n = f->ivf->invlists->list_size(list);
+    /* ArrayInvertedLists (what IndexIVFFlat holds) returns pointers into
+     * its own arrays, with nothing to release. */
+    *rows = reinterpret_cast<const float *>(f->ivf->invlists->get_codes(list));
+    *ids = reinterpret_cast<const int64_t *>(f->ivf->invlists->get_ids(list));
+    return 0;
+}
+
 extern "C" size_t advrec_faiss_count(const advrec_faiss_t *f)
 {
     return (size_t)f->ivf->ntotal;

@@ -77,6 +77,15 @@ int advrec_faiss_search_lists(const advrec_faiss_t *index, const float *q,
                               int64_t *labels, char *errstr,
                               size_t errstr_size);
 
+/*
+ * The rows (*n x d floats) and ids of inverted list `list` of a flat index,
+ * owned by index and valid as long as it is unchanged: 0, or -1 when the
+ * index holds codes (sq8) or list is out of range. lib/ann scans them with
+ * OpenBLAS, which is vectorised where Debian's Faiss is not.
+ */
+int advrec_faiss_list(const advrec_faiss_t *index, size_t list, size_t *n,
+                      const float **rows, const int64_t **ids);
+
 /* Lists searched per query from now on (no search may run meanwhile). */
 void advrec_faiss_set_nprobe(advrec_faiss_t *index, int nprobe);
 

@@ -212,8 +212,8 @@ const conf_row_t advrec_conf__rows[] = {
             "Items the index proposes per user, re-scored exactly (at least recs.n plus the user's exclusions are asked for)."),
     ROW_INT("recs.ann.rebuild.ms", recs_ann_rebuild_ms, 0, MS_DAY, "60000", "recs",
             "A new snapshot of the item factors is indexed at most this often (in the background; the centroids are re-trained only when the catalog has doubled). Candidates are re-scored with the current factors, so an older index costs only recall."),
-    ROW_BOOL("recs.ann.sq8", recs_ann_sq8, "true", "recs",
-             "The index's lists hold 8-bit codes of the rows (a quarter of the memory and of the bytes scanned) instead of the rows; candidates are re-scored exactly either way."),
+    ROW_BOOL("recs.ann.sq8", recs_ann_sq8, "false", "recs",
+             "The index's lists hold 8-bit codes of the rows (a quarter of the index's memory) instead of the rows, scanned by Faiss; the rows themselves are scanned with OpenBLAS, which is faster with Debian's Faiss (docs/PERFORMANCE.md). Candidates are re-scored exactly either way."),
 
     ROW_BOOL("anomaly.enable", anomaly_enable, "true", "anomaly",
              "Run the bot and shilling detectors: flag to topic.anomalies and down-weight or quarantine flagged entities' events (docs/ANOMALY.md)."),

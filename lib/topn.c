@@ -97,6 +97,33 @@ advrec_err_t advrec_topn_score_one(const float *user, const float *items,
     return ADVREC_OK;
 }
 
+/* Offers item it (score s, not NaN, not excluded) to the heap out[0..*len). */
+static void push(float s, size_t it, size_t n, advrec_topn_entry_t *out,
+                 size_t *len)
+{
+    advrec_topn_entry_t cand = {.item = (uint32_t)it, .score = s};
+
+    if (*len < n) {
+        out[*len] = cand;
+        sift_up(out, *len);
+        (*len)++;
+    } else if (better(&cand, &out[0])) {
+        out[0] = cand;
+        sift_down(out, *len, 0);
+    }
+}
+
+/* Sorts the heap out[0..len) best first, in place. */
+static void heap_sort(advrec_topn_entry_t *out, size_t len)
+{
+    for (size_t end = len; end > 1; end--) {
+        advrec_topn_entry_t tmp = out[0];
+        out[0] = out[end - 1];
+        out[end - 1] = tmp;
+        sift_down(out, end - 1, 0);
+    }
+}
+
 /* Items a full heap skips at once when none scores above its worst. */
 #define TOPN_BLOCK 16
 
@@ -106,7 +133,6 @@ static void offer(const float *scores, size_t it, const uint32_t *excluded,
                   size_t n_excluded, size_t *ex, size_t n,
                   advrec_topn_entry_t *out, size_t *len)
 {
-    advrec_topn_entry_t cand;
 
     /* excluded is sorted and items are visited in order: one merge. */
     while (*ex < n_excluded && excluded[*ex] < it)
@@ -115,16 +141,7 @@ static void offer(const float *scores, size_t it, const uint32_t *excluded,
         return;
     if (isnan(scores[it]))
         return;
-    cand.item = (uint32_t)it;
-    cand.score = scores[it];
-    if (*len < n) {
-        out[*len] = cand;
-        sift_up(out, *len);
-        (*len)++;
-    } else if (better(&cand, &out[0])) {
-        out[0] = cand;
-        sift_down(out, *len, 0);
-    }
+    push(scores[it], it, n, out, len);
 }
 
 size_t advrec_topn_select(const float *scores, size_t n_items,
@@ -160,13 +177,7 @@ size_t advrec_topn_select(const float *scores, size_t n_items,
     for (; it < n_items; it++)
         if (scores[it] > out[0].score)
             offer(scores, it, excluded, n_excluded, &ex, n, out, &len);
-    /* Heap sort in place: repeatedly move the worst to the end. */
-    for (size_t end = len; end > 1; end--) {
-        advrec_topn_entry_t tmp = out[0];
-        out[0] = out[end - 1];
-        out[end - 1] = tmp;
-        sift_down(out, end - 1, 0);
-    }
+    heap_sort(out, len);
     return len;
 }
 
@@ -192,22 +203,6 @@ static int is_excluded(const uint32_t *excluded, size_t n_excluded, size_t it)
             hi = mid;
     }
     return lo < n_excluded && excluded[lo] == it;
-}
-
-/* Offers item it (score s, not NaN, not excluded) to the heap out[0..*len). */
-static void push(float s, size_t it, size_t n, advrec_topn_entry_t *out,
-                 size_t *len)
-{
-    advrec_topn_entry_t cand = {.item = (uint32_t)it, .score = s};
-
-    if (*len < n) {
-        out[*len] = cand;
-        sift_up(out, *len);
-        (*len)++;
-    } else if (better(&cand, &out[0])) {
-        out[0] = cand;
-        sift_down(out, *len, 0);
-    }
 }
 
 /*
@@ -245,16 +240,6 @@ static void select_block(float *s, const float *bias, size_t m, size_t first,
         if ((*len < n ? !isnan(s[j]) : s[j] > out[0].score) &&
             !is_excluded(excluded, n_excluded, first + j))
             push(s[j], first + j, n, out, len);
-}
-
-static void heap_sort(advrec_topn_entry_t *out, size_t len)
-{
-    for (size_t end = len; end > 1; end--) {
-        advrec_topn_entry_t tmp = out[0];
-        out[0] = out[end - 1];
-        out[end - 1] = tmp;
-        sift_down(out, end - 1, 0);
-    }
 }
 
 size_t advrec_topn_batch_scratch(size_t n_users, size_t n_items)
