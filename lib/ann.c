@@ -335,7 +335,8 @@ int advrec_ann_update(advrec_ann_t *a, const float *items, const float *bias,
             a->chalf[c] = (float)(-h / 2);
         }
     }
-    if (idle && n > 0 && k > 0 &&
+    /* A catalog too small for k-means is ranked exactly anyway. */
+    if (idle && n >= 4 * MIN_PER_LIST && k > 0 &&
         (!a->have_snap || now_ms - a->last_snap_ms >= a->p.rebuild_ms)) {
         double t0 = now_s();
 

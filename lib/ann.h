@@ -68,7 +68,8 @@ void advrec_ann_destroy(advrec_ann_t *ann);
  * the builder is idle and no index exists or the last snapshot is at least
  * rebuild_ms old (now_ms, any monotonic clock), copies items (n x k,
  * row-major) and bias (n floats; NULL when biases are not scored) for the
- * next build. Inputs are only read, during the call. Returns 1 when an
+ * next build (not below 156 items: k-means wants 39 rows a list). Inputs
+ * are only read, during the call. Returns 1 when an
  * index is in use, else 0 (rank exactly). A snapshot that cannot be
  * allocated is skipped (retried at the next due time).
  */

@@ -430,3 +430,8 @@ int advrec_engine_hit(advrec_engine_t *e, const char *user_id,
         return -1;
     return h.hit;
 }
+
+size_t advrec_engine_ann_lists(const advrec_engine_t *e)
+{
+    return advrec_rank_ann_lists(e->rank);
+}

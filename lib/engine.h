@@ -166,4 +166,7 @@ void advrec_engine_set_version(advrec_engine_t *engine, uint64_t version);
  * persist and restore its keys. */
 advrec_popularity_t *advrec_engine_popularity(advrec_engine_t *engine);
 
+/* Lists the last refresh built from the approximate index (rank.h). */
+size_t advrec_engine_ann_lists(const advrec_engine_t *engine);
+
 #endif

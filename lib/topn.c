@@ -248,10 +248,11 @@ size_t advrec_topn_batch_scratch(size_t n_users, size_t n_items)
 
     if (n_users == 0)
         return 0;
-    cols = SCORE_BLOCK_FLOATS / n_users;
+    /* Rounded down, so that fewer users never need more than n_users do:
+     * scratch sized for a full batch serves every smaller one. */
+    cols = SCORE_BLOCK_FLOATS / n_users / TOPN_BLOCK * TOPN_BLOCK;
     if (cols < SCORE_BLOCK_MIN)
         cols = SCORE_BLOCK_MIN;
-    cols = (cols + TOPN_BLOCK - 1) / TOPN_BLOCK * TOPN_BLOCK;
     if (cols > n_items)
         cols = n_items;
     return n_users * cols;

@@ -73,7 +73,8 @@ advrec_err_t advrec_topn_batch(const float *users, size_t n_users,
                                float *scores, advrec_topn_entry_t *out,
                                size_t *counts);
 
-/* Floats of scratch advrec_topn_batch() needs for this shape. */
+/* Floats of scratch advrec_topn_batch() needs for this shape; enough for
+ * any smaller n_users too. */
 size_t advrec_topn_batch_scratch(size_t n_users, size_t n_items);
 
 /*
