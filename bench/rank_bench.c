@@ -296,7 +296,7 @@ out:
 int main(int argc, char **argv)
 {
     static const setting_t set[] = {
-        {8, 50}, {12, 50}, {16, 50}, {16, 100}, {32, 50}};
+        {4, 50}, {6, 50}, {8, 50}, {16, 50}, {16, 100}, {32, 50}};
     const char *what = argc > 1 ? argv[1] : "all";
 
     if (strcmp(what, "exact") == 0 || strcmp(what, "all") == 0) {
@@ -304,12 +304,12 @@ int main(int argc, char **argv)
         bench_exact(1000000, 256);
     }
     if (strcmp(what, "ann") == 0 || strcmp(what, "all") == 0) {
-        bench_ann(100000, 0, set, 5);
-        bench_ann(1000000, 0, set, 5);
+        bench_ann(100000, 0, set, 6);
+        bench_ann(1000000, 0, set, 6);
     }
     if (strcmp(what, "ann100k") == 0)
-        bench_ann(100000, 0, set, 5);
+        bench_ann(100000, 0, set, 6);
     if (strcmp(what, "ann1m") == 0)
-        bench_ann(1000000, 0, set, 5);
+        bench_ann(1000000, 0, set, 6);
     return 0;
 }

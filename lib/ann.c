@@ -408,15 +408,12 @@ int advrec_ann_update(advrec_ann_t *a, const float *items, const float *bias,
 
 /*
  * Each query's nprobe lists into a->assign (and their squared distances,
- * which Faiss's scan of codes wants, into a->adist): the lists whose
- * centroid has the largest inner product with the query (p, 1, 0), one
- * sgemm for the batch and topn's selection. Not the nearest centroids in
- * the reduced space, although that is the reduction's own order: on
- * factors trained on the Taobao sample, whose top lists are decided by a
- * few items' biases, the L2 order found about a quarter of the exact
- * top-10 at 16 of 1,098 lists, and on the synthetic catalog of
- * rank_bench it found less too (0.953 against 0.978 at 100,000 items,
- * nprobe 16). 0, or -1 (no memory: let Faiss choose).
+ * which Faiss's scan of codes wants, into a->adist): the lists with the
+ * largest inner product of the query (p, 1, 0) and their probe rows
+ * (list_probe_rows; the centroids for an index of codes), one sgemm for
+ * the batch and topn's selection. Not the nearest centroids in the reduced
+ * space, the reduction's own order, which found fewer of the exact top-10
+ * (docs/MODEL.md, "Retrieval"). 0, or -1 (no memory: let Faiss choose).
  */
 static int choose_lists(advrec_ann_t *a, size_t nq)
 {

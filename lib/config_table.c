@@ -206,7 +206,7 @@ const conf_row_t advrec_conf__rows[] = {
             "Under recs.retrieval=auto, the catalog size from which lists come from the index."),
     ROW_INT("recs.ann.lists", recs_ann_lists, 0, 1000000, "0", "recs",
             "Inverted lists (k-means centroids) of the index; 0 picks 4 * sqrt(items), at most items / 39."),
-    ROW_INT("recs.ann.probe", recs_ann_probe, 1, 1000000, "16", "recs",
+    ROW_INT("recs.ann.probe", recs_ann_probe, 1, 1000000, "8", "recs",
             "Lists searched per user: more is slower and finds more of the exact top-N (docs/PERFORMANCE.md has the trade-off)."),
     ROW_INT("recs.ann.candidates", recs_ann_candidates, 1, 100000, "50", "recs",
             "Items the index proposes per user, re-scored exactly (at least recs.n plus the user's exclusions are asked for)."),
