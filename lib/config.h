@@ -50,6 +50,13 @@ typedef enum advrec_conf_exclude_e {
     ADVREC_CONF_EXCLUDE_NONE = 2,
 } advrec_conf_exclude_t;
 
+/* recs.retrieval */
+typedef enum advrec_conf_retrieval_e {
+    ADVREC_CONF_RETRIEVAL_EXACT = 0,
+    ADVREC_CONF_RETRIEVAL_ANN = 1,
+    ADVREC_CONF_RETRIEVAL_AUTO = 2,
+} advrec_conf_retrieval_t;
+
 /* One kafka.* pair: name without the "kafka." prefix. */
 typedef struct advrec_conf_kv_s {
     char *name;
@@ -129,6 +136,13 @@ typedef struct advrec_conf_s {
     int64_t recs_history;
     int64_t recs_cold_events;
     double recs_popularity_halflife_s;
+    int recs_retrieval; /* advrec_conf_retrieval_t */
+    int64_t recs_retrieval_auto_items;
+    int64_t recs_ann_lists;
+    int64_t recs_ann_probe;
+    int64_t recs_ann_candidates;
+    int64_t recs_ann_rebuild_ms;
+    bool recs_ann_sq8;
     /* anomaly */
     bool anomaly_enable;
     int64_t anomaly_min_events;

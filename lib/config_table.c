@@ -67,6 +67,13 @@ static const conf_word_t missing_words[] = {
     {NULL, 0},
 };
 
+static const conf_word_t retrieval_words[] = {
+    {"exact", ADVREC_CONF_RETRIEVAL_EXACT},
+    {"ann", ADVREC_CONF_RETRIEVAL_ANN},
+    {"auto", ADVREC_CONF_RETRIEVAL_AUTO},
+    {NULL, 0},
+};
+
 static const conf_word_t exclude_words[] = {
     {"purchased", ADVREC_CONF_EXCLUDE_PURCHASED},
     {"seen", ADVREC_CONF_EXCLUDE_SEEN},
@@ -195,6 +202,20 @@ const conf_row_t advrec_conf__rows[] = {
             "users with fewer events than this get the time-decayed popularity list instead of model scores"),
     ROW_DBL("recs.popularity.halflife.s", recs_popularity_halflife_s, 1.0, 1e9, "3600", "recs",
             "Half-life of the time-decayed popularity that cold users are recommended from."),
+    ROW_ENUM("recs.retrieval", recs_retrieval, retrieval_words, "auto", "recs",
+             "How model-scored lists find their items: exact scores every item (the ground truth); ann asks an approximate inner-product index (Faiss IVF, built in a background thread, never stored) for recs.ann.candidates items per user and re-scores them exactly with the current factors; auto is ann from recs.retrieval.auto.items items on, else exact. Lists are exact until the first index is ready (docs/MODEL.md)."),
+    ROW_INT("recs.retrieval.auto.items", recs_retrieval_auto_items, 1, I32_MAX, "200000", "recs",
+            "Under recs.retrieval=auto, the catalog size from which lists come from the index."),
+    ROW_INT("recs.ann.lists", recs_ann_lists, 0, 1000000, "0", "recs",
+            "Inverted lists (k-means centroids) of the index; 0 picks 4 * sqrt(items), at most items / 39."),
+    ROW_INT("recs.ann.probe", recs_ann_probe, 1, 1000000, "8", "recs",
+            "Lists searched per user: more is slower and finds more of the exact top-N (docs/PERFORMANCE.md has the trade-off)."),
+    ROW_INT("recs.ann.candidates", recs_ann_candidates, 1, 100000, "50", "recs",
+            "Items the index proposes per user, re-scored exactly (at least recs.n plus the user's exclusions are asked for)."),
+    ROW_INT("recs.ann.rebuild.ms", recs_ann_rebuild_ms, 0, MS_DAY, "60000", "recs",
+            "A new snapshot of the item factors is indexed at most this often (in the background; the centroids are re-trained only when the catalog has doubled). Candidates are re-scored with the current factors, so an older index costs only recall."),
+    ROW_BOOL("recs.ann.sq8", recs_ann_sq8, "false", "recs",
+             "The index's lists hold 8-bit codes of the rows (a quarter of the index's memory) instead of the rows, scanned by Faiss; the rows themselves are scanned with OpenBLAS, which is faster with Debian's Faiss (docs/PERFORMANCE.md). Candidates are re-scored exactly either way."),
 
     ROW_BOOL("anomaly.enable", anomaly_enable, "true", "anomaly",
              "Run the bot and shilling detectors: flag to topic.anomalies and down-weight or quarantine flagged entities' events (docs/ANOMALY.md)."),

@@ -74,6 +74,9 @@ advrec_engine_t *advrec_engine_new(const advrec_engine_params_t *params,
     rp.exclude = params->exclude;
     rp.cold_events = params->cold_events;
     rp.use_bias = params->apr.use_bias;
+    rp.retrieval = params->retrieval;
+    rp.auto_items = params->retrieval_auto_items;
+    rp.ann = params->ann;
     e->rank = advrec_rank_new(&rp, errstr, errstr_size);
     if (!e->rank)
         goto fail;
@@ -446,4 +449,9 @@ int advrec_engine_hit(advrec_engine_t *e, const char *user_id,
         advrec_rank_users(e->rank, e->state, e->pop, &u, 1, hit_check, &h))
         return -1;
     return h.hit;
+}
+
+size_t advrec_engine_ann_lists(const advrec_engine_t *e)
+{
+    return advrec_rank_ann_lists(e->rank);
 }

@@ -44,6 +44,9 @@ typedef struct advrec_engine_params_s {
     int exclude;              /* advrec_rank_exclude_t */
     uint32_t cold_events;     /* fewer events than this: popularity list */
     double popularity_halflife_s;
+    int retrieval;            /* advrec_rank_retrieval_t */
+    uint32_t retrieval_auto_items; /* auto: the index from this many on */
+    advrec_ann_params_t ann;  /* the index (recs.ann.*) */
 } advrec_engine_params_t;
 
 /* One refreshed list, valid only during the callback (rank.h). */
@@ -177,5 +180,8 @@ void advrec_engine_set_version(advrec_engine_t *engine, uint64_t version);
 /* The item popularity table (owned by the engine), for the state store to
  * persist and restore its keys. */
 advrec_popularity_t *advrec_engine_popularity(advrec_engine_t *engine);
+
+/* Lists the last refresh built from the approximate index (rank.h). */
+size_t advrec_engine_ann_lists(const advrec_engine_t *engine);
 
 #endif

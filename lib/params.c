@@ -24,6 +24,19 @@ static int rank_exclude(int conf_exclude)
     }
 }
 
+/* recs.retrieval's config value -> the ranking's. */
+static int rank_retrieval(int conf_retrieval)
+{
+    switch (conf_retrieval) {
+    case ADVREC_CONF_RETRIEVAL_ANN:
+        return ADVREC_RANK_RETRIEVAL_ANN;
+    case ADVREC_CONF_RETRIEVAL_AUTO:
+        return ADVREC_RANK_RETRIEVAL_AUTO;
+    default:
+        return ADVREC_RANK_RETRIEVAL_EXACT;
+    }
+}
+
 void advrec_params_engine(advrec_engine_params_t *p, const advrec_conf_t *conf)
 {
     memset(p, 0, sizeof(*p));
@@ -58,6 +71,13 @@ void advrec_params_engine(advrec_engine_params_t *p, const advrec_conf_t *conf)
     p->exclude = rank_exclude(conf->recs_exclude);
     p->cold_events = (uint32_t)conf->recs_cold_events;
     p->popularity_halflife_s = conf->recs_popularity_halflife_s;
+    p->retrieval = rank_retrieval(conf->recs_retrieval);
+    p->retrieval_auto_items = (uint32_t)conf->recs_retrieval_auto_items;
+    p->ann.nlist = (uint32_t)conf->recs_ann_lists;
+    p->ann.nprobe = (uint32_t)conf->recs_ann_probe;
+    p->ann.candidates = (uint32_t)conf->recs_ann_candidates;
+    p->ann.rebuild_ms = conf->recs_ann_rebuild_ms;
+    p->ann.sq8 = conf->recs_ann_sq8;
 }
 
 void advrec_params_store(advrec_store_params_t *p, const advrec_conf_t *conf)

@@ -7,12 +7,11 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "topn.h"
 
-/* Scores of one sgemm batch are kept under this many floats (64 MiB). */
-#define SCORE_BUDGET (16u << 20)
-#define BATCH_MAX    256
+#define BATCH_MAX 256
 
 struct advrec_rank_s {
     advrec_rank_params_t p;
@@ -20,7 +19,7 @@ struct advrec_rank_s {
     uint32_t k;     /* factors per row the scratch is sized for */
     uint32_t *warm; /* BATCH_MAX users scored by the model */
     float *ubatch;  /* BATCH_MAX x k: their factor rows, gathered */
-    float *scores;  /* batch x n_items */
+    float *scores;  /* advrec_topn_batch's scratch (a block of scores) */
     size_t scores_cap;
     advrec_topn_entry_t *top; /* BATCH_MAX x recs_n */
     size_t top_counts[BATCH_MAX];
@@ -31,6 +30,11 @@ struct advrec_rank_s {
     size_t n_excl[BATCH_MAX];
     uint32_t *list_items; /* recs_n, for the emitted list */
     float *list_scores;
+
+    advrec_ann_t *ann; /* NULL under exact retrieval */
+    int use_ann;       /* this call ranks from the index */
+    size_t indexed;    /* items [0, indexed) are in it */
+    size_t ann_lists;  /* lists of this call built from it */
 };
 
 advrec_rank_t *advrec_rank_new(const advrec_rank_params_t *params, char *errstr,
@@ -48,6 +52,14 @@ advrec_rank_t *advrec_rank_new(const advrec_rank_params_t *params, char *errstr,
                       params->recs_n, params->exclude);
         return NULL;
     }
+    if (params->retrieval != ADVREC_RANK_RETRIEVAL_EXACT &&
+        params->retrieval != ADVREC_RANK_RETRIEVAL_ANN &&
+        params->retrieval != ADVREC_RANK_RETRIEVAL_AUTO) {
+        advrec_seterr(ADVREC_ERR_CONFIG, errstr, errstr_size,
+                      "rank: recs.retrieval %d is not one of exact, ann, auto",
+                      params->retrieval);
+        return NULL;
+    }
     r = calloc(1, sizeof(*r));
     if (!r)
         goto nomem;
@@ -59,6 +71,13 @@ advrec_rank_t *advrec_rank_new(const advrec_rank_params_t *params, char *errstr,
     r->list_scores = malloc(params->recs_n * sizeof(*r->list_scores));
     if (!r->warm || !r->top || !r->pop_top || !r->list_items || !r->list_scores)
         goto nomem;
+    if (params->retrieval != ADVREC_RANK_RETRIEVAL_EXACT) {
+        r->ann = advrec_ann_new(&params->ann, errstr, errstr_size);
+        if (!r->ann) {
+            advrec_rank_destroy(r);
+            return NULL;
+        }
+    }
     return r;
 
 nomem:
@@ -71,6 +90,7 @@ void advrec_rank_destroy(advrec_rank_t *r)
 {
     if (!r)
         return;
+    advrec_ann_destroy(r->ann);
     free(r->warm);
     free(r->ubatch);
     free(r->scores);
@@ -85,6 +105,56 @@ void advrec_rank_destroy(advrec_rank_t *r)
 const advrec_rank_params_t *advrec_rank_params(const advrec_rank_t *r)
 {
     return &r->p;
+}
+
+advrec_ann_t *advrec_rank_ann(advrec_rank_t *r)
+{
+    return r->ann;
+}
+
+size_t advrec_rank_ann_lists(const advrec_rank_t *r)
+{
+    return r->ann_lists;
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * Lists from index candidates for the n_warm gathered users: 1, or 0 when
+ * the index cannot answer (then nothing was written). Each user's
+ * candidates are at least recs_n plus their exclusions, so an excluded
+ * candidate does not shorten the list when enough others exist.
+ */
+static int rank_ann(advrec_rank_t *r, advrec_rows_t *items, size_t n_warm)
+{
+    size_t c = r->p.ann.candidates, max_ex = 0;
+    const int64_t *cand;
+
+    for (size_t w = 0; w < n_warm; w++)
+        if (r->n_excl[w] > max_ex)
+            max_ex = r->n_excl[w];
+    if (c < r->p.recs_n + max_ex)
+        c = r->p.recs_n + max_ex;
+    if (c > r->indexed)
+        c = r->indexed;
+    cand = advrec_ann_search(r->ann, r->ubatch, n_warm, r->k, r->p.use_bias,
+                             c);
+    if (!cand)
+        return 0;
+    for (size_t w = 0; w < n_warm; w++)
+        r->top_counts[w] = advrec_topn_select_items(
+            r->ubatch + w * r->k, items->w,
+            r->p.use_bias ? items->bias : NULL, (int)r->k, cand + w * c, c,
+            r->indexed, items->n, r->excl_ptr[w], r->n_excl[w], r->p.recs_n,
+            r->top + w * r->p.recs_n);
+    r->ann_lists += n_warm;
+    return 1;
 }
 
 /* An upper bound of user u's exclusions. */
@@ -218,7 +288,9 @@ static void rank_batch(advrec_rank_t *r, advrec_state_t *state,
     }
     if (n_warm == 0)
         return;
-    if (advrec_topn_batch(r->ubatch, n_warm, items->w,
+    if (r->use_ann && rank_ann(r, items, n_warm))
+        ; /* lists from the index's candidates */
+    else if (advrec_topn_batch(r->ubatch, n_warm, items->w,
                           r->p.use_bias ? items->bias : NULL, items->n, (int)k,
                           r->excl_ptr, r->n_excl, r->p.recs_n, r->scores,
                           r->top, r->top_counts))
@@ -239,18 +311,26 @@ advrec_err_t advrec_rank_users(advrec_rank_t *r, advrec_state_t *state,
                                const uint32_t *users, size_t n_users,
                                advrec_rank_emit_cb *emit, void *opaque)
 {
-    size_t n_items = advrec_state_items(state)->n, batch, done;
+    size_t n_items = advrec_state_items(state)->n, batch = BATCH_MAX, done;
+    size_t need_scores;
     uint32_t k = advrec_state_params(state)->k;
     size_t offs[BATCH_MAX], counts[BATCH_MAX];
 
+    r->ann_lists = 0;
     if (n_users == 0)
         return ADVREC_OK;
-    /* Users per sgemm: as many as the score budget allows. */
-    batch = n_items ? SCORE_BUDGET / n_items : BATCH_MAX;
-    if (batch > BATCH_MAX)
-        batch = BATCH_MAX;
-    if (batch < 1)
-        batch = 1;
+    r->use_ann = 0;
+    if (r->ann && (r->p.retrieval == ADVREC_RANK_RETRIEVAL_ANN ||
+                   n_items >= r->p.auto_items)) {
+        advrec_rows_t *items = advrec_state_items(state);
+        int ready = advrec_ann_update(r->ann, items->w,
+                                      r->p.use_bias ? items->bias : NULL,
+                                      n_items, k, mono_ms());
+        /* Items added since the snapshot are scored one by one: the index
+         * pays only while they are few. */
+        r->indexed = advrec_ann_indexed(r->ann);
+        r->use_ann = ready && n_items - r->indexed <= r->indexed / 8;
+    }
     if (r->k != k) {
         float *ub = malloc((size_t)BATCH_MAX * k * sizeof(float));
         if (!ub)
@@ -259,12 +339,13 @@ advrec_err_t advrec_rank_users(advrec_rank_t *r, advrec_state_t *state,
         r->ubatch = ub;
         r->k = k;
     }
-    if (r->scores_cap < batch * n_items) {
-        float *sc = realloc(r->scores, batch * n_items * sizeof(float));
+    need_scores = advrec_topn_batch_scratch(batch, n_items);
+    if (r->scores_cap < need_scores) {
+        float *sc = realloc(r->scores, need_scores * sizeof(float));
         if (!sc)
             return ADVREC_ERR_NOMEM;
         r->scores = sc;
-        r->scores_cap = batch * n_items;
+        r->scores_cap = need_scores;
     }
     /* The exclusion buffer is sized for the largest batch before any
      * list is emitted, so a failure emits nothing. */

@@ -8,9 +8,16 @@
  *     popularity list (popularity.h), scored at the time of their last
  *     event;
  *   - every other user is scored by the model: the users' factor rows are
- *     gathered into a batch and multiplied with the item matrix in one
- *     cblas_sgemm per batch (topn.h), the batch bounded so the score matrix
- *     stays under 64 MiB;
+ *     gathered into batches of up to 256 and multiplied with the item
+ *     matrix one block of items at a time, each block's scores selected
+ *     while in cache (advrec_topn_batch);
+ *     Under recs.retrieval = ann (or auto on a catalog of at least
+ *     auto_items items) the users' rows instead query an approximate
+ *     inner-product index (ann.h) for candidates, which are re-scored
+ *     exactly with the current factors, together with the items added
+ *     since the index's snapshot; until an index is ready (it is built in
+ *     the background from the first call on), or while the items added
+ *     since exceed an eighth of those indexed, lists are exact;
  *   - in both cases the items the exclusion policy names are left out
  *     (purchased: the user's purchase set; seen: that and the user's seen
  *     set; none), and the best recs_n are kept.
@@ -28,6 +35,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ann.h"
 #include "err.h"
 #include "popularity.h"
 #include "state.h"
@@ -39,11 +47,21 @@ typedef enum advrec_rank_exclude_e {
     ADVREC_RANK_EXCLUDE_NONE = 2,
 } advrec_rank_exclude_t;
 
+/* How model-scored lists find their items (recs.retrieval). */
+typedef enum advrec_rank_retrieval_e {
+    ADVREC_RANK_RETRIEVAL_EXACT = 0, /* every item scored (the ground truth) */
+    ADVREC_RANK_RETRIEVAL_ANN = 1,   /* index candidates, re-scored exactly */
+    ADVREC_RANK_RETRIEVAL_AUTO = 2,  /* ann from auto_items items on */
+} advrec_rank_retrieval_t;
+
 typedef struct advrec_rank_params_s {
     uint32_t recs_n;      /* list length, >= 1 */
     int exclude;          /* advrec_rank_exclude_t */
     uint32_t cold_events; /* fewer events than this: the popularity list */
     int use_bias;         /* add the item bias to model scores */
+    int retrieval;        /* advrec_rank_retrieval_t */
+    uint32_t auto_items;  /* auto: the index from this many items on */
+    advrec_ann_params_t ann; /* the index, unless retrieval is exact */
 } advrec_rank_params_t;
 
 /* One list, valid only during the callback. */
@@ -73,6 +91,12 @@ void advrec_rank_destroy(advrec_rank_t *rank);
 
 /* The parameters in force (owned by rank). */
 const advrec_rank_params_t *advrec_rank_params(const advrec_rank_t *rank);
+
+/* The index keeper (owned by rank), or NULL under exact retrieval. */
+advrec_ann_t *advrec_rank_ann(advrec_rank_t *rank);
+
+/* Lists the last advrec_rank_users() call built from index candidates. */
+size_t advrec_rank_ann_lists(const advrec_rank_t *rank);
 
 /*
  * Builds the list of each of users[0..n_users) (dense indices of state, in

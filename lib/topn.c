@@ -97,6 +97,33 @@ advrec_err_t advrec_topn_score_one(const float *user, const float *items,
     return ADVREC_OK;
 }
 
+/* Offers item it (score s, not NaN, not excluded) to the heap out[0..*len). */
+static void push(float s, size_t it, size_t n, advrec_topn_entry_t *out,
+                 size_t *len)
+{
+    advrec_topn_entry_t cand = {.item = (uint32_t)it, .score = s};
+
+    if (*len < n) {
+        out[*len] = cand;
+        sift_up(out, *len);
+        (*len)++;
+    } else if (better(&cand, &out[0])) {
+        out[0] = cand;
+        sift_down(out, *len, 0);
+    }
+}
+
+/* Sorts the heap out[0..len) best first, in place. */
+static void heap_sort(advrec_topn_entry_t *out, size_t len)
+{
+    for (size_t end = len; end > 1; end--) {
+        advrec_topn_entry_t tmp = out[0];
+        out[0] = out[end - 1];
+        out[end - 1] = tmp;
+        sift_down(out, end - 1, 0);
+    }
+}
+
 /* Items a full heap skips at once when none scores above its worst. */
 #define TOPN_BLOCK 16
 
@@ -106,7 +133,6 @@ static void offer(const float *scores, size_t it, const uint32_t *excluded,
                   size_t n_excluded, size_t *ex, size_t n,
                   advrec_topn_entry_t *out, size_t *len)
 {
-    advrec_topn_entry_t cand;
 
     /* excluded is sorted and items are visited in order: one merge. */
     while (*ex < n_excluded && excluded[*ex] < it)
@@ -115,16 +141,7 @@ static void offer(const float *scores, size_t it, const uint32_t *excluded,
         return;
     if (isnan(scores[it]))
         return;
-    cand.item = (uint32_t)it;
-    cand.score = scores[it];
-    if (*len < n) {
-        out[*len] = cand;
-        sift_up(out, *len);
-        (*len)++;
-    } else if (better(&cand, &out[0])) {
-        out[0] = cand;
-        sift_down(out, *len, 0);
-    }
+    push(scores[it], it, n, out, len);
 }
 
 size_t advrec_topn_select(const float *scores, size_t n_items,
@@ -160,14 +177,85 @@ size_t advrec_topn_select(const float *scores, size_t n_items,
     for (; it < n_items; it++)
         if (scores[it] > out[0].score)
             offer(scores, it, excluded, n_excluded, &ex, n, out, &len);
-    /* Heap sort in place: repeatedly move the worst to the end. */
-    for (size_t end = len; end > 1; end--) {
-        advrec_topn_entry_t tmp = out[0];
-        out[0] = out[end - 1];
-        out[end - 1] = tmp;
-        sift_down(out, end - 1, 0);
-    }
+    heap_sort(out, len);
     return len;
+}
+
+/*
+ * Item columns per block of the fused product: the block's scores (at most
+ * SCORE_BLOCK_FLOATS for the whole batch) stay in L2 while they are
+ * selected, instead of a full n_users x n_items matrix going out to memory
+ * and coming back (docs/PERFORMANCE.md, "Exact scoring").
+ */
+#define SCORE_BLOCK_FLOATS (64u << 10)
+#define SCORE_BLOCK_MIN    256u
+
+/* 1 if item it is in excluded[0..n_excluded) (sorted). */
+static int is_excluded(const uint32_t *excluded, size_t n_excluded, size_t it)
+{
+    size_t lo = 0, hi = n_excluded;
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (excluded[mid] < it)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < n_excluded && excluded[lo] == it;
+}
+
+/*
+ * Adds bias[0..m) (may be NULL) to the block s[0..m) of items first..first+m
+ * and offers them to the heap out[0..*len) of at most n entries. Once the
+ * heap is full a vectorised threshold pass over TOPN_BLOCK scores skips the
+ * blocks with none above the worst kept entry; only the survivors pay for
+ * the exclusion search and the heap.
+ */
+static void select_block(float *s, const float *bias, size_t m, size_t first,
+                         const uint32_t *excluded, size_t n_excluded, size_t n,
+                         advrec_topn_entry_t *out, size_t *len)
+{
+    size_t j = 0;
+
+    if (bias)
+        for (size_t x = 0; x < m; x++)
+            s[x] += bias[x];
+    for (; j < m && *len < n; j++)
+        if (!isnan(s[j]) && !is_excluded(excluded, n_excluded, first + j))
+            push(s[j], first + j, n, out, len);
+    for (; j + TOPN_BLOCK <= m; j += TOPN_BLOCK) {
+        float worst = out[0].score;
+        int any = 0;
+        for (size_t x = 0; x < TOPN_BLOCK; x++)
+            any |= s[j + x] > worst;
+        if (!any)
+            continue;
+        for (size_t x = 0; x < TOPN_BLOCK; x++)
+            if (s[j + x] > out[0].score &&
+                !is_excluded(excluded, n_excluded, first + j + x))
+                push(s[j + x], first + j + x, n, out, len);
+    }
+    for (; j < m; j++)
+        if ((*len < n ? !isnan(s[j]) : s[j] > out[0].score) &&
+            !is_excluded(excluded, n_excluded, first + j))
+            push(s[j], first + j, n, out, len);
+}
+
+size_t advrec_topn_batch_scratch(size_t n_users, size_t n_items)
+{
+    size_t cols;
+
+    if (n_users == 0)
+        return 0;
+    /* Rounded down, so that fewer users never need more than n_users do:
+     * scratch sized for a full batch serves every smaller one. */
+    cols = SCORE_BLOCK_FLOATS / n_users / TOPN_BLOCK * TOPN_BLOCK;
+    if (cols < SCORE_BLOCK_MIN)
+        cols = SCORE_BLOCK_MIN;
+    if (cols > n_items)
+        cols = n_items;
+    return n_users * cols;
 }
 
 advrec_err_t advrec_topn_batch(const float *users, size_t n_users,
@@ -178,17 +266,81 @@ advrec_err_t advrec_topn_batch(const float *users, size_t n_users,
                                float *scores, advrec_topn_entry_t *out,
                                size_t *counts)
 {
-    advrec_err_t err = advrec_topn_scores(users, n_users, items, item_bias,
-                                          n_items, k, scores);
+    size_t cols;
 
-    if (err)
-        return err;
-    for (size_t b = 0; b < n_users; b++) {
-        const uint32_t *ex = excluded ? excluded[b] : NULL;
-        size_t n_ex = excluded && n_excluded ? n_excluded[b] : 0;
+    if (!dims_ok(n_users, n_items, k))
+        return ADVREC_ERR_INVALID_ARG;
+    for (size_t b = 0; b < n_users; b++)
+        counts[b] = 0;
+    if (n_users == 0 || n_items == 0 || n == 0)
+        return ADVREC_OK;
+    cols = advrec_topn_batch_scratch(n_users, n_items) / n_users;
+    /* The product one block of items at a time, each block selected while
+     * its scores are still in cache: the heaps carry over between blocks. */
+    for (size_t first = 0; first < n_items; first += cols) {
+        size_t m = n_items - first < cols ? n_items - first : cols;
 
-        counts[b] = advrec_topn_select(scores + b * n_items, n_items, ex, n_ex,
-                                       n, out + b * n);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n_users,
+                    (int)m, k, 1.0f, users, k, items + first * (size_t)k, k,
+                    0.0f, scores, (int)m);
+        for (size_t b = 0; b < n_users; b++) {
+            const uint32_t *ex = excluded ? excluded[b] : NULL;
+            size_t n_ex = excluded && n_excluded ? n_excluded[b] : 0;
+
+            select_block(scores + b * m, item_bias ? item_bias + first : NULL,
+                         m, first, ex, n_ex, n, out + b * n, &counts[b]);
+        }
     }
+    for (size_t b = 0; b < n_users; b++)
+        heap_sort(out + b * n, counts[b]);
     return ADVREC_OK;
+}
+
+/* p . q over k floats, in the order a plain loop sums. */
+static float dot(const float *p, const float *q, int k)
+{
+    float s = 0.0f;
+
+    for (int j = 0; j < k; j++)
+        s += p[j] * q[j];
+    return s;
+}
+
+/* Scores item it exactly and offers it, unless excluded or NaN. */
+static void offer_item(const float *user, const float *items,
+                       const float *item_bias, int k, size_t it,
+                       const uint32_t *excluded, size_t n_excluded, size_t n,
+                       advrec_topn_entry_t *out, size_t *len)
+{
+    float s = dot(user, items + it * (size_t)k, k);
+
+    if (item_bias)
+        s += item_bias[it];
+    if (isnan(s) || is_excluded(excluded, n_excluded, it))
+        return;
+    push(s, it, n, out, len);
+}
+
+size_t advrec_topn_select_items(const float *user, const float *items,
+                                const float *item_bias, int k,
+                                const int64_t *cand, size_t n_cand,
+                                size_t first, size_t end,
+                                const uint32_t *excluded, size_t n_excluded,
+                                size_t n, advrec_topn_entry_t *out)
+{
+    size_t len = 0;
+
+    if (n == 0)
+        return 0;
+    /* better() is a total order, so the heap keeps the same entries in
+     * whatever order the candidates come. */
+    for (size_t c = 0; c < n_cand; c++)
+        if (cand[c] >= 0)
+            offer_item(user, items, item_bias, k, (size_t)cand[c], excluded,
+                       n_excluded, n, out, &len);
+    for (size_t it = first; it < end; it++)
+        offer_item(user, items, item_bias, k, it, excluded, n_excluded, n,
+                   out, &len);
+    heap_sort(out, len);
+    return len;
 }

@@ -56,11 +56,14 @@ size_t advrec_topn_select(const float *scores, size_t n_items,
                           advrec_topn_entry_t *out);
 
 /*
- * Scores n_users users with one sgemm into scores (n_users x n_items floats,
- * caller's scratch) and selects each user's top n: user b's list goes to
- * out + b * n, its length to counts[b]. excluded[b] / n_excluded[b] are user
- * b's sorted exclusions (excluded and n_excluded may be NULL: no
- * exclusions). Errors as advrec_topn_scores().
+ * Scores n_users users against the items and selects each user's top n:
+ * user b's list goes to out + b * n, its length to counts[b]; the same
+ * lists as advrec_topn_scores() followed by advrec_topn_select() per user.
+ * The product is computed one block of items at a time (one sgemm per
+ * block) and each block selected while in cache, so scores (caller's
+ * scratch) needs only advrec_topn_batch_scratch(n_users, n_items) floats.
+ * excluded[b] / n_excluded[b] are user b's sorted exclusions (excluded and
+ * n_excluded may be NULL: no exclusions). Errors as advrec_topn_scores().
  */
 advrec_err_t advrec_topn_batch(const float *users, size_t n_users,
                                const float *items, const float *item_bias,
@@ -69,5 +72,26 @@ advrec_err_t advrec_topn_batch(const float *users, size_t n_users,
                                const size_t *n_excluded, size_t n,
                                float *scores, advrec_topn_entry_t *out,
                                size_t *counts);
+
+/* Floats of scratch advrec_topn_batch() needs for this shape; enough for
+ * any smaller n_users too. */
+size_t advrec_topn_batch_scratch(size_t n_users, size_t n_items);
+
+/*
+ * Exact re-scoring of a candidate set (recs.retrieval = ann): scores user
+ * (k floats) against the items cand[0..n_cand) (indices into items, which
+ * is n x k; negative entries are skipped) and against every item of
+ * [first, end), plus item_bias (may be NULL), and writes the best
+ * min(n, eligible) to out, best first, with topn's order and rules
+ * (exclusions sorted, NaN never returned). A candidate listed twice counts
+ * once only if the caller lists it once: the index never repeats one.
+ * Returns the number of entries written.
+ */
+size_t advrec_topn_select_items(const float *user, const float *items,
+                                const float *item_bias, int k,
+                                const int64_t *cand, size_t n_cand,
+                                size_t first, size_t end,
+                                const uint32_t *excluded, size_t n_excluded,
+                                size_t n, advrec_topn_entry_t *out);
 
 #endif

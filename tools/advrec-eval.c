@@ -113,6 +113,9 @@ static void usage(FILE *fp)
         "  --k N --lr X --reg X --lambda X --eps X --negatives N --bias 0|1\n"
         "  --init-std X --warmup N --seed S  model parameters (the daemon's\n"
         "                   defaults otherwise)\n"
+        "  --retrieval R    --preq lists: exact, ann or auto (the daemon's\n"
+        "                   recs.retrieval); --ann-probe N, --ann-rebuild-ms N\n"
+        "                   recs.ann.probe and recs.ann.rebuild.ms\n"
         "  --split-seed S   seed of the LOO / validation split and its\n"
         "                   negatives (default: --seed); vary --seed alone\n"
         "                   to retrain on the same split\n"
@@ -774,6 +777,12 @@ static int run_preq(opts_t *o, const advrec_eval_data_t *d, FILE *js)
                " events (%.1fs)\n",
                names[m], r[m].all.k, r[m].all.hr, r[m].all.ndcg, r[m].all.n,
                secs[m]);
+        if (m > 0 && r[m].ann_users)
+            printf("prequential %-10s served by the index: %.1f %% of lists; "
+                   "recall@%u of index lists vs exact on the final factors "
+                   "%.4f over %" PRIu64 " users\n",
+                   names[m], 100.0 * r[m].ann_share, r[m].all.k, r[m].ann_recall,
+                   r[m].ann_users);
     }
     fprintf(js, ",\n\"prequential\": {\"events\": %" PRIu64 ", \"params\": ",
             r[2].events);
@@ -845,7 +854,10 @@ int main(int argc, char **argv)
         O_BPR_LR,
         O_BPR_REG,
         O_BPR_PASSES,
-        O_ADAINIT
+        O_ADAINIT,
+        O_RETRIEVAL,
+        O_ANN_PROBE,
+        O_ANN_REBUILD
     };
     static const struct option lo[] = {{"loo", 0, 0, O_LOO},
                                        {"preq", 0, 0, O_PREQ},
@@ -881,6 +893,9 @@ int main(int argc, char **argv)
                                        {"bpr-reg", 1, 0, O_BPR_REG},
                                        {"bpr-passes", 1, 0, O_BPR_PASSES},
                                        {"adagrad-init", 1, 0, O_ADAINIT},
+                                       {"retrieval", 1, 0, O_RETRIEVAL},
+                                       {"ann-probe", 1, 0, O_ANN_PROBE},
+                                       {"ann-rebuild-ms", 1, 0, O_ANN_REBUILD},
                                        {"help", 0, 0, 'h'},
                                        {0, 0, 0, 0}};
     opts_t o;
@@ -1007,6 +1022,25 @@ int main(int argc, char **argv)
             break;
         case O_ADAINIT:
             o.apr.apr.adagrad_init = strtof(optarg, NULL);
+            break;
+        case O_RETRIEVAL:
+            if (strcmp(optarg, "exact") == 0)
+                o.eng.retrieval = ADVREC_RANK_RETRIEVAL_EXACT;
+            else if (strcmp(optarg, "ann") == 0)
+                o.eng.retrieval = ADVREC_RANK_RETRIEVAL_ANN;
+            else if (strcmp(optarg, "auto") == 0)
+                o.eng.retrieval = ADVREC_RANK_RETRIEVAL_AUTO;
+            else {
+                fprintf(stderr, "advrec-eval: --retrieval %s: not exact, "
+                                "ann or auto\n", optarg);
+                return 2;
+            }
+            break;
+        case O_ANN_PROBE:
+            o.eng.ann.nprobe = (uint32_t)strtoul(optarg, NULL, 10);
+            break;
+        case O_ANN_REBUILD:
+            o.eng.ann.rebuild_ms = strtoll(optarg, NULL, 10);
             break;
         case O_BPR_LR:
             bpr_lr = strtof(optarg, NULL);

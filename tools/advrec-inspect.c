@@ -170,6 +170,7 @@ static int cmd_user(advrec_store_t *store, const char *id, const opts_t *o)
     rp.exclude = o->exclude >= 0 ? o->exclude : ep.exclude;
     rp.cold_events = ep.cold_events;
     rp.use_bias = ep.apr.use_bias;
+    rp.retrieval = ADVREC_RANK_RETRIEVAL_EXACT; /* one list: the truth */
     err = advrec_store_get_user(store, id, &row, errstr, sizeof(errstr));
     if (err)
         return fail("user", errstr, err);

@@ -10,6 +10,8 @@ PACKAGES=(
   libsystemd-dev
   # schema.registry.url: the Schema Registry client (HTTP)
   libcurl4-openssl-dev
+  # recs.retrieval = ann: approximate inner-product retrieval (Faiss C API)
+  libfaiss-dev
   # tests: the unit's sandbox reproduced by hand (integration.systemd_sandbox)
   bubblewrap
   # the .deb (cpack: dpkg-shlibdeps for Depends) and e2e.package (man -l)

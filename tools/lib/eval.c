@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "idmap.h"
+#include "rank.h"
 #include "rng.h"
 #include "topn.h"
 
@@ -975,6 +976,90 @@ static void preq_emit(void *opaque, const advrec_engine_list_t *list)
     *c->len = n;
 }
 
+typedef struct lists_s {
+    uint32_t *items; /* per user, k entries */
+    uint32_t k;
+    uint64_t n;      /* lists kept (model-scored users only) */
+} lists_t;
+
+static void lists_keep(void *opaque, const advrec_rank_list_t *list)
+{
+    lists_t *l = opaque;
+    uint32_t n = list->n < l->k ? list->n : l->k;
+
+    if (list->popular)
+        return;
+    memcpy(l->items + (size_t)list->user * l->k, list->items,
+           n * sizeof(*l->items));
+    for (uint32_t t = n; t < l->k; t++)
+        l->items[(size_t)list->user * l->k + t] = UINT32_MAX;
+    l->n++;
+}
+
+/*
+ * The recall@k of index lists against exact lists on state's factors,
+ * with a fresh index (built here, waited for); 0 users when params do not
+ * use one or memory is short.
+ */
+static void ann_recall(advrec_state_t *state, const advrec_engine_params_t *p,
+                       advrec_eval_preq_t *out)
+{
+    advrec_rank_params_t rp = {.recs_n = p->recs_n, .exclude = p->exclude,
+                               .cold_events = p->cold_events,
+                               .use_bias = p->apr.use_bias,
+                               .retrieval = p->retrieval,
+                               .auto_items = p->retrieval_auto_items,
+                               .ann = p->ann};
+    uint32_t nu = advrec_state_users(state)->n, k = p->recs_n;
+    lists_t ex = {NULL, k, 0}, an = {NULL, k, 0};
+    advrec_rank_t *re = NULL, *ra = NULL;
+    uint32_t *users = malloc(((size_t)nu + 1) * sizeof(*users));
+    uint64_t hit = 0;
+
+    out->ann_users = 0;
+    ex.items = malloc(((size_t)nu * k + 1) * sizeof(*ex.items));
+    an.items = malloc(((size_t)nu * k + 1) * sizeof(*an.items));
+    re = advrec_rank_new(&rp, NULL, 0);
+    rp.retrieval = ADVREC_RANK_RETRIEVAL_EXACT;
+    ra = re;
+    re = advrec_rank_new(&rp, NULL, 0);
+    if (!users || !ex.items || !an.items || !re || !ra || !advrec_rank_ann(ra))
+        goto out;
+    for (uint32_t u = 0; u < nu; u++)
+        users[u] = u;
+    /* The first call snapshots the factors; the second ranks from them. */
+    advrec_rank_users(ra, state, NULL, users, 1, lists_keep, &an);
+    advrec_ann_wait(advrec_rank_ann(ra));
+    an.n = 0;
+    if (advrec_rank_users(ra, state, NULL, users, nu, lists_keep, &an) ||
+        advrec_rank_users(re, state, NULL, users, nu, lists_keep, &ex) ||
+        advrec_rank_ann_lists(ra) != an.n)
+        goto out;
+    for (uint32_t u = 0; u < nu; u++) {
+        const uint32_t *a = an.items + (size_t)u * k, *e = ex.items + (size_t)u * k;
+        if (advrec_state_users(state)->clicks[u] +
+                advrec_state_users(state)->purchases[u] <
+            p->cold_events)
+            continue;
+        for (uint32_t x = 0; x < k; x++)
+            for (uint32_t y = 0; y < k && e[x] != UINT32_MAX; y++)
+                if (e[x] == a[y]) {
+                    hit++;
+                    break;
+                }
+        out->ann_users++;
+    }
+    out->ann_recall = out->ann_users
+                          ? (double)hit / ((double)out->ann_users * k)
+                          : 0;
+out:
+    advrec_rank_destroy(re);
+    advrec_rank_destroy(ra);
+    free(users);
+    free(ex.items);
+    free(an.items);
+}
+
 advrec_err_t advrec_eval_prequential(const advrec_eval_data_t *d,
                                      const advrec_engine_params_t *params,
                                      int popularity, advrec_eval_preq_t *out,
@@ -990,8 +1075,11 @@ advrec_err_t advrec_eval_prequential(const advrec_eval_data_t *d,
     double *whr = out->curve_hr, *wnd = out->curve_ndcg;
     uint64_t *wn = out->curve_n;
     uint32_t np = out->n_points;
+    uint64_t ann_served = 0;
 
     memset(&out->all, 0, sizeof(out->all));
+    out->ann_recall = out->ann_share = 0;
+    out->ann_users = 0;
     out->all.k = k;
     out->events = 0;
     for (uint32_t w = 0; w < np; w++) {
@@ -1053,6 +1141,7 @@ advrec_err_t advrec_eval_prequential(const advrec_eval_data_t *d,
                                        errstr, errstr_size)))
             goto out;
         (void)advrec_engine_refresh(eng, (int64_t)e, 1, 0, preq_emit, &ctx);
+        ann_served += advrec_engine_ann_lists(eng);
         out->events++;
         if (progress && (e & 0xfff) == 0)
             progress(opaque, "prequential", e, d->n);
@@ -1060,6 +1149,9 @@ advrec_err_t advrec_eval_prequential(const advrec_eval_data_t *d,
     if (progress)
         progress(opaque, "prequential", d->n, d->n);
     metrics_finish(&out->all);
+    out->ann_share = out->events ? (double)ann_served / (double)out->events : 0;
+    if (!popularity && p.retrieval != ADVREC_RANK_RETRIEVAL_EXACT)
+        ann_recall(advrec_engine_state(eng), &p, out);
     for (uint32_t w = 0; w < np; w++)
         if (wn[w]) {
             whr[w] /= (double)wn[w];

@@ -305,6 +305,13 @@ typedef struct advrec_eval_preq_s {
     double *curve_ndcg;        /* n_points */
     uint64_t *curve_n;         /* n_points: events ranked in the window */
     uint64_t events;           /* events replayed */
+    /* Under ann or auto retrieval (params->retrieval), on the final
+     * factors: the share of the exact top-k every model-scored user's
+     * index list holds (a fresh index), over ann_users users; and the
+     * share of the replay's lists the index served. */
+    double ann_recall;
+    uint64_t ann_users;
+    double ann_share;
 } advrec_eval_preq_t;
 
 /*
