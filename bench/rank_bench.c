@@ -69,8 +69,8 @@ static void bench_exact(size_t n_items, size_t n_users)
         double t0 = now_s(), t;
         for (size_t b = 0; b < n_users; b += BATCH)
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, BATCH,
-                        (int)n_items, K, 1.0f, users + b * K, K, items, K,
-                        0.0f, full, (int)n_items);
+                        (int)n_items, K, 1.0f, users + b * K, K, items, K, 0.0f,
+                        full, (int)n_items);
         t = now_s() - t0;
         best[0] = t < best[0] ? t : best[0];
         t0 = now_s();
@@ -156,8 +156,8 @@ static double exact_lists(const catalog_t *c, advrec_topn_entry_t *truth)
     double t0 = now_s();
 
     for (size_t b = 0; b < QUERIES; b += QBATCH)
-        advrec_topn_batch(c->users + b * K, QBATCH, c->items, c->bias, c->n,
-                          K, NULL, NULL, N, scratch, truth + b * N, counts);
+        advrec_topn_batch(c->users + b * K, QBATCH, c->items, c->bias, c->n, K,
+                          NULL, NULL, N, scratch, truth + b * N, counts);
     free(scratch);
     return QUERIES / (now_s() - t0);
 }
@@ -174,10 +174,9 @@ static double ann_lists(advrec_ann_t *ann, const catalog_t *c, size_t cand,
         if (!lab)
             return 0;
         for (size_t q = 0; q < QBATCH; q++)
-            advrec_topn_select_items(c->users + (b + q) * K, c->items,
-                                     c->bias, K, lab + q * cand, cand,
-                                     c->n, c->n, NULL, 0, N,
-                                     got + (b + q) * N);
+            advrec_topn_select_items(c->users + (b + q) * K, c->items, c->bias,
+                                     K, lab + q * cand, cand, c->n, c->n, NULL,
+                                     0, N, got + (b + q) * N);
     }
     return QUERIES / (now_s() - t0);
 }
@@ -201,8 +200,8 @@ static double recall(const advrec_topn_entry_t *truth,
 /* Builds an index of c and waits for it; NULL on failure. */
 static advrec_ann_t *index_of(const catalog_t *c, int sq8)
 {
-    advrec_ann_params_t p = {.nprobe = 1, .candidates = 1, .sq8 = sq8,
-                             .rebuild_ms = 1000000000};
+    advrec_ann_params_t p = {
+        .nprobe = 1, .candidates = 1, .sq8 = sq8, .rebuild_ms = 1000000000};
     char errstr[256];
     advrec_ann_t *ann = advrec_ann_new(&p, errstr, sizeof(errstr));
 
@@ -295,8 +294,8 @@ out:
 
 int main(int argc, char **argv)
 {
-    static const setting_t set[] = {
-        {4, 50}, {6, 50}, {8, 50}, {16, 50}, {16, 100}, {32, 50}};
+    static const setting_t set[] = {{4, 50},  {6, 50},   {8, 50},
+                                    {16, 50}, {16, 100}, {32, 50}};
     const char *what = argc > 1 ? argv[1] : "all";
 
     if (strcmp(what, "exact") == 0 || strcmp(what, "all") == 0) {

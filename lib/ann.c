@@ -39,16 +39,16 @@ struct advrec_ann_s {
 
     /* Under lock. */
     int stop;
-    int job;                /* a snapshot is queued or being built */
-    advrec_faiss_t *ready;  /* finished, not yet swapped in */
+    int job;               /* a snapshot is queued or being built */
+    advrec_faiss_t *ready; /* finished, not yet swapped in */
     size_t ready_n;
     uint32_t ready_k, ready_nlist;
-    float *ready_probe;     /* ready's probe rows (list_probe_rows) */
-    advrec_ann_stats_t st;  /* builds, trainings, last_*_s */
+    float *ready_probe;    /* ready's probe rows (list_probe_rows) */
+    advrec_ann_stats_t st; /* builds, trainings, last_*_s */
 
     /* The snapshot: the caller's while job == 0, the builder's while 1. */
-    float *snap;            /* snap_n x snap_k */
-    float *snap_bias;       /* snap_n, or unused when !snap_has_bias */
+    float *snap;      /* snap_n x snap_k */
+    float *snap_bias; /* snap_n, or unused when !snap_has_bias */
     size_t snap_cap, snap_bias_cap, snap_n;
     uint32_t snap_k;
     int snap_has_bias;
@@ -64,7 +64,7 @@ struct advrec_ann_s {
     advrec_faiss_t *cur;
     size_t cur_n;
     uint32_t cur_k, cur_nlist;
-    float *cur_probe;       /* cur's probe rows, NULL for sq8 */
+    float *cur_probe; /* cur's probe rows, NULL for sq8 */
     int64_t last_snap_ms;
     int have_snap;
     float *q;
@@ -76,17 +76,17 @@ struct advrec_ann_s {
     const float *centroids; /* cur's, cur_nlist x (cur_k + 2) */
     float *chalf;           /* -|c|^2 / 2 per centroid (for adist) */
     size_t chalf_cap;
-    uint32_t nprobe;        /* cur's */
-    float *cscratch;        /* advrec_topn_batch's scratch */
+    uint32_t nprobe; /* cur's */
+    float *cscratch; /* advrec_topn_batch's scratch */
     size_t cscratch_cap;
     advrec_topn_entry_t *ctop; /* nq x nprobe */
     size_t ctop_cap;
-    int64_t *assign;        /* nq x nprobe: the lists to scan */
-    float *adist;           /* their squared distances */
+    int64_t *assign; /* nq x nprobe: the lists to scan */
+    float *adist;    /* their squared distances */
     size_t assign_cap, adist_cap;
     /* The scan of flat lists, done here with OpenBLAS. */
-    float *sscores;  /* one query's probed rows' inner products */
-    int64_t *sids;   /* ... and their item ids */
+    float *sscores; /* one query's probed rows' inner products */
+    int64_t *sids;  /* ... and their item ids */
     size_t sscores_cap, sids_cap;
     advrec_topn_entry_t *sbest; /* c best of them */
     size_t sbest_cap;
@@ -191,8 +191,8 @@ static advrec_faiss_t *build(advrec_ann_t *a, double *train_s, uint32_t *nlist,
         *train_s = now_s() - t0;
     }
     *nlist = a->trained_nlist;
-    return advrec_faiss_fill(a->trained, a->aug, a->snap_n, (int)nprobe,
-                             errstr, errstr_size);
+    return advrec_faiss_fill(a->trained, a->aug, a->snap_n, (int)nprobe, errstr,
+                             errstr_size);
 }
 
 /*
@@ -431,9 +431,9 @@ static int choose_lists(advrec_ann_t *a, size_t nq)
         return -1;
     for (size_t b = 0; b < nq; b += 256) {
         size_t m = nq - b < 256 ? nq - b : 256;
-        advrec_topn_batch(a->q + b * d, m,
-                          a->cur_probe ? a->cur_probe : a->centroids, NULL, nlist,
-                          (int)d, NULL, NULL, np, a->cscratch, a->ctop, counts);
+        advrec_topn_batch(
+            a->q + b * d, m, a->cur_probe ? a->cur_probe : a->centroids, NULL,
+            nlist, (int)d, NULL, NULL, np, a->cscratch, a->ctop, counts);
         for (size_t u = 0; u < m; u++) {
             const float *q = a->q + (b + u) * d;
             double q2 = 0;
@@ -443,9 +443,10 @@ static int choose_lists(advrec_ann_t *a, size_t nq)
                 size_t at = (b + u) * a->nprobe + r;
                 if (r < counts[u]) {
                     a->assign[at] = a->ctop[u * np + r].item;
-                    a->adist[at] = (float)(
-                        q2 - 2.0 * (a->ctop[u * np + r].score +
-                                    a->chalf[a->ctop[u * np + r].item]));
+                    a->adist[at] =
+                        (float)(q2 -
+                                2.0 * (a->ctop[u * np + r].score +
+                                       a->chalf[a->ctop[u * np + r].item]));
                 } else {
                     a->assign[at] = -1;
                     a->adist[at] = 0;
@@ -498,8 +499,8 @@ static int scan_lists(advrec_ann_t *a, size_t u, size_t c)
     return 0;
 }
 
-const int64_t *advrec_ann_search(advrec_ann_t *a, const float *users,
-                                 size_t nq, uint32_t k, int use_bias, size_t c)
+const int64_t *advrec_ann_search(advrec_ann_t *a, const float *users, size_t nq,
+                                 uint32_t k, int use_bias, size_t c)
 {
     uint32_t d = k + 2;
 
@@ -527,8 +528,8 @@ const int64_t *advrec_ann_search(advrec_ann_t *a, const float *users,
     }
     advrec_faiss_set_threads(1);
     if (!a->centroids || choose_lists(a, nq)) {
-        if (advrec_faiss_search(a->cur, a->q, nq, c, a->dist, a->labels,
-                                NULL, 0))
+        if (advrec_faiss_search(a->cur, a->q, nq, c, a->dist, a->labels, NULL,
+                                0))
             return NULL;
         return a->labels;
     }

@@ -40,13 +40,13 @@ typedef struct advrec_ann_params_s {
 } advrec_ann_params_t;
 
 typedef struct advrec_ann_stats_s {
-    uint64_t builds;      /* indexes swapped in */
-    uint64_t trainings;   /* of them, with fresh k-means centroids */
-    double last_build_s;  /* wall time of the last build (train + fill) */
-    double last_train_s;  /* of it, training (0 for a refill) */
-    double last_copy_s;   /* the snapshot copy, on the calling thread */
-    size_t indexed;       /* rows in the index in use (0: none yet) */
-    uint32_t nlist;       /* lists of the index in use */
+    uint64_t builds;     /* indexes swapped in */
+    uint64_t trainings;  /* of them, with fresh k-means centroids */
+    double last_build_s; /* wall time of the last build (train + fill) */
+    double last_train_s; /* of it, training (0 for a refill) */
+    double last_copy_s;  /* the snapshot copy, on the calling thread */
+    size_t indexed;      /* rows in the index in use (0: none yet) */
+    uint32_t nlist;      /* lists of the index in use */
 } advrec_ann_stats_t;
 
 typedef struct advrec_ann_s advrec_ann_t;
@@ -73,9 +73,8 @@ void advrec_ann_destroy(advrec_ann_t *ann);
  * index is in use, else 0 (rank exactly). A snapshot that cannot be
  * allocated is skipped (retried at the next due time).
  */
-int advrec_ann_update(advrec_ann_t *ann, const float *items,
-                      const float *bias, size_t n, uint32_t k,
-                      int64_t now_ms);
+int advrec_ann_update(advrec_ann_t *ann, const float *items, const float *bias,
+                      size_t n, uint32_t k, int64_t now_ms);
 
 /*
  * Searches the index in use for the c nearest rows of each of users[0..nq)
@@ -86,8 +85,7 @@ int advrec_ann_update(advrec_ann_t *ann, const float *items,
  * One thread of Faiss's.
  */
 const int64_t *advrec_ann_search(advrec_ann_t *ann, const float *users,
-                                 size_t nq, uint32_t k, int use_bias,
-                                 size_t c);
+                                 size_t nq, uint32_t k, int use_bias, size_t c);
 
 /* Lists searched per query, for the index in use and later ones
  * (processing thread). */

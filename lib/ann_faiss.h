@@ -35,17 +35,17 @@ typedef struct advrec_faiss_s advrec_faiss_t;
  */
 advrec_faiss_t *advrec_faiss_train(const float *x, size_t n, int d,
                                    size_t nlist, int sq8, int niter,
-                                   int max_per_list,
-                                   char *errstr, size_t errstr_size);
+                                   int max_per_list, char *errstr,
+                                   size_t errstr_size);
 
 /*
  * A copy of the trained index trained (only read) holding x[0..n) with ids
  * 0..n-1, searched with nprobe lists. NULL on failure (errstr). The caller
  * owns it.
  */
-advrec_faiss_t *advrec_faiss_fill(const advrec_faiss_t *trained,
-                                  const float *x, size_t n, int nprobe,
-                                  char *errstr, size_t errstr_size);
+advrec_faiss_t *advrec_faiss_fill(const advrec_faiss_t *trained, const float *x,
+                                  size_t n, int nprobe, char *errstr,
+                                  size_t errstr_size);
 
 /*
  * The k nearest stored vectors of each of q[0..nq) (nq x d): their ids in
@@ -53,9 +53,9 @@ advrec_faiss_t *advrec_faiss_fill(const advrec_faiss_t *trained,
  * success, -1 on failure (errstr). Concurrent searches of one index are
  * safe; the index is only read.
  */
-int advrec_faiss_search(const advrec_faiss_t *index, const float *q,
-                        size_t nq, size_t k, float *dist, int64_t *labels,
-                        char *errstr, size_t errstr_size);
+int advrec_faiss_search(const advrec_faiss_t *index, const float *q, size_t nq,
+                        size_t k, float *dist, int64_t *labels, char *errstr,
+                        size_t errstr_size);
 
 /*
  * The coarse centroids (nlist x d, row-major), owned by index and valid as

@@ -44,9 +44,9 @@ typedef struct advrec_engine_params_s {
     int exclude;              /* advrec_rank_exclude_t */
     uint32_t cold_events;     /* fewer events than this: popularity list */
     double popularity_halflife_s;
-    int retrieval;            /* advrec_rank_retrieval_t */
+    int retrieval;                 /* advrec_rank_retrieval_t */
     uint32_t retrieval_auto_items; /* auto: the index from this many on */
-    advrec_ann_params_t ann;  /* the index (recs.ann.*) */
+    advrec_ann_params_t ann;       /* the index (recs.ann.*) */
 } advrec_engine_params_t;
 
 /* One refreshed list, valid only during the callback (rank.h). */

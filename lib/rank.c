@@ -143,16 +143,14 @@ static int rank_ann(advrec_rank_t *r, advrec_rows_t *items, size_t n_warm)
         c = r->p.recs_n + max_ex;
     if (c > r->indexed)
         c = r->indexed;
-    cand = advrec_ann_search(r->ann, r->ubatch, n_warm, r->k, r->p.use_bias,
-                             c);
+    cand = advrec_ann_search(r->ann, r->ubatch, n_warm, r->k, r->p.use_bias, c);
     if (!cand)
         return 0;
     for (size_t w = 0; w < n_warm; w++)
         r->top_counts[w] = advrec_topn_select_items(
-            r->ubatch + w * r->k, items->w,
-            r->p.use_bias ? items->bias : NULL, (int)r->k, cand + w * c, c,
-            r->indexed, items->n, r->excl_ptr[w], r->n_excl[w], r->p.recs_n,
-            r->top + w * r->p.recs_n);
+            r->ubatch + w * r->k, items->w, r->p.use_bias ? items->bias : NULL,
+            (int)r->k, cand + w * c, c, r->indexed, items->n, r->excl_ptr[w],
+            r->n_excl[w], r->p.recs_n, r->top + w * r->p.recs_n);
     r->ann_lists += n_warm;
     return 1;
 }
@@ -291,9 +289,9 @@ static void rank_batch(advrec_rank_t *r, advrec_state_t *state,
     if (r->use_ann && rank_ann(r, items, n_warm))
         ; /* lists from the index's candidates */
     else if (advrec_topn_batch(r->ubatch, n_warm, items->w,
-                          r->p.use_bias ? items->bias : NULL, items->n, (int)k,
-                          r->excl_ptr, r->n_excl, r->p.recs_n, r->scores,
-                          r->top, r->top_counts))
+                               r->p.use_bias ? items->bias : NULL, items->n,
+                               (int)k, r->excl_ptr, r->n_excl, r->p.recs_n,
+                               r->scores, r->top, r->top_counts))
         return; /* only on invalid arguments, which we never pass */
     for (size_t w = 0; w < n_warm; w++) {
         const advrec_topn_entry_t *top = r->top + w * r->p.recs_n;

@@ -55,12 +55,12 @@ typedef enum advrec_rank_retrieval_e {
 } advrec_rank_retrieval_t;
 
 typedef struct advrec_rank_params_s {
-    uint32_t recs_n;      /* list length, >= 1 */
-    int exclude;          /* advrec_rank_exclude_t */
-    uint32_t cold_events; /* fewer events than this: the popularity list */
-    int use_bias;         /* add the item bias to model scores */
-    int retrieval;        /* advrec_rank_retrieval_t */
-    uint32_t auto_items;  /* auto: the index from this many items on */
+    uint32_t recs_n;         /* list length, >= 1 */
+    int exclude;             /* advrec_rank_exclude_t */
+    uint32_t cold_events;    /* fewer events than this: the popularity list */
+    int use_bias;            /* add the item bias to model scores */
+    int retrieval;           /* advrec_rank_retrieval_t */
+    uint32_t auto_items;     /* auto: the index from this many items on */
     advrec_ann_params_t ann; /* the index, unless retrieval is exact */
 } advrec_rank_params_t;
 

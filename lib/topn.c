@@ -339,8 +339,8 @@ size_t advrec_topn_select_items(const float *user, const float *items,
             offer_item(user, items, item_bias, k, (size_t)cand[c], excluded,
                        n_excluded, n, out, &len);
     for (size_t it = first; it < end; it++)
-        offer_item(user, items, item_bias, k, it, excluded, n_excluded, n,
-                   out, &len);
+        offer_item(user, items, item_bias, k, it, excluded, n_excluded, n, out,
+                   &len);
     heap_sort(out, len);
     return len;
 }

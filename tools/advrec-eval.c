@@ -114,7 +114,8 @@ static void usage(FILE *fp)
         "  --init-std X --warmup N --seed S  model parameters (the daemon's\n"
         "                   defaults otherwise)\n"
         "  --retrieval R    --preq lists: exact, ann or auto (the daemon's\n"
-        "                   recs.retrieval); --ann-probe N, --ann-rebuild-ms N\n"
+        "                   recs.retrieval); --ann-probe N, --ann-rebuild-ms "
+        "N\n"
         "                   recs.ann.probe and recs.ann.rebuild.ms\n"
         "  --split-seed S   seed of the LOO / validation split and its\n"
         "                   negatives (default: --seed); vary --seed alone\n"
@@ -781,8 +782,8 @@ static int run_preq(opts_t *o, const advrec_eval_data_t *d, FILE *js)
             printf("prequential %-10s served by the index: %.1f %% of lists; "
                    "recall@%u of index lists vs exact on the final factors "
                    "%.4f over %" PRIu64 " users\n",
-                   names[m], 100.0 * r[m].ann_share, r[m].all.k, r[m].ann_recall,
-                   r[m].ann_users);
+                   names[m], 100.0 * r[m].ann_share, r[m].all.k,
+                   r[m].ann_recall, r[m].ann_users);
     }
     fprintf(js, ",\n\"prequential\": {\"events\": %" PRIu64 ", \"params\": ",
             r[2].events);
@@ -1031,8 +1032,10 @@ int main(int argc, char **argv)
             else if (strcmp(optarg, "auto") == 0)
                 o.eng.retrieval = ADVREC_RANK_RETRIEVAL_AUTO;
             else {
-                fprintf(stderr, "advrec-eval: --retrieval %s: not exact, "
-                                "ann or auto\n", optarg);
+                fprintf(stderr,
+                        "advrec-eval: --retrieval %s: not exact, "
+                        "ann or auto\n",
+                        optarg);
                 return 2;
             }
             break;

@@ -51,8 +51,8 @@ static void make(data_t *d, uint64_t seed)
 static advrec_ann_t *ready_index(const data_t *d, size_t n, uint32_t nprobe,
                                  int sq8)
 {
-    advrec_ann_params_t p = {.nprobe = nprobe, .candidates = 50,
-                             .rebuild_ms = 1000000, .sq8 = sq8};
+    advrec_ann_params_t p = {
+        .nprobe = nprobe, .candidates = 50, .rebuild_ms = 1000000, .sq8 = sq8};
     char errstr[256];
     advrec_ann_t *ann = advrec_ann_new(&p, errstr, sizeof(errstr));
 
@@ -76,8 +76,8 @@ static void test_recall_against_exact(void)
     size_t counts[N_Q], hits = 0;
 
     make(&d, 1);
-    CHECK_INT(advrec_topn_batch(d.users, N_Q, d.items, d.bias, N_ITEMS, K,
-                                NULL, NULL, N, scratch, truth, counts),
+    CHECK_INT(advrec_topn_batch(d.users, N_Q, d.items, d.bias, N_ITEMS, K, NULL,
+                                NULL, N, scratch, truth, counts),
               ADVREC_OK);
     for (int sq8 = 0; sq8 <= 1; sq8++) {
         advrec_ann_t *ann = ready_index(&d, N_ITEMS, 16, sq8);
@@ -92,8 +92,8 @@ static void test_recall_against_exact(void)
         hits = 0;
         for (size_t u = 0; cand && u < N_Q; u++) {
             size_t n = advrec_topn_select_items(
-                d.users + u * K, d.items, d.bias, K, cand + u * 50, 50,
-                N_ITEMS, N_ITEMS, NULL, 0, N, got);
+                d.users + u * K, d.items, d.bias, K, cand + u * 50, 50, N_ITEMS,
+                N_ITEMS, NULL, 0, N, got);
             CHECK_INT(n, N);
             for (size_t a = 0; a < N; a++)
                 for (size_t b = 0; b < n; b++)
@@ -143,8 +143,8 @@ static void test_rescoring_is_exact(void)
     excl[1] = got[1].item < got[3].item ? got[3].item : got[1].item;
     excl[2] = N_ITEMS - 7;
     d.bias[got[2].item] = NAN;
-    n = advrec_topn_select_items(d.users, d.items, d.bias, K, cand, 50,
-                                 indexed, N_ITEMS, excl, 3, N, again);
+    n = advrec_topn_select_items(d.users, d.items, d.bias, K, cand, 50, indexed,
+                                 N_ITEMS, excl, 3, N, again);
     CHECK_INT(n, N);
     for (size_t r = 0; r < n; r++) {
         CHECK(again[r].item != excl[0] && again[r].item != excl[1] &&
@@ -220,8 +220,8 @@ static void keep(void *opaque, const advrec_rank_list_t *list)
 static void test_rank_retrieval_choice(void)
 {
     static data_t d;
-    advrec_state_params_t sp = {.k = K, .history = 4, .max_users = 10,
-                                .max_items = N_ITEMS};
+    advrec_state_params_t sp = {
+        .k = K, .history = 4, .max_users = 10, .max_items = N_ITEMS};
     char errstr[256], id[32];
     advrec_state_t *state = advrec_state_new(&sp, errstr, sizeof(errstr));
     advrec_rows_t *items, *users;
@@ -234,13 +234,13 @@ static void test_rank_retrieval_choice(void)
     make(&d, 4);
     for (size_t i = 0; i < N_ITEMS; i++) {
         snprintf(id, sizeof(id), "i%zu", i);
-        CHECK_INT(advrec_state_item(state, id, 1, &idx, NULL, errstr,
-                                    sizeof(errstr)),
-                  ADVREC_OK);
+        CHECK_INT(
+            advrec_state_item(state, id, 1, &idx, NULL, errstr, sizeof(errstr)),
+            ADVREC_OK);
     }
-    CHECK_INT(advrec_state_user(state, "u", 1, &u, NULL, errstr,
-                                sizeof(errstr)),
-              ADVREC_OK);
+    CHECK_INT(
+        advrec_state_user(state, "u", 1, &u, NULL, errstr, sizeof(errstr)),
+        ADVREC_OK);
     items = advrec_state_items(state);
     users = advrec_state_users(state);
     memcpy(items->w, d.items, sizeof(d.items));
@@ -249,8 +249,11 @@ static void test_rank_retrieval_choice(void)
 
     for (int mode = 0; mode < 3; mode++) {
         advrec_rank_params_t rp = {
-            .recs_n = N, .exclude = ADVREC_RANK_EXCLUDE_NONE,
-            .cold_events = 0, .use_bias = 1, .retrieval = mode,
+            .recs_n = N,
+            .exclude = ADVREC_RANK_EXCLUDE_NONE,
+            .cold_events = 0,
+            .use_bias = 1,
+            .retrieval = mode,
             .auto_items = mode == ADVREC_RANK_RETRIEVAL_AUTO ? N_ITEMS + 1 : 1,
             .ann = {.nprobe = 100000, .candidates = 20, .rebuild_ms = 1000000}};
         advrec_rank_t *r = advrec_rank_new(&rp, errstr, sizeof(errstr));

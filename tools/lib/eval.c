@@ -979,7 +979,7 @@ static void preq_emit(void *opaque, const advrec_engine_list_t *list)
 typedef struct lists_s {
     uint32_t *items; /* per user, k entries */
     uint32_t k;
-    uint64_t n;      /* lists kept (model-scored users only) */
+    uint64_t n; /* lists kept (model-scored users only) */
 } lists_t;
 
 static void lists_keep(void *opaque, const advrec_rank_list_t *list)
@@ -1004,7 +1004,8 @@ static void lists_keep(void *opaque, const advrec_rank_list_t *list)
 static void ann_recall(advrec_state_t *state, const advrec_engine_params_t *p,
                        advrec_eval_preq_t *out)
 {
-    advrec_rank_params_t rp = {.recs_n = p->recs_n, .exclude = p->exclude,
+    advrec_rank_params_t rp = {.recs_n = p->recs_n,
+                               .exclude = p->exclude,
                                .cold_events = p->cold_events,
                                .use_bias = p->apr.use_bias,
                                .retrieval = p->retrieval,
@@ -1036,7 +1037,8 @@ static void ann_recall(advrec_state_t *state, const advrec_engine_params_t *p,
         advrec_rank_ann_lists(ra) != an.n)
         goto out;
     for (uint32_t u = 0; u < nu; u++) {
-        const uint32_t *a = an.items + (size_t)u * k, *e = ex.items + (size_t)u * k;
+        const uint32_t *a = an.items + (size_t)u * k,
+                       *e = ex.items + (size_t)u * k;
         if (advrec_state_users(state)->clicks[u] +
                 advrec_state_users(state)->purchases[u] <
             p->cold_events)
@@ -1049,9 +1051,8 @@ static void ann_recall(advrec_state_t *state, const advrec_engine_params_t *p,
                 }
         out->ann_users++;
     }
-    out->ann_recall = out->ann_users
-                          ? (double)hit / ((double)out->ann_users * k)
-                          : 0;
+    out->ann_recall =
+        out->ann_users ? (double)hit / ((double)out->ann_users * k) : 0;
 out:
     advrec_rank_destroy(re);
     advrec_rank_destroy(ra);
