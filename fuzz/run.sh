@@ -33,7 +33,7 @@ if ! command -v clang >/dev/null 2>&1 \
   tools/install-deps.sh
 fi
 
-CC=clang cmake -S . -B "$build" -DADVREC_FUZZ=ON -DADVREC_TESTS=OFF \
+CC=clang CXX=clang++ cmake -S . -B "$build" -DADVREC_FUZZ=ON -DADVREC_TESTS=OFF \
   -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$build" -j"$jobs" $(printf -- '--target fuzz_%s ' "${targets[@]}") \
   >"$build/fuzz-build.log" 2>&1 || { cat "$build/fuzz-build.log"; exit 1; }

@@ -25,6 +25,9 @@ PACKAGES=(
   # fuzz/run.sh: clang with libFuzzer and the sanitizer runtimes
   # (libclang-rt is only a Recommends of clang, which we do not install)
   clang llvm libclang-rt-14-dev
+  # ... and clang's OpenMP, which lib/ann_faiss.cpp (Faiss) needs when the
+  # fuzz build compiles it with clang++
+  libomp-14-dev
 )
 
 missing=()
