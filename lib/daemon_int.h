@@ -1,6 +1,7 @@
 /*
  * daemon_int.h - the pipeline's internals shared by its files (not API):
- * daemon.c (building, the round, stop), daemon_commit.c (offsets noted,
+ * daemon.c (the round, stop), daemon_build.c (building from the
+ * configuration, teardown), daemon_commit.c (offsets noted,
  * state commits and their finish, the flags they carry), daemon_kafka.c
  * (the Kafka clients, their callbacks, start), daemon_reload.c (SIGHUP
  * reloads), daemon_registry.c (the Schema Registry: ids, held partitions)
