@@ -155,10 +155,12 @@ static advrec_err_t xstr(xctx_t *x, avro_value_t *rec, const json_t *rjson,
     }
     if (advrec_event_set_str(dst, dst_size, s, n) != ADVREC_OK)
         return advrec_codec__fail(
-            ADVREC_ERR_DECODE, ADVREC_DLQ_BAD_FIELD, x->reason, x->errstr,
-            x->errstr_size, "%s.%s is %zu bytes%s, at most %zu fit", x->rec,
-            name, n, memchr(s, '\0', n) ? " with a NUL byte" : "",
-            dst_size - 1);
+            ADVREC_ERR_DECODE,
+            memchr(s, '\0', n) || !strstr(name, "_id") ? ADVREC_DLQ_BAD_FIELD
+                                                       : ADVREC_DLQ_ID_TOO_LONG,
+            x->reason, x->errstr, x->errstr_size,
+            "%s.%s is %zu bytes%s, at most %zu fit", x->rec, name, n,
+            memchr(s, '\0', n) ? " with a NUL byte" : "", dst_size - 1);
     return ADVREC_OK;
 }
 

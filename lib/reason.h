@@ -44,8 +44,8 @@
     X(TRAILING_BYTES, "trailing-bytes", "bytes left over after the record")   \
     X(TOO_DEEP, "too-deep", "values nested more than 32 levels")              \
     X(BAD_FIELD, "bad-field",                                                 \
-      "a value that does not fit our struct (id too long, NUL in an id, too " \
-      "many anomaly reasons)")                                                \
+      "a value that does not fit our struct (NUL in an id, too many anomaly " \
+      "reasons, a string field too long)")                                    \
     X(INVALID_EVENT, "invalid-event",                                         \
       "the decoded event fails advrec_event_validate (empty id, ts <= 0, "    \
       "quantity < 1, negative price)")                                        \
@@ -60,7 +60,10 @@
       "any other failure to apply a decoded event (a bug: please report it)") \
     X(INCOMPATIBLE_SCHEMA, "incompatible-schema",                             \
       "the schema registry's schema for the id is not Avro or does not "      \
-      "resolve against our reader schema")
+      "resolve against our reader schema")                                    \
+    X(ID_TOO_LONG, "id-too-long",                                             \
+      "an identifier (user, item, session, order) longer than 255 bytes: "    \
+      "refused, never truncated")
 
 typedef enum advrec_dlq_reason_e {
     ADVREC_DLQ_NONE = 0, /* no failure; never sent */

@@ -394,7 +394,7 @@ static int make_bad(world_t *w, advrec_codec_t *codec)
 
     v = (wbuf_t){.n = 0};
     click(&v, big, sizeof(big), 1700000000000);
-    add_bad(w, "300-byte user_id", "bad-field", 0, "u-bad15", &v);
+    add_bad(w, "300-byte user_id", "id-too-long", 0, "u-bad15", &v);
 
     v = (wbuf_t){.n = 0};
     click(&v, "u-b\0ad16", 8, 1700000000000);

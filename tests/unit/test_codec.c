@@ -500,7 +500,7 @@ static void test_fail_long_id_not_truncated(void)
     n += 300;
     memcpy(body + n, "\x04i1\x02\x00\x00", 6);
     n += 6;
-    expect_event_fail(codec, buf, frame(buf, ID_CLICK, body, n), "bad-field",
+    expect_event_fail(codec, buf, frame(buf, ID_CLICK, body, n), "id-too-long",
                       "user_id is 300 bytes");
     advrec_codec_destroy(codec);
 }

@@ -82,6 +82,7 @@ static void test_stable_strings(void)
         {ADVREC_DLQ_NO_MEMORY, "no-memory"},
         {ADVREC_DLQ_INTERNAL, "internal"},
         {ADVREC_DLQ_INCOMPATIBLE_SCHEMA, "incompatible-schema"},
+        {ADVREC_DLQ_ID_TOO_LONG, "id-too-long"},
     };
 
     CHECK_INT(sizeof(want) / sizeof(want[0]), ADVREC_DLQ__COUNT - 1);
