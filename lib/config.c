@@ -180,6 +180,40 @@ static advrec_err_t parse_int(const char *s, int64_t *out, char *why,
     return ADVREC_OK;
 }
 
+advrec_err_t advrec_conf_parse_duration(const char *text, int64_t *out,
+                                        char *errstr, size_t errstr_size)
+{
+    static const struct {
+        const char *suffix;
+        uint64_t ms;
+    } units[] = {{"", 1},      {"ms", 1},      {"s", 1000},
+                 {"m", 60000}, {"h", 3600000}, {"d", 86400000}};
+    const char *p = text;
+    uint64_t v = 0;
+
+    if (!isdigit((unsigned char)*p))
+        return advrec_seterr(ADVREC_ERR_CONFIG, errstr, errstr_size,
+                             "expected a duration such as 500, 30s, 12h or "
+                             "30d (no suffix: milliseconds)");
+    for (; isdigit((unsigned char)*p); p++) {
+        if (v > (UINT64_MAX - 9) / 10)
+            return advrec_seterr(ADVREC_ERR_CONFIG, errstr, errstr_size,
+                                 "duration too large");
+        v = v * 10 + (uint64_t)(*p - '0');
+    }
+    for (size_t i = 0; i < sizeof(units) / sizeof(*units); i++) {
+        if (strcmp(p, units[i].suffix) != 0)
+            continue;
+        if (v > (uint64_t)INT64_MAX / units[i].ms)
+            return advrec_seterr(ADVREC_ERR_CONFIG, errstr, errstr_size,
+                                 "duration too large");
+        *out = (int64_t)(v * units[i].ms);
+        return ADVREC_OK;
+    }
+    return advrec_seterr(ADVREC_ERR_CONFIG, errstr, errstr_size,
+                         "unknown unit \"%s\": use ms, s, m, h or d", p);
+}
+
 advrec_err_t advrec_conf_parse_size(const char *text, int64_t *out,
                                     char *errstr, size_t errstr_size)
 {
@@ -444,9 +478,11 @@ static advrec_err_t row_set(advrec_conf_t *conf, const conf_row_t *row,
         return ADVREC_OK;
     case CONF_INT:
     case CONF_SIZE:
-        err = row->type == CONF_INT
-                  ? parse_int(value, &i64, why, why_size)
-                  : advrec_conf_parse_size(value, &i64, why, why_size);
+    case CONF_DURATION:
+        err = row->type == CONF_INT ? parse_int(value, &i64, why, why_size)
+              : row->type == CONF_SIZE
+                  ? advrec_conf_parse_size(value, &i64, why, why_size)
+                  : advrec_conf_parse_duration(value, &i64, why, why_size);
         if (err)
             return err;
         if (i64 < row->imin || i64 > row->imax)

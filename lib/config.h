@@ -86,6 +86,7 @@ typedef struct advrec_conf_s {
     char *topic_recommendations;
     char *topic_anomalies;
     char *topic_dlq;
+    char *topic_control; /* forget requests; "": none */
     char *group_id;
     char *group_instance_id; /* "auto", "" (dynamic) or the id */
     /* schema */
@@ -107,6 +108,7 @@ typedef struct advrec_conf_s {
     int state_offset_missing; /* advrec_conf_missing_t */
     int64_t state_commit_interval_ms;
     int64_t state_memory_limit; /* bytes; 0: none */
+    int64_t state_user_ttl_ms;  /* expiry by event time; 0: never */
     /* round */
     int64_t round_max_records;
     int64_t round_max_ms;
@@ -287,6 +289,11 @@ void advrec_conf_write_reference(FILE *fp, advrec_conf_format_t format);
  * case-insensitive, an optional trailing B: "64k", "16MB"). Exposed for
  * tools and tests; keys of type size use it.
  */
+/* A duration: digits, then ms, s, m, h or d (none: milliseconds), into
+ * milliseconds. ADVREC_ERR_CONFIG with errstr when malformed. */
+advrec_err_t advrec_conf_parse_duration(const char *text, int64_t *out,
+                                        char *errstr, size_t errstr_size);
+
 advrec_err_t advrec_conf_parse_size(const char *text, int64_t *out,
                                     char *errstr, size_t errstr_size);
 

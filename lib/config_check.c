@@ -154,6 +154,7 @@ advrec_err_t advrec_conf_check(const advrec_conf_t *conf, char *errstr,
         {"topic.recommendations", conf->topic_recommendations},
         {"topic.anomalies", conf->topic_anomalies},
         {"topic.dlq", conf->topic_dlq},
+        {"topic.control", conf->topic_control},
     };
     rd_kafka_conf_t *rk_conf;
     advrec_err_t err;
@@ -220,7 +221,8 @@ advrec_err_t advrec_conf_check(const advrec_conf_t *conf, char *errstr,
                                  writers[i].key, writers[i].id, writers[i].id);
     for (size_t i = 0; i < sizeof(topics) / sizeof(topics[0]); i++)
         for (size_t j = i + 1; j < sizeof(topics) / sizeof(topics[0]); j++)
-            if (strcmp(topics[i].topic, topics[j].topic) == 0)
+            if (topics[i].topic[0] &&
+                strcmp(topics[i].topic, topics[j].topic) == 0)
                 return advrec_seterr(ADVREC_ERR_CONFIG, errstr, errstr_size,
                                      "%s and %s are both \"%s\" (%s, %s); "
                                      "every topic must differ",

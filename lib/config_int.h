@@ -27,6 +27,7 @@ typedef enum conf_type_e {
     CONF_STRING,
     CONF_ENUM,
     CONF_SIZE,
+    CONF_DURATION, /* int64_t milliseconds; suffixes ms, s, m, h, d */
 } conf_type_t;
 
 typedef struct conf_word_s {

@@ -37,6 +37,11 @@
         .name = nm, .type = CONF_SIZE, .offset = FIELD(field, int64_t), \
         .imin = lo, .imax = hi, .def = def_, .group = grp, .doc = doc_  \
     }
+#define ROW_DUR(nm, field, lo, hi, def_, grp, doc_)                         \
+    {                                                                       \
+        .name = nm, .type = CONF_DURATION, .offset = FIELD(field, int64_t), \
+        .imin = lo, .imax = hi, .def = def_, .group = grp, .doc = doc_      \
+    }
 #define ROW_DBL(nm, field, lo, hi, def_, grp, doc_)                      \
     {                                                                    \
         .name = nm, .type = CONF_DOUBLE, .offset = FIELD(field, double), \
@@ -107,6 +112,8 @@ const conf_row_t advrec_conf__rows[] = {
             "Output topic of anomaly flags (bots, shilling) with their reasons."),
     ROW_STR("topic.dlq", topic_dlq, 1, F_TOPIC, "advrec.dlq", "topic",
             "Dead-letter topic: input records that do not decode or validate, with headers saying why."),
+    ROW_STR("topic.control", topic_control, 0, F_TOPIC, "", "topic",
+            "Input topic of forget requests (privacy): a tombstone (null value) keyed by a user id deletes that user's rows, history and detector state in the next commit, applied exactly once like any input, and puts a tombstone for their list on topic.recommendations. Any other record there is a dead letter (bad-control). Empty: none (docs/STATE.md, \"Expiry and forgetting\")."),
     ROW_STR("group.id", group_id, 1, 0, "advrecd", "topic",
             "Kafka consumer group of the daemons sharing the input partitions (kafka.group.id, if given, wins)."),
     ROW_STR("group.instance.id", group_instance_id, 0, F_KNAME, "auto", "topic",
@@ -145,6 +152,8 @@ const conf_row_t advrec_conf__rows[] = {
             "How often the state is committed (rows changed since, with the input offsets they reflect, in one WriteBatch); 0: every round. A row changed many times is written once per commit. The batch is written by a thread of its own while the rounds go on (lists do not wait for commits); flags and dead letters are produced once the commit that records them is written, and a crash replays at most this much input."),
     ROW_SIZE("state.memory.limit", state_memory_limit, 0, INT64_MAX, "0", "state",
              "Resident memory the state may take, in bytes (k, M, G suffixes); 0: no limit, every user row stays in memory from start to stop. With a limit (state.dir required), memory holds the items and the users recently active: the start loads no user row, a user not in memory is read back from RocksDB at their next event, and after each commit the least recently active users whose rows are committed, with no list owed, are evicted until the estimate fits. It also bounds librdkafka's queues (kafka.queued.max.messages.kbytes, queue.buffering.max.kbytes and .messages, unless set) and the rows of one commit (docs/STATE.md, \"Memory budget\")."),
+    ROW_DUR("state.user.ttl", state_user_ttl_ms, 0, INT64_MAX, "0", "state",
+            "Users with no event for this long, by event time (measured back from the latest event time applied; e.g. 90d), are expired: their rows, history and detector state deleted in a commit and a tombstone for their list put on topic.recommendations; checked at each commit, a bounded slice at a time. 0: never. A full user table (model.max.users) never needs it: the least recently active user makes room for a new one."),
     ROW_ENUM("state.offset.missing", state_offset_missing, missing_words, "fail", "state",
              "When the state is behind what was committed to Kafka from it, lost the stored offset of a partition it had consumed, or lost acknowledged commits from its WAL (always logged as an error): fail: exit 65 naming the partitions; earliest: replay everything the state lacks (from its stored offset, or the partition's beginning when it has none); committed: resume at Kafka's committed offset, skipping what the state lost."),
 
@@ -182,7 +191,7 @@ const conf_row_t advrec_conf__rows[] = {
     ROW_INT("model.max.items", model_max_items, 1, I32_MAX, "1000000", "model",
             "Most distinct items; events for new items beyond it are not trained on."),
     ROW_INT("model.max.users", model_max_users, 1, I32_MAX, "10000000", "model",
-            "Most distinct users; events of new users beyond it are not trained on."),
+            "Most users in the state at once. A new user beyond it makes room: the least recently active user is deleted (as state.user.ttl.ms deletes one; counted in advrec_state_users_deleted_total{cause=\"capacity\"}), so no event is refused for lack of room."),
 
     ROW_INT("recs.n", recs_n, 1, 1000, "10", "recs",
             "Items in each recommendation list."),

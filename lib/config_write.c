@@ -67,6 +67,7 @@ static void format_row(const advrec_conf_t *conf, const conf_row_t *row,
         return;
     case CONF_INT:
     case CONF_SIZE:
+    case CONF_DURATION:
         snprintf(buf, size, "%" PRId64, *(const int64_t *)p);
         return;
     case CONF_DOUBLE:
@@ -150,6 +151,7 @@ static void describe_range(const conf_row_t *row, char *buf, size_t size)
         return;
     case CONF_INT:
     case CONF_SIZE:
+    case CONF_DURATION:
         if (row->imax == INT64_MAX)
             snprintf(buf, size, ">= %" PRId64, row->imin);
         else
@@ -157,6 +159,9 @@ static void describe_range(const conf_row_t *row, char *buf, size_t size)
                      row->imax);
         if (row->type == CONF_SIZE)
             strncat(buf, " (suffixes k, M, G)", size - strlen(buf) - 1);
+        if (row->type == CONF_DURATION)
+            strncat(buf, " ms (suffixes ms, s, m, h, d)",
+                    size - strlen(buf) - 1);
         return;
     case CONF_DOUBLE:
         snprintf(buf, size, "%g .. %g", row->dmin, row->dmax);
@@ -183,9 +188,10 @@ static void describe_range(const conf_row_t *row, char *buf, size_t size)
 static const char *type_name(conf_type_t type)
 {
     static const char *const names[] = {
-        [CONF_BOOL] = "bool",     [CONF_INT] = "int",
-        [CONF_DOUBLE] = "double", [CONF_STRING] = "string",
-        [CONF_ENUM] = "enum",     [CONF_SIZE] = "size",
+        [CONF_BOOL] = "bool",         [CONF_INT] = "int",
+        [CONF_DOUBLE] = "double",     [CONF_STRING] = "string",
+        [CONF_ENUM] = "enum",         [CONF_SIZE] = "size",
+        [CONF_DURATION] = "duration",
     };
     return names[type];
 }

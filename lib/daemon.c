@@ -67,8 +67,8 @@ void advrec_daemon__fail(advrec_daemon_t *d, advrec_err_t err, const char *what,
  * commit (outbox), so a crash never loses it. No memory for it stops the
  * daemon: the round must not commit past input it cannot account for.
  */
-static void to_dlq(advrec_daemon_t *d, const rd_kafka_message_t *m,
-                   advrec_dlq_reason_t reason, const char *why)
+void advrec_daemon__dead_letter(advrec_daemon_t *d, const rd_kafka_message_t *m,
+                                advrec_dlq_reason_t reason, const char *why)
 {
     rd_kafka_headers_t *in = NULL, *h;
     char num[32];
@@ -136,6 +136,10 @@ advrec_daemon_apply_t advrec_daemon__apply(advrec_daemon_t *d,
     advrec_err_t err;
     char why[512];
 
+    if (d->inputs[TOPIC_CONTROL] &&
+        strcmp(topic, d->inputs[TOPIC_CONTROL]) == 0)
+        return advrec_daemon__forget(d, m);
+
     origin.topic = strcmp(topic, d->inputs[TOPIC_PURCHASES]) == 0
                        ? TOPIC_PURCHASES
                        : TOPIC_CLICKS;
@@ -166,7 +170,7 @@ advrec_daemon_apply_t advrec_daemon__apply(advrec_daemon_t *d,
                                            now, why, sizeof(why))))
         reason = advrec_dlq_reason_from_err(err);
     if (err) {
-        to_dlq(d, m, reason, why);
+        advrec_daemon__dead_letter(d, m, reason, why);
         return ADVREC_APPLY_DONE;
     }
     if (ev.type == ADVREC_EVENT_PURCHASE)
@@ -278,7 +282,7 @@ static void publish_stats(advrec_daemon_t *d, int64_t now, int final)
     advrec_outbox_stats_t os;
 
     advrec_outbox_stats(d->outbox, &os);
-    d->c->users = advrec_state_user_count(state);
+    d->c->users = advrec_state_users_live(state);
     d->c->items = advrec_state_items(state)->n;
     d->c->stale = advrec_engine_stale_count(d->engine);
     d->c->outbox_pending = os.unacked;

@@ -33,6 +33,7 @@ static void list_failed(void *opaque, uint32_t user)
 {
     advrec_daemon_t *d = opaque;
 
+    /* The outbox ignores the reports of deleted users' lists. */
     advrec_engine_mark_stale(d->engine, user, now_ms());
 }
 
@@ -171,14 +172,18 @@ static advrec_err_t open_store(advrec_daemon_t *d, char *errstr,
     if ((err = advrec_outbox_load(d->outbox, &owed, &n_owed, errstr,
                                   errstr_size)))
         return err;
-    /* Stored by uid: without a budget every user is loaded and its slot is
-     * its uid; with one, the users owed a list are read back now. */
+    /* Stored by uid (slots are reused as users leave): named through the
+     * ids, and with a budget read back now. */
     for (size_t i = 0; i < n_owed && !err; i++) {
         char id[ADVREC_ID_MAX + 1];
-        uint32_t slot = owed[i];
-        if (d->cache_slots &&
-            !(err = advrec_store_id_name(d->store, 0, owed[i], id, sizeof(id),
-                                         errstr, errstr_size)))
+        uint32_t slot;
+        err = advrec_store_id_name(d->store, 0, owed[i], id, sizeof(id), errstr,
+                                   errstr_size);
+        if (err == ADVREC_ERR_NOT_FOUND) {
+            err = ADVREC_OK; /* deleted since */
+            continue;
+        }
+        if (!err)
             err = advrec_daemon__cache_user(d, id, &slot, errstr, errstr_size);
         if (!err)
             advrec_engine_mark_stale(d->engine, slot, now_ms());
@@ -298,6 +303,8 @@ advrec_err_t advrec_daemon_new(advrec_daemon_t **daemonp, advrec_conf_t *conf,
     d->conf = conf;
     d->inputs[TOPIC_CLICKS] = conf->topic_clicks;
     d->inputs[TOPIC_PURCHASES] = conf->topic_purchases;
+    d->inputs[TOPIC_CONTROL] =
+        conf->topic_control[0] ? conf->topic_control : NULL;
     if (!(d->metrics = advrec_metrics_new(conf->stats_interval_ms))) {
         err = advrec_seterr(ADVREC_ERR_NOMEM, errstr, errstr_size,
                             "out of memory");
@@ -321,7 +328,8 @@ advrec_err_t advrec_daemon_new(advrec_daemon_t **daemonp, advrec_conf_t *conf,
         goto fail;
     if ((err = open_store(d, errstr, errstr_size)) ||
         (err = load_detector(d, errstr, errstr_size)) ||
-        (err = advrec_daemon__registry_new(d, errstr, errstr_size)))
+        (err = advrec_daemon__registry_new(d, errstr, errstr_size)) ||
+        (err = advrec_daemon__expire_init(d, errstr, errstr_size)))
         goto fail;
     d->batch = calloc((size_t)conf->round_max_records, sizeof(*d->batch));
     d->rec_items = calloc((size_t)conf->recs_n, sizeof(*d->rec_items));
@@ -365,8 +373,9 @@ void advrec_daemon_destroy(advrec_daemon_t *d)
     advrec_metrics_destroy(d->metrics);
     if (d->kcommit)
         rd_kafka_topic_partition_list_destroy(d->kcommit);
-    free(d->run_next[0]);
-    free(d->run_next[1]);
+    for (int t = 0; t < 3; t++)
+        free(d->run_next[t]);
+    advrec_daemon__expire_destroy(d);
     free(d->batch);
     free(d->offs);
     free(d->c_offs);

@@ -48,6 +48,10 @@ static advrec_err_t read_back(void *opaque, const char *id, uint32_t *user,
     advrec_state_t *state = advrec_engine_state(d->engine);
     advrec_err_t err;
 
+    /* Deleted, and the commit that deletes it not written yet: a new user
+     * of the same id starts afresh (daemon_expire.c). */
+    if (advrec_daemon__gone(d, id))
+        return ADVREC_ERR_NOT_FOUND;
     err =
         advrec_store_load_user(d->store, state, id, user, errstr, errstr_size);
     if (err == ADVREC_ERR_NOT_FOUND)

@@ -99,6 +99,9 @@ int advrec_daemon__note_offsets(advrec_daemon_t *d, rd_kafka_message_t **msgs,
         topic = rd_kafka_topic_name(msgs[i]->rkt);
         topic = strcmp(topic, d->inputs[TOPIC_PURCHASES]) == 0
                     ? d->inputs[TOPIC_PURCHASES]
+                : d->inputs[TOPIC_CONTROL] &&
+                        strcmp(topic, d->inputs[TOPIC_CONTROL]) == 0
+                    ? d->inputs[TOPIC_CONTROL]
                     : d->inputs[TOPIC_CLICKS];
         for (j = 0; j < d->n_offs; j++)
             if (d->offs[j].partition == msgs[i]->partition &&
@@ -190,6 +193,7 @@ advrec_err_t advrec_daemon__commit_finish(advrec_daemon_t *d, int block)
     d->c->commits++;
     d->evict_due = 1;
     d->written_epoch = d->inflight_epoch;
+    advrec_daemon__gone_written(d);
     queue_offsets(d, d->c_offs, d->c_n_offs);
     d->c_n_offs = 0;
     return ADVREC_OK;
@@ -225,6 +229,10 @@ advrec_err_t advrec_daemon__commit_state(advrec_daemon_t *d, int background)
         return ADVREC_OK;
     if (d->fatal[0])
         return d->fatal_err; /* e.g. a dead letter could not be recorded */
+    /* Users expired by event time go in this commit. */
+    advrec_daemon__expire(d);
+    if (d->fatal[0])
+        return d->fatal_err;
     d->flag_err = advrec_detect_store_stage(d->detect, d->store,
                                             advrec_engine_state(d->engine));
     advrec_detect_take(d->detect, raise_flag, d);
@@ -273,6 +281,7 @@ advrec_err_t advrec_daemon__commit_state(advrec_daemon_t *d, int background)
     d->c->commits++;
     d->evict_due = 1;
     d->written_epoch = advrec_state_epoch(advrec_engine_state(d->engine));
+    advrec_daemon__gone_written(d);
     queue_offsets(d, d->offs, d->n_offs);
     d->n_offs = 0;
     return ADVREC_OK;

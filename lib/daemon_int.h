@@ -33,6 +33,7 @@
 
 #define TOPIC_CLICKS         0
 #define TOPIC_PURCHASES      1
+#define TOPIC_CONTROL        2 /* forget requests (topic.control), or none */
 #define FLUSH_TIMEOUT_MS     30000
 #define DLQ_LOG_PER_INTERVAL 20
 /* Outputs recorded and not yet acknowledged before consumption pauses:
@@ -71,7 +72,7 @@ struct advrec_daemon_s {
     rd_kafka_queue_t *cq; /* the consumer's queue, for batch polls */
     int32_t rec_schema_id;
     int32_t anomaly_schema_id;
-    const char *inputs[2]; /* input topic names, by TOPIC_* */
+    const char *inputs[3]; /* input topic names, by TOPIC_* (NULL: none) */
     atomic_int stop;
     atomic_int checkpoint; /* requested by advrec_daemon_checkpoint() */
     atomic_int reload;     /* requested by advrec_daemon_reload() */
@@ -107,8 +108,8 @@ struct advrec_daemon_s {
      * TOPIC_* and partition; 0: none yet), so a partition that comes back
      * after a rebalance resumes where this process left it, also with
      * state in memory or on the embedded broker. */
-    int64_t *run_next[2];
-    int32_t run_next_cap[2];
+    int64_t *run_next[3];
+    int32_t run_next_cap[3];
 
     /* What the next state commit records: the next offset of every input
      * partition consumed since the last one (topic is d->inputs[t]). */
@@ -141,6 +142,20 @@ struct advrec_daemon_s {
     int64_t registry_retry_ms;
     int64_t registry_backoff_ms;
     size_t registry_cached; /* schemas the state's cache gave at start */
+
+    /* Users leaving the state (daemon_expire.c): ids deleted on disk
+     * only, until the commit that deletes them is written (a memory
+     * budget must not read them back), with the epoch of that commit;
+     * where the visits of the stored users resume; whether the last
+     * visit for room found nobody. */
+    struct advrec_idmap_s *gone_ids;
+    struct gone_s *gone;
+    size_t n_gone, gone_cap;
+    uint32_t *gone_free;
+    size_t n_gone_free;
+    uint32_t gone_next;
+    uint32_t room_cursor, ttl_cursor, ttl_slot;
+    int room_dry;
 
     /* Round scratch, allocated once. */
     rd_kafka_message_t **batch;
@@ -307,5 +322,44 @@ void advrec_daemon__cache_gauges(advrec_daemon_t *d);
 
 /* Reloads the configuration between two rounds (daemon_reload.c). */
 void advrec_daemon__reload_conf(advrec_daemon_t *d);
+
+/* --- daemon.c: dead letters ------------------------------------------- */
+
+/* Records m as a dead letter of reason, why in its headers (produced after
+ * the commit; no memory for it stops the daemon). */
+void advrec_daemon__dead_letter(advrec_daemon_t *d, const rd_kafka_message_t *m,
+                                advrec_dlq_reason_t reason, const char *why);
+
+/* --- daemon_expire.c: users leaving the state -------------------------- */
+
+/* Why a user was deleted (the metrics' cause label). */
+enum {
+    ADVREC_DELETE_TTL = 0,      /* no event for state.user.ttl */
+    ADVREC_DELETE_FORGET = 1,   /* a forget request on topic.control */
+    ADVREC_DELETE_CAPACITY = 2, /* room for a new user */
+    ADVREC_DELETE__COUNT = 3
+};
+const char *advrec_daemon__delete_cause(int cause);
+
+/* Makes the engine ask for room when the user table is full; with a store,
+ * the set of ids deleted and not yet committed. */
+advrec_err_t advrec_daemon__expire_init(advrec_daemon_t *d, char *errstr,
+                                        size_t errstr_size);
+void advrec_daemon__expire_destroy(advrec_daemon_t *d);
+
+/* Before a commit: deletes the users whose last event is state.user.ttl
+ * behind the latest event time (a bounded slice per commit). */
+void advrec_daemon__expire(advrec_daemon_t *d);
+
+/* A record of topic.control: a forget request (a tombstone keyed by user
+ * id) deletes the user; anything else is a dead letter (bad-control). */
+advrec_daemon_apply_t advrec_daemon__forget(advrec_daemon_t *d,
+                                            const rd_kafka_message_t *m);
+
+/* Whether id was deleted and the commit deleting it is not written yet. */
+int advrec_daemon__gone(const advrec_daemon_t *d, const char *id);
+
+/* A commit was written (d->written_epoch): forgets the ids it deleted. */
+void advrec_daemon__gone_written(advrec_daemon_t *d);
 
 #endif

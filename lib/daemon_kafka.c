@@ -46,7 +46,10 @@ static int input_index(const advrec_daemon_t *d, const char *topic)
 {
     return strcmp(topic, d->inputs[TOPIC_CLICKS]) == 0      ? TOPIC_CLICKS
            : strcmp(topic, d->inputs[TOPIC_PURCHASES]) == 0 ? TOPIC_PURCHASES
-                                                            : -1;
+           : d->inputs[TOPIC_CONTROL] &&
+                   strcmp(topic, d->inputs[TOPIC_CONTROL]) == 0
+               ? TOPIC_CONTROL
+               : -1;
 }
 
 int advrec_daemon__run_offset_set(advrec_daemon_t *d, const char *topic,
@@ -454,9 +457,12 @@ advrec_err_t advrec_daemon_start(advrec_daemon_t *d, char *errstr,
                                  size_t errstr_size)
 {
     const advrec_conf_t *conf = d->conf;
-    const char *outputs[] = {conf->topic_clicks, conf->topic_purchases,
-                             conf->topic_recommendations, conf->topic_anomalies,
-                             conf->topic_dlq};
+    const char *outputs[] = {conf->topic_clicks,
+                             conf->topic_purchases,
+                             conf->topic_recommendations,
+                             conf->topic_anomalies,
+                             conf->topic_dlq,
+                             conf->topic_control};
     rd_kafka_topic_partition_list_t *topics;
     rd_kafka_resp_err_t kerr;
     advrec_err_t err;
@@ -467,7 +473,8 @@ advrec_err_t advrec_daemon_start(advrec_daemon_t *d, char *errstr,
         if (!d->broker)
             return ADVREC_ERR_KAFKA;
         for (size_t i = 0; i < sizeof(outputs) / sizeof(*outputs); i++)
-            if (advrec_broker_create_topic(
+            if (outputs[i][0] &&
+                advrec_broker_create_topic(
                     d->broker, outputs[i],
                     (int)conf->broker_embedded_partitions, errstr, errstr_size))
                 return ADVREC_ERR_KAFKA;
@@ -489,11 +496,14 @@ advrec_err_t advrec_daemon_start(advrec_daemon_t *d, char *errstr,
     if (atomic_load(&d->stop))
         return ADVREC_OK; /* asked to stop while the registry was away */
 
-    topics = rd_kafka_topic_partition_list_new(2);
+    topics = rd_kafka_topic_partition_list_new(3);
     rd_kafka_topic_partition_list_add(topics, conf->topic_clicks,
                                       RD_KAFKA_PARTITION_UA);
     rd_kafka_topic_partition_list_add(topics, conf->topic_purchases,
                                       RD_KAFKA_PARTITION_UA);
+    if (conf->topic_control[0])
+        rd_kafka_topic_partition_list_add(topics, conf->topic_control,
+                                          RD_KAFKA_PARTITION_UA);
     kerr = rd_kafka_subscribe(advrec_kafka_rk(d->consumer), topics);
     rd_kafka_topic_partition_list_destroy(topics);
     if (kerr)
@@ -502,8 +512,11 @@ advrec_err_t advrec_daemon_start(advrec_daemon_t *d, char *errstr,
                              conf->topic_clicks, conf->topic_purchases,
                              rd_kafka_err2str(kerr));
     advrec_params_instance_id(conf, instance, sizeof(instance));
-    log_notice("consuming %s and %s as group %s, %s%s", conf->topic_clicks,
-               conf->topic_purchases,
+    log_notice("consuming %s and %s%s%s%s as group %s, %s%s",
+               conf->topic_clicks, conf->topic_purchases,
+               conf->topic_control[0] ? " (forget requests: " : "",
+               conf->topic_control[0] ? conf->topic_control : "",
+               conf->topic_control[0] ? ")" : "",
                advrec_conf_kafka_get(conf, "group.id")
                    ? advrec_conf_kafka_get(conf, "group.id")
                    : conf->group_id,

@@ -46,8 +46,12 @@ struct advrec_daemon_refused_s {
 
 static int topic_of(const advrec_daemon_t *d, const rd_kafka_message_t *m)
 {
-    return strcmp(rd_kafka_topic_name(m->rkt), d->inputs[TOPIC_PURCHASES]) == 0
-               ? TOPIC_PURCHASES
+    const char *t = rd_kafka_topic_name(m->rkt);
+
+    return strcmp(t, d->inputs[TOPIC_PURCHASES]) == 0 ? TOPIC_PURCHASES
+           : d->inputs[TOPIC_CONTROL] &&
+                   strcmp(t, d->inputs[TOPIC_CONTROL]) == 0
+               ? TOPIC_CONTROL
                : TOPIC_CLICKS;
 }
 

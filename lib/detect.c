@@ -751,6 +751,12 @@ void advrec_detect_forget_user(advrec_detect_t *d, uint32_t idx)
         memset((user_row_t *)d->users.rows + idx, 0, sizeof(user_row_t));
 }
 
+void advrec_detect_drop_user(advrec_detect_t *d, uint32_t idx)
+{
+    if (idx < d->users.n)
+        memset((user_row_t *)d->users.rows + idx, 0, sizeof(user_row_t));
+}
+
 advrec_err_t advrec_detect_restore(advrec_detect_t *d,
                                    advrec_detect_row_kind_t kind, uint32_t idx,
                                    const void *value, size_t len, char *errstr,

@@ -196,4 +196,10 @@ int advrec_detect_user_dirty(const advrec_detect_t *detect, uint32_t idx);
  * dirty row is left as it is: the caller evicts only clean ones. */
 void advrec_detect_forget_user(advrec_detect_t *detect, uint32_t idx);
 
+/* Zeroes user row idx, dirty or not, for a slot whose user was deleted
+ * (expired or forgotten): the stored row is deleted with the user; a
+ * dirty row stays listed and is staged for whoever takes the slot next,
+ * or skipped while the slot is free. */
+void advrec_detect_drop_user(advrec_detect_t *detect, uint32_t idx);
+
 #endif

@@ -37,8 +37,11 @@ static int load_row(void *opaque, const void *key, size_t key_len,
     }
     memcpy(id, k + 1, key_len - 1);
     id[key_len - 1] = '\0';
-    /* 'u' sorts after 'g' and 'i': the rest are user rows. */
-    if (k[0] == 'u' && advrec_state_params(io->state)->evictable)
+    /* 'u' sorts after 'g' and 'i': the rest are user rows. Users not in
+     * memory (a memory budget's lazy load) are restored with each user
+     * (advrec_detect_store_load_user), so the scan stops there. */
+    if (k[0] == 'u' && advrec_state_users_resident(io->state) <
+                           advrec_state_users_live(io->state))
         return 1;
     if (k[0] == 'g' && key_len == 1) {
         kind = ADVREC_DETECT_ROW_GLOBAL;
@@ -138,6 +141,10 @@ static int collect_row(void *opaque, advrec_detect_row_kind_t kind,
                          : "";
     size_t id_len = id ? strlen(id) : 0, need = 1 + id_len + len;
     staged_t *r;
+
+    /* A user deleted since their row changed: nothing to write. */
+    if (kind != ADVREC_DETECT_ROW_GLOBAL && !id)
+        return 0;
 
     if (st->used + need > st->cap) {
         size_t cap = st->cap ? st->cap : 65536;

@@ -35,6 +35,9 @@ struct advrec_engine_s {
     void *judge_opaque;
     advrec_engine_loader_cb *loader; /* reads evicted users back, or NULL */
     void *loader_opaque;
+    advrec_engine_room_cb *make_room; /* deletes a user when full, or NULL */
+    void *room_opaque;
+    int64_t watermark; /* the latest event time applied */
 
     /* For the metrics (advrec_engine_take_loss, _refreshed_since). */
     double loss_sum; /* clean BPR loss of the steps since the last take */
@@ -148,6 +151,35 @@ void advrec_engine_set_loader(advrec_engine_t *e, advrec_engine_loader_cb *cb,
     e->loader_opaque = opaque;
 }
 
+void advrec_engine_set_room(advrec_engine_t *e, advrec_engine_room_cb *cb,
+                            void *opaque)
+{
+    e->make_room = cb;
+    e->room_opaque = opaque;
+}
+
+int64_t advrec_engine_watermark(const advrec_engine_t *e)
+{
+    return e->watermark;
+}
+
+void advrec_engine_forget_user(advrec_engine_t *e, uint32_t user)
+{
+    advrec_user_ext_t *ux = advrec_state_user_ext(e->state);
+
+    if (user >= advrec_state_users(e->state)->n || !ux->stale_since[user])
+        return;
+    /* Rare (a deleted user is seldom stale): a scan keeps the order. */
+    for (size_t s = 0; s < e->n_stale; s++)
+        if (e->stale[s] == user) {
+            memmove(e->stale + s, e->stale + s + 1,
+                    (e->n_stale - s - 1) * sizeof(*e->stale));
+            e->n_stale--;
+            break;
+        }
+    ux->stale_since[user] = 0;
+}
+
 void advrec_engine_set_refresh(advrec_engine_t *e, int64_t debounce_ms,
                                int64_t max_staleness_ms)
 {
@@ -203,6 +235,12 @@ static advrec_err_t resolve(advrec_engine_t *e, int items, const char *id,
         err = advrec_state_user(e->state, id, 0, idx, NULL, NULL, 0);
         if (err == ADVREC_ERR_NOT_FOUND && e->loader)
             err = e->loader(e->loader_opaque, id, idx, errstr, errstr_size);
+        /* A new user and a full table: the least recently active user
+         * makes room, when the owner has a way to delete one. */
+        if (err == ADVREC_ERR_NOT_FOUND && e->make_room &&
+            advrec_state_users_live(e->state) >= e->p.state.max_users &&
+            (err = e->make_room(e->room_opaque, errstr, errstr_size)) == 0)
+            err = ADVREC_ERR_NOT_FOUND;
         if (err == ADVREC_ERR_NOT_FOUND)
             err = advrec_state_user(e->state, id, 1, idx, &created, errstr,
                                     errstr_size);
@@ -229,7 +267,7 @@ static advrec_err_t room_for(advrec_engine_t *e, int items, const char *id,
 {
     const char *what = items ? "item" : "user";
     uint32_t n = items ? advrec_state_items(e->state)->n
-                       : advrec_state_user_count(e->state);
+                       : advrec_state_users_live(e->state);
     uint32_t max = items ? e->p.state.max_items : e->p.state.max_users;
     uint32_t idx;
     advrec_err_t err;
@@ -239,8 +277,9 @@ static advrec_err_t room_for(advrec_engine_t *e, int items, const char *id,
     err = items ? advrec_state_item(e->state, id, 0, &idx, NULL, NULL, 0)
                 : advrec_state_user(e->state, id, 0, &idx, NULL, NULL, 0);
     /* A user out of memory may be stored (resolve reads it back, and
-     * refuses a new one itself before anything else is interned). */
-    if (err != ADVREC_ERR_NOT_FOUND || (!items && e->loader))
+     * refuses a new one itself before anything else is interned), and a
+     * full user table may make room (resolve). */
+    if (err != ADVREC_ERR_NOT_FOUND || (!items && (e->loader || e->make_room)))
         return ADVREC_OK;
     return advrec_seterr(ADVREC_ERR_FULL, errstr, errstr_size,
                          "state: %s \"%s\" is new but the %s table is full "
@@ -287,8 +326,10 @@ advrec_err_t advrec_engine_apply(advrec_engine_t *e, const advrec_event_t *ev,
     advrec_err_t err;
     float w;
 
-    if ((err = room_for(e, 0, ev->user_id, errstr, errstr_size)) ||
-        (err = room_for(e, 1, ev->item_id, errstr, errstr_size)) ||
+    /* The item first: a full user table may make room by deleting a
+     * user, which must not happen for an event refused anyway. */
+    if ((err = room_for(e, 1, ev->item_id, errstr, errstr_size)) ||
+        (err = room_for(e, 0, ev->user_id, errstr, errstr_size)) ||
         (err = resolve(e, 0, ev->user_id, &u, errstr, errstr_size)) ||
         (err = resolve(e, 1, ev->item_id, &i, errstr, errstr_size)))
         return err;
@@ -315,6 +356,8 @@ advrec_err_t advrec_engine_apply(advrec_engine_t *e, const advrec_event_t *ev,
                                          : e->p.weight_click);
     ux->last[u] = *origin;
     ux->last_ts_ms[u] = ev->ts_ms;
+    if (ev->ts_ms > e->watermark)
+        e->watermark = ev->ts_ms;
 
     if (e->judge)
         weight *= judge(e, ev, u, i);

@@ -127,6 +127,25 @@ void advrec_engine_set_loader(advrec_engine_t *engine,
                               advrec_engine_loader_cb *cb, void *opaque);
 
 /*
+ * Asked when a new user's event finds the user table full (model.max.users
+ * users live): deletes one user (the least recently active, the owner's
+ * choice) and returns ADVREC_OK, or an error (errstr) and the event is
+ * refused as before (ADVREC_ERR_FULL). The user of the event at hand is
+ * new, so never the one deleted.
+ */
+typedef advrec_err_t(advrec_engine_room_cb)(void *opaque, char *errstr,
+                                            size_t errstr_size);
+void advrec_engine_set_room(advrec_engine_t *engine, advrec_engine_room_cb *cb,
+                            void *opaque);
+
+/* User (a slot) is being deleted: no longer owed a refresh. */
+void advrec_engine_forget_user(advrec_engine_t *engine, uint32_t user);
+
+/* The latest event time (ms) applied since the engine was made: what
+ * expiry by event time (state.user.ttl) measures from. */
+int64_t advrec_engine_watermark(const advrec_engine_t *engine);
+
+/*
  * Changes the refresh schedule of a running engine (a configuration
  * reload): a stale user is due debounce_ms after their last event, or
  * max_staleness_ms after they became stale, whichever comes first. Users

@@ -84,6 +84,10 @@ typedef struct advrec_counters_s {
      * user in memory and per item (gauges). */
     uint64_t user_reads, user_evictions;
     uint32_t users_resident;
+    /* Users deleted, by cause (ADVREC_DELETE_*: ttl, forget, capacity),
+     * and forget requests read (for a user in the state or not). */
+    uint64_t users_deleted[3];
+    uint64_t forget_requests;
     double user_bytes, item_bytes;
 
     /* What the HTTP endpoint shows (docs/OPERATIONS.md, "Metrics and

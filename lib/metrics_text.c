@@ -155,10 +155,12 @@ char *advrec_metrics_prometheus(const advrec_metrics_t *m, size_t *len)
     family(&t, "advrec_decode_failures_total", "counter",
            "Input records the codec refused, by reason (each is also a dead "
            "letter).");
-    for (int r = 1; r < ADVREC_DLQ_TABLE_FULL; r++)
-        put(&t, "advrec_decode_failures_total{reason=\"%s\"} %llu\n",
-            advrec_dlq_reason_name((advrec_dlq_reason_t)r),
-            (unsigned long long)c->decode_failed[r]);
+    for (int r = 1; r < ADVREC_DLQ__COUNT; r++)
+        if (r != ADVREC_DLQ_TABLE_FULL && r != ADVREC_DLQ_NO_MEMORY &&
+            r != ADVREC_DLQ_INTERNAL && r != ADVREC_DLQ_BAD_CONTROL)
+            put(&t, "advrec_decode_failures_total{reason=\"%s\"} %llu\n",
+                advrec_dlq_reason_name((advrec_dlq_reason_t)r),
+                (unsigned long long)c->decode_failed[r]);
     family(&t, "advrec_dead_letters_total", "counter",
            "Input records recorded for the dead-letter topic, by reason "
            "(advrec.error header).");
@@ -328,6 +330,20 @@ char *advrec_metrics_prometheus(const advrec_metrics_t *m, size_t *len)
             "Users evicted from memory after a commit "
             "(state.memory.limit).",
             c->user_evictions);
+    family(&t, "advrec_state_users_deleted_total", "counter",
+           "Users deleted from the state with their rows, by cause: ttl "
+           "(state.user.ttl), forget (a request on topic.control), capacity "
+           "(room for a new user at model.max.users).");
+    {
+        static const char *const causes[] = {"ttl", "forget", "capacity"};
+        for (int i = 0; i < 3; i++)
+            put(&t, "advrec_state_users_deleted_total{cause=\"%s\"} %llu\n",
+                causes[i], (unsigned long long)c->users_deleted[i]);
+    }
+    counter(&t, "advrec_forget_requests_total",
+            "Forget requests read from topic.control (the user in the state "
+            "or not).",
+            c->forget_requests);
     gauge(&t, "advrec_store_sst_bytes",
           "RocksDB rocksdb.total-sst-files-size over every column family "
           "(-1: state in memory only).",

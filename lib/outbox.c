@@ -51,6 +51,9 @@ typedef struct out_rec_s {
 
 /* A list's tag: the user index shifted, kind bits 01 (never a pointer). */
 #define TAG_LIST 1u
+/* A list's tag: user number << 32 | slot << 2 | TAG_LIST (64-bit). */
+#define SLOT_MASK 0x3fffffffu
+_Static_assert(sizeof(uintptr_t) >= 8, "a list's tag holds two numbers");
 
 struct advrec_outbox_s {
     advrec_outbox_params_t p;
@@ -257,7 +260,8 @@ static int load_output(void *opaque, uint64_t seq, const void *rec, size_t len)
     out_rec_t *r;
 
     if (rec_parse(b, len, &v) ||
-        (b[1] != ADVREC_OUT_FLAG && b[1] != ADVREC_OUT_DEAD)) {
+        (b[1] != ADVREC_OUT_FLAG && b[1] != ADVREC_OUT_DEAD &&
+         b[1] != ADVREC_OUT_TOMBSTONE)) {
         c->err = advrec_seterr(ADVREC_ERR_STORE, c->errstr, c->errstr_size,
                                "malformed pending output meta/pending/out/"
                                "<seq %llu> (%zu bytes, format %d)",
@@ -399,8 +403,12 @@ static advrec_err_t owe(advrec_outbox_t *ob, uint32_t user)
     return ADVREC_OK;
 }
 
-static void paid(advrec_outbox_t *ob, uint32_t user, int delivered)
+static void paid(advrec_outbox_t *ob, uint32_t user, uint32_t uid,
+                 int delivered)
 {
+    /* The list of a user deleted since (advrec_outbox_forget_list). */
+    if (ob->uids && (*ob->uids)[user] != uid)
+        return;
     if (user < ob->owed_cap && ob->in_flight[user] > 0 &&
         --ob->in_flight[user] == 0)
         ob->stats.lists_in_flight--;
@@ -413,6 +421,7 @@ rd_kafka_resp_err_t advrec_outbox_send_list(advrec_outbox_t *ob, uint32_t user,
                                             const void *value, size_t value_len)
 {
     rd_kafka_resp_err_t err;
+    uint32_t uid;
 
     if (owe(ob, user)) {
         /* Out of memory: the user is made stale again, refreshed later. */
@@ -420,14 +429,15 @@ rd_kafka_resp_err_t advrec_outbox_send_list(advrec_outbox_t *ob, uint32_t user,
             ob->p.on_list_failed(ob->p.opaque, user);
         return RD_KAFKA_RESP_ERR__FAIL;
     }
-    err = advrec_kafka_produce(ob->producer, ob->p.topic_lists, key, key_len,
-                               value, value_len, NULL, 0,
-                               (void *)((uintptr_t)user << 2 | TAG_LIST));
+    uid = ob->uids ? (*ob->uids)[user] : user;
+    err = advrec_kafka_produce(
+        ob->producer, ob->p.topic_lists, key, key_len, value, value_len, NULL,
+        0, (void *)((uintptr_t)uid << 32 | (uintptr_t)user << 2 | TAG_LIST));
     if (err) {
         log_err("cannot produce to %s: %s", ob->p.topic_lists,
                 rd_kafka_err2str(err));
         ob->stats.failed[ADVREC_OUT_LIST]++;
-        paid(ob, user, 0);
+        paid(ob, user, uid, 0);
         return err;
     }
     ob->stats.recorded[ADVREC_OUT_LIST]++;
@@ -503,6 +513,14 @@ int advrec_outbox_owes(const advrec_outbox_t *ob, uint32_t user)
     return user < ob->owed_cap && ob->in_flight[user] > 0;
 }
 
+void advrec_outbox_forget_list(advrec_outbox_t *ob, uint32_t user)
+{
+    if (user < ob->owed_cap && ob->in_flight[user] > 0) {
+        ob->in_flight[user] = 0;
+        ob->stats.lists_in_flight--;
+    }
+}
+
 void advrec_outbox_committing(advrec_outbox_t *ob)
 {
     for (size_t i = ob->n_recs; i-- > 0 && ob->recs[i]->state == REC_NEW;)
@@ -536,7 +554,9 @@ void advrec_outbox_commit_written(advrec_outbox_t *ob)
 
 static const char *topic_of(const advrec_outbox_t *ob, int kind)
 {
-    return kind == ADVREC_OUT_DEAD ? ob->p.topic_dead : ob->p.topic_flags;
+    return kind == ADVREC_OUT_DEAD        ? ob->p.topic_dead
+           : kind == ADVREC_OUT_TOMBSTONE ? ob->p.topic_lists
+                                          : ob->p.topic_flags;
 }
 
 /* Builds the headers of a record for one produce (librdkafka takes them). */
@@ -728,7 +748,8 @@ void advrec_outbox_delivered(advrec_outbox_t *ob, const rd_kafka_message_t *m)
             ob->stats.failed[ADVREC_OUT_LIST]++;
         else
             ob->stats.delivered[ADVREC_OUT_LIST]++;
-        paid(ob, (uint32_t)(tag >> 2), m->err == 0);
+        paid(ob, (uint32_t)(tag >> 2 & SLOT_MASK), (uint32_t)(tag >> 32),
+             m->err == 0);
         return;
     }
     if (!tag)

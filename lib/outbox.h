@@ -44,9 +44,11 @@
 #include "store.h"
 
 typedef enum advrec_out_kind_e {
-    ADVREC_OUT_LIST = 1, /* a recommendation list (recomputed when owed) */
-    ADVREC_OUT_FLAG = 2, /* an anomaly flag (exact bytes) */
-    ADVREC_OUT_DEAD = 3, /* a dead letter (exact bytes and headers) */
+    ADVREC_OUT_LIST = 1,      /* a recommendation list (recomputed when owed) */
+    ADVREC_OUT_FLAG = 2,      /* an anomaly flag (exact bytes) */
+    ADVREC_OUT_DEAD = 3,      /* a dead letter (exact bytes and headers) */
+    ADVREC_OUT_TOMBSTONE = 4, /* a deleted user's list: null value on the
+                                 recommendations topic (exact bytes) */
 } advrec_out_kind_t;
 
 /* A list's delivery failed: the owner makes user stale again. */
@@ -65,9 +67,9 @@ typedef struct advrec_outbox_params_s {
 
 /* Counters, for the metrics (cumulative unless said otherwise). */
 typedef struct advrec_outbox_stats_s {
-    uint64_t recorded[4];   /* by kind: records added (lists: produced) */
-    uint64_t delivered[4];  /* by kind: acknowledged by the broker */
-    uint64_t failed[4];     /* by kind: failed deliveries (retried) */
+    uint64_t recorded[5];   /* by kind: records added (lists: produced) */
+    uint64_t delivered[5];  /* by kind: acknowledged by the broker */
+    uint64_t failed[5];     /* by kind: failed deliveries (retried) */
     uint64_t truncated;     /* dead letters re-sent truncated */
     size_t unacked;         /* gauge: records not yet acknowledged */
     size_t unacked_bytes;   /* gauge: their bytes */
@@ -102,7 +104,8 @@ void advrec_outbox_set_producer(advrec_outbox_t *outbox,
                                 advrec_kafka_t *producer);
 
 /*
- * Records a flag or a dead letter (kind FLAG or DEAD) arising in the
+ * Records a flag, a dead letter or a list tombstone (kind FLAG, DEAD or
+ * TOMBSTONE; a tombstone's value is NULL) arising in the
  * current round: key, value and headers (may be NULL; only read) are copied
  * and staged into the store's batch, to be produced after the round's
  * commit (advrec_outbox_committed). ADVREC_ERR_NOMEM: nothing recorded, and
@@ -137,6 +140,11 @@ void advrec_outbox_set_uids(advrec_outbox_t *outbox, uint32_t *const *uids);
 /* Whether a list of user is produced and not yet acknowledged: the user's
  * slot must not be reused until it is. */
 int advrec_outbox_owes(const advrec_outbox_t *outbox, uint32_t user);
+
+/* User (a slot) was deleted: their lists in flight are owed no more. A
+ * later delivery report of one is recognised by the user number it
+ * carries and changes nothing, even when the slot has a new user. */
+void advrec_outbox_forget_list(advrec_outbox_t *outbox, uint32_t user);
 
 /*
  * Before a commit: stages the deletion of every record delivered since the

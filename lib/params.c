@@ -61,7 +61,9 @@ void advrec_params_engine(advrec_engine_params_t *p, const advrec_conf_t *conf)
     p->state.max_users = (uint32_t)conf->model_max_users;
     p->state.max_items = (uint32_t)conf->model_max_items;
     /* A memory budget evicts users to RocksDB: only with a state.dir. */
-    p->state.evictable = conf->state_memory_limit > 0 && conf->state_dir[0];
+    /* Users may leave memory (a memory budget) or the state (expiry,
+     * forgetting, making room): slots are reused, ids freed. */
+    p->state.evictable = 1;
     p->negatives = (uint32_t)conf->model_negatives;
     p->weight_click = (float)conf->model_weight_click;
     p->weight_purchase = (float)conf->model_weight_purchase;

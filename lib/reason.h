@@ -63,7 +63,10 @@
       "resolve against our reader schema")                                    \
     X(ID_TOO_LONG, "id-too-long",                                             \
       "an identifier (user, item, session, order) longer than 255 bytes: "    \
-      "refused, never truncated")
+      "refused, never truncated")                                             \
+    X(BAD_CONTROL, "bad-control",                                             \
+      "a record on topic.control that is not a forget request (a tombstone "  \
+      "keyed by a user id)")
 
 typedef enum advrec_dlq_reason_e {
     ADVREC_DLQ_NONE = 0, /* no failure; never sent */

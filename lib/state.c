@@ -16,6 +16,7 @@ struct advrec_state_s {
     advrec_rows_t users, items;
     advrec_user_ext_t ux;
     uint32_t user_count;  /* uids handed out */
+    uint32_t live;        /* users in the state: handed out, not deleted */
     uint32_t resident;    /* occupied user slots */
     uint32_t *free_slots; /* slots of evicted users, reused last-in first */
     uint32_t n_free, free_cap;
@@ -316,15 +317,21 @@ advrec_err_t advrec_state_user(advrec_state_t *state, const char *id,
     if (!create)
         return advrec_seterr(err, errstr, errstr_size, "state: no user \"%s\"",
                              id);
-    if (state->user_count >= state->params.max_users)
+    if (state->live >= state->params.max_users)
         return advrec_seterr(ADVREC_ERR_FULL, errstr, errstr_size,
                              "state: user \"%s\" is new but the user table "
                              "is full (%u); raise model.max.users",
-                             id, state->user_count);
+                             id, state->live);
+    if (state->user_count == UINT32_MAX)
+        return advrec_seterr(ADVREC_ERR_FULL, errstr, errstr_size,
+                             "state: user \"%s\" is new but every user "
+                             "number has been handed out",
+                             id);
     if ((err =
              take_slot(state, id, state->user_count, idx, errstr, errstr_size)))
         return err;
     state->user_count++;
+    state->live++;
     /* Its id goes to disk with the next commit, which writes dirty rows:
      * a user interned by an event that then fails keeps its number. */
     state->ux.fresh[*idx] = 1;
@@ -361,6 +368,16 @@ void advrec_state_set_user_count(advrec_state_t *state, uint32_t n)
     state->user_count = n;
 }
 
+uint32_t advrec_state_users_live(const advrec_state_t *state)
+{
+    return state->live;
+}
+
+void advrec_state_set_users_live(advrec_state_t *state, uint32_t n)
+{
+    state->live = n;
+}
+
 uint32_t advrec_state_users_resident(const advrec_state_t *state)
 {
     return state->resident;
@@ -384,15 +401,14 @@ uint32_t advrec_state_lru_next(const advrec_state_t *state, uint32_t idx)
     return state->ux.lru_next[idx];
 }
 
-advrec_err_t advrec_state_evict_user(advrec_state_t *state, uint32_t idx)
+/* Frees user slot idx (in memory, evictable state): its id, its sets,
+ * its place in the activity order; the row zeroed as a new one is. */
+static advrec_err_t free_slot(advrec_state_t *state, uint32_t idx)
 {
     advrec_rows_t *r = &state->users;
     advrec_user_ext_t *ux = &state->ux;
     size_t k = r->k, h = state->params.history;
 
-    if (!state->params.evictable || idx >= r->n || r->dirty[idx] ||
-        ux->fresh[idx] || !advrec_idmap_name(state->user_ids, idx))
-        return ADVREC_ERR_INVALID_ARG;
     if (state->n_free == state->free_cap) {
         uint32_t cap = state->free_cap ? state->free_cap * 2 : 1024;
         uint32_t *f = realloc(state->free_slots, cap * sizeof(*f));
@@ -417,9 +433,42 @@ advrec_err_t advrec_state_evict_user(advrec_state_t *state, uint32_t idx)
     ux->purchased[idx] = ux->seen[idx] = NULL;
     ux->uid[idx] = 0;
     ux->batch[idx] = 0;
+    ux->fresh[idx] = 0;
     state->free_slots[state->n_free++] = idx;
     state->resident--;
     return ADVREC_OK;
+}
+
+advrec_err_t advrec_state_evict_user(advrec_state_t *state, uint32_t idx)
+{
+    advrec_rows_t *r = &state->users;
+    advrec_user_ext_t *ux = &state->ux;
+
+    if (!state->params.evictable || idx >= r->n || r->dirty[idx] ||
+        ux->fresh[idx] || !advrec_idmap_name(state->user_ids, idx))
+        return ADVREC_ERR_INVALID_ARG;
+    return free_slot(state, idx);
+}
+
+advrec_err_t advrec_state_delete_user(advrec_state_t *state, uint32_t idx)
+{
+    advrec_err_t err;
+
+    if (!state->params.evictable || idx >= state->users.n ||
+        !advrec_idmap_name(state->user_ids, idx))
+        return ADVREC_ERR_INVALID_ARG;
+    /* A dirty slot stays listed: a commit skips a free slot, and writes
+     * the row of the user who takes it next. */
+    if ((err = free_slot(state, idx)))
+        return err;
+    advrec_state_user_gone(state);
+    return ADVREC_OK;
+}
+
+void advrec_state_user_gone(advrec_state_t *state)
+{
+    if (state->live)
+        state->live--;
 }
 
 size_t advrec_state_user_slot_bytes(const advrec_state_t *state)

@@ -73,9 +73,10 @@ typedef struct advrec_state_params_s {
      * (0: the set is not kept). */
     uint32_t purchased_max;
     uint32_t seen_max;
-    /* Users may be evicted (advrec_state_evict_user) and read back: the
-     * user id map frees names, activity order is kept. 0: every user
-     * stays, slot == uid (the behaviour without state.memory.limit). */
+    /* Users may be evicted (advrec_state_evict_user) and read back, or
+     * deleted (advrec_state_delete_user): the user id map frees names,
+     * activity order is kept, slots are reused. 0: no user ever leaves
+     * (tools that only read a state). */
     int evictable;
 } advrec_state_params_t;
 
@@ -126,6 +127,13 @@ advrec_err_t advrec_state_user_insert(advrec_state_t *state, const char *id,
 uint32_t advrec_state_user_count(const advrec_state_t *state);
 void advrec_state_set_user_count(advrec_state_t *state, uint32_t n);
 
+/* Users in the state (handed out and not deleted; in memory or not):
+ * what model.max.users bounds. Set after a load that did not intern every
+ * user; advrec_state_user_gone() counts one deleted while not in memory. */
+uint32_t advrec_state_users_live(const advrec_state_t *state);
+void advrec_state_set_users_live(advrec_state_t *state, uint32_t n);
+void advrec_state_user_gone(advrec_state_t *state);
+
 /* Users in memory (occupied slots). */
 uint32_t advrec_state_users_resident(const advrec_state_t *state);
 
@@ -147,6 +155,15 @@ uint32_t advrec_state_lru_next(const advrec_state_t *state, uint32_t idx);
  * lists in flight, detector row).
  */
 advrec_err_t advrec_state_evict_user(advrec_state_t *state, uint32_t idx);
+
+/*
+ * Deletes user slot idx (expired or forgotten): as an eviction, but its row
+ * may be dirty or never committed, and the user leaves the live count. The
+ * caller deletes what is stored of the user and makes sure nothing else
+ * still names the slot. Evictable state only (ADVREC_ERR_INVALID_ARG
+ * otherwise, or for a free slot).
+ */
+advrec_err_t advrec_state_delete_user(advrec_state_t *state, uint32_t idx);
 
 /* Estimated resident bytes: every user table at its capacity plus the
  * users' ids and item sets (*user_bytes; scans the users in memory), and

@@ -290,6 +290,16 @@ advrec_err_t advrec_store_subject_id(advrec_store_t *store, const char *subject,
  * users (uids, advrec_state_user_ext()->uid) is only read.
  * ADVREC_ERR_INVALID_ARG on a read-only store, ADVREC_ERR_NOMEM.
  */
+/*
+ * Stages the deletion of a user (expired or forgotten) for the next
+ * advrec_store_commit(): its row, its id under its number uid and its
+ * detector row. Staged before the commit's rows, so a user of the same id
+ * made again since is written after it and stays. ADVREC_ERR_INVALID_ARG
+ * on a read-only store.
+ */
+advrec_err_t advrec_store_stage_user_delete(advrec_store_t *store,
+                                            const char *id, uint32_t uid);
+
 advrec_err_t advrec_store_stage_pending(advrec_store_t *store,
                                         const uint32_t *users, size_t n);
 
@@ -480,6 +490,17 @@ void advrec_store_row_free(advrec_store_row_t *row);
 advrec_err_t advrec_store_id_name(advrec_store_t *store, int items,
                                   uint32_t idx, char *buf, size_t buf_size,
                                   char *errstr, size_t errstr_size);
+
+/*
+ * Calls cb(opaque, uid, id) for every stored user numbered uid or above, in
+ * number order (first seen first), as committed, until cb returns non-zero:
+ * how the users not in memory are visited for expiry. ADVREC_ERR_STORE on a
+ * read error (errstr).
+ */
+typedef int(advrec_store_user_cb)(void *opaque, uint32_t uid, const char *id);
+advrec_err_t advrec_store_users_from(advrec_store_t *store, uint32_t uid,
+                                     advrec_store_user_cb *cb, void *opaque,
+                                     char *errstr, size_t errstr_size);
 
 /* What a tool's summary shows. */
 typedef struct advrec_store_summary_s {

@@ -115,10 +115,18 @@ static size_t order_rows(advrec_store_t *store, advrec_state_t *state,
             store->order[n++].idx = rows->dirty_list[d];
     for (uint32_t x = hw; x < rows->n; x++)
         store->order[n++].idx = x;
-    for (size_t r = 0; r < n; r++)
-        store->order[r].id =
-            is_items ? advrec_state_item_name(state, store->order[r].idx)
-                     : advrec_state_user_name(state, store->order[r].idx);
+    for (size_t r = 0; r < n;) {
+        uint32_t x = store->order[r].idx;
+        const char *id = is_items ? advrec_state_item_name(state, x)
+                                  : advrec_state_user_name(state, x);
+        /* A user deleted since it changed leaves a free slot: nothing to
+         * write (advrec_state_delete_user). */
+        if (!id) {
+            store->order[r] = store->order[--n];
+            continue;
+        }
+        store->order[r++].id = id;
+    }
     /* qsort's array must not be NULL even for 0 elements (UBSan): a
      * commit of offsets only, before any with rows, has no order yet. */
     if (n > 1)
@@ -216,7 +224,7 @@ static advrec_err_t build_batch(advrec_store_t *store, advrec_state_t *state,
         for (uint32_t d = 0; !is_items && d < rows->n_dirty; d++) {
             uint32_t x = rows->dirty_list[d];
             const char *id = advrec_state_user_name(state, x);
-            if (!advrec_state_user_ext(state)->fresh[x])
+            if (!id || !advrec_state_user_ext(state)->fresh[x])
                 continue;
             id_key(idk, 0, advrec_state_user_ext(state)->uid[x]);
             rocksdb_writebatch_put_cf(store->batch, store->cf[CF_IDS],
@@ -239,6 +247,9 @@ static advrec_err_t build_batch(advrec_store_t *store, advrec_state_t *state,
     put_u32(num, advrec_state_user_count(state));
     rocksdb_writebatch_put_cf(store->batch, store->cf[CF_META], META_N_USERS,
                               strlen(META_N_USERS), (const char *)num, 4);
+    put_u32(num, advrec_state_users_live(state));
+    rocksdb_writebatch_put_cf(store->batch, store->cf[CF_META], META_N_LIVE,
+                              strlen(META_N_LIVE), (const char *)num, 4);
     put_u32(num, items->n);
     rocksdb_writebatch_put_cf(store->batch, store->cf[CF_META], META_N_ITEMS,
                               strlen(META_N_ITEMS), (const char *)num, 4);
@@ -392,6 +403,27 @@ advrec_err_t advrec_store_stage_detector(advrec_store_t *store, const void *key,
     else
         rocksdb_writebatch_put_cf(store->batch, store->cf[CF_DETECTORS], key,
                                   key_len, value, value_len);
+    return ADVREC_OK;
+}
+
+advrec_err_t advrec_store_stage_user_delete(advrec_store_t *store,
+                                            const char *id, uint32_t uid)
+{
+    unsigned char idk[5];
+    char dk[ADVREC_ID_MAX + 1];
+    size_t n = strlen(id);
+
+    if (store->readonly || n + 1 > sizeof(dk))
+        return ADVREC_ERR_INVALID_ARG;
+    rocksdb_writebatch_delete_cf(store->batch, store->cf[CF_USERS], id, n);
+    id_key(idk, 0, uid);
+    rocksdb_writebatch_delete_cf(store->batch, store->cf[CF_IDS],
+                                 (const char *)idk, 5);
+    /* The detectors' row of a user (lib/detect_store.c): 'u' + id. */
+    dk[0] = 'u';
+    memcpy(dk + 1, id, n);
+    rocksdb_writebatch_delete_cf(store->batch, store->cf[CF_DETECTORS], dk,
+                                 n + 1);
     return ADVREC_OK;
 }
 

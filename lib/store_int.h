@@ -70,6 +70,7 @@ extern const char *const advrec_store__cf_names[CF_N];
 #define META_VERSION    "model/version"
 #define META_N_USERS    "count/users"
 #define META_N_ITEMS    "count/items"
+#define META_N_LIVE     "count/live" /* users not deleted (absent: users) */
 #define META_OFFSET_PF  "offset/"
 #define META_PENDING    "pending/users"
 #define META_FLAG_PF    "pending/flag/"

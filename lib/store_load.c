@@ -68,14 +68,37 @@ static advrec_err_t get_u32_meta(advrec_store_t *store, const char *key,
     return ADVREC_OK;
 }
 
-/* Interns every id of family ids in index order. */
+/* meta count/live: the users not deleted; a state written before users
+ * could be deleted has none, and then every user numbered is live. */
+static advrec_err_t get_live(advrec_store_t *store, uint64_t n_users,
+                             uint64_t *n_live, char *errstr, size_t errstr_size)
+{
+    char *val;
+    size_t len;
+    advrec_err_t err =
+        advrec_store__get(store, CF_META, META_N_LIVE, strlen(META_N_LIVE),
+                          &val, &len, errstr, errstr_size);
+
+    if (err)
+        return err;
+    if (!val) {
+        *n_live = n_users;
+        return ADVREC_OK;
+    }
+    rocksdb_free(val);
+    return get_u32_meta(store, META_N_LIVE, n_live, 4, errstr, errstr_size);
+}
+
+/* Interns every id of family ids in index order: n_items dense items,
+ * n_live users numbered below n_users. */
 static advrec_err_t load_ids(advrec_store_t *store, advrec_state_t *state,
-                             uint64_t n_users, uint64_t n_items, int items_only,
-                             char *errstr, size_t errstr_size)
+                             uint64_t n_users, uint64_t n_live,
+                             uint64_t n_items, int items_only, char *errstr,
+                             size_t errstr_size)
 {
     rocksdb_iterator_t *it =
         rocksdb_create_iterator_cf(store->db, store->scan, store->cf[CF_IDS]);
-    uint32_t next[2] = {0, 0};
+    uint32_t next[2] = {0, 0}, n_loaded = 0;
     advrec_err_t err = ADVREC_OK;
 
     /* 'i' sorts before 'u': items first, then users. */
@@ -100,6 +123,22 @@ static advrec_err_t load_ids(advrec_store_t *store, advrec_state_t *state,
         items = k[0] == 'i';
         idx = (uint32_t)k[1] << 24 | (uint32_t)k[2] << 16 |
               (uint32_t)k[3] << 8 | k[4];
+        /* Users are numbered in first-seen order and deleted users leave
+         * gaps (expiry, forgetting): each goes to a slot of its own. Items
+         * are dense. */
+        if (!items && idx >= next[0] && idx < n_users) {
+            if (!(id = key_str(store, v, vl))) {
+                err = advrec_seterr(ADVREC_ERR_NOMEM, errstr, errstr_size,
+                                    "state.dir %s: out of memory", store->dir);
+                break;
+            }
+            if ((err = advrec_state_user_insert(state, id, idx, &got, errstr,
+                                                errstr_size)))
+                break;
+            next[0] = idx + 1;
+            n_loaded++;
+            continue;
+        }
         if (idx != next[items]) {
             err = advrec_seterr(ADVREC_ERR_STORE, errstr, errstr_size,
                                 "state.dir %s: family ids lists %s index %u "
@@ -134,13 +173,13 @@ static advrec_err_t load_ids(advrec_store_t *store, advrec_state_t *state,
         err = iter_error(store, it, CF_IDS, errstr, errstr_size);
     rocksdb_iter_destroy(it);
     if (items_only)
-        n_users = 0;
-    if (!err && (next[0] != n_users || next[1] != n_items))
+        n_live = 0;
+    if (!err && (n_loaded != n_live || next[1] != n_items))
         err = advrec_seterr(ADVREC_ERR_STORE, errstr, errstr_size,
                             "state.dir %s: family ids lists %u users and %u "
                             "items, meta counts say %llu and %llu",
-                            store->dir, next[0], next[1],
-                            (unsigned long long)n_users,
+                            store->dir, n_loaded, next[1],
+                            (unsigned long long)n_live,
                             (unsigned long long)n_items);
     return err;
 }
@@ -180,7 +219,7 @@ static advrec_err_t load_rows(advrec_store_t *store, advrec_state_t *state,
                                         errstr_size)
                     : advrec_state_user(state, id, 0, &idx, NULL, errstr,
                                         errstr_size);
-        if (err || idx != get_u32(v + OFF_IDX)) {
+        if (err || (items ? idx : ux->uid[idx]) != get_u32(v + OFF_IDX)) {
             err = advrec_seterr(ADVREC_ERR_STORE, errstr, errstr_size,
                                 "state.dir %s: %s/\"%s\" (index %u) does "
                                 "not match family ids",
@@ -250,7 +289,7 @@ static advrec_err_t load(advrec_store_t *store, advrec_state_t *state,
 {
     int items_only = mode != LOAD_ALL;
     const advrec_state_params_t *sp = advrec_state_params(state);
-    uint64_t n_users, n_items, v;
+    uint64_t n_users, n_live, n_items, v;
     advrec_err_t err;
 
     if (advrec_state_users(state)->n || advrec_state_items(state)->n ||
@@ -262,11 +301,12 @@ static advrec_err_t load(advrec_store_t *store, advrec_state_t *state,
                              store->params.history);
     if ((err = get_u32_meta(store, META_N_USERS, &n_users, 4, errstr,
                             errstr_size)) ||
+        (err = get_live(store, n_users, &n_live, errstr, errstr_size)) ||
         (err = get_u32_meta(store, META_N_ITEMS, &n_items, 4, errstr,
                             errstr_size)) ||
         (err = get_u32_meta(store, META_VERSION, &v, 8, errstr, errstr_size)) ||
-        (err = load_ids(store, state, n_users, n_items, items_only, errstr,
-                        errstr_size)) ||
+        (err = load_ids(store, state, n_users, n_live, n_items, items_only,
+                        errstr, errstr_size)) ||
         (!items_only && (err = load_rows(store, state, NULL, CF_USERS, errstr,
                                          errstr_size))) ||
         (err = load_rows(store, state, pop, CF_ITEMS, errstr, errstr_size)))
@@ -278,8 +318,8 @@ static advrec_err_t load(advrec_store_t *store, advrec_state_t *state,
     /* Loaded rows are on disk already; users not loaded keep their
      * numbers, and new ones are numbered after them. */
     advrec_state_clear_dirty(state);
-    if (mode == LOAD_LAZY)
-        advrec_state_set_user_count(state, (uint32_t)n_users);
+    advrec_state_set_user_count(state, (uint32_t)n_users);
+    advrec_state_set_users_live(state, (uint32_t)n_live);
     store->users_hw = (uint32_t)n_users;
     store->items_hw = (uint32_t)n_items;
     log_info("state.dir %s: loaded %llu %susers, %llu items, model version "
@@ -759,4 +799,36 @@ advrec_err_t advrec_store_summary(advrec_store_t *store,
         rocksdb_free(p);
     }
     return ADVREC_OK;
+}
+
+advrec_err_t advrec_store_users_from(advrec_store_t *store, uint32_t uid,
+                                     advrec_store_user_cb *cb, void *opaque,
+                                     char *errstr, size_t errstr_size)
+{
+    rocksdb_iterator_t *it =
+        rocksdb_create_iterator_cf(store->db, store->ropts, store->cf[CF_IDS]);
+    unsigned char start[5];
+    char id[ADVREC_ID_MAX + 1];
+    advrec_err_t err;
+
+    id_key(start, 0, uid);
+    for (rocksdb_iter_seek(it, (const char *)start, 5); rocksdb_iter_valid(it);
+         rocksdb_iter_next(it)) {
+        size_t kl, vl;
+        const unsigned char *k =
+            (const unsigned char *)rocksdb_iter_key(it, &kl);
+        const char *v = rocksdb_iter_value(it, &vl);
+
+        if (kl != 5 || k[0] != 'u')
+            break;
+        snprintf(id, sizeof(id), "%.*s", (int)vl, v);
+        if (cb(opaque,
+               (uint32_t)k[1] << 24 | (uint32_t)k[2] << 16 |
+                   (uint32_t)k[3] << 8 | k[4],
+               id))
+            break;
+    }
+    err = iter_error(store, it, CF_IDS, errstr, errstr_size);
+    rocksdb_iter_destroy(it);
+    return err;
 }

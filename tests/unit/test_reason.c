@@ -83,6 +83,7 @@ static void test_stable_strings(void)
         {ADVREC_DLQ_INTERNAL, "internal"},
         {ADVREC_DLQ_INCOMPATIBLE_SCHEMA, "incompatible-schema"},
         {ADVREC_DLQ_ID_TOO_LONG, "id-too-long"},
+        {ADVREC_DLQ_BAD_CONTROL, "bad-control"},
     };
 
     CHECK_INT(sizeof(want) / sizeof(want[0]), ADVREC_DLQ__COUNT - 1);
