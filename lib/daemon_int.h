@@ -26,6 +26,7 @@
 #include "engine.h"
 #include "http.h"
 #include "kafka.h"
+#include "memlimit.h"
 #include "metrics.h"
 #include "outbox.h"
 #include "registry.h"
@@ -141,6 +142,9 @@ struct advrec_daemon_s {
     int64_t registry_retry_ms;
     int64_t registry_backoff_ms;
     size_t registry_cached; /* schemas the state's cache gave at start */
+
+    /* The memory limit's watch (lib/memlimit: its own thread), or NULL. */
+    advrec_memlimit_t *memlimit;
 
     /* Round scratch, allocated once. */
     rd_kafka_message_t **batch;
