@@ -295,8 +295,9 @@ static void check(advrec_memlimit_t *ml)
         ml->stall_logged = 0;
         log_err("memory: near the limit: %lld MiB of %lld MiB in use, %lld "
                 "MiB left (under the %lld MiB margin), limit: %s. "
-                "Allocations fail or are about to; librdkafka and OpenBLAS "
-                "retry theirs without a word, so consumption may stall "
+                "Allocations fail or are about to; libraries retry some "
+                "without a word (OpenBLAS for ever), so consumption may "
+                "stall "
                 "(nothing is lost: it resumes once memory is available). "
                 "Raise the limit (prlimit --as, LimitAS=, MemoryMax=), or "
                 "set or lower state.memory.limit so the working set fits",

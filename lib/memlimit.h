@@ -3,16 +3,16 @@
  * that says so.
  *
  * Near a memory limit the daemon does not fail where we can see it: with
- * RLIMIT_AS the first sgemm spins inside OpenBLAS (its buffer's mmap fails
- * and is retried for ever), librdkafka's threads retry their own
- * allocations, and the processing thread never comes back to the round to
- * report anything (docs/RELIABILITY.md, "Resource limits"). So the check
- * runs on a thread of its own, not in the round: every interval it reads
- * the tightest limit that applies (RLIMIT_AS against the address space in
- * use; cgroup v2 memory.max of our cgroup and its ancestors against the
- * working set), logs one error when the headroom falls under a margin,
- * one more if the processing loop has then stopped finishing rounds, one
- * notice when it clears, and sets the memory gauges of metrics.
+ * RLIMIT_AS the processing thread's first sgemm spins inside OpenBLAS (its
+ * 128 MiB buffer's mmap fails and is retried for ever, without a word),
+ * so the thread never comes back to the round to report anything
+ * (docs/RELIABILITY.md, "Resource limits"). So the check runs on a thread of
+ * its own, not in the round: every interval it reads the tightest limit that
+ * applies (RLIMIT_AS against the address space in use; cgroup v2 memory.max of
+ * our cgroup and its ancestors against the working set), logs one error when
+ * the headroom falls under a margin, one more if the processing loop has then
+ * stopped finishing rounds, one notice when it clears, and sets the memory
+ * gauges of metrics.
  *
  * The thread allocates nothing once started (stack buffers, open/read),
  * so it keeps working where malloc does not.

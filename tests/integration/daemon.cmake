@@ -40,7 +40,7 @@ add_test(NAME integration.resource_limits
           $<TARGET_FILE:advrec-inspect> ${PROJECT_SOURCE_DIR})
 set_tests_properties(integration.resource_limits PROPERTIES LABELS integration TIMEOUT 240)
 # A memory limit near the working set: reported (log, /metrics) while the
-# loop stalls in OpenBLAS and librdkafka, recovered from once lifted on the
+# loop stalls in OpenBLAS, recovered from once lifted on the
 # running process, the state exact (issue 14, point 4).
 add_test(NAME integration.memory_limit
   COMMAND ${CMAKE_CURRENT_LIST_DIR}/memory_limit.sh
