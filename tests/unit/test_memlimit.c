@@ -11,6 +11,7 @@
 
 #include "check.h"
 #include "memlimit.h"
+#include "metrics_int.h"
 
 static char tmp[256];
 
@@ -208,6 +209,57 @@ static void test_monitor_starts_and_stops(void)
     advrec_metrics_destroy(metrics);
 }
 
+/* The gauges follow the monitor: memory short with RLIMIT_AS 100 MiB
+ * over this process's VmSize, then cleared once the limit is lifted. */
+static int await_short(advrec_metrics_t *metrics, int want, int64_t *limit)
+{
+    int64_t used;
+    int short_of = -1;
+
+    for (int i = 0; i < 200; i++) { /* 2 s at most */
+        advrec_metrics__memory(metrics, limit, &used, &short_of);
+        if (short_of == want)
+            return 1;
+        usleep(10000);
+    }
+    return 0;
+}
+
+static void test_monitor_sets_gauges(void)
+{
+    advrec_memlimit_t *ml = NULL;
+    advrec_metrics_t *metrics = advrec_metrics_new(0);
+    struct rlimit saved, rl;
+    long long vm = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    int64_t limit = 0;
+    char errstr[256];
+
+    CHECK(f && fscanf(f, "%lld", &vm) == 1);
+    if (f)
+        fclose(f);
+    if (!metrics || as_unlimited(&saved)) {
+        fprintf(stderr, "skipped: RLIMIT_AS cannot be lifted here\n");
+        advrec_metrics_destroy(metrics);
+        return;
+    }
+    rl = saved;
+    rl.rlim_cur = (rlim_t)(vm * sysconf(_SC_PAGESIZE) + (100 << 20));
+    CHECK_INT(setrlimit(RLIMIT_AS, &rl), 0);
+    CHECK_INT(
+        advrec_memlimit_new(&ml, metrics, 20, 1000, errstr, sizeof(errstr)),
+        ADVREC_OK);
+    CHECK(await_short(metrics, 1, &limit));
+    CHECK_INT(limit, (int64_t)rl.rlim_cur);
+    rl.rlim_cur = RLIM_INFINITY;
+    CHECK_INT(setrlimit(RLIMIT_AS, &rl), 0);
+    CHECK(await_short(metrics, 0, &limit));
+    CHECK_INT(limit, -1);
+    advrec_memlimit_destroy(ml);
+    advrec_metrics_destroy(metrics);
+    setrlimit(RLIMIT_AS, &saved);
+}
+
 int main(void)
 {
     snprintf(tmp, sizeof(tmp), "%s/test_memlimit.XXXXXX",
@@ -221,6 +273,7 @@ int main(void)
     RUN(test_cgroup_limit);
     RUN(test_rlimit_as);
     RUN(test_monitor_starts_and_stops);
+    RUN(test_monitor_sets_gauges);
     {
         char cmd[600];
         snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmp);
