@@ -23,10 +23,17 @@
 #include "http.h"
 #include "kafka.h"
 #include "log.h"
+#include "memlimit.h"
 #include "metrics.h"
 #include "outbox.h"
 #include "params.h"
 #include "store.h"
+
+/* The memory limit is read this often by its own thread (lib/memlimit),
+ * and a processing loop that has finished no round for MEMORY_STALL_MS
+ * while memory is short is reported as stalled. */
+#define MEMORY_CHECK_MS 1000
+#define MEMORY_STALL_MS 10000
 
 /* A list's delivery failed, or could not be produced: owed again. */
 static void list_failed(void *opaque, uint32_t user)
@@ -312,6 +319,15 @@ advrec_err_t advrec_daemon_new(advrec_daemon_t **daemonp, advrec_conf_t *conf,
     }
     d->c = advrec_metrics_counters(d->metrics);
     d->c->store_sst_bytes = d->c->store_pending_bytes = -1;
+    /* Watched from its own thread, not from the round: near the limit the
+     * round itself is what stalls. Without the thread the daemon runs as
+     * before, unwatched. */
+    if ((err = advrec_memlimit_new(&d->memlimit, d->metrics, MEMORY_CHECK_MS,
+                                   MEMORY_STALL_MS, errstr, errstr_size))) {
+        if (err == ADVREC_ERR_NOMEM)
+            goto fail;
+        log_warning("%s: memory limits are not watched", errstr);
+    }
     if ((err = start_http(d, errstr, errstr_size)))
         goto fail;
     if ((err = advrec_params_codec(&d->codec, &d->rec_schema_id,
@@ -354,8 +370,9 @@ void advrec_daemon_destroy(advrec_daemon_t *d)
 {
     if (!d)
         return;
-    /* First: its thread reads the metrics. */
+    /* First: their threads read the metrics. */
     advrec_http_destroy(d->http);
+    advrec_memlimit_destroy(d->memlimit);
     /* Held records belong to the consumer: freed before it. */
     advrec_daemon__registry_destroy(d);
     if (d->cq)

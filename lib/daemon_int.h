@@ -26,6 +26,7 @@
 #include "engine.h"
 #include "http.h"
 #include "kafka.h"
+#include "memlimit.h"
 #include "metrics.h"
 #include "outbox.h"
 #include "registry.h"
@@ -156,6 +157,9 @@ struct advrec_daemon_s {
     uint32_t gone_next;
     uint32_t room_cursor, ttl_cursor, ttl_slot;
     int room_dry;
+
+    /* The memory limit's watch (lib/memlimit: its own thread), or NULL. */
+    advrec_memlimit_t *memlimit;
 
     /* Round scratch, allocated once. */
     rd_kafka_message_t **batch;

@@ -28,6 +28,9 @@ struct advrec_metrics_s {
     char *topics[2];          /* the input topics' names, for labels */
     int64_t watchdog_ms;      /* WATCHDOG=1 this often; 0: no watchdog */
     int64_t watchdog_last_ms; /* the last one sent */
+    /* advrec_metrics_set_memory's, guarded by lock. */
+    int64_t mem_limit, mem_used;
+    int mem_short;
 };
 
 advrec_metrics_t *advrec_metrics_new(int64_t interval_ms)
@@ -39,6 +42,7 @@ advrec_metrics_t *advrec_metrics_new(int64_t interval_ms)
     m->interval_ms = interval_ms;
     /* No registry until the daemon says it has one. */
     m->now.registry_up = m->shown.registry_up = m->last.registry_up = -1;
+    m->mem_limit = m->mem_used = -1;
     pthread_mutex_init(&m->lock, NULL);
 #ifdef ADVREC_HAVE_SYSTEMD
     {
@@ -181,4 +185,24 @@ advrec_err_t advrec_metrics_set_topics(advrec_metrics_t *m, const char *clicks,
 const char *advrec_metrics__topic(const advrec_metrics_t *m, int topic)
 {
     return m->topics[topic] ? m->topics[topic] : "";
+}
+
+void advrec_metrics_set_memory(advrec_metrics_t *m, int64_t limit, int64_t used,
+                               int short_of)
+{
+    pthread_mutex_lock(&m->lock);
+    m->mem_limit = limit;
+    m->mem_used = used;
+    m->mem_short = short_of;
+    pthread_mutex_unlock(&m->lock);
+}
+
+void advrec_metrics__memory(const advrec_metrics_t *m, int64_t *limit,
+                            int64_t *used, int *short_of)
+{
+    pthread_mutex_lock((pthread_mutex_t *)&m->lock);
+    *limit = m->mem_limit;
+    *used = m->mem_used;
+    *short_of = m->mem_short;
+    pthread_mutex_unlock((pthread_mutex_t *)&m->lock);
 }

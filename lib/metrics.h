@@ -192,4 +192,14 @@ void advrec_metrics_watchdog(advrec_metrics_t *metrics, int64_t now_ms);
 /* How often advrec_metrics_watchdog() sends WATCHDOG=1, in ms; 0: never. */
 int64_t advrec_metrics_watchdog_ms(const advrec_metrics_t *metrics);
 
+/*
+ * The memory gauges (lib/memlimit's monitor thread, the one writer of
+ * these; any thread reads them): the tightest memory limit in bytes (-1:
+ * none), the bytes counted against it (-1: no limit), and whether memory is
+ * short (1) or not (0). Not part of the counters: the monitor is not the
+ * processing thread, and must report while that thread is stuck.
+ */
+void advrec_metrics_set_memory(advrec_metrics_t *metrics, int64_t limit,
+                               int64_t used, int short_of);
+
 #endif

@@ -10,4 +10,8 @@
  * advrec_metrics_set_topics. Owned by metrics. */
 const char *advrec_metrics__topic(const advrec_metrics_t *metrics, int topic);
 
+/* The memory gauges advrec_metrics_set_memory last set (any thread). */
+void advrec_metrics__memory(const advrec_metrics_t *metrics, int64_t *limit,
+                            int64_t *used, int *short_of);
+
 #endif

@@ -132,6 +132,8 @@ char *advrec_metrics_prometheus(const advrec_metrics_t *m, size_t *len)
     advrec_counters_t *c = malloc(sizeof(*c));
     text_t t = {.size = 16384};
     char l1[256], l2[256];
+    int64_t mem_limit, mem_used;
+    int mem_short;
 
     t.buf = malloc(t.size);
     if (!c || !t.buf) {
@@ -355,6 +357,20 @@ char *advrec_metrics_prometheus(const advrec_metrics_t *m, size_t *len)
     gauge(&t, "advrec_resident_memory_bytes",
           "Resident memory of the process (/proc/self/statm).",
           resident_bytes());
+    advrec_metrics__memory(m, &mem_limit, &mem_used, &mem_short);
+    gauge(&t, "advrec_memory_limit_bytes",
+          "The tightest memory limit on the process: RLIMIT_AS, or a "
+          "cgroup v2 memory.max (-1: none found; lib/memlimit).",
+          (double)mem_limit);
+    gauge(&t, "advrec_memory_used_bytes",
+          "What counts against that limit: the address space in use "
+          "(VmSize) for RLIMIT_AS, the working set (memory.current less "
+          "inactive_file) for a cgroup (-1: no limit).",
+          (double)mem_used);
+    gauge(&t, "advrec_memory_pressure",
+          "1 while the headroom under the limit is below its margin (also "
+          "logged as an error), else 0.",
+          (double)mem_short);
     free(c);
     if (t.nomem) {
         free(t.buf);

@@ -192,7 +192,9 @@ try:
                    "advrec_anomaly_flag_reasons_total",
                    "advrec_consumer_lag_messages", "advrec_store_sst_bytes",
                    "advrec_store_pending_compaction_bytes",
-                   "advrec_resident_memory_bytes"]:
+                   "advrec_resident_memory_bytes",
+                   "advrec_memory_limit_bytes", "advrec_memory_used_bytes",
+                   "advrec_memory_pressure"]:
         if f"# TYPE {family} " not in text:
             fail(f"family {family} missing")
     pc = subprocess.run([promtool, "check", "metrics"], input=text,
