@@ -113,7 +113,11 @@ static int cgroup_line(char *line, void *arg)
 
     if (strncmp(line, "0::", 3) != 0)
         return 0;
-    snprintf(path, 1024, "%s", line + 3);
+    size_t n = strnlen(line + 3, 1023);
+
+    /* A longer path is cut (then not found): as good as no cgroup. */
+    memcpy(path, line + 3, n);
+    path[n] = '\0';
     return 1;
 }
 
