@@ -9,6 +9,10 @@
 #   bench/expiry.sh [BUILD_DIR]                 (default: build)
 #   USERS (300000), ACTIVE (1000), CAP (100000), PARTITIONS (4 per topic),
 #   CHECK (200: active users whose lists are compared),
+#   MODES ("cap nocap nocap2": nocap2 is a second uncapped run, the noise
+#   floor of the list comparison: with more than one partition the order
+#   in which partitions interleave differs from run to run, and so does
+#   the model; with PARTITIONS=1 a run is deterministic),
 #   DAEMON_ARGS="-X k=v ..." more advrecd settings for both modes.
 #
 # Each mode starts on a fresh state dir in a fresh group with the shipped
@@ -18,9 +22,10 @@
 # SIGTERM. One line per mode:
 #   MODE max.users M: N events, A applied, D dead letters (F table-full),
 #   L users live, R deleted to make room, peak RSS P MiB, T s
-# Then the active users of both runs, read with advrec-inspect:
-#   active users: C compared, counters equal E, lists overlap@10 O (mean),
-#   identical lists I
+# Then the active users of the runs, read with advrec-inspect, each run
+# against nocap:
+#   active users, RUN vs nocap: C compared, counters equal E, lists
+#   overlap@10 O (mean), identical lists I
 set -uo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$here/build}
@@ -29,6 +34,7 @@ active=${ACTIVE:-1000}
 cap=${CAP:-100000}
 parts=${PARTITIONS:-4}
 check=${CHECK:-200}
+modes=${MODES:-cap nocap nocap2}
 for t in advrecd advrec-produce advrec-gen advrec-inspect; do
   [ -x "$build/$t" ] || { echo "expiry.sh: no $t in $build" >&2; exit 1; }
 done
@@ -77,7 +83,7 @@ metric() { # NAME: its value from /metrics
   awk -v m="$1" '$1 == m { print $2; exit }' "$tmp/metrics"
 }
 
-for mode in cap nocap; do
+for mode in $modes; do
   max=10000000
   [ "$mode" = cap ] && max=$cap
   port=$(free_port)
@@ -121,27 +127,30 @@ done
 # The active users' counters and lists in both states.
 say "expiry: comparing $check active users' counters and lists"
 for ((i = 0; i < check; i++)); do
-  for mode in cap nocap; do
+  for mode in $modes; do
     "$build/advrec-inspect" -j -c "$here/conf/advrecd.conf" "$tmp/state.$mode" user "a$i" \
       >"$tmp/a$i.$mode.json" 2>/dev/null || echo '{}' >"$tmp/a$i.$mode.json"
   done
 done
-python3 - "$tmp" "$check" <<'EOF'
+python3 - "$tmp" "$check" $modes <<'EOF'
 import json, sys
-tmp, n = sys.argv[1], int(sys.argv[2])
-same = ident = 0
-overlap = []
-for i in range(n):
-    a = json.load(open(f"{tmp}/a{i}.cap.json"))
-    b = json.load(open(f"{tmp}/a{i}.nocap.json"))
-    if a.get("clicks") is not None and a.get("clicks") == b.get("clicks") \
-            and a.get("purchases") == b.get("purchases"):
-        same += 1
-    la = [x["item"] for x in a.get("top", [])]
-    lb = [x["item"] for x in b.get("top", [])]
-    if la and lb:
-        overlap.append(len(set(la) & set(lb)) / max(len(la), len(lb)))
-        ident += la == lb
-print(f"active users: {n} compared, counters equal {same}, lists overlap@10 "
-      f"{sum(overlap) / max(len(overlap), 1):.3f} (mean), identical lists {ident}")
+tmp, n, modes = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+def load(i, mode):
+    return json.load(open(f"{tmp}/a{i}.{mode}.json"))
+for run in [m for m in modes if m != "nocap"]:
+    same = ident = 0
+    overlap = []
+    for i in range(n):
+        a, b = load(i, run), load(i, "nocap")
+        if a.get("clicks") is not None and a.get("clicks") == b.get("clicks") \
+                and a.get("purchases") == b.get("purchases"):
+            same += 1
+        la = [x["item"] for x in a.get("top", [])]
+        lb = [x["item"] for x in b.get("top", [])]
+        if la and lb:
+            overlap.append(len(set(la) & set(lb)) / max(len(la), len(lb)))
+            ident += la == lb
+    print(f"active users, {run} vs nocap: {n} compared, counters equal {same}, "
+          f"lists overlap@10 {sum(overlap) / max(len(overlap), 1):.3f} (mean), "
+          f"identical lists {ident}")
 EOF
