@@ -100,6 +100,15 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
+/* The wall clock, for the time a build finished (shown, never compared). */
+static double wall_s(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
 /* Grows *buf to hold n elements of size sz; 0, or -1 (buf unchanged). */
 static int grow(void *buf, size_t *cap, size_t n, size_t sz)
 {
@@ -266,6 +275,7 @@ static void *builder_main(void *opaque)
             a->st.trainings += train_s > 0;
             a->st.last_build_s = now_s() - t0;
             a->st.last_train_s = train_s;
+            a->st.last_built_unix_s = wall_s();
         }
         /* A failed build (no memory, a Faiss error) leaves the index in
          * use; the next due snapshot tries again. */

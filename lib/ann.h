@@ -40,13 +40,15 @@ typedef struct advrec_ann_params_s {
 } advrec_ann_params_t;
 
 typedef struct advrec_ann_stats_s {
-    uint64_t builds;     /* indexes swapped in */
-    uint64_t trainings;  /* of them, with fresh k-means centroids */
-    double last_build_s; /* wall time of the last build (train + fill) */
-    double last_train_s; /* of it, training (0 for a refill) */
-    double last_copy_s;  /* the snapshot copy, on the calling thread */
-    size_t indexed;      /* rows in the index in use (0: none yet) */
-    uint32_t nlist;      /* lists of the index in use */
+    uint64_t builds;          /* indexes swapped in */
+    uint64_t trainings;       /* of them, with fresh k-means centroids */
+    double last_build_s;      /* wall time of the last build (train + fill) */
+    double last_train_s;      /* of it, training (0 for a refill) */
+    double last_copy_s;       /* the snapshot copy, on the calling thread */
+    double last_built_unix_s; /* when the last build finished (Unix time,
+                                 seconds; 0: none yet) */
+    size_t indexed;           /* rows in the index in use (0: none yet) */
+    uint32_t nlist;           /* lists of the index in use */
 } advrec_ann_stats_t;
 
 typedef struct advrec_ann_s advrec_ann_t;

@@ -57,6 +57,13 @@ typedef enum advrec_conf_retrieval_e {
     ADVREC_CONF_RETRIEVAL_AUTO = 2,
 } advrec_conf_retrieval_t;
 
+/* recs.backlog.policy: when refreshes fall behind the input. */
+typedef enum advrec_conf_backlog_e {
+    ADVREC_CONF_BACKLOG_CONSUME = 0, /* keep consuming; staleness grows */
+    ADVREC_CONF_BACKLOG_PAUSE = 1,   /* stop consuming while a list owed is
+                                        recs.max.staleness.ms old */
+} advrec_conf_backlog_t;
+
 /* One kafka.* pair: name without the "kafka." prefix. */
 typedef struct advrec_conf_kv_s {
     char *name;
@@ -132,7 +139,10 @@ typedef struct advrec_conf_s {
     int64_t recs_n;
     int64_t recs_debounce_ms;
     int64_t recs_max_staleness_ms;
-    int recs_exclude; /* advrec_conf_exclude_t */
+    int64_t recs_refresh_budget_ms;
+    int64_t recs_refresh_batch;
+    int recs_backlog_policy; /* advrec_conf_backlog_t */
+    int recs_exclude;        /* advrec_conf_exclude_t */
     int64_t recs_exclude_purchased_max;
     int64_t recs_exclude_seen_max;
     int64_t recs_history;

@@ -79,6 +79,12 @@ static const conf_word_t retrieval_words[] = {
     {NULL, 0},
 };
 
+static const conf_word_t backlog_words[] = {
+    {"consume", ADVREC_CONF_BACKLOG_CONSUME},
+    {"pause", ADVREC_CONF_BACKLOG_PAUSE},
+    {NULL, 0},
+};
+
 static const conf_word_t exclude_words[] = {
     {"purchased", ADVREC_CONF_EXCLUDE_PURCHASED},
     {"seen", ADVREC_CONF_EXCLUDE_SEEN},
@@ -199,6 +205,12 @@ const conf_row_t advrec_conf__rows[] = {
             "A user's list is refreshed at most this often while their events keep coming."),
     ROW_INT("recs.max.staleness.ms", recs_max_staleness_ms, 0, MS_DAY, "10000", "recs",
             "Longest a user's list may lag their latest event; must be >= recs.debounce.ms."),
+    ROW_INT("recs.refresh.budget.ms", recs_refresh_budget_ms, 0, 60000, "100", "recs",
+            "Time a round spends refreshing lists owed (monotonic clock), oldest first, in batches of recs.refresh.batch users: the budget is checked between batches, and one batch is always refreshed, so 0 means one batch per round. round.max.records also bounds the lists of a round (docs/PERFORMANCE.md, \"Refreshes on a budget\")."),
+    ROW_INT("recs.refresh.batch", recs_refresh_batch, 1, 100000, "256", "recs",
+            "Users ranked together between two checks of recs.refresh.budget.ms (the scoring batches users 256 at a time)."),
+    ROW_ENUM("recs.backlog.policy", recs_backlog_policy, backlog_words, "consume", "recs",
+             "When refreshes cannot keep up with the input: consume keeps consuming and lets the lists owed wait longer than recs.max.staleness.ms; pause stops consuming while a list owed is recs.max.staleness.ms old or older (every round then refreshes, oldest first) and resumes once none is, logging both. Paused or not, the consumer is polled at least every half of kafka.max.poll.interval.ms, so the group does not drop it (docs/OPERATIONS.md, \"Refresh backlog\")."),
     ROW_ENUM("recs.exclude", recs_exclude, exclude_words, "purchased", "recs",
              "Items left out of a user's list: the user's purchased items (recs.exclude.purchased.max), those and every item seen (recs.exclude.seen.max), or none."),
     ROW_INT("recs.exclude.purchased.max", recs_exclude_purchased_max, 0, 65535, "256", "recs",

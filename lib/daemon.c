@@ -285,6 +285,21 @@ static void publish_stats(advrec_daemon_t *d, int64_t now, int final)
     d->c->users = advrec_state_users_live(state);
     d->c->items = advrec_state_items(state)->n;
     d->c->stale = advrec_engine_stale_count(d->engine);
+    {
+        int64_t oldest = advrec_engine_oldest_stale(d->engine);
+        advrec_ann_t *ann = advrec_engine_ann(d->engine);
+        d->c->backlog_oldest_s = oldest ? (double)(now - oldest) / 1e3 : 0;
+        if (ann) {
+            advrec_ann_stats_t as;
+            advrec_ann_stats(ann, &as);
+            d->c->ann_builds = as.builds;
+            d->c->ann_trainings = as.trainings;
+            d->c->ann_last_build_s = as.last_build_s;
+            d->c->ann_last_built_unix_s = as.last_built_unix_s;
+            d->c->ann_indexed = as.indexed;
+            d->c->ann_nlist = as.nlist;
+        }
+    }
     d->c->outbox_pending = os.unacked;
     d->c->dlq_delivered = os.delivered[ADVREC_OUT_DEAD];
     d->c->dlq_truncated = os.truncated;
@@ -333,14 +348,110 @@ static ssize_t consume(advrec_daemon_t *d)
     return more > 0 ? n + more : n;
 }
 
+/*
+ * Refreshes the lists owed, oldest first (advrec_engine_refresh), in
+ * batches of recs.refresh.batch users until recs.refresh.budget.ms of the
+ * monotonic clock is spent (checked between batches: one batch always
+ * goes, so the backlog shrinks even under a budget of 0), nothing more is
+ * due, or round.max.records lists were made: a burst of stale users cannot
+ * starve consumption, and consumption cannot starve the lists.
+ */
+static void refresh_round(advrec_daemon_t *d)
+{
+    int64_t t0 = now_us(), budget_us = d->conf->recs_refresh_budget_ms * 1000;
+    size_t cap = (size_t)d->conf->round_max_records;
+    size_t batch = (size_t)d->conf->recs_refresh_batch, done = 0;
+
+    while (done < cap) {
+        size_t want = cap - done < batch ? cap - done : batch, n, n_since;
+        int64_t t1 = now_us(), now = now_ms();
+        const int64_t *since;
+
+        n = advrec_engine_refresh(d->engine, now, 0, want, emit, d);
+        if (n == 0)
+            break;
+        advrec_histogram_observe(&d->c->refresh, (double)(now_us() - t1) / 1e6);
+        since = advrec_engine_refreshed_since(d->engine, &n_since);
+        for (size_t i = 0; i < n_since; i++)
+            advrec_histogram_observe(&d->c->staleness,
+                                     (double)(now - since[i]) / 1e3);
+        d->c->lists_ann += advrec_engine_ann_lists(d->engine);
+        d->c->lists_exact += advrec_engine_exact_lists(d->engine);
+        done += n;
+        if (n < want || now_us() - t0 >= budget_us)
+            break;
+    }
+}
+
+/* Half of the consumer's max.poll.interval.ms (librdkafka's default 300 s
+ * when it cannot be read): a consumer not polled for the whole interval
+ * leaves its group, and its partitions go to another member. */
+static int64_t poll_guard_ms(advrec_daemon_t *d)
+{
+    char buf[32];
+    size_t size = sizeof(buf);
+    long long ms = 300000;
+
+    if (rd_kafka_conf_get(rd_kafka_conf(advrec_kafka_rk(d->consumer)),
+                          "max.poll.interval.ms", buf,
+                          &size) == RD_KAFKA_CONF_OK)
+        ms = atoll(buf);
+    return ms > 2 ? ms / 2 : 1;
+}
+
+/*
+ * recs.backlog.policy = pause: whether this round leaves the input alone
+ * (1) because a list owed is recs.max.staleness.ms old or older, the
+ * same rule that makes it due: the round then only refreshes, oldest
+ * first, until no owed list is that old. Logs entering and leaving the
+ * paused state once each. Under consume, or with nothing that old, 0. A
+ * paused consumer is still polled once every half max.poll.interval.ms
+ * (one round of input) so the group keeps it; that round's lists may then
+ * wait longer than recs.max.staleness.ms.
+ */
+static int backlog_hold(advrec_daemon_t *d, int64_t now)
+{
+    int64_t oldest = advrec_engine_oldest_stale(d->engine);
+    int over = d->conf->recs_backlog_policy == ADVREC_CONF_BACKLOG_PAUSE &&
+               oldest && now - oldest >= d->conf->recs_max_staleness_ms;
+
+    if (over && !d->backlog_paused) {
+        log_notice("refresh backlog: %zu list(s) owed, the oldest for %lld "
+                   "ms (recs.max.staleness.ms %lld): consumption paused "
+                   "(recs.backlog.policy=pause)",
+                   advrec_engine_stale_count(d->engine),
+                   (long long)(now - oldest),
+                   (long long)d->conf->recs_max_staleness_ms);
+        d->backlog_paused = 1;
+        d->backlog_since_ms = now;
+        d->c->backlog_pauses++;
+        if (!d->poll_guard_ms)
+            d->poll_guard_ms = poll_guard_ms(d);
+    } else if (!over && d->backlog_paused) {
+        log_notice("refresh backlog: %zu list(s) owed, none for "
+                   "recs.max.staleness.ms: consumption resumed after %lld ms",
+                   advrec_engine_stale_count(d->engine),
+                   (long long)(now - d->backlog_since_ms));
+        d->backlog_paused = 0;
+    }
+    d->c->backlog_paused = d->backlog_paused;
+    if (!over)
+        return 0;
+    if (now - d->polled_ms >= d->poll_guard_ms) {
+        log_info("refresh backlog: one round of input while paused, so the "
+                 "consumer group keeps this member (max.poll.interval.ms)");
+        return 0;
+    }
+    d->c->backlog_paused_rounds++;
+    return 1;
+}
+
 /* One processing round. */
 static void round_once(advrec_daemon_t *d)
 {
     rd_kafka_t *producer = advrec_kafka_rk(d->producer);
     ssize_t n;
-    int64_t now, t0 = now_us(), t1;
-    size_t n_since;
-    const int64_t *since;
+    int64_t now, t0 = now_us();
     advrec_err_t err;
     char why[512];
 
@@ -380,8 +491,13 @@ static void round_once(advrec_daemon_t *d)
         log_notice("outputs acknowledged: consumption resumed");
         d->paused = 0;
     }
-    advrec_daemon__registry_retry(d, now_ms());
-    n = consume(d);
+    if (backlog_hold(d, now_ms())) {
+        n = 0; /* only refreshes this round */
+    } else {
+        advrec_daemon__registry_retry(d, now_ms());
+        n = consume(d);
+        d->polled_ms = now_ms();
+    }
     now = now_ms();
     if (d->fatal[0]) {
         /* Stopped while polling (an assignment the state cannot resume
@@ -420,17 +536,10 @@ static void round_once(advrec_daemon_t *d)
     /* Refresh what is due before the commit: lists do not wait for
      * commits (a list owed stays owed in the state until its delivery
      * report), so a commit due this round must not delay the lists of
-     * the events it applied. Bounded per round so a burst of stale users
-     * cannot starve consumption. */
-    t1 = now_us();
-    if (advrec_engine_refresh(d->engine, now, 0,
-                              (size_t)d->conf->round_max_records, emit, d)) {
-        advrec_histogram_observe(&d->c->refresh, (double)(now_us() - t1) / 1e6);
-        since = advrec_engine_refreshed_since(d->engine, &n_since);
-        for (size_t i = 0; i < n_since; i++)
-            advrec_histogram_observe(&d->c->staleness,
-                                     (double)(now - since[i]) / 1e3);
-    }
+     * the events it applied. Bounded per round (recs.refresh.budget.ms,
+     * round.max.records) so a burst of stale users cannot starve
+     * consumption. */
+    refresh_round(d);
     rd_kafka_poll(producer, 0);
     if (advrec_daemon__commit_due(d, now)) {
         err = advrec_daemon__commit_state(d, 1);
@@ -482,6 +591,7 @@ advrec_err_t advrec_daemon_run(advrec_daemon_t *d, char *errstr,
 
     advrec_metrics_ready(d->metrics, now_ms());
     d->commit_ms = now_ms();
+    d->polled_ms = now_ms();
     if (advrec_metrics_watchdog_ms(d->metrics))
         log_info("systemd watchdog: WATCHDOG=1 every %lld ms from the "
                  "processing loop",
@@ -489,8 +599,9 @@ advrec_err_t advrec_daemon_run(advrec_daemon_t *d, char *errstr,
     while (!atomic_load(&d->stop)) {
         round_once(d);
         /* A round is bounded (round.max.ms of polling, round.max.records
-         * of input and of refreshes) except while the producer waits for
-         * room, which feeds the watchdog itself (on_produce_wait). */
+         * of input, recs.refresh.budget.ms of refreshes plus one batch)
+         * except while the producer waits for room, which feeds the
+         * watchdog itself (on_produce_wait). */
         advrec_metrics_watchdog(d->metrics, now_ms());
         if (atomic_exchange(&d->checkpoint, 0))
             write_checkpoint(d);
@@ -514,6 +625,8 @@ advrec_err_t advrec_daemon_run(advrec_daemon_t *d, char *errstr,
     log_info("stopping: refreshing %zu stale user(s), flushing",
              advrec_engine_stale_count(d->engine));
     advrec_engine_refresh(d->engine, now_ms(), 1, 0, emit, d);
+    d->c->lists_ann += advrec_engine_ann_lists(d->engine);
+    d->c->lists_exact += advrec_engine_exact_lists(d->engine);
     advrec_outbox_produce(d->outbox); /* failed ones: one more try */
     kerr = rd_kafka_flush(producer, FLUSH_TIMEOUT_MS);
     if (kerr)

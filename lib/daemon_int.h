@@ -83,12 +83,20 @@ struct advrec_daemon_s {
     char fatal[1024];       /* first fatal error seen */
     advrec_err_t fatal_err; /* its code: KAFKA, STORE, NOMEM */
     int paused;             /* consumption paused: outbox full */
-    uint64_t dlq_logged;    /* DLQ records logged since the last stats line */
-    advrec_err_t flag_err;  /* while taking a round's flags */
-    advrec_http_t *http;    /* the HTTP endpoint, or NULL */
-    uint64_t preq_seen;     /* events seen by the prequential sampler */
-    int64_t sizes_ms;       /* when the store's sizes were last read */
-    int64_t mem_ms;         /* when the memory gauges were last computed */
+    /* recs.backlog.policy=pause (daemon.c, backlog_hold): consumption
+     * paused for the refresh backlog, since when; when the consumer queue
+     * was last polled, and half of its max.poll.interval.ms (read at the
+     * first pause): paused or not, it is polled at least that often. */
+    int backlog_paused;
+    int64_t backlog_since_ms;
+    int64_t polled_ms;
+    int64_t poll_guard_ms;
+    uint64_t dlq_logged;   /* DLQ records logged since the last stats line */
+    advrec_err_t flag_err; /* while taking a round's flags */
+    advrec_http_t *http;   /* the HTTP endpoint, or NULL */
+    uint64_t preq_seen;    /* events seen by the prequential sampler */
+    int64_t sizes_ms;      /* when the store's sizes were last read */
+    int64_t mem_ms;        /* when the memory gauges were last computed */
 
     /* The user cache of state.memory.limit (daemon_cache.c): the slots the
      * user tables are sized for (0: no limit), and whether a commit was

@@ -21,7 +21,10 @@ struct advrec_engine_s {
     float *scratch; /* advrec_apr_scratch_floats(k) */
     uint64_t version;
 
-    uint32_t *stale; /* users with stale_since != 0, unordered */
+    /* Users with stale_since != 0, oldest first: marks append with the
+     * caller's clock, so the list is in stale_since order as long as that
+     * clock does not go back; refresh() sorts it again when it did. */
+    uint32_t *stale;
     size_t n_stale, stale_cap;
 
     advrec_rank_t *rank;
@@ -30,6 +33,8 @@ struct advrec_engine_s {
     uint32_t *due;
     int64_t *due_since; /* their stale_since, restored if ranking fails */
     size_t due_cap;
+    struct stale_key_s *keys; /* sorting the stale list (rarely needed) */
+    size_t keys_cap;
 
     advrec_engine_judge_cb *judge; /* the detectors, or NULL */
     void *judge_opaque;
@@ -42,8 +47,16 @@ struct advrec_engine_s {
     /* For the metrics (advrec_engine_take_loss, _refreshed_since). */
     double loss_sum; /* clean BPR loss of the steps since the last take */
     uint64_t loss_n;
-    size_t n_refreshed; /* due_since entries of the last refresh */
+    size_t n_refreshed;    /* due_since entries of the last refresh */
+    size_t n_ann, n_exact; /* of its lists: from the index, scored exactly */
 };
+
+/* A stale user and its stale_since, for sorting oldest first (ties in
+ * list order). */
+typedef struct stale_key_s {
+    int64_t since;
+    uint32_t pos, user;
+} stale_key_t;
 
 advrec_engine_t *advrec_engine_new(const advrec_engine_params_t *params,
                                    char *errstr, size_t errstr_size)
@@ -108,6 +121,7 @@ void advrec_engine_destroy(advrec_engine_t *e)
     free(e->stale);
     free(e->due);
     free(e->due_since);
+    free(e->keys);
     free(e);
 }
 
@@ -397,6 +411,57 @@ advrec_err_t advrec_engine_apply(advrec_engine_t *e, const advrec_event_t *ev,
     return ADVREC_OK;
 }
 
+static int key_cmp(const void *a, const void *b)
+{
+    const stale_key_t *x = a, *y = b;
+
+    if (x->since != y->since)
+        return x->since < y->since ? -1 : 1;
+    return x->pos < y->pos ? -1 : x->pos > y->pos;
+}
+
+/*
+ * Puts the stale list back in stale_since order (ties keep their order)
+ * when a mark or a failed refresh broke it: a caller's clock that went
+ * back (a tool replaying event times), users put back after ranking found
+ * no memory. A no-op scan otherwise. No memory for the keys leaves the
+ * list as it is: refreshes then go in list order, nothing is lost.
+ */
+static void sort_stale(advrec_engine_t *e)
+{
+    const int64_t *since = advrec_state_user_ext(e->state)->stale_since;
+    size_t s;
+
+    for (s = 1; s < e->n_stale; s++)
+        if (since[e->stale[s]] < since[e->stale[s - 1]])
+            break;
+    if (s >= e->n_stale)
+        return;
+    if (e->keys_cap < e->n_stale) {
+        stale_key_t *k = realloc(e->keys, e->n_stale * sizeof(*k));
+        if (!k)
+            return;
+        e->keys = k;
+        e->keys_cap = e->n_stale;
+    }
+    for (s = 0; s < e->n_stale; s++) {
+        e->keys[s].since = since[e->stale[s]];
+        e->keys[s].pos = (uint32_t)s;
+        e->keys[s].user = e->stale[s];
+    }
+    qsort(e->keys, e->n_stale, sizeof(*e->keys), key_cmp);
+    for (s = 0; s < e->n_stale; s++)
+        e->stale[s] = e->keys[s].user;
+}
+
+int64_t advrec_engine_oldest_stale(advrec_engine_t *e)
+{
+    if (e->n_stale == 0)
+        return 0;
+    sort_stale(e);
+    return advrec_state_user_ext(e->state)->stale_since[e->stale[0]];
+}
+
 size_t advrec_engine_refresh(advrec_engine_t *e, int64_t now_ms, int force,
                              size_t max_users, advrec_engine_emit_cb *emit,
                              void *opaque)
@@ -405,6 +470,7 @@ size_t advrec_engine_refresh(advrec_engine_t *e, int64_t now_ms, int force,
     size_t n_due = 0, kept = 0;
 
     e->n_refreshed = 0;
+    e->n_ann = e->n_exact = 0;
     if (e->n_stale == 0)
         return 0;
     if (e->due_cap < e->n_stale) {
@@ -419,6 +485,9 @@ size_t advrec_engine_refresh(advrec_engine_t *e, int64_t now_ms, int force,
         e->due_since = since;
         e->due_cap = e->n_stale;
     }
+    /* Oldest first: with the list in stale_since order, the first
+     * max_users due users met are the ones waiting longest. */
+    sort_stale(e);
     /* Split the stale list into due users and the rest, keeping order. */
     for (size_t s = 0; s < e->n_stale; s++) {
         uint32_t u = e->stale[s];
@@ -440,8 +509,9 @@ size_t advrec_engine_refresh(advrec_engine_t *e, int64_t now_ms, int force,
     }
     if (advrec_rank_users(e->rank, e->state, e->pop, e->due, n_due, emit,
                           opaque)) {
-        /* No memory for the scores: nothing was emitted. Put them back;
-         * nothing is lost, only delayed. */
+        /* No memory for the scores: nothing was emitted. Put them back
+         * (out of order: the next refresh sorts the list again); nothing
+         * is lost, only delayed. */
         for (size_t d = 0; d < n_due; d++) {
             ux->stale_since[e->due[d]] = e->due_since[d];
             e->stale[e->n_stale++] = e->due[d];
@@ -449,6 +519,8 @@ size_t advrec_engine_refresh(advrec_engine_t *e, int64_t now_ms, int force,
         return 0;
     }
     e->n_refreshed = n_due;
+    e->n_ann = advrec_rank_ann_lists(e->rank);
+    e->n_exact = advrec_rank_exact_lists(e->rank);
     return n_due;
 }
 
@@ -496,5 +568,15 @@ int advrec_engine_hit(advrec_engine_t *e, const char *user_id,
 
 size_t advrec_engine_ann_lists(const advrec_engine_t *e)
 {
-    return advrec_rank_ann_lists(e->rank);
+    return e->n_ann;
+}
+
+size_t advrec_engine_exact_lists(const advrec_engine_t *e)
+{
+    return e->n_exact;
+}
+
+advrec_ann_t *advrec_engine_ann(advrec_engine_t *e)
+{
+    return advrec_rank_ann(e->rank);
 }

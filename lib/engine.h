@@ -88,9 +88,12 @@ advrec_err_t advrec_engine_apply(advrec_engine_t *engine,
 /*
  * Refreshes stale users that are due at now_ms (all stale users when force
  * is set), calling emit once per user with the list lib/rank built, and
- * returns how many lists were emitted. At most max_users users are
- * refreshed per call (0: no limit), so a caller can bound a round's work.
- * Out of memory: returns 0 with nothing emitted; the users stay stale.
+ * returns how many lists were emitted. Oldest first: the due users are
+ * taken in order of the time they became stale (ties in the order they
+ * did), at most max_users of them per call (0: no limit), so a caller can
+ * refresh in batches and stop between two when its time is up; lib/rank
+ * emits a batch's cold users before its model-scored ones. Out of memory:
+ * returns 0 with nothing emitted; the users stay stale.
  */
 size_t advrec_engine_refresh(advrec_engine_t *engine, int64_t now_ms, int force,
                              size_t max_users, advrec_engine_emit_cb *emit,
@@ -157,8 +160,9 @@ void advrec_engine_set_refresh(advrec_engine_t *engine, int64_t debounce_ms,
 /* Users waiting for a refresh. */
 size_t advrec_engine_stale_count(const advrec_engine_t *engine);
 
-/* The users waiting for a refresh (dense indices, unordered, n of them);
- * owned by the engine, valid until the next apply/refresh/mark. */
+/* The users waiting for a refresh (dense indices, n of them; oldest first
+ * unless a mark since went back in time); owned by the engine, valid until
+ * the next apply/refresh/mark. */
 const uint32_t *advrec_engine_stale_users(const advrec_engine_t *engine,
                                           size_t *n);
 
@@ -200,7 +204,19 @@ void advrec_engine_set_version(advrec_engine_t *engine, uint64_t version);
  * persist and restore its keys. */
 advrec_popularity_t *advrec_engine_popularity(advrec_engine_t *engine);
 
-/* Lists the last refresh built from the approximate index (rank.h). */
+/* Of the lists the last advrec_engine_refresh built: those from the
+ * approximate index's candidates, and those scored against every item
+ * (rank.h); the rest were cold users' popularity lists. */
 size_t advrec_engine_ann_lists(const advrec_engine_t *engine);
+size_t advrec_engine_exact_lists(const advrec_engine_t *engine);
+
+/* The index keeper of recs.retrieval = ann | auto (owned by the engine),
+ * or NULL under exact retrieval: for its statistics (ann.h). */
+advrec_ann_t *advrec_engine_ann(advrec_engine_t *engine);
+
+/* When (the now_ms of its first mark) the user waiting longest for a
+ * refresh became stale; 0 when nobody waits. Puts the stale list back in
+ * order if a mark went back in time, hence not const. */
+int64_t advrec_engine_oldest_stale(advrec_engine_t *engine);
 
 #endif

@@ -76,26 +76,35 @@ advrec_counters_t *advrec_metrics_counters(advrec_metrics_t *m)
 
 int advrec_metrics_publish(advrec_metrics_t *m, int64_t now_ms, int final)
 {
-    const advrec_counters_t *s = &m->now, *l = &m->last;
-    double secs;
+    advrec_counters_t *s = &m->now;
+    const advrec_counters_t *l = &m->last;
+    int line =
+        final || (m->interval_ms > 0 && now_ms - m->last_ms >= m->interval_ms);
+    double secs = (double)(now_ms - m->last_ms) / 1000.0;
 
+    if (secs <= 0)
+        secs = 1e-3;
+    /* The interval's figures go into the published copy too (/metrics). */
+    if (line) {
+        s->lists_per_s = (double)(s->recs - l->recs) / secs;
+        s->staleness_p99_s =
+            advrec_histogram_quantile(&s->staleness, &l->staleness, 0.99);
+    }
     pthread_mutex_lock(&m->lock);
     m->shown = *s;
     pthread_mutex_unlock(&m->lock);
-    if (!final && (m->interval_ms == 0 || now_ms - m->last_ms < m->interval_ms))
+    if (!line)
         return 0;
-    secs = (double)(now_ms - m->last_ms) / 1000.0;
-    if (secs <= 0)
-        secs = 1e-3;
     log_info(
         "%s: %.0f events/s, %.0f lists/s; total %llu clicks, %llu "
         "purchases, %llu lists, %llu dlq (%llu delivered), %llu flags "
         "(%llu quarantined, %llu cleared, %llu events down-weighted), "
         "%llu outputs pending; %u users (%u in memory, %llu read back, "
-        "%llu evicted), %u items, %llu stale",
+        "%llu evicted), %u items, %llu stale (oldest owed %.1f s, list "
+        "staleness p99 %.3f s%s)",
         final ? "final" : "stats",
         (double)(s->clicks + s->purchases - l->clicks - l->purchases) / secs,
-        (double)(s->recs - l->recs) / secs, (unsigned long long)s->clicks,
+        s->lists_per_s, (unsigned long long)s->clicks,
         (unsigned long long)s->purchases, (unsigned long long)s->recs,
         (unsigned long long)s->dlq, (unsigned long long)s->dlq_delivered,
         (unsigned long long)s->flags, (unsigned long long)s->flags_quarantined,
@@ -104,7 +113,8 @@ int advrec_metrics_publish(advrec_metrics_t *m, int64_t now_ms, int final)
         (unsigned long long)s->outbox_pending, s->users, s->users_resident,
         (unsigned long long)s->user_reads,
         (unsigned long long)s->user_evictions, s->items,
-        (unsigned long long)s->stale);
+        (unsigned long long)s->stale, s->backlog_oldest_s, s->staleness_p99_s,
+        s->backlog_paused ? ", consumption paused" : "");
     notify("STATUS=%llu events, %llu lists, %llu dlq, %u users",
            (unsigned long long)(s->clicks + s->purchases),
            (unsigned long long)s->recs, (unsigned long long)s->dlq, s->users);
@@ -163,6 +173,26 @@ void advrec_histogram_observe(advrec_histogram_t *h, double seconds)
     h->bucket[b]++;
     h->count++;
     h->sum_s += seconds;
+}
+
+double advrec_histogram_quantile(const advrec_histogram_t *h,
+                                 const advrec_histogram_t *before, double q)
+{
+    static const double bounds[] = {ADVREC_METRICS_BUCKETS};
+    uint64_t count = h->count - (before ? before->count : 0), cum = 0;
+    double rank;
+
+    if (count == 0)
+        return 0;
+    rank = q * (double)count;
+    for (size_t b = 0; b < ADVREC_METRICS_BUCKETS_CNT; b++) {
+        uint64_t in = h->bucket[b] - (before ? before->bucket[b] : 0);
+        double lo = b ? bounds[b - 1] : 0;
+        if (in && (double)(cum + in) >= rank)
+            return lo + (bounds[b] - lo) * (rank - (double)cum) / (double)in;
+        cum += in;
+    }
+    return bounds[ADVREC_METRICS_BUCKETS_CNT - 1];
 }
 
 advrec_err_t advrec_metrics_set_topics(advrec_metrics_t *m, const char *clicks,

@@ -78,7 +78,30 @@ typedef struct advrec_counters_s {
                                    run's) */
     uint64_t outbox_paused;     /* rounds not consumed: outbox full */
     uint32_t users, items;
-    uint64_t stale; /* gauge: users waiting for a list */
+    uint64_t stale; /* gauge: users waiting for a list (the backlog) */
+    /* Refreshes on a budget (recs.refresh.*, recs.backlog.policy). */
+    double backlog_oldest_s; /* gauge: how long the longest-waiting user
+                                has owed a list (0: none owed) */
+    int backlog_paused;      /* gauge: consumption paused (policy pause) */
+    uint64_t backlog_pauses; /* times it paused */
+    uint64_t backlog_paused_rounds; /* rounds that did not consume for it */
+    /* Over the last stats interval (set when its line is logged): lists
+     * made per second, and the 99th percentile of their staleness from
+     * the histogram's buckets (0: no list made). */
+    double lists_per_s;
+    double staleness_p99_s;
+    /* Lists built, by how their items were found: from the approximate
+     * index's candidates, or by scoring every item (cold users'
+     * popularity lists are neither). */
+    uint64_t lists_ann, lists_exact;
+    /* The index of recs.retrieval = ann | auto (lib/ann; zeros under
+     * exact): builds swapped in, of them with fresh centroids, the last
+     * build's wall time and when it finished (Unix seconds; 0: none), the
+     * items in the index in use and its lists. */
+    uint64_t ann_builds, ann_trainings;
+    double ann_last_build_s, ann_last_built_unix_s;
+    uint64_t ann_indexed;
+    uint32_t ann_nlist;
     /* The user cache (state.memory.limit): users read back from the store
      * and evicted; users in memory and the estimated resident bytes per
      * user in memory and per item (gauges). */
@@ -152,6 +175,15 @@ void advrec_metrics_share(advrec_metrics_t *metrics);
 
 /* Adds one observation of seconds to a histogram (the writer's). */
 void advrec_histogram_observe(advrec_histogram_t *histogram, double seconds);
+
+/*
+ * The q-quantile (0 < q <= 1) of the observations added to histogram since
+ * the copy before was taken (before may be NULL: all of them), estimated
+ * as Prometheus' histogram_quantile() does: linear within the bucket it
+ * falls in; in the +Inf bucket, the largest finite bound. 0 when none.
+ */
+double advrec_histogram_quantile(const advrec_histogram_t *histogram,
+                                 const advrec_histogram_t *before, double q);
 
 /*
  * The names of the two input topics, for the metrics' labels (copied).

@@ -209,9 +209,61 @@ char *advrec_metrics_prometheus(const advrec_metrics_t *m, size_t *len)
               "that user's list being made and handed to the producer.",
               &c->staleness);
     histogram(&t, "advrec_refresh_duration_seconds",
-              "Time of one refresh of the due users (ranking, encoding, "
-              "producing), per round that had any.",
+              "Time of one batch of refreshes (ranking, encoding, "
+              "producing; at most recs.refresh.batch users), per batch.",
               &c->refresh);
+    gauge(&t, "advrec_refresh_lists_per_second",
+          "Lists made per second over the last stats interval "
+          "(stats.interval.ms).",
+          c->lists_per_s);
+    gauge(&t, "advrec_list_staleness_p99_seconds",
+          "99th percentile of advrec_list_staleness_seconds over the last "
+          "stats interval, from its buckets (0: no list made).",
+          c->staleness_p99_s);
+    gauge(&t, "advrec_refresh_backlog_oldest_seconds",
+          "How long the user waiting longest has owed a list (0: none "
+          "owed); the backlog itself is advrec_users_stale.",
+          c->backlog_oldest_s);
+    gauge(&t, "advrec_backlog_paused",
+          "1 while consumption is paused because a list owed is "
+          "recs.max.staleness.ms old (recs.backlog.policy=pause), else 0.",
+          (double)c->backlog_paused);
+    counter(&t, "advrec_backlog_pauses_total",
+            "Times consumption paused for the refresh backlog.",
+            c->backlog_pauses);
+    counter(&t, "advrec_backlog_paused_rounds_total",
+            "Rounds that did not consume because of the refresh backlog.",
+            c->backlog_paused_rounds);
+    family(&t, "advrec_lists_built_total", "counter",
+           "Model-scored lists built, by retrieval: ann (the approximate "
+           "index's candidates re-scored exactly) or exact (every item "
+           "scored); cold-start popularity lists are neither.");
+    put(&t, "advrec_lists_built_total{retrieval=\"ann\"} %llu\n",
+        (unsigned long long)c->lists_ann);
+    put(&t, "advrec_lists_built_total{retrieval=\"exact\"} %llu\n",
+        (unsigned long long)c->lists_exact);
+    counter(&t, "advrec_ann_builds_total",
+            "Approximate indexes built and taken into use (recs.retrieval "
+            "ann or auto; 0 under exact).",
+            c->ann_builds);
+    counter(&t, "advrec_ann_trainings_total",
+            "... of which trained fresh k-means centroids (the others "
+            "re-assigned the items to the existing ones).",
+            c->ann_trainings);
+    gauge(&t, "advrec_ann_last_build_duration_seconds",
+          "Wall time of the last index build (training and filling) in "
+          "its background thread.",
+          c->ann_last_build_s);
+    gauge(&t, "advrec_ann_last_build_timestamp_seconds",
+          "When the last index build finished, Unix time (0: none yet).",
+          c->ann_last_built_unix_s);
+    gauge(&t, "advrec_ann_items_indexed",
+          "Items in the index in use (0: none yet; lists are exact until "
+          "there is one).",
+          (double)c->ann_indexed);
+    gauge(&t, "advrec_ann_index_lists",
+          "Inverted lists (IVF cells) of the index in use.",
+          (double)c->ann_nlist);
     histogram(&t, "advrec_round_duration_seconds",
               "Time of one processing round (poll wait included).", &c->round);
     counter(&t, "advrec_rounds_total", "Processing rounds finished.",

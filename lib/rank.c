@@ -31,10 +31,11 @@ struct advrec_rank_s {
     uint32_t *list_items; /* recs_n, for the emitted list */
     float *list_scores;
 
-    advrec_ann_t *ann; /* NULL under exact retrieval */
-    int use_ann;       /* this call ranks from the index */
-    size_t indexed;    /* items [0, indexed) are in it */
-    size_t ann_lists;  /* lists of this call built from it */
+    advrec_ann_t *ann;  /* NULL under exact retrieval */
+    int use_ann;        /* this call ranks from the index */
+    size_t indexed;     /* items [0, indexed) are in it */
+    size_t ann_lists;   /* lists of this call built from it */
+    size_t exact_lists; /* ... and scored against every item */
 };
 
 advrec_rank_t *advrec_rank_new(const advrec_rank_params_t *params, char *errstr,
@@ -115,6 +116,11 @@ advrec_ann_t *advrec_rank_ann(advrec_rank_t *r)
 size_t advrec_rank_ann_lists(const advrec_rank_t *r)
 {
     return r->ann_lists;
+}
+
+size_t advrec_rank_exact_lists(const advrec_rank_t *r)
+{
+    return r->exact_lists;
 }
 
 static int64_t mono_ms(void)
@@ -286,13 +292,15 @@ static void rank_batch(advrec_rank_t *r, advrec_state_t *state,
     }
     if (n_warm == 0)
         return;
-    if (r->use_ann && rank_ann(r, items, n_warm))
-        ; /* lists from the index's candidates */
-    else if (advrec_topn_batch(r->ubatch, n_warm, items->w,
-                               r->p.use_bias ? items->bias : NULL, items->n,
-                               (int)k, r->excl_ptr, r->n_excl, r->p.recs_n,
-                               r->scores, r->top, r->top_counts))
-        return; /* only on invalid arguments, which we never pass */
+    if (!r->use_ann || !rank_ann(r, items, n_warm)) {
+        /* No index, or it could not answer: every item is scored. */
+        if (advrec_topn_batch(r->ubatch, n_warm, items->w,
+                              r->p.use_bias ? items->bias : NULL, items->n,
+                              (int)k, r->excl_ptr, r->n_excl, r->p.recs_n,
+                              r->scores, r->top, r->top_counts))
+            return; /* only on invalid arguments, which we never pass */
+        r->exact_lists += n_warm;
+    }
     for (size_t w = 0; w < n_warm; w++) {
         const advrec_topn_entry_t *top = r->top + w * r->p.recs_n;
         for (size_t t = 0; t < r->top_counts[w]; t++) {
@@ -315,6 +323,7 @@ advrec_err_t advrec_rank_users(advrec_rank_t *r, advrec_state_t *state,
     size_t offs[BATCH_MAX], counts[BATCH_MAX];
 
     r->ann_lists = 0;
+    r->exact_lists = 0;
     if (n_users == 0)
         return ADVREC_OK;
     r->use_ann = 0;

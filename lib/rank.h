@@ -95,8 +95,11 @@ const advrec_rank_params_t *advrec_rank_params(const advrec_rank_t *rank);
 /* The index keeper (owned by rank), or NULL under exact retrieval. */
 advrec_ann_t *advrec_rank_ann(advrec_rank_t *rank);
 
-/* Lists the last advrec_rank_users() call built from index candidates. */
+/* Lists the last advrec_rank_users() call built from index candidates,
+ * and those it scored against every item (cold users' popularity lists
+ * are neither). */
 size_t advrec_rank_ann_lists(const advrec_rank_t *rank);
+size_t advrec_rank_exact_lists(const advrec_rank_t *rank);
 
 /*
  * Builds the list of each of users[0..n_users) (dense indices of state, in
