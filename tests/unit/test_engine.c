@@ -417,6 +417,61 @@ out:
     advrec_engine_destroy(e);
 }
 
+/* (e): oldest first. Due users go in the order they became stale, also
+ * when marks came with a clock that went back (the list is sorted again)
+ * and when one call may take only some of them. */
+static void test_oldest_first(void)
+{
+    advrec_engine_params_t p = params_for(ADVREC_RANK_EXCLUDE_PURCHASED);
+    advrec_engine_t *e = engine_for(&p);
+    sink_t *sink = calloc(1, sizeof(*sink));
+    /* Users 1..5 marked at these times, in this order. */
+    static const int64_t at[] = {9000, 7000, 8500, 7000, 8000};
+    static const char *const want[] = {"u2", "u4", "u5", "u3", "u1"};
+    char errstr[256];
+    const uint32_t *stale;
+    size_t n;
+
+    if (!e || !sink)
+        goto out;
+    for (int u = 0; u < 6; u++)
+        CHECK_INT(apply(e, 0, u, u, 0, u + 1, 1000, errstr, sizeof(errstr)), 0);
+    CHECK_INT(advrec_engine_refresh(e, 1000, 1, 0, collect, sink), 6);
+    CHECK_INT(advrec_engine_oldest_stale(e), 0);
+    sink->n = 0;
+    for (int u = 1; u <= 5; u++)
+        advrec_engine_mark_stale(e, (uint32_t)u, at[u - 1]);
+    /* The user waiting longest: 7000 (u2, marked before u4 at 7000). */
+    CHECK_INT(advrec_engine_oldest_stale(e), 7000);
+    stale = advrec_engine_stale_users(e, &n);
+    CHECK_INT(n, 5);
+    CHECK_INT(stale[0], 2);
+    /* One at a time, and then the rest in one call: the same order. */
+    CHECK_INT(advrec_engine_refresh(e, 20000, 0, 1, collect, sink), 1);
+    CHECK_INT(advrec_engine_refresh(e, 20000, 0, 1, collect, sink), 1);
+    CHECK_INT(advrec_engine_oldest_stale(e), 8000);
+    CHECK_INT(advrec_engine_refresh(e, 20000, 0, 0, collect, sink), 3);
+    CHECK_INT(sink->n, 5);
+    for (size_t l = 0; l < 5 && l < sink->n; l++)
+        CHECK_STR(sink->lists[l].user_id, want[l]);
+    CHECK_INT(advrec_engine_oldest_stale(e), 0);
+    /* The oldest that is not due yet (an event within the debounce) is
+     * passed over, not waited for: u1 stale since 29990, last marked at
+     * 30080; u0 stale since 30000 and quiet for the debounce at 30100. */
+    sink->n = 0;
+    advrec_engine_mark_stale(e, 1, 29990);
+    advrec_engine_mark_stale(e, 0, 30000);
+    advrec_engine_mark_stale(e, 1, 30080);
+    CHECK_INT(
+        advrec_engine_refresh(e, 30000 + p.debounce_ms, 0, 1, collect, sink),
+        1);
+    CHECK_STR(sink->lists[0].user_id, "u0");
+    CHECK_INT(advrec_engine_oldest_stale(e), 29990);
+out:
+    free(sink);
+    advrec_engine_destroy(e);
+}
+
 /* Feeds a generated stream into e (origin from a running offset). */
 static void feed_synth(advrec_engine_t *e, uint64_t events)
 {
@@ -554,6 +609,7 @@ int main(void)
     RUN(test_exclude_seen);
     RUN(test_exclude_none);
     RUN(test_debounce_and_max_staleness);
+    RUN(test_oldest_first);
     RUN(test_replay_is_bit_identical);
     RUN(test_origin_is_last_event);
     RUN(test_full_item_table);
