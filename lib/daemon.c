@@ -414,24 +414,43 @@ static int backlog_hold(advrec_daemon_t *d, int64_t now)
     int64_t oldest = advrec_engine_oldest_stale(d->engine);
     int over = d->conf->recs_backlog_policy == ADVREC_CONF_BACKLOG_PAUSE &&
                oldest && now - oldest >= d->conf->recs_max_staleness_ms;
+    /* A backlog near the bound pauses and resumes every few rounds: the
+     * first pause of a BACKLOG_LOG_MS is logged (and its end), the rest
+     * only counted (advrec_backlog_pauses_total). */
+    int log = !d->backlog_log_ms || now - d->backlog_log_ms >= BACKLOG_LOG_MS;
 
     if (over && !d->backlog_paused) {
-        log_notice("refresh backlog: %zu list(s) owed, the oldest for %lld "
-                   "ms (recs.max.staleness.ms %lld): consumption paused "
-                   "(recs.backlog.policy=pause)",
-                   advrec_engine_stale_count(d->engine),
-                   (long long)(now - oldest),
-                   (long long)d->conf->recs_max_staleness_ms);
+        if (log) {
+            log_notice("refresh backlog: %zu list(s) owed, the oldest for "
+                       "%lld ms (recs.max.staleness.ms %lld): consumption "
+                       "paused (recs.backlog.policy=pause)%s",
+                       advrec_engine_stale_count(d->engine),
+                       (long long)(now - oldest),
+                       (long long)d->conf->recs_max_staleness_ms,
+                       d->backlog_unlogged ? "; it paused before without a "
+                                             "line, see "
+                                             "advrec_backlog_pauses_total"
+                                           : "");
+            d->backlog_log_ms = now;
+            d->backlog_logged = 1;
+            d->backlog_unlogged = 0;
+        } else {
+            d->backlog_logged = 0;
+            d->backlog_unlogged = 1;
+        }
         d->backlog_paused = 1;
         d->backlog_since_ms = now;
         d->c->backlog_pauses++;
         if (!d->poll_guard_ms)
             d->poll_guard_ms = poll_guard_ms(d);
     } else if (!over && d->backlog_paused) {
-        log_notice("refresh backlog: %zu list(s) owed, none for "
-                   "recs.max.staleness.ms: consumption resumed after %lld ms",
-                   advrec_engine_stale_count(d->engine),
-                   (long long)(now - d->backlog_since_ms));
+        /* Leaving is logged when entering was. */
+        if (d->backlog_logged)
+            log_notice("refresh backlog: %zu list(s) owed, none for "
+                       "recs.max.staleness.ms: consumption resumed after "
+                       "%lld ms",
+                       advrec_engine_stale_count(d->engine),
+                       (long long)(now - d->backlog_since_ms));
         d->backlog_paused = 0;
     }
     d->c->backlog_paused = d->backlog_paused;

@@ -57,6 +57,9 @@
 /* Rows changed since the last commit that make a commit due before
  * state.commit.interval.ms: the WriteBatch stays within tens of MiB. */
 #define COMMIT_MAX_ROWS 65536
+/* recs.backlog.policy=pause: at most one pause (and its end) logged this
+ * often; the others are counted. */
+#define BACKLOG_LOG_MS 10000
 
 struct advrec_daemon_s {
     advrec_conf_t *conf; /* owned */
@@ -89,6 +92,9 @@ struct advrec_daemon_s {
      * first pause): paused or not, it is polled at least that often. */
     int backlog_paused;
     int64_t backlog_since_ms;
+    int64_t backlog_log_ms; /* the last pause logged (BACKLOG_LOG_MS) */
+    int backlog_logged;     /* this pause was logged: so is its end */
+    int backlog_unlogged;   /* a pause went without a line since */
     int64_t polled_ms;
     int64_t poll_guard_ms;
     uint64_t dlq_logged;   /* DLQ records logged since the last stats line */
