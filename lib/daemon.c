@@ -351,14 +351,19 @@ static ssize_t consume(advrec_daemon_t *d)
 /*
  * Refreshes the lists owed, oldest first (advrec_engine_refresh), in
  * batches of recs.refresh.batch users until recs.refresh.budget.ms of the
- * monotonic clock is spent (checked between batches: one batch always
- * goes, so the backlog shrinks even under a budget of 0), nothing more is
- * due, or round.max.records lists were made: a burst of stale users cannot
- * starve consumption, and consumption cannot starve the lists.
+ * monotonic clock is spent (round.max.ms if that is longer while paused
+ * for the backlog; checked between batches: one batch always goes, so the
+ * backlog shrinks even under a budget of 0), nothing more is due, or
+ * round.max.records lists were made: a burst of stale users cannot starve
+ * consumption, and consumption cannot starve the lists.
  */
 static void refresh_round(advrec_daemon_t *d)
 {
     int64_t t0 = now_us(), budget_us = d->conf->recs_refresh_budget_ms * 1000;
+    /* Paused for the backlog, the round has nothing else to do and would
+     * have waited up to round.max.ms for input: refresh that long. */
+    if (d->backlog_paused && budget_us < d->conf->round_max_ms * 1000)
+        budget_us = d->conf->round_max_ms * 1000;
     size_t cap = (size_t)d->conf->round_max_records;
     size_t batch = (size_t)d->conf->recs_refresh_batch, done = 0;
 
