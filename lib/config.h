@@ -109,6 +109,7 @@ typedef struct advrec_conf_s {
     int64_t state_commit_interval_ms;
     int64_t state_memory_limit; /* bytes; 0: none */
     int64_t state_user_ttl_ms;  /* expiry by event time; 0: never */
+    int64_t model_replay_steps; /* history replays per event */
     /* round */
     int64_t round_max_records;
     int64_t round_max_ms;

@@ -176,6 +176,8 @@ const conf_row_t advrec_conf__rows[] = {
             "Updates a row needs before the adversarial term perturbs it (younger rows are not perturbed; a triple with no warm row trains as plain BPR)."),
     ROW_INT("model.adv.steps", model_adv_steps, 1, 100, "1", "model",
             "Gradient steps building the perturbation: 1 is FGSM, more is PGD (stronger, slower)."),
+    ROW_INT("model.replay.steps", model_replay_steps, 0, 64, "0", "model",
+            "Past interactions of the event's user trained again after each event, each with a negative of its own: positives drawn from the user's history ring (recs.history entries), reproducibly from the record's (seed, topic, partition, offset) stream. One pass over a stream sees each event once; replay revisits the past (docs/MODEL.md, \"Replay\"). 0: none."),
     ROW_INT("model.negatives", model_negatives, 1, 100, "1", "model",
             "Uniformly sampled negative items per positive event."),
     ROW_DBL("model.init.std", model_init_std, 0.0, 1.0, "0.01", "model",

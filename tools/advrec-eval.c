@@ -121,6 +121,9 @@ static void usage(FILE *fp)
         "                   negatives (default: --seed); vary --seed alone\n"
         "                   to retrain on the same split\n"
         "  --targets N      shilling: target items averaged (5)\n"
+        "  -X key=value     a daemon setting (as advrecd -X) under the\n"
+        "                   model options: the engine of --onepass and\n"
+        "                   --preq, e.g. -X model.replay.steps=2\n"
         "  -q               no progress bar\n");
 }
 
@@ -922,6 +925,33 @@ int main(int argc, char **argv)
         fprintf(stderr, "advrec-eval: out of memory\n");
         return 1;
     }
+    /* -X key=value: the daemon's settings over its defaults, as advrecd
+     * takes them, before the model options below. */
+    for (int a = 1; a < argc; a++) {
+        const char *kv = NULL;
+        if (strcmp(argv[a], "-X") == 0 && a + 1 < argc)
+            kv = argv[++a];
+        else if (strncmp(argv[a], "-X", 2) == 0 && argv[a][2])
+            kv = argv[a] + 2;
+        else if (strcmp(argv[a], "--") == 0)
+            break;
+        if (!kv)
+            continue;
+        char key[256];
+        const char *eq = strchr(kv, '=');
+        if (!eq || (size_t)(eq - kv) >= sizeof(key)) {
+            fprintf(stderr, "advrec-eval: -X %s: expected key=value\n", kv);
+            advrec_conf_destroy(conf);
+            return 2;
+        }
+        memcpy(key, kv, (size_t)(eq - kv));
+        key[eq - kv] = '\0';
+        if (advrec_conf_set(conf, key, eq + 1, errstr, sizeof(errstr))) {
+            fprintf(stderr, "advrec-eval: -X %s: %s\n", kv, errstr);
+            advrec_conf_destroy(conf);
+            return 2;
+        }
+    }
     advrec_params_engine(&o.eng, conf);
     o.shipped = o.eng;
     advrec_conf_destroy(conf);
@@ -932,8 +962,10 @@ int main(int argc, char **argv)
     o.apr.seed = o.eng.apr.seed;
     o.run_bpr = o.run_apr = 1;
 
-    while ((c = getopt_long(argc, argv, "qh", lo, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "qhX:", lo, NULL)) != -1) {
         switch (c) {
+        case 'X':
+            break; /* applied before the defaults were taken */
         case O_LOO:
             o.loo = 1;
             break;

@@ -473,15 +473,51 @@ static void test_replay_is_bit_identical(void)
     if (ua->n != ub->n || ia->n != ib->n)
         goto out;
     CHECK(memcmp(ua->w, ub->w, (size_t)ua->n * K * sizeof(float)) == 0);
-    CHECK(memcmp(ua->acc, ub->acc, (size_t)ua->n * K * sizeof(float)) == 0);
+    CHECK(memcmp(ua->acc, ub->acc, (size_t)ua->n * sizeof(float)) == 0);
     CHECK(memcmp(ia->w, ib->w, (size_t)ia->n * K * sizeof(float)) == 0);
-    CHECK(memcmp(ia->acc, ib->acc, (size_t)ia->n * K * sizeof(float)) == 0);
+    CHECK(memcmp(ia->acc, ib->acc, (size_t)ia->n * sizeof(float)) == 0);
     CHECK(memcmp(ia->bias, ib->bias, (size_t)ia->n * sizeof(float)) == 0);
     /* And training did move the factors away from their initial values. */
     CHECK(ia->updates[0] > 0);
 out:
     advrec_engine_destroy(a);
     advrec_engine_destroy(b);
+}
+
+/* (e'): replaying the users' past (model.replay.steps) is reproducible
+ * from the records alone, and it does train: more steps, other factors. */
+static void test_history_replay(void)
+{
+    advrec_engine_params_t p = params_for(ADVREC_RANK_EXCLUDE_PURCHASED);
+    advrec_engine_params_t q = p;
+    advrec_engine_t *a, *b, *none;
+    const advrec_rows_t *ia, *ib, *in;
+
+    q.replay_steps = 2;
+    a = engine_for(&q);
+    b = engine_for(&q);
+    none = engine_for(&p);
+    if (!a || !b || !none)
+        goto out;
+    feed_synth(a, 3000);
+    feed_synth(b, 3000);
+    feed_synth(none, 3000);
+    ia = advrec_state_items(advrec_engine_state(a));
+    ib = advrec_state_items(advrec_engine_state(b));
+    in = advrec_state_items(advrec_engine_state(none));
+    CHECK_INT(advrec_engine_version(a), advrec_engine_version(b));
+    CHECK(memcmp(ia->w, ib->w, (size_t)ia->n * K * sizeof(float)) == 0);
+    CHECK(memcmp(advrec_state_users(advrec_engine_state(a))->w,
+                 advrec_state_users(advrec_engine_state(b))->w,
+                 (size_t)advrec_state_users(advrec_engine_state(a))->n * K *
+                     sizeof(float)) == 0);
+    /* An event of a user with a history replays two past ones. */
+    CHECK(advrec_engine_version(a) > advrec_engine_version(none));
+    CHECK(memcmp(ia->w, in->w, (size_t)ia->n * K * sizeof(float)) != 0);
+out:
+    advrec_engine_destroy(a);
+    advrec_engine_destroy(b);
+    advrec_engine_destroy(none);
 }
 
 /* (f): a list's origin is the user's last event's input position. */
@@ -555,6 +591,7 @@ int main(void)
     RUN(test_exclude_none);
     RUN(test_debounce_and_max_staleness);
     RUN(test_replay_is_bit_identical);
+    RUN(test_history_replay);
     RUN(test_origin_is_last_event);
     RUN(test_full_item_table);
     return DONE();
