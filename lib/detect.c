@@ -11,9 +11,15 @@
 
 #include "state.h"
 
-#define GAP_ALPHA  (1.0 / 16.0) /* weight of a new log-gap in the EWMA */
-#define DIV_WINDOW 32           /* events per diversity window */
-#define ROW_FORMAT 2            /* first byte of every encoded row */
+#define GAP_ALPHA      (1.0 / 16.0) /* weight of a new log-gap in the EWMA */
+#define DIV_WINDOW     32           /* events per diversity window */
+#define ROW_FORMAT     3            /* first byte of every encoded row */
+#define ROW_FORMAT_OLD 2            /* still read: user rows without id_hash */
+#define RING_CHUNK     256          /* group ring entries per persisted row */
+#define RING_CHUNKS    (ADVREC_DETECT_GROUP_RING / RING_CHUNK)
+#define GROUP_SPAN     2.0  /* item windows a group's touches may spread over */
+#define GROUP_MAX      1024 /* most members one group flag counts */
+#define GROUP_WARMUP   4.0  /* young periods watched before groups are judged */
 
 /* Strength of each user reason in the noisy-OR score, by bit. */
 static const struct {
@@ -28,6 +34,8 @@ static const struct {
     {ADVREC_DETECT_PUSHES_FLAGGED, "pushes-flagged-item", 0.7},
     {ADVREC_DETECT_YOUNG_SURGE, "young-accounts-surge", 0},
     {ADVREC_DETECT_FLAGGED_SURGE, "flagged-users-surge", 0},
+    {ADVREC_DETECT_SHILL_GROUP, "shill-group", 0.8},
+    {ADVREC_DETECT_GROUP_TARGET, "shill-group-target", 0},
 };
 
 typedef struct user_row_s {
@@ -43,6 +51,8 @@ typedef struct user_row_s {
     uint8_t pad;
     uint32_t reasons;
     float score;
+    uint64_t id_hash; /* of the external id: tells a ring entry's user from
+                         a later occupant of its slot; 0 unknown */
 } user_row_t;
 
 typedef struct item_row_s {
@@ -55,6 +65,13 @@ typedef struct item_row_s {
     float score;
 } item_row_t;
 
+/* A young account's first touch of an item, in the group ring. */
+typedef struct touch_s {
+    uint64_t user_hash; /* id_hash of the user at the time */
+    uint32_t user, item;
+    int64_t ts;
+} touch_t;
+
 typedef struct rows_s {
     void *rows;
     uint8_t *dirty;
@@ -66,12 +83,17 @@ struct advrec_detect_s {
     advrec_detect_params_t p;
     rows_t users, items; /* user_row_t / item_row_t */
     struct {
+        int64_t first_ts; /* the first event the detector saw; 0 none */
         int64_t last_ts;
         double total, suspect;
         int dirty;
     } global;
     advrec_detect_flag_t *queue;
     size_t n_queue, queue_cap;
+    touch_t *ring;   /* ADVREC_DETECT_GROUP_RING young first touches */
+    uint64_t ring_n; /* touches ever pushed; the next goes to n % size */
+    uint8_t ring_dirty[RING_CHUNKS];
+    uint32_t *members; /* GROUP_MAX: scratch of group_check() */
 };
 
 /* The relations advrec_detect_new() and _set_params() require. */
@@ -106,6 +128,14 @@ advrec_detect_t *advrec_detect_new(const advrec_detect_params_t *params,
         return NULL;
     }
     d->p = *params;
+    d->ring = calloc(ADVREC_DETECT_GROUP_RING, sizeof(*d->ring));
+    d->members = malloc(GROUP_MAX * sizeof(*d->members));
+    if (!d->ring || !d->members) {
+        advrec_detect_destroy(d);
+        advrec_seterr(ADVREC_ERR_NOMEM, errstr, errstr_size,
+                      "detect: out of memory");
+        return NULL;
+    }
     return d;
 }
 
@@ -139,6 +169,8 @@ void advrec_detect_destroy(advrec_detect_t *d)
     rows_free(&d->users);
     rows_free(&d->items);
     free(d->queue);
+    free(d->ring);
+    free(d->members);
     free(d);
 }
 
@@ -243,6 +275,27 @@ static void evidence(advrec_detect_flag_t *f, const char *key, int64_t count)
     }
 }
 
+/* Noisy-OR of the strengths of the reasons in why. */
+static double score_of(uint32_t why)
+{
+    double keep = 1.0;
+
+    for (int b = 0; b < ADVREC_DETECT_REASONS_CNT; b++)
+        if (why & reasons[b].bit)
+            keep *= 1.0 - reasons[b].strength;
+    return 1.0 - keep;
+}
+
+/* FNV-1a of an external id; never 0 (0 means unknown). */
+static uint64_t id_hash(const char *id)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+
+    for (; *id; id++)
+        h = (h ^ (unsigned char)*id) * 0x100000001b3ull;
+    return h ? h : 1;
+}
+
 static double gap_logstd(const user_row_t *r)
 {
     return sqrt(r->gap_var > 0 ? r->gap_var : 0);
@@ -306,8 +359,9 @@ static void observe_user(advrec_detect_t *d, uint32_t u, uint32_t item,
     const advrec_detect_params_t *p = &d->p;
     int64_t ts = ev->ts_ms;
     uint32_t why = 0;
-    double score = 1.0, logstd;
+    double score, logstd;
     int level;
+    const item_row_t *ir;
 
     if (r->first_ts == 0 || ts < r->first_ts) {
         /* The earliest event seen, whatever order the two input topics
@@ -368,10 +422,14 @@ static void observe_user(advrec_detect_t *d, uint32_t u, uint32_t item,
         why |= ADVREC_DETECT_NO_PURCHASES;
     if (*young && pushes_flagged(d, item, hist, hist_len))
         why |= ADVREC_DETECT_PUSHES_FLAGGED;
-    for (int b = 0; b < ADVREC_DETECT_REASONS_CNT; b++)
-        if (why & reasons[b].bit)
-            score *= 1.0 - reasons[b].strength;
-    score = 1.0 - score;
+    /* Group membership stays: the group is an act, not a rate. A young
+     * account touching a group's target joins it. */
+    why |= r->reasons & ADVREC_DETECT_SHILL_GROUP;
+    ir = item_row(d, item);
+    if (*young && ir && ir->level && (ir->reasons & ADVREC_DETECT_GROUP_TARGET))
+        why |= ADVREC_DETECT_SHILL_GROUP;
+    r->id_hash = id_hash(ev->user_id);
+    score = score_of(why);
 
     level = level_for(d, score, r->level, 2);
     if (level != r->level) {
@@ -427,6 +485,8 @@ static void observe_item(advrec_detect_t *d, uint32_t i, int64_t ts, int young,
     d->global.suspect = d->global.suspect * g + suspect;
     if (ts > d->global.last_ts)
         d->global.last_ts = ts;
+    if (d->global.first_ts == 0 || ts < d->global.first_ts)
+        d->global.first_ts = ts;
     d->global.dirty = 1;
 
     base = d->global.suspect / d->global.total;
@@ -478,11 +538,145 @@ static void observe_item(advrec_detect_t *d, uint32_t i, int64_t ts, int young,
     rows_touch(&d->items, i);
 }
 
+/* Remembers a young account's first touch of item in the group ring. */
+static void ring_push(advrec_detect_t *d, uint32_t u, uint32_t item, int64_t ts)
+{
+    size_t slot = (size_t)(d->ring_n % ADVREC_DETECT_GROUP_RING);
+
+    d->ring[slot].user_hash = user_row(d, u)->id_hash;
+    d->ring[slot].user = u;
+    d->ring[slot].item = item;
+    d->ring[slot].ts = ts;
+    d->ring_n++;
+    d->ring_dirty[slot / RING_CHUNK] = 1;
+}
+
+/* Puts user u into the group pushing an item (size accounts, touches over
+ * span_s): quarantines it at once, even if it has left. */
+static void join_group(advrec_detect_t *d, uint32_t u, int64_t ts,
+                       uint32_t size, int64_t span_s)
+{
+    user_row_t *r = user_row(d, u);
+    uint32_t why;
+    double score;
+    int level;
+
+    if (r->reasons & ADVREC_DETECT_SHILL_GROUP)
+        return;
+    why = r->reasons | ADVREC_DETECT_SHILL_GROUP;
+    score = score_of(why);
+    level = level_for(d, score, r->level, 2);
+    if (level != r->level) {
+        advrec_detect_flag_t f = {
+            .entity_type = ADVREC_ENTITY_USER,
+            .idx = u,
+            .action = action_of(level),
+            .score = score,
+            .reasons = why,
+            .ts_ms = ts,
+        };
+        evidence(&f, "events", r->events);
+        evidence(&f, "clicks", r->clicks);
+        evidence(&f, "purchases", r->purchases);
+        evidence(&f, "age_s", (r->last_ts - r->first_ts) / 1000);
+        evidence(&f, "group_size", size);
+        evidence(&f, "group_span_s", span_s);
+        enqueue(d, &f);
+        r->level = (uint8_t)level;
+    }
+    r->reasons = why;
+    r->score = (float)score;
+    rows_touch(&d->users, u);
+}
+
+/*
+ * Whether item i, surging, is pushed by a group: at least group_min_size
+ * distinct young accounts touched it first within GROUP_SPAN item windows
+ * (those still in the ring, whose slot still holds them). If so the item
+ * is flagged as a group target and every member joins the group. Cost: a
+ * pass over the ring, only for an item that surges and is not yet a
+ * target, so rarely.
+ */
+static void group_check(advrec_detect_t *d, uint32_t i, int64_t ts)
+{
+    item_row_t *r = item_row(d, i);
+    const advrec_detect_params_t *p = &d->p;
+    uint64_t n = d->ring_n < ADVREC_DETECT_GROUP_RING
+                     ? d->ring_n
+                     : ADVREC_DETECT_GROUP_RING;
+    int64_t horizon = ts - (int64_t)(GROUP_SPAN * p->item_window_s * 1000.0);
+    int64_t first = ts;
+    double base, share, lift;
+    uint32_t m = 0;
+
+    if (p->group_min_size == 0 || (r->reasons & ADVREC_DETECT_GROUP_TARGET) ||
+        r->young < (double)p->group_min_size)
+        return;
+    base = d->global.suspect / d->global.total;
+    share = r->suspect / r->total;
+    lift = (r->suspect / (r->total - r->suspect + 1.0)) /
+           (base / (1.0 - base + 1e-9) + 1e-9);
+    /* No baseline test here: a large attack makes most of all traffic
+     * young itself. Instead the detector must have watched for
+     * GROUP_WARMUP young periods (before that every account is young),
+     * and the group must make most of the item's traffic. */
+    if (d->global.first_ts == 0 ||
+        (double)(ts - d->global.first_ts) <
+            GROUP_WARMUP * p->young_s * 1000.0 ||
+        share < p->item_share)
+        return;
+    for (uint64_t k = 0; k < n && m < GROUP_MAX; k++) {
+        const touch_t *t = &d->ring[k];
+        const user_row_t *ur;
+        uint32_t x;
+        if (t->item != i || t->ts < horizon)
+            continue;
+        ur = user_row(d, t->user);
+        if (!ur || ur->id_hash != t->user_hash)
+            continue; /* the slot went to another user */
+        for (x = 0; x < m && d->members[x] != t->user; x++)
+            ;
+        if (x < m)
+            continue;
+        d->members[m++] = t->user;
+        if (t->ts < first)
+            first = t->ts;
+    }
+    /* A group makes most of its target's traffic ever: pushing an item
+     * that is popular already gains little, and young shoppers crowding a
+     * popular item are no group. */
+    if (m < p->group_min_size || 2 * (uint64_t)m < r->events)
+        return;
+    {
+        advrec_detect_flag_t f = {
+            .entity_type = ADVREC_ENTITY_ITEM,
+            .idx = i,
+            .action = ADVREC_ANOMALY_FLAGGED,
+            .score = share,
+            .reasons = r->reasons | ADVREC_DETECT_GROUP_TARGET,
+            .ts_ms = ts,
+        };
+        evidence(&f, "events", r->events);
+        evidence(&f, "recent_events", (int64_t)llround(r->total));
+        evidence(&f, "recent_young", (int64_t)llround(r->young));
+        evidence(&f, "baseline_share_pct", (int64_t)llround(base * 100.0));
+        evidence(&f, "odds_lift_pct", (int64_t)llround(lift * 100.0));
+        evidence(&f, "group_size", m);
+        evidence(&f, "group_span_s", (ts - first) / 1000);
+        enqueue(d, &f);
+    }
+    r->level = 1;
+    r->reasons |= ADVREC_DETECT_GROUP_TARGET;
+    rows_touch(&d->items, i);
+    for (uint32_t x = 0; x < m; x++)
+        join_group(d, d->members[x], ts, m, (ts - first) / 1000);
+}
+
 float advrec_detect_observe(advrec_detect_t *d, uint32_t user, uint32_t item,
                             const advrec_event_t *ev, const uint32_t *hist,
                             uint32_t hist_len)
 {
-    int young = 0, flagged;
+    int young = 0, flagged, first_touch;
     const user_row_t *ur;
     const item_row_t *ir;
 
@@ -495,12 +689,17 @@ float advrec_detect_observe(advrec_detect_t *d, uint32_t user, uint32_t item,
     ur = user_row(d, user);
     /* Only a user flagged for its own behaviour makes an item suspect:
      * counting users flagged for pushing a surging item would feed back. */
-    flagged = ur->level > 0 && (ur->reasons & ~ADVREC_DETECT_PUSHES_FLAGGED);
+    flagged = ur->level > 0 && (ur->reasons & ~(ADVREC_DETECT_PUSHES_FLAGGED |
+                                                ADVREC_DETECT_SHILL_GROUP));
     /* A young account counts once per item while the item is in its
      * recent history: a surge of young accounts is many accounts, not one
      * young bot hammering the item. */
-    observe_item(d, item, ev->ts_ms, young && !in_hist(item, hist, hist_len),
-                 flagged);
+    first_touch = young && !in_hist(item, hist, hist_len);
+    observe_item(d, item, ev->ts_ms, first_touch, flagged);
+    if (first_touch) {
+        ring_push(d, user, item, ev->ts_ms);
+        group_check(d, item, ev->ts_ms);
+    }
     ir = item_row(d, item);
     if (ur->level == 2)
         return 0.0f;
@@ -603,8 +802,10 @@ static double get_f64(buf_t *b)
     return v;
 }
 
-/* Every row is the format byte, the kind byte, then 8-byte fields. */
-#define ROW_MAX (2 + 16 * 8)
+/* Every row is the format byte, the kind byte, then 8-byte fields; a ring
+ * chunk is ring_n then three fields per touch. */
+#define ROW_MAX   (2 + 16 * 8)
+#define CHUNK_LEN (2 + 8 + RING_CHUNK * 3 * 8)
 
 static size_t encode_user(const user_row_t *r, unsigned char *out)
 {
@@ -624,10 +825,11 @@ static size_t encode_user(const user_row_t *r, unsigned char *out)
     put_u64(&b, r->reasons);
     put_f64(&b, r->score);
     put_u64(&b, (uint64_t)r->last_click_ts);
+    put_u64(&b, r->id_hash);
     return b.len;
 }
 
-static void decode_user(buf_t *b, user_row_t *r)
+static void decode_user(buf_t *b, user_row_t *r, int format)
 {
     uint64_t v;
     r->first_ts = (int64_t)get_u64(b);
@@ -649,6 +851,7 @@ static void decode_user(buf_t *b, user_row_t *r)
     r->reasons = (uint32_t)get_u64(b);
     r->score = (float)get_f64(b);
     r->last_click_ts = (int64_t)get_u64(b);
+    r->id_hash = format >= 3 ? get_u64(b) : 0;
     if (r->level > 2 || r->div_n >= DIV_WINDOW)
         b->bad = 1;
 }
@@ -706,6 +909,22 @@ static int drain_dirty(rows_t *rows, advrec_detect_row_kind_t kind,
     return 0;
 }
 
+static size_t encode_chunk(const advrec_detect_t *d, uint32_t c,
+                           unsigned char *out)
+{
+    buf_t b = {out, 0, CHUNK_LEN, 0};
+    out[b.len++] = ROW_FORMAT;
+    out[b.len++] = ADVREC_DETECT_ROW_GROUP;
+    put_u64(&b, d->ring_n);
+    for (uint32_t k = 0; k < RING_CHUNK; k++) {
+        const touch_t *t = &d->ring[(size_t)c * RING_CHUNK + k];
+        put_u64(&b, t->user_hash);
+        put_u64(&b, (uint64_t)t->user << 32 | t->item);
+        put_u64(&b, (uint64_t)t->ts);
+    }
+    return b.len;
+}
+
 void advrec_detect_foreach_dirty(advrec_detect_t *d, advrec_detect_row_cb *cb,
                                  void *opaque)
 {
@@ -717,9 +936,19 @@ void advrec_detect_foreach_dirty(advrec_detect_t *d, advrec_detect_row_cb *cb,
         put_u64(&b, (uint64_t)d->global.last_ts);
         put_f64(&b, d->global.total);
         put_f64(&b, d->global.suspect);
+        put_u64(&b, (uint64_t)d->global.first_ts);
         if (cb(opaque, ADVREC_DETECT_ROW_GLOBAL, 0, val, b.len))
             return;
         d->global.dirty = 0;
+    }
+    for (uint32_t c = 0; c < RING_CHUNKS; c++) {
+        unsigned char val[CHUNK_LEN];
+        if (!d->ring_dirty[c])
+            continue;
+        if (cb(opaque, ADVREC_DETECT_ROW_GROUP, c, val,
+               encode_chunk(d, c, val)))
+            return;
+        d->ring_dirty[c] = 0;
     }
     if (drain_dirty(&d->users, ADVREC_DETECT_ROW_USER, cb, opaque))
         return;
@@ -736,6 +965,7 @@ static void forget_dirty(rows_t *rows)
 void advrec_detect_forget_dirty(advrec_detect_t *d)
 {
     d->global.dirty = 0;
+    memset(d->ring_dirty, 0, sizeof(d->ring_dirty));
     forget_dirty(&d->users);
     forget_dirty(&d->items);
 }
@@ -759,7 +989,9 @@ advrec_err_t advrec_detect_restore(advrec_detect_t *d,
     buf_t b = {(unsigned char *)value, 2, len, 0};
     const unsigned char *v = value;
 
-    if (len < 2 || v[0] != ROW_FORMAT || v[1] != (unsigned char)kind)
+    if (len < 2 || (v[0] != ROW_FORMAT && v[0] != ROW_FORMAT_OLD) ||
+        v[1] != (unsigned char)kind ||
+        (kind == ADVREC_DETECT_ROW_GROUP && v[0] != ROW_FORMAT))
         return advrec_seterr(ADVREC_ERR_PARSE, errstr, errstr_size,
                              "detector row of %zu bytes: unknown format or "
                              "kind (expected format %d, kind %d)",
@@ -767,7 +999,7 @@ advrec_err_t advrec_detect_restore(advrec_detect_t *d,
     switch (kind) {
     case ADVREC_DETECT_ROW_USER: {
         user_row_t r;
-        decode_user(&b, &r);
+        decode_user(&b, &r, v[0]);
         if (b.bad || b.len != len)
             break;
         if (!rows_reserve(&d->users, idx, sizeof(r)))
@@ -786,13 +1018,34 @@ advrec_err_t advrec_detect_restore(advrec_detect_t *d,
         return ADVREC_OK;
     }
     case ADVREC_DETECT_ROW_GLOBAL: {
-        int64_t last = (int64_t)get_u64(&b);
+        int64_t last = (int64_t)get_u64(&b), first = 0;
         double total = get_f64(&b), suspect = get_f64(&b);
+        if (v[0] >= 3)
+            first = (int64_t)get_u64(&b);
         if (b.bad || b.len != len)
             break;
+        d->global.first_ts = first;
         d->global.last_ts = last;
         d->global.total = total;
         d->global.suspect = suspect;
+        return ADVREC_OK;
+    }
+    case ADVREC_DETECT_ROW_GROUP: {
+        touch_t t[RING_CHUNK];
+        uint64_t n = get_u64(&b);
+        for (uint32_t k = 0; k < RING_CHUNK; k++) {
+            uint64_t ui;
+            t[k].user_hash = get_u64(&b);
+            ui = get_u64(&b);
+            t[k].user = (uint32_t)(ui >> 32);
+            t[k].item = (uint32_t)ui;
+            t[k].ts = (int64_t)get_u64(&b);
+        }
+        if (b.bad || b.len != len || idx >= RING_CHUNKS)
+            break;
+        memcpy(d->ring + (size_t)idx * RING_CHUNK, t, sizeof(t));
+        if (n > d->ring_n)
+            d->ring_n = n;
         return ADVREC_OK;
     }
     }

@@ -12,6 +12,15 @@
  * from flagged users, compared with the same share over all items (the
  * baseline). docs/ANOMALY.md has the scores and thresholds.
  *
+ * Groups (shilling): the first touch of an item by a young account is kept
+ * in a ring of the last ADVREC_DETECT_GROUP_RING such touches (fixed
+ * memory, O(1) per event). When an item surges and the ring holds at least
+ * anomaly.group.min.size distinct young accounts on it within two item
+ * windows, the item is flagged as a group target and every one of those
+ * accounts is quarantined at once (reason "shill-group"), including those
+ * that already left; a young account touching the target later joins the
+ * group. The ring is persisted in chunks like the other rows.
+ *
  * Each statistic that crosses its threshold adds a reason; a user's score
  * is the noisy-OR of its reasons' fixed strengths, an item's the share of
  * its recent events from young or flagged accounts. Crossing
@@ -48,7 +57,14 @@
     0x10u /* user: young, has a surging item in its recent history */
 #define ADVREC_DETECT_YOUNG_SURGE   0x20u /* item: young accounts drive it */
 #define ADVREC_DETECT_FLAGGED_SURGE 0x40u /* item: flagged users drive it */
-#define ADVREC_DETECT_REASONS_CNT   7
+#define ADVREC_DETECT_SHILL_GROUP \
+    0x80u /* user: one of a group of young accounts on one target */
+#define ADVREC_DETECT_GROUP_TARGET \
+    0x100u /* item: a group of young accounts pushes it */
+#define ADVREC_DETECT_REASONS_CNT 9
+
+/* Young first touches the group ring remembers (fixed memory). */
+#define ADVREC_DETECT_GROUP_RING 16384
 
 /* Most evidence counts one transition carries. */
 #define ADVREC_DETECT_MAX_EVIDENCE 8
@@ -68,6 +84,8 @@ typedef struct advrec_detect_params_s {
     double item_min_events;     /* decayed suspect events before judging */
     double item_share;          /* suspect share above which an item surges */
     double item_surge_factor;   /* ... and at least this times the baseline */
+    uint32_t group_min_size;    /* distinct young accounts on one surging
+                                   item that make a shilling group */
     double flag_score;          /* score at which an entity is flagged */
     double quarantine_score;    /* score at which a user is quarantined */
     double clear_score;         /* score below which a flag is cleared */
@@ -79,6 +97,7 @@ typedef enum advrec_detect_row_kind_e {
     ADVREC_DETECT_ROW_USER = 0,
     ADVREC_DETECT_ROW_ITEM = 1,
     ADVREC_DETECT_ROW_GLOBAL = 2, /* the baseline; idx is 0 */
+    ADVREC_DETECT_ROW_GROUP = 3,  /* a chunk of the group ring; idx: chunk */
 } advrec_detect_row_kind_t;
 
 /* One state transition of a user or item. */
@@ -154,7 +173,8 @@ void advrec_detect_drop_pending(advrec_detect_t *detect);
 /*
  * The reason names of the bits in reasons ("regular-gaps", "high-rate",
  * "no-purchases", "low-diversity", "pushes-flagged-item",
- * "young-accounts-surge", "flagged-users-surge"), in bit order, into
+ * "young-accounts-surge", "flagged-users-surge", "shill-group",
+ * "shill-group-target"), in bit order, into
  * names[0..max) (static strings); returns how many were written.
  */
 size_t advrec_detect_reason_names(uint32_t reasons, const char **names,
