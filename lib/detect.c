@@ -11,15 +11,16 @@
 
 #include "state.h"
 
-#define GAP_ALPHA      (1.0 / 16.0) /* weight of a new log-gap in the EWMA */
-#define DIV_WINDOW     32           /* events per diversity window */
-#define ROW_FORMAT     3            /* first byte of every encoded row */
-#define ROW_FORMAT_OLD 2            /* still read: user rows without id_hash */
-#define RING_CHUNK     256          /* group ring entries per persisted row */
-#define RING_CHUNKS    (ADVREC_DETECT_GROUP_RING / RING_CHUNK)
-#define GROUP_SPAN     2.0  /* item windows a group's touches may spread over */
-#define GROUP_MAX      1024 /* most members one group flag counts */
-#define GROUP_WARMUP   4.0  /* young periods watched before groups are judged */
+#define GAP_ALPHA       (1.0 / 16.0) /* weight of a new log-gap in the EWMA */
+#define DIV_WINDOW      32           /* events per diversity window */
+#define ROW_FORMAT      3            /* first byte of every encoded row */
+#define ROW_FORMAT_OLD  2            /* still read: user rows without id_hash */
+#define RING_CHUNK      256          /* group ring entries per persisted row */
+#define RING_CHUNKS     (ADVREC_DETECT_GROUP_RING / RING_CHUNK)
+#define GROUP_SPAN      2.0 /* item windows a group's touches may spread over */
+#define GROUP_MAX       1024 /* most members one group flag counts */
+#define PROBATION_YOUNG 1.5  /* decayed young touches that start probation */
+#define GROUP_WARMUP    4.0 /* young periods watched before groups are judged */
 
 /* Strength of each user reason in the noisy-OR score, by bit. */
 static const struct {
@@ -538,6 +539,14 @@ static void observe_item(advrec_detect_t *d, uint32_t i, int64_t ts, int young,
     rows_touch(&d->items, i);
 }
 
+/* Whether the detector has watched long enough for youth to mean
+ * something (before that every account is young). */
+static int warm(const advrec_detect_t *d, int64_t ts)
+{
+    return d->global.first_ts != 0 && (double)(ts - d->global.first_ts) >=
+                                          GROUP_WARMUP * d->p.young_s * 1000.0;
+}
+
 /* Remembers a young account's first touch of item in the group ring. */
 static void ring_push(advrec_detect_t *d, uint32_t u, uint32_t item, int64_t ts)
 {
@@ -620,10 +629,7 @@ static void group_check(advrec_detect_t *d, uint32_t i, int64_t ts)
      * young itself. Instead the detector must have watched for
      * GROUP_WARMUP young periods (before that every account is young),
      * and the group must make most of the item's traffic. */
-    if (d->global.first_ts == 0 ||
-        (double)(ts - d->global.first_ts) <
-            GROUP_WARMUP * p->young_s * 1000.0 ||
-        share < p->item_share)
+    if (!warm(d, ts) || share < p->item_share)
         return;
     for (uint64_t k = 0; k < n && m < GROUP_MAX; k++) {
         const touch_t *t = &d->ring[k];
@@ -705,6 +711,14 @@ float advrec_detect_observe(advrec_detect_t *d, uint32_t user, uint32_t item,
         return 0.0f;
     /* A flagged user, or a young account pushing a surging item. */
     if (ur->level == 1 || (ir->level && young))
+        return d->p.weight_flagged;
+    /* Probation: a young account on an item whose recent traffic is
+     * mostly young accounts (at least PROBATION_YOUNG of them) trains
+     * little until the group is confirmed or the crowd turns out to be
+     * normal: what a group trains before it is caught stays in the model,
+     * and this is most of it. Not while every account is young. */
+    if (young && ir->young >= PROBATION_YOUNG &&
+        ir->suspect >= d->p.item_share * ir->total && warm(d, ev->ts_ms))
         return d->p.weight_flagged;
     return 1.0f;
 }

@@ -55,8 +55,10 @@ typedef struct opts_s {
     double attack_at;       /* profiles: attackers' window start, share */
     double attack_window_s; /* ... its length; 0: spread like genuine */
     uint64_t seed;
-    int shift;     /* measure the prediction shift (injected) */
-    int group_min; /* -1: the shipped default */
+    int shift;                     /* measure the prediction shift (injected) */
+    int group_min;                 /* -1: the shipped default */
+    double young_s, item_window_s; /* 0: the shipped defaults */
+    double inject_len_s;           /* injected sessions start within */
     advrec_reader_conf_t rconf;
 } opts_t;
 
@@ -348,7 +350,8 @@ static int load_injected(set_t *s, const char *path, const opts_t *o)
     at = lo + (int64_t)(0.8 * (double)(hi - lo));
     for (uint32_t f = 0; f < n_fake; f++) {
         uint32_t u, picked = 0, target_pos = advrec_rng_below(&rng, n_fill + 1);
-        int64_t t = at + (int64_t)(advrec_rng_double(&rng) * 3600e3);
+        int64_t t =
+            at + (int64_t)(advrec_rng_double(&rng) * o->inject_len_s * 1000.0);
         snprintf(id, sizeof(id), "x%u-%" PRIu64, f, o->seed);
         if ((u = set_user(s, id)) == NONE)
             goto nomem;
@@ -390,18 +393,23 @@ out:
 
 typedef struct run_s {
     advrec_detect_t *detect;
-    uint8_t *flagged;   /* users.n: reached FLAGGED or QUARANTINED */
-    size_t *flag_at;    /* users.n: event index of the first flag */
-    uint8_t *item_flag; /* items.n */
-    size_t target_at;   /* event index the target was flagged at */
-    size_t event;       /* index of the event being applied */
+    uint8_t *flagged;      /* users.n: reached FLAGGED or QUARANTINED */
+    size_t *flag_at;       /* users.n: event index of the first flag */
+    uint8_t *item_flag;    /* items.n */
+    size_t target_at;      /* event index the target was flagged at */
+    size_t event;          /* index of the event being applied */
+    uint64_t judged, down; /* events judged, ... with a weight below 1 */
 } run_t;
 
 static float judge(void *opaque, const advrec_event_t *ev, uint32_t user,
                    uint32_t item, const uint32_t *hist, uint32_t hist_len)
 {
     run_t *r = opaque;
-    return advrec_detect_observe(r->detect, user, item, ev, hist, hist_len);
+    float w = advrec_detect_observe(r->detect, user, item, ev, hist, hist_len);
+
+    r->judged++;
+    r->down += w < 1.0f;
+    return w;
 }
 
 typedef struct take_s {
@@ -491,6 +499,7 @@ static advrec_engine_t *replay(set_t *s, const advrec_engine_params_t *ep,
  * against the items they have not touched. */
 typedef struct shift_s {
     double mean_score, top_share;
+    double mean_rank; /* items ranked above the target, mean */
     uint32_t users;
     int cold_top; /* target in the cold-start (popularity) top 10 */
 } shift_t;
@@ -538,7 +547,7 @@ static void measure_target(set_t *s, advrec_engine_t *e, const uint8_t *seen,
                                    NULL, 0))
                 mine[ii] = 1;
         }
-        for (uint32_t j = 0; j < I->n && higher < TOP_K; j++) {
+        for (uint32_t j = 0; j < I->n; j++) {
             const float *qj = I->w + (size_t)j * k;
             float sc = I->bias ? I->bias[j] : 0;
             if (j == t_idx || mine[j])
@@ -555,11 +564,13 @@ static void measure_target(set_t *s, advrec_engine_t *e, const uint8_t *seen,
         }
         out->mean_score += st_score;
         out->top_share += higher < TOP_K;
+        out->mean_rank += higher;
         out->users++;
     }
     if (out->users) {
         out->mean_score /= out->users;
         out->top_share /= out->users;
+        out->mean_rank /= out->users;
     }
     free(mine);
 }
@@ -587,6 +598,10 @@ static int run_set(set_t *s, const opts_t *o)
     dp.enable = 1;
     if (o->group_min >= 0)
         dp.group_min_size = (uint32_t)o->group_min;
+    if (o->young_s > 0)
+        dp.young_s = o->young_s;
+    if (o->item_window_s > 0)
+        dp.item_window_s = o->item_window_s;
     qsort(s->ev, s->n_ev, sizeof(*s->ev), by_ts);
     for (size_t k = 0; k < s->n_ev; k++)
         if (s->attacker[s->ev[k].u]) {
@@ -661,7 +676,8 @@ static int run_set(set_t *s, const opts_t *o)
         uint8_t *seen = calloc(s->users.n, 1);
         size_t *off = calloc(s->users.n + 1, sizeof(*off));
         uint32_t *its = malloc(s->n_ev * sizeof(*its));
-        shift_t clean, off_s, on_s;
+        shift_t clean, clean_on, off_s, on_s;
+        run_t run2 = {0};
         advrec_engine_t *e2 = NULL;
         if (!seen || !off || !its) {
             free(seen);
@@ -692,22 +708,48 @@ static int run_set(set_t *s, const opts_t *o)
         if ((e2 = replay(s, &ep, NULL, 1)))
             measure_target(s, e2, seen, off, its, &clean);
         advrec_engine_destroy(e2);
+        /* The clean stream with the detector too: the defence changes
+         * genuine training a little, and that is not the attack's shift. */
+        run2.detect = advrec_detect_new(&dp, NULL, 0);
+        run2.flagged = calloc(s->users.n, 1);
+        run2.flag_at = calloc(s->users.n, sizeof(*run2.flag_at));
+        run2.item_flag = calloc(s->items.n, 1);
+        memset(&clean_on, 0, sizeof(clean_on));
+        if (run2.detect && run2.flagged && run2.flag_at && run2.item_flag &&
+            (e2 = replay(s, &ep, &run2, 1)))
+            measure_target(s, e2, seen, off, its, &clean_on);
+        advrec_engine_destroy(e2);
         {
             double ds_off = off_s.mean_score - clean.mean_score;
-            double ds_on = on_s.mean_score - clean.mean_score;
+            double ds_on = on_s.mean_score - clean_on.mean_score;
             double dt_off = off_s.top_share - clean.top_share;
-            double dt_on = on_s.top_share - clean.top_share;
-            printf("%s: shift over %u genuine users: mean score clean %.4f "
-                   "off %.4f on %.4f (removed %.1f%%); top-%d share clean "
-                   "%.4f off %.4f on %.4f (removed %.1f%%); cold-start top-%d "
-                   "clean %d off %d on %d\n",
-                   o->name, on_s.users, clean.mean_score, off_s.mean_score,
-                   on_s.mean_score,
-                   ds_off != 0 ? 100.0 * (1.0 - ds_on / ds_off) : 0.0, TOP_K,
-                   clean.top_share, off_s.top_share, on_s.top_share,
+            double dt_on = on_s.top_share - clean_on.top_share;
+            double dr_off = clean.mean_rank - off_s.mean_rank;
+            double dr_on = clean_on.mean_rank - on_s.mean_rank;
+            printf("%s: shift over %u genuine users who never touched the "
+                   "target (defence off: attacked - clean; on: attacked - "
+                   "clean, both with the detector): mean score %+.4f off "
+                   "%+.4f on (removed %.1f%%); mean rank %.1f -> %.1f off, "
+                   "%.1f -> %.1f on (removed %.1f%%); top-%d share %.4f -> "
+                   "%.4f off, %.4f -> %.4f on (removed %.1f%%); in the "
+                   "cold-start top-%d: clean %d off %d on %d; clean stream "
+                   "with the detector: %" PRIu64 " of %" PRIu64
+                   " events down-weighted or quarantined\n",
+                   o->name, on_s.users, ds_off, ds_on,
+                   ds_off != 0 ? 100.0 * (1.0 - ds_on / ds_off) : 0.0,
+                   clean.mean_rank, off_s.mean_rank, clean_on.mean_rank,
+                   on_s.mean_rank,
+                   dr_off != 0 ? 100.0 * (1.0 - dr_on / dr_off) : 0.0, TOP_K,
+                   clean.top_share, off_s.top_share, clean_on.top_share,
+                   on_s.top_share,
                    dt_off != 0 ? 100.0 * (1.0 - dt_on / dt_off) : 0.0, TOP_K,
-                   clean.cold_top, off_s.cold_top, on_s.cold_top);
+                   clean.cold_top, off_s.cold_top, on_s.cold_top, run2.down,
+                   run2.judged);
         }
+        advrec_detect_destroy(run2.detect);
+        free(run2.flagged);
+        free(run2.flag_at);
+        free(run2.item_flag);
         free(seen);
         free(off);
         free(its);
@@ -744,7 +786,11 @@ static void usage(FILE *fp)
             "(3)\n"
             "  --shift          also the target's prediction shift, defence "
             "off / on\n"
+            "  --attack-len S   injected: the fake sessions start within S "
+            "seconds (3600)\n"
             "  --group-min N    anomaly.group.min.size (shipped default)\n"
+            "  --young-s S --item-window-s S  anomaly.young.s and\n"
+            "                   anomaly.item.window.s (shipped defaults)\n"
             "  --format F       event file format (auto)\n"
             "  --name NAME      data set name in the line\n"
             "  --seed S         sessions and injection (1)\n");
@@ -763,15 +809,26 @@ int advrec_detect_eval_main(int argc, char **argv)
         O_FMT,
         O_NAME,
         O_SEED,
-        O_HELP
+        O_HELP,
+        O_YOUNG,
+        O_IWIN,
+        O_ALEN
     };
-    static const struct option lo[] = {
-        {"labels", 1, 0, O_LABELS},     {"attack-at", 1, 0, O_AT},
-        {"attack-window", 1, 0, O_WIN}, {"attack", 1, 0, O_ATT},
-        {"filler", 1, 0, O_FILL},       {"shift", 0, 0, O_SHIFT},
-        {"group-min", 1, 0, O_GMIN},    {"format", 1, 0, O_FMT},
-        {"name", 1, 0, O_NAME},         {"seed", 1, 0, O_SEED},
-        {"help", 0, 0, O_HELP},         {0, 0, 0, 0}};
+    static const struct option lo[] = {{"labels", 1, 0, O_LABELS},
+                                       {"attack-at", 1, 0, O_AT},
+                                       {"attack-window", 1, 0, O_WIN},
+                                       {"attack", 1, 0, O_ATT},
+                                       {"filler", 1, 0, O_FILL},
+                                       {"shift", 0, 0, O_SHIFT},
+                                       {"group-min", 1, 0, O_GMIN},
+                                       {"format", 1, 0, O_FMT},
+                                       {"name", 1, 0, O_NAME},
+                                       {"seed", 1, 0, O_SEED},
+                                       {"help", 0, 0, O_HELP},
+                                       {"young-s", 1, 0, O_YOUNG},
+                                       {"item-window-s", 1, 0, O_IWIN},
+                                       {"attack-len", 1, 0, O_ALEN},
+                                       {0, 0, 0, 0}};
     opts_t o;
     set_t s;
     int c, rc;
@@ -784,6 +841,7 @@ int advrec_detect_eval_main(int argc, char **argv)
     o.attack_window_s = 86400;
     o.seed = 1;
     o.group_min = -1;
+    o.inject_len_s = 3600;
     s.target = NONE;
     advrec_reader_conf_init(&o.rconf);
     optind = 1;
@@ -803,6 +861,15 @@ int advrec_detect_eval_main(int argc, char **argv)
             break;
         case O_FILL:
             o.filler_pct = atof(optarg);
+            break;
+        case O_YOUNG:
+            o.young_s = atof(optarg);
+            break;
+        case O_IWIN:
+            o.item_window_s = atof(optarg);
+            break;
+        case O_ALEN:
+            o.inject_len_s = atof(optarg);
             break;
         case O_SHIFT:
             o.shift = 1;
