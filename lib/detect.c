@@ -64,6 +64,7 @@ typedef struct item_row_s {
     uint8_t level;
     uint32_t reasons;
     float score;
+    uint32_t group_size; /* members when it was found a group target */
 } item_row_t;
 
 /* A young account's first touch of an item, in the group ring. */
@@ -451,6 +452,8 @@ static void observe_user(advrec_detect_t *d, uint32_t u, uint32_t item,
             evidence(&f, "diversity_pct",
                      (int64_t)llround((double)r->div_ratio * 100.0));
         evidence(&f, "age_s", (ts - r->first_ts) / 1000);
+        if ((why & ADVREC_DETECT_SHILL_GROUP) && ir && ir->group_size)
+            evidence(&f, "group_size", ir->group_size);
         enqueue(d, &f);
         r->level = (uint8_t)level;
     }
@@ -673,6 +676,7 @@ static void group_check(advrec_detect_t *d, uint32_t i, int64_t ts)
     }
     r->level = 1;
     r->reasons |= ADVREC_DETECT_GROUP_TARGET;
+    r->group_size = m;
     rows_touch(&d->items, i);
     for (uint32_t x = 0; x < m; x++)
         join_group(d, d->members[x], ts, m, (ts - first) / 1000);
@@ -883,10 +887,11 @@ static size_t encode_item(const item_row_t *r, unsigned char *out)
     put_u64(&b, (uint64_t)r->events << 8 | r->level);
     put_u64(&b, r->reasons);
     put_f64(&b, r->score);
+    put_u64(&b, r->group_size);
     return b.len;
 }
 
-static void decode_item(buf_t *b, item_row_t *r)
+static void decode_item(buf_t *b, item_row_t *r, int format)
 {
     uint64_t v;
     r->last_ts = (int64_t)get_u64(b);
@@ -899,6 +904,7 @@ static void decode_item(buf_t *b, item_row_t *r)
     r->level = (uint8_t)(v & 0xff);
     r->reasons = (uint32_t)get_u64(b);
     r->score = (float)get_f64(b);
+    r->group_size = format >= 3 ? (uint32_t)get_u64(b) : 0;
     if (r->level > 1)
         b->bad = 1;
 }
@@ -1023,7 +1029,7 @@ advrec_err_t advrec_detect_restore(advrec_detect_t *d,
     }
     case ADVREC_DETECT_ROW_ITEM: {
         item_row_t r;
-        decode_item(&b, &r);
+        decode_item(&b, &r, v[0]);
         if (b.bad || b.len != len)
             break;
         if (!rows_reserve(&d->items, idx, sizeof(r)))
