@@ -990,6 +990,27 @@ void advrec_detect_forget_dirty(advrec_detect_t *d)
     forget_dirty(&d->items);
 }
 
+size_t advrec_detect_user_features(const advrec_detect_t *d, uint32_t u,
+                                   double *out, size_t max)
+{
+    const user_row_t *r = user_row(d, u);
+    double f[ADVREC_DETECT_USER_FEATURES];
+    size_t n = 0;
+
+    if (!r || r->first_ts == 0)
+        return 0;
+    f[0] = r->events;
+    f[1] = r->clicks;
+    f[2] = r->purchases;
+    f[3] = r->rate;
+    f[4] = gap_logstd(r);
+    f[5] = r->div_ratio;
+    f[6] = (double)(r->last_ts - r->first_ts) / 1000.0;
+    for (; n < max && n < ADVREC_DETECT_USER_FEATURES; n++)
+        out[n] = f[n];
+    return n;
+}
+
 int advrec_detect_user_dirty(const advrec_detect_t *d, uint32_t idx)
 {
     return idx < d->users.n && d->users.dirty[idx];

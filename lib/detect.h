@@ -208,6 +208,16 @@ advrec_err_t advrec_detect_restore(advrec_detect_t *detect,
                                    const void *value, size_t len, char *errstr,
                                    size_t errstr_size);
 
+/*
+ * The statistics user u is judged on, for peers and analysis: writes up to
+ * max of, in this order, events, clicks, purchases, decayed rate,
+ * log-gap std, diversity ratio (-1 before a window), age in seconds (last
+ * event - first) into out and returns how many (0 for a user never seen).
+ */
+#define ADVREC_DETECT_USER_FEATURES 7
+size_t advrec_detect_user_features(const advrec_detect_t *detect, uint32_t u,
+                                   double *out, size_t max);
+
 /* Whether user row idx changed since the last foreach_dirty/forget. */
 int advrec_detect_user_dirty(const advrec_detect_t *detect, uint32_t idx);
 

@@ -50,7 +50,7 @@ typedef struct set_s {
 } set_t;
 
 typedef struct opts_s {
-    const char *labels, *name;
+    const char *labels, *name, *features;
     double attack_pct, filler_pct;
     double attack_at;       /* profiles: attackers' window start, share */
     double attack_window_s; /* ... its length; 0: spread like genuine */
@@ -575,6 +575,58 @@ static void measure_target(set_t *s, advrec_engine_t *e, const uint8_t *seen,
     free(mine);
 }
 
+/*
+ * Writes path: a header, then per user "user label f1 ... f7 mean_logpop
+ * flagged": the detector's own statistics (advrec_detect_user_features),
+ * the mean log(1 + events of the item so far) over the user's events, and
+ * whether the detector flagged it, so a peer scores the same features.
+ */
+static int write_features(set_t *s, advrec_engine_t *e, const run_t *run,
+                          const char *path)
+{
+    advrec_state_t *st = advrec_engine_state(e);
+    uint32_t *pop = calloc(s->items.n, sizeof(*pop));
+    double *lp = calloc(s->users.n, sizeof(*lp));
+    uint32_t *n = calloc(s->users.n, sizeof(*n));
+    FILE *fp = NULL;
+    int rc = -1;
+
+    if (!pop || !lp || !n)
+        goto out;
+    for (size_t k = 0; k < s->n_ev; k++) {
+        lp[s->ev[k].u] += log(1.0 + pop[s->ev[k].i]);
+        n[s->ev[k].u]++;
+        pop[s->ev[k].i]++;
+    }
+    if (!(fp = fopen(path, "w"))) {
+        perror(path);
+        goto out;
+    }
+    fprintf(fp, "user label events clicks purchases rate gap_logstd "
+                "diversity age_s mean_logpop flagged\n");
+    for (uint32_t u = 0; u < s->users.n; u++) {
+        double f[ADVREC_DETECT_USER_FEATURES];
+        uint32_t ui;
+        if (advrec_state_user(st, s->users.name[u], 0, &ui, NULL, NULL, 0) ||
+            advrec_detect_user_features(run->detect, ui, f,
+                                        ADVREC_DETECT_USER_FEATURES) !=
+                ADVREC_DETECT_USER_FEATURES)
+            continue;
+        fprintf(fp, "%s %d", s->users.name[u], s->attacker[u]);
+        for (int x = 0; x < ADVREC_DETECT_USER_FEATURES; x++)
+            fprintf(fp, " %.6g", f[x]);
+        fprintf(fp, " %.6g %d\n", n[u] ? lp[u] / n[u] : 0.0, run->flagged[u]);
+    }
+    rc = ferror(fp) ? -1 : 0;
+out:
+    if (fp && fclose(fp))
+        rc = -1;
+    free(pop);
+    free(lp);
+    free(n);
+    return rc;
+}
+
 static int run_set(set_t *s, const opts_t *o)
 {
     advrec_engine_params_t ep;
@@ -670,6 +722,8 @@ static int run_set(set_t *s, const opts_t *o)
                med, n_delay ? delays[n_delay - 1] : 0, prec, rec, f1, fpr);
     }
     (void)fn;
+    if (o->features && write_features(s, e, &run, o->features))
+        goto out;
     if (o->shift && s->target != NONE) {
         /* The prediction shift: clean, attacked without the defence,
          * attacked with it; on genuine users who never touched it. */
@@ -793,6 +847,8 @@ static void usage(FILE *fp)
             "                   anomaly.item.window.s (shipped defaults)\n"
             "  --format F       event file format (auto)\n"
             "  --name NAME      data set name in the line\n"
+            "  --features FILE  per-user features and labels for a peer\n"
+            "                   (tools/detect_peer.py)\n"
             "  --seed S         sessions and injection (1)\n");
 }
 
@@ -812,23 +868,18 @@ int advrec_detect_eval_main(int argc, char **argv)
         O_HELP,
         O_YOUNG,
         O_IWIN,
-        O_ALEN
+        O_ALEN,
+        O_FEAT
     };
-    static const struct option lo[] = {{"labels", 1, 0, O_LABELS},
-                                       {"attack-at", 1, 0, O_AT},
-                                       {"attack-window", 1, 0, O_WIN},
-                                       {"attack", 1, 0, O_ATT},
-                                       {"filler", 1, 0, O_FILL},
-                                       {"shift", 0, 0, O_SHIFT},
-                                       {"group-min", 1, 0, O_GMIN},
-                                       {"format", 1, 0, O_FMT},
-                                       {"name", 1, 0, O_NAME},
-                                       {"seed", 1, 0, O_SEED},
-                                       {"help", 0, 0, O_HELP},
-                                       {"young-s", 1, 0, O_YOUNG},
-                                       {"item-window-s", 1, 0, O_IWIN},
-                                       {"attack-len", 1, 0, O_ALEN},
-                                       {0, 0, 0, 0}};
+    static const struct option lo[] = {
+        {"labels", 1, 0, O_LABELS},      {"attack-at", 1, 0, O_AT},
+        {"attack-window", 1, 0, O_WIN},  {"attack", 1, 0, O_ATT},
+        {"filler", 1, 0, O_FILL},        {"shift", 0, 0, O_SHIFT},
+        {"group-min", 1, 0, O_GMIN},     {"format", 1, 0, O_FMT},
+        {"name", 1, 0, O_NAME},          {"seed", 1, 0, O_SEED},
+        {"help", 0, 0, O_HELP},          {"young-s", 1, 0, O_YOUNG},
+        {"item-window-s", 1, 0, O_IWIN}, {"attack-len", 1, 0, O_ALEN},
+        {"features", 1, 0, O_FEAT},      {0, 0, 0, 0}};
     opts_t o;
     set_t s;
     int c, rc;
@@ -867,6 +918,9 @@ int advrec_detect_eval_main(int argc, char **argv)
             break;
         case O_IWIN:
             o.item_window_s = atof(optarg);
+            break;
+        case O_FEAT:
+            o.features = optarg;
             break;
         case O_ALEN:
             o.inject_len_s = atof(optarg);
