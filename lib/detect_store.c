@@ -133,6 +133,13 @@ static int by_key(const void *a, const void *b)
     return c ? c : (x->key_len > y->key_len) - (x->key_len < y->key_len);
 }
 
+/* The key suffix of group ring chunk idx: its decimal number, in buf. */
+static const char *chunk_name(char *buf, size_t size, uint32_t idx)
+{
+    snprintf(buf, size, "%u", idx);
+    return buf;
+}
+
 static int collect_row(void *opaque, advrec_detect_row_kind_t kind,
                        uint32_t idx, const void *value, size_t len)
 {
@@ -142,16 +149,12 @@ static int collect_row(void *opaque, advrec_detect_row_kind_t kind,
                          ? advrec_state_user_name(st->state, idx)
                      : kind == ADVREC_DETECT_ROW_ITEM
                          ? advrec_state_item_name(st->state, idx)
+                     : kind == ADVREC_DETECT_ROW_GROUP
+                         ? chunk_name(chunk, sizeof(chunk), idx)
                          : "";
     size_t id_len = id ? strlen(id) : 0, need = 1 + id_len + len;
     staged_t *r;
 
-    if (kind == ADVREC_DETECT_ROW_GROUP) {
-        snprintf(chunk, sizeof(chunk), "%u", idx);
-        id = chunk;
-        id_len = strlen(chunk);
-        need = 1 + id_len + len;
-    }
     if (st->used + need > st->cap) {
         size_t cap = st->cap ? st->cap : 65536;
         while (cap < st->used + need)
