@@ -17,6 +17,11 @@ ft=$data/shilling-filmtrust/averageattack
 ml=$data/movielens-100k/u.data
 tb=$data/taobao-userbehavior/UserBehavior_timesorted_head.csv
 
+echo "# the generator (tools/lib/synth, seed 7: 10k users, 5k items, 300k events): bots and 3 groups, bots only, groups only"
+"$eval" --detect --synth --seed 7 --name generator-bots-and-groups 2>/dev/null
+"$eval" --detect --synth --seed 7 --shill-groups 0 --name generator-click-bots 2>/dev/null
+"$eval" --detect --synth --seed 7 --bots 0 --name generator-shill-groups 2>/dev/null
+
 echo "# FilmTrust average attack (150 of 1658 users labelled 1), attackers' sessions within a window at 80 % of 30 days"
 for w in 3600 86400 0; do
   "$eval" --detect --labels "$ft/labels.txt" --attack-window $w \

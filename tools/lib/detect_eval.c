@@ -18,6 +18,7 @@
 #include "params.h"
 #include "reader.h"
 #include "rng.h"
+#include "synth.h"
 
 #define NONE        UINT32_MAX
 #define DAY_MS      (86400LL * 1000)
@@ -42,7 +43,7 @@ typedef struct names_s {
 
 typedef struct set_s {
     names_t users, items;
-    uint8_t *attacker; /* users.cap: label 1 */
+    uint8_t *attacker; /* users.cap: label 1 (generator: 2 bot, 3 shill) */
     ev_t *ev;
     size_t n_ev, ev_cap;
     uint32_t target;   /* injected: the pushed item; else NONE */
@@ -55,8 +56,11 @@ typedef struct opts_s {
     double attack_at;       /* profiles: attackers' window start, share */
     double attack_window_s; /* ... its length; 0: spread like genuine */
     uint64_t seed;
-    int shift;                     /* measure the prediction shift (injected) */
-    int group_min;                 /* -1: the shipped default */
+    int shift;     /* measure the prediction shift (injected) */
+    int group_min; /* -1: the shipped default */
+    int synth;     /* the generator's stream instead of a file */
+    uint32_t synth_users, synth_items, bots, groups;
+    uint64_t synth_events;
     double young_s, item_window_s; /* 0: the shipped defaults */
     double inject_len_s;           /* injected sessions start within */
     advrec_reader_conf_t rconf;
@@ -389,6 +393,49 @@ out:
     return rc;
 }
 
+/* The generator's stream with bots and shilling groups, its truth as the
+ * labels; 0 or -1. */
+static int load_synth(set_t *s, const opts_t *o)
+{
+    advrec_synth_params_t sp = advrec_synth_params_default();
+    advrec_synth_t *synth;
+    advrec_event_t ev;
+    char errstr[512];
+    int rc = 0;
+
+    sp.seed = o->seed;
+    sp.n_users = o->synth_users;
+    sp.n_items = o->synth_items;
+    sp.max_events = o->synth_events;
+    sp.n_bots = o->bots;
+    sp.n_shill_groups = o->groups;
+    if (!(synth = advrec_synth_new(&sp, errstr, sizeof(errstr)))) {
+        fprintf(stderr, "advrec-eval: %s\n", errstr);
+        return -1;
+    }
+    while (rc == 0 && advrec_synth_next(synth, &ev) == ADVREC_OK) {
+        advrec_synth_kind_t kind = advrec_synth_last_kind(synth);
+        uint32_t u = set_user(s, ev.user_id);
+        uint32_t i = u == NONE ? NONE : names_get(&s->items, ev.item_id, 1);
+        if (i == NONE ||
+            set_add(s, u, i, ev.ts_ms, ev.type == ADVREC_EVENT_PURCHASE)) {
+            fprintf(stderr, "advrec-eval: out of memory\n");
+            rc = -1;
+            break;
+        }
+        if (kind == ADVREC_SYNTH_BOT)
+            s->attacker[u] = 2;
+        else if (kind == ADVREC_SYNTH_SHILL)
+            s->attacker[u] = 3;
+    }
+    fprintf(stderr,
+            "generator seed %" PRIu64 ": %zu events, %u users, %u items, %u "
+            "bots, %u shilling groups\n",
+            o->seed, s->n_ev, s->users.n, s->items.n, o->bots, o->groups);
+    advrec_synth_destroy(synth);
+    return rc;
+}
+
 /* ---- replay ---- */
 
 typedef struct run_s {
@@ -708,6 +755,16 @@ static int run_set(set_t *s, const opts_t *o)
         printf("%s: users %u attackers %" PRIu64 " flagged %" PRIu64
                " (genuine %" PRIu64 ")",
                o->name, s->users.n, n_att, tp + fp, fp);
+        if (o->synth) {
+            uint32_t nb = 0, fb = 0, ns = 0, fs = 0;
+            for (uint32_t u = 0; u < s->users.n; u++) {
+                nb += s->attacker[u] == 2;
+                fb += s->attacker[u] == 2 && run.flagged[u];
+                ns += s->attacker[u] == 3;
+                fs += s->attacker[u] == 3 && run.flagged[u];
+            }
+            printf(" bots %u/%u shills %u/%u", fb, nb, fs, ns);
+        }
         if (s->target != NONE) {
             if (run.target_at != SIZE_MAX)
                 printf(" target %s flagged after %zu events",
@@ -821,35 +878,44 @@ out:
 
 static void usage(FILE *fp)
 {
-    fprintf(fp,
-            "usage: advrec-eval --detect [options] FILE\n"
-            "Runs labelled users through the anomaly detectors (the "
-            "daemon's engine\nwith the detector as judge) and prints "
-            "'NAME: ... precision P recall R\nf1 F fpr X'.\n"
-            "  --labels FILE    FILE is a ratings file of 'user item rating' "
-            "lines;\n"
-            "                   labels 'user label' (1 = attacker)\n"
-            "  --attack-at X    profiles: attackers' window starts at X of "
-            "the 30 days (0.8)\n"
-            "  --attack-window S  ... and lasts S seconds (86400); 0: "
-            "attackers spread\n"
-            "                   over the 30 days like everyone\n"
-            "  --attack PCT     without --labels: inject PCT %% fake users "
-            "(3)\n"
-            "  --filler PCT     ... each with PCT %% of the items as fillers "
-            "(3)\n"
-            "  --shift          also the target's prediction shift, defence "
-            "off / on\n"
-            "  --attack-len S   injected: the fake sessions start within S "
-            "seconds (3600)\n"
-            "  --group-min N    anomaly.group.min.size (shipped default)\n"
-            "  --young-s S --item-window-s S  anomaly.young.s and\n"
-            "                   anomaly.item.window.s (shipped defaults)\n"
-            "  --format F       event file format (auto)\n"
-            "  --name NAME      data set name in the line\n"
-            "  --features FILE  per-user features and labels for a peer\n"
-            "                   (tools/detect_peer.py)\n"
-            "  --seed S         sessions and injection (1)\n");
+    fprintf(
+        fp,
+        "usage: advrec-eval --detect [options] FILE\n"
+        "Runs labelled users through the anomaly detectors (the "
+        "daemon's engine\nwith the detector as judge) and prints "
+        "'NAME: ... precision P recall R\nf1 F fpr X'.\n"
+        "  --synth          no FILE: the generator's stream (tools/lib/synth)"
+        "\n"
+        "                   with its truth: --synth-users (10000), "
+        "--synth-items\n"
+        "                   (5000), --synth-events (300000), --bots "
+        "(10),\n"
+        "                   --shill-groups (3), --seed; labels: bots and"
+        " shills\n"
+        "  --labels FILE    FILE is a ratings file of 'user item rating' "
+        "lines;\n"
+        "                   labels 'user label' (1 = attacker)\n"
+        "  --attack-at X    profiles: attackers' window starts at X of "
+        "the 30 days (0.8)\n"
+        "  --attack-window S  ... and lasts S seconds (86400); 0: "
+        "attackers spread\n"
+        "                   over the 30 days like everyone\n"
+        "  --attack PCT     without --labels: inject PCT %% fake users "
+        "(3)\n"
+        "  --filler PCT     ... each with PCT %% of the items as fillers "
+        "(3)\n"
+        "  --shift          also the target's prediction shift, defence "
+        "off / on\n"
+        "  --attack-len S   injected: the fake sessions start within S "
+        "seconds (3600)\n"
+        "  --group-min N    anomaly.group.min.size (shipped default)\n"
+        "  --young-s S --item-window-s S  anomaly.young.s and\n"
+        "                   anomaly.item.window.s (shipped defaults)\n"
+        "  --format F       event file format (auto)\n"
+        "  --name NAME      data set name in the line\n"
+        "  --features FILE  per-user features and labels for a peer\n"
+        "                   (tools/detect_peer.py)\n"
+        "  --seed S         sessions and injection (1)\n");
 }
 
 int advrec_detect_eval_main(int argc, char **argv)
@@ -869,17 +935,36 @@ int advrec_detect_eval_main(int argc, char **argv)
         O_YOUNG,
         O_IWIN,
         O_ALEN,
-        O_FEAT
+        O_FEAT,
+        O_SYNTH,
+        O_SUSERS,
+        O_SITEMS,
+        O_SEVENTS,
+        O_BOTS,
+        O_GROUPS
     };
-    static const struct option lo[] = {
-        {"labels", 1, 0, O_LABELS},      {"attack-at", 1, 0, O_AT},
-        {"attack-window", 1, 0, O_WIN},  {"attack", 1, 0, O_ATT},
-        {"filler", 1, 0, O_FILL},        {"shift", 0, 0, O_SHIFT},
-        {"group-min", 1, 0, O_GMIN},     {"format", 1, 0, O_FMT},
-        {"name", 1, 0, O_NAME},          {"seed", 1, 0, O_SEED},
-        {"help", 0, 0, O_HELP},          {"young-s", 1, 0, O_YOUNG},
-        {"item-window-s", 1, 0, O_IWIN}, {"attack-len", 1, 0, O_ALEN},
-        {"features", 1, 0, O_FEAT},      {0, 0, 0, 0}};
+    static const struct option lo[] = {{"labels", 1, 0, O_LABELS},
+                                       {"attack-at", 1, 0, O_AT},
+                                       {"attack-window", 1, 0, O_WIN},
+                                       {"attack", 1, 0, O_ATT},
+                                       {"filler", 1, 0, O_FILL},
+                                       {"shift", 0, 0, O_SHIFT},
+                                       {"group-min", 1, 0, O_GMIN},
+                                       {"format", 1, 0, O_FMT},
+                                       {"name", 1, 0, O_NAME},
+                                       {"seed", 1, 0, O_SEED},
+                                       {"help", 0, 0, O_HELP},
+                                       {"young-s", 1, 0, O_YOUNG},
+                                       {"item-window-s", 1, 0, O_IWIN},
+                                       {"attack-len", 1, 0, O_ALEN},
+                                       {"features", 1, 0, O_FEAT},
+                                       {"synth", 0, 0, O_SYNTH},
+                                       {"synth-users", 1, 0, O_SUSERS},
+                                       {"synth-items", 1, 0, O_SITEMS},
+                                       {"synth-events", 1, 0, O_SEVENTS},
+                                       {"bots", 1, 0, O_BOTS},
+                                       {"shill-groups", 1, 0, O_GROUPS},
+                                       {0, 0, 0, 0}};
     opts_t o;
     set_t s;
     int c, rc;
@@ -893,6 +978,12 @@ int advrec_detect_eval_main(int argc, char **argv)
     o.seed = 1;
     o.group_min = -1;
     o.inject_len_s = 3600;
+    /* The generator's attack stream of unit.test_detect. */
+    o.synth_users = 10000;
+    o.synth_items = 5000;
+    o.synth_events = 300000;
+    o.bots = 10;
+    o.groups = 3;
     s.target = NONE;
     advrec_reader_conf_init(&o.rconf);
     optind = 1;
@@ -918,6 +1009,24 @@ int advrec_detect_eval_main(int argc, char **argv)
             break;
         case O_IWIN:
             o.item_window_s = atof(optarg);
+            break;
+        case O_SYNTH:
+            o.synth = 1;
+            break;
+        case O_SUSERS:
+            o.synth_users = (uint32_t)strtoul(optarg, NULL, 10);
+            break;
+        case O_SITEMS:
+            o.synth_items = (uint32_t)strtoul(optarg, NULL, 10);
+            break;
+        case O_SEVENTS:
+            o.synth_events = strtoull(optarg, NULL, 10);
+            break;
+        case O_BOTS:
+            o.bots = (uint32_t)strtoul(optarg, NULL, 10);
+            break;
+        case O_GROUPS:
+            o.groups = (uint32_t)strtoul(optarg, NULL, 10);
             break;
         case O_FEAT:
             o.features = optarg;
@@ -951,15 +1060,17 @@ int advrec_detect_eval_main(int argc, char **argv)
             return 64;
         }
     }
-    if (optind != argc - 1 || o.attack_pct <= 0 || o.filler_pct <= 0 ||
-        o.attack_at < 0 || o.attack_at >= 1 || o.attack_window_s < 0) {
+    if (optind != argc - (o.synth ? 0 : 1) || o.attack_pct <= 0 ||
+        o.filler_pct <= 0 || o.attack_at < 0 || o.attack_at >= 1 ||
+        o.attack_window_s < 0) {
         usage(stderr);
         return 64;
     }
     if (!o.name)
-        o.name = argv[optind];
-    if (o.labels ? load_profiles(&s, argv[optind], &o)
-                 : load_injected(&s, argv[optind], &o)) {
+        o.name = o.synth ? "generator" : argv[optind];
+    if (o.synth    ? load_synth(&s, &o)
+        : o.labels ? load_profiles(&s, argv[optind], &o)
+                   : load_injected(&s, argv[optind], &o)) {
         set_free(&s);
         return 1;
     }
