@@ -479,6 +479,8 @@ static void take(void *opaque, const advrec_detect_flag_t *f)
             t->run->flagged[x] = 1;
             t->run->flag_at[x] = t->run->event;
         }
+        if (x != NONE && f->action == ADVREC_ANOMALY_QUARANTINED)
+            t->run->flagged[x] = 2;
     } else {
         x = names_get(&t->set->items, advrec_state_item_name(t->state, f->idx),
                       0);
@@ -662,7 +664,8 @@ static int write_features(set_t *s, advrec_engine_t *e, const run_t *run,
         fprintf(fp, "%s %d", s->users.name[u], s->attacker[u]);
         for (int x = 0; x < ADVREC_DETECT_USER_FEATURES; x++)
             fprintf(fp, " %.6g", f[x]);
-        fprintf(fp, " %.6g %d\n", n[u] ? lp[u] / n[u] : 0.0, run->flagged[u]);
+        fprintf(fp, " %.6g %d\n", n[u] ? lp[u] / n[u] : 0.0,
+                run->flagged[u] != 0);
     }
     rc = ferror(fp) ? -1 : 0;
 out:
@@ -682,7 +685,7 @@ static int run_set(set_t *s, const opts_t *o)
     run_t run = {0};
     advrec_engine_t *e = NULL;
     char errstr[512];
-    uint64_t tp = 0, fp = 0, fn = 0, genuine = 0, n_att = 0;
+    uint64_t tp = 0, fp = 0, fn = 0, genuine = 0, n_att = 0, fp_quar = 0;
     size_t first_att = SIZE_MAX, *delays = NULL, n_delay = 0;
     double prec, rec, f1, fpr;
     int rc = -1;
@@ -734,7 +737,8 @@ static int run_set(set_t *s, const opts_t *o)
             }
         } else {
             genuine++;
-            fp += run.flagged[u];
+            fp += run.flagged[u] != 0;
+            fp_quar += run.flagged[u] == 2;
         }
     }
     prec = tp + fp ? (double)tp / (double)(tp + fp) : 0;
@@ -753,8 +757,8 @@ static int run_set(set_t *s, const opts_t *o)
                 }
         med = n_delay ? delays[n_delay / 2] : 0;
         printf("%s: users %u attackers %" PRIu64 " flagged %" PRIu64
-               " (genuine %" PRIu64 ")",
-               o->name, s->users.n, n_att, tp + fp, fp);
+               " (genuine %" PRIu64 ", of them quarantined %" PRIu64 ")",
+               o->name, s->users.n, n_att, tp + fp, fp, fp_quar);
         if (o->synth) {
             uint32_t nb = 0, fb = 0, ns = 0, fs = 0;
             for (uint32_t u = 0; u < s->users.n; u++) {
