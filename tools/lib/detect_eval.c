@@ -266,6 +266,10 @@ static int load_profiles(set_t *s, const char *ratings, const opts_t *o)
             "%s: %zu ratings, %u users (%" PRIu64 " attackers), %u items, "
             "%" PRIu64 " malformed lines skipped\n",
             ratings, s->n_ev, s->users.n, att, s->items.n, bad);
+    if (s->n_ev == 0) {
+        fprintf(stderr, "advrec-eval: %s: no ratings\n", ratings);
+        return -1;
+    }
     sessions(s, o, 30 * DAY_MS);
     return 0;
 nomem:
@@ -704,6 +708,10 @@ static int run_set(set_t *s, const opts_t *o)
         dp.young_s = o->young_s;
     if (o->item_window_s > 0)
         dp.item_window_s = o->item_window_s;
+    if (s->n_ev == 0) {
+        fprintf(stderr, "advrec-eval: no events\n");
+        return -1;
+    }
     qsort(s->ev, s->n_ev, sizeof(*s->ev), by_ts);
     for (size_t k = 0; k < s->n_ev; k++)
         if (s->attacker[s->ev[k].u]) {
@@ -896,6 +904,7 @@ static void usage(FILE *fp)
         "(10),\n"
         "                   --shill-groups (3), --seed; labels: bots and"
         " shills\n"
+        "                   (--synth-events 0, endless, is refused)\n"
         "  --labels FILE    FILE is a ratings file of 'user item rating' "
         "lines;\n"
         "                   labels 'user label' (1 = attacker)\n"
@@ -1064,7 +1073,8 @@ int advrec_detect_eval_main(int argc, char **argv)
             return 64;
         }
     }
-    if (optind != argc - (o.synth ? 0 : 1) || o.attack_pct <= 0 ||
+    if (optind != argc - (o.synth ? 0 : 1) ||
+        (o.synth && o.synth_events == 0) || o.attack_pct <= 0 ||
         o.filler_pct <= 0 || o.attack_at < 0 || o.attack_at >= 1 ||
         o.attack_window_s < 0) {
         usage(stderr);
