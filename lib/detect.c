@@ -49,7 +49,8 @@ typedef struct user_row_s {
     float div_ratio; /* distinct/total of the last full window; -1: none */
     uint16_t div_n;  /* events in the current window */
     uint8_t level;   /* 0 normal, 1 flagged, 2 quarantined */
-    uint8_t pad;
+    uint8_t broken;  /* 1 once a gap longer than young_s ended the first
+                        session: no longer a newcomer (groups) */
     uint32_t reasons;
     float score;
     uint64_t id_hash; /* of the external id: tells a ring entry's user from
@@ -57,9 +58,11 @@ typedef struct user_row_s {
 } user_row_t;
 
 typedef struct item_row_s {
-    int64_t last_ts;       /* 0: never seen */
-    double total, suspect; /* decayed events; ... from young or flagged */
-    double young, flagged; /* decayed events from young / flagged accounts */
+    int64_t last_ts;        /* 0: never seen */
+    double total, suspect;  /* decayed events; ... from young or flagged */
+    double young, flagged;  /* decayed events from young / flagged accounts */
+    double fresh;           /* decayed first touches by newcomers (groups) */
+    int64_t group_first_ts; /* a group target: its first member's touch */
     uint32_t events;
     uint8_t level;
     uint32_t reasons;
@@ -355,7 +358,7 @@ static int pushes_flagged(const advrec_detect_t *d, uint32_t item,
  * whether the account was young at this event. */
 static void observe_user(advrec_detect_t *d, uint32_t u, uint32_t item,
                          const advrec_event_t *ev, const uint32_t *hist,
-                         uint32_t hist_len, int *young)
+                         uint32_t hist_len, int *young, int *newcomer)
 {
     user_row_t *r = (user_row_t *)d->users.rows + u;
     const advrec_detect_params_t *p = &d->p;
@@ -395,6 +398,11 @@ static void observe_user(advrec_detect_t *d, uint32_t u, uint32_t item,
         r->last_click_ts = ts;
     }
     r->rate = r->rate * decay(r->last_ts, ts, p->rate_window_s) + 1.0;
+    /* A newcomer is young, or still in its first session (no gap longer
+     * than young_s yet): a shilling account with many fillers is older
+     * than young_s when it reaches the target, but has never left. */
+    if (r->last_ts != 0 && ts - r->last_ts > (int64_t)(p->young_s * 1000.0))
+        r->broken = 1;
     if (ts > r->last_ts)
         r->last_ts = ts;
     r->events++;
@@ -409,6 +417,7 @@ static void observe_user(advrec_detect_t *d, uint32_t u, uint32_t item,
         r->div_bits = 0;
     }
     *young = (double)(ts - r->first_ts) < p->young_s * 1000.0;
+    *newcomer = *young || !r->broken;
 
     logstd = gap_logstd(r);
     if (r->events >= p->min_events) {
@@ -428,7 +437,12 @@ static void observe_user(advrec_detect_t *d, uint32_t u, uint32_t item,
      * account touching a group's target joins it. */
     why |= r->reasons & ADVREC_DETECT_SHILL_GROUP;
     ir = item_row(d, item);
-    if (*young && ir && ir->level && (ir->reasons & ADVREC_DETECT_GROUP_TARGET))
+    /* A newcomer touching a group target joins the group if it appeared
+     * with it (not before its first member, give or take young_s): an
+     * established user's long first session is not the attack. */
+    if (*newcomer && ir && ir->level &&
+        (ir->reasons & ADVREC_DETECT_GROUP_TARGET) &&
+        (double)r->first_ts >= (double)ir->group_first_ts - p->young_s * 1000.0)
         why |= ADVREC_DETECT_SHILL_GROUP;
     r->id_hash = id_hash(ev->user_id);
     score = score_of(why);
@@ -468,7 +482,7 @@ static void observe_user(advrec_detect_t *d, uint32_t u, uint32_t item,
 /* Updates item i's recent counts with an event from an account that is
  * young and/or flagged, and re-judges it. */
 static void observe_item(advrec_detect_t *d, uint32_t i, int64_t ts, int young,
-                         int flagged)
+                         int flagged, int fresh)
 {
     item_row_t *r = (item_row_t *)d->items.rows + i;
     const advrec_detect_params_t *p = &d->p;
@@ -481,6 +495,7 @@ static void observe_item(advrec_detect_t *d, uint32_t i, int64_t ts, int young,
     r->total = r->total * k + 1.0;
     r->suspect = r->suspect * k + suspect;
     r->young = r->young * k + young;
+    r->fresh = r->fresh * k + fresh;
     r->flagged = r->flagged * k + flagged;
     if (ts > r->last_ts)
         r->last_ts = ts;
@@ -622,10 +637,10 @@ static void group_check(advrec_detect_t *d, uint32_t i, int64_t ts)
     uint32_t m = 0;
 
     if (p->group_min_size == 0 || (r->reasons & ADVREC_DETECT_GROUP_TARGET) ||
-        r->young < (double)p->group_min_size)
+        r->fresh < (double)p->group_min_size)
         return;
     base = d->global.suspect / d->global.total;
-    share = r->suspect / r->total;
+    share = r->fresh / r->total;
     lift = (r->suspect / (r->total - r->suspect + 1.0)) /
            (base / (1.0 - base + 1e-9) + 1e-9);
     /* No baseline test here: a large attack makes most of all traffic
@@ -677,6 +692,7 @@ static void group_check(advrec_detect_t *d, uint32_t i, int64_t ts)
     r->level = 1;
     r->reasons |= ADVREC_DETECT_GROUP_TARGET;
     r->group_size = m;
+    r->group_first_ts = first;
     rows_touch(&d->items, i);
     for (uint32_t x = 0; x < m; x++)
         join_group(d, d->members[x], ts, m, (ts - first) / 1000);
@@ -686,7 +702,7 @@ float advrec_detect_observe(advrec_detect_t *d, uint32_t user, uint32_t item,
                             const advrec_event_t *ev, const uint32_t *hist,
                             uint32_t hist_len)
 {
-    int young = 0, flagged, first_touch;
+    int young = 0, newcomer = 0, flagged, first_touch, fresh_touch;
     const user_row_t *ur;
     const item_row_t *ir;
 
@@ -695,7 +711,7 @@ float advrec_detect_observe(advrec_detect_t *d, uint32_t user, uint32_t item,
     if (!rows_reserve(&d->users, user, sizeof(user_row_t)) ||
         !rows_reserve(&d->items, item, sizeof(item_row_t)))
         return 1.0f;
-    observe_user(d, user, item, ev, hist, hist_len, &young);
+    observe_user(d, user, item, ev, hist, hist_len, &young, &newcomer);
     ur = user_row(d, user);
     /* Only a user flagged for its own behaviour makes an item suspect:
      * counting users flagged for pushing a surging item would feed back. */
@@ -704,9 +720,13 @@ float advrec_detect_observe(advrec_detect_t *d, uint32_t user, uint32_t item,
     /* A young account counts once per item while the item is in its
      * recent history: a surge of young accounts is many accounts, not one
      * young bot hammering the item. */
-    first_touch = young && !in_hist(item, hist, hist_len);
-    observe_item(d, item, ev->ts_ms, first_touch, flagged);
-    if (first_touch) {
+    first_touch = !in_hist(item, hist, hist_len);
+    /* The group ring and its count take newcomers not flagged for their
+     * own behaviour (a bot is one long first session). */
+    fresh_touch = first_touch && newcomer && !flagged;
+    observe_item(d, item, ev->ts_ms, young && first_touch, flagged,
+                 fresh_touch);
+    if (fresh_touch) {
         ring_push(d, user, item, ev->ts_ms);
         group_check(d, item, ev->ts_ms);
     }
@@ -839,7 +859,7 @@ static size_t encode_user(const user_row_t *r, unsigned char *out)
     put_u64(&b, (uint64_t)r->events << 32 | r->gaps);
     put_u64(&b, (uint64_t)r->clicks << 32 | r->purchases);
     put_f64(&b, r->div_ratio);
-    put_u64(&b, (uint64_t)r->div_n << 8 | r->level);
+    put_u64(&b, (uint64_t)r->broken << 32 | (uint64_t)r->div_n << 8 | r->level);
     put_u64(&b, r->reasons);
     put_f64(&b, r->score);
     put_u64(&b, (uint64_t)r->last_click_ts);
@@ -866,6 +886,8 @@ static void decode_user(buf_t *b, user_row_t *r, int format)
     v = get_u64(b);
     r->div_n = (uint16_t)(v >> 8);
     r->level = (uint8_t)(v & 0xff);
+    /* Format 2 rows are of users from before: not newcomers. */
+    r->broken = format >= 3 ? (uint8_t)((v >> 32) & 1) : 1;
     r->reasons = (uint32_t)get_u64(b);
     r->score = (float)get_f64(b);
     r->last_click_ts = (int64_t)get_u64(b);
@@ -888,6 +910,8 @@ static size_t encode_item(const item_row_t *r, unsigned char *out)
     put_u64(&b, r->reasons);
     put_f64(&b, r->score);
     put_u64(&b, r->group_size);
+    put_f64(&b, r->fresh);
+    put_u64(&b, (uint64_t)r->group_first_ts);
     return b.len;
 }
 
@@ -905,6 +929,8 @@ static void decode_item(buf_t *b, item_row_t *r, int format)
     r->reasons = (uint32_t)get_u64(b);
     r->score = (float)get_f64(b);
     r->group_size = format >= 3 ? (uint32_t)get_u64(b) : 0;
+    r->fresh = format >= 3 ? get_f64(b) : 0;
+    r->group_first_ts = format >= 3 ? (int64_t)get_u64(b) : 0;
     if (r->level > 1)
         b->bad = 1;
 }

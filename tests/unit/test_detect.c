@@ -458,8 +458,11 @@ static int downgrade_row(void *opaque, advrec_detect_row_kind_t kind,
         return 0;
     }
     o->rows++;
-    /* The last field of each format-3 row is the one format 2 lacks. */
-    if (advrec_detect_restore(o->to, kind, idx, old, len - 8, why, sizeof(why)))
+    /* Format 3 appended one field to users and the baseline, three to
+     * items. */
+    if (advrec_detect_restore(o->to, kind, idx, old,
+                              len - (kind == ADVREC_DETECT_ROW_ITEM ? 24 : 8),
+                              why, sizeof(why)))
         o->errors++;
     return 0;
 }
