@@ -432,6 +432,53 @@ static void test_shill_group_slot_reused(void)
     advrec_detect_destroy(d);
 }
 
+/*
+ * Newcomers: accounts whose one session of 40 fillers, about a minute
+ * apart, reaches the target some 40 minutes in (older than
+ * anomaly.young.s) are still a
+ * group; an established account (an earlier session, hours before) that
+ * touches the target at the same time is not taken for a member.
+ */
+static void test_shill_group_newcomers(void)
+{
+    advrec_detect_params_t p = params();
+    advrec_detect_t *d = advrec_detect_new(&p, NULL, 0);
+    int64_t ts = T0, start;
+    uint32_t target = 5, n_quar = 0;
+    char id[32];
+
+    for (uint32_t u = 0; u < 200; u++) {
+        advrec_event_t ev = event("old", "i", 0, ts + u * 1000);
+        advrec_detect_observe(d, u, 1000 + u, &ev, NULL, 0);
+    }
+    start = ts + 3 * 3600 * 1000;
+    /* The established account 0 comes back in the attack's hour. */
+    for (uint32_t u = 500; u < 515; u++) {
+        int64_t t = start + (int64_t)(u - 500) * 20000;
+        snprintf(id, sizeof(id), "shill%u", u);
+        /* Human gaps, 10 s to 110 s: nothing machine-regular. */
+        for (uint32_t k = 0; k < 40;
+             k++, t += 10000 + (k * 7919 + u) % 100000) {
+            advrec_event_t ev = event(id, "i", 0, t);
+            advrec_detect_observe(d, u, 2000 + (u * 7 + k) % 500, &ev, NULL, 0);
+        }
+        {
+            advrec_event_t ev = event(id, "i", 0, t);
+            advrec_detect_observe(d, u, target, &ev, NULL, 0);
+        }
+        if (u == 512) {
+            advrec_event_t ev = event("old", "i", 0, t + 1000);
+            advrec_detect_observe(d, 0, target, &ev, NULL, 0);
+        }
+    }
+    CHECK_INT(advrec_detect_item_level(d, target), 1);
+    for (uint32_t u = 500; u < 515; u++)
+        n_quar += advrec_detect_user_level(d, u) == 2;
+    CHECK_INT(n_quar, 15);
+    CHECK_INT(advrec_detect_user_level(d, 0), 0);
+    advrec_detect_destroy(d);
+}
+
 /* Rows written before the group detector (format 2: users without the id
  * hash, items without the group size, the baseline without its start) are
  * still read; a ring chunk must be of the current format. */
@@ -796,6 +843,7 @@ int main(void)
     RUN(test_item_young_surge);
     RUN(test_shill_group);
     RUN(test_shill_group_slot_reused);
+    RUN(test_shill_group_newcomers);
     RUN(test_old_format_rows);
     RUN(test_cold_start_no_item_flags);
     RUN(test_persist);
