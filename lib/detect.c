@@ -70,7 +70,7 @@ typedef struct item_row_s {
     uint32_t group_size; /* members when it was found a group target */
 } item_row_t;
 
-/* A young account's first touch of an item, in the group ring. */
+/* A newcomer's first touch of an item, in the group ring. */
 typedef struct touch_s {
     uint64_t user_hash; /* id_hash of the user at the time */
     uint32_t user, item;
@@ -95,7 +95,7 @@ struct advrec_detect_s {
     } global;
     advrec_detect_flag_t *queue;
     size_t n_queue, queue_cap;
-    touch_t *ring;   /* ADVREC_DETECT_GROUP_RING young first touches */
+    touch_t *ring;   /* ADVREC_DETECT_GROUP_RING newcomers' first touches */
     uint64_t ring_n; /* touches ever pushed; the next goes to n % size */
     uint8_t ring_dirty[RING_CHUNKS];
     uint32_t *members; /* GROUP_MAX: scratch of group_check() */
@@ -565,7 +565,7 @@ static int warm(const advrec_detect_t *d, int64_t ts)
                                           GROUP_WARMUP * d->p.young_s * 1000.0;
 }
 
-/* Remembers a young account's first touch of item in the group ring. */
+/* Remembers a newcomer's first touch of item in the group ring. */
 static void ring_push(advrec_detect_t *d, uint32_t u, uint32_t item, int64_t ts)
 {
     size_t slot = (size_t)(d->ring_n % ADVREC_DETECT_GROUP_RING);
@@ -618,7 +618,7 @@ static void join_group(advrec_detect_t *d, uint32_t u, int64_t ts,
 
 /*
  * Whether item i, surging, is pushed by a group: at least group_min_size
- * distinct young accounts touched it first within GROUP_SPAN item windows
+ * distinct newcomers touched it first within GROUP_SPAN item windows
  * (those still in the ring, whose slot still holds them). If so the item
  * is flagged as a group target and every member joins the group. Cost: a
  * pass over the ring, only for an item that surges and is not yet a

@@ -12,14 +12,18 @@
  * from flagged users, compared with the same share over all items (the
  * baseline). docs/ANOMALY.md has the scores and thresholds.
  *
- * Groups (shilling): the first touch of an item by a young account is kept
- * in a ring of the last ADVREC_DETECT_GROUP_RING such touches (fixed
- * memory, O(1) per event). When an item surges and the ring holds at least
- * anomaly.group.min.size distinct young accounts on it within two item
- * windows, the item is flagged as a group target and every one of those
- * accounts is quarantined at once (reason "shill-group"), including those
- * that already left; a young account touching the target later joins the
- * group. The ring is persisted in chunks like the other rows.
+ * Groups (shilling): the first touch of an item by a newcomer (a young
+ * account, or one still in its first session) is kept in a ring of the
+ * last ADVREC_DETECT_GROUP_RING such touches (fixed memory, O(1) per
+ * event). When newcomers make most of an item's recent traffic and the
+ * ring holds at least anomaly.group.min.size distinct ones on it within two
+ * item windows, making at least half of its events ever, the item is
+ * flagged as a group target and every one of those accounts is quarantined
+ * at once (reason "shill-group"), including those that already left; a
+ * newcomer that appeared with the group and touches the target later
+ * joins it. A young account on an item whose recent traffic is mostly
+ * young trains at anomaly.weight.flagged meanwhile (probation). The ring
+ * is persisted in chunks like the other rows.
  *
  * Each statistic that crosses its threshold adds a reason; a user's score
  * is the noisy-OR of its reasons' fixed strengths, an item's the share of
