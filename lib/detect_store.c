@@ -213,7 +213,9 @@ advrec_err_t advrec_detect_store_stage(advrec_detect_t *detect,
     }
     for (size_t r = 0; r < st.n; r++)
         st.rows[r].k = st.arena + st.rows[r].key;
-    if (st.n > 1) /* rows is NULL when none changed: qsort must not see it */
+    /* qsort's array must not be NULL, even for no element (UBSan): with
+     * the detectors off nothing is ever staged. */
+    if (st.n > 1)
         qsort(st.rows, st.n, sizeof(*st.rows), by_key);
     for (size_t r = 0; r < st.n && !err; r++)
         err = advrec_store_stage_detector(
