@@ -159,6 +159,7 @@ typedef struct advrec_conf_s {
     double anomaly_item_min_events;
     double anomaly_item_share;
     double anomaly_item_surge_factor;
+    int64_t anomaly_group_min_size;
     double anomaly_flag_score;
     double anomaly_quarantine_score;
     double anomaly_clear_score;

@@ -252,6 +252,8 @@ const conf_row_t advrec_conf__rows[] = {
             "Share of an item's recent events from young or flagged accounts at which it surges."),
     ROW_DBL("anomaly.item.surge.factor", anomaly_item_surge_factor, 1.0, 1000.0, "3", "anomaly",
             "... and that share must be at least this many times the share over all items (the baseline)."),
+    ROW_INT("anomaly.group.min.size", anomaly_group_min_size, 0, 1024, "10", "anomaly",
+            "Distinct newcomers (accounts young or still in their first session) that, first touching one item within two item windows and making most of its recent and half of all its traffic, make a shilling group: the item is flagged and every one of them quarantined (reason shill-group). 0: no group detection."),
     ROW_DBL("anomaly.flag.score", anomaly_flag_score, 0.0, 1.0, "0.6", "anomaly",
             "User score (noisy-OR of its reasons' strengths) at which it is flagged and down-weighted."),
     ROW_DBL("anomaly.quarantine.score", anomaly_quarantine_score, 0.0, 1.0, "0.8", "anomaly",

@@ -385,11 +385,6 @@ advrec_err_t advrec_engine_apply(advrec_engine_t *e, const advrec_event_t *ev,
         users->clicks[u]++;
         items->clicks[i]++;
     }
-    /* Popularity counts what was seen, even from down-weighted users: it
-     * is a fallback list, not the model. */
-    (void)advrec_popularity_add(e->pop, i, ev->ts_ms,
-                                purchase ? e->p.weight_purchase
-                                         : e->p.weight_click);
     ux->last[u] = *origin;
     ux->last_ts_ms[u] = ev->ts_ms;
     if (ev->ts_ms > e->watermark)
@@ -397,6 +392,12 @@ advrec_err_t advrec_engine_apply(advrec_engine_t *e, const advrec_event_t *ev,
 
     if (e->judge)
         weight *= judge(e, ev, u, i);
+    /* Popularity (the cold-start lists) counts what the judge lets train,
+     * as much as it does: quarantined traffic (0) feeds no list. */
+    if (weight > 0)
+        (void)advrec_popularity_add(
+            e->pop, i, ev->ts_ms,
+            weight * (purchase ? e->p.weight_purchase : e->p.weight_click));
     w = weight * (purchase ? e->p.weight_purchase : e->p.weight_click);
     if (w > 0 && items->n >= 2) {
         advrec_rng_t rng = advrec_rng_for_record(

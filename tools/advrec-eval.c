@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "detect_eval.h"
 #include "eval.h"
 #include "params.h"
 #include "reader.h"
@@ -89,6 +90,8 @@ static void usage(FILE *fp)
         "  --fgsm           after --loo training: FGSM on the embeddings,\n"
         "                   eps 0.1..1.0, for each model trained\n"
         "  --shill          shilling attack 1/3/5%% fake users, BPR vs APR\n"
+        "  --detect ...     (first option) the anomaly detectors on labelled\n"
+        "                   or injected shilling; --detect --help\n"
         "  --full           --loo also ranks against all items\n"
         "  --validate       tune: train without each user's last training\n"
         "                   interaction and measure on it (99 negatives);\n"
@@ -822,7 +825,17 @@ static int run_preq(opts_t *o, const advrec_eval_data_t *d, FILE *js)
     return 0;
 }
 
+static int eval_main(int argc, char **argv);
+
+/* --detect (first) is the detectors' evaluation (tools/lib/detect_eval). */
 int main(int argc, char **argv)
+{
+    if (argc > 1 && strcmp(argv[1], "--detect") == 0)
+        return advrec_detect_eval_main(argc - 1, argv + 1);
+    return eval_main(argc, argv);
+}
+
+static int eval_main(int argc, char **argv)
 {
     enum {
         O_LOO = 256,
