@@ -13,6 +13,9 @@
 #              behaviour before commit.interval.ms), lists deferred
 #     defaults the shipped configuration (lists refreshed as they fall due)
 #   DAEMON_ARGS="-X k=v ..." more advrecd settings for every mode.
+#   ADVRECD_B=PATH another advrecd binary (e.g. a build of an earlier
+#     commit) run through the same modes after BUILD_DIR's in every run,
+#     its lines marked [B]: an A/B comparison in one run.
 #
 # Every reader starts in a fresh consumer group at the beginning of the
 # topics. Time is from the first event the reader delivered to the moment it
@@ -160,12 +163,12 @@ daemon() { # MODE RUN
   wait
   local extra_txt=", peak RSS $((${rss:-0} / 1024)) MiB"
   case $mode in
-    memory) mem_eps=; line "advrecd, state in memory, lists deferred" "$s" "$extra_txt"; mem_eps=$last_eps ;;
-    durable) line "advrecd, RocksDB (shipped settings), lists deferred" "$s" \
+    memory) mem_eps=; line "advrecd$label, state in memory, lists deferred" "$s" "$extra_txt"; mem_eps=$last_eps ;;
+    durable) line "advrecd$label, RocksDB (shipped settings), lists deferred" "$s" \
       "$extra_txt, of memory: $(awk -v a="$(awk -v n="$n" -v s="$s" 'BEGIN { print n / s }')" -v b="${mem_eps:-0}" \
         'BEGIN { if (b > 0) printf "%.3f", a / b; else print "n/a" }')" ;;
-    commit) line "advrecd, RocksDB, commit every round, lists deferred" "$s" "$extra_txt" ;;
-    defaults) line "advrecd, shipped defaults" "$s" "$extra_txt" ;;
+    commit) line "advrecd$label, RocksDB, commit every round, lists deferred" "$s" "$extra_txt" ;;
+    defaults) line "advrecd$label, shipped defaults" "$s" "$extra_txt" ;;
   esac
 }
 
@@ -173,7 +176,12 @@ say "ingest: $n events in the topics; readers: kcat $modes (RUNS=$runs)"
 for r in $(seq 1 "$runs"); do
   bare_eps= mem_eps=
   bare "$r" || exit 1
+  advrecd=$build/advrecd label=
   for m in $modes; do daemon "$m" "$r" || exit 1; done
+  if [ -n "${ADVRECD_B:-}" ]; then
+    advrecd=$ADVRECD_B label=" [B]" mem_eps=
+    for m in $modes; do daemon "$m" "$r.b" || exit 1; done
+  fi
 done
 # With several runs: per reader the median rate and the medians of its
 # same-run ratios (the machine is shared: ratios hold, rates drift).

@@ -116,6 +116,7 @@ typedef struct advrec_conf_s {
     int64_t state_commit_interval_ms;
     int64_t state_memory_limit; /* bytes; 0: none */
     int64_t state_user_ttl_ms;  /* expiry by event time; 0: never */
+    int64_t model_replay_steps; /* history replays per event */
     /* round */
     int64_t round_max_records;
     int64_t round_max_ms;
@@ -168,6 +169,7 @@ typedef struct advrec_conf_s {
     double anomaly_item_min_events;
     double anomaly_item_share;
     double anomaly_item_surge_factor;
+    int64_t anomaly_group_min_size;
     double anomaly_flag_score;
     double anomaly_quarantine_score;
     double anomaly_clear_score;

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cblas.h>
 #include <librdkafka/rdkafka.h>
 
 #include "broker.h"
@@ -307,6 +308,12 @@ advrec_err_t advrec_daemon_new(advrec_daemon_t **daemonp, advrec_conf_t *conf,
         return advrec_seterr(ADVREC_ERR_NOMEM, errstr, errstr_size,
                              "out of memory");
     }
+    /* One BLAS thread: the round scores on its own thread, and OpenBLAS's
+     * workers spun in sched_yield against librdkafka's and RocksDB's
+     * threads (a fifth of the samples on 2 cores, docs/PERFORMANCE.md).
+     * OPENBLAS_NUM_THREADS, when set, wins. */
+    if (!getenv("OPENBLAS_NUM_THREADS") && !getenv("OMP_NUM_THREADS"))
+        openblas_set_num_threads(1);
     d->conf = conf;
     d->inputs[TOPIC_CLICKS] = conf->topic_clicks;
     d->inputs[TOPIC_PURCHASES] = conf->topic_purchases;

@@ -11,9 +11,16 @@
 
 #include "state.h"
 
-#define GAP_ALPHA  (1.0 / 16.0) /* weight of a new log-gap in the EWMA */
-#define DIV_WINDOW 32           /* events per diversity window */
-#define ROW_FORMAT 2            /* first byte of every encoded row */
+#define GAP_ALPHA       (1.0 / 16.0) /* weight of a new log-gap in the EWMA */
+#define DIV_WINDOW      32           /* events per diversity window */
+#define ROW_FORMAT      3            /* first byte of every encoded row */
+#define ROW_FORMAT_OLD  2            /* still read: user rows without id_hash */
+#define RING_CHUNK      256          /* group ring entries per persisted row */
+#define RING_CHUNKS     (ADVREC_DETECT_GROUP_RING / RING_CHUNK)
+#define GROUP_SPAN      2.0 /* item windows a group's touches may spread over */
+#define GROUP_MAX       1024 /* most members one group flag counts */
+#define PROBATION_YOUNG 1.5  /* decayed young touches that start probation */
+#define GROUP_WARMUP    4.0 /* young periods watched before groups are judged */
 
 /* Strength of each user reason in the noisy-OR score, by bit. */
 static const struct {
@@ -28,6 +35,8 @@ static const struct {
     {ADVREC_DETECT_PUSHES_FLAGGED, "pushes-flagged-item", 0.7},
     {ADVREC_DETECT_YOUNG_SURGE, "young-accounts-surge", 0},
     {ADVREC_DETECT_FLAGGED_SURGE, "flagged-users-surge", 0},
+    {ADVREC_DETECT_SHILL_GROUP, "shill-group", 0.8},
+    {ADVREC_DETECT_GROUP_TARGET, "shill-group-target", 0},
 };
 
 typedef struct user_row_s {
@@ -40,20 +49,33 @@ typedef struct user_row_s {
     float div_ratio; /* distinct/total of the last full window; -1: none */
     uint16_t div_n;  /* events in the current window */
     uint8_t level;   /* 0 normal, 1 flagged, 2 quarantined */
-    uint8_t pad;
+    uint8_t broken;  /* 1 once a gap longer than young_s ended the first
+                        session: no longer a newcomer (groups) */
     uint32_t reasons;
     float score;
+    uint64_t id_hash; /* of the external id: tells a ring entry's user from
+                         a later occupant of its slot; 0 unknown */
 } user_row_t;
 
 typedef struct item_row_s {
-    int64_t last_ts;       /* 0: never seen */
-    double total, suspect; /* decayed events; ... from young or flagged */
-    double young, flagged; /* decayed events from young / flagged accounts */
+    int64_t last_ts;        /* 0: never seen */
+    double total, suspect;  /* decayed events; ... from young or flagged */
+    double young, flagged;  /* decayed events from young / flagged accounts */
+    double fresh;           /* decayed first touches by newcomers (groups) */
+    int64_t group_first_ts; /* a group target: its first member's touch */
     uint32_t events;
     uint8_t level;
     uint32_t reasons;
     float score;
+    uint32_t group_size; /* members when it was found a group target */
 } item_row_t;
+
+/* A newcomer's first touch of an item, in the group ring. */
+typedef struct touch_s {
+    uint64_t user_hash; /* id_hash of the user at the time */
+    uint32_t user, item;
+    int64_t ts;
+} touch_t;
 
 typedef struct rows_s {
     void *rows;
@@ -66,12 +88,17 @@ struct advrec_detect_s {
     advrec_detect_params_t p;
     rows_t users, items; /* user_row_t / item_row_t */
     struct {
+        int64_t first_ts; /* the first event the detector saw; 0 none */
         int64_t last_ts;
         double total, suspect;
         int dirty;
     } global;
     advrec_detect_flag_t *queue;
     size_t n_queue, queue_cap;
+    touch_t *ring;   /* ADVREC_DETECT_GROUP_RING newcomers' first touches */
+    uint64_t ring_n; /* touches ever pushed; the next goes to n % size */
+    uint8_t ring_dirty[RING_CHUNKS];
+    uint32_t *members; /* GROUP_MAX: scratch of group_check() */
 };
 
 /* The relations advrec_detect_new() and _set_params() require. */
@@ -106,6 +133,14 @@ advrec_detect_t *advrec_detect_new(const advrec_detect_params_t *params,
         return NULL;
     }
     d->p = *params;
+    d->ring = calloc(ADVREC_DETECT_GROUP_RING, sizeof(*d->ring));
+    d->members = malloc(GROUP_MAX * sizeof(*d->members));
+    if (!d->ring || !d->members) {
+        advrec_detect_destroy(d);
+        advrec_seterr(ADVREC_ERR_NOMEM, errstr, errstr_size,
+                      "detect: out of memory");
+        return NULL;
+    }
     return d;
 }
 
@@ -139,6 +174,8 @@ void advrec_detect_destroy(advrec_detect_t *d)
     rows_free(&d->users);
     rows_free(&d->items);
     free(d->queue);
+    free(d->ring);
+    free(d->members);
     free(d);
 }
 
@@ -243,6 +280,27 @@ static void evidence(advrec_detect_flag_t *f, const char *key, int64_t count)
     }
 }
 
+/* Noisy-OR of the strengths of the reasons in why. */
+static double score_of(uint32_t why)
+{
+    double keep = 1.0;
+
+    for (int b = 0; b < ADVREC_DETECT_REASONS_CNT; b++)
+        if (why & reasons[b].bit)
+            keep *= 1.0 - reasons[b].strength;
+    return 1.0 - keep;
+}
+
+/* FNV-1a of an external id; never 0 (0 means unknown). */
+static uint64_t id_hash(const char *id)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+
+    for (; *id; id++)
+        h = (h ^ (unsigned char)*id) * 0x100000001b3ull;
+    return h ? h : 1;
+}
+
 static double gap_logstd(const user_row_t *r)
 {
     return sqrt(r->gap_var > 0 ? r->gap_var : 0);
@@ -300,14 +358,15 @@ static int pushes_flagged(const advrec_detect_t *d, uint32_t item,
  * whether the account was young at this event. */
 static void observe_user(advrec_detect_t *d, uint32_t u, uint32_t item,
                          const advrec_event_t *ev, const uint32_t *hist,
-                         uint32_t hist_len, int *young)
+                         uint32_t hist_len, int *young, int *newcomer)
 {
     user_row_t *r = (user_row_t *)d->users.rows + u;
     const advrec_detect_params_t *p = &d->p;
     int64_t ts = ev->ts_ms;
     uint32_t why = 0;
-    double score = 1.0, logstd;
+    double score, logstd;
     int level;
+    const item_row_t *ir;
 
     if (r->first_ts == 0 || ts < r->first_ts) {
         /* The earliest event seen, whatever order the two input topics
@@ -339,6 +398,11 @@ static void observe_user(advrec_detect_t *d, uint32_t u, uint32_t item,
         r->last_click_ts = ts;
     }
     r->rate = r->rate * decay(r->last_ts, ts, p->rate_window_s) + 1.0;
+    /* A newcomer is young, or still in its first session (no gap longer
+     * than young_s yet): a shilling account with many fillers is older
+     * than young_s when it reaches the target, but has never left. */
+    if (r->last_ts != 0 && ts - r->last_ts > (int64_t)(p->young_s * 1000.0))
+        r->broken = 1;
     if (ts > r->last_ts)
         r->last_ts = ts;
     r->events++;
@@ -353,6 +417,7 @@ static void observe_user(advrec_detect_t *d, uint32_t u, uint32_t item,
         r->div_bits = 0;
     }
     *young = (double)(ts - r->first_ts) < p->young_s * 1000.0;
+    *newcomer = *young || !r->broken;
 
     logstd = gap_logstd(r);
     if (r->events >= p->min_events) {
@@ -368,10 +433,19 @@ static void observe_user(advrec_detect_t *d, uint32_t u, uint32_t item,
         why |= ADVREC_DETECT_NO_PURCHASES;
     if (*young && pushes_flagged(d, item, hist, hist_len))
         why |= ADVREC_DETECT_PUSHES_FLAGGED;
-    for (int b = 0; b < ADVREC_DETECT_REASONS_CNT; b++)
-        if (why & reasons[b].bit)
-            score *= 1.0 - reasons[b].strength;
-    score = 1.0 - score;
+    /* Group membership stays: the group is an act, not a rate. A young
+     * account touching a group's target joins it. */
+    why |= r->reasons & ADVREC_DETECT_SHILL_GROUP;
+    ir = item_row(d, item);
+    /* A newcomer touching a group target joins the group if it appeared
+     * with it (not before its first member, give or take young_s): an
+     * established user's long first session is not the attack. */
+    if (*newcomer && ir && ir->level &&
+        (ir->reasons & ADVREC_DETECT_GROUP_TARGET) &&
+        (double)r->first_ts >= (double)ir->group_first_ts - p->young_s * 1000.0)
+        why |= ADVREC_DETECT_SHILL_GROUP;
+    r->id_hash = id_hash(ev->user_id);
+    score = score_of(why);
 
     level = level_for(d, score, r->level, 2);
     if (level != r->level) {
@@ -392,6 +466,8 @@ static void observe_user(advrec_detect_t *d, uint32_t u, uint32_t item,
             evidence(&f, "diversity_pct",
                      (int64_t)llround((double)r->div_ratio * 100.0));
         evidence(&f, "age_s", (ts - r->first_ts) / 1000);
+        if ((why & ADVREC_DETECT_SHILL_GROUP) && ir && ir->group_size)
+            evidence(&f, "group_size", ir->group_size);
         enqueue(d, &f);
         r->level = (uint8_t)level;
     }
@@ -406,7 +482,7 @@ static void observe_user(advrec_detect_t *d, uint32_t u, uint32_t item,
 /* Updates item i's recent counts with an event from an account that is
  * young and/or flagged, and re-judges it. */
 static void observe_item(advrec_detect_t *d, uint32_t i, int64_t ts, int young,
-                         int flagged)
+                         int flagged, int fresh)
 {
     item_row_t *r = (item_row_t *)d->items.rows + i;
     const advrec_detect_params_t *p = &d->p;
@@ -419,6 +495,7 @@ static void observe_item(advrec_detect_t *d, uint32_t i, int64_t ts, int young,
     r->total = r->total * k + 1.0;
     r->suspect = r->suspect * k + suspect;
     r->young = r->young * k + young;
+    r->fresh = r->fresh * k + fresh;
     r->flagged = r->flagged * k + flagged;
     if (ts > r->last_ts)
         r->last_ts = ts;
@@ -427,6 +504,8 @@ static void observe_item(advrec_detect_t *d, uint32_t i, int64_t ts, int young,
     d->global.suspect = d->global.suspect * g + suspect;
     if (ts > d->global.last_ts)
         d->global.last_ts = ts;
+    if (d->global.first_ts == 0 || ts < d->global.first_ts)
+        d->global.first_ts = ts;
     d->global.dirty = 1;
 
     base = d->global.suspect / d->global.total;
@@ -478,11 +557,152 @@ static void observe_item(advrec_detect_t *d, uint32_t i, int64_t ts, int young,
     rows_touch(&d->items, i);
 }
 
+/* Whether the detector has watched long enough for youth to mean
+ * something (before that every account is young). */
+static int warm(const advrec_detect_t *d, int64_t ts)
+{
+    return d->global.first_ts != 0 && (double)(ts - d->global.first_ts) >=
+                                          GROUP_WARMUP * d->p.young_s * 1000.0;
+}
+
+/* Remembers a newcomer's first touch of item in the group ring. */
+static void ring_push(advrec_detect_t *d, uint32_t u, uint32_t item, int64_t ts)
+{
+    size_t slot = (size_t)(d->ring_n % ADVREC_DETECT_GROUP_RING);
+
+    d->ring[slot].user_hash = user_row(d, u)->id_hash;
+    d->ring[slot].user = u;
+    d->ring[slot].item = item;
+    d->ring[slot].ts = ts;
+    d->ring_n++;
+    d->ring_dirty[slot / RING_CHUNK] = 1;
+}
+
+/* Puts user u into the group pushing an item (size accounts, touches over
+ * span_s): quarantines it at once, even if it has left. */
+static void join_group(advrec_detect_t *d, uint32_t u, int64_t ts,
+                       uint32_t size, int64_t span_s)
+{
+    user_row_t *r = user_row(d, u);
+    uint32_t why;
+    double score;
+    int level;
+
+    if (r->reasons & ADVREC_DETECT_SHILL_GROUP)
+        return;
+    why = r->reasons | ADVREC_DETECT_SHILL_GROUP;
+    score = score_of(why);
+    level = level_for(d, score, r->level, 2);
+    if (level != r->level) {
+        advrec_detect_flag_t f = {
+            .entity_type = ADVREC_ENTITY_USER,
+            .idx = u,
+            .action = action_of(level),
+            .score = score,
+            .reasons = why,
+            .ts_ms = ts,
+        };
+        evidence(&f, "events", r->events);
+        evidence(&f, "clicks", r->clicks);
+        evidence(&f, "purchases", r->purchases);
+        evidence(&f, "age_s", (r->last_ts - r->first_ts) / 1000);
+        evidence(&f, "group_size", size);
+        evidence(&f, "group_span_s", span_s);
+        enqueue(d, &f);
+        r->level = (uint8_t)level;
+    }
+    r->reasons = why;
+    r->score = (float)score;
+    rows_touch(&d->users, u);
+}
+
+/*
+ * Whether item i, surging, is pushed by a group: at least group_min_size
+ * distinct newcomers touched it first within GROUP_SPAN item windows
+ * (those still in the ring, whose slot still holds them). If so the item
+ * is flagged as a group target and every member joins the group. Cost: a
+ * pass over the ring, only for an item that surges and is not yet a
+ * target, so rarely.
+ */
+static void group_check(advrec_detect_t *d, uint32_t i, int64_t ts)
+{
+    item_row_t *r = item_row(d, i);
+    const advrec_detect_params_t *p = &d->p;
+    uint64_t n = d->ring_n < ADVREC_DETECT_GROUP_RING
+                     ? d->ring_n
+                     : ADVREC_DETECT_GROUP_RING;
+    int64_t horizon = ts - (int64_t)(GROUP_SPAN * p->item_window_s * 1000.0);
+    int64_t first = ts;
+    double base, share, lift;
+    uint32_t m = 0;
+
+    if (p->group_min_size == 0 || (r->reasons & ADVREC_DETECT_GROUP_TARGET) ||
+        r->fresh < (double)p->group_min_size)
+        return;
+    base = d->global.suspect / d->global.total;
+    share = r->fresh / r->total;
+    lift = (r->suspect / (r->total - r->suspect + 1.0)) /
+           (base / (1.0 - base + 1e-9) + 1e-9);
+    /* No baseline test here: a large attack makes most of all traffic
+     * young itself. Instead the detector must have watched for
+     * GROUP_WARMUP young periods (before that every account is young),
+     * and the group must make most of the item's traffic. */
+    if (!warm(d, ts) || share < p->item_share)
+        return;
+    for (uint64_t k = 0; k < n && m < GROUP_MAX; k++) {
+        const touch_t *t = &d->ring[k];
+        const user_row_t *ur;
+        uint32_t x;
+        if (t->item != i || t->ts < horizon)
+            continue;
+        ur = user_row(d, t->user);
+        if (!ur || ur->id_hash != t->user_hash)
+            continue; /* the slot went to another user */
+        for (x = 0; x < m && d->members[x] != t->user; x++)
+            ;
+        if (x < m)
+            continue;
+        d->members[m++] = t->user;
+        if (t->ts < first)
+            first = t->ts;
+    }
+    /* A group makes most of its target's traffic ever: pushing an item
+     * that is popular already gains little, and young shoppers crowding a
+     * popular item are no group. */
+    if (m < p->group_min_size || 2 * (uint64_t)m < r->events)
+        return;
+    {
+        advrec_detect_flag_t f = {
+            .entity_type = ADVREC_ENTITY_ITEM,
+            .idx = i,
+            .action = ADVREC_ANOMALY_FLAGGED,
+            .score = share,
+            .reasons = r->reasons | ADVREC_DETECT_GROUP_TARGET,
+            .ts_ms = ts,
+        };
+        evidence(&f, "events", r->events);
+        evidence(&f, "recent_events", (int64_t)llround(r->total));
+        evidence(&f, "recent_young", (int64_t)llround(r->young));
+        evidence(&f, "baseline_share_pct", (int64_t)llround(base * 100.0));
+        evidence(&f, "odds_lift_pct", (int64_t)llround(lift * 100.0));
+        evidence(&f, "group_size", m);
+        evidence(&f, "group_span_s", (ts - first) / 1000);
+        enqueue(d, &f);
+    }
+    r->level = 1;
+    r->reasons |= ADVREC_DETECT_GROUP_TARGET;
+    r->group_size = m;
+    r->group_first_ts = first;
+    rows_touch(&d->items, i);
+    for (uint32_t x = 0; x < m; x++)
+        join_group(d, d->members[x], ts, m, (ts - first) / 1000);
+}
+
 float advrec_detect_observe(advrec_detect_t *d, uint32_t user, uint32_t item,
                             const advrec_event_t *ev, const uint32_t *hist,
                             uint32_t hist_len)
 {
-    int young = 0, flagged;
+    int young = 0, newcomer = 0, flagged, first_touch, fresh_touch;
     const user_row_t *ur;
     const item_row_t *ir;
 
@@ -491,21 +711,38 @@ float advrec_detect_observe(advrec_detect_t *d, uint32_t user, uint32_t item,
     if (!rows_reserve(&d->users, user, sizeof(user_row_t)) ||
         !rows_reserve(&d->items, item, sizeof(item_row_t)))
         return 1.0f;
-    observe_user(d, user, item, ev, hist, hist_len, &young);
+    observe_user(d, user, item, ev, hist, hist_len, &young, &newcomer);
     ur = user_row(d, user);
     /* Only a user flagged for its own behaviour makes an item suspect:
      * counting users flagged for pushing a surging item would feed back. */
-    flagged = ur->level > 0 && (ur->reasons & ~ADVREC_DETECT_PUSHES_FLAGGED);
+    flagged = ur->level > 0 && (ur->reasons & ~(ADVREC_DETECT_PUSHES_FLAGGED |
+                                                ADVREC_DETECT_SHILL_GROUP));
     /* A young account counts once per item while the item is in its
      * recent history: a surge of young accounts is many accounts, not one
      * young bot hammering the item. */
-    observe_item(d, item, ev->ts_ms, young && !in_hist(item, hist, hist_len),
-                 flagged);
+    first_touch = !in_hist(item, hist, hist_len);
+    /* The group ring and its count take newcomers not flagged for their
+     * own behaviour (a bot is one long first session). */
+    fresh_touch = first_touch && newcomer && !flagged;
+    observe_item(d, item, ev->ts_ms, young && first_touch, flagged,
+                 fresh_touch);
+    if (fresh_touch) {
+        ring_push(d, user, item, ev->ts_ms);
+        group_check(d, item, ev->ts_ms);
+    }
     ir = item_row(d, item);
     if (ur->level == 2)
         return 0.0f;
     /* A flagged user, or a young account pushing a surging item. */
     if (ur->level == 1 || (ir->level && young))
+        return d->p.weight_flagged;
+    /* Probation: a young account on an item whose recent traffic is
+     * mostly young accounts (at least PROBATION_YOUNG of them) trains
+     * little until the group is confirmed or the crowd turns out to be
+     * normal: what a group trains before it is caught stays in the model,
+     * and this is most of it. Not while every account is young. */
+    if (young && ir->young >= PROBATION_YOUNG &&
+        ir->suspect >= d->p.item_share * ir->total && warm(d, ev->ts_ms))
         return d->p.weight_flagged;
     return 1.0f;
 }
@@ -603,8 +840,10 @@ static double get_f64(buf_t *b)
     return v;
 }
 
-/* Every row is the format byte, the kind byte, then 8-byte fields. */
-#define ROW_MAX (2 + 16 * 8)
+/* Every row is the format byte, the kind byte, then 8-byte fields; a ring
+ * chunk is ring_n then three fields per touch. */
+#define ROW_MAX   (2 + 16 * 8)
+#define CHUNK_LEN (2 + 8 + RING_CHUNK * 3 * 8)
 
 static size_t encode_user(const user_row_t *r, unsigned char *out)
 {
@@ -620,14 +859,15 @@ static size_t encode_user(const user_row_t *r, unsigned char *out)
     put_u64(&b, (uint64_t)r->events << 32 | r->gaps);
     put_u64(&b, (uint64_t)r->clicks << 32 | r->purchases);
     put_f64(&b, r->div_ratio);
-    put_u64(&b, (uint64_t)r->div_n << 8 | r->level);
+    put_u64(&b, (uint64_t)r->broken << 32 | (uint64_t)r->div_n << 8 | r->level);
     put_u64(&b, r->reasons);
     put_f64(&b, r->score);
     put_u64(&b, (uint64_t)r->last_click_ts);
+    put_u64(&b, r->id_hash);
     return b.len;
 }
 
-static void decode_user(buf_t *b, user_row_t *r)
+static void decode_user(buf_t *b, user_row_t *r, int format)
 {
     uint64_t v;
     r->first_ts = (int64_t)get_u64(b);
@@ -646,9 +886,12 @@ static void decode_user(buf_t *b, user_row_t *r)
     v = get_u64(b);
     r->div_n = (uint16_t)(v >> 8);
     r->level = (uint8_t)(v & 0xff);
+    /* Format 2 rows are of users from before: not newcomers. */
+    r->broken = format >= 3 ? (uint8_t)((v >> 32) & 1) : 1;
     r->reasons = (uint32_t)get_u64(b);
     r->score = (float)get_f64(b);
     r->last_click_ts = (int64_t)get_u64(b);
+    r->id_hash = format >= 3 ? get_u64(b) : 0;
     if (r->level > 2 || r->div_n >= DIV_WINDOW)
         b->bad = 1;
 }
@@ -666,10 +909,13 @@ static size_t encode_item(const item_row_t *r, unsigned char *out)
     put_u64(&b, (uint64_t)r->events << 8 | r->level);
     put_u64(&b, r->reasons);
     put_f64(&b, r->score);
+    put_u64(&b, r->group_size);
+    put_f64(&b, r->fresh);
+    put_u64(&b, (uint64_t)r->group_first_ts);
     return b.len;
 }
 
-static void decode_item(buf_t *b, item_row_t *r)
+static void decode_item(buf_t *b, item_row_t *r, int format)
 {
     uint64_t v;
     r->last_ts = (int64_t)get_u64(b);
@@ -682,6 +928,9 @@ static void decode_item(buf_t *b, item_row_t *r)
     r->level = (uint8_t)(v & 0xff);
     r->reasons = (uint32_t)get_u64(b);
     r->score = (float)get_f64(b);
+    r->group_size = format >= 3 ? (uint32_t)get_u64(b) : 0;
+    r->fresh = format >= 3 ? get_f64(b) : 0;
+    r->group_first_ts = format >= 3 ? (int64_t)get_u64(b) : 0;
     if (r->level > 1)
         b->bad = 1;
 }
@@ -706,6 +955,22 @@ static int drain_dirty(rows_t *rows, advrec_detect_row_kind_t kind,
     return 0;
 }
 
+static size_t encode_chunk(const advrec_detect_t *d, uint32_t c,
+                           unsigned char *out)
+{
+    buf_t b = {out, 0, CHUNK_LEN, 0};
+    out[b.len++] = ROW_FORMAT;
+    out[b.len++] = ADVREC_DETECT_ROW_GROUP;
+    put_u64(&b, d->ring_n);
+    for (uint32_t k = 0; k < RING_CHUNK; k++) {
+        const touch_t *t = &d->ring[(size_t)c * RING_CHUNK + k];
+        put_u64(&b, t->user_hash);
+        put_u64(&b, (uint64_t)t->user << 32 | t->item);
+        put_u64(&b, (uint64_t)t->ts);
+    }
+    return b.len;
+}
+
 void advrec_detect_foreach_dirty(advrec_detect_t *d, advrec_detect_row_cb *cb,
                                  void *opaque)
 {
@@ -717,9 +982,19 @@ void advrec_detect_foreach_dirty(advrec_detect_t *d, advrec_detect_row_cb *cb,
         put_u64(&b, (uint64_t)d->global.last_ts);
         put_f64(&b, d->global.total);
         put_f64(&b, d->global.suspect);
+        put_u64(&b, (uint64_t)d->global.first_ts);
         if (cb(opaque, ADVREC_DETECT_ROW_GLOBAL, 0, val, b.len))
             return;
         d->global.dirty = 0;
+    }
+    for (uint32_t c = 0; c < RING_CHUNKS; c++) {
+        unsigned char val[CHUNK_LEN];
+        if (!d->ring_dirty[c])
+            continue;
+        if (cb(opaque, ADVREC_DETECT_ROW_GROUP, c, val,
+               encode_chunk(d, c, val)))
+            return;
+        d->ring_dirty[c] = 0;
     }
     if (drain_dirty(&d->users, ADVREC_DETECT_ROW_USER, cb, opaque))
         return;
@@ -736,8 +1011,30 @@ static void forget_dirty(rows_t *rows)
 void advrec_detect_forget_dirty(advrec_detect_t *d)
 {
     d->global.dirty = 0;
+    memset(d->ring_dirty, 0, sizeof(d->ring_dirty));
     forget_dirty(&d->users);
     forget_dirty(&d->items);
+}
+
+size_t advrec_detect_user_features(const advrec_detect_t *d, uint32_t u,
+                                   double *out, size_t max)
+{
+    const user_row_t *r = user_row(d, u);
+    double f[ADVREC_DETECT_USER_FEATURES];
+    size_t n = 0;
+
+    if (!r || r->first_ts == 0)
+        return 0;
+    f[0] = r->events;
+    f[1] = r->clicks;
+    f[2] = r->purchases;
+    f[3] = r->rate;
+    f[4] = gap_logstd(r);
+    f[5] = r->div_ratio;
+    f[6] = (double)(r->last_ts - r->first_ts) / 1000.0;
+    for (; n < max && n < ADVREC_DETECT_USER_FEATURES; n++)
+        out[n] = f[n];
+    return n;
 }
 
 int advrec_detect_user_dirty(const advrec_detect_t *d, uint32_t idx)
@@ -765,7 +1062,9 @@ advrec_err_t advrec_detect_restore(advrec_detect_t *d,
     buf_t b = {(unsigned char *)value, 2, len, 0};
     const unsigned char *v = value;
 
-    if (len < 2 || v[0] != ROW_FORMAT || v[1] != (unsigned char)kind)
+    if (len < 2 || (v[0] != ROW_FORMAT && v[0] != ROW_FORMAT_OLD) ||
+        v[1] != (unsigned char)kind ||
+        (kind == ADVREC_DETECT_ROW_GROUP && v[0] != ROW_FORMAT))
         return advrec_seterr(ADVREC_ERR_PARSE, errstr, errstr_size,
                              "detector row of %zu bytes: unknown format or "
                              "kind (expected format %d, kind %d)",
@@ -773,7 +1072,7 @@ advrec_err_t advrec_detect_restore(advrec_detect_t *d,
     switch (kind) {
     case ADVREC_DETECT_ROW_USER: {
         user_row_t r;
-        decode_user(&b, &r);
+        decode_user(&b, &r, v[0]);
         if (b.bad || b.len != len)
             break;
         if (!rows_reserve(&d->users, idx, sizeof(r)))
@@ -783,7 +1082,7 @@ advrec_err_t advrec_detect_restore(advrec_detect_t *d,
     }
     case ADVREC_DETECT_ROW_ITEM: {
         item_row_t r;
-        decode_item(&b, &r);
+        decode_item(&b, &r, v[0]);
         if (b.bad || b.len != len)
             break;
         if (!rows_reserve(&d->items, idx, sizeof(r)))
@@ -792,13 +1091,34 @@ advrec_err_t advrec_detect_restore(advrec_detect_t *d,
         return ADVREC_OK;
     }
     case ADVREC_DETECT_ROW_GLOBAL: {
-        int64_t last = (int64_t)get_u64(&b);
+        int64_t last = (int64_t)get_u64(&b), first = 0;
         double total = get_f64(&b), suspect = get_f64(&b);
+        if (v[0] >= 3)
+            first = (int64_t)get_u64(&b);
         if (b.bad || b.len != len)
             break;
+        d->global.first_ts = first;
         d->global.last_ts = last;
         d->global.total = total;
         d->global.suspect = suspect;
+        return ADVREC_OK;
+    }
+    case ADVREC_DETECT_ROW_GROUP: {
+        touch_t t[RING_CHUNK];
+        uint64_t n = get_u64(&b);
+        for (uint32_t k = 0; k < RING_CHUNK; k++) {
+            uint64_t ui;
+            t[k].user_hash = get_u64(&b);
+            ui = get_u64(&b);
+            t[k].user = (uint32_t)(ui >> 32);
+            t[k].item = (uint32_t)ui;
+            t[k].ts = (int64_t)get_u64(&b);
+        }
+        if (b.bad || b.len != len || idx >= RING_CHUNKS)
+            break;
+        memcpy(d->ring + (size_t)idx * RING_CHUNK, t, sizeof(t));
+        if (n > d->ring_n)
+            d->ring_n = n;
         return ADVREC_OK;
     }
     }

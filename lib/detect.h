@@ -12,6 +12,19 @@
  * from flagged users, compared with the same share over all items (the
  * baseline). docs/ANOMALY.md has the scores and thresholds.
  *
+ * Groups (shilling): the first touch of an item by a newcomer (a young
+ * account, or one still in its first session) is kept in a ring of the
+ * last ADVREC_DETECT_GROUP_RING such touches (fixed memory, O(1) per
+ * event). When newcomers make most of an item's recent traffic and the
+ * ring holds at least anomaly.group.min.size distinct ones on it within two
+ * item windows, making at least half of its events ever, the item is
+ * flagged as a group target and every one of those accounts is quarantined
+ * at once (reason "shill-group"), including those that already left; a
+ * newcomer that appeared with the group and touches the target later
+ * joins it. A young account on an item whose recent traffic is mostly
+ * young trains at anomaly.weight.flagged meanwhile (probation). The ring
+ * is persisted in chunks like the other rows.
+ *
  * Each statistic that crosses its threshold adds a reason; a user's score
  * is the noisy-OR of its reasons' fixed strengths, an item's the share of
  * its recent events from young or flagged accounts. Crossing
@@ -48,7 +61,14 @@
     0x10u /* user: young, has a surging item in its recent history */
 #define ADVREC_DETECT_YOUNG_SURGE   0x20u /* item: young accounts drive it */
 #define ADVREC_DETECT_FLAGGED_SURGE 0x40u /* item: flagged users drive it */
-#define ADVREC_DETECT_REASONS_CNT   7
+#define ADVREC_DETECT_SHILL_GROUP \
+    0x80u /* user: one of a group of young accounts on one target */
+#define ADVREC_DETECT_GROUP_TARGET \
+    0x100u /* item: a group of young accounts pushes it */
+#define ADVREC_DETECT_REASONS_CNT 9
+
+/* Young first touches the group ring remembers (fixed memory). */
+#define ADVREC_DETECT_GROUP_RING 16384
 
 /* Most evidence counts one transition carries. */
 #define ADVREC_DETECT_MAX_EVIDENCE 8
@@ -68,6 +88,8 @@ typedef struct advrec_detect_params_s {
     double item_min_events;     /* decayed suspect events before judging */
     double item_share;          /* suspect share above which an item surges */
     double item_surge_factor;   /* ... and at least this times the baseline */
+    uint32_t group_min_size;    /* distinct young accounts on one surging
+                                   item that make a shilling group */
     double flag_score;          /* score at which an entity is flagged */
     double quarantine_score;    /* score at which a user is quarantined */
     double clear_score;         /* score below which a flag is cleared */
@@ -79,6 +101,7 @@ typedef enum advrec_detect_row_kind_e {
     ADVREC_DETECT_ROW_USER = 0,
     ADVREC_DETECT_ROW_ITEM = 1,
     ADVREC_DETECT_ROW_GLOBAL = 2, /* the baseline; idx is 0 */
+    ADVREC_DETECT_ROW_GROUP = 3,  /* a chunk of the group ring; idx: chunk */
 } advrec_detect_row_kind_t;
 
 /* One state transition of a user or item. */
@@ -154,7 +177,8 @@ void advrec_detect_drop_pending(advrec_detect_t *detect);
 /*
  * The reason names of the bits in reasons ("regular-gaps", "high-rate",
  * "no-purchases", "low-diversity", "pushes-flagged-item",
- * "young-accounts-surge", "flagged-users-surge"), in bit order, into
+ * "young-accounts-surge", "flagged-users-surge", "shill-group",
+ * "shill-group-target"), in bit order, into
  * names[0..max) (static strings); returns how many were written.
  */
 size_t advrec_detect_reason_names(uint32_t reasons, const char **names,
@@ -187,6 +211,16 @@ advrec_err_t advrec_detect_restore(advrec_detect_t *detect,
                                    advrec_detect_row_kind_t kind, uint32_t idx,
                                    const void *value, size_t len, char *errstr,
                                    size_t errstr_size);
+
+/*
+ * The statistics user u is judged on, for peers and analysis: writes up to
+ * max of, in this order, events, clicks, purchases, decayed rate,
+ * log-gap std, diversity ratio (-1 before a window), age in seconds (last
+ * event - first) into out and returns how many (0 for a user never seen).
+ */
+#define ADVREC_DETECT_USER_FEATURES 7
+size_t advrec_detect_user_features(const advrec_detect_t *detect, uint32_t u,
+                                   double *out, size_t max);
 
 /* Whether user row idx changed since the last foreach_dirty/forget. */
 int advrec_detect_user_dirty(const advrec_detect_t *detect, uint32_t idx);

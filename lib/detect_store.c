@@ -2,11 +2,13 @@
  * detect_store.c - the anomaly detectors' rows in the state store: their
  * key format, loading them back, staging the changed ones.
  *
- * Rows are keyed 'u' + user id, 'i' + item id, or "g" (the baseline), so
- * they survive as long as the ids and are readable in advrec-inspect.
+ * Rows are keyed 'u' + user id, 'i' + item id, "g" (the baseline) or 'r'
+ * + decimal chunk number (the group ring), so they survive as long as the
+ * ids and are readable in advrec-inspect.
  */
 #include "detect_store.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -45,6 +47,10 @@ static int load_row(void *opaque, const void *key, size_t key_len,
         return 1;
     if (k[0] == 'g' && key_len == 1) {
         kind = ADVREC_DETECT_ROW_GLOBAL;
+    } else if (k[0] == 'r' && key_len > 1 && key_len <= 6 &&
+               strspn(id, "0123456789") == key_len - 1) {
+        kind = ADVREC_DETECT_ROW_GROUP;
+        idx = (uint32_t)strtoul(id, NULL, 10);
     } else if (k[0] == 'u' &&
                advrec_state_user(io->state, id, 0, &idx, NULL, NULL, 0) == 0) {
         kind = ADVREC_DETECT_ROW_USER;
@@ -130,14 +136,24 @@ static int by_key(const void *a, const void *b)
     return c ? c : (x->key_len > y->key_len) - (x->key_len < y->key_len);
 }
 
+/* The key suffix of group ring chunk idx: its decimal number, in buf. */
+static const char *chunk_name(char *buf, size_t size, uint32_t idx)
+{
+    snprintf(buf, size, "%u", idx);
+    return buf;
+}
+
 static int collect_row(void *opaque, advrec_detect_row_kind_t kind,
                        uint32_t idx, const void *value, size_t len)
 {
     stage_t *st = opaque;
+    char chunk[16];
     const char *id = kind == ADVREC_DETECT_ROW_USER
                          ? advrec_state_user_name(st->state, idx)
                      : kind == ADVREC_DETECT_ROW_ITEM
                          ? advrec_state_item_name(st->state, idx)
+                     : kind == ADVREC_DETECT_ROW_GROUP
+                         ? chunk_name(chunk, sizeof(chunk), idx)
                          : "";
     size_t id_len = id ? strlen(id) : 0, need = 1 + id_len + len;
     staged_t *r;
@@ -167,9 +183,10 @@ static int collect_row(void *opaque, advrec_detect_row_kind_t kind,
     r = &st->rows[st->n++];
     r->key = st->used;
     r->key_len = 1 + id_len;
-    st->arena[st->used] = kind == ADVREC_DETECT_ROW_USER   ? 'u'
-                          : kind == ADVREC_DETECT_ROW_ITEM ? 'i'
-                                                           : 'g';
+    st->arena[st->used] = kind == ADVREC_DETECT_ROW_USER    ? 'u'
+                          : kind == ADVREC_DETECT_ROW_ITEM  ? 'i'
+                          : kind == ADVREC_DETECT_ROW_GROUP ? 'r'
+                                                            : 'g';
     memcpy(st->arena + st->used + 1, id, id_len);
     st->used += 1 + id_len;
     r->value = st->used;

@@ -3,9 +3,10 @@
  *
  * The detectors (detect.h) know rows by dense index; the store (store.h)
  * knows opaque keys. This module owns the key format between them ('u' +
- * user id, 'i' + item id, "g" for the baseline; docs/STATE.md), loads the
- * committed rows back at start and stages the rows a round changed into
- * the round's batch, so detector state is exactly-once with the rest.
+ * user id, 'i' + item id, "g" for the baseline, 'r' + chunk number for
+ * the group ring; docs/STATE.md), loads the committed rows back at start
+ * and stages the rows a round changed into the round's batch, so detector
+ * state is exactly-once with the rest.
  */
 #ifndef ADVREC_DETECT_STORE_H
 #define ADVREC_DETECT_STORE_H

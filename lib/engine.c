@@ -327,6 +327,42 @@ void advrec_engine_mark_stale(advrec_engine_t *e, uint32_t user, int64_t now_ms)
         mark_stale(e, user, now_ms);
 }
 
+/* Trains model.replay.steps past interactions of user u (from the ring,
+ * before the event at hand is pushed to it) with rng, the record's stream
+ * after its own negatives: reproducible like the step itself. */
+static void replay(advrec_engine_t *e, advrec_rng_t *rng, uint32_t u,
+                   advrec_apr_row_t *ru, float weight)
+{
+    advrec_user_ext_t *ux = advrec_state_user_ext(e->state);
+    advrec_rows_t *items = advrec_state_items(e->state);
+    const uint32_t *ring = ux->hist + (size_t)u * e->p.state.history;
+    uint32_t len = ux->hist_len[u];
+
+    for (uint32_t s = 0; s < e->p.replay_steps && len > 0; s++) {
+        uint32_t entry = ring[advrec_rng_below(rng, len)];
+        uint32_t p = entry & ADVREC_HIST_ITEM, j;
+        float w = weight * (entry & ADVREC_HIST_PURCHASE ? e->p.weight_purchase
+                                                         : e->p.weight_click);
+        advrec_apr_row_t rp, rj;
+        advrec_apr_result_t res;
+
+        if (w <= 0 || p >= items->n)
+            continue;
+        j = advrec_apr_sample_negative(rng, items->n, p);
+        for (int r = 0;
+             r < NEG_REDRAWS && advrec_state_in_history(e->state, u, j, 0); r++)
+            j = advrec_apr_sample_negative(rng, items->n, p);
+        rp = row_of(items, p, e->p.apr.use_bias);
+        rj = row_of(items, j, e->p.apr.use_bias);
+        if (advrec_apr_step(&e->p.apr, ru, &rp, &rj, w, 1, e->scratch, &res) ==
+            ADVREC_OK) {
+            advrec_rows_touch(items, p);
+            advrec_rows_touch(items, j);
+            e->version++;
+        }
+    }
+}
+
 advrec_err_t advrec_engine_apply(advrec_engine_t *e, const advrec_event_t *ev,
                                  const char *topic,
                                  const advrec_origin_t *origin, float weight,
@@ -363,11 +399,6 @@ advrec_err_t advrec_engine_apply(advrec_engine_t *e, const advrec_event_t *ev,
         users->clicks[u]++;
         items->clicks[i]++;
     }
-    /* Popularity counts what was seen, even from down-weighted users: it
-     * is a fallback list, not the model. */
-    (void)advrec_popularity_add(e->pop, i, ev->ts_ms,
-                                purchase ? e->p.weight_purchase
-                                         : e->p.weight_click);
     ux->last[u] = *origin;
     ux->last_ts_ms[u] = ev->ts_ms;
     if (ev->ts_ms > e->watermark)
@@ -375,6 +406,12 @@ advrec_err_t advrec_engine_apply(advrec_engine_t *e, const advrec_event_t *ev,
 
     if (e->judge)
         weight *= judge(e, ev, u, i);
+    /* Popularity (the cold-start lists) counts what the judge lets train,
+     * as much as it does: quarantined traffic (0) feeds no list. */
+    if (weight > 0)
+        (void)advrec_popularity_add(
+            e->pop, i, ev->ts_ms,
+            weight * (purchase ? e->p.weight_purchase : e->p.weight_click));
     w = weight * (purchase ? e->p.weight_purchase : e->p.weight_click);
     if (w > 0 && items->n >= 2) {
         advrec_rng_t rng = advrec_rng_for_record(
@@ -400,6 +437,7 @@ advrec_err_t advrec_engine_apply(advrec_engine_t *e, const advrec_event_t *ev,
                 e->loss_n++;
             }
         }
+        replay(e, &rng, u, &ru, weight);
     }
     /* Remembered after training, so the positive is never its own
      * negative's "seen" check and the ring holds the newest item last. */

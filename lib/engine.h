@@ -35,7 +35,11 @@
 typedef struct advrec_engine_params_s {
     advrec_apr_params_t apr;
     advrec_state_params_t state;
-    uint32_t negatives;       /* negatives sampled per positive event */
+    uint32_t negatives; /* negatives sampled per positive event */
+    /* Past interactions of the event's user replayed after its own step
+     * (model.replay.steps): each a positive drawn from the user's history
+     * ring, with a negative of its own, from the record's random stream. */
+    uint32_t replay_steps;
     float weight_click;       /* training weight of a click */
     float weight_purchase;    /* ... and of a purchase */
     uint32_t recs_n;          /* list length */

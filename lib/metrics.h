@@ -30,7 +30,7 @@
 /* Distinct (client, error code) pairs of Kafka errors kept. */
 #define ADVREC_METRICS_KAFKA_ERRORS 64
 /* Anomaly flag reasons, by bit of advrec_detect_flag_t.reasons. */
-#define ADVREC_METRICS_FLAG_REASONS 8
+#define ADVREC_METRICS_FLAG_REASONS 16
 
 /* A latency histogram: counts per bucket (not cumulative), total, sum. */
 typedef struct advrec_histogram_s {

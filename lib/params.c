@@ -65,6 +65,7 @@ void advrec_params_engine(advrec_engine_params_t *p, const advrec_conf_t *conf)
      * forgetting, making room): slots are reused, ids freed. */
     p->state.evictable = 1;
     p->negatives = (uint32_t)conf->model_negatives;
+    p->replay_steps = (uint32_t)conf->model_replay_steps;
     p->weight_click = (float)conf->model_weight_click;
     p->weight_purchase = (float)conf->model_weight_purchase;
     p->recs_n = (uint32_t)conf->recs_n;
@@ -108,6 +109,7 @@ void advrec_params_detect(advrec_detect_params_t *p, const advrec_conf_t *conf)
     p->item_min_events = conf->anomaly_item_min_events;
     p->item_share = conf->anomaly_item_share;
     p->item_surge_factor = conf->anomaly_item_surge_factor;
+    p->group_min_size = (uint32_t)conf->anomaly_group_min_size;
     p->flag_score = conf->anomaly_flag_score;
     p->quarantine_score = conf->anomaly_quarantine_score;
     p->clear_score = conf->anomaly_clear_score;

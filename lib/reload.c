@@ -28,6 +28,7 @@ static const char *const live_keys[] = {
     "anomaly.item.min.events",
     "anomaly.item.share",
     "anomaly.item.surge.factor",
+    "anomaly.group.min.size",
     "anomaly.flag.score",
     "anomaly.quarantine.score",
     "anomaly.clear.score",

@@ -391,6 +391,41 @@ void advrec_state_user_active(advrec_state_t *state, uint32_t idx)
     lru_push(state, idx);
 }
 
+/* A slot and its user's last event time, for the activity order. */
+typedef struct slot_ts_s {
+    int64_t ts;
+    uint32_t slot;
+} slot_ts_t;
+
+static int by_ts(const void *a, const void *b)
+{
+    const slot_ts_t *x = a, *y = b;
+
+    if (x->ts != y->ts)
+        return x->ts < y->ts ? -1 : 1;
+    return (x->slot > y->slot) - (x->slot < y->slot);
+}
+
+advrec_err_t advrec_state_lru_by_time(advrec_state_t *state)
+{
+    uint32_t n = 0;
+    slot_ts_t *order;
+
+    if (!state->params.evictable || state->resident < 2)
+        return ADVREC_OK;
+    if (!(order = malloc((size_t)state->resident * sizeof(*order))))
+        return ADVREC_ERR_NOMEM;
+    for (uint32_t u = state->lru_head; u != NONE && n < state->resident;
+         u = state->ux.lru_next[u])
+        order[n++] = (slot_ts_t){state->ux.last_ts_ms[u], u};
+    qsort(order, n, sizeof(*order), by_ts);
+    state->lru_head = state->lru_tail = NONE;
+    for (uint32_t i = 0; i < n; i++)
+        lru_push(state, order[i].slot);
+    free(order);
+    return ADVREC_OK;
+}
+
 uint32_t advrec_state_lru_first(const advrec_state_t *state)
 {
     return state->lru_head;

@@ -141,6 +141,11 @@ uint32_t advrec_state_users_resident(const advrec_state_t *state);
  * recent end of the activity order). No-op otherwise. */
 void advrec_state_user_active(advrec_state_t *state, uint32_t idx);
 
+/* Orders the users in memory by their last event time, oldest first: the
+ * activity order after a load (which puts them in number order).
+ * ADVREC_ERR_NOMEM (order unchanged). */
+advrec_err_t advrec_state_lru_by_time(advrec_state_t *state);
+
 /* The least recently active user in memory (UINT32_MAX: none), and the
  * next more recent one after idx. */
 uint32_t advrec_state_lru_first(const advrec_state_t *state);

@@ -320,6 +320,11 @@ static advrec_err_t load(advrec_store_t *store, advrec_state_t *state,
     advrec_state_clear_dirty(state);
     advrec_state_set_user_count(state, (uint32_t)n_users);
     advrec_state_set_users_live(state, (uint32_t)n_live);
+    /* Who makes room first (model.max.users) is the least recently
+     * active: the loaded users in the order of their last event. */
+    if (mode == LOAD_ALL && advrec_state_lru_by_time(state))
+        return advrec_seterr(ADVREC_ERR_NOMEM, errstr, errstr_size,
+                             "state.dir %s: out of memory", store->dir);
     store->users_hw = (uint32_t)n_users;
     store->items_hw = (uint32_t)n_items;
     log_info("state.dir %s: loaded %llu %susers, %llu items, model version "

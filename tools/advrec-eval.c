@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "detect_eval.h"
 #include "eval.h"
 #include "params.h"
 #include "reader.h"
@@ -89,6 +90,8 @@ static void usage(FILE *fp)
         "  --fgsm           after --loo training: FGSM on the embeddings,\n"
         "                   eps 0.1..1.0, for each model trained\n"
         "  --shill          shilling attack 1/3/5%% fake users, BPR vs APR\n"
+        "  --detect ...     (first option) the anomaly detectors on labelled\n"
+        "                   or injected shilling; --detect --help\n"
         "  --full           --loo also ranks against all items\n"
         "  --validate       tune: train without each user's last training\n"
         "                   interaction and measure on it (99 negatives);\n"
@@ -121,6 +124,9 @@ static void usage(FILE *fp)
         "                   negatives (default: --seed); vary --seed alone\n"
         "                   to retrain on the same split\n"
         "  --targets N      shilling: target items averaged (5)\n"
+        "  -X key=value     a daemon setting (as advrecd -X) under the\n"
+        "                   model options: the engine of --onepass and\n"
+        "                   --preq, e.g. -X model.replay.steps=2\n"
         "  -q               no progress bar\n");
 }
 
@@ -819,7 +825,17 @@ static int run_preq(opts_t *o, const advrec_eval_data_t *d, FILE *js)
     return 0;
 }
 
+static int eval_main(int argc, char **argv);
+
+/* --detect (first) is the detectors' evaluation (tools/lib/detect_eval). */
 int main(int argc, char **argv)
+{
+    if (argc > 1 && strcmp(argv[1], "--detect") == 0)
+        return advrec_detect_eval_main(argc - 1, argv + 1);
+    return eval_main(argc, argv);
+}
+
+static int eval_main(int argc, char **argv)
 {
     enum {
         O_LOO = 256,
@@ -922,6 +938,33 @@ int main(int argc, char **argv)
         fprintf(stderr, "advrec-eval: out of memory\n");
         return 1;
     }
+    /* -X key=value: the daemon's settings over its defaults, as advrecd
+     * takes them, before the model options below. */
+    for (int a = 1; a < argc; a++) {
+        const char *kv = NULL;
+        if (strcmp(argv[a], "-X") == 0 && a + 1 < argc)
+            kv = argv[++a];
+        else if (strncmp(argv[a], "-X", 2) == 0 && argv[a][2])
+            kv = argv[a] + 2;
+        else if (strcmp(argv[a], "--") == 0)
+            break;
+        if (!kv)
+            continue;
+        char key[256];
+        const char *eq = strchr(kv, '=');
+        if (!eq || (size_t)(eq - kv) >= sizeof(key)) {
+            fprintf(stderr, "advrec-eval: -X %s: expected key=value\n", kv);
+            advrec_conf_destroy(conf);
+            return 2;
+        }
+        memcpy(key, kv, (size_t)(eq - kv));
+        key[eq - kv] = '\0';
+        if (advrec_conf_set(conf, key, eq + 1, errstr, sizeof(errstr))) {
+            fprintf(stderr, "advrec-eval: -X %s: %s\n", kv, errstr);
+            advrec_conf_destroy(conf);
+            return 2;
+        }
+    }
     advrec_params_engine(&o.eng, conf);
     o.shipped = o.eng;
     advrec_conf_destroy(conf);
@@ -932,8 +975,10 @@ int main(int argc, char **argv)
     o.apr.seed = o.eng.apr.seed;
     o.run_bpr = o.run_apr = 1;
 
-    while ((c = getopt_long(argc, argv, "qh", lo, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "qhX:", lo, NULL)) != -1) {
         switch (c) {
+        case 'X':
+            break; /* applied before the defaults were taken */
         case O_LOO:
             o.loo = 1;
             break;

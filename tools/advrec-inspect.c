@@ -381,7 +381,9 @@ static int print_pending(void *opaque, uint64_t seq, advrec_out_kind_t kind,
                          size_t value_len)
 {
     json_t *arr = opaque;
-    const char *what = kind == ADVREC_OUT_DEAD ? "dead-letter" : "flag";
+    const char *what = kind == ADVREC_OUT_DEAD        ? "dead-letter"
+                       : kind == ADVREC_OUT_TOMBSTONE ? "list-tombstone"
+                                                      : "flag";
     char k[80];
     size_t n = key_len < sizeof(k) - 1 ? key_len : sizeof(k) - 1;
 

@@ -177,6 +177,54 @@ static void test_slots_numbers_and_eviction(void)
     advrec_state_destroy(s);
 }
 
+/* Deleting: a dirty, never-committed user may go; the live count (what
+ * max_users bounds) drops while numbers are never reused; a user deleted
+ * while not in memory only leaves the count; the activity order of a load
+ * follows last event times. */
+static void test_delete_and_live_count(void)
+{
+    advrec_state_params_t p = {
+        .k = 4, .history = 4, .max_users = 2, .max_items = 100, .evictable = 1};
+    advrec_state_t *s = advrec_state_new(&p, NULL, 0);
+    advrec_user_ext_t *ux;
+    uint32_t a, b, c, x;
+    int created;
+
+    CHECK(s != NULL);
+    if (!s)
+        return;
+    CHECK_INT(advrec_state_user(s, "a", 1, &a, &created, NULL, 0), ADVREC_OK);
+    CHECK_INT(advrec_state_user(s, "b", 1, &b, &created, NULL, 0), ADVREC_OK);
+    CHECK_INT(advrec_state_users_live(s), 2);
+    CHECK_INT(advrec_state_user(s, "c", 1, &c, &created, NULL, 0),
+              ADVREC_ERR_FULL);
+    /* "a" is new and dirty: deleting it is allowed (evicting is not). */
+    CHECK_INT(advrec_state_evict_user(s, a), ADVREC_ERR_INVALID_ARG);
+    CHECK_INT(advrec_state_delete_user(s, a), ADVREC_OK);
+    CHECK_INT(advrec_state_delete_user(s, a), ADVREC_ERR_INVALID_ARG);
+    CHECK_INT(advrec_state_users_live(s), 1);
+    CHECK_INT(advrec_state_user(s, "a", 0, &x, NULL, NULL, 0),
+              ADVREC_ERR_NOT_FOUND);
+    CHECK_INT(advrec_state_user(s, "c", 1, &c, &created, NULL, 0), ADVREC_OK);
+    ux = advrec_state_user_ext(s);
+    CHECK_INT(c, a);          /* the freed slot */
+    CHECK_INT(ux->uid[c], 2); /* a new number */
+    CHECK_INT(ux->fresh[c], 1);
+    CHECK_INT(advrec_state_user_count(s), 3);
+    CHECK_INT(advrec_state_users_live(s), 2);
+    /* One deleted while not in memory: only the count. */
+    advrec_state_user_gone(s);
+    CHECK_INT(advrec_state_users_live(s), 1);
+    /* The activity order by event time: c (ts 5) before b (ts 9). */
+    ux->last_ts_ms[b] = 9;
+    ux->last_ts_ms[c] = 5;
+    CHECK_INT(advrec_state_lru_first(s), b);
+    CHECK_INT(advrec_state_lru_by_time(s), ADVREC_OK);
+    CHECK_INT(advrec_state_lru_first(s), c);
+    CHECK_INT(advrec_state_lru_next(s, c), b);
+    advrec_state_destroy(s);
+}
+
 int main(void)
 {
     RUN(test_rows_grow_and_keep_contents);
@@ -185,5 +233,6 @@ int main(void)
     RUN(test_history_ring_keeps_latest);
     RUN(test_bad_params_are_refused);
     RUN(test_slots_numbers_and_eviction);
+    RUN(test_delete_and_live_count);
     return DONE();
 }
