@@ -275,9 +275,27 @@ static void kafka_errors(advrec_daemon_t *d)
     d->c->n_kafka_errors = k;
 }
 
+/* The approximate index's figures (lib/ann), under ann or auto only. */
+static void ann_gauges(advrec_daemon_t *d)
+{
+    advrec_ann_t *ann = advrec_engine_ann(d->engine);
+    advrec_ann_stats_t as;
+
+    if (!ann)
+        return;
+    advrec_ann_stats(ann, &as);
+    d->c->ann_builds = as.builds;
+    d->c->ann_trainings = as.trainings;
+    d->c->ann_last_build_s = as.last_build_s;
+    d->c->ann_last_built_unix_s = as.last_built_unix_s;
+    d->c->ann_indexed = as.indexed;
+    d->c->ann_nlist = as.nlist;
+}
+
 /* Gauges into the counters, then publish (metrics). */
 static void publish_stats(advrec_daemon_t *d, int64_t now, int final)
 {
+    int64_t oldest;
     advrec_state_t *state = advrec_engine_state(d->engine);
     advrec_outbox_stats_t os;
 
@@ -285,21 +303,9 @@ static void publish_stats(advrec_daemon_t *d, int64_t now, int final)
     d->c->users = advrec_state_users_live(state);
     d->c->items = advrec_state_items(state)->n;
     d->c->stale = advrec_engine_stale_count(d->engine);
-    {
-        int64_t oldest = advrec_engine_oldest_stale(d->engine);
-        advrec_ann_t *ann = advrec_engine_ann(d->engine);
-        d->c->backlog_oldest_s = oldest ? (double)(now - oldest) / 1e3 : 0;
-        if (ann) {
-            advrec_ann_stats_t as;
-            advrec_ann_stats(ann, &as);
-            d->c->ann_builds = as.builds;
-            d->c->ann_trainings = as.trainings;
-            d->c->ann_last_build_s = as.last_build_s;
-            d->c->ann_last_built_unix_s = as.last_built_unix_s;
-            d->c->ann_indexed = as.indexed;
-            d->c->ann_nlist = as.nlist;
-        }
-    }
+    oldest = advrec_engine_oldest_stale(d->engine);
+    d->c->backlog_oldest_s = oldest ? (double)(now - oldest) / 1e3 : 0;
+    ann_gauges(d);
     d->c->outbox_pending = os.unacked;
     d->c->dlq_delivered = os.delivered[ADVREC_OUT_DEAD];
     d->c->dlq_truncated = os.truncated;
@@ -360,12 +366,13 @@ static ssize_t consume(advrec_daemon_t *d)
 static void refresh_round(advrec_daemon_t *d)
 {
     int64_t t0 = now_us(), budget_us = d->conf->recs_refresh_budget_ms * 1000;
+    size_t cap = (size_t)d->conf->round_max_records;
+    size_t batch = (size_t)d->conf->recs_refresh_batch, done = 0;
+
     /* Paused for the backlog, the round has nothing else to do and would
      * have waited up to round.max.ms for input: refresh that long. */
     if (d->backlog_paused && budget_us < d->conf->round_max_ms * 1000)
         budget_us = d->conf->round_max_ms * 1000;
-    size_t cap = (size_t)d->conf->round_max_records;
-    size_t batch = (size_t)d->conf->recs_refresh_batch, done = 0;
 
     while (done < cap) {
         size_t want = cap - done < batch ? cap - done : batch, n, n_since;
@@ -409,7 +416,8 @@ static int64_t poll_guard_ms(advrec_daemon_t *d)
  * (1) because a list owed is recs.max.staleness.ms old or older, the
  * same rule that makes it due: the round then only refreshes, oldest
  * first, until no owed list is that old. Logs entering and leaving the
- * paused state once each. Under consume, or with nothing that old, 0. A
+ * paused state (at most once per BACKLOG_LOG_MS; the pauses not logged
+ * are counted). Under consume, or with nothing that old, 0. A
  * paused consumer is still polled once every half max.poll.interval.ms
  * (one round of input) so the group keeps it; that round's lists may then
  * wait longer than recs.max.staleness.ms.

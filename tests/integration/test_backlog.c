@@ -18,6 +18,9 @@
  *                backlog never exceeds one round's input (200; holds by
  *                construction), rounds are skipped for it, and every list
  *                is made in the end.
+ *  ann metrics   recs.retrieval=ann on 400 items: index builds are counted
+ *                with their duration, finish time and items, and lists
+ *                served from the index are counted apart from exact ones.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -53,16 +56,39 @@ typedef struct world_s {
     advrec_broker_t *broker;
     const char *bootstraps;
     advrec_codec_t *codec;
+    advrec_kafka_t *producer;
+    int32_t click_id;
     uint64_t produced;
 } world_t;
+
+/* Produces a click of user on item at event time ts (flush to send). */
+static void click(world_t *w, const char *user, const char *item, int64_t ts)
+{
+    advrec_event_t ev;
+    unsigned char buf[1024];
+    size_t len;
+    char errstr[256];
+
+    advrec_event_clear(&ev);
+    ev.type = ADVREC_EVENT_CLICK;
+    snprintf(ev.user_id, sizeof(ev.user_id), "%s", user);
+    snprintf(ev.item_id, sizeof(ev.item_id), "%s", item);
+    ev.ts_ms = ts;
+    CHECK_INT(advrec_codec_encode_event(w->codec, w->click_id, &ev, buf,
+                                        sizeof(buf), &len, errstr,
+                                        sizeof(errstr)),
+              ADVREC_OK);
+    CHECK_INT(advrec_kafka_produce(w->producer, T_CLICKS, user, strlen(user),
+                                   buf, len, NULL, 0, NULL),
+              RD_KAFKA_RESP_ERR_NO_ERROR);
+    w->produced++;
+}
 
 static int world_open(world_t *w, int n_users)
 {
     char errstr[512], user[32], item[32];
     advrec_conf_t *conf = advrec_conf_new(errstr, sizeof(errstr));
     const char *topics[] = {T_CLICKS, T_PURCHASES, T_RECS, T_ANOMALIES, T_DLQ};
-    advrec_kafka_t *producer = NULL;
-    int32_t click_id;
 
     memset(w, 0, sizeof(*w));
     CHECK(conf != NULL);
@@ -87,47 +113,30 @@ static int world_open(world_t *w, int n_users)
                                         conf->schemas[i].path, errstr,
                                         sizeof(errstr)),
                   ADVREC_OK);
-    click_id = (int32_t)conf->schema_click_id;
-    producer = itest_client(ADVREC_KAFKA_PRODUCER, w->bootstraps, NULL, NULL, 0,
-                            NULL, NULL);
-    CHECK(producer != NULL);
-    if (!producer)
+    w->click_id = (int32_t)conf->schema_click_id;
+    w->producer = itest_client(ADVREC_KAFKA_PRODUCER, w->bootstraps, NULL, NULL,
+                               0, NULL, NULL);
+    CHECK(w->producer != NULL);
+    if (!w->producer)
         goto fail;
     /* Before the daemon starts: its first fetches find plenty. */
     for (int u = 0; u < n_users; u++) {
-        advrec_event_t ev;
-        unsigned char buf[1024];
-        size_t len;
-
         snprintf(user, sizeof(user), "u%05d", u);
         snprintf(item, sizeof(item), "i%d", u % 50);
-        advrec_event_clear(&ev);
-        ev.type = ADVREC_EVENT_CLICK;
-        snprintf(ev.user_id, sizeof(ev.user_id), "%s", user);
-        snprintf(ev.item_id, sizeof(ev.item_id), "%s", item);
-        ev.ts_ms = T0 + u;
-        CHECK_INT(advrec_codec_encode_event(w->codec, click_id, &ev, buf,
-                                            sizeof(buf), &len, errstr,
-                                            sizeof(errstr)),
-                  ADVREC_OK);
-        CHECK_INT(advrec_kafka_produce(producer, T_CLICKS, user, strlen(user),
-                                       buf, len, NULL, 0, NULL),
-                  RD_KAFKA_RESP_ERR_NO_ERROR);
-        w->produced++;
+        click(w, user, item, T0 + u);
     }
-    CHECK_INT(rd_kafka_flush(advrec_kafka_rk(producer), 30000), 0);
-    advrec_kafka_destroy(producer);
+    CHECK_INT(rd_kafka_flush(advrec_kafka_rk(w->producer), 30000), 0);
     advrec_conf_destroy(conf);
     return 0;
 
 fail:
-    advrec_kafka_destroy(producer);
     advrec_conf_destroy(conf);
     return -1;
 }
 
 static void world_close(world_t *w)
 {
+    advrec_kafka_destroy(w->producer);
     advrec_codec_destroy(w->codec);
     advrec_broker_destroy(w->broker);
 }
@@ -135,6 +144,7 @@ static void world_close(world_t *w)
 /* Starts a daemon on w's cluster (state in memory) under policy with
  * recs.max.staleness.ms staleness; *daemon and *thread are the caller's. */
 static int start(world_t *w, const char *policy, const char *staleness,
+                 const char *const (*extra)[2], size_t n_extra,
                  advrec_daemon_t **daemon, pthread_t *thread)
 {
     char errstr[512], round_max[16], batch[16];
@@ -171,6 +181,10 @@ static int start(world_t *w, const char *policy, const char *staleness,
         CHECK_INT(advrec_conf_set(conf, sets[i][0], sets[i][1], errstr,
                                   sizeof(errstr)),
                   ADVREC_OK);
+    for (size_t i = 0; i < n_extra; i++)
+        CHECK_INT(advrec_conf_set(conf, extra[i][0], extra[i][1], errstr,
+                                  sizeof(errstr)),
+                  ADVREC_OK);
     if (advrec_daemon_new(daemon, conf, errstr, sizeof(errstr))) {
         fprintf(stderr, "daemon: %s\n", errstr);
         CHECK(0);
@@ -203,7 +217,7 @@ static void run(world_t *w, const char *policy, const char *staleness,
     int64_t deadline = itest_now_ms() + WAIT_MS;
 
     memset(seen, 0, sizeof(*seen));
-    if (start(w, policy, staleness, &daemon, &thread))
+    if (start(w, policy, staleness, NULL, 0, &daemon, &thread))
         goto out;
     for (;;) {
         struct timespec ts = {0, 1000000};
@@ -313,9 +327,133 @@ static void test_pause(void)
     world_close(&w);
 }
 
+/* Awaits what(st) under a deadline, the daemon's counters in *st. */
+static int await_stats(advrec_daemon_t *daemon, advrec_daemon_stats_t *st,
+                       int (*what)(const advrec_daemon_stats_t *, uint64_t),
+                       uint64_t arg, const char *name)
+{
+    int64_t deadline = itest_now_ms() + WAIT_MS;
+
+    for (;;) {
+        struct timespec ts = {0, 20 * 1000000};
+        advrec_daemon_stats(daemon, st);
+        if (what(st, arg))
+            return 0;
+        if (itest_now_ms() > deadline) {
+            fprintf(stderr,
+                    "timed out awaiting %s: %llu consumed, %llu lists (%llu "
+                    "ann, %llu exact), %llu build(s), %llu items indexed, "
+                    "%u items\n",
+                    name, (unsigned long long)st->consumed,
+                    (unsigned long long)st->recs,
+                    (unsigned long long)st->lists_ann,
+                    (unsigned long long)st->lists_exact,
+                    (unsigned long long)st->ann_builds,
+                    (unsigned long long)st->ann_indexed, st->items);
+            CHECK(0);
+            return -1;
+        }
+        nanosleep(&ts, NULL); /* polling a counter: no event to await */
+    }
+}
+
+static int consumed_is(const advrec_daemon_stats_t *st, uint64_t n)
+{
+    return st->consumed == n;
+}
+
+static int built(const advrec_daemon_stats_t *st, uint64_t n)
+{
+    return st->ann_builds >= n;
+}
+
+static int lists_at_least(const advrec_daemon_stats_t *st, uint64_t n)
+{
+    return st->recs >= n;
+}
+
+/*
+ * The index's figures (recs.retrieval=ann): a catalog of 400 items and 40
+ * users with 4 clicks each; the first refresh takes a snapshot, the
+ * builder builds; once a build is counted, more clicks of the same users
+ * make refreshes that swap an index in and serve lists from it.
+ */
+static void test_ann_metrics(void)
+{
+    world_t w;
+    advrec_daemon_t *daemon = NULL;
+    pthread_t thread;
+    advrec_daemon_stats_t st;
+    const char *const extra[][2] = {{"recs.retrieval", "ann"},
+                                    {"recs.ann.rebuild.ms", "0"}};
+    char user[32], item[32];
+    int64_t ts = T0;
+    int running = 0;
+
+    if (world_open(&w, 0) ||
+        start(&w, "consume", "10000", extra, 2, &daemon, &thread))
+        goto out;
+    running = 1;
+    for (int i = 0; i < 400; i++) {
+        snprintf(item, sizeof(item), "i%d", i);
+        click(&w, "catalog", item, ts++);
+    }
+    for (int u = 0; u < 40; u++)
+        for (int e = 0; e < 4; e++) {
+            snprintf(user, sizeof(user), "w%d", u);
+            snprintf(item, sizeof(item), "i%d", (u * 7 + e * 13) % 400);
+            click(&w, user, item, ts++);
+        }
+    CHECK_INT(rd_kafka_flush(advrec_kafka_rk(w.producer), 30000), 0);
+    if (await_stats(daemon, &st, consumed_is, w.produced, "consumed") ||
+        await_stats(daemon, &st, built, 1, "an index build"))
+        goto out;
+    /* An index of fewer items than eight ninths of the catalog is not
+     * used (rank.h): the first snapshot may have been taken with part of
+     * the catalog in. Every refresh takes a new one (rebuild.ms 0) and
+     * swaps in the last one built, so a few more clicks per user, the
+     * catalog unchanged, bring an index of all of it into use. */
+    for (int again = 0; again < 20 && st.lists_ann == 0; again++) {
+        uint64_t before = st.recs;
+        for (int u = 0; u < 40; u++) {
+            snprintf(user, sizeof(user), "w%d", u);
+            snprintf(item, sizeof(item), "i%d", (u * 11 + again) % 400);
+            click(&w, user, item, ts++);
+        }
+        CHECK_INT(rd_kafka_flush(advrec_kafka_rk(w.producer), 30000), 0);
+        if (await_stats(daemon, &st, consumed_is, w.produced, "consumed") ||
+            await_stats(daemon, &st, lists_at_least, before + 40,
+                        "their lists"))
+            goto out;
+    }
+    CHECK(st.lists_ann > 0);
+    fprintf(
+        stderr,
+        "ann: %llu build(s), %llu with training, last %.6f s, %llu items "
+        "indexed in %u lists; lists %llu from the index, %llu exact\n",
+        (unsigned long long)st.ann_builds, (unsigned long long)st.ann_trainings,
+        st.ann_last_build_s, (unsigned long long)st.ann_indexed, st.ann_nlist,
+        (unsigned long long)st.lists_ann, (unsigned long long)st.lists_exact);
+    CHECK(st.ann_trainings >= 1 && st.ann_trainings <= st.ann_builds);
+    CHECK(st.ann_last_build_s > 0);
+    /* Wall clock, and after this test's own event times' epoch. */
+    CHECK(st.ann_last_built_unix_s > (double)T0 / 1000);
+    /* A snapshot needs 156 items (39 a list, 4 lists). */
+    CHECK(st.ann_indexed >= 156 && st.ann_indexed <= 400);
+    CHECK(st.ann_nlist >= 1);
+out:
+    if (running) {
+        advrec_daemon_stop(daemon);
+        pthread_join(thread, NULL);
+    }
+    advrec_daemon_destroy(daemon);
+    world_close(&w);
+}
+
 int main(void)
 {
     RUN(test_consume);
     RUN(test_pause);
+    RUN(test_ann_metrics);
     return DONE();
 }
