@@ -212,7 +212,7 @@ const conf_row_t advrec_conf__rows[] = {
     ROW_INT("recs.refresh.batch", recs_refresh_batch, 1, 100000, "256", "recs",
             "Users ranked together between two checks of recs.refresh.budget.ms (the scoring batches users 256 at a time)."),
     ROW_ENUM("recs.backlog.policy", recs_backlog_policy, backlog_words, "consume", "recs",
-             "When refreshes cannot keep up with the input: consume keeps consuming and lets the lists owed wait longer than recs.max.staleness.ms; pause stops consuming while a list owed is recs.max.staleness.ms old or older (every round then refreshes, oldest first) and resumes once none is, logging both. Paused or not, the consumer is polled at least every half of kafka.max.poll.interval.ms, so the group does not drop it (docs/OPERATIONS.md, \"Refresh backlog\")."),
+             "When refreshes cannot keep up with the input: consume keeps consuming and lets the lists owed wait longer than recs.max.staleness.ms; pause stops consuming while a list owed is recs.max.staleness.ms old or older (every round then refreshes, oldest first, for at least round.max.ms) and resumes once none is, logging both (at most once per 10 s). Paused or not, the consumer is polled at least every half of kafka.max.poll.interval.ms, so the group does not drop it (docs/OPERATIONS.md, \"Refresh backlog\")."),
     ROW_ENUM("recs.exclude", recs_exclude, exclude_words, "purchased", "recs",
              "Items left out of a user's list: the user's purchased items (recs.exclude.purchased.max), those and every item seen (recs.exclude.seen.max), or none."),
     ROW_INT("recs.exclude.purchased.max", recs_exclude_purchased_max, 0, 65535, "256", "recs",
