@@ -198,8 +198,8 @@ const conf_row_t advrec_conf__rows[] = {
             "Training weight of a purchase."),
     ROW_INT("model.max.items", model_max_items, 1, I32_MAX, "1000000", "model",
             "Most distinct items; events for new items beyond it are not trained on."),
-    ROW_INT("model.max.users", model_max_users, 1, I32_MAX, "10000000", "model",
-            "Most users in the state at once. A new user beyond it makes room: the least recently active user is deleted (as state.user.ttl.ms deletes one; counted in advrec_state_users_deleted_total{cause=\"capacity\"}), so no event is refused for lack of room."),
+    ROW_INT("model.max.users", model_max_users, 1, INT64_C(1073741823), "10000000", "model",
+            "Most users in the state at once. A new user beyond it makes room: the least recently active user is deleted (as state.user.ttl.ms deletes one; counted in advrec_state_users_deleted_total{cause=\"capacity\"}), so no event is refused for lack of room. At most 2^30 - 1 (a list's delivery tag holds the user's slot in 30 bits)."),
 
     ROW_INT("recs.n", recs_n, 1, 1000, "10", "recs",
             "Items in each recommendation list."),

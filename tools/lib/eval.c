@@ -1137,9 +1137,11 @@ advrec_err_t advrec_eval_prequential(const advrec_eval_data_t *d,
         snprintf(ev.item_id, sizeof(ev.item_id), "%s",
                  advrec_idmap_name(d->items, x->item));
         ev.ts_ms = x->ts_ms;
-        if ((err = advrec_engine_apply(eng, &ev, "eval", &origin,
-                                       popularity ? 0.0f : 1.0f, (int64_t)e,
-                                       errstr, errstr_size)))
+        /* Weight 1 for the popularity baseline too: popularity counts
+         * only what trains (quarantined traffic feeds no list), and every
+         * list of that run is the popularity list (cold_events) anyway. */
+        if ((err = advrec_engine_apply(eng, &ev, "eval", &origin, 1.0f,
+                                       (int64_t)e, errstr, errstr_size)))
             goto out;
         (void)advrec_engine_refresh(eng, (int64_t)e, 1, 0, preq_emit, &ctx);
         ann_served += advrec_engine_ann_lists(eng);
