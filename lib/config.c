@@ -1,10 +1,11 @@
 /*
- * config.c - advrecd's configuration values: defaults, parsing, range
- * checks, error messages with file:line and a did-you-mean, kafka.* and
- * schema.<N>, and where each value was set. The key table itself is in
- * config_table.c, the checks across keys in config_check.c, the dump and
- * the generated reference in config_write.c; config_int.h is what they
- * share.
+ * config.c - advrecd's configuration: setting a key (from a file line or
+ * -X) to a value with its range check, error messages with file:line and a
+ * did-you-mean, kafka.* and schema.<N>, and where each value was set. The
+ * key table itself is in config_table.c, the text of one value (bool,
+ * integer, size, duration, number, Kafka name) in config_value.c, the
+ * checks across keys in config_check.c, the dump and the generated
+ * reference in config_write.c; config_int.h is what they share.
  *
  * Owns, per advrec_conf_t, its strings, the kafka.* pairs and the
  * schema.<N> map.
@@ -132,174 +133,6 @@ static const char *suggest_key(const char *name)
         }
     }
     return best_d <= limit ? best : NULL;
-}
-
-/*
- * Value parsers: each returns ADVREC_ERR_CONFIG with a short "why" (no key,
- * no context: the callers add those).
- */
-
-static advrec_err_t parse_bool(const char *s, bool *out, char *why,
-                               size_t why_size)
-{
-    static const char *const yes[] = {"true", "yes", "on", "1"};
-    static const char *const no[] = {"false", "no", "off", "0"};
-
-    for (size_t i = 0; i < 4; i++) {
-        if (strcasecmp(s, yes[i]) == 0) {
-            *out = true;
-            return ADVREC_OK;
-        }
-        if (strcasecmp(s, no[i]) == 0) {
-            *out = false;
-            return ADVREC_OK;
-        }
-    }
-    return advrec_seterr(ADVREC_ERR_CONFIG, why, why_size,
-                         "expected true or false");
-}
-
-static advrec_err_t parse_int(const char *s, int64_t *out, char *why,
-                              size_t why_size)
-{
-    char *end;
-    long long v;
-
-    if (!*s || isspace((unsigned char)*s))
-        return advrec_seterr(ADVREC_ERR_CONFIG, why, why_size,
-                             "expected an integer");
-    errno = 0;
-    v = strtoll(s, &end, 10);
-    if (*end)
-        return advrec_seterr(ADVREC_ERR_CONFIG, why, why_size,
-                             "expected an integer");
-    if (errno == ERANGE)
-        return advrec_seterr(ADVREC_ERR_CONFIG, why, why_size,
-                             "integer out of the 64-bit range");
-    *out = (int64_t)v;
-    return ADVREC_OK;
-}
-
-advrec_err_t advrec_conf_parse_duration(const char *text, int64_t *out,
-                                        char *errstr, size_t errstr_size)
-{
-    static const struct {
-        const char *suffix;
-        uint64_t ms;
-    } units[] = {{"", 1},      {"ms", 1},      {"s", 1000},
-                 {"m", 60000}, {"h", 3600000}, {"d", 86400000}};
-    const char *p = text;
-    uint64_t v = 0;
-
-    if (!isdigit((unsigned char)*p))
-        return advrec_seterr(ADVREC_ERR_CONFIG, errstr, errstr_size,
-                             "expected a duration such as 500, 30s, 12h or "
-                             "30d (no suffix: milliseconds)");
-    for (; isdigit((unsigned char)*p); p++) {
-        if (v > (UINT64_MAX - 9) / 10)
-            return advrec_seterr(ADVREC_ERR_CONFIG, errstr, errstr_size,
-                                 "duration too large");
-        v = v * 10 + (uint64_t)(*p - '0');
-    }
-    for (size_t i = 0; i < sizeof(units) / sizeof(*units); i++) {
-        if (strcmp(p, units[i].suffix) != 0)
-            continue;
-        if (v > (uint64_t)INT64_MAX / units[i].ms)
-            return advrec_seterr(ADVREC_ERR_CONFIG, errstr, errstr_size,
-                                 "duration too large");
-        *out = (int64_t)(v * units[i].ms);
-        return ADVREC_OK;
-    }
-    return advrec_seterr(ADVREC_ERR_CONFIG, errstr, errstr_size,
-                         "unknown unit \"%s\": use ms, s, m, h or d", p);
-}
-
-advrec_err_t advrec_conf_parse_size(const char *text, int64_t *out,
-                                    char *errstr, size_t errstr_size)
-{
-    const char *p = text;
-    uint64_t v = 0, mult = 1;
-
-    if (!isdigit((unsigned char)*p))
-        return advrec_seterr(ADVREC_ERR_CONFIG, errstr, errstr_size,
-                             "expected a size such as 512, 64k or 16M");
-    for (; isdigit((unsigned char)*p); p++) {
-        if (v > (UINT64_MAX - 9) / 10)
-            return advrec_seterr(ADVREC_ERR_CONFIG, errstr, errstr_size,
-                                 "size too large");
-        v = v * 10 + (uint64_t)(*p - '0');
-    }
-    switch (tolower((unsigned char)*p)) {
-    case 'k':
-        mult = UINT64_C(1) << 10;
-        p++;
-        break;
-    case 'm':
-        mult = UINT64_C(1) << 20;
-        p++;
-        break;
-    case 'g':
-        mult = UINT64_C(1) << 30;
-        p++;
-        break;
-    case 't':
-        mult = UINT64_C(1) << 40;
-        p++;
-        break;
-    }
-    if (mult > 1 && (*p == 'b' || *p == 'B'))
-        p++;
-    else if (mult == 1 && (*p == 'b' || *p == 'B') && !p[1])
-        p++;
-    if (*p)
-        return advrec_seterr(ADVREC_ERR_CONFIG, errstr, errstr_size,
-                             "expected a size such as 512, 64k or 16M");
-    if (v > (uint64_t)INT64_MAX / mult)
-        return advrec_seterr(ADVREC_ERR_CONFIG, errstr, errstr_size,
-                             "size too large");
-    *out = (int64_t)(v * mult);
-    return ADVREC_OK;
-}
-
-static advrec_err_t parse_double(const char *s, double *out, char *why,
-                                 size_t why_size)
-{
-    char *end;
-    double v;
-
-    if (!*s || isspace((unsigned char)*s))
-        return advrec_seterr(ADVREC_ERR_CONFIG, why, why_size,
-                             "expected a number");
-    errno = 0;
-    v = strtod(s, &end);
-    if (*end)
-        return advrec_seterr(ADVREC_ERR_CONFIG, why, why_size,
-                             "expected a number");
-    if (!isfinite(v) || errno == ERANGE)
-        return advrec_seterr(ADVREC_ERR_CONFIG, why, why_size,
-                             "expected a finite number");
-    *out = v;
-    return ADVREC_OK;
-}
-
-/* A Kafka topic name: 1..249 of [a-zA-Z0-9._-], not "." or "..". */
-/* Kafka's rules for a topic name, which group.instance.id shares; what
- * names the kind in the message. */
-static advrec_err_t check_topic(const char *s, const char *what, char *why,
-                                size_t why_size)
-{
-    size_t n = strlen(s);
-
-    if (n > 249 || strcmp(s, ".") == 0 || strcmp(s, "..") == 0)
-        return advrec_seterr(ADVREC_ERR_CONFIG, why, why_size,
-                             "not a valid Kafka %s", what);
-    for (size_t i = 0; i < n; i++)
-        if (!isalnum((unsigned char)s[i]) && !strchr("._-", s[i]))
-            return advrec_seterr(ADVREC_ERR_CONFIG, why, why_size,
-                                 "not a valid Kafka %s (allowed: letters, "
-                                 "digits, '.', '_', '-')",
-                                 what);
-    return ADVREC_OK;
 }
 
 /*
@@ -472,14 +305,15 @@ static advrec_err_t row_set(advrec_conf_t *conf, const conf_row_t *row,
 
     switch (row->type) {
     case CONF_BOOL:
-        if ((err = parse_bool(value, &b, why, why_size)))
+        if ((err = advrec_conf__parse_bool(value, &b, why, why_size)))
             return err;
         *(bool *)field_ptr(conf, row) = b;
         return ADVREC_OK;
     case CONF_INT:
     case CONF_SIZE:
     case CONF_DURATION:
-        err = row->type == CONF_INT ? parse_int(value, &i64, why, why_size)
+        err = row->type == CONF_INT
+                  ? advrec_conf__parse_int(value, &i64, why, why_size)
               : row->type == CONF_SIZE
                   ? advrec_conf_parse_size(value, &i64, why, why_size)
                   : advrec_conf_parse_duration(value, &i64, why, why_size);
@@ -492,7 +326,7 @@ static advrec_err_t row_set(advrec_conf_t *conf, const conf_row_t *row,
         *(int64_t *)field_ptr(conf, row) = i64;
         return ADVREC_OK;
     case CONF_DOUBLE:
-        if ((err = parse_double(value, &d, why, why_size)))
+        if ((err = advrec_conf__parse_double(value, &d, why, why_size)))
             return err;
         if (d < row->dmin || d > row->dmax)
             return advrec_seterr(ADVREC_ERR_CONFIG, why, why_size,
@@ -514,10 +348,11 @@ static advrec_err_t row_set(advrec_conf_t *conf, const conf_row_t *row,
             return advrec_seterr(ADVREC_ERR_CONFIG, why, why_size,
                                  "must not be empty");
         if ((row->flags & F_TOPIC) &&
-            (err = check_topic(value, "topic name", why, why_size)))
+            (err = advrec_conf__check_name(value, "topic name", why, why_size)))
             return err;
         if ((row->flags & F_KNAME) && *value &&
-            (err = check_topic(value, "group.instance.id", why, why_size)))
+            (err = advrec_conf__check_name(value, "group.instance.id", why,
+                                           why_size)))
             return err;
         s = (row->flags & F_PATH) && *value
                 ? advrec_conf__path_join(base_dir, value)

@@ -96,4 +96,16 @@ static inline const void *field_cptr(const advrec_conf_t *conf,
  * Returns a new string (caller frees) or NULL when out of memory. */
 char *advrec_conf__path_join(const char *dir, const char *file);
 
+/* config_value.c: one value's text; ADVREC_ERR_CONFIG with a short why.
+ * check_name: Kafka's rules for a topic name (group.instance.id shares
+ * them); what names the kind in the message. */
+advrec_err_t advrec_conf__parse_bool(const char *s, bool *out, char *why,
+                                     size_t why_size);
+advrec_err_t advrec_conf__parse_int(const char *s, int64_t *out, char *why,
+                                    size_t why_size);
+advrec_err_t advrec_conf__parse_double(const char *s, double *out, char *why,
+                                       size_t why_size);
+advrec_err_t advrec_conf__check_name(const char *s, const char *what, char *why,
+                                     size_t why_size);
+
 #endif
