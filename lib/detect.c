@@ -1,7 +1,10 @@
 /*
- * detect.c - owns the per-user and per-item detector rows (plain arrays of
- * small structs indexed by dense index, grown by doubling), their dirty
- * lists, the global baseline and the queue of transitions not yet taken.
+ * detect.c - the detectors' judgement: owns the per-user and per-item
+ * detector rows (plain arrays of small structs indexed by dense index,
+ * grown by doubling), their dirty lists, the global baseline, the group
+ * ring and the queue of transitions not yet taken; scores each event. The
+ * rows' byte layout (encoding, restoring, the dirty rows handed to a
+ * store) is detect_row.c; detect_int.h is what the two share.
  */
 #include "detect.h"
 
@@ -9,14 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "detect_int.h"
 #include "state.h"
 
 #define GAP_ALPHA       (1.0 / 16.0) /* weight of a new log-gap in the EWMA */
-#define DIV_WINDOW      32           /* events per diversity window */
-#define ROW_FORMAT      3            /* first byte of every encoded row */
-#define ROW_FORMAT_OLD  2            /* still read: user rows without id_hash */
-#define RING_CHUNK      256          /* group ring entries per persisted row */
-#define RING_CHUNKS     (ADVREC_DETECT_GROUP_RING / RING_CHUNK)
 #define GROUP_SPAN      2.0 /* item windows a group's touches may spread over */
 #define GROUP_MAX       1024 /* most members one group flag counts */
 #define PROBATION_YOUNG 1.5  /* decayed young touches that start probation */
@@ -37,68 +36,6 @@ static const struct {
     {ADVREC_DETECT_FLAGGED_SURGE, "flagged-users-surge", 0},
     {ADVREC_DETECT_SHILL_GROUP, "shill-group", 0.8},
     {ADVREC_DETECT_GROUP_TARGET, "shill-group-target", 0},
-};
-
-typedef struct user_row_s {
-    int64_t first_ts, last_ts; /* event times, ms; first_ts 0: never seen */
-    int64_t last_click_ts;     /* the gaps are measured between clicks */
-    double rate;               /* decayed event count at last_ts */
-    double gap_mean, gap_var;  /* EWMA of log(gap seconds) */
-    uint64_t div_bits;         /* items hashed into 64 bits, this window */
-    uint32_t events, gaps, clicks, purchases;
-    float div_ratio; /* distinct/total of the last full window; -1: none */
-    uint16_t div_n;  /* events in the current window */
-    uint8_t level;   /* 0 normal, 1 flagged, 2 quarantined */
-    uint8_t broken;  /* 1 once a gap longer than young_s ended the first
-                        session: no longer a newcomer (groups) */
-    uint32_t reasons;
-    float score;
-    uint64_t id_hash; /* of the external id: tells a ring entry's user from
-                         a later occupant of its slot; 0 unknown */
-} user_row_t;
-
-typedef struct item_row_s {
-    int64_t last_ts;        /* 0: never seen */
-    double total, suspect;  /* decayed events; ... from young or flagged */
-    double young, flagged;  /* decayed events from young / flagged accounts */
-    double fresh;           /* decayed first touches by newcomers (groups) */
-    int64_t group_first_ts; /* a group target: its first member's touch */
-    uint32_t events;
-    uint8_t level;
-    uint32_t reasons;
-    float score;
-    uint32_t group_size; /* members when it was found a group target */
-} item_row_t;
-
-/* A newcomer's first touch of an item, in the group ring. */
-typedef struct touch_s {
-    uint64_t user_hash; /* id_hash of the user at the time */
-    uint32_t user, item;
-    int64_t ts;
-} touch_t;
-
-typedef struct rows_s {
-    void *rows;
-    uint8_t *dirty;
-    uint32_t *dirty_list;
-    uint32_t n, cap, n_dirty;
-} rows_t;
-
-struct advrec_detect_s {
-    advrec_detect_params_t p;
-    rows_t users, items; /* user_row_t / item_row_t */
-    struct {
-        int64_t first_ts; /* the first event the detector saw; 0 none */
-        int64_t last_ts;
-        double total, suspect;
-        int dirty;
-    } global;
-    advrec_detect_flag_t *queue;
-    size_t n_queue, queue_cap;
-    touch_t *ring;   /* ADVREC_DETECT_GROUP_RING newcomers' first touches */
-    uint64_t ring_n; /* touches ever pushed; the next goes to n % size */
-    uint8_t ring_dirty[RING_CHUNKS];
-    uint32_t *members; /* GROUP_MAX: scratch of group_check() */
 };
 
 /* The relations advrec_detect_new() and _set_params() require. */
@@ -181,7 +118,7 @@ void advrec_detect_destroy(advrec_detect_t *d)
 
 /* Makes row idx exist (zeroed), doubling the arrays; 0 on no memory, with
  * the arrays as they were. */
-static int rows_reserve(rows_t *r, uint32_t idx, size_t size)
+int advrec_detect__rows_reserve(rows_t *r, uint32_t idx, size_t size)
 {
     uint32_t cap = r->cap ? r->cap : 1024;
     void *rows;
@@ -708,8 +645,8 @@ float advrec_detect_observe(advrec_detect_t *d, uint32_t user, uint32_t item,
 
     if (!d->p.enable)
         return 1.0f;
-    if (!rows_reserve(&d->users, user, sizeof(user_row_t)) ||
-        !rows_reserve(&d->items, item, sizeof(item_row_t)))
+    if (!advrec_detect__rows_reserve(&d->users, user, sizeof(user_row_t)) ||
+        !advrec_detect__rows_reserve(&d->items, item, sizeof(item_row_t)))
         return 1.0f;
     observe_user(d, user, item, ev, hist, hist_len, &young, &newcomer);
     ur = user_row(d, user);
@@ -799,223 +736,6 @@ double advrec_detect_item_score(const advrec_detect_t *d, uint32_t i)
     return r ? r->score : 0;
 }
 
-/* --- persistence: explicit little-endian fields, format byte first ------ */
-
-typedef struct buf_s {
-    unsigned char *p;
-    size_t len, cap;
-    int bad;
-} buf_t;
-
-static void put_u64(buf_t *b, uint64_t v)
-{
-    for (int k = 0; k < 8; k++)
-        b->p[b->len++] = (unsigned char)(v >> (8 * k));
-}
-
-static void put_f64(buf_t *b, double v)
-{
-    uint64_t u;
-    memcpy(&u, &v, sizeof(u));
-    put_u64(b, u);
-}
-
-static uint64_t get_u64(buf_t *b)
-{
-    uint64_t v = 0;
-    if (b->len + 8 > b->cap) {
-        b->bad = 1;
-        return 0;
-    }
-    for (int k = 0; k < 8; k++)
-        v |= (uint64_t)b->p[b->len++] << (8 * k);
-    return v;
-}
-
-static double get_f64(buf_t *b)
-{
-    uint64_t u = get_u64(b);
-    double v;
-    memcpy(&v, &u, sizeof(v));
-    return v;
-}
-
-/* Every row is the format byte, the kind byte, then 8-byte fields; a ring
- * chunk is ring_n then three fields per touch. */
-#define ROW_MAX   (2 + 16 * 8)
-#define CHUNK_LEN (2 + 8 + RING_CHUNK * 3 * 8)
-
-static size_t encode_user(const user_row_t *r, unsigned char *out)
-{
-    buf_t b = {out, 0, ROW_MAX, 0};
-    out[b.len++] = ROW_FORMAT;
-    out[b.len++] = ADVREC_DETECT_ROW_USER;
-    put_u64(&b, (uint64_t)r->first_ts);
-    put_u64(&b, (uint64_t)r->last_ts);
-    put_f64(&b, r->rate);
-    put_f64(&b, r->gap_mean);
-    put_f64(&b, r->gap_var);
-    put_u64(&b, r->div_bits);
-    put_u64(&b, (uint64_t)r->events << 32 | r->gaps);
-    put_u64(&b, (uint64_t)r->clicks << 32 | r->purchases);
-    put_f64(&b, r->div_ratio);
-    put_u64(&b, (uint64_t)r->broken << 32 | (uint64_t)r->div_n << 8 | r->level);
-    put_u64(&b, r->reasons);
-    put_f64(&b, r->score);
-    put_u64(&b, (uint64_t)r->last_click_ts);
-    put_u64(&b, r->id_hash);
-    return b.len;
-}
-
-static void decode_user(buf_t *b, user_row_t *r, int format)
-{
-    uint64_t v;
-    r->first_ts = (int64_t)get_u64(b);
-    r->last_ts = (int64_t)get_u64(b);
-    r->rate = get_f64(b);
-    r->gap_mean = get_f64(b);
-    r->gap_var = get_f64(b);
-    r->div_bits = get_u64(b);
-    v = get_u64(b);
-    r->events = (uint32_t)(v >> 32);
-    r->gaps = (uint32_t)v;
-    v = get_u64(b);
-    r->clicks = (uint32_t)(v >> 32);
-    r->purchases = (uint32_t)v;
-    r->div_ratio = (float)get_f64(b);
-    v = get_u64(b);
-    r->div_n = (uint16_t)(v >> 8);
-    r->level = (uint8_t)(v & 0xff);
-    /* Format 2 rows are of users from before: not newcomers. */
-    r->broken = format >= 3 ? (uint8_t)((v >> 32) & 1) : 1;
-    r->reasons = (uint32_t)get_u64(b);
-    r->score = (float)get_f64(b);
-    r->last_click_ts = (int64_t)get_u64(b);
-    r->id_hash = format >= 3 ? get_u64(b) : 0;
-    if (r->level > 2 || r->div_n >= DIV_WINDOW)
-        b->bad = 1;
-}
-
-static size_t encode_item(const item_row_t *r, unsigned char *out)
-{
-    buf_t b = {out, 0, ROW_MAX, 0};
-    out[b.len++] = ROW_FORMAT;
-    out[b.len++] = ADVREC_DETECT_ROW_ITEM;
-    put_u64(&b, (uint64_t)r->last_ts);
-    put_f64(&b, r->total);
-    put_f64(&b, r->suspect);
-    put_f64(&b, r->young);
-    put_f64(&b, r->flagged);
-    put_u64(&b, (uint64_t)r->events << 8 | r->level);
-    put_u64(&b, r->reasons);
-    put_f64(&b, r->score);
-    put_u64(&b, r->group_size);
-    put_f64(&b, r->fresh);
-    put_u64(&b, (uint64_t)r->group_first_ts);
-    return b.len;
-}
-
-static void decode_item(buf_t *b, item_row_t *r, int format)
-{
-    uint64_t v;
-    r->last_ts = (int64_t)get_u64(b);
-    r->total = get_f64(b);
-    r->suspect = get_f64(b);
-    r->young = get_f64(b);
-    r->flagged = get_f64(b);
-    v = get_u64(b);
-    r->events = (uint32_t)(v >> 8);
-    r->level = (uint8_t)(v & 0xff);
-    r->reasons = (uint32_t)get_u64(b);
-    r->score = (float)get_f64(b);
-    r->group_size = format >= 3 ? (uint32_t)get_u64(b) : 0;
-    r->fresh = format >= 3 ? get_f64(b) : 0;
-    r->group_first_ts = format >= 3 ? (int64_t)get_u64(b) : 0;
-    if (r->level > 1)
-        b->bad = 1;
-}
-
-static int drain_dirty(rows_t *rows, advrec_detect_row_kind_t kind,
-                       advrec_detect_row_cb *cb, void *opaque)
-{
-    unsigned char val[ROW_MAX];
-    size_t len;
-
-    while (rows->n_dirty > 0) {
-        uint32_t idx = rows->dirty_list[rows->n_dirty - 1];
-        if (kind == ADVREC_DETECT_ROW_USER)
-            len = encode_user((user_row_t *)rows->rows + idx, val);
-        else
-            len = encode_item((item_row_t *)rows->rows + idx, val);
-        if (cb(opaque, kind, idx, val, len))
-            return 1;
-        rows->dirty[idx] = 0;
-        rows->n_dirty--;
-    }
-    return 0;
-}
-
-static size_t encode_chunk(const advrec_detect_t *d, uint32_t c,
-                           unsigned char *out)
-{
-    buf_t b = {out, 0, CHUNK_LEN, 0};
-    out[b.len++] = ROW_FORMAT;
-    out[b.len++] = ADVREC_DETECT_ROW_GROUP;
-    put_u64(&b, d->ring_n);
-    for (uint32_t k = 0; k < RING_CHUNK; k++) {
-        const touch_t *t = &d->ring[(size_t)c * RING_CHUNK + k];
-        put_u64(&b, t->user_hash);
-        put_u64(&b, (uint64_t)t->user << 32 | t->item);
-        put_u64(&b, (uint64_t)t->ts);
-    }
-    return b.len;
-}
-
-void advrec_detect_foreach_dirty(advrec_detect_t *d, advrec_detect_row_cb *cb,
-                                 void *opaque)
-{
-    if (d->global.dirty) {
-        unsigned char val[ROW_MAX];
-        buf_t b = {val, 0, ROW_MAX, 0};
-        val[b.len++] = ROW_FORMAT;
-        val[b.len++] = ADVREC_DETECT_ROW_GLOBAL;
-        put_u64(&b, (uint64_t)d->global.last_ts);
-        put_f64(&b, d->global.total);
-        put_f64(&b, d->global.suspect);
-        put_u64(&b, (uint64_t)d->global.first_ts);
-        if (cb(opaque, ADVREC_DETECT_ROW_GLOBAL, 0, val, b.len))
-            return;
-        d->global.dirty = 0;
-    }
-    for (uint32_t c = 0; c < RING_CHUNKS; c++) {
-        unsigned char val[CHUNK_LEN];
-        if (!d->ring_dirty[c])
-            continue;
-        if (cb(opaque, ADVREC_DETECT_ROW_GROUP, c, val,
-               encode_chunk(d, c, val)))
-            return;
-        d->ring_dirty[c] = 0;
-    }
-    if (drain_dirty(&d->users, ADVREC_DETECT_ROW_USER, cb, opaque))
-        return;
-    drain_dirty(&d->items, ADVREC_DETECT_ROW_ITEM, cb, opaque);
-}
-
-static void forget_dirty(rows_t *rows)
-{
-    for (uint32_t i = 0; i < rows->n_dirty; i++)
-        rows->dirty[rows->dirty_list[i]] = 0;
-    rows->n_dirty = 0;
-}
-
-void advrec_detect_forget_dirty(advrec_detect_t *d)
-{
-    d->global.dirty = 0;
-    memset(d->ring_dirty, 0, sizeof(d->ring_dirty));
-    forget_dirty(&d->users);
-    forget_dirty(&d->items);
-}
-
 size_t advrec_detect_user_features(const advrec_detect_t *d, uint32_t u,
                                    double *out, size_t max)
 {
@@ -1052,81 +772,4 @@ void advrec_detect_drop_user(advrec_detect_t *d, uint32_t idx)
 {
     if (idx < d->users.n)
         memset((user_row_t *)d->users.rows + idx, 0, sizeof(user_row_t));
-}
-
-advrec_err_t advrec_detect_restore(advrec_detect_t *d,
-                                   advrec_detect_row_kind_t kind, uint32_t idx,
-                                   const void *value, size_t len, char *errstr,
-                                   size_t errstr_size)
-{
-    buf_t b = {(unsigned char *)value, 2, len, 0};
-    const unsigned char *v = value;
-
-    if (len < 2 || (v[0] != ROW_FORMAT && v[0] != ROW_FORMAT_OLD) ||
-        v[1] != (unsigned char)kind ||
-        (kind == ADVREC_DETECT_ROW_GROUP && v[0] != ROW_FORMAT))
-        return advrec_seterr(ADVREC_ERR_PARSE, errstr, errstr_size,
-                             "detector row of %zu bytes: unknown format or "
-                             "kind (expected format %d, kind %d)",
-                             len, ROW_FORMAT, (int)kind);
-    switch (kind) {
-    case ADVREC_DETECT_ROW_USER: {
-        user_row_t r;
-        decode_user(&b, &r, v[0]);
-        if (b.bad || b.len != len)
-            break;
-        if (!rows_reserve(&d->users, idx, sizeof(r)))
-            goto nomem;
-        ((user_row_t *)d->users.rows)[idx] = r;
-        return ADVREC_OK;
-    }
-    case ADVREC_DETECT_ROW_ITEM: {
-        item_row_t r;
-        decode_item(&b, &r, v[0]);
-        if (b.bad || b.len != len)
-            break;
-        if (!rows_reserve(&d->items, idx, sizeof(r)))
-            goto nomem;
-        ((item_row_t *)d->items.rows)[idx] = r;
-        return ADVREC_OK;
-    }
-    case ADVREC_DETECT_ROW_GLOBAL: {
-        int64_t last = (int64_t)get_u64(&b), first = 0;
-        double total = get_f64(&b), suspect = get_f64(&b);
-        if (v[0] >= 3)
-            first = (int64_t)get_u64(&b);
-        if (b.bad || b.len != len)
-            break;
-        d->global.first_ts = first;
-        d->global.last_ts = last;
-        d->global.total = total;
-        d->global.suspect = suspect;
-        return ADVREC_OK;
-    }
-    case ADVREC_DETECT_ROW_GROUP: {
-        touch_t t[RING_CHUNK];
-        uint64_t n = get_u64(&b);
-        for (uint32_t k = 0; k < RING_CHUNK; k++) {
-            uint64_t ui;
-            t[k].user_hash = get_u64(&b);
-            ui = get_u64(&b);
-            t[k].user = (uint32_t)(ui >> 32);
-            t[k].item = (uint32_t)ui;
-            t[k].ts = (int64_t)get_u64(&b);
-        }
-        if (b.bad || b.len != len || idx >= RING_CHUNKS)
-            break;
-        memcpy(d->ring + (size_t)idx * RING_CHUNK, t, sizeof(t));
-        if (n > d->ring_n)
-            d->ring_n = n;
-        return ADVREC_OK;
-    }
-    }
-    return advrec_seterr(ADVREC_ERR_PARSE, errstr, errstr_size,
-                         "detector row of kind %d: %zu bytes do not hold its "
-                         "fields",
-                         (int)kind, len);
-nomem:
-    return advrec_seterr(ADVREC_ERR_NOMEM, errstr, errstr_size,
-                         "detect: out of memory restoring row %u", idx);
 }
