@@ -38,12 +38,6 @@ typedef struct gone_s {
 static const char *const cause_names[ADVREC_DELETE__COUNT] = {"ttl", "forget",
                                                               "capacity"};
 
-const char *advrec_daemon__delete_cause(int cause)
-{
-    return cause >= 0 && cause < ADVREC_DELETE__COUNT ? cause_names[cause]
-                                                      : "?";
-}
-
 int advrec_daemon__gone(const advrec_daemon_t *d, const char *id)
 {
     uint32_t idx;

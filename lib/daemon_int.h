@@ -350,14 +350,14 @@ void advrec_daemon__dead_letter(advrec_daemon_t *d, const rd_kafka_message_t *m,
 
 /* --- daemon_expire.c: users leaving the state -------------------------- */
 
-/* Why a user was deleted (the metrics' cause label). */
+/* Why a user was deleted (the metrics' cause label, in this order:
+ * lib/metrics_text.c names them). */
 enum {
     ADVREC_DELETE_TTL = 0,      /* no event for state.user.ttl */
     ADVREC_DELETE_FORGET = 1,   /* a forget request on topic.control */
     ADVREC_DELETE_CAPACITY = 2, /* room for a new user */
     ADVREC_DELETE__COUNT = 3
 };
-const char *advrec_daemon__delete_cause(int cause);
 
 /* Makes the engine ask for room when the user table is full; with a store,
  * the set of ids deleted and not yet committed. */
