@@ -93,7 +93,9 @@ typedef struct advrec_conf_s {
     char *topic_recommendations;
     char *topic_anomalies;
     char *topic_dlq;
-    char *topic_control; /* forget requests; "": none */
+    char *topic_control;   /* forget requests; "": none */
+    char *topic_changelog; /* state changelog (scale-out); "": off */
+    int64_t topic_changelog_replication; /* -1: the broker's default */
     char *group_id;
     char *group_instance_id; /* "auto", "" (dynamic) or the id */
     /* schema */

@@ -155,6 +155,7 @@ advrec_err_t advrec_conf_check(const advrec_conf_t *conf, char *errstr,
         {"topic.anomalies", conf->topic_anomalies},
         {"topic.dlq", conf->topic_dlq},
         {"topic.control", conf->topic_control},
+        {"topic.changelog", conf->topic_changelog},
     };
     rd_kafka_conf_t *rk_conf;
     advrec_err_t err;

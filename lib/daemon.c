@@ -163,6 +163,11 @@ advrec_daemon_apply_t advrec_daemon__apply(advrec_daemon_t *d,
     d->c->consumed++;
     if (err && (unsigned)reason < ADVREC_DLQ__COUNT)
         d->c->decode_failed[reason]++;
+    /* Restored from the changelog with a row that already reflects it. */
+    if (!err && d->cl &&
+        advrec_daemon__changelog_skip(d, ev.user_id, origin.topic, m->partition,
+                                      m->offset))
+        return ADVREC_APPLY_DONE;
     if (!err && d->conf->metrics_prequential_every > 0 &&
         ++d->preq_seen % (uint64_t)d->conf->metrics_prequential_every == 0)
         prequential(d, &ev);
@@ -584,6 +589,7 @@ static void round_once(advrec_daemon_t *d)
     if (d->kcommit && now_ms() - d->kcommit_ms >= KAFKA_COMMIT_MS)
         advrec_daemon__kafka_commit(d, 1);
     advrec_outbox_produce(d->outbox);
+    advrec_daemon__changelog_round(d);
     d->c->rounds++;
     advrec_histogram_observe(&d->c->round, (double)(now_us() - t0) / 1e6);
     publish_stats(d, now, 0);

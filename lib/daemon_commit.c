@@ -237,6 +237,9 @@ advrec_err_t advrec_daemon__commit_state(advrec_daemon_t *d, int background)
                                             advrec_engine_state(d->engine));
     advrec_detect_take(d->detect, raise_flag, d);
     stale = advrec_engine_stale_users(d->engine, &n_stale);
+    /* The changed users' rows to the changelog, before the commit clears
+     * the dirty lists. */
+    advrec_daemon__changelog_stage(d);
     if ((err = d->flag_err))
         snprintf(why, sizeof(why),
                  "cannot stage the detector rows or flags: %s",

@@ -104,7 +104,7 @@ void advrec_daemon__gone_written(advrec_daemon_t *d)
  * tombstone owed on the recommendations topic, the counters. A failure
  * stops the daemon (the round must not commit a deletion half done). */
 static advrec_err_t delete_stored(advrec_daemon_t *d, const char *id,
-                                  uint32_t uid, int cause)
+                                  uint32_t uid, int32_t partition, int cause)
 {
     advrec_err_t err;
 
@@ -121,6 +121,7 @@ static advrec_err_t delete_stored(advrec_daemon_t *d, const char *id,
                             advrec_err2str(err));
         return err;
     }
+    advrec_daemon__changelog_gone(d, id, partition);
     d->c->users_deleted[cause]++;
     return ADVREC_OK;
 }
@@ -133,8 +134,9 @@ static advrec_err_t delete_slot(advrec_daemon_t *d, uint32_t u, int cause)
     advrec_err_t err;
 
     snprintf(id, sizeof(id), "%s", advrec_state_user_name(state, u));
-    if ((err =
-             delete_stored(d, id, advrec_state_user_ext(state)->uid[u], cause)))
+    if ((err = delete_stored(d, id, advrec_state_user_ext(state)->uid[u],
+                             advrec_state_user_ext(state)->last[u].partition,
+                             cause)))
         return err;
     advrec_engine_forget_user(d->engine, u);
     advrec_outbox_forget_list(d->outbox, u);
@@ -150,16 +152,52 @@ static advrec_err_t delete_slot(advrec_daemon_t *d, uint32_t u, int cause)
 
 /* Deletes a user not in memory, stored under uid. */
 static advrec_err_t delete_absent(advrec_daemon_t *d, const char *id,
-                                  uint32_t uid, int cause)
+                                  uint32_t uid, int32_t partition, int cause)
 {
     advrec_err_t err;
 
-    if ((err = delete_stored(d, id, uid, cause)))
+    if ((err = delete_stored(d, id, uid, partition, cause)))
         return err;
     advrec_state_user_gone(advrec_engine_state(d->engine));
     log_debug("user \"%s\" deleted (%s; not in memory)", id,
               cause_names[cause]);
     return ADVREC_OK;
+}
+
+advrec_err_t advrec_daemon__delete_quietly(advrec_daemon_t *d, const char *id)
+{
+    advrec_state_t *state = advrec_engine_state(d->engine);
+    advrec_store_row_t row;
+    uint32_t slot;
+    advrec_err_t err = ADVREC_OK;
+    char why[300];
+
+    if (advrec_state_user(state, id, 0, &slot, NULL, NULL, 0) == 0) {
+        if (d->store &&
+            ((err = advrec_store_stage_user_delete(
+                  d->store, id, advrec_state_user_ext(state)->uid[slot])) ||
+             (err = remember_gone(d, id))))
+            return err;
+        advrec_engine_forget_user(d->engine, slot);
+        advrec_outbox_forget_list(d->outbox, slot);
+        advrec_detect_drop_user(d->detect, slot);
+        return advrec_state_delete_user(state, slot);
+    }
+    if (!d->store)
+        return ADVREC_OK;
+    memset(&row, 0, sizeof(row));
+    err = advrec_store_get_user(d->store, id, &row, why, sizeof(why));
+    if (err == ADVREC_ERR_NOT_FOUND)
+        return ADVREC_OK;
+    if (!err) {
+        err = advrec_store_stage_user_delete(d->store, id, row.idx);
+        if (!err)
+            err = remember_gone(d, id);
+        if (!err)
+            advrec_state_user_gone(state);
+        advrec_store_row_free(&row);
+    }
+    return err;
 }
 
 /* --- users not in memory, visited in number order ----------------------- */
@@ -170,6 +208,7 @@ static advrec_err_t delete_absent(advrec_daemon_t *d, const char *id,
 
 typedef struct candidate_s {
     uint32_t uid;
+    int32_t partition; /* of its last event */
     int64_t last_ts;
     char id[ADVREC_ID_MAX + 1];
 } candidate_t;
@@ -192,6 +231,7 @@ static int visit_user(void *opaque, uint32_t uid, const char *id)
     advrec_state_t *state = advrec_engine_state(d->engine);
     advrec_store_row_t row;
     uint32_t slot;
+    int32_t partition;
     int64_t last_ts;
     char why[256];
 
@@ -214,17 +254,19 @@ static int visit_user(void *opaque, uint32_t uid, const char *id)
         return 1;
     }
     last_ts = row.last_ts_ms;
+    partition = row.last.partition;
     advrec_store_row_free(&row);
     if (v->sample) {
         candidate_t *c = &v->sample[v->n_sample++];
         c->uid = uid;
+        c->partition = partition;
         c->last_ts = last_ts;
         snprintf(c->id, sizeof(c->id), "%s", id);
         return 0;
     }
     if (last_ts >= v->cutoff)
         return 0;
-    if ((v->err = delete_absent(d, id, uid, ADVREC_DELETE_TTL)))
+    if ((v->err = delete_absent(d, id, uid, partition, ADVREC_DELETE_TTL)))
         return 1;
     v->deleted++;
     return 0;
@@ -287,7 +329,7 @@ static advrec_err_t make_room(void *opaque, char *errstr, size_t errstr_size)
                 if (sample[i].last_ts < sample[best].last_ts)
                     best = i;
             if (delete_absent(d, sample[best].id, sample[best].uid,
-                              ADVREC_DELETE_CAPACITY))
+                              sample[best].partition, ADVREC_DELETE_CAPACITY))
                 return advrec_seterr(d->fatal_err, errstr, errstr_size, "%s",
                                      d->fatal);
             return ADVREC_OK;
@@ -371,6 +413,10 @@ advrec_daemon_apply_t advrec_daemon__forget(advrec_daemon_t *d,
     }
     memcpy(id, m->key, m->key_len);
     id[m->key_len] = '\0';
+    /* Restored from the changelog with a row that already reflects it. */
+    if (advrec_daemon__changelog_skip(d, id, TOPIC_CONTROL, m->partition,
+                                      m->offset))
+        return ADVREC_APPLY_DONE;
     d->c->forget_requests++;
     if (advrec_state_user(state, id, 0, &slot, NULL, NULL, 0) == 0) {
         (void)delete_slot(d, slot, ADVREC_DELETE_FORGET);
@@ -390,7 +436,7 @@ advrec_daemon_apply_t advrec_daemon__forget(advrec_daemon_t *d,
         advrec_daemon__fail(d, err, "cannot read a user to forget", why);
         return ADVREC_APPLY_DONE;
     }
-    (void)delete_absent(d, id, row.idx, ADVREC_DELETE_FORGET);
+    (void)delete_absent(d, id, row.idx, m->partition, ADVREC_DELETE_FORGET);
     advrec_store_row_free(&row);
     return ADVREC_APPLY_DONE;
 }

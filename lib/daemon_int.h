@@ -61,8 +61,11 @@
  * often; the others are counted. */
 #define BACKLOG_LOG_MS 10000
 
+typedef struct advrec_daemon_changelog_s advrec_daemon_changelog_t;
+
 struct advrec_daemon_s {
-    advrec_conf_t *conf; /* owned */
+    advrec_conf_t *conf;           /* owned */
+    advrec_daemon_changelog_t *cl; /* topic.changelog, or NULL: off */
     advrec_codec_t *codec;
     advrec_engine_t *engine;
     advrec_detect_t *detect; /* the anomaly detectors, the engine's judge */
@@ -379,5 +382,45 @@ int advrec_daemon__gone(const advrec_daemon_t *d, const char *id);
 
 /* A commit was written (d->written_epoch): forgets the ids it deleted. */
 void advrec_daemon__gone_written(advrec_daemon_t *d);
+
+/* Deletes user id from memory and the state without any output (the
+ * changelog's tombstone: its owner produced them). */
+advrec_err_t advrec_daemon__delete_quietly(advrec_daemon_t *d, const char *id);
+
+/* --- daemon_changelog.c: user state that follows its partition ------- */
+
+/* With topic.changelog: checks the input topics' partitions, creates the
+ * changelog topic if absent, makes its reader. Before subscribing. */
+advrec_err_t advrec_daemon__changelog_start(advrec_daemon_t *d, char *errstr,
+                                            size_t errstr_size);
+void advrec_daemon__changelog_destroy(advrec_daemon_t *d);
+/* The group's partitions of topic.clicks bring the same partitions of the
+ * other input topics. */
+void advrec_daemon__changelog_expand(advrec_daemon_t *d,
+                                     rd_kafka_topic_partition_list_t *parts);
+/* Restores the assigned partitions the local state is behind on, and
+ * positions them (then advrec_daemon__changelog_positioned). */
+void advrec_daemon__changelog_assign(advrec_daemon_t *d,
+                                     rd_kafka_topic_partition_list_t *parts);
+int advrec_daemon__changelog_positioned(const advrec_daemon_t *d,
+                                        const rd_kafka_topic_partition_t *tp);
+/* After the revoked partitions' rows were committed. */
+void advrec_daemon__changelog_revoke(
+    advrec_daemon_t *d, const rd_kafka_topic_partition_list_t *parts);
+/* Before a state commit: the changed users' rows to the changelog. */
+void advrec_daemon__changelog_stage(advrec_daemon_t *d);
+/* Every round: the markers due. */
+void advrec_daemon__changelog_round(advrec_daemon_t *d);
+/* A delivery report of a changelog record: 1 (handled), else 0. */
+int advrec_daemon__changelog_delivered(advrec_daemon_t *d,
+                                       const rd_kafka_message_t *m);
+/* A user deleted (expired, forgotten, room made): the changelog's
+ * tombstone, in partition (the user's), if this daemon owns it. */
+void advrec_daemon__changelog_gone(advrec_daemon_t *d, const char *id,
+                                   int32_t partition);
+/* Whether the record at (topic index, partition, offset) of user id is
+ * already in their restored row: then it is skipped (counted). */
+int advrec_daemon__changelog_skip(advrec_daemon_t *d, const char *id, int topic,
+                                  int32_t partition, int64_t offset);
 
 #endif

@@ -19,6 +19,8 @@ static void on_delivery(void *opaque, const rd_kafka_message_t *m)
 {
     advrec_daemon_t *d = opaque;
 
+    if (advrec_daemon__changelog_delivered(d, m))
+        return;
     if (!m->err)
         d->c->delivered++;
     else if (d->c->delivery_failed++ < 10)
@@ -267,6 +269,9 @@ static int on_assign(void *opaque, rd_kafka_topic_partition_list_t *parts)
     char why[256], fails[2048] = "";
 
     d->c->partitions += (uint32_t)parts->cnt;
+    /* topic.changelog: partitions the local state is behind on are
+     * restored and positioned first. */
+    advrec_daemon__changelog_assign(d, parts);
     if (d->store && !d->broker) {
         have = calloc((size_t)parts->cnt + 1, sizeof(*have));
         next = calloc((size_t)parts->cnt + 1, sizeof(*next));
@@ -279,6 +284,10 @@ static int on_assign(void *opaque, rd_kafka_topic_partition_list_t *parts)
         int64_t off;
         advrec_err_t serr;
 
+        if (advrec_daemon__changelog_positioned(d, tp)) {
+            resumed++;
+            continue;
+        }
         if (t >= 0 && tp->partition >= 0 &&
             tp->partition < d->run_next_cap[t] &&
             d->run_next[t][tp->partition] > 0) {
@@ -398,11 +407,17 @@ static void on_revoke(void *opaque,
 
     advrec_daemon__registry_revoked(d, parts);
     (void)advrec_daemon__commit(d);
+    advrec_daemon__changelog_revoke(d, parts);
     if (!d->fatal[0])
         advrec_daemon__kafka_commit(d, 1);
     d->c->partitions -= d->c->partitions < (uint32_t)parts->cnt
                             ? d->c->partitions
                             : (uint32_t)parts->cnt;
+}
+
+static void on_expand(void *opaque, rd_kafka_topic_partition_list_t *parts)
+{
+    advrec_daemon__changelog_expand(opaque, parts);
 }
 
 /* librdkafka's statistics: the consumer lag of the input partitions. */
@@ -442,6 +457,8 @@ static advrec_err_t new_client(advrec_daemon_t *d, advrec_kafka_role_t role,
     p.on_delivery = on_delivery;
     p.on_assign = on_assign;
     p.on_revoke = on_revoke;
+    if (d->conf->topic_changelog[0])
+        p.on_expand = on_expand;
     if (d->http && role == ADVREC_KAFKA_CONSUMER) {
         p.on_stats = on_lag;
         p.stats_interval_ms = LAG_INTERVAL_MS;
@@ -462,7 +479,8 @@ advrec_err_t advrec_daemon_start(advrec_daemon_t *d, char *errstr,
                              conf->topic_recommendations,
                              conf->topic_anomalies,
                              conf->topic_dlq,
-                             conf->topic_control};
+                             conf->topic_control,
+                             conf->topic_changelog};
     rd_kafka_topic_partition_list_t *topics;
     rd_kafka_resp_err_t kerr;
     advrec_err_t err;
@@ -496,12 +514,17 @@ advrec_err_t advrec_daemon_start(advrec_daemon_t *d, char *errstr,
     if (atomic_load(&d->stop))
         return ADVREC_OK; /* asked to stop while the registry was away */
 
+    if ((err = advrec_daemon__changelog_start(d, errstr, errstr_size)))
+        return err;
+    /* With the changelog the group assigns topic.clicks alone; the same
+     * partitions of the others follow (advrec_daemon__changelog_expand). */
     topics = rd_kafka_topic_partition_list_new(3);
     rd_kafka_topic_partition_list_add(topics, conf->topic_clicks,
                                       RD_KAFKA_PARTITION_UA);
-    rd_kafka_topic_partition_list_add(topics, conf->topic_purchases,
-                                      RD_KAFKA_PARTITION_UA);
-    if (conf->topic_control[0])
+    if (!d->cl)
+        rd_kafka_topic_partition_list_add(topics, conf->topic_purchases,
+                                          RD_KAFKA_PARTITION_UA);
+    if (conf->topic_control[0] && !d->cl)
         rd_kafka_topic_partition_list_add(topics, conf->topic_control,
                                           RD_KAFKA_PARTITION_UA);
     kerr = rd_kafka_subscribe(advrec_kafka_rk(d->consumer), topics);

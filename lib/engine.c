@@ -301,6 +301,15 @@ static advrec_err_t room_for(advrec_engine_t *e, int items, const char *id,
                          what, id, what, n, what);
 }
 
+advrec_err_t advrec_engine_intern(advrec_engine_t *e, int items, const char *id,
+                                  uint32_t *idx, char *errstr,
+                                  size_t errstr_size)
+{
+    advrec_err_t err = room_for(e, items, id, errstr, errstr_size);
+
+    return err ? err : resolve(e, items, id, idx, errstr, errstr_size);
+}
+
 static void mark_stale(advrec_engine_t *e, uint32_t u, int64_t now_ms)
 {
     advrec_user_ext_t *ux = advrec_state_user_ext(e->state);

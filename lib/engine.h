@@ -145,6 +145,16 @@ typedef advrec_err_t(advrec_engine_room_cb)(void *opaque, char *errstr,
 void advrec_engine_set_room(advrec_engine_t *engine, advrec_engine_room_cb *cb,
                             void *opaque);
 
+/*
+ * Finds or interns a user (items = 0) or an item (items = 1) by external
+ * id, as an event would: a user not in memory is read back, a full user
+ * table makes room, a new row's factors are initialised from the id. Its
+ * dense index in *idx. Errors as advrec_engine_apply's.
+ */
+advrec_err_t advrec_engine_intern(advrec_engine_t *engine, int items,
+                                  const char *id, uint32_t *idx, char *errstr,
+                                  size_t errstr_size);
+
 /* User (a slot) is being deleted: no longer owed a refresh. */
 void advrec_engine_forget_user(advrec_engine_t *engine, uint32_t user);
 

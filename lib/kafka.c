@@ -19,6 +19,7 @@ struct advrec_kafka_s {
     advrec_kafka_delivery_cb *on_delivery;
     advrec_kafka_assign_cb *on_assign;
     advrec_kafka_revoke_cb *on_revoke;
+    advrec_kafka_expand_cb *on_expand;
     advrec_kafka_stats_cb *on_stats;
     advrec_kafka_wait_cb *on_wait;
     void *opaque;
@@ -164,7 +165,7 @@ static void handle_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m,
 }
 
 static void handle_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
-                                rd_kafka_topic_partition_list_t *parts,
+                                rd_kafka_topic_partition_list_t *given,
                                 void *opaque)
 {
     advrec_kafka_t *k = opaque;
@@ -174,7 +175,16 @@ static void handle_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     rd_kafka_error_t *error = NULL;
     rd_kafka_resp_err_t ret = RD_KAFKA_RESP_ERR_NO_ERROR;
     int positioned = 0;
+    /* The hooks work on a copy: librdkafka's list stays the group's. */
+    rd_kafka_topic_partition_list_t *parts =
+        k->on_expand ? rd_kafka_topic_partition_list_copy(given) : given;
 
+    if (!parts) {
+        log_err("rebalance: out of memory copying the assignment");
+        parts = given;
+    } else if (k->on_expand) {
+        k->on_expand(k->opaque, parts);
+    }
     if (assign && k->on_assign)
         positioned = k->on_assign(k->opaque, parts);
     else if (!assign && k->on_revoke)
@@ -198,6 +208,8 @@ static void handle_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     } else if (ret) {
         log_err("rebalance: %s", rd_kafka_err2str(ret));
     }
+    if (parts != given)
+        rd_kafka_topic_partition_list_destroy(parts);
 }
 
 /*
@@ -267,6 +279,7 @@ advrec_err_t advrec_kafka_new(advrec_kafka_t **kafkap,
     k->on_delivery = p->on_delivery;
     k->on_assign = p->on_assign;
     k->on_revoke = p->on_revoke;
+    k->on_expand = p->on_expand;
     k->on_stats = p->on_stats;
     k->on_wait = p->on_wait;
     k->opaque = p->opaque;

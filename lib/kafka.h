@@ -61,6 +61,16 @@ typedef int(advrec_kafka_assign_cb)(void *opaque,
  */
 typedef void(advrec_kafka_wait_cb)(void *opaque);
 
+/*
+ * Partitions the group assigns or revokes (consumer), before the assign or
+ * revoke hook sees them: the hook may add partitions that go with them
+ * (the daemon's other input topics under topic.changelog: a user's
+ * partition of every input follows the group's assignment of the first),
+ * and the list, with them, is what is assigned or revoked.
+ */
+typedef void(advrec_kafka_expand_cb)(void *opaque,
+                                     rd_kafka_topic_partition_list_t *parts);
+
 /* Partitions about to be revoked (consumer), before they are. */
 typedef void(advrec_kafka_revoke_cb)(
     void *opaque, const rd_kafka_topic_partition_list_t *parts);
@@ -96,6 +106,7 @@ typedef struct advrec_kafka_params_s {
     advrec_kafka_delivery_cb *on_delivery; /* producer; may be NULL */
     advrec_kafka_assign_cb *on_assign;     /* consumer; may be NULL */
     advrec_kafka_revoke_cb *on_revoke;     /* consumer; may be NULL */
+    advrec_kafka_expand_cb *on_expand;     /* consumer; may be NULL */
     /* Statistics: with a hook, statistics.interval.ms defaults to
      * stats_interval_ms (the user's kafka.* may override it). */
     advrec_kafka_stats_cb *on_stats; /* may be NULL */

@@ -111,6 +111,14 @@ typedef struct advrec_counters_s {
      * and forget requests read (for a user in the state or not). */
     uint64_t users_deleted[3];
     uint64_t forget_requests;
+    /* The state changelog (topic.changelog): records produced (user rows,
+     * markers, tombstones), acknowledged and failed; partitions restored
+     * from it, records read and users restored then, input records of a
+     * restored user skipped as already in their row; partitions being
+     * restored now (gauge). */
+    uint64_t cl_rows, cl_markers, cl_tombstones, cl_acked, cl_failed;
+    uint64_t cl_restores, cl_restore_records, cl_restored_users, cl_skipped;
+    uint32_t cl_restoring;
     double user_bytes, item_bytes;
 
     /* What the HTTP endpoint shows (docs/OPERATIONS.md, "Metrics and

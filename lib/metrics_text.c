@@ -398,6 +398,37 @@ char *advrec_metrics_prometheus(const advrec_metrics_t *m, size_t *len)
             "Forget requests read from topic.control (the user in the state "
             "or not).",
             c->forget_requests);
+    family(&t, "advrec_changelog_records_total", "counter",
+           "Records produced to topic.changelog, by kind: row (a user's "
+           "state), marker (a partition's input position), tombstone (a "
+           "deleted user).");
+    put(&t, "advrec_changelog_records_total{kind=\"row\"} %llu\n",
+        (unsigned long long)c->cl_rows);
+    put(&t, "advrec_changelog_records_total{kind=\"marker\"} %llu\n",
+        (unsigned long long)c->cl_markers);
+    put(&t, "advrec_changelog_records_total{kind=\"tombstone\"} %llu\n",
+        (unsigned long long)c->cl_tombstones);
+    family(&t, "advrec_changelog_deliveries_total", "counter",
+           "Delivery reports of changelog records, by result.");
+    put(&t, "advrec_changelog_deliveries_total{result=\"ok\"} %llu\n",
+        (unsigned long long)c->cl_acked);
+    put(&t, "advrec_changelog_deliveries_total{result=\"failed\"} %llu\n",
+        (unsigned long long)c->cl_failed);
+    counter(&t, "advrec_changelog_restores_total",
+            "Input partitions restored from topic.changelog at assignment "
+            "(the local state was missing or older).",
+            c->cl_restores);
+    counter(&t, "advrec_changelog_restore_records_total",
+            "Changelog records read while restoring.", c->cl_restore_records);
+    counter(&t, "advrec_changelog_restored_users_total",
+            "User rows restored from topic.changelog.", c->cl_restored_users);
+    counter(&t, "advrec_changelog_skipped_total",
+            "Input records of a restored user skipped: their row already "
+            "reflected them (exactly once across a move).",
+            c->cl_skipped);
+    gauge(&t, "advrec_changelog_restoring_partitions",
+          "Input partitions being restored from topic.changelog now.",
+          (double)c->cl_restoring);
     gauge(&t, "advrec_store_sst_bytes",
           "RocksDB rocksdb.total-sst-files-size over every column family "
           "(-1: state in memory only).",

@@ -238,6 +238,14 @@ advrec_err_t advrec_params_kafka(advrec_kafka_params_t *p,
         kv[nd].name = "group.id";
         kv[nd].value = conf->group_id;
         kv[nd++].origin = "group.id";
+        /* A rebalance moves only the partitions that change hands: under
+         * topic.changelog each one moved is restored. */
+        if (conf->topic_changelog[0] &&
+            !advrec_conf_kafka_get(conf, "partition.assignment.strategy")) {
+            kv[nd].name = "partition.assignment.strategy";
+            kv[nd].value = "cooperative-sticky";
+            kv[nd++].origin = "topic.changelog";
+        }
         advrec_params_instance_id(conf, instance, 256);
         if (instance[0] && !advrec_conf_kafka_get(conf, "group.instance.id")) {
             kv[nd].name = "group.instance.id";

@@ -281,6 +281,26 @@ advrec_err_t advrec_store__get(advrec_store_t *store, int cf, const char *key,
     return ADVREC_OK;
 }
 
+advrec_err_t advrec_store_get_meta(advrec_store_t *store, const char *key,
+                                   void *buf, size_t size, size_t *len,
+                                   char *errstr, size_t errstr_size)
+{
+    char *val;
+    size_t n;
+    advrec_err_t err = advrec_store__get(store, CF_META, key, strlen(key), &val,
+                                         &n, errstr, errstr_size);
+
+    *len = 0;
+    if (err)
+        return err;
+    if (!val)
+        return ADVREC_ERR_NOT_FOUND;
+    *len = n < size ? n : size;
+    memcpy(buf, val, *len);
+    rocksdb_free(val);
+    return ADVREC_OK;
+}
+
 /* A fingerprint entry: meta key, our value as text. */
 typedef struct fp_s {
     const char *key;

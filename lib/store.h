@@ -226,6 +226,21 @@ void advrec_store_seq_raise(advrec_store_t *store, uint64_t seq);
  */
 int advrec_store_lost(const advrec_store_t *store, char *buf, size_t size);
 
+/*
+ * A meta entry of another module (key outside the store's own: the state
+ * changelog's "changelog/<partition>"), staged for the next
+ * advrec_store_commit() in the same batch; len 0 deletes the key.
+ * ADVREC_ERR_INVALID_ARG on a read-only store.
+ */
+advrec_err_t advrec_store_stage_meta(advrec_store_t *store, const char *key,
+                                     const void *value, size_t len);
+
+/* Reads meta entry key into buf (at most size bytes, its length in *len):
+ * ADVREC_ERR_NOT_FOUND when absent, ADVREC_ERR_STORE on a read error. */
+advrec_err_t advrec_store_get_meta(advrec_store_t *store, const char *key,
+                                   void *buf, size_t size, size_t *len,
+                                   char *errstr, size_t errstr_size);
+
 /* The commit number ADVREC-COMMITTED held at open (0: none). */
 uint64_t advrec_store_witness_seq(const advrec_store_t *store);
 

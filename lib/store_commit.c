@@ -406,6 +406,20 @@ advrec_err_t advrec_store_stage_detector(advrec_store_t *store, const void *key,
     return ADVREC_OK;
 }
 
+advrec_err_t advrec_store_stage_meta(advrec_store_t *store, const char *key,
+                                     const void *value, size_t len)
+{
+    if (store->readonly)
+        return ADVREC_ERR_INVALID_ARG;
+    if (len == 0)
+        rocksdb_writebatch_delete_cf(store->batch, store->cf[CF_META], key,
+                                     strlen(key));
+    else
+        rocksdb_writebatch_put_cf(store->batch, store->cf[CF_META], key,
+                                  strlen(key), value, len);
+    return ADVREC_OK;
+}
+
 advrec_err_t advrec_store_stage_user_delete(advrec_store_t *store,
                                             const char *id, uint32_t uid)
 {

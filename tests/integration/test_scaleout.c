@@ -1,0 +1,357 @@
+/*
+ * Users follow their partition (topic.changelog; docs/STATE.md,
+ * "Changelog"): two daemons in-process in one consumer group on a mock
+ * cluster of the test's own, each with its own RocksDB state dir. Every
+ * wait is bounded by a deadline and awaits a counter.
+ *
+ *  1. A alone applies a first third of the clicks (40 users, 5 each).
+ *  2. B joins: the group moves some partitions to B (cooperative-sticky),
+ *     B restores their users from the changelog; the second third is
+ *     split between them, and the clicks applied by A and B together equal
+ *     those produced (none twice: a record the restored row already holds
+ *     is skipped).
+ *  3. A stops: B takes every partition, restores the rest, applies the
+ *     last third. B's stored state then holds every user with exactly 15
+ *     clicks.
+ *  4. B starts again on its state alone: nothing to restore (the state
+ *     recorded the changelog's end), and it owns every partition.
+ */
+#include <ftw.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include "broker.h"
+#include "check.h"
+#include "codec.h"
+#include "config.h"
+#include "daemon.h"
+#include "itest.h"
+#include "kafka.h"
+#include "store.h"
+
+#define WAIT_MS    60000
+#define PARTITIONS 4
+#define N_USERS    40
+#define PER_PHASE  5
+
+#define T_CLICKS    "so.clicks"
+#define T_PURCHASES "so.purchases"
+#define T_RECS      "so.recs"
+#define T_ANOMALIES "so.anomalies"
+#define T_DLQ       "so.dlq"
+#define T_CHANGELOG "so.changelog"
+
+#define T0 INT64_C(1700000000000)
+
+static void poll_pause(void)
+{
+    struct timespec ts = {0, 50 * 1000000};
+    nanosleep(&ts, NULL);
+}
+
+typedef struct world_s {
+    advrec_broker_t *broker;
+    const char *bootstraps;
+    advrec_codec_t *codec;
+    advrec_kafka_t *producer;
+    int32_t click_id;
+    char dir[2][64];
+    uint64_t produced;
+    int64_t ts;
+} world_t;
+
+static int world_open(world_t *w)
+{
+    char errstr[512];
+    advrec_conf_t *conf = advrec_conf_new(errstr, sizeof(errstr));
+    const char *topics[] = {T_CLICKS,    T_PURCHASES, T_RECS,
+                            T_ANOMALIES, T_DLQ,       T_CHANGELOG};
+
+    memset(w, 0, sizeof(*w));
+    w->ts = T0;
+    for (int i = 0; i < 2; i++) {
+        snprintf(w->dir[i], sizeof(w->dir[i]), "/tmp/advrec-itest-so%c-XXXXXX",
+                 'a' + i);
+        CHECK(mkdtemp(w->dir[i]) != NULL);
+    }
+    CHECK(conf != NULL);
+    w->broker = advrec_broker_new(1, errstr, sizeof(errstr));
+    CHECK(w->broker != NULL);
+    if (!conf || !w->broker) {
+        advrec_conf_destroy(conf);
+        return -1;
+    }
+    w->bootstraps = advrec_broker_bootstraps(w->broker);
+    for (size_t i = 0; i < sizeof(topics) / sizeof(*topics); i++)
+        CHECK_INT(advrec_broker_create_topic(w->broker, topics[i], PARTITIONS,
+                                             errstr, sizeof(errstr)),
+                  ADVREC_OK);
+    w->codec =
+        advrec_codec_new(advrec_conf_schema_dir(conf), errstr, sizeof(errstr));
+    CHECK(w->codec != NULL);
+    for (size_t i = 0; w->codec && i < conf->schemas_cnt; i++)
+        CHECK_INT(advrec_codec_register(w->codec, conf->schemas[i].id,
+                                        conf->schemas[i].path, errstr,
+                                        sizeof(errstr)),
+                  ADVREC_OK);
+    w->click_id = (int32_t)conf->schema_click_id;
+    advrec_conf_destroy(conf);
+    w->producer = itest_client(ADVREC_KAFKA_PRODUCER, w->bootstraps, NULL, NULL,
+                               0, NULL, NULL);
+    CHECK(w->producer != NULL);
+    return w->codec && w->producer ? 0 : -1;
+}
+
+static void world_close(world_t *w)
+{
+    advrec_kafka_destroy(w->producer);
+    advrec_codec_destroy(w->codec);
+    advrec_broker_destroy(w->broker);
+    for (int i = 0; i < 2; i++)
+        if (w->dir[i][0])
+            nftw(w->dir[i], itest_rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* Every user clicks PER_PHASE times (items differ by phase). */
+static void produce_phase(world_t *w, int phase)
+{
+    advrec_event_t ev;
+    unsigned char buf[1024];
+    size_t len;
+    char errstr[256];
+
+    for (int e = 0; e < PER_PHASE; e++)
+        for (int u = 0; u < N_USERS; u++) {
+            advrec_event_clear(&ev);
+            ev.type = ADVREC_EVENT_CLICK;
+            snprintf(ev.user_id, sizeof(ev.user_id), "user-%d", u);
+            snprintf(ev.item_id, sizeof(ev.item_id), "item-%d",
+                     (u + e + 7 * phase) % 60);
+            ev.ts_ms = w->ts += 1000;
+            CHECK_INT(advrec_codec_encode_event(w->codec, w->click_id, &ev, buf,
+                                                sizeof(buf), &len, errstr,
+                                                sizeof(errstr)),
+                      ADVREC_OK);
+            CHECK_INT(advrec_kafka_produce(w->producer, T_CLICKS, ev.user_id,
+                                           strlen(ev.user_id), buf, len, NULL,
+                                           0, NULL),
+                      RD_KAFKA_RESP_ERR_NO_ERROR);
+            w->produced++;
+        }
+    CHECK_INT(rd_kafka_flush(advrec_kafka_rk(w->producer), 10000), 0);
+}
+
+typedef struct running_s {
+    advrec_daemon_t *daemon;
+    pthread_t thread;
+    int running;
+} running_t;
+
+static int start(world_t *w, running_t *r, int which)
+{
+    char errstr[512];
+    advrec_conf_t *conf = advrec_conf_new(errstr, sizeof(errstr));
+    const char *sets[][2] = {
+        {"broker.embedded", "false"},
+        {"kafka.bootstrap.servers", w->bootstraps},
+        {"topic.clicks", T_CLICKS},
+        {"topic.purchases", T_PURCHASES},
+        {"topic.recommendations", T_RECS},
+        {"topic.anomalies", T_ANOMALIES},
+        {"topic.dlq", T_DLQ},
+        {"topic.changelog", T_CHANGELOG},
+        {"group.id", "itest-scaleout"},
+        {"group.instance.id", ""}, /* a stop leaves the group at once */
+        {"kafka.session.timeout.ms", "6000"},
+        {"model.k", "8"},
+        {"anomaly.enable", "false"},
+        {"stats.interval.ms", "0"},
+        {"recs.debounce.ms", "0"},
+        {"state.sync", "none"},
+        {"state.commit.interval.ms", "100"},
+        {"http.listen", ""},
+        {"state.dir", w->dir[which]},
+    };
+
+    memset(r, 0, sizeof(*r));
+    CHECK(conf != NULL);
+    if (!conf)
+        return -1;
+    for (size_t i = 0; i < sizeof(sets) / sizeof(sets[0]); i++)
+        CHECK_INT(advrec_conf_set(conf, sets[i][0], sets[i][1], errstr,
+                                  sizeof(errstr)),
+                  ADVREC_OK);
+    if (advrec_daemon_new(&r->daemon, conf, errstr, sizeof(errstr))) {
+        fprintf(stderr, "daemon: %s\n", errstr);
+        CHECK(0);
+        return -1;
+    }
+    if (advrec_daemon_start(r->daemon, errstr, sizeof(errstr))) {
+        fprintf(stderr, "daemon start: %s\n", errstr);
+        CHECK(0);
+        return -1;
+    }
+    CHECK_INT(pthread_create(&r->thread, NULL, itest_run_daemon, r->daemon), 0);
+    r->running = 1;
+    return 0;
+}
+
+static void destroy(running_t *r)
+{
+    if (r->running) {
+        advrec_daemon_stop(r->daemon);
+        pthread_join(r->thread, NULL);
+        r->running = 0;
+    }
+    advrec_daemon_destroy(r->daemon);
+    r->daemon = NULL;
+}
+
+static uint64_t clicks_of(running_t *r)
+{
+    advrec_daemon_stats_t st;
+
+    if (!r->daemon)
+        return 0;
+    advrec_daemon_stats(r->daemon, &st);
+    return st.clicks;
+}
+
+/* Awaits the clicks applied by a and b together reaching n; then, after
+ * one more second, checks that they are exactly n. */
+static int await_applied(running_t *a, running_t *b, uint64_t n)
+{
+    int64_t deadline = itest_now_ms() + WAIT_MS;
+    uint64_t got;
+
+    while ((got = clicks_of(a) + clicks_of(b)) < n) {
+        if (itest_now_ms() > deadline) {
+            fprintf(stderr, "applied %llu of %llu clicks\n",
+                    (unsigned long long)got, (unsigned long long)n);
+            CHECK(0);
+            return -1;
+        }
+        poll_pause();
+    }
+    sleep(1); /* nothing may be applied twice meanwhile */
+    CHECK_INT(clicks_of(a) + clicks_of(b), n);
+    return 0;
+}
+
+/* Awaits r owning at least `parts` partitions (all input topics together) with
+ * at least `restores` changelog restores done; the counters then. */
+static int await_owning(running_t *r, uint32_t parts, uint64_t restores,
+                        advrec_daemon_stats_t *st)
+{
+    int64_t deadline = itest_now_ms() + WAIT_MS;
+
+    for (;;) {
+        advrec_daemon_stats(r->daemon, st);
+        if (st->partitions >= parts && st->cl_restores >= restores &&
+            st->cl_restoring == 0)
+            return 0;
+        if (itest_now_ms() > deadline) {
+            fprintf(stderr, "owning %u of %u partitions, %llu restores\n",
+                    st->partitions, parts, (unsigned long long)st->cl_restores);
+            CHECK(0);
+            return -1;
+        }
+        poll_pause();
+    }
+}
+
+/* user's stored clicks in dir, or -1. */
+static int64_t stored_clicks(const char *dir, const char *user)
+{
+    advrec_store_t *store;
+    advrec_store_row_t row;
+    char errstr[512];
+    int64_t n = -1;
+
+    if (advrec_store_open_readonly(dir, &store, errstr, sizeof(errstr))) {
+        fprintf(stderr, "%s\n", errstr);
+        CHECK(0);
+        return -2;
+    }
+    memset(&row, 0, sizeof(row));
+    if (advrec_store_get_user(store, user, &row, errstr, sizeof(errstr)) == 0) {
+        n = (int64_t)row.clicks;
+        advrec_store_row_free(&row);
+    }
+    advrec_store_close(store);
+    return n;
+}
+
+static void test_users_follow_their_partition(void)
+{
+    world_t w;
+    running_t a = {0}, b = {0};
+    advrec_daemon_stats_t st;
+    uint64_t a_clicks;
+    char user[32];
+    int exact = 0;
+
+    if (world_open(&w) || start(&w, &a, 0))
+        goto out;
+    /* 1. A alone (2 input topics of PARTITIONS each). */
+    if (await_owning(&a, 2 * PARTITIONS, 0, &st))
+        goto out;
+    CHECK_INT(st.cl_restores, 0); /* an empty changelog: nothing to read */
+    produce_phase(&w, 0);
+    if (await_applied(&a, &b, w.produced))
+        goto out;
+
+    /* 2. B joins and restores what moves to it. */
+    if (start(&w, &b, 1) || await_owning(&b, 2, 1, &st))
+        goto out;
+    fprintf(stderr, "B: %u partitions, %llu restores, %llu users restored\n",
+            st.partitions, (unsigned long long)st.cl_restores,
+            (unsigned long long)st.cl_restored_users);
+    CHECK(st.cl_restored_users > 0);
+    produce_phase(&w, 1);
+    if (await_applied(&a, &b, w.produced))
+        goto out;
+    CHECK(clicks_of(&b) > 0);
+
+    /* 3. A leaves: B takes everything. */
+    a_clicks = clicks_of(&a);
+    destroy(&a);
+    if (await_owning(&b, 2 * PARTITIONS, 2, &st))
+        goto out;
+    produce_phase(&w, 2);
+    if (await_applied(&a, &b, w.produced - a_clicks))
+        goto out;
+    advrec_daemon_stats(b.daemon, &st);
+    fprintf(stderr,
+            "B: %llu clicks applied, %llu skipped as already restored, "
+            "%llu changelog rows, %llu markers\n",
+            (unsigned long long)st.clicks, (unsigned long long)st.cl_skipped,
+            (unsigned long long)st.cl_rows, (unsigned long long)st.cl_markers);
+    destroy(&b);
+    for (int u = 0; u < N_USERS; u++) {
+        snprintf(user, sizeof(user), "user-%d", u);
+        exact += stored_clicks(w.dir[1], user) == 3 * PER_PHASE;
+    }
+    CHECK_INT(exact, N_USERS);
+
+    /* 4. B again, alone: its state is the changelog's latest. */
+    if (start(&w, &b, 1) || await_owning(&b, 2 * PARTITIONS, 0, &st))
+        goto out;
+    CHECK_INT(st.cl_restores, 0);
+out:
+    destroy(&a);
+    destroy(&b);
+    world_close(&w);
+}
+
+int main(void)
+{
+    RUN(test_users_follow_their_partition);
+    return DONE();
+}
