@@ -40,6 +40,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "changelog.h"
 #include "log.h"
@@ -508,14 +509,28 @@ void advrec_daemon__changelog_expand(advrec_daemon_t *d,
     }
 }
 
-/* The end offset of changelog partition p, or -1 (logged). */
+/* The end offset of changelog partition p, or -1 (logged). A partition
+ * without a leader yet (a topic just created, a broker moving it) is
+ * asked again for up to CL_TIMEOUT_MS. */
 static int64_t end_of(advrec_daemon_t *d, int32_t p)
 {
-    int64_t lo = 0, hi = 0;
-    rd_kafka_resp_err_t kerr = rd_kafka_query_watermark_offsets(
-        advrec_kafka_rk(d->cl->reader), d->cl->topic, p, &lo, &hi,
-        CL_TIMEOUT_MS);
+    int64_t lo = 0, hi = 0, deadline = now_ms() + CL_TIMEOUT_MS;
+    rd_kafka_resp_err_t kerr;
 
+    for (;;) {
+        kerr = rd_kafka_query_watermark_offsets(advrec_kafka_rk(d->cl->reader),
+                                                d->cl->topic, p, &lo, &hi,
+                                                CL_TIMEOUT_MS);
+        if (!kerr || now_ms() >= deadline ||
+            (kerr != RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION &&
+             kerr != RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE &&
+             kerr != RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART &&
+             kerr != RD_KAFKA_RESP_ERR__TRANSPORT &&
+             kerr != RD_KAFKA_RESP_ERR__TIMED_OUT))
+            break;
+        advrec_metrics_watchdog(d->metrics, now_ms());
+        usleep(100 * 1000); /* the leader is elected meanwhile */
+    }
     if (kerr) {
         log_err("changelog: cannot read the end of %s [%d]: %s", d->cl->topic,
                 (int)p, rd_kafka_err2str(kerr));

@@ -149,6 +149,32 @@ static void record_jumps(advrec_daemon_t *d, const advrec_store_offset_t *jump,
     }
 }
 
+/* Keeps the assigned input partitions for the metrics (add or remove). */
+static void note_owned(advrec_daemon_t *d,
+                       const rd_kafka_topic_partition_list_t *parts, int add)
+{
+    advrec_counters_t *c = d->c;
+
+    for (int i = 0; i < parts->cnt; i++) {
+        int t = input_index(d, parts->elems[i].topic);
+        int32_t p = parts->elems[i].partition;
+        uint32_t j;
+        if (t < 0 || t > TOPIC_PURCHASES)
+            continue;
+        for (j = 0; j < c->n_owned; j++)
+            if (c->owned[j].topic == t && c->owned[j].partition == p)
+                break;
+        if (add && j == c->n_owned && j < ADVREC_METRICS_LAG_MAX) {
+            c->owned[j].topic = t;
+            c->owned[j].partition = p;
+            c->owned[j].lag = 0;
+            c->n_owned++;
+        } else if (!add && j < c->n_owned) {
+            c->owned[j] = c->owned[--c->n_owned];
+        }
+    }
+}
+
 /* Kafka's committed offset of one partition and who committed it. */
 typedef struct committed_s {
     int64_t offset; /* < 0: none */
@@ -269,6 +295,7 @@ static int on_assign(void *opaque, rd_kafka_topic_partition_list_t *parts)
     char why[256], fails[2048] = "";
 
     d->c->partitions += (uint32_t)parts->cnt;
+    note_owned(d, parts, 1);
     /* topic.changelog: partitions the local state is behind on are
      * restored and positioned first. */
     advrec_daemon__changelog_assign(d, parts);
@@ -410,6 +437,7 @@ static void on_revoke(void *opaque,
     advrec_daemon__changelog_revoke(d, parts);
     if (!d->fatal[0])
         advrec_daemon__kafka_commit(d, 1);
+    note_owned(d, parts, 0);
     d->c->partitions -= d->c->partitions < (uint32_t)parts->cnt
                             ? d->c->partitions
                             : (uint32_t)parts->cnt;

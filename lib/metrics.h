@@ -147,6 +147,10 @@ typedef struct advrec_counters_s {
     uint64_t registry_held_partitions; /* gauge: partitions waiting */
     uint32_t n_lag;
     advrec_partition_lag_t lag[ADVREC_METRICS_LAG_MAX];
+    /* The input partitions assigned now (lag unused; the first
+     * ADVREC_METRICS_LAG_MAX), in the order they came. */
+    uint32_t n_owned;
+    advrec_partition_lag_t owned[ADVREC_METRICS_LAG_MAX];
     uint32_t n_kafka_errors;
     advrec_kafka_error_stat_t kafka_errors[ADVREC_METRICS_KAFKA_ERRORS];
     uint64_t kafka_errors_total; /* sum of kafka_errors[].count */

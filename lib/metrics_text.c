@@ -293,6 +293,13 @@ char *advrec_metrics_prometheus(const advrec_metrics_t *m, size_t *len)
 
     gauge(&t, "advrec_partitions_assigned",
           "Input partitions assigned to this daemon.", c->partitions);
+    family(&t, "advrec_partition_assigned", "gauge",
+           "1 for each input partition assigned to this daemon now (with "
+           "topic.changelog: whose users it owns).");
+    for (uint32_t i = 0; i < c->n_owned; i++)
+        put(&t, "advrec_partition_assigned{topic=\"%s\",partition=\"%d\"} 1\n",
+            label(advrec_metrics__topic(m, c->owned[i].topic), l2, sizeof(l2)),
+            (int)c->owned[i].partition);
     family(&t, "advrec_consumer_lag_messages", "gauge",
            "Records between the committed position and the end of each "
            "assigned input partition (librdkafka statistics, every 5 s).");
