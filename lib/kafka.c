@@ -20,6 +20,7 @@ struct advrec_kafka_s {
     advrec_kafka_assign_cb *on_assign;
     advrec_kafka_revoke_cb *on_revoke;
     advrec_kafka_expand_cb *on_expand;
+    int cooperative; /* the rebalance protocol last seen */
     advrec_kafka_stats_cb *on_stats;
     advrec_kafka_wait_cb *on_wait;
     void *opaque;
@@ -169,8 +170,11 @@ static void handle_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                                 void *opaque)
 {
     advrec_kafka_t *k = opaque;
+    /* NULL while the consumer closes (its group handle no longer takes
+     * requests): the protocol of the last rebalance still holds. */
+    const char *protocol = rd_kafka_rebalance_protocol(rk);
     int cooperative =
-        strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+        protocol ? strcmp(protocol, "COOPERATIVE") == 0 : k->cooperative;
     int assign = err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS;
     rd_kafka_error_t *error = NULL;
     rd_kafka_resp_err_t ret = RD_KAFKA_RESP_ERR_NO_ERROR;
@@ -185,6 +189,7 @@ static void handle_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     } else if (k->on_expand) {
         k->on_expand(k->opaque, parts);
     }
+    k->cooperative = cooperative;
     if (assign && k->on_assign)
         positioned = k->on_assign(k->opaque, parts);
     else if (!assign && k->on_revoke)
