@@ -380,12 +380,15 @@ advrec_itemsync_t *advrec_itemsync_new(const advrec_itemsync_params_t *params,
     s->buf = malloc(ADVREC_ITEMSYNC_HEADER + 4 * (size_t)s->k);
     if (!s->rec_w || !s->buf || reserve(s, items->n ? items->n : 1))
         goto nomem;
-    /* What the state holds now is not ours to publish: it is the base. */
-    memcpy(s->w, items->w, (size_t)items->n * s->k * sizeof(float));
-    memcpy(s->acc, items->acc, items->n * sizeof(float));
-    memcpy(s->bias, items->bias, items->n * sizeof(float));
-    memcpy(s->bias_acc, items->bias_acc, items->n * sizeof(float));
-    memcpy(s->updates, items->updates, items->n * sizeof(uint32_t));
+    /* What the state holds now is not ours to publish: it is the base.
+     * (An empty table may have no arrays yet.) */
+    if (items->n) {
+        memcpy(s->w, items->w, (size_t)items->n * s->k * sizeof(float));
+        memcpy(s->acc, items->acc, items->n * sizeof(float));
+        memcpy(s->bias, items->bias, items->n * sizeof(float));
+        memcpy(s->bias_acc, items->bias_acc, items->n * sizeof(float));
+        memcpy(s->updates, items->updates, items->n * sizeof(uint32_t));
+    }
     s->n = items->n;
     return s;
 

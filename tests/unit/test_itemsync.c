@@ -575,6 +575,37 @@ static void test_bad_params(void)
     advrec_engine_destroy(e);
 }
 
+/* An exchange made over a trained state takes its rows as the base:
+ * nothing is owed until the instance trains again. */
+static void test_existing_rows_are_base(void)
+{
+    advrec_engine_params_t p = params();
+    advrec_engine_t *e = advrec_engine_new(&p, NULL, 0);
+    advrec_itemsync_t *s;
+    static box_t b;
+    char errstr[256];
+    size_t n;
+
+    CHECK(e != NULL);
+    if (!e)
+        return;
+    apply(e, "u", "a", 0);
+    apply(e, "u", "b", 1);
+    apply(e, "v", "c", 2);
+    s = sync_for(e, "A", 1);
+    memset(&b, 0, sizeof(b));
+    b.refuse_after = MAXREC;
+    CHECK_INT(advrec_itemsync_publish(s, keep, &b, &n, errstr, sizeof(errstr)),
+              ADVREC_OK);
+    CHECK_INT(n, 0);
+    apply(e, "v", "d", 3);
+    CHECK_INT(advrec_itemsync_publish(s, keep, &b, &n, errstr, sizeof(errstr)),
+              ADVREC_OK);
+    CHECK_INT(n, 2); /* "d" (new: its base is its initial row) + a negative */
+    advrec_itemsync_destroy(s);
+    advrec_engine_destroy(e);
+}
+
 int main(void)
 {
     RUN(test_round_trip);
@@ -583,5 +614,6 @@ int main(void)
     RUN(test_refused_emit_stays_owed);
     RUN(test_malformed_records_refused);
     RUN(test_bad_params);
+    RUN(test_existing_rows_are_base);
     return DONE();
 }
