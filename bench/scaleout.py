@@ -54,6 +54,7 @@ def main(out):
         print("\n| seed 42, 3 instances | HR@10 (NDCG) | relative to 1 | exchanges | records |")
         print("|---|---|---|---|---|")
         for name, what in [("three-every0-s42", "never exchanged"),
+                           ("three-every1-s42", "every event"),
                            ("three-every100-s42", "every 100 events"),
                            ("three-s42", "every 1,000 events"),
                            ("three-every10000-s42", "every 10,000 events"),
