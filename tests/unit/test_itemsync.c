@@ -606,6 +606,87 @@ static void test_existing_rows_are_base(void)
     advrec_engine_destroy(e);
 }
 
+/* Keeps the latest record per key of b in c, as a compacted topic does. */
+static void compact_into(box_t *c, const box_t *b)
+{
+    for (size_t r = 0; r < b->n; r++) {
+        size_t at = c->n;
+        for (size_t x = 0; x < c->n; x++)
+            if (c->key_len[x] == b->key_len[r] &&
+                memcmp(c->key[x], b->key[r], b->key_len[r]) == 0)
+                at = x;
+        if (at == c->n && c->n == MAXREC)
+            continue;
+        memcpy(c->key[at], b->key[r], b->key_len[r]);
+        c->key_len[at] = b->key_len[r];
+        memcpy(c->value[at], b->value[r], b->value_len[r]);
+        c->value_len[at] = b->value_len[r];
+        if (at == c->n)
+            c->n++;
+    }
+}
+
+/*
+ * A and B exchange twice; a new instance C that reads the compacted topic
+ * (the latest record per key) from its beginning holds every item as B
+ * does: init + A's total + B's total.
+ */
+static void test_new_instance_reads_compacted_topic(void)
+{
+    advrec_engine_params_t p = params();
+    advrec_engine_t *ea = advrec_engine_new(&p, NULL, 0),
+                    *eb = advrec_engine_new(&p, NULL, 0),
+                    *ec = advrec_engine_new(&p, NULL, 0);
+    advrec_itemsync_t *sa, *sb, *sc;
+    static box_t ba, bb, topic;
+    const char *ids[4] = {"a", "b", "c", "d"};
+    char errstr[256];
+
+    CHECK(ea && eb && ec);
+    if (!ea || !eb || !ec)
+        return;
+    sa = sync_for(ea, "A", 1);
+    sb = sync_for(eb, "B", 1);
+    sc = sync_for(ec, "C", 1);
+    memset(&topic, 0, sizeof(topic));
+    for (int round = 0; round < 2; round++) {
+        for (int r = 0; r < 4; r++) {
+            apply(ea, "ua", ids[(r + round) % 4], 100 * round + r);
+            apply(eb, "ub", ids[(r * 3 + round) % 4], 100 * round + 50 + r);
+        }
+        memset(&ba, 0, sizeof(ba));
+        memset(&bb, 0, sizeof(bb));
+        ba.refuse_after = bb.refuse_after = MAXREC;
+        CHECK_INT(advrec_itemsync_publish(sa, keep, &ba, NULL, errstr,
+                                          sizeof(errstr)),
+                  ADVREC_OK);
+        CHECK_INT(advrec_itemsync_publish(sb, keep, &bb, NULL, errstr,
+                                          sizeof(errstr)),
+                  ADVREC_OK);
+        merge_all(sb, &ba);
+        merge_all(sa, &bb);
+        compact_into(&topic, &ba);
+        compact_into(&topic, &bb);
+    }
+    CHECK_INT(topic.n, 8); /* 2 instances x 4 items, latest each */
+    merge_all(sc, &topic);
+    for (int t = 0; t < 4; t++) {
+        row_t xb = row(eb, ids[t]), xc = row(ec, ids[t]);
+        CHECK(xb.found && xc.found);
+        for (int c = 0; c < K; c++)
+            CHECK_NEAR(xc.w[c], xb.w[c], 1e-6);
+        CHECK_NEAR(xc.bias, xb.bias, 1e-6);
+        CHECK_NEAR(xc.acc, xb.acc, 1e-5);
+        CHECK_INT(xc.updates, xb.updates);
+    }
+    advrec_itemsync_destroy(sa);
+    advrec_itemsync_destroy(sb);
+    advrec_itemsync_destroy(sc);
+    advrec_engine_destroy(ea);
+    advrec_engine_destroy(eb);
+    advrec_engine_destroy(ec);
+}
+
 int main(void)
 {
     RUN(test_round_trip);
@@ -615,5 +696,6 @@ int main(void)
     RUN(test_malformed_records_refused);
     RUN(test_bad_params);
     RUN(test_existing_rows_are_base);
+    RUN(test_new_instance_reads_compacted_topic);
     return DONE();
 }
