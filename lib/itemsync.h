@@ -123,7 +123,9 @@ advrec_err_t advrec_itemsync_publish(advrec_itemsync_t *sync,
  * changed. An item not in the state is created with its deterministic
  * initial row, as the engine would. The instance's own records (read back
  * from the topic) and tombstones (empty value) change nothing and return
- * ADVREC_OK. Errors (nothing changed, errstr names the key and why):
+ * ADVREC_OK. Errors (no row changed, errstr names the key and why; after
+ * ADVREC_ERR_NOMEM an item made for the record may stay, with its initial
+ * row):
  * ADVREC_ERR_DECODE for a malformed key or value (bad magic, version, k,
  * flags, length, non-finite or out-of-range numbers), ADVREC_ERR_FULL when
  * the item table or the peer table is full, ADVREC_ERR_NOMEM.
