@@ -37,6 +37,14 @@ typedef struct opts_s {
     uint32_t n_neg, k_cut, n_targets;
     advrec_eval_train_t bpr, apr; /* lambda 0, lambda from options */
     advrec_engine_params_t eng;
+    /* --preq --instances (issue 12): engines, input partitions, events
+     * between item-delta exchanges, peers' accumulators merged */
+    uint32_t instances, partitions;
+    uint64_t sync_every;
+    int share_acc;
+    /* Progress without a terminal: one line per tenth of what runs. */
+    char label[96];
+    int tenth;
 } opts_t;
 
 static double now_s(void)
@@ -46,15 +54,27 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-/* A one-line progress bar on stderr, only on a terminal. */
+/* A one-line progress bar on stderr on a terminal; into a log, a line
+ * per tenth of a long run (o->label names it; runs without one print
+ * none). */
 static void progress(void *opaque, const char *what, uint64_t done,
                      uint64_t total)
 {
-    const opts_t *o = opaque;
+    opts_t *o = opaque;
     int w = 40, f;
 
-    if (o->quiet || !isatty(2) || total == 0)
+    if (o->quiet || total == 0)
         return;
+    if (!isatty(2)) {
+        int tenth = (int)(10 * done / total);
+        if (!o->label[0] || done == 0 || tenth == o->tenth)
+            return;
+        o->tenth = tenth;
+        fprintf(stderr,
+                "advrec-eval: %s %s: %d%% (%" PRIu64 " of %" PRIu64 ")\n", what,
+                o->label, 10 * tenth, done, total);
+        return;
+    }
     f = (int)((double)done * w / (double)total);
     fprintf(stderr, "\r%-12s [%.*s%*s] %3d%%", what, f,
             "########################################", w - f, "",
@@ -86,7 +106,14 @@ static void usage(FILE *fp)
         "offline-hr@K\n"
         "                   and their ratio\n"
         "  --preq           prequential test-then-train through the engine:\n"
-        "                   popularity, BPR, APR\n"
+        "                   popularity, BPR, APR (--models: which of the\n"
+        "                   two models)\n"
+        "  --instances N    --preq through N instances, each the users of\n"
+        "                   its partitions (murmur2 of the user id, range\n"
+        "                   assignment), exchanging item-factor deltas\n"
+        "                   (lib/itemsync) every --sync-every events (1000;\n"
+        "                   0: never); --partitions P (12); --share-acc 0|1\n"
+        "                   merge peers' Adagrad accumulators (1)\n"
         "  --fgsm           after --loo training: FGSM on the embeddings,\n"
         "                   eps 0.1..1.0, for each model trained\n"
         "  --shill          shilling attack 1/3/5%% fake users, BPR vs APR\n"
@@ -753,27 +780,48 @@ out:
 static int run_preq(opts_t *o, const advrec_eval_data_t *d, FILE *js)
 {
     static const char *names[3] = {"popularity", "bpr", "apr"};
+    static const char *labels[3] = {"popularity", "BPR", "APR"};
     double hr[3][N_CURVE], nd[3][N_CURVE], x[N_CURVE], cum[3][N_CURVE];
     uint64_t cn[3][N_CURVE];
     advrec_eval_preq_t r[3];
     char errstr[512], path[4096], title[256];
     double secs[3];
+    int run[3] = {1, o->run_bpr, o->run_apr}, last = o->run_apr ? 2 : 1;
+    series_t sr[6];
+    int n_sr = 0;
 
+    if (o->instances > 1)
+        printf("prequential through %u instances: %u partitions, item "
+               "deltas exchanged every %" PRIu64 " events, peers' Adagrad "
+               "accumulators %s\n",
+               o->instances, o->partitions, o->sync_every,
+               o->share_acc ? "merged" : "kept local");
     for (int m = 0; m < 3; m++) {
         advrec_engine_params_t p = o->eng;
         double t0 = now_s(), h = 0;
         uint64_t n = 0;
+        memset(&r[m], 0, sizeof(r[m]));
+        if (!run[m])
+            continue;
         if (m == 1)
             p.apr.adv_lambda = 0;
         r[m].n_points = N_CURVE;
         r[m].curve_hr = hr[m];
         r[m].curve_ndcg = nd[m];
         r[m].curve_n = cn[m];
+        r[m].instances = o->instances;
+        r[m].partitions = o->partitions;
+        r[m].sync_every = o->sync_every;
+        r[m].share_acc = o->share_acc;
+        snprintf(o->label, sizeof(o->label), "%s, %u instance%s", names[m],
+                 o->instances, o->instances > 1 ? "s" : "");
+        o->tenth = 0;
         if (advrec_eval_prequential(d, &p, m == 0, &r[m], progress, o, errstr,
                                     sizeof(errstr))) {
             fprintf(stderr, "advrec-eval: %s\n", errstr);
             return 1;
         }
+        o->label[0] = '\0';
         secs[m] = now_s() - t0;
         for (int w = 0; w < N_CURVE; w++) {
             h += hr[m][w] * (double)cn[m][w];
@@ -784,6 +832,11 @@ static int run_preq(opts_t *o, const advrec_eval_data_t *d, FILE *js)
                " events (%.1fs)\n",
                names[m], r[m].all.k, r[m].all.hr, r[m].all.ndcg, r[m].all.n,
                secs[m]);
+        if (o->instances > 1)
+            printf("prequential %-10s %" PRIu64 " exchanges, %" PRIu64
+                   " item records published; users per instance %u..%u\n",
+                   names[m], r[m].syncs, r[m].records, r[m].users_min,
+                   r[m].users_max);
         if (m > 0 && r[m].ann_users)
             printf("prequential %-10s served by the index: %.1f %% of lists; "
                    "recall@%u of index lists vs exact on the final factors "
@@ -792,7 +845,7 @@ static int run_preq(opts_t *o, const advrec_eval_data_t *d, FILE *js)
                    r[m].ann_recall, r[m].ann_users);
     }
     fprintf(js, ",\n\"prequential\": {\"events\": %" PRIu64 ", \"params\": ",
-            r[2].events);
+            r[0].events);
     {
         advrec_eval_train_t t = {.apr = o->eng.apr,
                                  .negatives = o->eng.negatives};
@@ -800,28 +853,37 @@ static int run_preq(opts_t *o, const advrec_eval_data_t *d, FILE *js)
     }
     fprintf(js, ", \"cold_events\": %u, \"exclude\": %d, ", o->eng.cold_events,
             o->eng.exclude);
+    fprintf(js,
+            "\"instances\": %u, \"partitions\": %u, \"sync_every\": %" PRIu64
+            ", \"share_acc\": %d, \"exchanges\": %" PRIu64
+            ", \"records\": %" PRIu64 ", ",
+            o->instances, o->partitions, o->sync_every, o->share_acc,
+            r[last].syncs, r[last].records);
     for (int m = 0; m < 3; m++) {
+        if (!run[m])
+            continue;
         json_metrics(js, names[m], &r[m].all, secs[m], ", ");
         fprintf(js, "\"%s_curve_hr\": [", names[m]);
         for (int w = 0; w < N_CURVE; w++)
             fprintf(js, "%s%.5f", w ? ", " : "", hr[m][w]);
-        fprintf(js, "]%s", m < 2 ? ", " : "}");
+        fprintf(js, "]%s", m < last ? ", " : "}");
     }
     for (int w = 0; w < N_CURVE; w++)
         x[w] = 100.0 * (w + 1) / N_CURVE;
-    {
-        series_t sr[6] = {{"popularity", x, hr[0], N_CURVE, 0},
-                          {"BPR", x, hr[1], N_CURVE, 0},
-                          {"APR", x, hr[2], N_CURVE, 0},
-                          {"popularity (cum.)", x, cum[0], N_CURVE, 1},
-                          {"BPR (cum.)", x, cum[1], N_CURVE, 1},
-                          {"APR (cum.)", x, cum[2], N_CURVE, 1}};
-        snprintf(title, sizeof(title), "%s: prequential HR@%u over the stream",
-                 o->name, o->eng.recs_n);
-        snprintf(path, sizeof(path), "%s/prequential-hr.svg", o->out);
-        svg_plot(path, title, "position in the stream (% of events)",
-                 "HR@10 per 2% window", sr, 6);
-    }
+    for (int m = 0; m < 3; m++)
+        if (run[m])
+            sr[n_sr++] = (series_t){labels[m], x, hr[m], N_CURVE, 0};
+    for (int m = 0; m < 3; m++)
+        if (run[m]) {
+            static const char *cl[3] = {"popularity (cum.)", "BPR (cum.)",
+                                        "APR (cum.)"};
+            sr[n_sr++] = (series_t){cl[m], x, cum[m], N_CURVE, 1};
+        }
+    snprintf(title, sizeof(title), "%s: prequential HR@%u over the stream",
+             o->name, o->eng.recs_n);
+    snprintf(path, sizeof(path), "%s/prequential-hr.svg", o->out);
+    svg_plot(path, title, "position in the stream (% of events)",
+             "HR@10 per 2% window", sr, n_sr);
     return 0;
 }
 
@@ -874,7 +936,11 @@ static int eval_main(int argc, char **argv)
         O_ADAINIT,
         O_RETRIEVAL,
         O_ANN_PROBE,
-        O_ANN_REBUILD
+        O_ANN_REBUILD,
+        O_INSTANCES,
+        O_PARTITIONS,
+        O_SYNC_EVERY,
+        O_SHARE_ACC
     };
     static const struct option lo[] = {{"loo", 0, 0, O_LOO},
                                        {"preq", 0, 0, O_PREQ},
@@ -913,6 +979,10 @@ static int eval_main(int argc, char **argv)
                                        {"retrieval", 1, 0, O_RETRIEVAL},
                                        {"ann-probe", 1, 0, O_ANN_PROBE},
                                        {"ann-rebuild-ms", 1, 0, O_ANN_REBUILD},
+                                       {"instances", 1, 0, O_INSTANCES},
+                                       {"partitions", 1, 0, O_PARTITIONS},
+                                       {"sync-every", 1, 0, O_SYNC_EVERY},
+                                       {"share-acc", 1, 0, O_SHARE_ACC},
                                        {"help", 0, 0, 'h'},
                                        {0, 0, 0, 0}};
     opts_t o;
@@ -932,6 +1002,10 @@ static int eval_main(int argc, char **argv)
     o.n_neg = 99;
     o.k_cut = 10;
     o.n_targets = 5;
+    o.instances = 1;
+    o.partitions = 12;
+    o.sync_every = 1000;
+    o.share_acc = 1;
     /* Model parameters start at the daemon's shipped defaults. */
     conf = advrec_conf_new(errstr, sizeof(errstr));
     if (!conf) {
@@ -1090,6 +1164,18 @@ static int eval_main(int argc, char **argv)
         case O_ANN_REBUILD:
             o.eng.ann.rebuild_ms = strtoll(optarg, NULL, 10);
             break;
+        case O_INSTANCES:
+            o.instances = (uint32_t)strtoul(optarg, NULL, 10);
+            break;
+        case O_PARTITIONS:
+            o.partitions = (uint32_t)strtoul(optarg, NULL, 10);
+            break;
+        case O_SYNC_EVERY:
+            o.sync_every = strtoull(optarg, NULL, 10);
+            break;
+        case O_SHARE_ACC:
+            o.share_acc = atoi(optarg) != 0;
+            break;
         case O_BPR_LR:
             bpr_lr = strtof(optarg, NULL);
             break;
@@ -1160,6 +1246,18 @@ static int eval_main(int argc, char **argv)
     if (o.onepass && !o.run_apr) {
         fprintf(stderr, "advrec-eval: --onepass compares with the offline "
                         "APR: --models must include apr\n");
+        return 64;
+    }
+    if (o.instances < 1 || o.instances > 1024 || o.partitions < o.instances ||
+        o.partitions > 100000) {
+        fprintf(stderr,
+                "advrec-eval: --instances %u, --partitions %u: want 1..1024 "
+                "instances and at least one partition each\n",
+                o.instances, o.partitions);
+        return 64;
+    }
+    if (o.instances > 1 && !o.preq) {
+        fprintf(stderr, "advrec-eval: --instances is a --preq replay\n");
         return 64;
     }
     if (o.eval_every && !o.validate) {

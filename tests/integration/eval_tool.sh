@@ -167,6 +167,45 @@ else
     fail "onepass without apr: $(cat "$tmp/err")"
 fi
 
+# --instances (issue 12): three engines exchanging item deltas print their
+# exchanges and write them to results.json; --models apr leaves BPR out;
+# one instance is the plain replay to the digit; too few partitions and
+# --instances without --preq are refused.
+run preq-one "$ev" -q --preq --models apr --format movielens --k 8 \
+  --out "$tmp/p1" "$tmp/u.data"
+run preq-three "$ev" -q --preq --models apr --format movielens --k 8 \
+  --instances 3 --partitions 6 --sync-every 50 --out "$tmp/p3" "$tmp/u.data" &&
+  { grep -qE "^prequential apr +40 exchanges, [0-9]+ item records" "$tmp/out" ||
+      fail "preq-three: no exchange line: $(cat "$tmp/out")"; }
+run preq-inst1 "$ev" -q --preq --models apr --format movielens --k 8 \
+  --instances 1 --out "$tmp/p1b" "$tmp/u.data"
+python3 - "$tmp/p1/results.json" "$tmp/p3/results.json" "$tmp/p1b/results.json" <<'PY' || fail "preq-three: results.json"
+import json, sys
+one, three, one_b = (json.load(open(p))["prequential"] for p in sys.argv[1:])
+assert "bpr" not in one and "apr" in one and "popularity" in one, one.keys()
+assert three["instances"] == 3 and three["partitions"] == 6, three
+assert three["sync_every"] == 50 and three["exchanges"] == 40, three
+assert three["records"] > 0 and three["share_acc"] == 1, three
+assert three["apr"]["n"] == one["apr"]["n"], (three["apr"], one["apr"])
+assert (one_b["apr"]["hr"], one_b["apr"]["ndcg"]) == (one["apr"]["hr"], one["apr"]["ndcg"])
+print("ok   preq-three: %d exchanges, %d records, HR@10 %.4f vs %.4f" %
+      (three["exchanges"], three["records"], three["apr"]["hr"], one["apr"]["hr"]))
+PY
+if timeout 60 "$ev" -q --preq --instances 3 --partitions 2 "$tmp/u.data" >"$tmp/out" 2>"$tmp/err"; then
+  fail "instances>partitions: exit 0"
+else
+  grep -qF "at least one partition each" "$tmp/err" ||
+    fail "instances>partitions: $(cat "$tmp/err")"
+  echo "ok   instances>partitions refused"
+fi
+if timeout 60 "$ev" -q --loo --instances 3 "$tmp/u.data" >"$tmp/out" 2>"$tmp/err"; then
+  fail "instances without --preq: exit 0"
+else
+  grep -qF -- "--instances is a --preq replay" "$tmp/err" ||
+    fail "instances without --preq: $(cat "$tmp/err")"
+  echo "ok   instances needs --preq"
+fi
+
 if [ "$failures" -ne 0 ]; then
   echo "$failures failure(s)"
   exit 1

@@ -369,6 +369,82 @@ static void test_prequential_popularity_by_hand(void)
     advrec_eval_data_destroy(d);
 }
 
+/*
+ * Several instances (issue 12): one instance through the scale-out path is
+ * the plain replay to the bit; three instances that never exchange lose
+ * what the others trained, and exchanging after every event brings them
+ * back close to one; too few partitions is refused.
+ */
+static void test_prequential_instances(void)
+{
+    advrec_eval_data_t *d = advrec_eval_data_new();
+    advrec_engine_params_t p;
+    advrec_conf_t *conf;
+    advrec_eval_preq_t one, three, apart;
+    char errstr[256];
+
+    /* 60 users in 3 tastes of 8 items each, 12 events each, in turns. */
+    for (int e = 0; e < 12; e++)
+        for (int u = 0; u < 60; u++) {
+            char user[16], item[16];
+            snprintf(user, sizeof(user), "u%d", u);
+            snprintf(item, sizeof(item), "i%d", (u % 3) * 8 + (e * 5 + u) % 8);
+            add(d, user, item, 1000 + e * 60 + u);
+        }
+    conf = advrec_conf_new(errstr, sizeof(errstr));
+    CHECK(conf != NULL);
+    advrec_params_engine(&p, conf);
+    advrec_conf_destroy(conf);
+    p.apr.k = 8;
+    p.state.k = 8;
+    p.recs_n = 5;
+    p.cold_events = 0; /* lists from the factors only: they are shared */
+    memset(&one, 0, sizeof(one));
+    CHECK_INT(advrec_eval_prequential(d, &p, 0, &one, NULL, NULL, errstr,
+                                      sizeof(errstr)),
+              ADVREC_OK);
+    memset(&three, 0, sizeof(three));
+    three.instances = 1;
+    three.partitions = 12;
+    three.sync_every = 1;
+    CHECK_INT(advrec_eval_prequential(d, &p, 0, &three, NULL, NULL, errstr,
+                                      sizeof(errstr)),
+              ADVREC_OK);
+    CHECK(one.all.hr == three.all.hr && one.all.ndcg == three.all.ndcg);
+    CHECK_INT(three.syncs, 0);
+    CHECK(one.all.hr > 0.2); /* tastes are learnt */
+
+    memset(&apart, 0, sizeof(apart));
+    apart.instances = 3;
+    apart.partitions = 12;
+    apart.sync_every = 0;
+    CHECK_INT(advrec_eval_prequential(d, &p, 0, &apart, NULL, NULL, errstr,
+                                      sizeof(errstr)),
+              ADVREC_OK);
+    CHECK_INT(apart.records, 0);
+    CHECK(apart.users_min > 0 && apart.users_max < 60);
+    three.instances = 3;
+    CHECK_INT(advrec_eval_prequential(d, &p, 0, &three, NULL, NULL, errstr,
+                                      sizeof(errstr)),
+              ADVREC_OK);
+    CHECK_INT(three.events, 720);
+    CHECK_INT(three.all.n, one.all.n);
+    CHECK_INT(three.syncs, 720);
+    CHECK(three.records > 0);
+    CHECK_INT(three.users_min, apart.users_min);
+    fprintf(stderr, "one %.4f, three exchanging %.4f, three apart %.4f\n",
+            one.all.hr, three.all.hr, apart.all.hr);
+    CHECK(three.all.hr > apart.all.hr);
+    CHECK(fabs(three.all.hr - one.all.hr) < 0.1 * one.all.hr);
+
+    three.partitions = 2;
+    CHECK_INT(advrec_eval_prequential(d, &p, 0, &three, NULL, NULL, errstr,
+                                      sizeof(errstr)),
+              ADVREC_ERR_CONFIG);
+    CHECK(strstr(errstr, "2 partitions for 3 instances") != NULL);
+    advrec_eval_data_destroy(d);
+}
+
 int main(void)
 {
     RUN(test_metrics_known_ranks);
@@ -379,5 +455,6 @@ int main(void)
     RUN(test_training_is_deterministic_and_learns);
     RUN(test_shill_profiles);
     RUN(test_prequential_popularity_by_hand);
+    RUN(test_prequential_instances);
     return DONE();
 }

@@ -11,7 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <librdkafka/rdkafka.h>
+
 #include "idmap.h"
+#include "itemsync.h"
 #include "rank.h"
 #include "rng.h"
 #include "topn.h"
@@ -1061,6 +1064,62 @@ out:
     free(an.items);
 }
 
+/* The instance Kafka's range assignor gives partition part of parts
+ * among n members: contiguous runs, the first parts % n one longer. */
+static uint32_t range_owner(uint32_t part, uint32_t parts, uint32_t n)
+{
+    uint32_t per = parts / n, extra = parts % n;
+
+    if (part < extra * (per + 1))
+        return part / (per + 1);
+    return extra + (part - extra * (per + 1)) / per;
+}
+
+/* One exchange: every instance's records merged into every other. */
+typedef struct xchg_s {
+    advrec_itemsync_t **sync;
+    uint32_t n, from;
+    advrec_err_t err;
+    char errstr[512]; /* the merge's, kept apart from publish's */
+} xchg_t;
+
+static int xchg_emit(void *opaque, const char *key, size_t key_len,
+                     const uint8_t *value, size_t value_len)
+{
+    xchg_t *x = opaque;
+
+    for (uint32_t b = 0; b < x->n; b++)
+        if (b != x->from && (x->err = advrec_itemsync_merge(
+                                 x->sync[b], key, key_len, value, value_len,
+                                 x->errstr, sizeof(x->errstr))))
+            return -1;
+    return 0;
+}
+
+static advrec_err_t exchange(advrec_itemsync_t **sync, uint32_t n,
+                             uint64_t *records, char *errstr,
+                             size_t errstr_size)
+{
+    xchg_t *x = calloc(1, sizeof(*x));
+    advrec_err_t err = ADVREC_OK;
+
+    if (!x)
+        return advrec_seterr(ADVREC_ERR_NOMEM, errstr, errstr_size,
+                             "eval: out of memory");
+    x->sync = sync;
+    x->n = n;
+    for (x->from = 0; x->from < n && !err; x->from++) {
+        size_t k = 0;
+        err = advrec_itemsync_publish(sync[x->from], xchg_emit, x, &k, errstr,
+                                      errstr_size);
+        *records += k;
+        if (x->err)
+            err = advrec_seterr(x->err, errstr, errstr_size, "%s", x->errstr);
+    }
+    free(x);
+    return err;
+}
+
 advrec_err_t advrec_eval_prequential(const advrec_eval_data_t *d,
                                      const advrec_engine_params_t *params,
                                      int popularity, advrec_eval_preq_t *out,
@@ -1069,9 +1128,11 @@ advrec_err_t advrec_eval_prequential(const advrec_eval_data_t *d,
                                      size_t errstr_size)
 {
     advrec_engine_params_t p = *params;
-    advrec_engine_t *eng = NULL;
+    uint32_t n_inst = out->instances > 1 ? out->instances : 1;
+    advrec_engine_t **eng = NULL;
+    advrec_itemsync_t **sync = NULL;
     uint32_t k = p.recs_n, nu = advrec_eval_data_users(d);
-    uint32_t *lists = NULL, *lens = NULL;
+    uint32_t *lists = NULL, *lens = NULL, *inst_of = NULL, *inst_users = NULL;
     advrec_err_t err = ADVREC_OK;
     double *whr = out->curve_hr, *wnd = out->curve_ndcg;
     uint64_t *wn = out->curve_n;
@@ -1083,27 +1144,71 @@ advrec_err_t advrec_eval_prequential(const advrec_eval_data_t *d,
     out->ann_users = 0;
     out->all.k = k;
     out->events = 0;
+    out->syncs = out->records = 0;
+    out->users_max = out->users_min = nu;
     for (uint32_t w = 0; w < np; w++) {
         whr[w] = wnd[w] = 0;
         wn[w] = 0;
     }
+    if (n_inst > 1 && out->partitions < n_inst)
+        return advrec_seterr(ADVREC_ERR_CONFIG, errstr, errstr_size,
+                             "eval: %u partitions for %u instances: each "
+                             "instance needs one at least",
+                             out->partitions, n_inst);
     if (popularity)
         p.cold_events = UINT32_MAX; /* every list is the popularity list */
     p.state.max_users = nu + 1;
     p.state.max_items = advrec_eval_data_items(d) + 1;
-    eng = advrec_engine_new(&p, errstr, errstr_size);
+    eng = calloc(n_inst, sizeof(*eng));
+    sync = calloc(n_inst, sizeof(*sync));
     lists = malloc(((size_t)nu * k + 1) * sizeof(*lists));
     lens = calloc((size_t)nu + 1, sizeof(*lens));
-    if (!eng || !lists || !lens) {
-        if (eng)
-            err = advrec_seterr(ADVREC_ERR_NOMEM, errstr, errstr_size,
-                                "eval: out of memory");
-        else
-            err = ADVREC_ERR_CONFIG;
+    inst_of = calloc((size_t)nu + 1, sizeof(*inst_of));
+    inst_users = calloc(n_inst, sizeof(*inst_users));
+    if (!eng || !sync || !lists || !lens || !inst_of || !inst_users) {
+        err = advrec_seterr(ADVREC_ERR_NOMEM, errstr, errstr_size,
+                            "eval: out of memory");
         goto out;
+    }
+    for (uint32_t a = 0; a < n_inst; a++)
+        if (!(eng[a] = advrec_engine_new(&p, errstr, errstr_size))) {
+            err = ADVREC_ERR_CONFIG;
+            goto out;
+        }
+    if (n_inst > 1) {
+        /* Each user's partition as the daemon's producer picks it (the
+         * Java client's murmur2 of the key; librdkafka's partitioner reads
+         * only the key and the count). */
+        for (uint32_t u = 0; u < nu; u++) {
+            const char *name = advrec_idmap_name(d->users, u);
+            int32_t part = rd_kafka_msg_partitioner_murmur2(
+                NULL, name, strlen(name), (int32_t)out->partitions, NULL, NULL);
+            inst_of[u] = range_owner((uint32_t)part, out->partitions, n_inst);
+            inst_users[inst_of[u]]++;
+        }
+        out->users_max = 0;
+        out->users_min = UINT32_MAX;
+        for (uint32_t a = 0; a < n_inst; a++) {
+            char name[32];
+            advrec_itemsync_params_t sp = {.instance = name,
+                                           .apr = p.apr,
+                                           .share_acc = out->share_acc,
+                                           .max_peers = n_inst};
+            snprintf(name, sizeof(name), "eval-%u", a);
+            if (!(sync[a] = advrec_itemsync_new(
+                      &sp, advrec_engine_state(eng[a]), errstr, errstr_size))) {
+                err = ADVREC_ERR_CONFIG;
+                goto out;
+            }
+            if (inst_users[a] > out->users_max)
+                out->users_max = inst_users[a];
+            if (inst_users[a] < out->users_min)
+                out->users_min = inst_users[a];
+        }
     }
     for (size_t e = 0; e < d->n; e++) {
         const advrec_eval_inter_t *x = &d->v[e];
+        advrec_engine_t *ue = eng[inst_of[x->user]];
         advrec_event_t ev;
         advrec_origin_t origin = {
             .topic = 0, .partition = 0, .offset = (int64_t)e};
@@ -1113,7 +1218,7 @@ advrec_err_t advrec_eval_prequential(const advrec_eval_data_t *d,
          * event. */
         if (lens[x->user]) {
             uint32_t idx, rank = k;
-            if (advrec_state_item(advrec_engine_state(eng),
+            if (advrec_state_item(advrec_engine_state(ue),
                                   advrec_idmap_name(d->items, x->item), 0, &idx,
                                   NULL, NULL, 0) == ADVREC_OK)
                 for (uint32_t r = 0; r < lens[x->user]; r++)
@@ -1140,12 +1245,21 @@ advrec_err_t advrec_eval_prequential(const advrec_eval_data_t *d,
         /* Weight 1 for the popularity baseline too: popularity counts
          * only what trains (quarantined traffic feeds no list), and every
          * list of that run is the popularity list (cold_events) anyway. */
-        if ((err = advrec_engine_apply(eng, &ev, "eval", &origin, 1.0f,
+        if ((err = advrec_engine_apply(ue, &ev, "eval", &origin, 1.0f,
                                        (int64_t)e, errstr, errstr_size)))
             goto out;
-        (void)advrec_engine_refresh(eng, (int64_t)e, 1, 0, preq_emit, &ctx);
-        ann_served += advrec_engine_ann_lists(eng);
+        (void)advrec_engine_refresh(ue, (int64_t)e, 1, 0, preq_emit, &ctx);
+        ann_served += advrec_engine_ann_lists(ue);
         out->events++;
+        /* The instances' item deltas, every sync_every events: what one
+         * instance trained reaches the others that many events late at
+         * most. */
+        if (n_inst > 1 && out->sync_every && (e + 1) % out->sync_every == 0) {
+            if ((err = exchange(sync, n_inst, &out->records, errstr,
+                                errstr_size)))
+                goto out;
+            out->syncs++;
+        }
         if (progress && (e & 0xfff) == 0)
             progress(opaque, "prequential", e, d->n);
     }
@@ -1154,16 +1268,24 @@ advrec_err_t advrec_eval_prequential(const advrec_eval_data_t *d,
     metrics_finish(&out->all);
     out->ann_share = out->events ? (double)ann_served / (double)out->events : 0;
     if (!popularity && p.retrieval != ADVREC_RANK_RETRIEVAL_EXACT)
-        ann_recall(advrec_engine_state(eng), &p, out);
+        ann_recall(advrec_engine_state(eng[0]), &p, out);
     for (uint32_t w = 0; w < np; w++)
         if (wn[w]) {
             whr[w] /= (double)wn[w];
             wnd[w] /= (double)wn[w];
         }
 out:
-    advrec_engine_destroy(eng);
+    for (uint32_t a = 0; eng && a < n_inst; a++) {
+        if (sync)
+            advrec_itemsync_destroy(sync[a]);
+        advrec_engine_destroy(eng[a]);
+    }
+    free(eng);
+    free(sync);
     free(lists);
     free(lens);
+    free(inst_of);
+    free(inst_users);
     return err;
 }
 

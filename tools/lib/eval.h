@@ -312,6 +312,23 @@ typedef struct advrec_eval_preq_s {
     double ann_recall;
     uint64_t ann_users;
     double ann_share;
+    /* Scale-out (issue 12, point 5), set by the caller: instances > 1
+     * replays the stream through that many engines, each with the users
+     * of its partitions (partitions input partitions, the partition of
+     * a user the Java client's murmur2 of the user id, partitions
+     * range-assigned to instances as Kafka's range assignor does), which
+     * exchange item-factor deltas through lib/itemsync after every
+     * sync_every events of the stream (0: never; the staleness), merging
+     * peers' Adagrad accumulators with share_acc. 0 or 1 instance: the
+     * one engine above, partition 0 (the other fields unused). */
+    uint32_t instances, partitions;
+    uint64_t sync_every;
+    int share_acc;
+    /* Out: exchanges made, records published (each merged into every
+     * other instance), and the users of the busiest and the quietest
+     * instance. */
+    uint64_t syncs, records;
+    uint32_t users_max, users_min;
 } advrec_eval_preq_t;
 
 /*
@@ -323,7 +340,12 @@ typedef struct advrec_eval_preq_s {
  * with advrec_engine_refresh() (as with debounce 0). With popularity set
  * the engine trains nothing and every list is its popularity list (the
  * baseline). out's curve arrays are the caller's (n_points entries, may be
- * 0 / NULL). Returns engine errors with errstr filled.
+ * 0 / NULL). With out->instances > 1, each event goes to the engine of its
+ * user's instance and is tested against that engine's list (users never
+ * move, so a user's list always comes from one engine), and the instances
+ * exchange item deltas as out->sync_every says; the measure is the same.
+ * Returns engine and itemsync errors with errstr filled (ADVREC_ERR_CONFIG
+ * for partitions < instances).
  */
 advrec_err_t advrec_eval_prequential(const advrec_eval_data_t *data,
                                      const advrec_engine_params_t *params,
