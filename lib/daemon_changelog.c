@@ -337,6 +337,7 @@ static int produce(advrec_daemon_t *d, int32_t p, const char *key,
         return -1;
     }
     d->cl->parts[p].outstanding++;
+    d->c->cl_bytes += key_len + len;
     return 0;
 }
 

@@ -117,6 +117,7 @@ typedef struct advrec_counters_s {
      * restored user skipped as already in their row; partitions being
      * restored now (gauge). */
     uint64_t cl_rows, cl_markers, cl_tombstones, cl_acked, cl_failed;
+    uint64_t cl_bytes; /* key and value bytes produced to the changelog */
     uint64_t cl_restores, cl_restore_records, cl_restored_users, cl_skipped;
     uint32_t cl_restoring;
     double user_bytes, item_bytes;

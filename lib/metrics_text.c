@@ -415,6 +415,9 @@ char *advrec_metrics_prometheus(const advrec_metrics_t *m, size_t *len)
         (unsigned long long)c->cl_markers);
     put(&t, "advrec_changelog_records_total{kind=\"tombstone\"} %llu\n",
         (unsigned long long)c->cl_tombstones);
+    counter(&t, "advrec_changelog_bytes_total",
+            "Key and value bytes produced to topic.changelog (every kind).",
+            c->cl_bytes);
     family(&t, "advrec_changelog_deliveries_total", "counter",
            "Delivery reports of changelog records, by result.");
     put(&t, "advrec_changelog_deliveries_total{result=\"ok\"} %llu\n",
