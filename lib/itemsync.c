@@ -33,7 +33,8 @@ struct advrec_itemsync_s {
     float *w; /* cap x k */
     float *acc, *bias, *bias_acc;
     uint32_t *updates;
-    uint32_t *sent; /* own update count when last published */
+    uint32_t *sent;     /* own update count when last published */
+    uint8_t *recovered; /* items with a record read by recover() */
     peer_t *peers;
     uint32_t n_peers;
     float *rec_w; /* k floats: a decoded or encoded record's factors */
@@ -272,6 +273,7 @@ void advrec_itemsync_destroy(advrec_itemsync_t *s)
     free(s->bias_acc);
     free(s->updates);
     free(s->sent);
+    free(s->recovered);
     free(s->rec_w);
     free(s->buf);
     free(s);
@@ -304,7 +306,8 @@ static advrec_err_t reserve(advrec_itemsync_t *s, uint32_t need)
         grow(&s->bias, s->cap, cap, sizeof(float)) ||
         grow(&s->bias_acc, s->cap, cap, sizeof(float)) ||
         grow(&s->updates, s->cap, cap, sizeof(uint32_t)) ||
-        grow(&s->sent, s->cap, cap, sizeof(uint32_t)))
+        grow(&s->sent, s->cap, cap, sizeof(uint32_t)) ||
+        grow(&s->recovered, s->cap, cap, sizeof(uint8_t)))
         return ADVREC_ERR_NOMEM;
     for (uint32_t q = 0; q < s->n_peers; q++) {
         peer_t *p = &s->peers[q];
@@ -597,6 +600,135 @@ advrec_err_t advrec_itemsync_merge(advrec_itemsync_t *s, const char *key,
     advrec_rows_touch(items, idx);
     s->stats.merged++;
     return ADVREC_OK;
+}
+
+advrec_err_t advrec_itemsync_recover(advrec_itemsync_t *s, const char *key,
+                                     size_t key_len, const uint8_t *value,
+                                     size_t value_len, char *errstr,
+                                     size_t errstr_size)
+{
+    advrec_itemsync_record_t rec;
+    advrec_err_t err;
+    peer_t *p;
+    uint32_t idx;
+    int created = 0;
+
+    rec.w = s->rec_w;
+    err = advrec_itemsync_decode(key, key_len, value, value_len, s->k, &rec,
+                                 errstr, errstr_size);
+    if (err == ADVREC_ERR_NOT_FOUND)
+        return ADVREC_OK;
+    if (err) {
+        s->stats.refused++;
+        return err;
+    }
+    /* This instance's own records too: they are its total. */
+    if (!(p = peer_of(s, rec.instance, &err))) {
+        s->stats.refused++;
+        return advrec_seterr(err, errstr, errstr_size,
+                             "itemsync: record of item \"%s\" from \"%s\": %s",
+                             rec.item, rec.instance,
+                             err == ADVREC_ERR_FULL
+                                 ? "one peer more than max_peers"
+                                 : "out of memory");
+    }
+    if ((err = advrec_state_item(s->state, rec.item, 1, &idx, &created, errstr,
+                                 errstr_size))) {
+        s->stats.refused++;
+        return err;
+    }
+    if (created) {
+        advrec_rows_t *items = advrec_state_items(s->state);
+        int bias = s->p.apr.use_bias;
+        advrec_apr_row_t row = {.w = items->w + (size_t)idx * s->k,
+                                .acc = items->acc + idx,
+                                .bias = bias ? items->bias + idx : NULL,
+                                .bias_acc = bias ? items->bias_acc + idx : NULL,
+                                .updates = items->updates + idx};
+        advrec_apr_row_init(&s->p.apr, ADVREC_APR_ITEM, rec.item, &row);
+        s->stats.created++;
+    }
+    if (track(s)) {
+        s->stats.refused++;
+        return advrec_seterr(ADVREC_ERR_NOMEM, errstr, errstr_size,
+                             "itemsync: out of memory tracking item \"%s\"",
+                             rec.item);
+    }
+    /* The latest record of a key is its instance's total: replaced. */
+    memcpy(p->w + (size_t)idx * s->k, rec.w, s->k * sizeof(float));
+    p->acc[idx] = rec.acc;
+    p->bias[idx] = (rec.flags & ADVREC_ITEMSYNC_F_BIAS) ? rec.bias : 0;
+    p->bias_acc[idx] = (rec.flags & ADVREC_ITEMSYNC_F_BIAS) ? rec.bias_acc : 0;
+    p->updates[idx] = rec.updates;
+    s->recovered[idx] = 1;
+    return ADVREC_OK;
+}
+
+void advrec_itemsync_recovered(advrec_itemsync_t *s)
+{
+    advrec_rows_t *items = advrec_state_items(s->state);
+    int bias = s->p.apr.use_bias;
+    uint32_t self = s->n_peers;
+    float *w0 = s->rec_w, acc0 = 0, b0 = 0, bacc0 = 0;
+    uint32_t u0 = 0;
+
+    for (uint32_t q = 0; q < s->n_peers; q++)
+        if (strcmp(s->peers[q].id, s->instance) == 0)
+            self = q;
+    for (uint32_t i = 0; i < s->n; i++) {
+        advrec_apr_row_t row = {.w = w0,
+                                .acc = &acc0,
+                                .bias = &b0,
+                                .bias_acc = &bacc0,
+                                .updates = &u0};
+        float *lw = items->w + (size_t)i * s->k, *bw = s->w + (size_t)i * s->k;
+        if (!s->recovered[i])
+            continue;
+        advrec_apr_row_init(&s->p.apr, ADVREC_APR_ITEM,
+                            advrec_state_item_name(s->state, i), &row);
+        memcpy(bw, w0, s->k * sizeof(float));
+        s->acc[i] = acc0;
+        s->bias[i] = bias ? b0 : 0;
+        s->bias_acc[i] = bias ? bacc0 : 0;
+        s->updates[i] = 0;
+        for (uint32_t q = 0; q < s->n_peers; q++) {
+            const peer_t *p = &s->peers[q];
+            if (q == self)
+                continue;
+            for (uint32_t n = 0; n < s->k; n++)
+                bw[n] += p->w[(size_t)i * s->k + n];
+            if (s->p.share_acc) {
+                s->acc[i] += p->acc[i];
+                s->bias_acc[i] += bias ? p->bias_acc[i] : 0;
+            }
+            s->bias[i] += bias ? p->bias[i] : 0;
+            s->updates[i] = clamp_add(s->updates[i], p->updates[i]);
+        }
+        /* The local row: the base plus this instance's own total. */
+        memcpy(lw, bw, s->k * sizeof(float));
+        items->acc[i] = s->acc[i];
+        items->bias[i] = s->bias[i];
+        items->bias_acc[i] = s->bias_acc[i];
+        items->updates[i] = s->updates[i];
+        s->sent[i] = 0;
+        if (self < s->n_peers) {
+            const peer_t *p = &s->peers[self];
+            for (uint32_t n = 0; n < s->k; n++)
+                lw[n] += p->w[(size_t)i * s->k + n];
+            items->acc[i] += p->acc[i];
+            items->bias[i] += bias ? p->bias[i] : 0;
+            items->bias_acc[i] += bias ? p->bias_acc[i] : 0;
+            items->updates[i] = clamp_add(items->updates[i], p->updates[i]);
+            s->sent[i] = p->updates[i];
+        }
+        s->recovered[i] = 0;
+        advrec_rows_touch(items, i);
+    }
+    if (self < s->n_peers) {
+        peer_free(&s->peers[self]);
+        s->peers[self] = s->peers[--s->n_peers];
+        s->stats.peers = s->n_peers;
+    }
 }
 
 void advrec_itemsync_stats(const advrec_itemsync_t *s,

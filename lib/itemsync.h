@@ -159,6 +159,28 @@ advrec_err_t advrec_itemsync_decode(const char *key, size_t key_len,
                                     uint32_t k, advrec_itemsync_record_t *rec,
                                     char *errstr, size_t errstr_size);
 
+/*
+ * A start from the model topic, read from its beginning: every record in
+ * order through recover(), then recovered() once at its end. The latest
+ * record of each (instance, item) is that instance's total, this
+ * instance's own records included. For every item with records, the local
+ * row becomes the item's initial row plus every instance's total, and the
+ * base the same without this instance's own: what it trained and published
+ * before a restart stays its contribution, each peer's counts once, and
+ * the peers' records that follow merge() as usual. Items without records
+ * keep their rows (their base is the row, as at new()). What this instance
+ * trained after its last publish and before a crash is lost from the item
+ * rows (the input it came from is replayed and trains again); what it
+ * published after its last state commit counts twice for that replay:
+ * approximate by design, bounded by a commit interval of its own steps.
+ * Errors as merge()'s (the record is skipped).
+ */
+advrec_err_t advrec_itemsync_recover(advrec_itemsync_t *sync, const char *key,
+                                     size_t key_len, const uint8_t *value,
+                                     size_t value_len, char *errstr,
+                                     size_t errstr_size);
+void advrec_itemsync_recovered(advrec_itemsync_t *sync);
+
 /* Counters since the exchange was made. */
 typedef struct advrec_itemsync_stats_s {
     uint64_t published; /* records handed to emit */

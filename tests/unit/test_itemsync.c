@@ -687,6 +687,98 @@ static void test_new_instance_reads_compacted_topic(void)
     advrec_engine_destroy(ec);
 }
 
+/*
+ * A restarts on its state after two exchanges with B and recovers from the
+ * compacted topic: its rows are unchanged (init + A's total + B's), it owes
+ * no record, B's records merged again change nothing, and A's next step
+ * reaches B on top of A's earlier total (not instead of it).
+ */
+static void test_restart_recovers_from_topic(void)
+{
+    advrec_engine_params_t p = params();
+    advrec_engine_t *ea = advrec_engine_new(&p, NULL, 0),
+                    *eb = advrec_engine_new(&p, NULL, 0);
+    advrec_itemsync_t *sa, *sb;
+    static box_t ba, bb, topic;
+    const char *ids[4] = {"a", "b", "c", "d"};
+    row_t before[4];
+    char errstr[256];
+    size_t n;
+
+    CHECK(ea && eb);
+    if (!ea || !eb)
+        return;
+    sa = sync_for(ea, "A", 1);
+    sb = sync_for(eb, "B", 1);
+    memset(&topic, 0, sizeof(topic));
+    for (int round = 0; round < 2; round++) {
+        for (int r = 0; r < 4; r++) {
+            apply(ea, "ua", ids[(r + round) % 4], 100 * round + r);
+            apply(eb, "ub", ids[(r * 3 + round) % 4], 100 * round + 50 + r);
+        }
+        memset(&ba, 0, sizeof(ba));
+        memset(&bb, 0, sizeof(bb));
+        ba.refuse_after = bb.refuse_after = MAXREC;
+        CHECK_INT(advrec_itemsync_publish(sa, keep, &ba, NULL, errstr,
+                                          sizeof(errstr)),
+                  ADVREC_OK);
+        CHECK_INT(advrec_itemsync_publish(sb, keep, &bb, NULL, errstr,
+                                          sizeof(errstr)),
+                  ADVREC_OK);
+        merge_all(sb, &ba);
+        merge_all(sa, &bb);
+        compact_into(&topic, &ba);
+        compact_into(&topic, &bb);
+    }
+    for (int t = 0; t < 4; t++)
+        before[t] = row(ea, ids[t]);
+    /* The restart: a new exchange over the same rows, the topic read. */
+    advrec_itemsync_destroy(sa);
+    sa = sync_for(ea, "A", 1);
+    for (size_t r = 0; r < topic.n; r++)
+        CHECK_INT(advrec_itemsync_recover(sa, topic.key[r], topic.key_len[r],
+                                          topic.value[r], topic.value_len[r],
+                                          errstr, sizeof(errstr)),
+                  ADVREC_OK);
+    advrec_itemsync_recovered(sa);
+    for (int t = 0; t < 4; t++) {
+        row_t x = row(ea, ids[t]);
+        for (int c = 0; c < K; c++)
+            CHECK_NEAR(x.w[c], before[t].w[c], 1e-5);
+        CHECK_NEAR(x.bias, before[t].bias, 1e-5);
+        CHECK_NEAR(x.acc, before[t].acc, 1e-4);
+        CHECK_INT(x.updates, before[t].updates);
+    }
+    memset(&ba, 0, sizeof(ba));
+    ba.refuse_after = MAXREC;
+    CHECK_INT(
+        advrec_itemsync_publish(sa, keep, &ba, &n, errstr, sizeof(errstr)),
+        ADVREC_OK);
+    CHECK_INT(n, 0);
+    merge_all(sa, &bb);
+    for (int t = 0; t < 4; t++)
+        CHECK_NEAR(row(ea, ids[t]).w[0], before[t].w[0], 1e-5);
+    /* One more step of A's on "a" reaches B added to A's earlier total. */
+    apply(ea, "ua", "a", 1000);
+    memset(&ba, 0, sizeof(ba));
+    ba.refuse_after = MAXREC;
+    CHECK_INT(
+        advrec_itemsync_publish(sa, keep, &ba, &n, errstr, sizeof(errstr)),
+        ADVREC_OK);
+    CHECK(n >= 1);
+    merge_all(sb, &ba);
+    {
+        row_t xa = row(ea, "a"), xb = row(eb, "a");
+        for (int c = 0; c < K; c++)
+            CHECK_NEAR(xb.w[c], xa.w[c], 1e-5);
+        CHECK_INT(xb.updates, xa.updates);
+    }
+    advrec_itemsync_destroy(sa);
+    advrec_itemsync_destroy(sb);
+    advrec_engine_destroy(ea);
+    advrec_engine_destroy(eb);
+}
+
 int main(void)
 {
     RUN(test_round_trip);
@@ -697,5 +789,6 @@ int main(void)
     RUN(test_bad_params);
     RUN(test_existing_rows_are_base);
     RUN(test_new_instance_reads_compacted_topic);
+    RUN(test_restart_recovers_from_topic);
     return DONE();
 }
