@@ -96,6 +96,7 @@ typedef struct advrec_conf_s {
     char *topic_control;   /* forget requests; "": none */
     char *topic_changelog; /* state changelog (scale-out); "": off */
     int64_t topic_changelog_replication; /* -1: the broker's default */
+    char *topic_model; /* shared item factors (scale-out); "": off */
     char *group_id;
     char *group_instance_id; /* "auto", "" (dynamic) or the id */
     /* schema */
@@ -116,9 +117,10 @@ typedef struct advrec_conf_s {
     int state_sync;           /* advrec_conf_sync_t */
     int state_offset_missing; /* advrec_conf_missing_t */
     int64_t state_commit_interval_ms;
-    int64_t state_memory_limit; /* bytes; 0: none */
-    int64_t state_user_ttl_ms;  /* expiry by event time; 0: never */
-    int64_t model_replay_steps; /* history replays per event */
+    int64_t state_memory_limit;     /* bytes; 0: none */
+    int64_t state_user_ttl_ms;      /* expiry by event time; 0: never */
+    int64_t model_replay_steps;     /* history replays per event */
+    int64_t model_sync_interval_ms; /* topic.model: publish period */
     /* round */
     int64_t round_max_records;
     int64_t round_max_ms;

@@ -156,6 +156,7 @@ advrec_err_t advrec_conf_check(const advrec_conf_t *conf, char *errstr,
         {"topic.dlq", conf->topic_dlq},
         {"topic.control", conf->topic_control},
         {"topic.changelog", conf->topic_changelog},
+        {"topic.model", conf->topic_model},
     };
     rd_kafka_conf_t *rk_conf;
     advrec_err_t err;

@@ -590,6 +590,7 @@ static void round_once(advrec_daemon_t *d)
         advrec_daemon__kafka_commit(d, 1);
     advrec_outbox_produce(d->outbox);
     advrec_daemon__changelog_round(d);
+    advrec_daemon__model_round(d);
     d->c->rounds++;
     advrec_histogram_observe(&d->c->round, (double)(now_us() - t0) / 1e6);
     publish_stats(d, now, 0);
@@ -666,6 +667,7 @@ advrec_err_t advrec_daemon_run(advrec_daemon_t *d, char *errstr,
     d->c->lists_ann += advrec_engine_ann_lists(d->engine);
     d->c->lists_exact += advrec_engine_exact_lists(d->engine);
     advrec_outbox_produce(d->outbox); /* failed ones: one more try */
+    advrec_daemon__model_publish(d);
     kerr = rd_kafka_flush(producer, FLUSH_TIMEOUT_MS);
     if (kerr)
         log_err("flush: %d message(s) not delivered within %d ms",

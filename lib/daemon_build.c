@@ -389,6 +389,7 @@ void advrec_daemon_destroy(advrec_daemon_t *d)
     /* After the producer: no delivery report can name a record any more. */
     advrec_outbox_destroy(d->outbox);
     advrec_daemon__changelog_destroy(d);
+    advrec_daemon__model_destroy(d);
     advrec_broker_destroy(d->broker);
     advrec_store_close(d->store);
     advrec_engine_destroy(d->engine);

@@ -902,9 +902,8 @@ void advrec_daemon__changelog_revoke(
 /* --- life cycle ------------------------------------------------------------
  */
 
-/* Partitions of topic, or -1 when it does not exist (errstr says so). */
-static int partitions_of(rd_kafka_t *rk, const char *topic, char *errstr,
-                         size_t errstr_size)
+int advrec_daemon__topic_partitions(rd_kafka_t *rk, const char *topic,
+                                    char *errstr, size_t errstr_size)
 {
     rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
     const struct rd_kafka_metadata *md = NULL;
@@ -931,21 +930,20 @@ static int partitions_of(rd_kafka_t *rk, const char *topic, char *errstr,
     return n;
 }
 
-/* Creates the changelog topic: n partitions, compacted. */
-static advrec_err_t create_topic(advrec_daemon_t *d, rd_kafka_t *rk, int n,
-                                 char *errstr, size_t errstr_size)
+advrec_err_t advrec_daemon__topic_create(rd_kafka_t *rk, const char *topic,
+                                         int n, int replication, char *errstr,
+                                         size_t errstr_size)
 {
     char why[512];
-    rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(
-        d->cl->topic, n, (int)d->conf->topic_changelog_replication, why,
-        sizeof(why));
+    rd_kafka_NewTopic_t *nt =
+        rd_kafka_NewTopic_new(topic, n, replication, why, sizeof(why));
     rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
     rd_kafka_event_t *ev = NULL;
     advrec_err_t err = ADVREC_OK;
 
     if (!nt || !q) {
         err = advrec_seterr(ADVREC_ERR_KAFKA, errstr, errstr_size,
-                            "cannot create topic %s: %s", d->cl->topic,
+                            "cannot create topic %s: %s", topic,
                             nt ? "no queue" : why);
         goto out;
     }
@@ -954,7 +952,7 @@ static advrec_err_t create_topic(advrec_daemon_t *d, rd_kafka_t *rk, int n,
     ev = rd_kafka_queue_poll(q, CL_TIMEOUT_MS + 5000);
     if (!ev || rd_kafka_event_error(ev)) {
         err = advrec_seterr(ADVREC_ERR_KAFKA, errstr, errstr_size,
-                            "cannot create topic %s: %s", d->cl->topic,
+                            "cannot create topic %s: %s", topic,
                             ev ? rd_kafka_event_error_string(ev) : "timed out");
     } else {
         const rd_kafka_CreateTopics_result_t *res =
@@ -966,12 +964,12 @@ static advrec_err_t create_topic(advrec_daemon_t *d, rd_kafka_t *rk, int n,
             rd_kafka_topic_result_error(tr[0]) !=
                 RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS)
             err = advrec_seterr(ADVREC_ERR_KAFKA, errstr, errstr_size,
-                                "cannot create topic %s: %s", d->cl->topic,
+                                "cannot create topic %s: %s", topic,
                                 rd_kafka_topic_result_error_string(tr[0]));
         else
-            log_notice("changelog: created topic %s (%d partitions, "
+            log_notice("created topic %s (%d partitions, "
                        "cleanup.policy=compact)",
-                       d->cl->topic, n);
+                       topic, n);
     }
 out:
     if (ev)
@@ -983,10 +981,8 @@ out:
     return err;
 }
 
-/* The consumer that reads changelog partitions back (assigned, never in
- * the group). */
-static advrec_err_t new_reader(advrec_daemon_t *d, char *errstr,
-                               size_t errstr_size)
+advrec_err_t advrec_daemon__reader(advrec_daemon_t *d, advrec_kafka_t **reader,
+                                   char *errstr, size_t errstr_size)
 {
     static const advrec_kafka_prop_t forced[] = {
         {"enable.auto.commit", "false", NULL},
@@ -1006,7 +1002,7 @@ static advrec_err_t new_reader(advrec_daemon_t *d, char *errstr,
     p.forced = forced;
     p.n_forced = sizeof(forced) / sizeof(*forced);
     p.bootstraps = d->broker ? advrec_broker_bootstraps(d->broker) : NULL;
-    err = advrec_kafka_new(&d->cl->reader, &p, errstr, errstr_size);
+    err = advrec_kafka_new(reader, &p, errstr, errstr_size);
     free(props);
     return err;
 }
@@ -1030,8 +1026,8 @@ advrec_err_t advrec_daemon__changelog_start(advrec_daemon_t *d, char *errstr,
         counts[t] = -1;
         if (!d->inputs[t])
             continue;
-        if ((counts[t] =
-                 partitions_of(rk, d->inputs[t], errstr, errstr_size)) == -2)
+        if ((counts[t] = advrec_daemon__topic_partitions(
+                 rk, d->inputs[t], errstr, errstr_size)) == -2)
             return ADVREC_ERR_KAFKA;
         if (counts[t] < 0)
             return advrec_seterr(ADVREC_ERR_KAFKA, errstr, errstr_size,
@@ -1047,11 +1043,13 @@ advrec_err_t advrec_daemon__changelog_start(advrec_daemon_t *d, char *errstr,
                 d->inputs[0], counts[0], d->inputs[t], counts[t]);
     }
     d->cl->n = counts[0];
-    if ((n = partitions_of(rk, d->cl->topic, errstr, errstr_size)) == -2)
+    if ((n = advrec_daemon__topic_partitions(rk, d->cl->topic, errstr,
+                                             errstr_size)) == -2)
         return ADVREC_ERR_KAFKA;
     if (n < 0) {
-        if ((err = create_topic(d, advrec_kafka_rk(d->producer), d->cl->n,
-                                errstr, errstr_size)))
+        if ((err = advrec_daemon__topic_create(
+                 advrec_kafka_rk(d->producer), d->cl->topic, d->cl->n,
+                 (int)conf->topic_changelog_replication, errstr, errstr_size)))
             return err;
     } else if (n != d->cl->n) {
         return advrec_seterr(ADVREC_ERR_CONFIG, errstr, errstr_size,
@@ -1066,7 +1064,7 @@ advrec_err_t advrec_daemon__changelog_start(advrec_daemon_t *d, char *errstr,
         pos_none(&d->cl->parts[p].skip_hi);
         pos_none(&d->cl->parts[p].marked);
     }
-    if ((err = new_reader(d, errstr, errstr_size)))
+    if ((err = advrec_daemon__reader(d, &d->cl->reader, errstr, errstr_size)))
         return err;
     log_notice("changelog: %s, %d partitions: users follow their partition",
                d->cl->topic, (int)d->cl->n);

@@ -62,10 +62,12 @@
 #define BACKLOG_LOG_MS 10000
 
 typedef struct advrec_daemon_changelog_s advrec_daemon_changelog_t;
+typedef struct advrec_daemon_model_s advrec_daemon_model_t;
 
 struct advrec_daemon_s {
     advrec_conf_t *conf;           /* owned */
     advrec_daemon_changelog_t *cl; /* topic.changelog, or NULL: off */
+    advrec_daemon_model_t *model;  /* topic.model, or NULL: off */
     advrec_codec_t *codec;
     advrec_engine_t *engine;
     advrec_detect_t *detect; /* the anomaly detectors, the engine's judge */
@@ -387,7 +389,35 @@ void advrec_daemon__gone_written(advrec_daemon_t *d);
  * changelog's tombstone: its owner produced them). */
 advrec_err_t advrec_daemon__delete_quietly(advrec_daemon_t *d, const char *id);
 
+/* --- daemon_model.c: item factors shared through topic.model ---------- */
+
+/* With topic.model: the exchange over the engine's items, the topic
+ * created if absent and read from its beginning. After the state load. */
+advrec_err_t advrec_daemon__model_start(advrec_daemon_t *d, char *errstr,
+                                        size_t errstr_size);
+void advrec_daemon__model_destroy(advrec_daemon_t *d);
+/* Every round: the peers' records merged, a publish when due. */
+void advrec_daemon__model_round(advrec_daemon_t *d);
+/* This daemon's contribution now (also at a clean stop). */
+void advrec_daemon__model_publish(advrec_daemon_t *d);
+/* A delivery report of a model record: 1 (handled), else 0. */
+int advrec_daemon__model_delivered(advrec_daemon_t *d,
+                                   const rd_kafka_message_t *m);
+
 /* --- daemon_changelog.c: user state that follows its partition ------- */
+
+/* Partitions of topic (metadata through rk: use a consumer, which never
+ * creates topics), -1 when it does not exist, -2 on an error (errstr). */
+int advrec_daemon__topic_partitions(rd_kafka_t *rk, const char *topic,
+                                    char *errstr, size_t errstr_size);
+/* Creates topic with n partitions, cleanup.policy=compact (replication -1:
+ * the broker's default); one that exists already is fine. */
+advrec_err_t advrec_daemon__topic_create(rd_kafka_t *rk, const char *topic,
+                                         int n, int replication, char *errstr,
+                                         size_t errstr_size);
+/* A consumer for reading topics back by assignment (never in the group). */
+advrec_err_t advrec_daemon__reader(advrec_daemon_t *d, advrec_kafka_t **reader,
+                                   char *errstr, size_t errstr_size);
 
 /* With topic.changelog: checks the input topics' partitions, creates the
  * changelog topic if absent, makes its reader. Before subscribing. */

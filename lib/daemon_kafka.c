@@ -19,7 +19,8 @@ static void on_delivery(void *opaque, const rd_kafka_message_t *m)
 {
     advrec_daemon_t *d = opaque;
 
-    if (advrec_daemon__changelog_delivered(d, m))
+    if (advrec_daemon__changelog_delivered(d, m) ||
+        advrec_daemon__model_delivered(d, m))
         return;
     if (!m->err)
         d->c->delivered++;
@@ -508,7 +509,8 @@ advrec_err_t advrec_daemon_start(advrec_daemon_t *d, char *errstr,
                              conf->topic_anomalies,
                              conf->topic_dlq,
                              conf->topic_control,
-                             conf->topic_changelog};
+                             conf->topic_changelog,
+                             conf->topic_model};
     rd_kafka_topic_partition_list_t *topics;
     rd_kafka_resp_err_t kerr;
     advrec_err_t err;
@@ -542,7 +544,8 @@ advrec_err_t advrec_daemon_start(advrec_daemon_t *d, char *errstr,
     if (atomic_load(&d->stop))
         return ADVREC_OK; /* asked to stop while the registry was away */
 
-    if ((err = advrec_daemon__changelog_start(d, errstr, errstr_size)))
+    if ((err = advrec_daemon__changelog_start(d, errstr, errstr_size)) ||
+        (err = advrec_daemon__model_start(d, errstr, errstr_size)))
         return err;
     /* With the changelog the group assigns topic.clicks alone; the same
      * partitions of the others follow (advrec_daemon__changelog_expand). */

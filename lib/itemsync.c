@@ -731,6 +731,11 @@ void advrec_itemsync_recovered(advrec_itemsync_t *s)
     }
 }
 
+const char *advrec_itemsync_instance(const advrec_itemsync_t *s)
+{
+    return s->instance;
+}
+
 void advrec_itemsync_stats(const advrec_itemsync_t *s,
                            advrec_itemsync_stats_t *out)
 {

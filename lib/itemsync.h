@@ -96,6 +96,9 @@ advrec_itemsync_t *advrec_itemsync_new(const advrec_itemsync_params_t *params,
 
 void advrec_itemsync_destroy(advrec_itemsync_t *sync);
 
+/* This instance's id (the first part of its keys). */
+const char *advrec_itemsync_instance(const advrec_itemsync_t *sync);
+
 /* Called by publish() once per record: key and value are only valid
  * during the call. Nonzero stops publish() (that item stays owed). */
 typedef int(advrec_itemsync_emit_cb)(void *opaque, const char *key,

@@ -118,6 +118,10 @@ typedef struct advrec_counters_s {
      * restored now (gauge). */
     uint64_t cl_rows, cl_markers, cl_tombstones, cl_acked, cl_failed;
     uint64_t cl_bytes; /* key and value bytes produced to the changelog */
+    /* Shared item factors (topic.model): records published (and their
+     * bytes), delivery failures, peers' records merged and refused. */
+    uint64_t model_published, model_bytes, model_failed, model_merged;
+    uint64_t model_refused;
     uint64_t cl_restores, cl_restore_records, cl_restored_users, cl_skipped;
     uint32_t cl_restoring;
     double user_bytes, item_bytes;

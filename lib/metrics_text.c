@@ -439,6 +439,21 @@ char *advrec_metrics_prometheus(const advrec_metrics_t *m, size_t *len)
     gauge(&t, "advrec_changelog_restoring_partitions",
           "Input partitions being restored from topic.changelog now.",
           (double)c->cl_restoring);
+    family(&t, "advrec_model_records_total", "counter",
+           "Item-factor records of topic.model: published (this daemon's "
+           "contribution), failed (deliveries; the item's next publish "
+           "carries its total), merged (the others' applied, those read at "
+           "start included), refused (malformed, or too many peers).");
+    put(&t, "advrec_model_records_total{result=\"published\"} %llu\n",
+        (unsigned long long)c->model_published);
+    put(&t, "advrec_model_records_total{result=\"failed\"} %llu\n",
+        (unsigned long long)c->model_failed);
+    put(&t, "advrec_model_records_total{result=\"merged\"} %llu\n",
+        (unsigned long long)c->model_merged);
+    put(&t, "advrec_model_records_total{result=\"refused\"} %llu\n",
+        (unsigned long long)c->model_refused);
+    counter(&t, "advrec_model_bytes_total",
+            "Key and value bytes published to topic.model.", c->model_bytes);
     gauge(&t, "advrec_store_sst_bytes",
           "RocksDB rocksdb.total-sst-files-size over every column family "
           "(-1: state in memory only).",

@@ -3,7 +3,8 @@
 # SIGKILL mid-stream, a fourth added; afterwards every user's counters at
 # the daemon owning their partition equal the input exactly and every
 # user's latest list reflects their last record; stop all, start all:
-# nothing applied twice.
+# nothing applied twice; with topic.model every item's update count is
+# the same at every daemon.
 add_test(NAME e2e.scaleout
   COMMAND ${ADVREC_VENV_SH} ${CMAKE_CURRENT_LIST_DIR}/scaleout.py
           --kafka-dir ${ADVREC_E2E_KAFKA_DIR} --src ${PROJECT_SOURCE_DIR}

@@ -3,16 +3,17 @@
 user state following its partition through topic.changelog (issue 12,
 point 4; docs/ARCHITECTURE.md "Scaling out").
 
-On the fixture's Apache Kafka, with 12-partition input topics and a
-changelog topic the daemons create themselves: advrec-gen's stream
+On the fixture's Apache Kafka, with 12-partition input topics, and a
+changelog topic and a model topic (shared item factors) the daemons create
+themselves: advrec-gen's stream
 (3,000 users, 60,000 clicks and purchases) is produced by advrec-produce at
 a bounded rate while three daemons (A, B, C; each its own RocksDB state
 dir, static membership) consume it as one group. Each wait is bounded.
 
-  1. Once 40 % of the stream is applied, B is killed with SIGKILL; its
+  1. Once 30 % of the stream is applied, B is killed with SIGKILL; its
      partitions move to A and C after its session times out, and are
      restored there from the changelog.
-  2. Once 70 % is applied, a fourth daemon D joins: partitions rebalance to
+  2. Once 60 % is applied, a fourth daemon D joins: partitions rebalance to
      it and are restored there.
   3. When the group's committed offsets reach the end of both topics, and
      every clicks partition is owned by exactly one live daemon (from their
@@ -21,7 +22,9 @@ dir, static membership) consume it as one group. Each wait is bounded.
      the CSV: nothing lost, nothing applied twice; and every user's latest
      list on the recommendations topic (kafka-python, fastavro) reflects
      the user's last record of one of the input topics.
-  4. All stop (SIGTERM, exit 0) and all start again: once each owns its
+  4. All stop (SIGTERM, exit 0): with topic.model, every item's update
+     count is the same in the three states (the group's steps, the killed
+     daemon's included). All start again: once each owns its
      partitions again, nothing is applied (their final stats lines count no
      click or purchase) and every user's counters are unchanged.
 
@@ -57,7 +60,7 @@ class Env:
         self.bs = ak.bootstrap(a.kafka_dir)
         self.tag = "so-" + uuid.uuid4().hex[:8]
         self.t = {k: "%s.%s" % (self.tag, k) for k in
-                  ("clicks", "purchases", "recs", "anomalies", "dlq", "changelog")}
+                  ("clicks", "purchases", "recs", "anomalies", "dlq", "changelog", "model")}
         for k in ("clicks", "purchases", "recs", "anomalies", "dlq"):
             ak.create_topic(self.bs, self.t[k], PARTS if k in ("clicks", "purchases") else 2,
                             {"cleanup.policy": "compact"} if k == "recs" else None)
@@ -74,6 +77,7 @@ class Env:
             "topic.clicks=" + t["clicks"], "topic.purchases=" + t["purchases"],
             "topic.recommendations=" + t["recs"], "topic.anomalies=" + t["anomalies"],
             "topic.dlq=" + t["dlq"], "topic.changelog=" + t["changelog"],
+            "topic.model=" + t["model"],
             "group.id=" + self.tag, "kafka.session.timeout.ms=6000",
             "state.dir=" + os.path.join(self.tmp, "state-" + name),
             "state.commit.interval.ms=200", "recs.debounce.ms=0",
@@ -269,6 +273,24 @@ def run(env):
         if rc != 0:
             fail("advrecd %s exited %d after SIGTERM" % (d.name, rc))
     names = sorted(env.daemons)
+    # Item factors shared (topic.model): every daemon's item rows hold the
+    # steps of the whole group, B's (killed) included.
+    items = {}
+    for name in names:
+        r = subprocess.run([env.a.dump, os.path.join(env.tmp, "state-" + name)],
+                           capture_output=True, text=True, timeout=120)
+        if r.returncode != 0:
+            fail("state_dump %s: exit %d: %s" % (name, r.returncode, r.stderr))
+        items[name] = {f[1]: int(f[4]) for f in
+                       (line.split() for line in r.stdout.splitlines()) if f[0] == "item"}
+    first = items[names[0]]
+    differ = [(i, {n: items[n].get(i) for n in names}) for i in first
+              if any(items[n].get(i) != first[i] for n in names)]
+    if differ or not first:
+        fail("%d of %d items' update counts differ between %s, first: %s"
+             % (len(differ), len(first), names, differ[:5]))
+    say("item factors shared: every item's update count equal at %s (%d items)"
+        % (", ".join(names), len(first)))
     env.daemons = {}
     for name in names:
         env.start(name)

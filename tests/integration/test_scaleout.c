@@ -46,6 +46,7 @@
 #define T_ANOMALIES "so.anomalies"
 #define T_DLQ       "so.dlq"
 #define T_CHANGELOG "so.changelog"
+#define T_MODEL     "so.model"
 
 #define T0 INT64_C(1700000000000)
 
@@ -153,7 +154,7 @@ typedef struct running_s {
     int running;
 } running_t;
 
-static int start(world_t *w, running_t *r, int which)
+static int start(world_t *w, running_t *r, int which, int model)
 {
     char errstr[512];
     advrec_conf_t *conf = advrec_conf_new(errstr, sizeof(errstr));
@@ -177,6 +178,8 @@ static int start(world_t *w, running_t *r, int which)
         {"state.commit.interval.ms", "100"},
         {"http.listen", ""},
         {"state.dir", w->dir[which]},
+        {"topic.model", model ? T_MODEL : ""},
+        {"model.sync.interval.ms", "100"},
     };
 
     memset(r, 0, sizeof(*r));
@@ -297,7 +300,7 @@ static void test_users_follow_their_partition(void)
     char user[32];
     int exact = 0;
 
-    if (world_open(&w) || start(&w, &a, 0))
+    if (world_open(&w) || start(&w, &a, 0, 0))
         goto out;
     /* 1. A alone (2 input topics of PARTITIONS each). */
     if (await_owning(&a, 2 * PARTITIONS, 0, &st))
@@ -308,7 +311,7 @@ static void test_users_follow_their_partition(void)
         goto out;
 
     /* 2. B joins and restores what moves to it. */
-    if (start(&w, &b, 1) || await_owning(&b, 2, 1, &st))
+    if (start(&w, &b, 1, 0) || await_owning(&b, 2, 1, &st))
         goto out;
     fprintf(stderr, "B: %u partitions, %llu restores, %llu users restored\n",
             st.partitions, (unsigned long long)st.cl_restores,
@@ -341,7 +344,7 @@ static void test_users_follow_their_partition(void)
     CHECK_INT(exact, N_USERS);
 
     /* 4. B again, alone: its state is the changelog's latest. */
-    if (start(&w, &b, 1) || await_owning(&b, 2 * PARTITIONS, 0, &st))
+    if (start(&w, &b, 1, 0) || await_owning(&b, 2 * PARTITIONS, 0, &st))
         goto out;
     CHECK_INT(st.cl_restores, 0);
 out:
@@ -350,8 +353,157 @@ out:
     world_close(&w);
 }
 
+/* item's stored row in dir: factors (K_MAX of them) and update count. */
+#define K_MAX 8
+static int stored_item(const char *dir, const char *item, float *w,
+                       uint32_t *updates)
+{
+    advrec_store_t *store;
+    advrec_store_row_t row;
+    char errstr[512];
+    int found = 0;
+
+    if (advrec_store_open_readonly(dir, &store, errstr, sizeof(errstr))) {
+        fprintf(stderr, "%s\n", errstr);
+        CHECK(0);
+        return 0;
+    }
+    memset(&row, 0, sizeof(row));
+    if (advrec_store_get_item(store, item, &row, errstr, sizeof(errstr)) == 0) {
+        memcpy(w, row.w, K_MAX * sizeof(float));
+        *updates = row.updates;
+        found = 1;
+        advrec_store_row_free(&row);
+    }
+    advrec_store_close(store);
+    return found;
+}
+
+/* Awaits every record one daemon published being merged by the other. */
+static int await_exchanged(running_t *a, running_t *b)
+{
+    int64_t deadline = itest_now_ms() + WAIT_MS;
+    advrec_daemon_stats_t sa, sb;
+
+    for (;;) {
+        advrec_daemon_stats(a->daemon, &sa);
+        advrec_daemon_stats(b->daemon, &sb);
+        if (sa.model_published > 0 && sb.model_published > 0 &&
+            sa.model_merged >= sb.model_published &&
+            sb.model_merged >= sa.model_published)
+            return 0;
+        if (itest_now_ms() > deadline) {
+            fprintf(stderr,
+                    "A published %llu, merged %llu; B published %llu, "
+                    "merged %llu\n",
+                    (unsigned long long)sa.model_published,
+                    (unsigned long long)sa.model_merged,
+                    (unsigned long long)sb.model_published,
+                    (unsigned long long)sb.model_merged);
+            CHECK(0);
+            return -1;
+        }
+        poll_pause();
+    }
+}
+
+/*
+ * topic.model: A and B each train the items their own users touch and
+ * exchange their contributions. Once each merged all the other published,
+ * every item's stored row has the same update count at both (the steps of
+ * the whole group) and factors equal up to rounding; without topic.model
+ * (the first run) the counts differ.
+ */
+static void run_items(int model, int *same_updates, int *close, int *items)
+{
+    world_t w;
+    running_t a = {0}, b = {0};
+    advrec_daemon_stats_t st;
+    char item[32];
+
+    *same_updates = *close = *items = 0;
+    if (world_open(&w) || start(&w, &a, 0, model) || start(&w, &b, 1, model))
+        goto out;
+    if (await_owning(&a, 2, 0, &st) || await_owning(&b, 2, 0, &st))
+        goto out;
+    produce_phase(&w, 0);
+    produce_phase(&w, 1);
+    if (await_applied(&a, &b, w.produced))
+        goto out;
+    if (model && await_exchanged(&a, &b))
+        goto out;
+    destroy(&a);
+    destroy(&b);
+    if (model) {
+        /* A again, alone: rebuilt from the topic at start, its rows are
+         * what they were (every total counted once). */
+        float before[60][K_MAX], after[K_MAX];
+        uint32_t ub[60], ua;
+        int found[60], kept = 0, n = 0;
+        for (int i = 0; i < 60; i++) {
+            snprintf(item, sizeof(item), "item-%d", i);
+            found[i] = stored_item(w.dir[0], item, before[i], &ub[i]);
+        }
+        if (start(&w, &a, 0, 1) || await_owning(&a, 2 * PARTITIONS, 0, &st))
+            goto out;
+        destroy(&a);
+        for (int i = 0; i < 60; i++) {
+            double diff = 0;
+            snprintf(item, sizeof(item), "item-%d", i);
+            if (!found[i] || !stored_item(w.dir[0], item, after, &ua))
+                continue;
+            n++;
+            for (int c = 0; c < K_MAX; c++)
+                diff += (after[c] - before[i][c]) * (after[c] - before[i][c]);
+            kept += ua == ub[i] && diff <= 1e-8;
+        }
+        fprintf(stderr, "restart: %d of %d items' rows as before\n", kept, n);
+        CHECK(n > 20);
+        CHECK_INT(kept, n);
+    }
+    for (int i = 0; i < 60; i++) {
+        float wa[K_MAX], wb[K_MAX];
+        uint32_t ua, ub;
+        double diff = 0, norm = 0;
+        snprintf(item, sizeof(item), "item-%d", i);
+        if (!stored_item(w.dir[0], item, wa, &ua) ||
+            !stored_item(w.dir[1], item, wb, &ub))
+            continue;
+        (*items)++;
+        *same_updates += ua == ub;
+        for (int c = 0; c < K_MAX; c++) {
+            diff += (wa[c] - wb[c]) * (wa[c] - wb[c]);
+            norm += wa[c] * wa[c];
+        }
+        *close += diff <= 1e-8 * (norm + 1e-3);
+    }
+    fprintf(stderr,
+            "%s: %d items at both, %d with the same update count, %d with "
+            "the same factors\n",
+            model ? "topic.model" : "no topic.model", *items, *same_updates,
+            *close);
+out:
+    destroy(&a);
+    destroy(&b);
+    world_close(&w);
+}
+
+static void test_item_factors_are_shared(void)
+{
+    int same, close, items;
+
+    run_items(0, &same, &close, &items);
+    CHECK(items > 20);
+    CHECK(same < items); /* each trains its own */
+    run_items(1, &same, &close, &items);
+    CHECK(items > 20);
+    CHECK_INT(same, items);
+    CHECK_INT(close, items);
+}
+
 int main(void)
 {
     RUN(test_users_follow_their_partition);
+    RUN(test_item_factors_are_shared);
     return DONE();
 }
