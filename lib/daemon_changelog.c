@@ -431,6 +431,8 @@ void advrec_daemon__changelog_stage(advrec_daemon_t *d)
     advrec_state_t *state;
     advrec_rows_t *users;
     advrec_user_ext_t *ux;
+    unsigned char det[ADVREC_DETECT_ROW_MAX];
+    size_t det_len;
 
     if (!cl)
         return;
@@ -453,8 +455,9 @@ void advrec_daemon__changelog_stage(advrec_daemon_t *d)
             ux->last[u].offset < 0)
             continue;
         owed = ux->stale_since[u] != 0 || advrec_outbox_owes(d->outbox, u);
-        if (advrec_changelog_encode_user(&cl->buf, state, u,
-                                         &cl->parts[p].staged, owed, NULL, 0)) {
+        det_len = d->detect ? advrec_detect_encode_user(d->detect, u, det) : 0;
+        if (advrec_changelog_encode_user(
+                &cl->buf, state, u, &cl->parts[p].staged, owed, det, det_len)) {
             cl->parts[p].broken = 1;
             continue;
         }
@@ -638,6 +641,22 @@ static advrec_err_t restore_one(advrec_daemon_t *d, int32_t p,
     }
     if (u.owed)
         advrec_engine_mark_stale(d->engine, idx, now_ms());
+    /* The user's detector statistics, into memory and the state (key as
+     * lib/detect_store's: 'u' + id). */
+    if (u.det_len && d->detect) {
+        char key[ADVREC_ID_MAX + 2];
+        if (advrec_detect_restore(d->detect, ADVREC_DETECT_ROW_USER, idx, u.det,
+                                  u.det_len, why, sizeof(why))) {
+            log_warning("changelog: %s [%d] @%lld (user \"%s\"): detector "
+                        "row: %s; their statistics start afresh",
+                        cl->topic, (int)p, (long long)m->offset, id, why);
+        } else if (d->store) {
+            key[0] = 'u';
+            memcpy(key + 1, id, m->key_len);
+            (void)advrec_store_stage_detector(d->store, key, m->key_len + 1,
+                                              u.det, u.det_len);
+        }
+    }
     if (skip_put(cl, id, p, &u.pos)) {
         advrec_daemon__fail(d, ADVREC_ERR_NOMEM, "out of memory", NULL);
         return ADVREC_ERR_NOMEM;

@@ -205,6 +205,15 @@ typedef int(advrec_detect_row_cb)(void *opaque, advrec_detect_row_kind_t kind,
                                   uint32_t idx, const void *value, size_t len);
 void advrec_detect_foreach_dirty(advrec_detect_t *detect,
                                  advrec_detect_row_cb *cb, void *opaque);
+/* Bytes of the largest encoded row (user or item). */
+#define ADVREC_DETECT_ROW_MAX (2 + 16 * 8)
+
+/* User row idx encoded as foreach_dirty would (out holds
+ * ADVREC_DETECT_ROW_MAX bytes), its length returned; 0 for a user the
+ * detectors never saw. Restored with advrec_detect_restore. */
+size_t advrec_detect_encode_user(const advrec_detect_t *detect, uint32_t idx,
+                                 unsigned char *out);
+
 /* Forgets which rows changed, encoding nothing (state in memory only). */
 void advrec_detect_forget_dirty(advrec_detect_t *detect);
 advrec_err_t advrec_detect_restore(advrec_detect_t *detect,

@@ -55,7 +55,7 @@ static double get_f64(buf_t *b)
 
 /* Every row is the format byte, the kind byte, then 8-byte fields; a ring
  * chunk is ring_n then three fields per touch. */
-#define ROW_MAX   (2 + 16 * 8)
+#define ROW_MAX   ADVREC_DETECT_ROW_MAX
 #define CHUNK_LEN (2 + 8 + RING_CHUNK * 3 * 8)
 
 static size_t encode_user(const user_row_t *r, unsigned char *out)
@@ -78,6 +78,17 @@ static size_t encode_user(const user_row_t *r, unsigned char *out)
     put_u64(&b, (uint64_t)r->last_click_ts);
     put_u64(&b, r->id_hash);
     return b.len;
+}
+
+size_t advrec_detect_encode_user(const advrec_detect_t *d, uint32_t idx,
+                                 unsigned char *out)
+{
+    const user_row_t *r;
+
+    if (idx >= d->users.n)
+        return 0;
+    r = (const user_row_t *)d->users.rows + idx;
+    return r->events ? encode_user(r, out) : 0;
 }
 
 static void decode_user(buf_t *b, user_row_t *r, int format)

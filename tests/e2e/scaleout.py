@@ -85,7 +85,7 @@ class Env:
             "group.id=" + self.tag, "kafka.session.timeout.ms=6000",
             "state.dir=" + os.path.join(self.tmp, "state-" + name),
             "state.commit.interval.ms=200", "recs.debounce.ms=0",
-            "anomaly.enable=false", "schema.dir=" + os.path.join(self.a.src, "schemas"),
+            "schema.dir=" + os.path.join(self.a.src, "schemas"),
             "http.listen=127.0.0.1:0"])
         d.name = name
         self.daemons[name] = d
