@@ -513,6 +513,74 @@ static uint32_t clamp_add(uint32_t v, int64_t d)
     return r < 0 ? 0 : r > (int64_t)UINT32_MAX ? UINT32_MAX : (uint32_t)r;
 }
 
+/*
+ * What merge() and recover() share: rec decoded (into s->rec_w), its peer
+ * in *pp (NULL, with ADVREC_OK, for a tombstone, and for this instance's
+ * own record unless own is set), its item in *idx, made with its initial
+ * row when new and tracked. Errors as merge()'s, counted as refused.
+ */
+static advrec_err_t take(advrec_itemsync_t *s, const char *key, size_t key_len,
+                         const uint8_t *value, size_t value_len, int own,
+                         advrec_itemsync_record_t *rec, peer_t **pp,
+                         uint32_t *idx, char *errstr, size_t errstr_size)
+{
+    advrec_err_t err;
+    int created = 0, bias = s->p.apr.use_bias;
+    advrec_rows_t *items;
+
+    *pp = NULL;
+    rec->w = s->rec_w;
+    err = advrec_itemsync_decode(key, key_len, value, value_len, s->k, rec,
+                                 errstr, errstr_size);
+    if (err == ADVREC_ERR_NOT_FOUND)
+        return ADVREC_OK; /* a tombstone: nothing to add */
+    if (err) {
+        s->stats.refused++;
+        return err;
+    }
+    if (!own && strcmp(rec->instance, s->instance) == 0) {
+        s->stats.own++;
+        return ADVREC_OK;
+    }
+    if (!(*pp = peer_of(s, rec->instance, &err))) {
+        s->stats.refused++;
+        return advrec_seterr(err, errstr, errstr_size,
+                             "itemsync: record of item \"%s\" from \"%s\": %s",
+                             rec->item, rec->instance,
+                             err == ADVREC_ERR_FULL
+                                 ? "one peer more than max_peers"
+                                 : "out of memory");
+    }
+    err = advrec_state_item(s->state, rec->item, 1, idx, &created, errstr,
+                            errstr_size);
+    if (err) {
+        *pp = NULL;
+        s->stats.refused++;
+        return err; /* FULL or NOMEM, errstr names the item */
+    }
+    items = advrec_state_items(s->state);
+    if (created) {
+        advrec_apr_row_t row = {.w = items->w + (size_t)*idx * s->k,
+                                .acc = items->acc + *idx,
+                                .bias = bias ? items->bias + *idx : NULL,
+                                .bias_acc =
+                                    bias ? items->bias_acc + *idx : NULL,
+                                .updates = items->updates + *idx};
+        advrec_apr_row_init(&s->p.apr, ADVREC_APR_ITEM, rec->item, &row);
+        s->stats.created++;
+    }
+    /* A new item (made here or by the engine since) gets its base, and
+     * every peer's table grows with it (the peer itself does not move). */
+    if (track(s)) {
+        *pp = NULL;
+        s->stats.refused++;
+        return advrec_seterr(ADVREC_ERR_NOMEM, errstr, errstr_size,
+                             "itemsync: out of memory tracking item \"%s\"",
+                             rec->item);
+    }
+    return ADVREC_OK;
+}
+
 advrec_err_t advrec_itemsync_merge(advrec_itemsync_t *s, const char *key,
                                    size_t key_len, const uint8_t *value,
                                    size_t value_len, char *errstr,
@@ -523,55 +591,14 @@ advrec_err_t advrec_itemsync_merge(advrec_itemsync_t *s, const char *key,
     advrec_err_t err;
     peer_t *p;
     uint32_t idx;
-    int created = 0, bias = s->p.apr.use_bias;
+    int bias = s->p.apr.use_bias;
     int64_t du;
 
-    rec.w = s->rec_w;
-    err = advrec_itemsync_decode(key, key_len, value, value_len, s->k, &rec,
-                                 errstr, errstr_size);
-    if (err == ADVREC_ERR_NOT_FOUND)
-        return ADVREC_OK; /* a tombstone: nothing to add */
-    if (err) {
-        s->stats.refused++;
-        return err;
-    }
-    if (strcmp(rec.instance, s->instance) == 0) {
-        s->stats.own++;
-        return ADVREC_OK;
-    }
-    if (!(p = peer_of(s, rec.instance, &err))) {
-        s->stats.refused++;
-        return advrec_seterr(err, errstr, errstr_size,
-                             "itemsync: record of item \"%s\" from \"%s\": %s",
-                             rec.item, rec.instance,
-                             err == ADVREC_ERR_FULL
-                                 ? "one peer more than max_peers"
-                                 : "out of memory");
-    }
-    err = advrec_state_item(s->state, rec.item, 1, &idx, &created, errstr,
-                            errstr_size);
-    if (err) {
-        s->stats.refused++;
-        return err; /* FULL or NOMEM, errstr names the item */
-    }
+    if ((err = take(s, key, key_len, value, value_len, 0, &rec, &p, &idx,
+                    errstr, errstr_size)) ||
+        !p)
+        return err; /* or a tombstone, or this instance's own record */
     items = advrec_state_items(s->state);
-    if (created) {
-        advrec_apr_row_t row = {.w = items->w + (size_t)idx * s->k,
-                                .acc = items->acc + idx,
-                                .bias = bias ? items->bias + idx : NULL,
-                                .bias_acc = bias ? items->bias_acc + idx : NULL,
-                                .updates = items->updates + idx};
-        advrec_apr_row_init(&s->p.apr, ADVREC_APR_ITEM, rec.item, &row);
-        s->stats.created++;
-    }
-    /* A new item (made here or by the engine since) gets its base, and
-     * every peer's table grows with it (p itself does not move). */
-    if (track(s)) {
-        s->stats.refused++;
-        return advrec_seterr(ADVREC_ERR_NOMEM, errstr, errstr_size,
-                             "itemsync: out of memory tracking item \"%s\"",
-                             rec.item);
-    }
     {
         float *lw = items->w + (size_t)idx * s->k,
               *bw = s->w + (size_t)idx * s->k, *pw = p->w + (size_t)idx * s->k;
@@ -611,49 +638,12 @@ advrec_err_t advrec_itemsync_recover(advrec_itemsync_t *s, const char *key,
     advrec_err_t err;
     peer_t *p;
     uint32_t idx;
-    int created = 0;
 
-    rec.w = s->rec_w;
-    err = advrec_itemsync_decode(key, key_len, value, value_len, s->k, &rec,
-                                 errstr, errstr_size);
-    if (err == ADVREC_ERR_NOT_FOUND)
-        return ADVREC_OK;
-    if (err) {
-        s->stats.refused++;
-        return err;
-    }
     /* This instance's own records too: they are its total. */
-    if (!(p = peer_of(s, rec.instance, &err))) {
-        s->stats.refused++;
-        return advrec_seterr(err, errstr, errstr_size,
-                             "itemsync: record of item \"%s\" from \"%s\": %s",
-                             rec.item, rec.instance,
-                             err == ADVREC_ERR_FULL
-                                 ? "one peer more than max_peers"
-                                 : "out of memory");
-    }
-    if ((err = advrec_state_item(s->state, rec.item, 1, &idx, &created, errstr,
-                                 errstr_size))) {
-        s->stats.refused++;
-        return err;
-    }
-    if (created) {
-        advrec_rows_t *items = advrec_state_items(s->state);
-        int bias = s->p.apr.use_bias;
-        advrec_apr_row_t row = {.w = items->w + (size_t)idx * s->k,
-                                .acc = items->acc + idx,
-                                .bias = bias ? items->bias + idx : NULL,
-                                .bias_acc = bias ? items->bias_acc + idx : NULL,
-                                .updates = items->updates + idx};
-        advrec_apr_row_init(&s->p.apr, ADVREC_APR_ITEM, rec.item, &row);
-        s->stats.created++;
-    }
-    if (track(s)) {
-        s->stats.refused++;
-        return advrec_seterr(ADVREC_ERR_NOMEM, errstr, errstr_size,
-                             "itemsync: out of memory tracking item \"%s\"",
-                             rec.item);
-    }
+    if ((err = take(s, key, key_len, value, value_len, 1, &rec, &p, &idx,
+                    errstr, errstr_size)) ||
+        !p)
+        return err; /* or a tombstone */
     /* The latest record of a key is its instance's total: replaced. */
     memcpy(p->w + (size_t)idx * s->k, rec.w, s->k * sizeof(float));
     p->acc[idx] = rec.acc;
