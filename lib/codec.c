@@ -366,6 +366,9 @@ static void entry_free(codec_entry_t *e)
     }
     if (e->have_enc)
         avro_value_decref(&e->enc);
+    for (size_t i = 0; i < e->n_defaults; i++)
+        free(e->defaults[i].field);
+    free(e->defaults);
     if (e->rw_iface)
         avro_value_iface_decref(e->rw_iface);
     if (e->dest_iface)

@@ -7,6 +7,7 @@
  */
 #include "codec_int.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 /* Sets a value from a JSON default (Avro spec: a union's default is for
@@ -99,24 +100,67 @@ static advrec_err_t enc_fail(ectx_t *x, const char *what, const char *name)
                          x->e->id, x->e->origin, avro_strerror());
 }
 
+/*
+ * The writer defaults of record type `schema` (the entry's cache, filled
+ * at the first encode of the type: its JSON is walked once, not for every
+ * record). NULL on no memory, with errstr set.
+ */
+static const codec_defaults_t *defaults_of(ectx_t *x, avro_schema_t schema)
+{
+    codec_entry_t *e = x->e;
+    const json_t *rjson;
+    codec_defaults_t *all, *cd;
+    size_t n;
+
+    for (size_t i = 0; i < e->n_defaults; i++)
+        if (e->defaults[i].schema == schema)
+            return &e->defaults[i];
+    all = realloc(e->defaults, (e->n_defaults + 1) * sizeof(*all));
+    if (!all)
+        goto nomem;
+    e->defaults = all;
+    cd = &all[e->n_defaults];
+    rjson = json_object_get(e->wnamed, avro_schema_type_name(schema));
+    n = avro_schema_record_size(schema);
+    cd->schema = schema;
+    cd->n = 0;
+    if (!(cd->field = malloc((n ? n : 1) * sizeof(*cd->field))))
+        goto nomem;
+    for (size_t i = 0; i < n; i++) {
+        const char *fname = avro_schema_record_field_name(schema, (int)i);
+        const json_t *d =
+            json_object_get(advrec_codec__json_field(rjson, fname), "default");
+        if (!d)
+            continue;
+        cd->field[cd->n].index = (int)i;
+        cd->field[cd->n++].json = d;
+    }
+    e->n_defaults++;
+    return cd;
+nomem:
+    advrec_seterr(ADVREC_ERR_NOMEM, x->errstr, x->errstr_size,
+                  "encode: out of memory for the defaults of schema id %d",
+                  e->id);
+    return NULL;
+}
+
 /* Gives every field of the record value `rec` its writer default (fields
  * without one are set by the caller, or the write fails and says so). */
 static advrec_err_t fill_defaults(ectx_t *x, avro_value_t *rec)
 {
     avro_schema_t schema = avro_value_get_schema(rec);
-    const json_t *rjson =
-        json_object_get(x->e->wnamed, avro_schema_type_name(schema));
-    size_t n = avro_schema_record_size(schema);
+    const codec_defaults_t *cd = defaults_of(x, schema);
 
-    for (size_t i = 0; i < n; i++) {
-        const char *fname = avro_schema_record_field_name(schema, (int)i);
-        const json_t *d =
-            json_object_get(advrec_codec__json_field(rjson, fname), "default");
+    if (!cd)
+        return ADVREC_ERR_NOMEM;
+    for (size_t i = 0; i < cd->n; i++) {
         avro_value_t f;
-        if (!d)
-            continue;
-        if (avro_value_get_by_index(rec, i, &f, NULL) || set_json(&f, d))
-            return enc_fail(x, "default of field", fname);
+        if (avro_value_get_by_index(rec, (size_t)cd->field[i].index, &f,
+                                    NULL) ||
+            set_json(&f, cd->field[i].json))
+            return enc_fail(
+                x, "default of field",
+                avro_schema_record_field_name(schema, cd->field[i].index));
     }
     return ADVREC_OK;
 }

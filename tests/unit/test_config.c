@@ -323,6 +323,16 @@ static void test_instance_id_and_missing_policy(void)
                  strcmp(p.forced[i].value, "false") == 0;
     CHECK_INT(found, 1);
     free(props);
+    /* advrecd's producer lingers 20 ms (docs/PERFORMANCE.md, "Latency"),
+     * a default that kafka.linger.ms overrides (p.props go after it). */
+    CHECK_INT(advrec_params_kafka(&p, &props, conf, ADVREC_KAFKA_PRODUCER),
+              ADVREC_OK);
+    found = 0;
+    for (size_t i = 0; i < p.n_defaults; i++)
+        found += strcmp(p.defaults[i].name, "linger.ms") == 0 &&
+                 strcmp(p.defaults[i].value, "20") == 0;
+    CHECK_INT(found, 1);
+    free(props);
     CHECK_INT(set(conf, "kafka.group.instance.id", "mine"), ADVREC_OK);
     advrec_params_instance_id(conf, id, sizeof(id));
     CHECK_STR(id, "mine");
