@@ -545,6 +545,7 @@ static void round_once(advrec_daemon_t *d)
         advrec_daemon__registry_retry(d, now_ms());
         n = consume(d);
         d->polled_ms = now_ms();
+        advrec_daemon__stall_restart(d);
     }
     now = now_ms();
     if (d->fatal[0]) {

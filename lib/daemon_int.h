@@ -47,7 +47,12 @@
 /* With an HTTP endpoint: librdkafka's statistics (consumer lag) this often,
  * RocksDB's size properties read at most this often. */
 #define LAG_INTERVAL_MS 5000
-#define STORE_SIZES_MS  1000
+/* An input partition behind its end and not moving (or in a fetch state
+ * other than active) this long is fetched again (a seek to where the
+ * state stands): librdkafka 2.0.2 can leave one stuck after leader
+ * changes and a lost session (docs/RELIABILITY.md, "Broker faults"). */
+#define STALL_MS       30000
+#define STORE_SIZES_MS 1000
 /* Offsets are committed to Kafka (with the state's lineage as metadata) at
  * most this often, and at a clean stop; reading them back at assignment
  * waits at most COMMITTED_TIMEOUT_MS. */
@@ -68,6 +73,18 @@ struct advrec_daemon_s {
     advrec_conf_t *conf;           /* owned */
     advrec_daemon_changelog_t *cl; /* topic.changelog, or NULL: off */
     advrec_daemon_model_t *model;  /* topic.model, or NULL: off */
+    /* Input partitions watched for a fetch that stopped (librdkafka's
+     * statistics, every LAG_INTERVAL_MS): advrec_daemon__stall_check. */
+    struct advrec_daemon_stall_s {
+        int topic;
+        int32_t partition;
+        int64_t next;  /* this run's next offset when last seen moving */
+        int64_t since; /* clock ms since it is behind and not moving; 0 */
+        int64_t lag;
+        int restart; /* fetch it again at the next round */
+        char state[24];
+    } stall[ADVREC_METRICS_LAG_MAX];
+    uint32_t n_stall;
     advrec_codec_t *codec;
     advrec_engine_t *engine;
     advrec_detect_t *detect; /* the anomaly detectors, the engine's judge */
@@ -388,6 +405,10 @@ void advrec_daemon__gone_written(advrec_daemon_t *d);
 /* Deletes user id from memory and the state without any output (the
  * changelog's tombstone: its owner produced them). */
 advrec_err_t advrec_daemon__delete_quietly(advrec_daemon_t *d, const char *id);
+
+/* Partitions the statistics found stalled are fetched again (a seek to
+ * this run's next offset of each), logged and counted. Each round. */
+void advrec_daemon__stall_restart(advrec_daemon_t *d);
 
 /* --- daemon_model.c: item factors shared through topic.model ---------- */
 

@@ -449,24 +449,110 @@ static void on_expand(void *opaque, rd_kafka_topic_partition_list_t *parts)
     advrec_daemon__changelog_expand(opaque, parts);
 }
 
-/* librdkafka's statistics: the consumer lag of the input partitions. */
+/*
+ * Watches one input partition for a stalled fetch: behind its end with
+ * this run's offset not moving, or in a fetch state other than active, for
+ * STALL_MS while the daemon did not pause it. Marks it to be fetched again
+ * (advrec_daemon__stall_restart), at most once per STALL_MS.
+ */
+static void watch(advrec_daemon_t *d, int t, const advrec_kafka_lag_t *l,
+                  struct advrec_daemon_stall_s *old, uint32_t n_old,
+                  int64_t now)
+{
+    struct advrec_daemon_stall_s *e;
+    int64_t next =
+        l->partition < d->run_next_cap[t] ? d->run_next[t][l->partition] : 0;
+    int ours = d->paused || d->backlog_paused || d->n_held;
+    int stuck;
+
+    if (d->n_stall == ADVREC_METRICS_LAG_MAX)
+        return;
+    e = &d->stall[d->n_stall++];
+    memset(e, 0, sizeof(*e));
+    for (uint32_t j = 0; j < n_old; j++)
+        if (old[j].topic == t && old[j].partition == l->partition)
+            *e = old[j];
+    e->topic = t;
+    e->partition = l->partition;
+    e->lag = l->lag;
+    snprintf(e->state, sizeof(e->state), "%s", l->fetch_state);
+    stuck = !ours && next > 0 &&
+            ((l->lag > 0 && next == e->next) ||
+             (l->fetch_state[0] && strcmp(l->fetch_state, "active") != 0));
+    if (!stuck) {
+        e->since = 0;
+        e->next = next;
+        return;
+    }
+    if (!e->since)
+        e->since = now;
+    else if (now - e->since >= STALL_MS) {
+        e->restart = 1;
+        e->since = now; /* again after STALL_MS more, if it does not help */
+    }
+}
+
+/* librdkafka's statistics: the consumer lag of the input partitions, and
+ * stalled fetches. */
 static void on_lag(void *opaque, const advrec_kafka_lag_t *lags, size_t n)
 {
     advrec_daemon_t *d = opaque;
-    uint32_t k = 0;
+    struct advrec_daemon_stall_s old[ADVREC_METRICS_LAG_MAX];
+    uint32_t k = 0, n_old = d->n_stall;
+    int64_t now = now_ms();
 
-    for (size_t i = 0; i < n && k < ADVREC_METRICS_LAG_MAX; i++) {
-        int topic = strcmp(lags[i].topic, d->inputs[TOPIC_CLICKS]) == 0 ? 0
-                    : strcmp(lags[i].topic, d->inputs[TOPIC_PURCHASES]) == 0
-                        ? 1
-                        : -1;
+    memcpy(old, d->stall, n_old * sizeof(*old));
+    d->n_stall = 0;
+    for (size_t i = 0; i < n; i++) {
+        int topic = input_index(d, lags[i].topic);
         if (topic < 0)
+            continue;
+        watch(d, topic, &lags[i], old, n_old, now);
+        if (topic > TOPIC_PURCHASES || lags[i].lag < 0 ||
+            k == ADVREC_METRICS_LAG_MAX)
             continue;
         d->c->lag[k].topic = topic;
         d->c->lag[k].partition = lags[i].partition;
         d->c->lag[k++].lag = lags[i].lag;
     }
     d->c->n_lag = k;
+}
+
+void advrec_daemon__stall_restart(advrec_daemon_t *d)
+{
+    rd_kafka_topic_partition_list_t *l = NULL;
+    rd_kafka_error_t *error;
+
+    for (uint32_t i = 0; i < d->n_stall; i++) {
+        struct advrec_daemon_stall_s *e = &d->stall[i];
+        int64_t next;
+        if (!e->restart)
+            continue;
+        e->restart = 0;
+        next = e->partition < d->run_next_cap[e->topic]
+                   ? d->run_next[e->topic][e->partition]
+                   : 0;
+        if (next <= 0 || (!l && !(l = rd_kafka_topic_partition_list_new(4))))
+            continue;
+        rd_kafka_topic_partition_list_add(l, d->inputs[e->topic], e->partition)
+            ->offset = next;
+        d->c->consumer_stalls++;
+        log_warning("consumer: %s [%d] made no progress for %d s (fetch "
+                    "state %s, %lld records behind): fetching it again from "
+                    "offset %lld",
+                    d->inputs[e->topic], (int)e->partition, STALL_MS / 1000,
+                    e->state[0] ? e->state : "unknown", (long long)e->lag,
+                    (long long)next);
+    }
+    if (!l)
+        return;
+    if ((error =
+             rd_kafka_seek_partitions(advrec_kafka_rk(d->consumer), l, 0))) {
+        log_err("consumer: cannot fetch again: %s",
+                rd_kafka_error_string(error));
+        rd_kafka_error_destroy(error);
+    }
+    rd_kafka_topic_partition_list_destroy(l);
 }
 
 /* One of our clients (lib/params: the user's kafka.* pairs over our
@@ -488,7 +574,9 @@ static advrec_err_t new_client(advrec_daemon_t *d, advrec_kafka_role_t role,
     p.on_revoke = on_revoke;
     if (d->conf->topic_changelog[0])
         p.on_expand = on_expand;
-    if (d->http && role == ADVREC_KAFKA_CONSUMER) {
+    /* Statistics for the lag gauges and the stall watch (cheap: one JSON
+     * document every LAG_INTERVAL_MS). */
+    if (role == ADVREC_KAFKA_CONSUMER) {
         p.on_stats = on_lag;
         p.stats_interval_ms = LAG_INTERVAL_MS;
     }

@@ -218,10 +218,11 @@ static void handle_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 }
 
 /*
- * librdkafka's statistics JSON: topics.<t>.partitions.<p>.consumer_lag of
- * each partition that has one (librdkafka's own "-1" partition and
- * partitions without a position report -1 and are left out). A document
- * that does not parse is logged at debug level and skipped.
+ * librdkafka's statistics JSON: topics.<t>.partitions.<p>.consumer_lag and
+ * fetch_state of each partition being fetched or with a lag (librdkafka's
+ * own "-1" partition, and partitions neither fetched nor positioned, are
+ * left out). A document that does not parse is logged at debug level and
+ * skipped.
  */
 static int handle_stats_cb(rd_kafka_t *rk, char *json, size_t json_len,
                            void *opaque)
@@ -247,13 +248,18 @@ static int handle_stats_cb(rd_kafka_t *rk, char *json, size_t json_len,
         {
             json_t *lag = json_object_get(pt, "consumer_lag");
             json_t *id = json_object_get(pt, "partition");
-            if (!json_is_integer(lag) || json_integer_value(lag) < 0 ||
-                !json_is_integer(id) || json_integer_value(id) < 0 ||
+            const char *state =
+                json_string_value(json_object_get(pt, "fetch_state"));
+            int64_t l = json_is_integer(lag) ? json_integer_value(lag) : -1;
+            if (!json_is_integer(id) || json_integer_value(id) < 0 ||
+                (l < 0 && (!state || strcmp(state, "none") == 0)) ||
                 n == sizeof(lags) / sizeof(*lags))
                 continue;
             lags[n].topic = tname;
             lags[n].partition = (int32_t)json_integer_value(id);
-            lags[n++].lag = (int64_t)json_integer_value(lag);
+            lags[n].lag = l < 0 ? -1 : l;
+            snprintf(lags[n++].fetch_state, sizeof(lags[0].fetch_state), "%s",
+                     state ? state : "");
         }
     }
     k->on_stats(k->opaque, lags, n);

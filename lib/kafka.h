@@ -75,16 +75,21 @@ typedef void(advrec_kafka_expand_cb)(void *opaque,
 typedef void(advrec_kafka_revoke_cb)(
     void *opaque, const rd_kafka_topic_partition_list_t *parts);
 
-/* One partition's consumer lag from librdkafka's statistics. */
+/* One partition's consumer lag and fetch state from librdkafka's
+ * statistics. */
 typedef struct advrec_kafka_lag_s {
     const char *topic; /* valid during the hook only */
     int32_t partition;
-    int64_t lag; /* records from the committed position to the end */
+    int64_t lag;          /* records from the committed position to the end; -1:
+                             not known */
+    char fetch_state[24]; /* librdkafka's: "active", "offset-query",
+                             "validate-epoch-wait", ... */
 } advrec_kafka_lag_t;
 
-/* librdkafka's statistics (consumer): the lag of every assigned partition
- * that reports one (consumer_lag >= 0), n of them (0: none known); lags is
- * valid during the call only. Served on the thread that polls. */
+/* librdkafka's statistics (consumer): every partition being fetched (a
+ * fetch state other than "none") or reporting a lag, n of them (0: none
+ * known); lags is valid during the call only. Served on the thread that
+ * polls. */
 typedef void(advrec_kafka_stats_cb)(void *opaque,
                                     const advrec_kafka_lag_t *lags, size_t n);
 

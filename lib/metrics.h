@@ -122,6 +122,8 @@ typedef struct advrec_counters_s {
      * bytes), delivery failures, peers' records merged and refused. */
     uint64_t model_published, model_bytes, model_failed, model_merged;
     uint64_t model_refused;
+    /* Input partitions fetched again after their fetch stalled. */
+    uint64_t consumer_stalls;
     uint64_t cl_restores, cl_restore_records, cl_restored_users, cl_skipped;
     uint32_t cl_restoring;
     double user_bytes, item_bytes;

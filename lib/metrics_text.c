@@ -310,6 +310,11 @@ char *advrec_metrics_prometheus(const advrec_metrics_t *m, size_t *len)
             label(advrec_metrics__topic(m, c->lag[i].topic), l2, sizeof(l2)),
             (int)c->lag[i].partition, (long long)c->lag[i].lag);
 
+    counter(&t, "advrec_consumer_stalls_total",
+            "Input partitions fetched again (a seek to where the state "
+            "stands) after making no progress behind their end, or staying "
+            "in a fetch state other than active, for 30 s.",
+            c->consumer_stalls);
     counter(&t, "advrec_outputs_delivered_total",
             "Output messages (lists, flags, dead letters) acknowledged by "
             "the broker.",
