@@ -124,6 +124,8 @@ typedef struct advrec_conf_s {
     /* round */
     int64_t round_max_records;
     int64_t round_max_ms;
+    int64_t
+        consumer_stall_ms; /* a partition not moving this long: fetched again */
     /* model */
     int64_t model_k;
     double model_lr;

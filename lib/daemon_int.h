@@ -47,12 +47,7 @@
 /* With an HTTP endpoint: librdkafka's statistics (consumer lag) this often,
  * RocksDB's size properties read at most this often. */
 #define LAG_INTERVAL_MS 5000
-/* An input partition behind its end and not moving (or in a fetch state
- * other than active) this long is fetched again (a seek to where the
- * state stands): librdkafka 2.0.2 can leave one stuck after leader
- * changes and a lost session (docs/RELIABILITY.md, "Broker faults"). */
-#define STALL_MS       30000
-#define STORE_SIZES_MS 1000
+#define STORE_SIZES_MS  1000
 /* Offsets are committed to Kafka (with the state's lineage as metadata) at
  * most this often, and at a clean stop; reading them back at assignment
  * waits at most COMMITTED_TIMEOUT_MS. */

@@ -452,8 +452,8 @@ static void on_expand(void *opaque, rd_kafka_topic_partition_list_t *parts)
 /*
  * Watches one input partition for a stalled fetch: behind its end with
  * this run's offset not moving, or in a fetch state other than active, for
- * STALL_MS while the daemon did not pause it. Marks it to be fetched again
- * (advrec_daemon__stall_restart), at most once per STALL_MS.
+ * consumer.stall.ms while the daemon did not pause it. Marks it to be
+ * fetched again (advrec_daemon__stall_restart), at most once as often.
  */
 static void watch(advrec_daemon_t *d, int t, const advrec_kafka_lag_t *l,
                   struct advrec_daemon_stall_s *old, uint32_t n_old,
@@ -486,9 +486,9 @@ static void watch(advrec_daemon_t *d, int t, const advrec_kafka_lag_t *l,
     }
     if (!e->since)
         e->since = now;
-    else if (now - e->since >= STALL_MS) {
+    else if (now - e->since >= d->conf->consumer_stall_ms) {
         e->restart = 1;
-        e->since = now; /* again after STALL_MS more, if it does not help */
+        e->since = now; /* again after as long, if it does not help */
     }
 }
 
@@ -537,10 +537,11 @@ void advrec_daemon__stall_restart(advrec_daemon_t *d)
         rd_kafka_topic_partition_list_add(l, d->inputs[e->topic], e->partition)
             ->offset = next;
         d->c->consumer_stalls++;
-        log_warning("consumer: %s [%d] made no progress for %d s (fetch "
+        log_warning("consumer: %s [%d] made no progress for %lld s (fetch "
                     "state %s, %lld records behind): fetching it again from "
                     "offset %lld",
-                    d->inputs[e->topic], (int)e->partition, STALL_MS / 1000,
+                    d->inputs[e->topic], (int)e->partition,
+                    (long long)(d->conf->consumer_stall_ms / 1000),
                     e->state[0] ? e->state : "unknown", (long long)e->lag,
                     (long long)next);
     }
