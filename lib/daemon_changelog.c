@@ -844,16 +844,35 @@ void advrec_daemon__changelog_assign(advrec_daemon_t *d,
          * changelog again. */
         cl->quiet = 1;
         if (d->store) {
-            advrec_err_t err;
+            advrec_err_t err = ADVREC_OK;
             char why[512];
-            for (int32_t p = 0; p < cl->n; p++)
-                if (cl->parts[p].positioned)
-                    record_stage(d, p);
+            /* With the restored partitions' positions (the marker's, 0 for
+             * their beginning): a crash right after must not resume them
+             * from what this state stored when it owned them before. */
+            advrec_store_offset_t *offs = calloc(
+                (size_t)cl->n * ADVREC_CHANGELOG_TOPICS + 1, sizeof(*offs));
+            size_t n_offs = 0;
+            if (!offs)
+                err = ADVREC_ERR_NOMEM;
+            for (int32_t p = 0; offs && p < cl->n; p++) {
+                if (!cl->parts[p].positioned)
+                    continue;
+                record_stage(d, p);
+                for (int t = 0; t < ADVREC_CHANGELOG_TOPICS; t++)
+                    if (d->inputs[t] && p < d->run_next_cap[t])
+                        offs[n_offs++] = (advrec_store_offset_t){
+                            d->inputs[t], p, d->run_next[t][p]};
+            }
             (void)advrec_daemon__commit_finish(d, 1);
-            err = advrec_store_commit(d->store, advrec_engine_state(d->engine),
-                                      advrec_engine_popularity(d->engine),
-                                      advrec_engine_version(d->engine), NULL, 0,
-                                      why, sizeof(why));
+            if (!err)
+                err = advrec_store_commit(d->store,
+                                          advrec_engine_state(d->engine),
+                                          advrec_engine_popularity(d->engine),
+                                          advrec_engine_version(d->engine),
+                                          offs, n_offs, why, sizeof(why));
+            else
+                snprintf(why, sizeof(why), "out of memory");
+            free(offs);
             if (err)
                 advrec_daemon__fail(d, err, "state commit failed", why);
         } else {
