@@ -44,7 +44,9 @@
 # (key and value bytes produced) summed over the instances, read from
 # /metrics 1.5 s after the last event (a commit interval later), over the
 # events; "rows/event" is advrec_changelog_records_total{kind="row"} the same
-# way.
+# way. "CPU" is the instances' user + system time (/proc/PID/stat) at that
+# moment, start-up and group join included: less sensitive than events/s to
+# what else the machine runs.
 #
 # The restore line: the changelog topic's size on the broker's disk (its
 # partitions' segment files: what the restore reads), the records and users
@@ -288,13 +290,15 @@ mode() {
     sleep 0.2 # polling interval of a bounded wait
   done
   sleep 1.5 # the commit after the last events (state.commit.interval.ms=1000)
-  local owned=() clb=0 rows=0 restores=0 rss=0 p v
+  local owned=() clb=0 rows=0 restores=0 rss=0 cpu=0 p v
   for i in "${!mpids[@]}"; do
     p=$(port_of "${logs[$i]}") || { say "no HTTP port in ${logs[$i]}"; stop_daemons "${mpids[@]}"; return 1; }
     owned+=("$(metric "$p" '^advrec_partition_assigned[{]topic="bench[.]clicks"')")
     clb=$((clb + $(metric "$p" '^advrec_changelog_bytes_total$')))
     rows=$((rows + $(metric "$p" '^advrec_changelog_records_total[{]kind="row"[}]$')))
     restores=$((restores + $(metric "$p" '^advrec_changelog_restores_total$')))
+    # utime + stime in clock ticks (fields 14 and 15; comm holds no space)
+    cpu=$((cpu + $(awk '{ print $14 + $15 }' "/proc/${mpids[$i]}/stat" 2>/dev/null || echo 0)))
     v=$(awk '/VmHWM/ { print $2 }' "/proc/${mpids[$i]}/status" 2>/dev/null)
     [ "${v:-0}" -gt "$rss" ] && rss=${v:-0}
   done
@@ -303,7 +307,9 @@ mode() {
   [ -n "${s:-}" ] && [ "$s" != none ] || { say "advrecd ($m): no rate from its stats lines"; return 1; }
   local own_txt extra ratios=
   own_txt=$(IFS=/; echo "${owned[*]}")
-  extra=", partitions $own_txt, peak RSS $((rss / 1024)) MiB"
+  local cpu_s
+  cpu_s=$(awk -v c="$cpu" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f", c / hz }')
+  extra=", partitions $own_txt, CPU $cpu_s s ($(awk -v c="$cpu_s" -v n="$n" 'BEGIN { printf "%.1f", c * 1e6 / n }') us/event), peak RSS $((rss / 1024)) MiB"
   [ -n "$cl" ] && extra+=", changelog $(awk -v b="$clb" -v n="$n" 'BEGIN { printf "%.0f", b / n }') B/event ($(awk -v b="$rows" -v n="$n" 'BEGIN { printf "%.3f", b / n }') rows/event), $restores restores"
   [ "$k" -gt 1 ] && extra+=", events $split"
   local eps
@@ -314,8 +320,9 @@ mode() {
       one_eps=$last_eps ;;
     *) line "advrecd x$k, topic.changelog, one group" "$s" "$extra" ", of 1 instance: $(ratio "$eps" "$one_eps")" ;;
   esac
-  printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$m" "$last_eps" "$bare_eps" "$single_eps" "$one_eps" \
-    "$(awk -v b="$clb" -v n="$n" 'BEGIN { printf "%.1f", b / n }')" >>"$tmp/results"
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$m" "$last_eps" "$bare_eps" "$single_eps" "$one_eps" \
+    "$(awk -v b="$clb" -v n="$n" 'BEGIN { printf "%.1f", b / n }')" \
+    "$(awk -v c="$cpu_s" -v n="$n" 'BEGIN { printf "%.2f", c * 1e6 / n }')" >>"$tmp/results"
   [ "$m" = "$restore_after" ] && { restore "$cl" "$r" || return 1; }
   return 0
 }
@@ -388,10 +395,12 @@ for m, rs in rows.items():
     extra = ""
     if m == "cl1" and all(r[2] for r in rs):
         extra = ", of no changelog: %.3f" % med(float(r[0]) / float(r[2]) for r in rs)
-    elif m.startswith("cl") and all(r[3] for r in rs):
+    elif m != "cl1" and m.startswith("cl") and all(r[3] for r in rs):
         extra = ", of 1 instance: %.3f" % med(float(r[0]) / float(r[3]) for r in rs)
     if m.startswith("cl"):
         extra = ", changelog %.0f B/event" % med(float(r[4]) for r in rs) + extra
+    if m != "bare":
+        extra = ", CPU %.1f us/event" % med(float(r[5]) for r in rs) + extra
     name = names.get(m, "advrecd x%s, topic.changelog, one group" % m[2:])
     print("%-46s %7d events/s%s, of bare consumer: %.3f" % (name, eps, extra, ob))
 PY
