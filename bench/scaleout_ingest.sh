@@ -53,8 +53,11 @@
 # the daemon's "changelog: restored" lines count, and the time from its
 # first "changelog: restoring ... into the state" line to its last
 # "changelog: restored" line (all partitions are restored one after the
-# other in one rebalance callback); "ready" adds the commit of the restored
-# rows to RocksDB (up to its first stats line after the last restore).
+# other in one rebalance callback), split into "reading" (each partition's
+# "restoring" line to its "restored" line, summed) and the time between
+# partitions (a fixed cost per partition); "ready" adds the commit of the
+# restored rows to RocksDB (up to its first stats line after the last
+# restore).
 set -uo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$here/build}
