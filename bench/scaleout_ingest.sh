@@ -90,6 +90,12 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM HUP
 say() { printf '%s\n' "$*" >&2; }
+# forget PID: a process waited for leaves the list (its pid may be reused).
+forget() {
+  local p keep=()
+  for p in "${pids[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
+  pids=("${keep[@]}")
+}
 
 say "scaleout_ingest: starting Apache Kafka (tests/kafka/kafka.sh) in $tmp/kafka"
 bs=$("$here/tests/kafka/kafka.sh" start --fresh "$tmp/kafka" group.initial.rebalance.delay.ms=3000) ||
@@ -217,6 +223,7 @@ stop_daemons() {
       sleep 0.2 # polling interval of a bounded wait
     done
     wait "$p" 2>/dev/null
+    forget "$p"
   done
 }
 
@@ -258,7 +265,7 @@ bare() {
   kpid=$!
   pids+=("$kpid")
   s=$(timeout 180 bash -c "$(declare -f count_lines); count_lines $n" <"$tmp/kcat.fifo")
-  kill "$kpid" 2>/dev/null; wait "$kpid" 2>/dev/null
+  kill "$kpid" 2>/dev/null; wait "$kpid" 2>/dev/null; forget "$kpid"
   case $s in short*|"") say "kcat: ${s:-timeout}"; cat "$tmp/kcat.err" >&2; return 1 ;; esac
   line "kcat (bare librdkafka consumer)" "$s"
   printf 'bare\t%s\t%s\t\t\t\n' "$last_eps" "$bare_eps" >>"$tmp/results"
