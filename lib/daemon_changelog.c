@@ -810,7 +810,7 @@ void advrec_daemon__changelog_assign(advrec_daemon_t *d,
                 skip_prune(cl, p, &r.marker.pos);
             d->c->cl_restored_users += (uint64_t)r.users;
             log_notice("changelog: restored %s [%d]: %lld records, %lld "
-                       "users, %lld deleted, %lld unreadable, in %.1f s; "
+                       "user rows, %lld deleted, %lld unreadable, in %.1f s; "
                        "input resumes at %s",
                        cl->topic, (int)p, (long long)r.read, (long long)r.users,
                        (long long)r.gone, (long long)r.bad,
@@ -1027,6 +1027,10 @@ advrec_err_t advrec_daemon__reader(advrec_daemon_t *d, advrec_kafka_t **reader,
         {"enable.partition.eof", "true", NULL},
         {"auto.offset.reset", "earliest", NULL},
         {"group.id", "advrecd-changelog-reader", NULL},
+        /* A restore reads one partition after another to its end: a
+         * fetch must not wait 500 ms for data that is not coming (measured:
+         * 0.4 s per partition restored with the default). */
+        {"fetch.wait.max.ms", "10", NULL},
     };
     advrec_kafka_params_t p = {0};
     advrec_kafka_prop_t *props;
