@@ -1020,16 +1020,17 @@ out:
 }
 
 advrec_err_t advrec_daemon__reader(advrec_daemon_t *d, advrec_kafka_t **reader,
-                                   char *errstr, size_t errstr_size)
+                                   int quick, char *errstr, size_t errstr_size)
 {
     static const advrec_kafka_prop_t forced[] = {
         {"enable.auto.commit", "false", NULL},
         {"enable.partition.eof", "true", NULL},
         {"auto.offset.reset", "earliest", NULL},
         {"group.id", "advrecd-changelog-reader", NULL},
-        /* A restore reads one partition after another to its end: a
-         * fetch must not wait 500 ms for data that is not coming (measured:
-         * 0.4 s per partition restored with the default). */
+        /* Last (quick only): a restore reads one partition after another
+         * to its end, and a fetch must not wait 500 ms for data that is
+         * not coming (measured: 0.4 s per partition restored with the
+         * default). A reader that stays assigned keeps the default. */
         {"fetch.wait.max.ms", "10", NULL},
     };
     advrec_kafka_params_t p = {0};
@@ -1042,7 +1043,7 @@ advrec_err_t advrec_daemon__reader(advrec_daemon_t *d, advrec_kafka_t **reader,
     p.defaults = NULL; /* not a member: no group.instance.id */
     p.n_defaults = 0;
     p.forced = forced;
-    p.n_forced = sizeof(forced) / sizeof(*forced);
+    p.n_forced = sizeof(forced) / sizeof(*forced) - (quick ? 0 : 1);
     p.bootstraps = d->broker ? advrec_broker_bootstraps(d->broker) : NULL;
     err = advrec_kafka_new(reader, &p, errstr, errstr_size);
     free(props);
@@ -1106,7 +1107,8 @@ advrec_err_t advrec_daemon__changelog_start(advrec_daemon_t *d, char *errstr,
         pos_none(&d->cl->parts[p].skip_hi);
         pos_none(&d->cl->parts[p].marked);
     }
-    if ((err = advrec_daemon__reader(d, &d->cl->reader, errstr, errstr_size)))
+    if ((err =
+             advrec_daemon__reader(d, &d->cl->reader, 1, errstr, errstr_size)))
         return err;
     log_notice("changelog: %s, %d partitions: users follow their partition",
                d->cl->topic, (int)d->cl->n);

@@ -431,9 +431,10 @@ int advrec_daemon__topic_partitions(rd_kafka_t *rk, const char *topic,
 advrec_err_t advrec_daemon__topic_create(rd_kafka_t *rk, const char *topic,
                                          int n, int replication, char *errstr,
                                          size_t errstr_size);
-/* A consumer for reading topics back by assignment (never in the group). */
+/* A consumer for reading topics back by assignment (never in the group);
+ * quick: fetches wait 10 ms, not 500 (one that reads to an end and stops). */
 advrec_err_t advrec_daemon__reader(advrec_daemon_t *d, advrec_kafka_t **reader,
-                                   char *errstr, size_t errstr_size);
+                                   int quick, char *errstr, size_t errstr_size);
 
 /* With topic.changelog: checks the input topics' partitions, creates the
  * changelog topic if absent, makes its reader. Before subscribing. */

@@ -301,7 +301,7 @@ advrec_err_t advrec_daemon__model_start(advrec_daemon_t *d, char *errstr,
                  (int)conf->topic_changelog_replication, errstr, errstr_size)))
             return err;
     }
-    if ((err = advrec_daemon__reader(d, &d->model->reader, errstr,
+    if ((err = advrec_daemon__reader(d, &d->model->reader, 0, errstr,
                                      errstr_size)) ||
         (err = recover(d, n, errstr, errstr_size)))
         return err;
