@@ -360,13 +360,13 @@ restore() {
     /changelog: restoring .* into the state/ { ts = $1; if (!t0) t0 = $1 }
     /changelog: restored / {
       t1 = $1; np++; rd += $1 - ts
-      match($0, /: [0-9]+ records, [0-9]+ users/); split(substr($0, RSTART + 2, RLENGTH - 2), f, " ")
+      match($0, /: [0-9]+ records, [0-9]+ user( rows)?/); split(substr($0, RSTART + 2, RLENGTH - 2), f, " ")
       recs += f[1]; users += f[3]; t2 = 0 }
     t1 && /stats: / && !t2 { t2 = $1 }
     END {
       if (!t0 || !t1 || !t2 || t1 <= t0 || rd <= 0) { print "none"; exit 1 }
       mb = bytes / 1e6; gb = bytes / 1e9; s = t1 - t0
-      printf "%d partitions, %.1f MB (%d records, %d users) in %.3f s: %.1f MB/s, %.0f s per GB; " \
+      printf "%d partitions, %.1f MB (%d records, %d user rows) in %.3f s: %.1f MB/s, %.0f s per GB; " \
         "reading %.3f s (%.1f MB/s, %.0f s per GB), between partitions %.3f s (%.3f s each); ready in %.3f s\t%.3f\t%.3f\n",
         np, mb, recs, users, s, mb / s, s / gb, rd, mb / rd, rd / gb, s - rd, (s - rd) / (np > 1 ? np - 1 : 1),
         t2 - t0, mb / s, mb / rd }' "$log")
