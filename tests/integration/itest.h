@@ -2,7 +2,8 @@
  * Helpers shared by the in-process integration tests (the daemon on its
  * embedded broker, Kafka clients of our own): a monotonic clock for
  * deadlines, a thread body running the daemon, clients (lib/kafka) on the
- * daemon's bootstrap address, and an nftw() callback removing a state dir.
+ * daemon's bootstrap address, an nftw() callback removing a state dir, and
+ * a stored user's clicks read from a state dir.
  * Header-only (static functions): each test is one executable.
  */
 #ifndef ADVREC_ITEST_H
@@ -11,6 +12,7 @@
 #include <ftw.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -18,6 +20,7 @@
 
 #include "daemon.h"
 #include "kafka.h"
+#include "store.h"
 
 /* Milliseconds of CLOCK_MONOTONIC: for deadlines. */
 static inline int64_t itest_now_ms(void)
@@ -82,6 +85,28 @@ itest_client(advrec_kafka_role_t role, const char *bootstraps,
         return NULL;
     }
     return kafka;
+}
+
+/* A stored user's clicks in state dir (opened read-only), -1 when the user
+ * is not stored, -2 (said on stderr) when the state does not open. */
+static inline int64_t itest_stored_clicks(const char *dir, const char *user)
+{
+    advrec_store_t *store;
+    advrec_store_row_t row;
+    char errstr[512];
+    int64_t n = -1;
+
+    if (advrec_store_open_readonly(dir, &store, errstr, sizeof(errstr))) {
+        fprintf(stderr, "%s\n", errstr);
+        return -2;
+    }
+    memset(&row, 0, sizeof(row));
+    if (advrec_store_get_user(store, user, &row, errstr, sizeof(errstr)) == 0) {
+        n = (int64_t)row.clicks;
+        advrec_store_row_free(&row);
+    }
+    advrec_store_close(store);
+    return n;
 }
 
 #endif

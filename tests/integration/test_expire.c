@@ -245,28 +245,6 @@ static int await_consumed(running_t *r, uint64_t n, advrec_daemon_stats_t *st)
     }
 }
 
-/* A stored user's clicks, or -1 when the user is not stored. */
-static int64_t stored_clicks(const char *dir, const char *user)
-{
-    advrec_store_t *store;
-    advrec_store_row_t row;
-    char errstr[512];
-    int64_t n = -1;
-
-    if (advrec_store_open_readonly(dir, &store, errstr, sizeof(errstr))) {
-        fprintf(stderr, "%s\n", errstr);
-        CHECK(0);
-        return -2;
-    }
-    memset(&row, 0, sizeof(row));
-    if (advrec_store_get_user(store, user, &row, errstr, sizeof(errstr)) == 0) {
-        n = (int64_t)row.clicks;
-        advrec_store_row_free(&row);
-    }
-    advrec_store_close(store);
-    return n;
-}
-
 #define N_COLD   160
 #define N_ACTIVE 5
 #define ROUNDS   40
@@ -324,9 +302,9 @@ static void run_capacity(const char *budget)
      * most model.max.users users and loads again. */
     for (int a = 0; a < N_ACTIVE; a++) {
         snprintf(user, sizeof(user), "active-%d", a);
-        CHECK_INT(stored_clicks(w.dir, user), ROUNDS);
+        CHECK_INT(itest_stored_clicks(w.dir, user), ROUNDS);
     }
-    CHECK_INT(stored_clicks(w.dir, "cold-0"), -1);
+    CHECK_INT(itest_stored_clicks(w.dir, "cold-0"), -1);
     if (start(&w, &r, extra, 2))
         goto out;
     {
@@ -425,8 +403,8 @@ static void test_forget(void)
     CHECK_INT(st.users, 9);
     CHECK(await_list_tombstone(&w, "u3"));
     destroy(&r);
-    CHECK_INT(stored_clicks(w.dir, "u3"), -1);
-    CHECK_INT(stored_clicks(w.dir, "u4"), 3);
+    CHECK_INT(itest_stored_clicks(w.dir, "u3"), -1);
+    CHECK_INT(itest_stored_clicks(w.dir, "u4"), 3);
 
     /* A restart replays nothing of it; u3's next event is a new user. */
     if (start(&w, &r, NULL, 0))
@@ -439,7 +417,7 @@ static void test_forget(void)
     CHECK_INT(st.forget_requests, 0);
     CHECK_INT(st.users, 10);
     destroy(&r);
-    CHECK_INT(stored_clicks(w.dir, "u3"), 1);
+    CHECK_INT(itest_stored_clicks(w.dir, "u3"), 1);
 
 out:
     destroy(&r);
@@ -481,10 +459,10 @@ static void test_ttl(void)
     CHECK_INT(st.users, 4);
     CHECK_INT(st.dlq, 0);
     destroy(&r);
-    CHECK_INT(stored_clicks(w.dir, "old0"), -1);
-    CHECK_INT(stored_clicks(w.dir, "old5"), -1);
-    CHECK_INT(stored_clicks(w.dir, "new0"), 2);
-    CHECK_INT(stored_clicks(w.dir, "new3"), 2);
+    CHECK_INT(itest_stored_clicks(w.dir, "old0"), -1);
+    CHECK_INT(itest_stored_clicks(w.dir, "old5"), -1);
+    CHECK_INT(itest_stored_clicks(w.dir, "new0"), 2);
+    CHECK_INT(itest_stored_clicks(w.dir, "new3"), 2);
 
 out:
     destroy(&r);

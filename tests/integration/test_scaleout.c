@@ -269,28 +269,6 @@ static int await_owning(running_t *r, uint32_t parts, uint64_t restores,
     }
 }
 
-/* user's stored clicks in dir, or -1. */
-static int64_t stored_clicks(const char *dir, const char *user)
-{
-    advrec_store_t *store;
-    advrec_store_row_t row;
-    char errstr[512];
-    int64_t n = -1;
-
-    if (advrec_store_open_readonly(dir, &store, errstr, sizeof(errstr))) {
-        fprintf(stderr, "%s\n", errstr);
-        CHECK(0);
-        return -2;
-    }
-    memset(&row, 0, sizeof(row));
-    if (advrec_store_get_user(store, user, &row, errstr, sizeof(errstr)) == 0) {
-        n = (int64_t)row.clicks;
-        advrec_store_row_free(&row);
-    }
-    advrec_store_close(store);
-    return n;
-}
-
 static void test_users_follow_their_partition(void)
 {
     world_t w;
@@ -339,7 +317,7 @@ static void test_users_follow_their_partition(void)
     destroy(&b);
     for (int u = 0; u < N_USERS; u++) {
         snprintf(user, sizeof(user), "user-%d", u);
-        exact += stored_clicks(w.dir[1], user) == 3 * PER_PHASE;
+        exact += itest_stored_clicks(w.dir[1], user) == 3 * PER_PHASE;
     }
     CHECK_INT(exact, N_USERS);
 
