@@ -420,7 +420,7 @@ void advrec_daemon__model_publish(advrec_daemon_t *d);
 int advrec_daemon__model_delivered(advrec_daemon_t *d,
                                    const rd_kafka_message_t *m);
 
-/* --- daemon_changelog.c: user state that follows its partition ------- */
+/* --- daemon_topics.c: topics made and read back outside the group ---- */
 
 /* Partitions of topic (metadata through rk: use a consumer, which never
  * creates topics), -1 when it does not exist, -2 on an error (errstr). */
@@ -435,6 +435,8 @@ advrec_err_t advrec_daemon__topic_create(rd_kafka_t *rk, const char *topic,
  * quick: fetches wait 10 ms, not 500 (one that reads to an end and stops). */
 advrec_err_t advrec_daemon__reader(advrec_daemon_t *d, advrec_kafka_t **reader,
                                    int quick, char *errstr, size_t errstr_size);
+
+/* --- daemon_changelog.c: user state that follows its partition ------- */
 
 /* With topic.changelog: checks the input topics' partitions, creates the
  * changelog topic if absent, makes its reader. Before subscribing. */
