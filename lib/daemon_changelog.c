@@ -53,7 +53,6 @@
 #include "log.h"
 #include "params.h"
 
-#define CL_TAG         2u
 #define CL_SLOT_NONE   0x3fffffffu /* markers and tombstones */
 #define CL_META_PREFIX "changelog/"
 #define CL_TIMEOUT_MS  10000  /* metadata, watermarks, topic creation */
@@ -310,7 +309,7 @@ static void record_stage(advrec_daemon_t *d, int32_t p)
 static void *tag_of(uint32_t uid, uint32_t slot)
 {
     return (void *)(uintptr_t)((uint64_t)uid << 32 | (uint64_t)slot << 2 |
-                               CL_TAG);
+                               ADVREC_TAG_CHANGELOG);
 }
 
 static int produce(advrec_daemon_t *d, int32_t p, const char *key,
@@ -389,7 +388,7 @@ int advrec_daemon__changelog_delivered(advrec_daemon_t *d,
     uint32_t slot = (uint32_t)(tag >> 2) & CL_SLOT_NONE;
     cl_part_t *cp;
 
-    if ((tag & 3) != CL_TAG || !d->cl)
+    if (ADVREC_TAG_KIND(tag) != ADVREC_TAG_CHANGELOG || !d->cl)
         return 0;
     if (m->partition < 0 || m->partition >= d->cl->n)
         return 1;

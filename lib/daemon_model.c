@@ -29,7 +29,6 @@
 #include "log.h"
 #include "params.h"
 
-#define MODEL_TAG         3u
 #define MODEL_MAX_PEERS   256
 #define MODEL_POLL_MAX    10000 /* records merged per round at most */
 #define MODEL_TIMEOUT_MS  10000
@@ -64,7 +63,7 @@ static int emit(void *opaque, const char *key, size_t key_len,
         RD_KAFKA_V_KEY(key, key_len),
         RD_KAFKA_V_VALUE((void *)value, value_len),
         RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-        RD_KAFKA_V_OPAQUE((void *)(uintptr_t)MODEL_TAG), RD_KAFKA_V_END);
+        RD_KAFKA_V_OPAQUE((void *)(uintptr_t)ADVREC_TAG_MODEL), RD_KAFKA_V_END);
 
     if (kerr)
         return -1; /* queue full: the rest stay owed, next round */
@@ -76,7 +75,7 @@ static int emit(void *opaque, const char *key, size_t key_len,
 int advrec_daemon__model_delivered(advrec_daemon_t *d,
                                    const rd_kafka_message_t *m)
 {
-    if (((uintptr_t)m->_private & 3) != MODEL_TAG)
+    if (ADVREC_TAG_KIND(m->_private) != ADVREC_TAG_MODEL)
         return 0;
     if (m->err)
         d->c->model_failed++;

@@ -49,9 +49,8 @@ typedef struct out_rec_s {
     unsigned char bytes[];
 } out_rec_t;
 
-/* A list's tag: the user index shifted, kind bits 01 (never a pointer). */
-#define TAG_LIST 1u
-/* A list's tag: user number << 32 | slot << 2 | TAG_LIST (64-bit). */
+/* A list's tag: user number << 32 | slot << 2 | ADVREC_TAG_LIST (64-bit;
+ * never a pointer, whose low bits are 0). */
 #define SLOT_MASK 0x3fffffffu
 _Static_assert(sizeof(uintptr_t) >= 8, "a list's tag holds two numbers");
 
@@ -430,9 +429,11 @@ rd_kafka_resp_err_t advrec_outbox_send_list(advrec_outbox_t *ob, uint32_t user,
         return RD_KAFKA_RESP_ERR__FAIL;
     }
     uid = ob->uids ? (*ob->uids)[user] : user;
-    err = advrec_kafka_produce(
-        ob->producer, ob->p.topic_lists, key, key_len, value, value_len, NULL,
-        0, (void *)((uintptr_t)uid << 32 | (uintptr_t)user << 2 | TAG_LIST));
+    err =
+        advrec_kafka_produce(ob->producer, ob->p.topic_lists, key, key_len,
+                             value, value_len, NULL, 0,
+                             (void *)((uintptr_t)uid << 32 |
+                                      (uintptr_t)user << 2 | ADVREC_TAG_LIST));
     if (err) {
         log_err("cannot produce to %s: %s", ob->p.topic_lists,
                 rd_kafka_err2str(err));
@@ -743,7 +744,7 @@ void advrec_outbox_delivered(advrec_outbox_t *ob, const rd_kafka_message_t *m)
     out_rec_t *r;
     size_t i;
 
-    if ((tag & 3) == TAG_LIST) {
+    if (ADVREC_TAG_KIND(tag) == ADVREC_TAG_LIST) {
         if (m->err)
             ob->stats.failed[ADVREC_OUT_LIST]++;
         else

@@ -19,9 +19,10 @@
  *    list was delivered; a failed delivery makes the user stale again (the
  *    owner's on_list_failed hook), and a restart refreshes whoever is owed.
  *
- * Every message the outbox produces carries one delivery tag, decoded only
- * here (advrec_outbox_delivered): the producer's delivery callback hands
- * every report to the outbox whatever it was.
+ * Every message the outbox produces carries a delivery tag of kind
+ * ADVREC_TAG_RECORD or ADVREC_TAG_LIST (below), decoded only here
+ * (advrec_outbox_delivered): the producer's delivery callback hands the
+ * outbox every report of those kinds.
  *
  * Bounded: more than max_unacked records or max_unacked_bytes of them not
  * yet acknowledged make advrec_outbox_full() true, and the owner stops
@@ -42,6 +43,20 @@
 #include "err.h"
 #include "kafka.h"
 #include "store.h"
+
+/*
+ * Delivery tags (the opaque, msg->_private, of every record the daemon's
+ * producer sends): the low two bits name the kind, so that the one
+ * delivery callback routes each report to the code that produced it
+ * (lib/daemon_kafka.c, on_delivery). The rest of the tag is the kind's.
+ */
+#define ADVREC_TAG_KIND(tag) ((uintptr_t)(tag)&3u)
+enum {
+    ADVREC_TAG_RECORD = 0,    /* an outbox record: its address (NULL: none) */
+    ADVREC_TAG_LIST = 1,      /* an outbox list: user number, slot */
+    ADVREC_TAG_CHANGELOG = 2, /* lib/daemon_changelog.c: user number, slot */
+    ADVREC_TAG_MODEL = 3,     /* lib/daemon_model.c: nothing more */
+};
 
 typedef enum advrec_out_kind_e {
     ADVREC_OUT_LIST = 1,      /* a recommendation list (recomputed when owed) */
