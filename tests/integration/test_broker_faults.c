@@ -303,6 +303,15 @@ static advrec_conf_t *daemon_conf(const char *bootstraps)
             advrec_conf_destroy(conf);
             return NULL;
         }
+    /* BF_DEBUG=<librdkafka debug contexts>: their lines in the captured
+     * log, printed with it when the test fails (to see a stuck fetcher). */
+    if (getenv("BF_DEBUG") &&
+        advrec_conf_set(conf, "kafka.debug", getenv("BF_DEBUG"), errstr,
+                        sizeof(errstr))) {
+        fprintf(stderr, "conf: %s\n", errstr);
+        advrec_conf_destroy(conf);
+        return NULL;
+    }
     return conf;
 }
 
@@ -674,7 +683,8 @@ out:
 
 int main(void)
 {
-    advrec_log_set_level(ADVREC_LOG_NOTICE);
+    advrec_log_set_level(getenv("BF_DEBUG") ? ADVREC_LOG_DEBUG
+                                            : ADVREC_LOG_NOTICE);
     RUN(test_broker_faults);
     return DONE();
 }
