@@ -51,94 +51,40 @@
 #define BATCH     16  /* recs.refresh.batch */
 #define N_USERS   3000
 
-/* One test's world: a mock cluster, a codec, the input produced. */
-typedef struct world_s {
-    advrec_broker_t *broker;
-    const char *bootstraps;
-    advrec_codec_t *codec;
-    advrec_kafka_t *producer;
-    int32_t click_id;
-    uint64_t produced;
-} world_t;
+/* One test's world (itest.h): a mock cluster, a codec, the input. */
+typedef itest_world_t world_t;
 
 /* Produces a click of user on item at event time ts (flush to send). */
 static void click(world_t *w, const char *user, const char *item, int64_t ts)
 {
-    advrec_event_t ev;
-    unsigned char buf[1024];
-    size_t len;
-    char errstr[256];
-
-    advrec_event_clear(&ev);
-    ev.type = ADVREC_EVENT_CLICK;
-    snprintf(ev.user_id, sizeof(ev.user_id), "%s", user);
-    snprintf(ev.item_id, sizeof(ev.item_id), "%s", item);
-    ev.ts_ms = ts;
-    CHECK_INT(advrec_codec_encode_event(w->codec, w->click_id, &ev, buf,
-                                        sizeof(buf), &len, errstr,
-                                        sizeof(errstr)),
-              ADVREC_OK);
-    CHECK_INT(advrec_kafka_produce(w->producer, T_CLICKS, user, strlen(user),
-                                   buf, len, NULL, 0, NULL),
-              RD_KAFKA_RESP_ERR_NO_ERROR);
-    w->produced++;
+    itest_click(w, T_CLICKS, user, item, ts);
 }
 
+/* Opens w with its topics of one partition each (the input's order and
+ * the lists' order are the topics' order) and n_users users' first
+ * clicks produced, before the daemon starts: its first fetches find
+ * plenty. */
 static int world_open(world_t *w, int n_users)
 {
-    char errstr[512], user[32], item[32];
-    advrec_conf_t *conf = advrec_conf_new(errstr, sizeof(errstr));
-    const char *topics[] = {T_CLICKS, T_PURCHASES, T_RECS, T_ANOMALIES, T_DLQ};
+    static const char *const topics[] = {T_CLICKS, T_PURCHASES, T_RECS,
+                                         T_ANOMALIES, T_DLQ};
+    char user[32], item[32];
 
-    memset(w, 0, sizeof(*w));
-    CHECK(conf != NULL);
-    w->broker = advrec_broker_new(1, errstr, sizeof(errstr));
-    CHECK(w->broker != NULL);
-    if (!conf || !w->broker)
-        goto fail;
-    w->bootstraps = advrec_broker_bootstraps(w->broker);
-    /* One partition each: the input's order and the lists' order are the
-     * topics' order. */
-    for (size_t i = 0; i < sizeof(topics) / sizeof(*topics); i++)
-        CHECK_INT(advrec_broker_create_topic(w->broker, topics[i], 1, errstr,
-                                             sizeof(errstr)),
-                  ADVREC_OK);
-    w->codec =
-        advrec_codec_new(advrec_conf_schema_dir(conf), errstr, sizeof(errstr));
-    CHECK(w->codec != NULL);
-    if (!w->codec)
-        goto fail;
-    for (size_t i = 0; i < conf->schemas_cnt; i++)
-        CHECK_INT(advrec_codec_register(w->codec, conf->schemas[i].id,
-                                        conf->schemas[i].path, errstr,
-                                        sizeof(errstr)),
-                  ADVREC_OK);
-    w->click_id = (int32_t)conf->schema_click_id;
-    w->producer = itest_client(ADVREC_KAFKA_PRODUCER, w->bootstraps, NULL, NULL,
-                               0, NULL, NULL);
-    CHECK(w->producer != NULL);
-    if (!w->producer)
-        goto fail;
-    /* Before the daemon starts: its first fetches find plenty. */
+    if (itest_world_open(w, "bl", topics, sizeof(topics) / sizeof(*topics), 1,
+                         0))
+        return -1;
     for (int u = 0; u < n_users; u++) {
         snprintf(user, sizeof(user), "u%05d", u);
         snprintf(item, sizeof(item), "i%d", u % 50);
         click(w, user, item, T0 + u);
     }
     CHECK_INT(rd_kafka_flush(advrec_kafka_rk(w->producer), 30000), 0);
-    advrec_conf_destroy(conf);
     return 0;
-
-fail:
-    advrec_conf_destroy(conf);
-    return -1;
 }
 
 static void world_close(world_t *w)
 {
-    advrec_kafka_destroy(w->producer);
-    advrec_codec_destroy(w->codec);
-    advrec_broker_destroy(w->broker);
+    itest_world_close(w);
 }
 
 /* Starts a daemon on w's cluster (state in memory) under policy with

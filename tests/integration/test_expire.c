@@ -50,100 +50,25 @@
 
 #define T0 INT64_C(1700000000000)
 
-/* The interval of a bounded poll of counters that offer no event to
- * await. */
-static void poll_pause(void)
+/* The test's world: its topics of two partitions, one state dir. */
+static int world_open(itest_world_t *w, const char *name)
 {
-    struct timespec ts = {0, 50 * 1000000};
-    nanosleep(&ts, NULL);
-}
+    static const char *const topics[] = {T_CLICKS,    T_PURCHASES, T_RECS,
+                                         T_ANOMALIES, T_DLQ,       T_CONTROL};
 
-/* One test's world: a mock cluster, a codec, a producer, a state dir. */
-typedef struct world_s {
-    advrec_broker_t *broker;
-    const char *bootstraps;
-    advrec_codec_t *codec;
-    advrec_kafka_t *producer;
-    int32_t click_id;
-    char dir[64];
-    int have_dir;
-    int n_daemons; /* for unique group ids */
-    uint64_t produced;
-} world_t;
-
-static int world_open(world_t *w, const char *name)
-{
-    char errstr[512];
-    advrec_conf_t *conf = advrec_conf_new(errstr, sizeof(errstr));
-    const char *topics[] = {T_CLICKS,    T_PURCHASES, T_RECS,
-                            T_ANOMALIES, T_DLQ,       T_CONTROL};
-
-    memset(w, 0, sizeof(*w));
-    snprintf(w->dir, sizeof(w->dir), "/tmp/advrec-itest-%s-XXXXXX", name);
-    CHECK(conf != NULL);
-    CHECK(mkdtemp(w->dir) != NULL);
-    w->have_dir = 1;
-    w->broker = advrec_broker_new(1, errstr, sizeof(errstr));
-    CHECK(w->broker != NULL);
-    if (!conf || !w->broker) {
-        advrec_conf_destroy(conf);
-        return -1;
-    }
-    w->bootstraps = advrec_broker_bootstraps(w->broker);
-    for (size_t i = 0; i < sizeof(topics) / sizeof(*topics); i++)
-        CHECK_INT(advrec_broker_create_topic(w->broker, topics[i], 2, errstr,
-                                             sizeof(errstr)),
-                  ADVREC_OK);
-    w->codec =
-        advrec_codec_new(advrec_conf_schema_dir(conf), errstr, sizeof(errstr));
-    CHECK(w->codec != NULL);
-    for (size_t i = 0; w->codec && i < conf->schemas_cnt; i++)
-        CHECK_INT(advrec_codec_register(w->codec, conf->schemas[i].id,
-                                        conf->schemas[i].path, errstr,
-                                        sizeof(errstr)),
-                  ADVREC_OK);
-    w->click_id = (int32_t)conf->schema_click_id;
-    advrec_conf_destroy(conf);
-    w->producer = itest_client(ADVREC_KAFKA_PRODUCER, w->bootstraps, NULL, NULL,
-                               0, NULL, NULL);
-    CHECK(w->producer != NULL);
-    return w->codec && w->producer ? 0 : -1;
-}
-
-static void world_close(world_t *w)
-{
-    advrec_kafka_destroy(w->producer);
-    advrec_codec_destroy(w->codec);
-    advrec_broker_destroy(w->broker);
-    if (w->have_dir)
-        nftw(w->dir, itest_rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    return itest_world_open(w, name, topics, sizeof(topics) / sizeof(*topics),
+                            2, 1);
 }
 
 /* Produces a click of user on item at event time ts. */
-static void click(world_t *w, const char *user, const char *item, int64_t ts)
+static void click(itest_world_t *w, const char *user, const char *item,
+                  int64_t ts)
 {
-    advrec_event_t ev;
-    unsigned char buf[1024];
-    size_t len;
-    char errstr[256];
-
-    advrec_event_clear(&ev);
-    ev.type = ADVREC_EVENT_CLICK;
-    snprintf(ev.user_id, sizeof(ev.user_id), "%s", user);
-    snprintf(ev.item_id, sizeof(ev.item_id), "%s", item);
-    ev.ts_ms = ts;
-    CHECK_INT(advrec_codec_encode_event(w->codec, w->click_id, &ev, buf,
-                                        sizeof(buf), &len, errstr,
-                                        sizeof(errstr)),
-              ADVREC_OK);
-    CHECK_INT(advrec_kafka_produce(w->producer, T_CLICKS, user, strlen(user),
-                                   buf, len, NULL, 0, NULL),
-              RD_KAFKA_RESP_ERR_NO_ERROR);
-    w->produced++;
+    itest_click(w, T_CLICKS, user, item, ts);
 }
 
 /* Produces a record on the control topic (value NULL: a tombstone). */
-static void control(world_t *w, const char *user, const char *value)
+static void control(itest_world_t *w, const char *user, const char *value)
 {
     CHECK_INT(advrec_kafka_produce(w->producer, T_CONTROL, user, strlen(user),
                                    value, value ? strlen(value) : 0, NULL, 0,
@@ -152,19 +77,12 @@ static void control(world_t *w, const char *user, const char *value)
     w->produced++;
 }
 
-typedef struct running_s {
-    advrec_daemon_t *daemon;
-    pthread_t thread;
-    int running;
-} running_t;
-
 /* Starts a daemon on w's cluster and state dir with extra -X pairs. */
-static int start(world_t *w, running_t *r, const char *const (*extra)[2],
-                 size_t n_extra)
+static int start(itest_world_t *w, itest_daemon_t *r,
+                 const char *const (*extra)[2], size_t n_extra)
 {
-    char errstr[512], group[64];
-    advrec_conf_t *conf = advrec_conf_new(errstr, sizeof(errstr));
-    const char *sets[][2] = {
+    char group[64];
+    const char *const sets[][2] = {
         {"broker.embedded", "false"},
         {"kafka.bootstrap.servers", w->bootstraps},
         {"topic.clicks", T_CLICKS},
@@ -181,53 +99,18 @@ static int start(world_t *w, running_t *r, const char *const (*extra)[2],
         {"recs.debounce.ms", "0"},
         {"state.sync", "none"},
         {"state.commit.interval.ms", "100"},
-        {"state.dir", w->dir},
+        {"state.dir", w->dir[0]},
     };
 
-    memset(r, 0, sizeof(*r));
     snprintf(group, sizeof(group), "itest-expire-%d", w->n_daemons++);
-    CHECK(conf != NULL);
-    if (!conf)
-        return -1;
-    for (size_t i = 0; i < sizeof(sets) / sizeof(sets[0]); i++)
-        CHECK_INT(advrec_conf_set(conf, sets[i][0], sets[i][1], errstr,
-                                  sizeof(errstr)),
-                  ADVREC_OK);
-    for (size_t i = 0; i < n_extra; i++)
-        CHECK_INT(advrec_conf_set(conf, extra[i][0], extra[i][1], errstr,
-                                  sizeof(errstr)),
-                  ADVREC_OK);
-    if (advrec_daemon_new(&r->daemon, conf, errstr, sizeof(errstr))) {
-        fprintf(stderr, "daemon: %s\n", errstr);
-        CHECK(0);
-        return -1;
-    }
-    CHECK_INT(advrec_daemon_start(r->daemon, errstr, sizeof(errstr)),
-              ADVREC_OK);
-    CHECK_INT(pthread_create(&r->thread, NULL, itest_run_daemon, r->daemon), 0);
-    r->running = 1;
-    return 0;
-}
-
-static void stop(running_t *r)
-{
-    if (r->running) {
-        advrec_daemon_stop(r->daemon);
-        pthread_join(r->thread, NULL);
-        r->running = 0;
-    }
-}
-
-static void destroy(running_t *r)
-{
-    stop(r);
-    advrec_daemon_destroy(r->daemon);
-    r->daemon = NULL;
+    return itest_daemon_start(r, sets, sizeof(sets) / sizeof(*sets), extra,
+                              n_extra);
 }
 
 /* Awaits consumed >= n (every record produced read and applied or dead-
  * lettered); the counters then. */
-static int await_consumed(running_t *r, uint64_t n, advrec_daemon_stats_t *st)
+static int await_consumed(itest_daemon_t *r, uint64_t n,
+                          advrec_daemon_stats_t *st)
 {
     int64_t deadline = itest_now_ms() + WAIT_MS;
 
@@ -241,7 +124,7 @@ static int await_consumed(running_t *r, uint64_t n, advrec_daemon_stats_t *st)
             CHECK(0);
             return -1;
         }
-        poll_pause();
+        itest_poll_pause();
     }
 }
 
@@ -252,8 +135,8 @@ static int await_consumed(running_t *r, uint64_t n, advrec_daemon_stats_t *st)
 
 static void run_capacity(const char *budget)
 {
-    world_t w;
-    running_t r = {0};
+    itest_world_t w;
+    itest_daemon_t r = {0};
     advrec_daemon_stats_t st;
     const char *const extra[][2] = {
         {"model.max.users", "40"},
@@ -263,7 +146,7 @@ static void run_capacity(const char *budget)
     int64_t ts = T0;
     int cold = 0;
 
-    if (world_open(&w, "cap") || start(&w, &r, extra, 2))
+    if (world_open(&w, "ex-cap") || start(&w, &r, extra, 2))
         goto out;
     /* The active users click every round; between rounds, new users
      * arrive, each with two clicks, so the table overflows many times. */
@@ -297,20 +180,20 @@ static void run_capacity(const char *budget)
             budget ? " with state.memory.limit=" : "", budget ? budget : "",
             (unsigned long long)st.clicks, st.users,
             (unsigned long long)st.users_deleted[2]);
-    destroy(&r);
+    itest_daemon_destroy(&r);
     /* Every active user kept every event of theirs; the state holds at
      * most model.max.users users and loads again. */
     for (int a = 0; a < N_ACTIVE; a++) {
         snprintf(user, sizeof(user), "active-%d", a);
-        CHECK_INT(itest_stored_clicks(w.dir, user), ROUNDS);
+        CHECK_INT(itest_stored_clicks(w.dir[0], user), ROUNDS);
     }
-    CHECK_INT(itest_stored_clicks(w.dir, "cold-0"), -1);
+    CHECK_INT(itest_stored_clicks(w.dir[0], "cold-0"), -1);
     if (start(&w, &r, extra, 2))
         goto out;
     {
         int64_t deadline = itest_now_ms() + WAIT_MS;
         do {
-            poll_pause();
+            itest_poll_pause();
             advrec_daemon_stats(r.daemon, &st);
         } while (st.rounds < 2 && itest_now_ms() < deadline);
     }
@@ -318,8 +201,8 @@ static void run_capacity(const char *budget)
     CHECK(st.users >= N_ACTIVE);
 
 out:
-    destroy(&r);
-    world_close(&w);
+    itest_daemon_destroy(&r);
+    itest_world_close(&w);
 }
 
 static void test_capacity(void)
@@ -335,7 +218,7 @@ static void test_capacity_budget(void)
 
 /* Reads the recommendations topic until key's latest record is a
  * tombstone after a list; 1 when it was. */
-static int await_list_tombstone(world_t *w, const char *key)
+static int await_list_tombstone(itest_world_t *w, const char *key)
 {
     advrec_kafka_t *reader =
         itest_client(ADVREC_KAFKA_CONSUMER, w->bootstraps, "itest-expire-rd",
@@ -373,13 +256,13 @@ static int await_list_tombstone(world_t *w, const char *key)
 
 static void test_forget(void)
 {
-    world_t w;
-    running_t r = {0};
+    itest_world_t w;
+    itest_daemon_t r = {0};
     advrec_daemon_stats_t st;
     char user[32], item[32];
     int64_t ts = T0;
 
-    if (world_open(&w, "forget") || start(&w, &r, NULL, 0))
+    if (world_open(&w, "ex-forget") || start(&w, &r, NULL, 0))
         goto out;
     for (int u = 0; u < 10; u++)
         for (int e = 0; e < 3; e++) {
@@ -402,9 +285,9 @@ static void test_forget(void)
     CHECK_INT(st.dead[ADVREC_DLQ_BAD_CONTROL], 1);
     CHECK_INT(st.users, 9);
     CHECK(await_list_tombstone(&w, "u3"));
-    destroy(&r);
-    CHECK_INT(itest_stored_clicks(w.dir, "u3"), -1);
-    CHECK_INT(itest_stored_clicks(w.dir, "u4"), 3);
+    itest_daemon_destroy(&r);
+    CHECK_INT(itest_stored_clicks(w.dir[0], "u3"), -1);
+    CHECK_INT(itest_stored_clicks(w.dir[0], "u4"), 3);
 
     /* A restart replays nothing of it; u3's next event is a new user. */
     if (start(&w, &r, NULL, 0))
@@ -416,24 +299,24 @@ static void test_forget(void)
     CHECK_INT(st.consumed, 1);
     CHECK_INT(st.forget_requests, 0);
     CHECK_INT(st.users, 10);
-    destroy(&r);
-    CHECK_INT(itest_stored_clicks(w.dir, "u3"), 1);
+    itest_daemon_destroy(&r);
+    CHECK_INT(itest_stored_clicks(w.dir[0], "u3"), 1);
 
 out:
-    destroy(&r);
-    world_close(&w);
+    itest_daemon_destroy(&r);
+    itest_world_close(&w);
 }
 
 static void test_ttl(void)
 {
-    world_t w;
-    running_t r = {0};
+    itest_world_t w;
+    itest_daemon_t r = {0};
     advrec_daemon_stats_t st;
     const char *const extra[][2] = {{"state.user.ttl", "1h"}};
     char user[32];
     int64_t deadline;
 
-    if (world_open(&w, "ttl") || start(&w, &r, extra, 1))
+    if (world_open(&w, "ex-ttl") || start(&w, &r, extra, 1))
         goto out;
     for (int u = 0; u < 6; u++) {
         snprintf(user, sizeof(user), "old%d", u);
@@ -452,21 +335,21 @@ static void test_ttl(void)
     /* The expiry runs with the commits (every 100 ms here). */
     deadline = itest_now_ms() + WAIT_MS;
     while (st.users_deleted[0] < 6 && itest_now_ms() < deadline) {
-        poll_pause();
+        itest_poll_pause();
         advrec_daemon_stats(r.daemon, &st);
     }
     CHECK_INT(st.users_deleted[0], 6);
     CHECK_INT(st.users, 4);
     CHECK_INT(st.dlq, 0);
-    destroy(&r);
-    CHECK_INT(itest_stored_clicks(w.dir, "old0"), -1);
-    CHECK_INT(itest_stored_clicks(w.dir, "old5"), -1);
-    CHECK_INT(itest_stored_clicks(w.dir, "new0"), 2);
-    CHECK_INT(itest_stored_clicks(w.dir, "new3"), 2);
+    itest_daemon_destroy(&r);
+    CHECK_INT(itest_stored_clicks(w.dir[0], "old0"), -1);
+    CHECK_INT(itest_stored_clicks(w.dir[0], "old5"), -1);
+    CHECK_INT(itest_stored_clicks(w.dir[0], "new0"), 2);
+    CHECK_INT(itest_stored_clicks(w.dir[0], "new3"), 2);
 
 out:
-    destroy(&r);
-    world_close(&w);
+    itest_daemon_destroy(&r);
+    itest_world_close(&w);
 }
 
 int main(void)

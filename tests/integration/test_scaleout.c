@@ -50,115 +50,38 @@
 
 #define T0 INT64_C(1700000000000)
 
-static void poll_pause(void)
+/* The test's world: its topics, two state dirs (daemons a and b). */
+static int world_open(itest_world_t *w)
 {
-    struct timespec ts = {0, 50 * 1000000};
-    nanosleep(&ts, NULL);
-}
+    static const char *const topics[] = {T_CLICKS,    T_PURCHASES, T_RECS,
+                                         T_ANOMALIES, T_DLQ,       T_CHANGELOG};
 
-typedef struct world_s {
-    advrec_broker_t *broker;
-    const char *bootstraps;
-    advrec_codec_t *codec;
-    advrec_kafka_t *producer;
-    int32_t click_id;
-    char dir[2][64];
-    uint64_t produced;
-    int64_t ts;
-} world_t;
-
-static int world_open(world_t *w)
-{
-    char errstr[512];
-    advrec_conf_t *conf = advrec_conf_new(errstr, sizeof(errstr));
-    const char *topics[] = {T_CLICKS,    T_PURCHASES, T_RECS,
-                            T_ANOMALIES, T_DLQ,       T_CHANGELOG};
-
-    memset(w, 0, sizeof(*w));
-    w->ts = T0;
-    for (int i = 0; i < 2; i++) {
-        snprintf(w->dir[i], sizeof(w->dir[i]), "/tmp/advrec-itest-so%c-XXXXXX",
-                 'a' + i);
-        CHECK(mkdtemp(w->dir[i]) != NULL);
-    }
-    CHECK(conf != NULL);
-    w->broker = advrec_broker_new(1, errstr, sizeof(errstr));
-    CHECK(w->broker != NULL);
-    if (!conf || !w->broker) {
-        advrec_conf_destroy(conf);
+    if (itest_world_open(w, "so", topics, sizeof(topics) / sizeof(*topics),
+                         PARTITIONS, 2))
         return -1;
-    }
-    w->bootstraps = advrec_broker_bootstraps(w->broker);
-    for (size_t i = 0; i < sizeof(topics) / sizeof(*topics); i++)
-        CHECK_INT(advrec_broker_create_topic(w->broker, topics[i], PARTITIONS,
-                                             errstr, sizeof(errstr)),
-                  ADVREC_OK);
-    w->codec =
-        advrec_codec_new(advrec_conf_schema_dir(conf), errstr, sizeof(errstr));
-    CHECK(w->codec != NULL);
-    for (size_t i = 0; w->codec && i < conf->schemas_cnt; i++)
-        CHECK_INT(advrec_codec_register(w->codec, conf->schemas[i].id,
-                                        conf->schemas[i].path, errstr,
-                                        sizeof(errstr)),
-                  ADVREC_OK);
-    w->click_id = (int32_t)conf->schema_click_id;
-    advrec_conf_destroy(conf);
-    w->producer = itest_client(ADVREC_KAFKA_PRODUCER, w->bootstraps, NULL, NULL,
-                               0, NULL, NULL);
-    CHECK(w->producer != NULL);
-    return w->codec && w->producer ? 0 : -1;
-}
-
-static void world_close(world_t *w)
-{
-    advrec_kafka_destroy(w->producer);
-    advrec_codec_destroy(w->codec);
-    advrec_broker_destroy(w->broker);
-    for (int i = 0; i < 2; i++)
-        if (w->dir[i][0])
-            nftw(w->dir[i], itest_rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    w->ts = T0;
+    return 0;
 }
 
 /* Every user clicks PER_PHASE times (items differ by phase). */
-static void produce_phase(world_t *w, int phase)
+static void produce_phase(itest_world_t *w, int phase)
 {
-    advrec_event_t ev;
-    unsigned char buf[1024];
-    size_t len;
-    char errstr[256];
+    char user[32], item[32];
 
     for (int e = 0; e < PER_PHASE; e++)
         for (int u = 0; u < N_USERS; u++) {
-            advrec_event_clear(&ev);
-            ev.type = ADVREC_EVENT_CLICK;
-            snprintf(ev.user_id, sizeof(ev.user_id), "user-%d", u);
-            snprintf(ev.item_id, sizeof(ev.item_id), "item-%d",
-                     (u + e + 7 * phase) % 60);
-            ev.ts_ms = w->ts += 1000;
-            CHECK_INT(advrec_codec_encode_event(w->codec, w->click_id, &ev, buf,
-                                                sizeof(buf), &len, errstr,
-                                                sizeof(errstr)),
-                      ADVREC_OK);
-            CHECK_INT(advrec_kafka_produce(w->producer, T_CLICKS, ev.user_id,
-                                           strlen(ev.user_id), buf, len, NULL,
-                                           0, NULL),
-                      RD_KAFKA_RESP_ERR_NO_ERROR);
-            w->produced++;
+            snprintf(user, sizeof(user), "user-%d", u);
+            snprintf(item, sizeof(item), "item-%d", (u + e + 7 * phase) % 60);
+            itest_click(w, T_CLICKS, user, item, w->ts += 1000);
         }
     CHECK_INT(rd_kafka_flush(advrec_kafka_rk(w->producer), 10000), 0);
 }
 
-typedef struct running_s {
-    advrec_daemon_t *daemon;
-    pthread_t thread;
-    int running;
-} running_t;
-
-static int start(world_t *w, running_t *r, int which, int model)
+/* Starts daemon a (which 0) or b (1) on its state dir; model: with
+ * topic.model. */
+static int start(itest_world_t *w, itest_daemon_t *r, int which, int model)
 {
-    char errstr[512];
-    advrec_conf_t *conf = advrec_conf_new(errstr, sizeof(errstr));
-    const char *sets[][2] = {
+    const char *const sets[][2] = {
         {"broker.embedded", "false"},
         {"kafka.bootstrap.servers", w->bootstraps},
         {"topic.clicks", T_CLICKS},
@@ -182,41 +105,10 @@ static int start(world_t *w, running_t *r, int which, int model)
         {"model.sync.interval.ms", "100"},
     };
 
-    memset(r, 0, sizeof(*r));
-    CHECK(conf != NULL);
-    if (!conf)
-        return -1;
-    for (size_t i = 0; i < sizeof(sets) / sizeof(sets[0]); i++)
-        CHECK_INT(advrec_conf_set(conf, sets[i][0], sets[i][1], errstr,
-                                  sizeof(errstr)),
-                  ADVREC_OK);
-    if (advrec_daemon_new(&r->daemon, conf, errstr, sizeof(errstr))) {
-        fprintf(stderr, "daemon: %s\n", errstr);
-        CHECK(0);
-        return -1;
-    }
-    if (advrec_daemon_start(r->daemon, errstr, sizeof(errstr))) {
-        fprintf(stderr, "daemon start: %s\n", errstr);
-        CHECK(0);
-        return -1;
-    }
-    CHECK_INT(pthread_create(&r->thread, NULL, itest_run_daemon, r->daemon), 0);
-    r->running = 1;
-    return 0;
+    return itest_daemon_start(r, sets, sizeof(sets) / sizeof(*sets), NULL, 0);
 }
 
-static void destroy(running_t *r)
-{
-    if (r->running) {
-        advrec_daemon_stop(r->daemon);
-        pthread_join(r->thread, NULL);
-        r->running = 0;
-    }
-    advrec_daemon_destroy(r->daemon);
-    r->daemon = NULL;
-}
-
-static uint64_t clicks_of(running_t *r)
+static uint64_t clicks_of(itest_daemon_t *r)
 {
     advrec_daemon_stats_t st;
 
@@ -228,7 +120,7 @@ static uint64_t clicks_of(running_t *r)
 
 /* Awaits the clicks applied by a and b together reaching n; then, after
  * one more second, checks that they are exactly n. */
-static int await_applied(running_t *a, running_t *b, uint64_t n)
+static int await_applied(itest_daemon_t *a, itest_daemon_t *b, uint64_t n)
 {
     int64_t deadline = itest_now_ms() + WAIT_MS;
     uint64_t got;
@@ -240,7 +132,7 @@ static int await_applied(running_t *a, running_t *b, uint64_t n)
             CHECK(0);
             return -1;
         }
-        poll_pause();
+        itest_poll_pause();
     }
     sleep(1); /* nothing may be applied twice meanwhile */
     CHECK_INT(clicks_of(a) + clicks_of(b), n);
@@ -249,7 +141,7 @@ static int await_applied(running_t *a, running_t *b, uint64_t n)
 
 /* Awaits r owning at least `parts` partitions (all input topics together) with
  * at least `restores` changelog restores done; the counters then. */
-static int await_owning(running_t *r, uint32_t parts, uint64_t restores,
+static int await_owning(itest_daemon_t *r, uint32_t parts, uint64_t restores,
                         advrec_daemon_stats_t *st)
 {
     int64_t deadline = itest_now_ms() + WAIT_MS;
@@ -265,14 +157,14 @@ static int await_owning(running_t *r, uint32_t parts, uint64_t restores,
             CHECK(0);
             return -1;
         }
-        poll_pause();
+        itest_poll_pause();
     }
 }
 
 static void test_users_follow_their_partition(void)
 {
-    world_t w;
-    running_t a = {0}, b = {0};
+    itest_world_t w;
+    itest_daemon_t a = {0}, b = {0};
     advrec_daemon_stats_t st;
     uint64_t a_clicks;
     char user[32];
@@ -302,7 +194,7 @@ static void test_users_follow_their_partition(void)
 
     /* 3. A leaves: B takes everything. */
     a_clicks = clicks_of(&a);
-    destroy(&a);
+    itest_daemon_destroy(&a);
     if (await_owning(&b, 2 * PARTITIONS, 2, &st))
         goto out;
     produce_phase(&w, 2);
@@ -314,7 +206,7 @@ static void test_users_follow_their_partition(void)
             "%llu changelog rows, %llu markers\n",
             (unsigned long long)st.clicks, (unsigned long long)st.cl_skipped,
             (unsigned long long)st.cl_rows, (unsigned long long)st.cl_markers);
-    destroy(&b);
+    itest_daemon_destroy(&b);
     for (int u = 0; u < N_USERS; u++) {
         snprintf(user, sizeof(user), "user-%d", u);
         exact += itest_stored_clicks(w.dir[1], user) == 3 * PER_PHASE;
@@ -326,9 +218,9 @@ static void test_users_follow_their_partition(void)
         goto out;
     CHECK_INT(st.cl_restores, 0);
 out:
-    destroy(&a);
-    destroy(&b);
-    world_close(&w);
+    itest_daemon_destroy(&a);
+    itest_daemon_destroy(&b);
+    itest_world_close(&w);
 }
 
 /* item's stored row in dir: factors (K_MAX of them) and update count. */
@@ -358,7 +250,7 @@ static int stored_item(const char *dir, const char *item, float *w,
 }
 
 /* Awaits every record one daemon published being merged by the other. */
-static int await_exchanged(running_t *a, running_t *b)
+static int await_exchanged(itest_daemon_t *a, itest_daemon_t *b)
 {
     int64_t deadline = itest_now_ms() + WAIT_MS;
     advrec_daemon_stats_t sa, sb;
@@ -381,7 +273,7 @@ static int await_exchanged(running_t *a, running_t *b)
             CHECK(0);
             return -1;
         }
-        poll_pause();
+        itest_poll_pause();
     }
 }
 
@@ -394,8 +286,8 @@ static int await_exchanged(running_t *a, running_t *b)
  */
 static void run_items(int model, int *same_updates, int *close, int *items)
 {
-    world_t w;
-    running_t a = {0}, b = {0};
+    itest_world_t w;
+    itest_daemon_t a = {0}, b = {0};
     advrec_daemon_stats_t st;
     char item[32];
 
@@ -410,8 +302,8 @@ static void run_items(int model, int *same_updates, int *close, int *items)
         goto out;
     if (model && await_exchanged(&a, &b))
         goto out;
-    destroy(&a);
-    destroy(&b);
+    itest_daemon_destroy(&a);
+    itest_daemon_destroy(&b);
     if (model) {
         /* A again, alone: rebuilt from the topic at start, its rows are
          * what they were (every total counted once). */
@@ -424,7 +316,7 @@ static void run_items(int model, int *same_updates, int *close, int *items)
         }
         if (start(&w, &a, 0, 1) || await_owning(&a, 2 * PARTITIONS, 0, &st))
             goto out;
-        destroy(&a);
+        itest_daemon_destroy(&a);
         for (int i = 0; i < 60; i++) {
             double diff = 0;
             snprintf(item, sizeof(item), "item-%d", i);
@@ -461,9 +353,9 @@ static void run_items(int model, int *same_updates, int *close, int *items)
             model ? "topic.model" : "no topic.model", *items, *same_updates,
             *close);
 out:
-    destroy(&a);
-    destroy(&b);
-    world_close(&w);
+    itest_daemon_destroy(&a);
+    itest_daemon_destroy(&b);
+    itest_world_close(&w);
 }
 
 static void test_item_factors_are_shared(void)
