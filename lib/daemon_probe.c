@@ -72,8 +72,13 @@ static void *probe_main(void *arg)
              * one only when the broker can give it). */
             for (uint32_t j = 0; !kerr && j < pr->n_slot; j++)
                 if (pr->slot[j].topic == want[i].topic &&
-                    pr->slot[j].partition == want[i].partition)
+                    pr->slot[j].partition == want[i].partition &&
+                    pr->slot[j].end != hi) {
+                    log_debug("probe: %s [%d] ends at %lld",
+                              pr->topics[want[i].topic], (int)want[i].partition,
+                              (long long)hi);
                     pr->slot[j].end = hi;
+                }
             stop = pr->stop;
             pthread_mutex_unlock(&pr->lock);
             if (stop)
