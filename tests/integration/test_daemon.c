@@ -717,6 +717,7 @@ static advrec_conf_t *daemon_conf(const char *x_path)
         {"recs.max.staleness.ms", "1000"},
         {"recs.exclude", "purchased"},
         {"stats.interval.ms", "0"},
+        {"http.listen", ""}, /* off: tests run side by side */
         {"model.k", "16"},
         /* In memory: this test is about the pipeline; durability is tested
          * with the daemon as a process (daemon_sigterm.sh, e2e). */

@@ -150,6 +150,7 @@ static void run_stream(int defence, shills_t *sh)
         {"broker.embedded.partitions", "4"},
         {"model.k", "8"},
         {"stats.interval.ms", "0"},
+        {"http.listen", ""}, /* off: tests run side by side */
         {"state.sync", "none"},
         {"anomaly.enable", defence ? "true" : "false"},
     };

@@ -96,6 +96,7 @@ static int start(itest_world_t *w, itest_daemon_t *r,
         {"model.k", "8"},
         {"anomaly.enable", "false"},
         {"stats.interval.ms", "0"},
+        {"http.listen", ""}, /* off: tests run side by side */
         {"recs.debounce.ms", "0"},
         {"state.sync", "none"},
         {"state.commit.interval.ms", "100"},

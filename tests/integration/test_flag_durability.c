@@ -136,6 +136,7 @@ static void configure(advrec_conf_t *conf, const char *bootstraps,
         {"group.id", group},
         {"model.k", "8"},
         {"stats.interval.ms", "0"},
+        {"http.listen", ""}, /* off: tests run side by side */
         {"state.sync", "none"},
         {"state.dir", dir},
     };

@@ -138,6 +138,7 @@ static void test_inspect_equals_daemon(void)
         {"broker.embedded.partitions", "2"},
         {"model.k", "8"},
         {"stats.interval.ms", "0"},
+        {"http.listen", ""}, /* off: tests run side by side */
         {"state.sync", "none"},
         /* No list before the stop: all come from the final state. */
         {"recs.debounce.ms", "86400000"},
