@@ -174,7 +174,7 @@ const conf_row_t advrec_conf__rows[] = {
     ROW_INT("round.max.ms", round_max_ms, 1, 60000, "100", "round",
             "Longest a round waits for its first record; it then takes only the records already fetched (up to round.max.records) and applies them at once."),
     ROW_INT("consumer.stall.ms", consumer_stall_ms, 1000, MS_DAY, "30000", "round",
-            "An input partition behind its end that makes no progress, or stays in a librdkafka fetch state other than active, this long while the daemon did not pause it is fetched again from where the state stands, logged and counted (advrec_consumer_stalls_total). Checked every 5 s on librdkafka's statistics and on the partition's end as its leader gives it to a client and thread of the daemon's own (a fetcher that stopped asking does not see new records; docs/RELIABILITY.md, \"Broker faults\")."),
+            "An input partition behind its end that makes no progress, or stays in a librdkafka fetch state other than active, this long while the daemon did not pause it is fetched again from where the state stands, logged and counted (advrec_consumer_stalls_total). Checked on librdkafka's statistics, every 5 s (docs/RELIABILITY.md, \"Broker faults\")."),
 
     ROW_INT("model.k", model_k, 1, 1024, "64", "model",
             "Latent factors per user and item; changing it needs fresh state."),

@@ -384,7 +384,6 @@ void advrec_daemon_destroy(advrec_daemon_t *d)
     advrec_daemon__registry_destroy(d);
     if (d->cq)
         rd_kafka_queue_destroy(d->cq);
-    advrec_daemon__probe_destroy(d);
     advrec_kafka_destroy(d->consumer);
     advrec_kafka_destroy(d->producer);
     /* After the producer: no delivery report can name a record any more. */

@@ -63,28 +63,23 @@
 
 typedef struct advrec_daemon_changelog_s advrec_daemon_changelog_t;
 typedef struct advrec_daemon_model_s advrec_daemon_model_t;
-typedef struct advrec_daemon_probe_s advrec_daemon_probe_t;
 
 struct advrec_daemon_s {
     advrec_conf_t *conf;           /* owned */
     advrec_daemon_changelog_t *cl; /* topic.changelog, or NULL: off */
     advrec_daemon_model_t *model;  /* topic.model, or NULL: off */
     /* Input partitions watched for a fetch that stopped (librdkafka's
-     * statistics and the probe's ends, every LAG_INTERVAL_MS): watch() in
-     * daemon_kafka.c, advrec_daemon__stall_restart. */
+     * statistics, every LAG_INTERVAL_MS): advrec_daemon__stall_check. */
     struct advrec_daemon_stall_s {
         int topic;
         int32_t partition;
         int64_t next;  /* this run's next offset when last seen moving */
         int64_t since; /* clock ms since it is behind and not moving; 0 */
         int64_t lag;
-        int64_t hi;  /* the end the fetcher last saw; -1 */
-        int64_t end; /* the end the probe found on the broker; -1 */
         int restart; /* fetch it again at the next round */
         char state[24];
     } stall[ADVREC_METRICS_LAG_MAX];
     uint32_t n_stall;
-    advrec_daemon_probe_t *probe; /* the stall watch's ends, or NULL: off */
     advrec_codec_t *codec;
     advrec_engine_t *engine;
     advrec_detect_t *detect; /* the anomaly detectors, the engine's judge */
@@ -424,21 +419,6 @@ void advrec_daemon__model_publish(advrec_daemon_t *d);
 /* A delivery report of a model record: 1 (handled), else 0. */
 int advrec_daemon__model_delivered(advrec_daemon_t *d,
                                    const rd_kafka_message_t *m);
-
-/* --- daemon_probe.c: partition ends asked of the brokers ------------- */
-
-/* With consumer.stall.ms: the probe's client and thread. After the
- * consumer's client is made. */
-advrec_err_t advrec_daemon__probe_start(advrec_daemon_t *d, char *errstr,
-                                        size_t errstr_size);
-void advrec_daemon__probe_destroy(advrec_daemon_t *d);
-/* Processing thread: the partitions in d->stall are the ones to ask for
- * from now on. */
-void advrec_daemon__probe_want(advrec_daemon_t *d);
-/* Processing thread: the end of (topic index, partition) on its leader at
- * the probe's last answer, -1 while not known. */
-int64_t advrec_daemon__probe_end(advrec_daemon_t *d, int topic,
-                                 int32_t partition);
 
 /* --- daemon_topics.c: topics made and read back outside the group ---- */
 

@@ -19,8 +19,6 @@ static void on_delivery(void *opaque, const rd_kafka_message_t *m)
 {
     advrec_daemon_t *d = opaque;
 
-    /* Routed by the tag's kind (outbox.h): the changelog's and the model
-     * topic's records are theirs, the rest the outbox's. */
     if (advrec_daemon__changelog_delivered(d, m) ||
         advrec_daemon__model_delivered(d, m))
         return;
@@ -452,17 +450,10 @@ static void on_expand(void *opaque, rd_kafka_topic_partition_list_t *parts)
 }
 
 /*
- * Watches one input partition for a stalled fetch, while the daemon did
- * not pause it and this run's offset does not move: behind by librdkafka's
- * statistics, or behind the end the probe found on the broker while the
- * fetcher's own end (hi) is older than that, or in a fetch state other
- * than active. For consumer.stall.ms: marks it to be fetched again
- * (advrec_daemon__stall_restart), at most once as often.
- *
- * The probe's end alone would not do: a producer's transaction markers
- * take offsets the consumer never delivers, so an idle partition can stay
- * "behind" its end for good. A fetcher that works sees those offsets in
- * its high watermark; a stopped one does not.
+ * Watches one input partition for a stalled fetch: behind its end with
+ * this run's offset not moving, or in a fetch state other than active, for
+ * consumer.stall.ms while the daemon did not pause it. Marks it to be
+ * fetched again (advrec_daemon__stall_restart), at most once as often.
  */
 static void watch(advrec_daemon_t *d, int t, const advrec_kafka_lag_t *l,
                   struct advrec_daemon_stall_s *old, uint32_t n_old,
@@ -471,9 +462,8 @@ static void watch(advrec_daemon_t *d, int t, const advrec_kafka_lag_t *l,
     struct advrec_daemon_stall_s *e;
     int64_t next =
         l->partition < d->run_next_cap[t] ? d->run_next[t][l->partition] : 0;
-    int64_t end = advrec_daemon__probe_end(d, t, l->partition);
     int ours = d->paused || d->backlog_paused || d->n_held;
-    int behind, stuck;
+    int stuck;
 
     if (d->n_stall == ADVREC_METRICS_LAG_MAX)
         return;
@@ -485,12 +475,9 @@ static void watch(advrec_daemon_t *d, int t, const advrec_kafka_lag_t *l,
     e->topic = t;
     e->partition = l->partition;
     e->lag = l->lag;
-    e->hi = l->hi;
-    e->end = end;
     snprintf(e->state, sizeof(e->state), "%s", l->fetch_state);
-    behind = l->lag > 0 || (end > next && l->hi >= 0 && end > l->hi);
     stuck = !ours && next > 0 &&
-            ((behind && next == e->next) ||
+            ((l->lag > 0 && next == e->next) ||
              (l->fetch_state[0] && strcmp(l->fetch_state, "active") != 0));
     if (!stuck) {
         e->since = 0;
@@ -506,8 +493,7 @@ static void watch(advrec_daemon_t *d, int t, const advrec_kafka_lag_t *l,
 }
 
 /* librdkafka's statistics: the consumer lag of the input partitions, and
- * stalled fetches. The partitions watched are the ones the probe asks
- * about next. */
+ * stalled fetches. */
 static void on_lag(void *opaque, const advrec_kafka_lag_t *lags, size_t n)
 {
     advrec_daemon_t *d = opaque;
@@ -530,7 +516,6 @@ static void on_lag(void *opaque, const advrec_kafka_lag_t *lags, size_t n)
         d->c->lag[k++].lag = lags[i].lag;
     }
     d->c->n_lag = k;
-    advrec_daemon__probe_want(d);
 }
 
 void advrec_daemon__stall_restart(advrec_daemon_t *d)
@@ -553,13 +538,12 @@ void advrec_daemon__stall_restart(advrec_daemon_t *d)
             ->offset = next;
         d->c->consumer_stalls++;
         log_warning("consumer: %s [%d] made no progress for %lld s (fetch "
-                    "state %s, %lld records behind, end %lld as last "
-                    "fetched, %lld on the broker): fetching it again from "
+                    "state %s, %lld records behind): fetching it again from "
                     "offset %lld",
                     d->inputs[e->topic], (int)e->partition,
                     (long long)(d->conf->consumer_stall_ms / 1000),
                     e->state[0] ? e->state : "unknown", (long long)e->lag,
-                    (long long)e->hi, (long long)e->end, (long long)next);
+                    (long long)next);
     }
     if (!l)
         return;
@@ -650,8 +634,7 @@ advrec_err_t advrec_daemon_start(advrec_daemon_t *d, char *errstr,
         return ADVREC_OK; /* asked to stop while the registry was away */
 
     if ((err = advrec_daemon__changelog_start(d, errstr, errstr_size)) ||
-        (err = advrec_daemon__model_start(d, errstr, errstr_size)) ||
-        (err = advrec_daemon__probe_start(d, errstr, errstr_size)))
+        (err = advrec_daemon__model_start(d, errstr, errstr_size)))
         return err;
     /* With the changelog the group assigns topic.clicks alone; the same
      * partitions of the others follow (advrec_daemon__changelog_expand). */

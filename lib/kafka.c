@@ -218,11 +218,11 @@ static void handle_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 }
 
 /*
- * librdkafka's statistics JSON: topics.<t>.partitions.<p>.consumer_lag,
- * hi_offset and fetch_state of each partition being fetched or with a lag
- * (librdkafka's own "-1" partition, and partitions neither fetched nor
- * positioned, are left out). A document that does not parse is logged at debug
- * level and skipped.
+ * librdkafka's statistics JSON: topics.<t>.partitions.<p>.consumer_lag and
+ * fetch_state of each partition being fetched or with a lag (librdkafka's
+ * own "-1" partition, and partitions neither fetched nor positioned, are
+ * left out). A document that does not parse is logged at debug level and
+ * skipped.
  */
 static int handle_stats_cb(rd_kafka_t *rk, char *json, size_t json_len,
                            void *opaque)
@@ -247,7 +247,6 @@ static int handle_stats_cb(rd_kafka_t *rk, char *json, size_t json_len,
         json_object_foreach(parts, pname, pt)
         {
             json_t *lag = json_object_get(pt, "consumer_lag");
-            json_t *hi = json_object_get(pt, "hi_offset");
             json_t *id = json_object_get(pt, "partition");
             const char *state =
                 json_string_value(json_object_get(pt, "fetch_state"));
@@ -259,7 +258,6 @@ static int handle_stats_cb(rd_kafka_t *rk, char *json, size_t json_len,
             lags[n].topic = tname;
             lags[n].partition = (int32_t)json_integer_value(id);
             lags[n].lag = l < 0 ? -1 : l;
-            lags[n].hi = json_is_integer(hi) ? json_integer_value(hi) : -1;
             snprintf(lags[n++].fetch_state, sizeof(lags[0].fetch_state), "%s",
                      state ? state : "");
         }

@@ -82,8 +82,6 @@ typedef struct advrec_kafka_lag_s {
     int32_t partition;
     int64_t lag;          /* records from the committed position to the end; -1:
                              not known */
-    int64_t hi;           /* the end as the fetcher last saw it (the high
-                             watermark of its last fetch response); -1 */
     char fetch_state[24]; /* librdkafka's: "active", "offset-query",
                              "validate-epoch-wait", ... */
 } advrec_kafka_lag_t;
