@@ -12,6 +12,12 @@ fastavro from the tests' pinned venv, clients we did not write).
       stamping each poll's records with the wall-clock time they arrived;
       touches READY once assigned and positioned; after DONE exists, stops
       when nothing arrived for 3 s (at most 60 s more). Writes OUT (pickle).
+  latency.py stamp OUT DONE
+      The reader for READER=kcat: reads kcat's output on stdin (records as
+      "PARTITION OFFSET TIMESTAMP LENGTH\n" + LENGTH payload bytes + "\n"),
+      stamping each chunk read with the wall-clock time it arrived; after
+      DONE exists, stops when nothing arrived for 3 s (at most 60 s more).
+      Writes OUT (pickle, as read does).
   latency.py report BOOTSTRAP OUT SCHEMA WARMUP_S RATE
       Reads the input topics named in the lists with kafka-python (record
       timestamps by topic/partition/offset), pairs each list read back with
@@ -98,6 +104,44 @@ def read(bs, topic, out_path, ready, done):
         if end is not None and (time.monotonic() - last > 3 or time.monotonic() > end):
             break
     c.close()
+    with open(out_path, "wb") as f:
+        pickle.dump(got, f)
+    print("read: %d lists, %.1f CPU-s" % (len(got), time.process_time()), file=sys.stderr)
+
+
+def stamp(out_path, done):
+    import select
+
+    fd = sys.stdin.fileno()
+    buf = b""
+    got = []  # (arrival ms, partition, offset, record timestamp, value)
+    last = time.monotonic()
+    end = None
+    while True:
+        r, _, _ = select.select([fd], [], [], 0.05)
+        if r:
+            chunk = os.read(fd, 1 << 20)
+            t = now_ms()
+            if not chunk:
+                break
+            last = time.monotonic()
+            buf += chunk
+            pos = 0
+            while True:
+                nl = buf.find(b"\n", pos)
+                if nl < 0:
+                    break
+                part, off, ts, size = buf[pos:nl].split()
+                size = int(size)
+                if len(buf) < nl + 1 + size + 1:
+                    break
+                got.append((t, int(part), int(off), int(ts), buf[nl + 1:nl + 1 + size]))
+                pos = nl + 1 + size + 1
+            buf = buf[pos:]
+        if end is None and os.path.exists(done):
+            end = time.monotonic() + 60
+        if end is not None and (time.monotonic() - last > 3 or time.monotonic() > end):
+            break
     with open(out_path, "wb") as f:
         pickle.dump(got, f)
     print("read: %d lists, %.1f CPU-s" % (len(got), time.process_time()), file=sys.stderr)
@@ -191,6 +235,8 @@ def main(argv):
         pace(float(argv[2]), float(argv[3]), argv[4])
     elif cmd == "read":
         read(*argv[2:7])
+    elif cmd == "stamp":
+        stamp(argv[2], argv[3])
     elif cmd == "report":
         return report(argv[2], argv[3], argv[4], float(argv[5]), float(argv[6]))
     else:

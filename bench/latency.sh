@@ -12,6 +12,10 @@
 #   tests/kafka/kafka.sh start DIR, used (new topics) and left running;
 #   default: a fresh one in a temp dir, stopped at the end. ADVRECD_LOG:
 #   where to keep advrecd's log (info level; of the last run).
+#   READER=kafka-python (default) | kcat: the client that reads the lists
+#   back. kcat (a bare librdkafka consumer, Debian's) costs the machine
+#   far less CPU per list than kafka-python; its output goes through a pipe
+#   to latency.py stamp, which stamps each chunk on arrival.
 #
 # A/B in one session (the machine is shared: compare ratios, not figures
 # of different sessions): ADVRECD_B=PATH another advrecd binary (e.g. a
@@ -46,6 +50,12 @@ set -uo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 build=$(cd "${1:-$here/build}" && pwd) || exit 1
 rate=${RATE:-10000}
+reader=${READER:-kafka-python}
+case $reader in
+  kafka-python) ;;
+  kcat) command -v kcat >/dev/null || { echo "latency.sh: READER=kcat but no kcat (tools/install-deps.sh)" >&2; exit 1; } ;;
+  *) echo "latency.sh: READER must be kafka-python or kcat" >&2; exit 1 ;;
+esac
 warmup=${WARMUP:-5}
 users=${USERS:-10000}
 items=${ITEMS:-5000}
@@ -97,7 +107,7 @@ run() {
   "$here/tests/kafka/kafka.sh" topics "$kdir" "$tp.clicks:$parts" "$tp.purchases:$parts" \
     "$tp.recs:$parts:compact:message.timestamp.type=LogAppendTime" "$tp.anomalies:$parts" "$tp.dlq:$parts" >/dev/null ||
     { say "cannot create topics"; return 1; }
-  rm -rf "$tmp/state" "$tmp/reader.ready" "$tmp/produced" "$tmp/lists.pickle"
+  rm -rf "$tmp/state" "$tmp/reader.ready" "$tmp/produced" "$tmp/lists.pickle" "$tmp/kcat.pid" "$tmp/kcat.log"
   # shellcheck disable=SC2086 # args is a list of words
   "$advrecd" -c "$here/conf/advrecd.conf" -X broker.embedded=false -X http.listen= \
     -X kafka.bootstrap.servers="$bs" -X topic.clicks="$tp.clicks" -X topic.purchases="$tp.purchases" \
@@ -106,14 +116,24 @@ run() {
     -X recs.debounce.ms=0 $args 2>"$tmp/advrecd.log" >/dev/null &
   dpid=$!
   pids+=("$dpid")
-  lpy read "$bs" "$tp.recs" "$tmp/lists.pickle" "$tmp/reader.ready" "$tmp/produced" \
-    2>"$tmp/reader.log" &
-  rpid=$!
-  pids+=("$rpid")
+  if [ "$reader" = kcat ]; then
+    # Ready once kcat reached the (empty) end of every partition.
+    { kcat -C -u -b "$bs" -t "$tp.recs" -o beginning -f '%p %o %T %S\n%s\n' \
+      2>"$tmp/kcat.log" & echo $! >"$tmp/kcat.pid"; } |
+      lpy stamp "$tmp/lists.pickle" "$tmp/produced" 2>"$tmp/reader.log" &
+    rpid=$!
+    until [ -s "$tmp/kcat.pid" ]; do sleep 0.05; done # written by the pipe's first part
+    pids+=("$rpid" "$(cat "$tmp/kcat.pid")")
+  else
+    lpy read "$bs" "$tp.recs" "$tmp/lists.pickle" "$tmp/reader.ready" "$tmp/produced" \
+      2>"$tmp/reader.log" &
+    rpid=$!
+    pids+=("$rpid")
+  fi
 
   # Ready: advrecd assigned its partitions, kafka-python positioned.
   local deadline=$((SECONDS + 90))
-  until grep -q "rebalance: assigned" "$tmp/advrecd.log" && [ -e "$tmp/reader.ready" ]; do
+  until grep -q "rebalance: assigned" "$tmp/advrecd.log" && reader_ready; do
     if [ "$SECONDS" -ge "$deadline" ] || ! kill -0 "$dpid" 2>/dev/null; then
       say "latency: advrecd or the reader not ready; advrecd's log:"; tail -20 "$tmp/advrecd.log" >&2
       cat "$tmp/reader.log" >&2; return 1
@@ -132,6 +152,12 @@ run() {
   cat "$tmp/pace.log" >&2
   wait "$rpid" || { say "reader failed:"; cat "$tmp/reader.log" >&2; return 1; }
   cat "$tmp/reader.log" >&2
+  local rcpu
+  rcpu=$(sed -n 's/.*, \([0-9.]*\) CPU-s/\1/p' "$tmp/reader.log")
+  if [ "$reader" = kcat ]; then
+    rcpu="$rcpu + kcat $(cpu "$(cat "$tmp/kcat.pid")")"
+    kill -TERM "$(cat "$tmp/kcat.pid")" 2>/dev/null
+  fi
   dcpu=$(cpu "$dpid")
   [ -n "$kpid" ] && kcpu=$(awk -v a="$(cpu "$kpid")" -v b="$kcpu0" 'BEGIN { printf "%.1f", a - b }')
   kill -TERM "$dpid"
@@ -142,11 +168,20 @@ run() {
   echo "${mark}advrecd -X recs.debounce.ms=0 $args; $rate events/s for $secs s," \
     "$parts partitions, $users users, $items items; $(nproc) cores, load $(cut -d' ' -f1 /proc/loadavg)"
   echo "${mark}CPU seconds: advrecd $dcpu (until the stop), broker ${kcpu:-?} (during the run)," \
-    "kafka-python reader $(sed -n 's/.*, \([0-9.]*\) CPU-s/\1/p' "$tmp/reader.log")"
+    "$reader reader $rcpu"
   out=$(lpy report "$bs" "$tmp/lists.pickle" "$here/schemas/recommendation.avsc" "$warmup" "$rate") ||
     { echo "$out"; return 1; }
   echo "$out" | sed "s/^/$mark/"
   echo "$out" | sed -n "s/^latency p50 \([0-9]*\) ms p99 \([0-9]*\) ms.*/${label:--} \1 \2/p" >>"$tmp/results"
+}
+
+# The reader is positioned at the start of every partition of the lists.
+reader_ready() {
+  if [ "$reader" = kcat ]; then
+    [ "$(grep -c "Reached end of topic" "$tmp/kcat.log" 2>/dev/null)" -ge "$parts" ]
+  else
+    [ -e "$tmp/reader.ready" ]
+  fi
 }
 
 nrun=0
