@@ -8,6 +8,8 @@
  *    10000 new rows (state.sync=commit), rows/s and MB/s;
  *  - steady: rounds of 1000 changed users + 3000 changed items (a busy
  *    round of the daemon), with state.sync=commit and with none, rounds/s;
+ *  - hold: the same rounds committed as the daemon does (the batch built on
+ *    the caller's thread, written on the store's): how long each held it;
  *  - restart: open + load of the whole state into fresh tables, seconds.
  * DIR must not exist (default: a new directory under /tmp, removed at the
  * end). Build with -DADVREC_BENCH=ON; run build/bench/advrec-store-bench.
@@ -128,6 +130,68 @@ static void steady(advrec_store_t *store, advrec_state_t *state,
            name, rounds, rounds / dt, dt / rounds * 1e3);
 }
 
+static int by_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/*
+ * The daemon's commit: advrec_store_commit_start builds the batch on the
+ * caller's thread (the processing thread: the round waits) and writes it on
+ * the store's. Rounds as in steady(); the time each start held its caller,
+ * p50 / p99 / max in ms.
+ */
+static void hold(advrec_store_t *store, advrec_state_t *state,
+                 advrec_popularity_t *pop, int rounds)
+{
+    advrec_rows_t *users = advrec_state_users(state);
+    advrec_rows_t *items = advrec_state_items(state);
+    advrec_store_offset_t off = {"advrec.clicks", 0, 0};
+    double *ms = calloc((size_t)rounds, sizeof(*ms));
+    char errstr[512];
+    uint64_t s = 43;
+
+    if (!ms)
+        exit(1);
+    for (int r = 0; r < rounds; r++) {
+        for (int u = 0; u < 1000; u++) {
+            uint32_t idx = (uint32_t)(lcg(&s) % users->n);
+            fill_row(users, idx, &s);
+            advrec_state_push_history(state, idx,
+                                      (uint32_t)(lcg(&s) % items->n));
+            advrec_rows_touch(users, idx);
+        }
+        for (int i = 0; i < 3000; i++) {
+            uint32_t idx = (uint32_t)(lcg(&s) % items->n);
+            fill_row(items, idx, &s);
+            advrec_rows_touch(items, idx);
+        }
+        /* The previous write finished first, as after a round's wait. */
+        if (advrec_store_commit_wait(store, errstr, sizeof(errstr))) {
+            fprintf(stderr, "commit: %s\n", errstr);
+            exit(1);
+        }
+        off.next = 2000000 + r;
+        double t0 = now_s();
+        if (advrec_store_commit_start(store, state, pop, (uint64_t)off.next,
+                                      &off, 1, errstr, sizeof(errstr))) {
+            fprintf(stderr, "commit: %s\n", errstr);
+            exit(1);
+        }
+        ms[r] = (now_s() - t0) * 1e3;
+    }
+    if (advrec_store_commit_wait(store, errstr, sizeof(errstr))) {
+        fprintf(stderr, "commit: %s\n", errstr);
+        exit(1);
+    }
+    qsort(ms, (size_t)rounds, sizeof(*ms), by_double);
+    printf("hold   %d commits of <= 4000 rows started in the background: the "
+           "caller held p50 %.3f p99 %.3f max %.3f ms\n",
+           rounds, ms[rounds / 2], ms[rounds * 99 / 100], ms[rounds - 1]);
+    free(ms);
+}
+
 int main(int argc, char **argv)
 {
     char tmpl[] = "/tmp/advrec-store-bench-XXXXXX", dir[600];
@@ -190,6 +254,7 @@ int main(int argc, char **argv)
            (double)du(dir) / 1e6);
 
     steady(store, state, pop, "commit", 200);
+    hold(store, state, pop, 200);
     advrec_store_close(store);
     store = open_or_die(dir, ADVREC_STORE_SYNC_NONE);
     steady(store, state, pop, "none", 200);
