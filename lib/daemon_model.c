@@ -77,8 +77,12 @@ int advrec_daemon__model_delivered(advrec_daemon_t *d,
 {
     if (ADVREC_TAG_KIND(m->_private) != ADVREC_TAG_MODEL)
         return 0;
-    if (m->err)
+    if (m->err) {
+        /* The item's total goes out again with the next publish. */
         d->c->model_failed++;
+        if (d->model)
+            (void)advrec_itemsync_owe(d->model->sync, m->key, m->key_len);
+    }
     return 1;
 }
 

@@ -460,6 +460,30 @@ advrec_err_t advrec_itemsync_publish(advrec_itemsync_t *s,
     return ADVREC_OK;
 }
 
+advrec_err_t advrec_itemsync_owe(advrec_itemsync_t *s, const char *key,
+                                 size_t key_len)
+{
+    size_t il = strlen(s->instance);
+    char id[ADVREC_ID_MAX], errstr[ADVREC_ID_MAX + 64];
+    uint32_t idx;
+
+    if (!key || key_len <= il + 1 || key_len - il - 1 >= sizeof(id) ||
+        memcmp(key, s->instance, il) != 0 || key[il] != '/')
+        return ADVREC_ERR_NOT_FOUND;
+    memcpy(id, key + il + 1, key_len - il - 1);
+    id[key_len - il - 1] = '\0';
+    if (advrec_state_item(s->state, id, 0, &idx, NULL, errstr,
+                          sizeof(errstr)) ||
+        idx >= s->n)
+        return ADVREC_ERR_NOT_FOUND;
+    /* publish() skips an item whose count of own updates equals the count
+     * last sent; one less than the count now differs until it is sent
+     * (counts only grow, and a record was sent only for a count above 0). */
+    s->sent[idx] =
+        advrec_state_items(s->state)->updates[idx] - s->updates[idx] - 1;
+    return ADVREC_OK;
+}
+
 /* The peer named id, made (with room for every tracked item) when new;
  * NULL when the peer table is full or memory is short (*err says which). */
 static peer_t *peer_of(advrec_itemsync_t *s, const char *id, advrec_err_t *err)

@@ -119,6 +119,18 @@ advrec_err_t advrec_itemsync_publish(advrec_itemsync_t *sync,
                                      size_t errstr_size);
 
 /*
+ * A record publish() handed to emit was not delivered (its producer gave
+ * up): the item it named (key as emitted, "<instance>/<item id>") is owed
+ * again, so the next publish sends the item's cumulative contribution as
+ * it is then, whether or not the item is trained meanwhile (records carry
+ * totals: a newer one delivered first makes the resend harmless). Returns
+ * ADVREC_OK; ADVREC_ERR_NOT_FOUND when the key is not one of this
+ * instance's or names no item it tracks (nothing is owed).
+ */
+advrec_err_t advrec_itemsync_owe(advrec_itemsync_t *sync, const char *key,
+                                 size_t key_len);
+
+/*
  * Applies a peer's record (key and value only read): the difference
  * between its cumulative and the one last applied for that (peer, item) is
  * added to the local row (factors, bias when both train biases, the

@@ -401,6 +401,64 @@ static void test_refused_emit_stays_owed(void)
     advrec_engine_destroy(e);
 }
 
+/* A record whose delivery failed is owed again: the next publish sends the
+ * item's total even though it was not trained since; keys of another
+ * instance or of no item owe nothing. */
+static void test_failed_delivery_owes_again(void)
+{
+    advrec_engine_params_t p = params();
+    advrec_engine_t *e = advrec_engine_new(&p, NULL, 0);
+    advrec_itemsync_t *s;
+    static box_t b, again;
+    char errstr[256];
+    size_t n, a = MAXREC;
+
+    CHECK(e != NULL);
+    if (!e)
+        return;
+    s = sync_for(e, "A", 1);
+    apply(e, "u", "a", 0);
+    apply(e, "u", "b", 1);
+    memset(&b, 0, sizeof(b));
+    b.refuse_after = MAXREC;
+    CHECK_INT(advrec_itemsync_publish(s, keep, &b, &n, errstr, sizeof(errstr)),
+              ADVREC_OK);
+    CHECK(n >= 2);
+    /* Nothing trained: nothing owed. */
+    memset(&again, 0, sizeof(again));
+    again.refuse_after = MAXREC;
+    CHECK_INT(
+        advrec_itemsync_publish(s, keep, &again, &n, errstr, sizeof(errstr)),
+        ADVREC_OK);
+    CHECK_INT(n, 0);
+    for (size_t r = 0; r < b.n; r++)
+        if (b.key_len[r] == 3 && memcmp(b.key[r], "A/a", 3) == 0)
+            a = r;
+    CHECK(a < b.n);
+    if (a >= b.n)
+        goto out;
+    CHECK_INT(advrec_itemsync_owe(s, "B/a", 3), ADVREC_ERR_NOT_FOUND);
+    CHECK_INT(advrec_itemsync_owe(s, "A/zz", 4), ADVREC_ERR_NOT_FOUND);
+    CHECK_INT(advrec_itemsync_owe(s, "A", 1), ADVREC_ERR_NOT_FOUND);
+    CHECK_INT(advrec_itemsync_owe(s, b.key[a], b.key_len[a]), ADVREC_OK);
+    CHECK_INT(
+        advrec_itemsync_publish(s, keep, &again, &n, errstr, sizeof(errstr)),
+        ADVREC_OK);
+    CHECK_INT(n, 1);
+    /* The same record again: the item's total has not moved. */
+    CHECK_INT(again.key_len[0], b.key_len[a]);
+    CHECK(memcmp(again.key[0], b.key[a], b.key_len[a]) == 0);
+    CHECK_INT(again.value_len[0], b.value_len[a]);
+    CHECK(memcmp(again.value[0], b.value[a], b.value_len[a]) == 0);
+    CHECK_INT(
+        advrec_itemsync_publish(s, keep, &again, &n, errstr, sizeof(errstr)),
+        ADVREC_OK);
+    CHECK_INT(n, 0);
+out:
+    advrec_itemsync_destroy(s);
+    advrec_engine_destroy(e);
+}
+
 /* Each malformed record is refused with DECODE (or FULL), an error naming
  * the fault, and the state unchanged. */
 static void test_malformed_records_refused(void)
@@ -785,6 +843,7 @@ int main(void)
     RUN(test_two_instances_exchange);
     RUN(test_merge_of_two_peers);
     RUN(test_refused_emit_stays_owed);
+    RUN(test_failed_delivery_owes_again);
     RUN(test_malformed_records_refused);
     RUN(test_bad_params);
     RUN(test_existing_rows_are_base);
