@@ -101,27 +101,33 @@ static void commit_or_die(advrec_store_t *store, advrec_state_t *state,
     }
 }
 
-static void steady(advrec_store_t *store, advrec_state_t *state,
-                   advrec_popularity_t *pop, const char *name, int rounds)
+/* What a busy round of the daemon changes: 1000 users, 3000 items. */
+static void busy_round(advrec_state_t *state, uint64_t *s)
 {
     advrec_rows_t *users = advrec_state_users(state);
     advrec_rows_t *items = advrec_state_items(state);
+
+    for (int u = 0; u < 1000; u++) {
+        uint32_t idx = (uint32_t)(lcg(s) % users->n);
+        fill_row(users, idx, s);
+        advrec_state_push_history(state, idx, (uint32_t)(lcg(s) % items->n));
+        advrec_rows_touch(users, idx);
+    }
+    for (int i = 0; i < 3000; i++) {
+        uint32_t idx = (uint32_t)(lcg(s) % items->n);
+        fill_row(items, idx, s);
+        advrec_rows_touch(items, idx);
+    }
+}
+
+static void steady(advrec_store_t *store, advrec_state_t *state,
+                   advrec_popularity_t *pop, const char *name, int rounds)
+{
     uint64_t s = 42;
     double t0 = now_s(), dt;
 
     for (int r = 0; r < rounds; r++) {
-        for (int u = 0; u < 1000; u++) {
-            uint32_t idx = (uint32_t)(lcg(&s) % users->n);
-            fill_row(users, idx, &s);
-            advrec_state_push_history(state, idx,
-                                      (uint32_t)(lcg(&s) % items->n));
-            advrec_rows_touch(users, idx);
-        }
-        for (int i = 0; i < 3000; i++) {
-            uint32_t idx = (uint32_t)(lcg(&s) % items->n);
-            fill_row(items, idx, &s);
-            advrec_rows_touch(items, idx);
-        }
+        busy_round(state, &s);
         commit_or_die(store, state, pop, 1000000 + r);
     }
     dt = now_s() - t0;
@@ -145,8 +151,6 @@ static int by_double(const void *a, const void *b)
 static void hold(advrec_store_t *store, advrec_state_t *state,
                  advrec_popularity_t *pop, int rounds)
 {
-    advrec_rows_t *users = advrec_state_users(state);
-    advrec_rows_t *items = advrec_state_items(state);
     advrec_store_offset_t off = {"advrec.clicks", 0, 0};
     double *ms = calloc((size_t)rounds, sizeof(*ms));
     char errstr[512];
@@ -155,18 +159,7 @@ static void hold(advrec_store_t *store, advrec_state_t *state,
     if (!ms)
         exit(1);
     for (int r = 0; r < rounds; r++) {
-        for (int u = 0; u < 1000; u++) {
-            uint32_t idx = (uint32_t)(lcg(&s) % users->n);
-            fill_row(users, idx, &s);
-            advrec_state_push_history(state, idx,
-                                      (uint32_t)(lcg(&s) % items->n));
-            advrec_rows_touch(users, idx);
-        }
-        for (int i = 0; i < 3000; i++) {
-            uint32_t idx = (uint32_t)(lcg(&s) % items->n);
-            fill_row(items, idx, &s);
-            advrec_rows_touch(items, idx);
-        }
+        busy_round(state, &s);
         /* The previous write finished first, as after a round's wait. */
         if (advrec_store_commit_wait(store, errstr, sizeof(errstr))) {
             fprintf(stderr, "commit: %s\n", errstr);
