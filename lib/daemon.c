@@ -520,22 +520,30 @@ static void round_once(advrec_daemon_t *d)
     /* Backpressure for outputs: consuming more could owe more while this
      * much is unacknowledged (broker away, a topic failing), so wait for
      * deliveries instead of growing the stored set or dropping any. Failed
-     * ones are produced again meanwhile. */
+     * ones are produced again meanwhile. A consumer not polled for
+     * max.poll.interval.ms leaves its group, so one round in every half of
+     * it consumes (its outputs go past the bound by one round's). */
     if (advrec_outbox_full(d->outbox)) {
         if (d->n_offs && advrec_daemon__commit(d))
             return; /* the records owed go out only once committed */
         if (!d->paused)
             log_warning("%llu outputs not acknowledged by the broker: "
-                        "consumption paused until they are delivered",
+                        "consumption paused until they are delivered (but "
+                        "for one round every half max.poll.interval.ms, so "
+                        "the consumer group keeps this member)",
                         (unsigned long long)d->c->outbox_pending);
         d->paused = 1;
-        d->c->outbox_paused++;
         advrec_outbox_produce(d->outbox);
         rd_kafka_poll(producer, 100);
         publish_stats(d, now_ms(), 0);
-        return;
-    }
-    if (d->paused) {
+        if (!d->poll_guard_ms)
+            d->poll_guard_ms = poll_guard_ms(d);
+        if (now_ms() - d->polled_ms < d->poll_guard_ms) {
+            d->c->outbox_paused++;
+            return;
+        }
+        d->c->outbox_guard++;
+    } else if (d->paused) {
         log_notice("outputs acknowledged: consumption resumed");
         d->paused = 0;
     }

@@ -439,6 +439,7 @@ static void on_revoke(void *opaque,
     if (!d->fatal[0])
         advrec_daemon__kafka_commit(d, 1);
     note_owned(d, parts, 0);
+    d->c->revoked += (uint64_t)parts->cnt;
     d->c->partitions -= d->c->partitions < (uint32_t)parts->cnt
                             ? d->c->partitions
                             : (uint32_t)parts->cnt;

@@ -77,6 +77,9 @@ typedef struct advrec_counters_s {
                                    not yet acknowledged (includes the last
                                    run's) */
     uint64_t outbox_paused;     /* rounds not consumed: outbox full */
+    uint64_t outbox_guard;      /* ... rounds consumed all the same, so
+                                   the group keeps this member */
+    uint64_t revoked;           /* input partitions revoked (rebalances) */
     uint32_t users, items;
     uint64_t stale; /* gauge: users waiting for a list (the backlog) */
     /* Refreshes on a budget (recs.refresh.*, recs.backlog.policy). */

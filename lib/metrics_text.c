@@ -338,6 +338,15 @@ char *advrec_metrics_prometheus(const advrec_metrics_t *m, size_t *len)
             "Rounds that did not consume because too many outputs were "
             "unacknowledged.",
             c->outbox_paused);
+    counter(&t, "advrec_outbox_guard_rounds_total",
+            "Rounds that consumed while too many outputs were "
+            "unacknowledged, one every half kafka.max.poll.interval.ms, so "
+            "the consumer group keeps this member.",
+            c->outbox_guard);
+    counter(&t, "advrec_partitions_revoked_total",
+            "Input partitions taken from this member by rebalances (another "
+            "member joined or left, or this one was dropped from its group).",
+            c->revoked);
     counter(&t, "advrec_state_offsets_lost_total",
             "Input partitions the state was behind on or had lost the offset "
             "of, resumed by state.offset.missing (each also logged as an "
