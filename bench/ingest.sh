@@ -16,6 +16,8 @@
 #   ADVRECD_B=PATH another advrecd binary (e.g. a build of an earlier
 #     commit) run through the same modes after BUILD_DIR's in every run,
 #     its lines marked [B]: an A/B comparison in one run.
+#   DAEMON_ARGS_B="-X k=v ..." the B runs' settings instead of DAEMON_ARGS
+#     (with or without ADVRECD_B): settings compared in one run.
 #
 # Every reader starts in a fresh consumer group at the beginning of the
 # topics. Time is from the first event the reader delivered to the moment it
@@ -148,7 +150,7 @@ daemon() { # MODE RUN
     -X kafka.bootstrap.servers="$bs" -X topic.clicks=bench.clicks -X topic.purchases=bench.purchases \
     -X topic.recommendations=bench.recs -X topic.anomalies=bench.anomalies -X topic.dlq=bench.dlq \
     -X group.id="$tag.$mode.$2" -X stats.interval.ms=20 -X log.level=info \
-    "${extra[@]}" ${DAEMON_ARGS:-} 2>&1 >/dev/null | stamp >"$log" &
+    "${extra[@]}" $dargs 2>&1 >/dev/null | stamp >"$log" &
   local deadline=$((SECONDS + 600))
   until s=$(rate "$log" "$n" 2>/dev/null); do
     if [ "$SECONDS" -ge "$deadline" ] || ! pgrep -f "group.id=$tag.$mode.$2" >/dev/null; then
@@ -176,10 +178,10 @@ say "ingest: $n events in the topics; readers: kcat $modes (RUNS=$runs)"
 for r in $(seq 1 "$runs"); do
   bare_eps= mem_eps=
   bare "$r" || exit 1
-  advrecd=$build/advrecd label=
+  advrecd=$build/advrecd label= dargs=${DAEMON_ARGS:-}
   for m in $modes; do daemon "$m" "$r" || exit 1; done
-  if [ -n "${ADVRECD_B:-}" ]; then
-    advrecd=$ADVRECD_B label=" [B]" mem_eps=
+  if [ -n "${ADVRECD_B:-}" ] || [ -n "${DAEMON_ARGS_B+x}" ]; then
+    advrecd=${ADVRECD_B:-$build/advrecd} label=" [B]" mem_eps= dargs=${DAEMON_ARGS_B-${DAEMON_ARGS:-}}
     for m in $modes; do daemon "$m" "$r.b" || exit 1; done
   fi
 done

@@ -115,7 +115,9 @@ static void usage(FILE *fp)
         "                   0: never); --partitions P (12); --share-acc 0|1\n"
         "                   merge peers' Adagrad accumulators (1)\n"
         "  --fgsm           after --loo training: FGSM on the embeddings,\n"
-        "                   eps 0.1..1.0, for each model trained\n"
+        "                   eps 0.1..1.0, for each model trained; with\n"
+        "                   --onepass also the one-pass model against its\n"
+        "                   BPR (adversarial term off) at eps 0.5\n"
         "  --shill          shilling attack 1/3/5%% fake users, BPR vs APR\n"
         "  --detect ...     (first option) the anomaly detectors on labelled\n"
         "                   or injected shilling; --detect --help\n"
@@ -460,6 +462,53 @@ static int popularity_loo(const advrec_eval_split_t *s, uint32_t k,
  * ending in
  * "onepass-hr@K A offline-hr@K B ratio R".
  */
+/*
+ * --onepass --fgsm: the robustness the daemon's model has, as the offline
+ * FGSM experiment measures it at eps ONEPASS_EPS: the relative HR drop of
+ * the one-pass model (apr, trained with the shipped settings) against that
+ * of the same engine with the adversarial term off (BPR: model.adv.lambda
+ * 0), and their ratio (issue 16: at most 0.5). One line ending in
+ * "onepass-fgsm-ratio R".
+ */
+#define ONEPASS_EPS 0.5f
+static int onepass_fgsm(opts_t *o, const advrec_eval_data_t *d,
+                        const advrec_eval_split_t *s,
+                        const advrec_engine_params_t *shipped,
+                        const advrec_eval_metrics_t *apr, advrec_state_t *ma,
+                        FILE *js)
+{
+    advrec_engine_params_t bp = *shipped;
+    advrec_eval_metrics_t bpr, pa = {0}, pb = {0};
+    advrec_state_t *mb = NULL;
+    double da, db;
+    char errstr[512] = "";
+
+    bp.apr.adv_lambda = 0;
+    if (advrec_eval_onepass(d, s, &bp, o->k_cut, &bpr, &mb, progress, o, errstr,
+                            sizeof(errstr)) ||
+        advrec_eval_fgsm(s, ma, shipped->apr.use_bias, ONEPASS_EPS,
+                         shipped->apr.seed, o->k_cut, &pa) ||
+        advrec_eval_fgsm(s, mb, bp.apr.use_bias, ONEPASS_EPS, bp.apr.seed,
+                         o->k_cut, &pb)) {
+        fprintf(stderr, "advrec-eval: one pass, FGSM: %s\n",
+                errstr[0] ? errstr : "out of memory");
+        advrec_state_destroy(mb);
+        return 1;
+    }
+    advrec_state_destroy(mb);
+    da = apr->hr > 0 ? (apr->hr - pa.hr) / apr->hr : 0;
+    db = bpr.hr > 0 ? (bpr.hr - pb.hr) / bpr.hr : 0;
+    printf("onepass-fgsm %s eps %.1f: bpr-hr@%u %.4f -> %.4f (-%.1f%%) "
+           "apr-hr@%u %.4f -> %.4f (-%.1f%%) onepass-fgsm-ratio %.3f\n",
+           o->name, (double)ONEPASS_EPS, o->k_cut, bpr.hr, pb.hr, 100 * db,
+           o->k_cut, apr->hr, pa.hr, 100 * da, db > 0 ? da / db : 0.0);
+    fprintf(js,
+            ", \"fgsm\": {\"eps\": %.1f, \"bpr_hr\": %.6f, "
+            "\"bpr_hr_eps\": %.6f, \"apr_hr_eps\": %.6f, \"ratio\": %.6f}",
+            (double)ONEPASS_EPS, bpr.hr, pb.hr, pa.hr, db > 0 ? da / db : 0.0);
+    return 0;
+}
+
 static int run_onepass(opts_t *o, const advrec_eval_data_t *d,
                        const advrec_eval_split_t *s,
                        const advrec_eval_metrics_t *offline, FILE *js)
@@ -469,13 +518,17 @@ static int run_onepass(opts_t *o, const advrec_eval_data_t *d,
     double t0 = now_s(), secs;
 
     advrec_engine_params_t shipped = o->shipped;
+    advrec_state_t *model = NULL;
 
     shipped.recs_n = o->k_cut;
-    if (advrec_eval_onepass(d, s, &shipped, o->k_cut, &one, progress, o, errstr,
+    errstr[0] = '\0';
+    if (advrec_eval_onepass(d, s, &shipped, o->k_cut, &one,
+                            o->fgsm ? &model : NULL, progress, o, errstr,
                             sizeof(errstr)) ||
         popularity_loo(s, o->k_cut, &pop)) {
         fprintf(stderr, "advrec-eval: one pass: %s\n",
                 errstr[0] ? errstr : "out of memory");
+        advrec_state_destroy(model);
         return 1;
     }
     secs = now_s() - t0;
@@ -490,8 +543,14 @@ static int run_onepass(opts_t *o, const advrec_eval_data_t *d,
     json_metrics(js, "onepass", &one, secs, ", ");
     json_metrics(js, "offline_apr", offline, 0, ", ");
     json_metrics(js, "popularity", &pop, 0, ", ");
-    fprintf(js, "\"ratio\": %.6f}",
+    fprintf(js, "\"ratio\": %.6f",
             offline->hr > 0 ? one.hr / offline->hr : 0.0);
+    if (model && onepass_fgsm(o, d, s, &shipped, &one, model, js)) {
+        advrec_state_destroy(model);
+        return 1;
+    }
+    advrec_state_destroy(model);
+    fprintf(js, "}");
     return 0;
 }
 

@@ -160,6 +160,27 @@ assert abs(ratio - one / off) < 2e-3, (ratio, one, off)
 assert r["onepass"]["n"] == r["offline_apr"]["n"] == 80, r
 print("ok   onepass: %s" % line[0].strip())
 PY
+# --onepass --fgsm: the one-pass model's robustness against its BPR, one
+# line whose ratio is the ratio of the two relative drops it prints, the
+# same in results.json.
+run onepass-fgsm "$ev" -q --onepass --fgsm --format movielens --epochs 2 \
+  --bpr-epochs 1 --k 8 --out "$tmp/opf" "$tmp/u.data" &&
+  python3 - "$tmp/out" "$tmp/opf/results.json" <<'PY' || fail "onepass --fgsm: output"
+import json, re, sys
+line = [l for l in open(sys.argv[1]) if l.startswith("onepass-fgsm ")]
+assert len(line) == 1, line
+m = re.search(r"eps 0\.5: bpr-hr@10 ([0-9.]+) -> ([0-9.]+) \(-[0-9.]+%\) "
+              r"apr-hr@10 ([0-9.]+) -> ([0-9.]+) \(-[0-9.]+%\) "
+              r"onepass-fgsm-ratio ([0-9.]+)$", line[0].strip())
+assert m, line[0]
+b0, b1, a0, a1, ratio = map(float, m.groups())
+assert b0 > 0 and a0 > 0 and b1 < b0, (b0, b1)
+want = ((a0 - a1) / a0) / ((b0 - b1) / b0)
+assert abs(ratio - want) < 0.05, (ratio, want)
+f = json.load(open(sys.argv[2]))["onepass"]["fgsm"]
+assert abs(f["ratio"] - ratio) < 1e-3 and abs(f["bpr_hr"] - b0) < 1e-4, f
+print("ok   onepass --fgsm: %s" % line[0].strip())
+PY
 if timeout 60 "$ev" -q --onepass --models bpr "$tmp/u.data" >"$tmp/out" 2>"$tmp/err"; then
   fail "onepass without apr: exit 0"
 else

@@ -1303,6 +1303,7 @@ advrec_err_t advrec_eval_onepass(const advrec_eval_data_t *d,
                                  const advrec_eval_split_t *split,
                                  const advrec_engine_params_t *params,
                                  uint32_t k, advrec_eval_metrics_t *out,
+                                 advrec_state_t **model_out,
                                  advrec_eval_progress_cb *progress,
                                  void *opaque, char *errstr, size_t errstr_size)
 {
@@ -1313,6 +1314,8 @@ advrec_err_t advrec_eval_onepass(const advrec_eval_data_t *d,
     advrec_err_t err = ADVREC_OK;
 
     memset(out, 0, sizeof(*out));
+    if (model_out)
+        *model_out = NULL;
     p.state.max_users = nu + 1;
     p.state.max_items = ni + 1;
     if (!(eng = advrec_engine_new(&p, errstr, errstr_size)))
@@ -1361,6 +1364,10 @@ advrec_err_t advrec_eval_onepass(const advrec_eval_data_t *d,
     err = advrec_eval_loo_model(split, model, p.apr.use_bias, 0, k, out);
     if (err)
         advrec_seterr(err, errstr, errstr_size, "eval: out of memory");
+    else if (model_out) {
+        *model_out = model;
+        model = NULL;
+    }
 out:
     advrec_state_destroy(model);
     advrec_engine_destroy(eng);

@@ -362,12 +362,16 @@ advrec_err_t advrec_eval_prequential(const advrec_eval_data_t *data,
  * leave-one-out test of split at cut-off k (sampled negatives) on the
  * engine's factors. Users and items the engine never saw keep their
  * deterministic initial factors (advrec_apr_row_init), as an offline model
- * would. Returns engine errors, ADVREC_ERR_NOMEM, with errstr filled.
+ * would. With model_out (may be NULL), *model_out gets those factors in
+ * the split's dense indices (the caller's: advrec_state_destroy), for
+ * advrec_eval_fgsm. Returns engine errors, ADVREC_ERR_NOMEM, with errstr
+ * filled.
  */
 advrec_err_t advrec_eval_onepass(const advrec_eval_data_t *data,
                                  const advrec_eval_split_t *split,
                                  const advrec_engine_params_t *params,
                                  uint32_t k, advrec_eval_metrics_t *out,
+                                 advrec_state_t **model_out,
                                  advrec_eval_progress_cb *progress,
                                  void *opaque, char *errstr,
                                  size_t errstr_size);
