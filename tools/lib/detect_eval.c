@@ -56,9 +56,11 @@ typedef struct opts_s {
     double attack_at;       /* profiles: attackers' window start, share */
     double attack_window_s; /* ... its length; 0: spread like genuine */
     uint64_t seed;
-    int shift;     /* measure the prediction shift (injected) */
-    int group_min; /* -1: the shipped default */
-    int synth;     /* the generator's stream instead of a file */
+    int shift;          /* measure the prediction shift (injected) */
+    int group_min;      /* -1: the shipped default */
+    int profile_min;    /* -1: the shipped default */
+    double profile_fit; /* < 0: the shipped default */
+    int synth;          /* the generator's stream instead of a file */
     uint32_t synth_users, synth_items, bots, groups;
     uint64_t synth_events;
     double young_s, item_window_s; /* 0: the shipped defaults */
@@ -704,6 +706,10 @@ static int run_set(set_t *s, const opts_t *o)
     dp.enable = 1;
     if (o->group_min >= 0)
         dp.group_min_size = (uint32_t)o->group_min;
+    if (o->profile_min >= 0)
+        dp.profile_min_events = (uint32_t)o->profile_min;
+    if (o->profile_fit >= 0)
+        dp.profile_fit_max = o->profile_fit;
     if (o->young_s > 0)
         dp.young_s = o->young_s;
     if (o->item_window_s > 0)
@@ -922,6 +928,8 @@ static void usage(FILE *fp)
         "  --attack-len S   injected: the fake sessions start within S "
         "seconds (3600)\n"
         "  --group-min N    anomaly.group.min.size (shipped default)\n"
+        "  --profile-min N --profile-fit X  anomaly.profile.min.events\n"
+        "                   and anomaly.profile.fit.max (shipped defaults)\n"
         "  --young-s S --item-window-s S  anomaly.young.s and\n"
         "                   anomaly.item.window.s (shipped defaults)\n"
         "  --format F       event file format (auto)\n"
@@ -954,7 +962,9 @@ int advrec_detect_eval_main(int argc, char **argv)
         O_SITEMS,
         O_SEVENTS,
         O_BOTS,
-        O_GROUPS
+        O_GROUPS,
+        O_PMIN,
+        O_PFIT
     };
     static const struct option lo[] = {{"labels", 1, 0, O_LABELS},
                                        {"attack-at", 1, 0, O_AT},
@@ -977,6 +987,8 @@ int advrec_detect_eval_main(int argc, char **argv)
                                        {"synth-events", 1, 0, O_SEVENTS},
                                        {"bots", 1, 0, O_BOTS},
                                        {"shill-groups", 1, 0, O_GROUPS},
+                                       {"profile-min", 1, 0, O_PMIN},
+                                       {"profile-fit", 1, 0, O_PFIT},
                                        {0, 0, 0, 0}};
     opts_t o;
     set_t s;
@@ -990,6 +1002,8 @@ int advrec_detect_eval_main(int argc, char **argv)
     o.attack_window_s = 86400;
     o.seed = 1;
     o.group_min = -1;
+    o.profile_min = -1;
+    o.profile_fit = -1;
     o.inject_len_s = 3600;
     /* The generator's attack stream of unit.test_detect. */
     o.synth_users = 10000;
@@ -1052,6 +1066,12 @@ int advrec_detect_eval_main(int argc, char **argv)
             break;
         case O_GMIN:
             o.group_min = atoi(optarg);
+            break;
+        case O_PMIN:
+            o.profile_min = atoi(optarg);
+            break;
+        case O_PFIT:
+            o.profile_fit = atof(optarg);
             break;
         case O_FMT:
             if (advrec_reader_format_parse(optarg, &o.rconf.format)) {
