@@ -184,6 +184,7 @@ typedef struct advrec_conf_s {
     double anomaly_quarantine_score;
     double anomaly_clear_score;
     double anomaly_weight_flagged;
+    double anomaly_weight_probation;
     /* log */
     int log_level; /* syslog priority, advrec_log_level_t */
     int64_t stats_interval_ms;

@@ -292,6 +292,8 @@ const conf_row_t advrec_conf__rows[] = {
             "User score below which a flag is cleared (hysteresis)."),
     ROW_DBL("anomaly.weight.flagged", anomaly_weight_flagged, 0.0, 1.0, "0.1", "anomaly",
             "Training weight factor of a flagged user's events (and of young accounts' events on a surging item)."),
+    ROW_DBL("anomaly.weight.probation", anomaly_weight_probation, 0.0, 1.0, "0", "anomaly",
+            "Training weight factor of a young account's event on an item whose recent traffic is mostly young accounts, until the crowd is found a shilling group or turns out normal (probation; docs/ANOMALY.md). What a group trains before it is found stays in an online model."),
 
     ROW_ENUM("log.level", log_level, log_words, "info", "log",
              "Least severe level logged (syslog levels; journald keeps each line's level)."),

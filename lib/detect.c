@@ -50,13 +50,15 @@ static advrec_err_t check_params(const advrec_detect_params_t *params,
         !(params->clear_score <= params->flag_score) ||
         !(params->flag_score <= params->quarantine_score) ||
         !(params->weight_flagged >= 0 && params->weight_flagged <= 1) ||
+        !(params->weight_probation >= 0 && params->weight_probation <= 1) ||
         !(params->profile_window_s > 0) || !(params->profile_fit_max >= 0) ||
         !(params->profile_burst_min >= 0))
         return advrec_seterr(
             ADVREC_ERR_CONFIG, errstr, errstr_size,
             "detect: need window times > 0, anomaly.clear.score <= "
             "anomaly.flag.score <= anomaly.quarantine.score "
-            "(%g, %g, %g), 0 <= anomaly.weight.flagged <= 1 (%g) and "
+            "(%g, %g, %g), 0 <= anomaly.weight.flagged, "
+            "anomaly.weight.probation <= 1 (%g) and "
             "anomaly.profile.fit.max, anomaly.profile.burst.min >= 0",
             params->clear_score, params->flag_score, params->quarantine_score,
             (double)params->weight_flagged);
@@ -790,7 +792,7 @@ float advrec_detect_observe(advrec_detect_t *d, uint32_t user, uint32_t item,
      * and this is most of it. Not while every account is young. */
     if (young && ir->young >= PROBATION_YOUNG &&
         ir->suspect >= d->p.item_share * ir->total && warm(d, ev->ts_ms))
-        return d->p.weight_flagged;
+        return d->p.weight_probation;
     return 1.0f;
 }
 

@@ -103,6 +103,7 @@ typedef struct advrec_detect_params_s {
     double quarantine_score;     /* score at which a user is quarantined */
     double clear_score;          /* score below which a flag is cleared */
     float weight_flagged;        /* training weight of a flagged entity */
+    float weight_probation;      /* ... of a young account on probation */
 } advrec_detect_params_t;
 
 /* Kinds of persisted row (advrec_detect_foreach_dirty / _restore). */

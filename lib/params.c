@@ -118,6 +118,7 @@ void advrec_params_detect(advrec_detect_params_t *p, const advrec_conf_t *conf)
     p->quarantine_score = conf->anomaly_quarantine_score;
     p->clear_score = conf->anomaly_clear_score;
     p->weight_flagged = (float)conf->anomaly_weight_flagged;
+    p->weight_probation = (float)conf->anomaly_weight_probation;
 }
 
 void advrec_params_detect_default(advrec_detect_params_t *p)
