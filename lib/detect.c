@@ -343,8 +343,12 @@ static void profile_add(advrec_detect_t *d, user_row_t *r, uint32_t item,
     x = log1p((double)ir->events) - mean;
     r->prof_sum += x;
     r->prof_n++;
-    d->global.dev_sum += x;
-    d->global.dev_n++;
+    /* A flagged account's events would pull the typical deviation
+     * towards its own. */
+    if (r->level == 0) {
+        d->global.dev_sum += x;
+        d->global.dev_n++;
+    }
 }
 
 /* Whether r's window is a filler profile: enough events, a fit below
