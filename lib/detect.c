@@ -290,11 +290,13 @@ static int pushes_flagged(const advrec_detect_t *d, uint32_t item,
 {
     const item_row_t *ir = item_row(d, item);
 
-    if (ir && ir->level && (ir->reasons & ADVREC_DETECT_YOUNG_SURGE))
+    if (d->n_surging == 0)
+        return 0; /* the common case: no history scan */
+    if (ir && item_surging(ir))
         return 1;
     for (uint32_t h = 0; h < hist_len; h++) {
         ir = item_row(d, hist[h] & ADVREC_HIST_ITEM);
-        if (ir && ir->level && (ir->reasons & ADVREC_DETECT_YOUNG_SURGE))
+        if (ir && item_surging(ir))
             return 1;
     }
     return 0;
@@ -529,7 +531,7 @@ static void observe_item(advrec_detect_t *d, uint32_t i, int64_t ts, int young,
     double g = decay(d->global.last_ts, ts, p->item_window_s);
     double share = 0, base, lift;
     uint32_t why = 0;
-    int level, suspect = young || flagged;
+    int level, suspect = young || flagged, was = item_surging(r);
 
     r->total = r->total * k + 1.0;
     r->suspect = r->suspect * k + suspect;
@@ -598,6 +600,7 @@ static void observe_item(advrec_detect_t *d, uint32_t i, int64_t ts, int young,
     else
         r->reasons = why;
     r->score = (float)share;
+    d->n_surging = d->n_surging - (uint32_t)was + (uint32_t)item_surging(r);
     rows_touch(&d->items, i);
 }
 
@@ -733,8 +736,10 @@ static void group_check(advrec_detect_t *d, uint32_t i, int64_t ts)
         evidence(&f, "group_span_s", (ts - first) / 1000);
         enqueue(d, &f);
     }
+    d->n_surging -= (uint32_t)item_surging(r);
     r->level = 1;
     r->reasons |= ADVREC_DETECT_GROUP_TARGET;
+    d->n_surging += (uint32_t)item_surging(r);
     r->group_size = m;
     r->group_first_ts = first;
     rows_touch(&d->items, i);

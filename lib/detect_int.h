@@ -53,6 +53,12 @@ typedef struct item_row_s {
     uint32_t group_size; /* members when it was found a group target */
 } item_row_t;
 
+/* Whether item row r is flagged for a young-account surge. */
+static inline int item_surging(const item_row_t *r)
+{
+    return r->level && (r->reasons & ADVREC_DETECT_YOUNG_SURGE);
+}
+
 /* A newcomer's first touch of an item, in the group ring. */
 typedef struct touch_s {
     uint64_t user_hash; /* id_hash of the user at the time */
@@ -90,7 +96,9 @@ struct advrec_detect_s {
     touch_t *ring;   /* ADVREC_DETECT_GROUP_RING newcomers' first touches */
     uint64_t ring_n; /* touches ever pushed; the next goes to n % size */
     uint8_t ring_dirty[RING_CHUNKS];
-    uint32_t *members; /* GROUP_MAX: scratch of group_check() */
+    uint32_t *members;  /* GROUP_MAX: scratch of group_check() */
+    uint32_t n_surging; /* items item_surging(): the history is only
+                           searched for one while there are any */
 };
 
 /* Grows r to hold row idx (rows of size bytes; the new ones zeroed): 1, or

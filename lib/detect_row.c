@@ -290,7 +290,10 @@ advrec_err_t advrec_detect_restore(advrec_detect_t *d,
             break;
         if (!advrec_detect__rows_reserve(&d->items, idx, sizeof(r)))
             goto nomem;
+        d->n_surging -=
+            (uint32_t)item_surging((item_row_t *)d->items.rows + idx);
         ((item_row_t *)d->items.rows)[idx] = r;
+        d->n_surging += (uint32_t)item_surging(&r);
         /* The catalogue's popularity sums came with a global row of
          * format 4; before that they are rebuilt from the items. */
         if (d->global.rebuild && r.events > 0) {
