@@ -21,8 +21,10 @@
 #define PROBATION_YOUNG 1.5  /* decayed young touches that start probation */
 #define GROUP_WARMUP    4.0 /* young periods watched before groups are judged */
 #define PROFILE_MATURE  10.0 /* mean events per item before profiles count */
-#define SHOP_SHARE      0.01 /* share of purchases that makes the stream a shop */
-#define SHOP_EVENTS     1000 /* ... once it has this many events */
+#define PROFILE_TYPICAL_MIN \
+    1000                 /* profile events in G before a profile is judged */
+#define SHOP_SHARE  0.01 /* share of purchases that makes the stream a shop */
+#define SHOP_EVENTS 1000 /* ... once it has this many events */
 
 /* Strength of each user reason in the noisy-OR score, by bit. */
 static const struct {
@@ -361,7 +363,9 @@ static int profile_fits(const advrec_detect_t *d, const user_row_t *r)
     const advrec_detect_params_t *p = &d->p;
     double hours, typical;
 
-    if (p->profile_min_events == 0 || d->global.dev_n == 0 ||
+    /* G from too few events (just after the catalogue matured, or after
+     * an upgrade from rows without it) could be an attack's own. */
+    if (p->profile_min_events == 0 || d->global.dev_n < PROFILE_TYPICAL_MIN ||
         r->prof_n < p->profile_min_events)
         return 0;
     /* Relative to how far the stream's typical event sits from the

@@ -964,6 +964,34 @@ static void test_filler_profile(void)
     }
     advrec_detect_destroy(d);
 
+    /* A restart half-way through the account's window: the rows (the
+     * profile fields, the catalogue's sums in the baseline) are restored
+     * and the account is flagged at the same event as without it. */
+    {
+        advrec_detect_t *a = advrec_detect_new(&p, NULL, 0);
+        advrec_detect_t *b = advrec_detect_new(&p, NULL, 0);
+        copy_t c = {b, 0, 0};
+        int64_t ta = T0;
+
+        skewed_catalogue(a, &ta);
+        new_account(a, 2, 30, 37, &ta);
+        advrec_detect_foreach_dirty(a, copy_row, &c);
+        CHECK_INT(c.errors, 0);
+        CHECK_INT(advrec_detect_user_level(b, 2), 0);
+        for (int k = 30; k < 45; k++) {
+            advrec_event_t ev = event("new2", "i", 0, ta);
+            ta += 10000;
+            CHECK(advrec_detect_observe(a, 2, ((uint32_t)k * 37) % 100, &ev,
+                                        NULL, 0) ==
+                  advrec_detect_observe(b, 2, ((uint32_t)k * 37) % 100, &ev,
+                                        NULL, 0));
+        }
+        CHECK_INT(advrec_detect_user_level(a, 2), 1);
+        CHECK_INT(advrec_detect_user_level(b, 2), 1);
+        advrec_detect_destroy(a);
+        advrec_detect_destroy(b);
+    }
+
     /* Without a mature catalogue (the same account first) and with the
      * detector off (profile.min.events 0): nothing. */
     d = advrec_detect_new(&p, NULL, 0);
