@@ -176,10 +176,15 @@ typedef struct advrec_conf_s {
     double anomaly_item_share;
     double anomaly_item_surge_factor;
     int64_t anomaly_group_min_size;
+    int64_t anomaly_profile_min_events;
+    double anomaly_profile_fit_max;
+    double anomaly_profile_window_s;
+    double anomaly_profile_burst_min;
     double anomaly_flag_score;
     double anomaly_quarantine_score;
     double anomaly_clear_score;
     double anomaly_weight_flagged;
+    double anomaly_weight_probation;
     /* log */
     int log_level; /* syslog priority, advrec_log_level_t */
     int64_t stats_interval_ms;

@@ -20,6 +20,11 @@
 #define GROUP_MAX       1024 /* most members one group flag counts */
 #define PROBATION_YOUNG 1.5  /* decayed young touches that start probation */
 #define GROUP_WARMUP    4.0 /* young periods watched before groups are judged */
+#define PROFILE_MATURE  10.0 /* mean events per item before profiles count */
+#define PROFILE_TYPICAL_MIN \
+    1000                 /* profile events in G before a profile is judged */
+#define SHOP_SHARE  0.01 /* share of purchases that makes the stream a shop */
+#define SHOP_EVENTS 1000 /* ... once it has this many events */
 
 /* Strength of each user reason in the noisy-OR score, by bit. */
 static const struct {
@@ -36,6 +41,7 @@ static const struct {
     {ADVREC_DETECT_FLAGGED_SURGE, "flagged-users-surge", 0},
     {ADVREC_DETECT_SHILL_GROUP, "shill-group", 0.8},
     {ADVREC_DETECT_GROUP_TARGET, "shill-group-target", 0},
+    {ADVREC_DETECT_FILLER_PROFILE, "filler-profile", 0.7},
 };
 
 /* The relations advrec_detect_new() and _set_params() require. */
@@ -45,12 +51,17 @@ static advrec_err_t check_params(const advrec_detect_params_t *params,
     if (!(params->rate_window_s > 0) || !(params->item_window_s > 0) ||
         !(params->clear_score <= params->flag_score) ||
         !(params->flag_score <= params->quarantine_score) ||
-        !(params->weight_flagged >= 0 && params->weight_flagged <= 1))
+        !(params->weight_flagged >= 0 && params->weight_flagged <= 1) ||
+        !(params->weight_probation >= 0 && params->weight_probation <= 1) ||
+        !(params->profile_window_s > 0) || !(params->profile_fit_max >= 0) ||
+        !(params->profile_burst_min >= 0))
         return advrec_seterr(
             ADVREC_ERR_CONFIG, errstr, errstr_size,
             "detect: need window times > 0, anomaly.clear.score <= "
             "anomaly.flag.score <= anomaly.quarantine.score "
-            "(%g, %g, %g) and 0 <= anomaly.weight.flagged <= 1 (%g)",
+            "(%g, %g, %g), 0 <= anomaly.weight.flagged, "
+            "anomaly.weight.probation <= 1 (%g) and "
+            "anomaly.profile.fit.max, anomaly.profile.burst.min >= 0",
             params->clear_score, params->flag_score, params->quarantine_score,
             (double)params->weight_flagged);
     return ADVREC_OK;
@@ -281,14 +292,98 @@ static int pushes_flagged(const advrec_detect_t *d, uint32_t item,
 {
     const item_row_t *ir = item_row(d, item);
 
-    if (ir && ir->level && (ir->reasons & ADVREC_DETECT_YOUNG_SURGE))
+    if (d->n_surging == 0)
+        return 0; /* the common case: no history scan */
+    if (ir && item_surging(ir))
         return 1;
     for (uint32_t h = 0; h < hist_len; h++) {
         ir = item_row(d, hist[h] & ADVREC_HIST_ITEM);
-        if (ir && ir->level && (ir->reasons & ADVREC_DETECT_YOUNG_SURGE))
+        if (ir && item_surging(ir))
             return 1;
     }
     return 0;
+}
+
+/* |mean deviation| of the window's items' log-popularity from the
+ * catalogue's mean. */
+static double profile_fit(const user_row_t *r)
+{
+    return r->prof_n ? fabs(r->prof_sum / r->prof_n) : INFINITY;
+}
+
+/*
+ * Adds an event on item to user r's filler profile. An average or random
+ * attack draws its fillers uniformly from the catalogue, so the mean of its
+ * items' log(1 + events) is the catalogue's own mean: the profile fits the
+ * item means too well. A person picks by taste, and taste follows
+ * popularity: genuine users sit 1.5 to 4 above it (docs/ANOMALY.md). The
+ * popularity is the item's before this event; the profile restarts after
+ * anomaly.profile.window.s of event time.
+ */
+static void profile_add(advrec_detect_t *d, user_row_t *r, uint32_t item,
+                        int64_t ts)
+{
+    const item_row_t *ir = item_row(d, item);
+    double mean = d->global.items_seen
+                      ? d->global.logpop_sum / (double)d->global.items_seen
+                      : 0;
+    double x;
+
+    /* Until the catalogue's items have PROFILE_MATURE events on average
+     * popularity has not formed yet: everything fits its mean. */
+    if (d->p.profile_min_events == 0 ||
+        (double)d->global.events <
+            PROFILE_MATURE * (double)d->global.items_seen)
+        return;
+    if (r->prof_start_ts == 0 || ts < r->prof_start_ts ||
+        (double)(ts - r->prof_start_ts) > d->p.profile_window_s * 1000.0) {
+        r->prof_start_ts = ts;
+        r->prof_last_ts = ts;
+        r->prof_sum = 0;
+        r->prof_n = 0;
+    }
+    if (ts > r->prof_last_ts)
+        r->prof_last_ts = ts;
+    x = log1p((double)ir->events) - mean;
+    r->prof_sum += x;
+    r->prof_n++;
+    /* A flagged account's events would pull the typical deviation
+     * towards its own. */
+    if (r->level == 0) {
+        d->global.dev_sum += x;
+        d->global.dev_n++;
+    }
+}
+
+/* Whether r's window is a filler profile: enough events, a fit below
+ * profile_fit_max, and (profile_burst_min > 0) at least that many events
+ * per hour of the window (a window shorter than a minute counts as one). */
+static int profile_fits(const advrec_detect_t *d, const user_row_t *r)
+{
+    const advrec_detect_params_t *p = &d->p;
+    double hours, typical;
+
+    /* G from too few events (just after the catalogue matured, or after
+     * an upgrade from rows without it) could be an attack's own. */
+    if (p->profile_min_events == 0 || d->global.dev_n < PROFILE_TYPICAL_MIN ||
+        r->prof_n < p->profile_min_events)
+        return 0;
+    /* Relative to how far the stream's typical event sits from the
+     * catalogue's mean (MovieLens about 1.2, FilmTrust about 3; where it is
+     * not positive, as on a catalogue of mostly once-seen items, popularity
+     * tells nothing and no profile fits), and narrowing as 1/sqrt(events)
+     * as a uniform sample's mean does: a long genuine history drifts close
+     * to the mean, a long uniform one much closer. */
+    typical = d->global.dev_sum / (double)d->global.dev_n;
+    if (!(profile_fit(r) <
+          p->profile_fit_max * typical *
+              sqrt((double)p->profile_min_events / (double)r->prof_n)))
+        return 0;
+    hours = (double)(r->prof_last_ts - r->prof_start_ts) / 3600000.0;
+    if (hours < 1.0 / 60.0)
+        hours = 1.0 / 60.0;
+    return p->profile_burst_min <= 0 ||
+           (double)r->prof_n / hours >= p->profile_burst_min;
 }
 
 /* Updates user u's statistics with ev and re-judges them; *young says
@@ -355,6 +450,7 @@ static void observe_user(advrec_detect_t *d, uint32_t u, uint32_t item,
     }
     *young = (double)(ts - r->first_ts) < p->young_s * 1000.0;
     *newcomer = *young || !r->broken;
+    profile_add(d, r, item, ts);
 
     logstd = gap_logstd(r);
     if (r->events >= p->min_events) {
@@ -366,8 +462,15 @@ static void observe_user(advrec_detect_t *d, uint32_t u, uint32_t item,
     }
     if (r->rate >= p->rate_max)
         why |= ADVREC_DETECT_HIGH_RATE;
-    if (r->clicks >= p->nopurchase_clicks && r->purchases == 0)
+    /* Where (almost) nobody buys (ratings, page views only) not buying
+     * says nothing about a user. */
+    if (r->clicks >= p->nopurchase_clicks && r->purchases == 0 &&
+        d->global.shop)
         why |= ADVREC_DETECT_NO_PURCHASES;
+    /* Shilling accounts are new: an established user's taste is not
+     * judged by its shape (on MovieLens that kept 9 genuine users). */
+    if (*newcomer && profile_fits(d, r))
+        why |= ADVREC_DETECT_FILLER_PROFILE;
     if (*young && pushes_flagged(d, item, hist, hist_len))
         why |= ADVREC_DETECT_PUSHES_FLAGGED;
     /* Group membership stays: the group is an act, not a rate. A young
@@ -405,6 +508,11 @@ static void observe_user(advrec_detect_t *d, uint32_t u, uint32_t item,
         evidence(&f, "age_s", (ts - r->first_ts) / 1000);
         if ((why & ADVREC_DETECT_SHILL_GROUP) && ir && ir->group_size)
             evidence(&f, "group_size", ir->group_size);
+        if (why & ADVREC_DETECT_FILLER_PROFILE) {
+            evidence(&f, "profile_events", r->prof_n);
+            evidence(&f, "profile_fit_milli",
+                     (int64_t)llround(profile_fit(r) * 1000.0));
+        }
         enqueue(d, &f);
         r->level = (uint8_t)level;
     }
@@ -427,7 +535,7 @@ static void observe_item(advrec_detect_t *d, uint32_t i, int64_t ts, int young,
     double g = decay(d->global.last_ts, ts, p->item_window_s);
     double share = 0, base, lift;
     uint32_t why = 0;
-    int level, suspect = young || flagged;
+    int level, suspect = young || flagged, was = item_surging(r);
 
     r->total = r->total * k + 1.0;
     r->suspect = r->suspect * k + suspect;
@@ -436,6 +544,11 @@ static void observe_item(advrec_detect_t *d, uint32_t i, int64_t ts, int young,
     r->flagged = r->flagged * k + flagged;
     if (ts > r->last_ts)
         r->last_ts = ts;
+    /* The catalogue's mean log-popularity, kept as a sum over the items
+     * seen: one log per event. */
+    if (r->events == 0)
+        d->global.items_seen++;
+    d->global.logpop_sum += log((r->events + 2.0) / (r->events + 1.0));
     r->events++;
     d->global.total = d->global.total * g + 1.0;
     d->global.suspect = d->global.suspect * g + suspect;
@@ -491,6 +604,7 @@ static void observe_item(advrec_detect_t *d, uint32_t i, int64_t ts, int young,
     else
         r->reasons = why;
     r->score = (float)share;
+    d->n_surging = d->n_surging - (uint32_t)was + (uint32_t)item_surging(r);
     rows_touch(&d->items, i);
 }
 
@@ -626,8 +740,10 @@ static void group_check(advrec_detect_t *d, uint32_t i, int64_t ts)
         evidence(&f, "group_span_s", (ts - first) / 1000);
         enqueue(d, &f);
     }
+    d->n_surging -= (uint32_t)item_surging(r);
     r->level = 1;
     r->reasons |= ADVREC_DETECT_GROUP_TARGET;
+    d->n_surging += (uint32_t)item_surging(r);
     r->group_size = m;
     r->group_first_ts = first;
     rows_touch(&d->items, i);
@@ -648,12 +764,21 @@ float advrec_detect_observe(advrec_detect_t *d, uint32_t user, uint32_t item,
     if (!advrec_detect__rows_reserve(&d->users, user, sizeof(user_row_t)) ||
         !advrec_detect__rows_reserve(&d->items, item, sizeof(item_row_t)))
         return 1.0f;
+    d->global.events++;
+    d->global.purchases += ev->type == ADVREC_EVENT_PURCHASE;
+    /* A shop, once seen, stays one: an attack's own clicks must not dilute
+     * the purchases below the share and switch no-purchases off. */
+    if (!d->global.shop && d->global.events >= SHOP_EVENTS &&
+        (double)d->global.purchases >= SHOP_SHARE * (double)d->global.events)
+        d->global.shop = 1;
+    d->global.dirty = 1;
     observe_user(d, user, item, ev, hist, hist_len, &young, &newcomer);
     ur = user_row(d, user);
     /* Only a user flagged for its own behaviour makes an item suspect:
      * counting users flagged for pushing a surging item would feed back. */
     flagged = ur->level > 0 && (ur->reasons & ~(ADVREC_DETECT_PUSHES_FLAGGED |
-                                                ADVREC_DETECT_SHILL_GROUP));
+                                                ADVREC_DETECT_SHILL_GROUP |
+                                                ADVREC_DETECT_FILLER_PROFILE));
     /* A young account counts once per item while the item is in its
      * recent history: a surge of young accounts is many accounts, not one
      * young bot hammering the item. */
@@ -680,7 +805,7 @@ float advrec_detect_observe(advrec_detect_t *d, uint32_t user, uint32_t item,
      * and this is most of it. Not while every account is young. */
     if (young && ir->young >= PROBATION_YOUNG &&
         ir->suspect >= d->p.item_share * ir->total && warm(d, ev->ts_ms))
-        return d->p.weight_flagged;
+        return d->p.weight_probation;
     return 1.0f;
 }
 

@@ -65,35 +65,45 @@
     0x80u /* user: one of a group of young accounts on one target */
 #define ADVREC_DETECT_GROUP_TARGET \
     0x100u /* item: a group of young accounts pushes it */
-#define ADVREC_DETECT_REASONS_CNT 9
+#define ADVREC_DETECT_FILLER_PROFILE \
+    0x200u /* user: its items' popularity fits the catalogue's mean */
+#define ADVREC_DETECT_REASONS_CNT 10
 
 /* Young first touches the group ring remembers (fixed memory). */
 #define ADVREC_DETECT_GROUP_RING 16384
 
 /* Most evidence counts one transition carries. */
-#define ADVREC_DETECT_MAX_EVIDENCE 8
+#define ADVREC_DETECT_MAX_EVIDENCE 10
 
 /* Filled from the anomaly.* keys by advrec_params_detect(), or with their
  * defaults by advrec_params_detect_default() (params.h). */
 typedef struct advrec_detect_params_s {
-    int enable;                 /* 0: every weight is 1, nothing is flagged */
-    uint32_t min_events;        /* user events before its statistics judge */
-    double rate_window_s;       /* time constant of the decayed event count */
-    double rate_max;            /* decayed events above which: high-rate */
-    double gap_logstd_max;      /* log-gap std below which: regular-gaps */
-    uint32_t nopurchase_clicks; /* clicks without a purchase: no-purchases */
-    double diversity_min;       /* distinct/total below which: low-diversity */
-    double young_s;             /* accounts first seen less ago are young */
-    double item_window_s;       /* time constant of the item counts */
-    double item_min_events;     /* decayed suspect events before judging */
-    double item_share;          /* suspect share above which an item surges */
-    double item_surge_factor;   /* ... and at least this times the baseline */
-    uint32_t group_min_size;    /* distinct young accounts on one surging
-                                   item that make a shilling group */
-    double flag_score;          /* score at which an entity is flagged */
-    double quarantine_score;    /* score at which a user is quarantined */
-    double clear_score;         /* score below which a flag is cleared */
-    float weight_flagged;       /* training weight of a flagged entity */
+    int enable;                  /* 0: every weight is 1, nothing is flagged */
+    uint32_t min_events;         /* user events before its statistics judge */
+    double rate_window_s;        /* time constant of the decayed event count */
+    double rate_max;             /* decayed events above which: high-rate */
+    double gap_logstd_max;       /* log-gap std below which: regular-gaps */
+    uint32_t nopurchase_clicks;  /* clicks without a purchase: no-purchases */
+    double diversity_min;        /* distinct/total below which: low-diversity */
+    double young_s;              /* accounts first seen less ago are young */
+    double item_window_s;        /* time constant of the item counts */
+    double item_min_events;      /* decayed suspect events before judging */
+    double item_share;           /* suspect share above which an item surges */
+    double item_surge_factor;    /* ... and at least this times the baseline */
+    uint32_t group_min_size;     /* distinct young accounts on one surging
+                                    item that make a shilling group */
+    uint32_t profile_min_events; /* window events before filler-profile is
+                                    judged; 0: never */
+    double profile_fit_max;      /* |mean log-popularity deviation| below
+                                    which: filler-profile */
+    double profile_window_s;     /* a profile window's length (event time) */
+    double profile_burst_min;    /* ... and at least this many events per
+                                    hour of the window; 0: any rate */
+    double flag_score;           /* score at which an entity is flagged */
+    double quarantine_score;     /* score at which a user is quarantined */
+    double clear_score;          /* score below which a flag is cleared */
+    float weight_flagged;        /* training weight of a flagged entity */
+    float weight_probation;      /* ... of a young account on probation */
 } advrec_detect_params_t;
 
 /* Kinds of persisted row (advrec_detect_foreach_dirty / _restore). */
@@ -178,7 +188,7 @@ void advrec_detect_drop_pending(advrec_detect_t *detect);
  * The reason names of the bits in reasons ("regular-gaps", "high-rate",
  * "no-purchases", "low-diversity", "pushes-flagged-item",
  * "young-accounts-surge", "flagged-users-surge", "shill-group",
- * "shill-group-target"), in bit order, into
+ * "shill-group-target", "filler-profile"), in bit order, into
  * names[0..max) (static strings); returns how many were written.
  */
 size_t advrec_detect_reason_names(uint32_t reasons, const char **names,
@@ -206,7 +216,7 @@ typedef int(advrec_detect_row_cb)(void *opaque, advrec_detect_row_kind_t kind,
 void advrec_detect_foreach_dirty(advrec_detect_t *detect,
                                  advrec_detect_row_cb *cb, void *opaque);
 /* Bytes of the largest encoded row (user or item). */
-#define ADVREC_DETECT_ROW_MAX (2 + 16 * 8)
+#define ADVREC_DETECT_ROW_MAX (2 + 20 * 8)
 
 /* User row idx encoded as foreach_dirty would (out holds
  * ADVREC_DETECT_ROW_MAX bytes), its length returned; 0 for a user the

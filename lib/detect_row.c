@@ -2,7 +2,7 @@
  * detect_row.c - the detector rows' byte layout: each user and item row,
  * the global baseline and the group ring's chunks encoded for a store
  * (explicit little-endian fields, format byte first), handed over when
- * dirty, and restored (format 2 rows still read). Owns nothing: the rows
+ * dirty, and restored (format 3 and 2 rows still read). Owns nothing: the rows
  * are detect.c's.
  */
 #include <math.h>
@@ -77,6 +77,10 @@ static size_t encode_user(const user_row_t *r, unsigned char *out)
     put_f64(&b, r->score);
     put_u64(&b, (uint64_t)r->last_click_ts);
     put_u64(&b, r->id_hash);
+    put_u64(&b, (uint64_t)r->prof_start_ts);
+    put_u64(&b, (uint64_t)r->prof_last_ts);
+    put_f64(&b, r->prof_sum);
+    put_u64(&b, r->prof_n);
     return b.len;
 }
 
@@ -116,7 +120,13 @@ static void decode_user(buf_t *b, user_row_t *r, int format)
     r->score = (float)get_f64(b);
     r->last_click_ts = (int64_t)get_u64(b);
     r->id_hash = format >= 3 ? get_u64(b) : 0;
-    if (r->level > 2 || r->div_n >= DIV_WINDOW)
+    /* Rows before format 4 start their profile window afresh. */
+    r->prof_start_ts = format >= 4 ? (int64_t)get_u64(b) : 0;
+    r->prof_last_ts = format >= 4 ? (int64_t)get_u64(b) : 0;
+    r->prof_sum = format >= 4 ? get_f64(b) : 0;
+    v = format >= 4 ? get_u64(b) : 0;
+    r->prof_n = (uint32_t)v;
+    if (v > UINT32_MAX || r->level > 2 || r->div_n >= DIV_WINDOW)
         b->bad = 1;
 }
 
@@ -207,6 +217,13 @@ void advrec_detect_foreach_dirty(advrec_detect_t *d, advrec_detect_row_cb *cb,
         put_f64(&b, d->global.total);
         put_f64(&b, d->global.suspect);
         put_u64(&b, (uint64_t)d->global.first_ts);
+        put_u64(&b, d->global.events);
+        put_u64(&b, d->global.purchases);
+        put_u64(&b, d->global.items_seen);
+        put_f64(&b, d->global.logpop_sum);
+        put_f64(&b, d->global.dev_sum);
+        put_u64(&b, d->global.dev_n);
+        put_u64(&b, d->global.shop);
         if (cb(opaque, ADVREC_DETECT_ROW_GLOBAL, 0, val, b.len))
             return;
         d->global.dirty = 0;
@@ -248,9 +265,9 @@ advrec_err_t advrec_detect_restore(advrec_detect_t *d,
     buf_t b = {(unsigned char *)value, 2, len, 0};
     const unsigned char *v = value;
 
-    if (len < 2 || (v[0] != ROW_FORMAT && v[0] != ROW_FORMAT_OLD) ||
+    if (len < 2 || v[0] < ROW_FORMAT_OLD || v[0] > ROW_FORMAT ||
         v[1] != (unsigned char)kind ||
-        (kind == ADVREC_DETECT_ROW_GROUP && v[0] != ROW_FORMAT))
+        (kind == ADVREC_DETECT_ROW_GROUP && v[0] < ROW_FORMAT_V3))
         return advrec_seterr(ADVREC_ERR_PARSE, errstr, errstr_size,
                              "detector row of %zu bytes: unknown format or "
                              "kind (expected format %d, kind %d)",
@@ -273,20 +290,49 @@ advrec_err_t advrec_detect_restore(advrec_detect_t *d,
             break;
         if (!advrec_detect__rows_reserve(&d->items, idx, sizeof(r)))
             goto nomem;
+        d->n_surging -=
+            (uint32_t)item_surging((item_row_t *)d->items.rows + idx);
         ((item_row_t *)d->items.rows)[idx] = r;
+        d->n_surging += (uint32_t)item_surging(&r);
+        /* The catalogue's popularity sums came with a global row of
+         * format 4; before that they are rebuilt from the items. */
+        if (d->global.rebuild && r.events > 0) {
+            d->global.items_seen++;
+            d->global.logpop_sum += log1p((double)r.events);
+        }
         return ADVREC_OK;
     }
     case ADVREC_DETECT_ROW_GLOBAL: {
         int64_t last = (int64_t)get_u64(&b), first = 0;
-        double total = get_f64(&b), suspect = get_f64(&b);
+        double total = get_f64(&b), suspect = get_f64(&b), logpop = 0;
+        uint64_t events = 0, purchases = 0, seen = 0, dev_n = 0, shop = 0;
+        double dev_sum = 0;
         if (v[0] >= 3)
             first = (int64_t)get_u64(&b);
-        if (b.bad || b.len != len)
+        if (v[0] >= 4) {
+            events = get_u64(&b);
+            purchases = get_u64(&b);
+            seen = get_u64(&b);
+            logpop = get_f64(&b);
+            dev_sum = get_f64(&b);
+            dev_n = get_u64(&b);
+            shop = get_u64(&b);
+        }
+        if (b.bad || b.len != len || shop > 1)
             break;
         d->global.first_ts = first;
         d->global.last_ts = last;
         d->global.total = total;
         d->global.suspect = suspect;
+        d->global.events = events;
+        d->global.purchases = purchases;
+        d->global.items_seen = seen;
+        d->global.logpop_sum = logpop;
+        d->global.dev_sum = dev_sum;
+        d->global.dev_n = dev_n;
+        /* Before format 4 no-purchases always counted. */
+        d->global.shop = v[0] >= 4 ? shop : 1;
+        d->global.rebuild = v[0] < 4;
         return ADVREC_OK;
     }
     case ADVREC_DETECT_ROW_GROUP: {

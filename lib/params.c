@@ -110,10 +110,15 @@ void advrec_params_detect(advrec_detect_params_t *p, const advrec_conf_t *conf)
     p->item_share = conf->anomaly_item_share;
     p->item_surge_factor = conf->anomaly_item_surge_factor;
     p->group_min_size = (uint32_t)conf->anomaly_group_min_size;
+    p->profile_min_events = (uint32_t)conf->anomaly_profile_min_events;
+    p->profile_fit_max = conf->anomaly_profile_fit_max;
+    p->profile_window_s = conf->anomaly_profile_window_s;
+    p->profile_burst_min = conf->anomaly_profile_burst_min;
     p->flag_score = conf->anomaly_flag_score;
     p->quarantine_score = conf->anomaly_quarantine_score;
     p->clear_score = conf->anomaly_clear_score;
     p->weight_flagged = (float)conf->anomaly_weight_flagged;
+    p->weight_probation = (float)conf->anomaly_weight_probation;
 }
 
 void advrec_params_detect_default(advrec_detect_params_t *p)

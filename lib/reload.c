@@ -33,6 +33,11 @@ static const char *const live_keys[] = {
     "anomaly.quarantine.score",
     "anomaly.clear.score",
     "anomaly.weight.flagged",
+    "anomaly.weight.probation",
+    "anomaly.profile.min.events",
+    "anomaly.profile.fit.max",
+    "anomaly.profile.window.s",
+    "anomaly.profile.burst.min",
 };
 
 bool advrec_reload_is_live(const char *key)

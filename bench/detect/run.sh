@@ -3,7 +3,9 @@
 # --detect on the FilmTrust average-attack set and on attacks injected into
 # MovieLens-100k and the Taobao sample, the prediction shift with the
 # defence off and on, and river's HalfSpaceTrees on the same per-user
-# features. Lines ending in "precision P recall R f1 F fpr X" go to stdout.
+# features. Lines ending in "precision P recall R f1 F fpr X" go to stdout,
+# each followed by "NAME: cost per event (CPU): detector D ns, replay
+# without it R ns" (one run each: noisy on a shared machine).
 #   bench/detect/run.sh [BUILD_DIR [DATA_DIR]]
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)

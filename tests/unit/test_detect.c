@@ -81,6 +81,37 @@ static float run_bot(advrec_detect_t *d, uint32_t user, int from, int events,
     return w;
 }
 
+/* Makes the detector's stream a shop: 1000 events of user 9999 a day
+ * before T0 (items 9000.., irregular), every tenth a purchase, so that
+ * no-purchases counts. */
+static void make_shop(advrec_detect_t *d)
+{
+    int64_t ts = T0 - INT64_C(86400000);
+
+    for (int k = 0; k < 1000; k++) {
+        advrec_event_t ev = event("shopper", "i", k % 10 == 9, ts);
+        ts += 1000 * (1 + (k * 7919) % 97);
+        advrec_detect_observe(d, 9999, 9000 + (uint32_t)k % 300, &ev, NULL, 0);
+    }
+}
+
+/* Where nobody buys (ratings, page views) never buying says nothing: the
+ * same bot is judged on regular gaps alone. */
+static void test_nopurchases_needs_a_shop(void)
+{
+    advrec_detect_params_t p = params();
+    advrec_detect_t *d = advrec_detect_new(&p, NULL, 0);
+
+    CHECK(run_bot(d, 7, 0, 20, 100, 2000) == p.weight_flagged);
+    CHECK_NEAR(advrec_detect_user_score(d, 7), 0.7, 1e-6);
+    advrec_detect_destroy(d);
+    d = advrec_detect_new(&p, NULL, 0);
+    make_shop(d);
+    CHECK(run_bot(d, 7, 0, 20, 100, 2000) == p.weight_flagged);
+    CHECK_NEAR(advrec_detect_user_score(d, 7), 0.79, 1e-6);
+    advrec_detect_destroy(d);
+}
+
 static void test_bot_regular_fast_nobuy(void)
 {
     advrec_detect_params_t p = params();
@@ -90,6 +121,7 @@ static void test_bot_regular_fast_nobuy(void)
     size_t n;
 
     CHECK(d != NULL);
+    make_shop(d);
     /* 19 events: below min_events, judged only on rate (not reached). */
     CHECK(run_bot(d, 7, 0, 19, 100, 2000) == 1.0f);
     CHECK_INT(advrec_detect_pending(d), 0);
@@ -173,6 +205,7 @@ static void test_each_statistic(void)
     /* No purchases plus low diversity (irregular, slow): 1 - 0.7 * 0.7 =
      * 0.51, below the flag score: neither alone flags a shopper. */
     d = advrec_detect_new(&p, NULL, 0);
+    make_shop(d);
     ts = T0;
     for (int k = 0; k < 64; k++) {
         advrec_event_t ev = event("u", "i", 0, ts);
@@ -479,11 +512,15 @@ static void test_shill_group_newcomers(void)
     advrec_detect_destroy(d);
 }
 
-/* Rows written before the group detector (format 2: users without the id
- * hash, items without the group size, the baseline without its start) are
- * still read; a ring chunk must be of the current format. */
+/* Rows written before the filler profile (format 3: users without the
+ * profile window, the baseline without the stream's counts and the
+ * catalogue's popularity) and before the group detector (format 2: users
+ * also without the id hash, items without the group size, the baseline
+ * without its start) are still read; a ring chunk must be of format 3 or
+ * later. */
 typedef struct old_rows_s {
     advrec_detect_t *to;
+    int format;
     int rows, errors, group_refused;
 } old_rows_t;
 
@@ -493,11 +530,17 @@ static int downgrade_row(void *opaque, advrec_detect_row_kind_t kind,
     old_rows_t *o = opaque;
     unsigned char old[8192];
     char why[256];
+    /* Bytes format 4 appended to users, items, the baseline; format 3 to
+     * them before. */
+    size_t v4 = kind == ADVREC_DETECT_ROW_USER     ? 32
+                : kind == ADVREC_DETECT_ROW_GLOBAL ? 56
+                                                   : 0;
+    size_t v3 = kind == ADVREC_DETECT_ROW_ITEM ? 24 : 8;
 
     if (len > sizeof(old) || len < 10)
         return o->errors++, 0;
     memcpy(old, value, len);
-    old[0] = 2;
+    old[0] = (unsigned char)o->format;
     if (kind == ADVREC_DETECT_ROW_GROUP) {
         o->group_refused +=
             advrec_detect_restore(o->to, kind, idx, old, len, why,
@@ -505,11 +548,9 @@ static int downgrade_row(void *opaque, advrec_detect_row_kind_t kind,
         return 0;
     }
     o->rows++;
-    /* Format 3 appended one field to users and the baseline, three to
-     * items. */
     if (advrec_detect_restore(o->to, kind, idx, old,
-                              len - (kind == ADVREC_DETECT_ROW_ITEM ? 24 : 8),
-                              why, sizeof(why)))
+                              len - v4 - (o->format == 2 ? v3 : 0), why,
+                              sizeof(why)))
         o->errors++;
     return 0;
 }
@@ -517,20 +558,33 @@ static int downgrade_row(void *opaque, advrec_detect_row_kind_t kind,
 static void test_old_format_rows(void)
 {
     advrec_detect_params_t p = params();
-    advrec_detect_t *a = advrec_detect_new(&p, NULL, 0);
-    advrec_detect_t *b = advrec_detect_new(&p, NULL, 0);
-    old_rows_t o = {b, 0, 0, 0};
 
-    run_bot(a, 3, 0, 30, 3, 2000);
-    advrec_detect_foreach_dirty(a, downgrade_row, &o);
-    CHECK_INT(o.errors, 0);
-    CHECK_INT(o.rows, 1 + 1 + 3);
-    CHECK_INT(o.group_refused, 1);
-    CHECK_INT(advrec_detect_user_level(b, 3), advrec_detect_user_level(a, 3));
-    CHECK_NEAR(advrec_detect_user_score(b, 3), advrec_detect_user_score(a, 3),
-               0);
-    advrec_detect_destroy(a);
-    advrec_detect_destroy(b);
+    for (int format = 2; format <= 3; format++) {
+        advrec_detect_t *a = advrec_detect_new(&p, NULL, 0);
+        advrec_detect_t *b = advrec_detect_new(&p, NULL, 0);
+        old_rows_t o = {b, format, 0, 0, 0};
+        unsigned char row[ADVREC_DETECT_ROW_MAX];
+
+        run_bot(a, 3, 0, 30, 3, 2000);
+        advrec_detect_foreach_dirty(a, downgrade_row, &o);
+        CHECK_INT(o.errors, 0);
+        CHECK_INT(o.rows, 1 + 1 + 3);
+        CHECK_INT(o.group_refused, format == 2);
+        CHECK_INT(advrec_detect_user_level(b, 3),
+                  advrec_detect_user_level(a, 3));
+        CHECK_NEAR(advrec_detect_user_score(b, 3),
+                   advrec_detect_user_score(a, 3), 0);
+        /* Rows from before no-purchases depended on the stream: it counts,
+         * as it did (a's stream has no purchases: it does not). */
+        run_bot(a, 3, 30, 1, 3, 2000);
+        run_bot(b, 3, 30, 1, 3, 2000);
+        CHECK(advrec_detect_user_score(b, 3) > advrec_detect_user_score(a, 3));
+        /* Written back in the current format, with the profile fields. */
+        CHECK_INT(advrec_detect_encode_user(b, 3, row), 2 + 18 * 8);
+        CHECK_INT(row[0], 4);
+        advrec_detect_destroy(a);
+        advrec_detect_destroy(b);
+    }
 }
 
 static void test_persist(void)
@@ -834,9 +888,131 @@ static void test_purchases_read_before_clicks(void)
     advrec_detect_destroy(d);
 }
 
+/*
+ * A mature catalogue of 100 items whose popularity is skewed (item k drawn
+ * with probability falling in k) by 400 established accounts, then three
+ * new accounts of 45 events each: one picking by taste (the popular
+ * items), one drawing its items evenly over the catalogue like an average
+ * attack's fillers, one the same but under the threshold's events.
+ */
+static void skewed_catalogue(advrec_detect_t *d, int64_t *ts)
+{
+    uint64_t x = 88172645463325252ull;
+
+    for (int k = 0; k < 12000; k++) {
+        double u;
+        advrec_event_t ev;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        u = (double)(x >> 11) / 9007199254740992.0;
+        ev = event("old", "i", 0, *ts);
+        *ts += 7000;
+        /* Users drawn at random too: irregular gaps of each. */
+        advrec_detect_observe(d, 1000 + (uint32_t)(x % 400),
+                              (uint32_t)(100.0 * u * u * u), &ev, NULL, 0);
+    }
+}
+
+static void new_account(advrec_detect_t *d, uint32_t u, int events,
+                        uint32_t stride, int64_t *ts)
+{
+    char id[32];
+
+    snprintf(id, sizeof(id), "new%u", u);
+    for (int k = 0; k < events; k++) {
+        advrec_event_t ev = event(id, "i", 0, *ts);
+        *ts += 10000 + (k * 7919) % 30000;
+        advrec_detect_observe(d, u, ((uint32_t)k * stride) % 100, &ev, NULL, 0);
+    }
+}
+
+static void test_filler_profile(void)
+{
+    advrec_detect_params_t p = params();
+    advrec_detect_t *d = advrec_detect_new(&p, NULL, 0);
+    int64_t ts = T0;
+    sink_t s = {0};
+    const advrec_detect_flag_t *f;
+    int found = 0;
+
+    skewed_catalogue(d, &ts);
+    advrec_detect_take(d, collect, &s);
+    CHECK_INT(s.n, 0); /* no established account is a filler profile */
+    new_account(d, 1, 45, 1, &ts);  /* taste: items 0..44 by index, mostly
+                                       the popular ones */
+    new_account(d, 2, 45, 37, &ts); /* 45 items spread over all 100 */
+    new_account(d, 3, 30, 37, &ts); /* the same, too few events */
+    CHECK_INT(advrec_detect_user_level(d, 1), 0);
+    CHECK_INT(advrec_detect_user_level(d, 2), 1); /* flagged, not more */
+    CHECK_INT(advrec_detect_user_level(d, 3), 0);
+    s.n = 0;
+    advrec_detect_take(d, collect, &s);
+    f = last_flag(&s, ADVREC_ENTITY_USER, 2);
+    CHECK(f != NULL);
+    if (f) {
+        const char *names[4];
+        CHECK_INT(f->reasons, ADVREC_DETECT_FILLER_PROFILE);
+        CHECK_INT(advrec_detect_reason_names(f->reasons, names, 4), 1);
+        CHECK_STR(names[0], "filler-profile");
+        for (size_t e = 0; e < f->n_evidence; e++)
+            if (strcmp(f->evidence[e].key, "profile_events") == 0) {
+                CHECK_INT(f->evidence[e].count, p.profile_min_events);
+                found = 1;
+            }
+        CHECK(found);
+    }
+    advrec_detect_destroy(d);
+
+    /* A restart half-way through the account's window: the rows (the
+     * profile fields, the catalogue's sums in the baseline) are restored
+     * and the account is flagged at the same event as without it. */
+    {
+        advrec_detect_t *a = advrec_detect_new(&p, NULL, 0);
+        advrec_detect_t *b = advrec_detect_new(&p, NULL, 0);
+        copy_t c = {b, 0, 0};
+        int64_t ta = T0;
+
+        skewed_catalogue(a, &ta);
+        new_account(a, 2, 30, 37, &ta);
+        advrec_detect_foreach_dirty(a, copy_row, &c);
+        CHECK_INT(c.errors, 0);
+        CHECK_INT(advrec_detect_user_level(b, 2), 0);
+        for (int k = 30; k < 45; k++) {
+            advrec_event_t ev = event("new2", "i", 0, ta);
+            ta += 10000;
+            CHECK(advrec_detect_observe(a, 2, ((uint32_t)k * 37) % 100, &ev,
+                                        NULL, 0) ==
+                  advrec_detect_observe(b, 2, ((uint32_t)k * 37) % 100, &ev,
+                                        NULL, 0));
+        }
+        CHECK_INT(advrec_detect_user_level(a, 2), 1);
+        CHECK_INT(advrec_detect_user_level(b, 2), 1);
+        advrec_detect_destroy(a);
+        advrec_detect_destroy(b);
+    }
+
+    /* Without a mature catalogue (the same account first) and with the
+     * detector off (profile.min.events 0): nothing. */
+    d = advrec_detect_new(&p, NULL, 0);
+    ts = T0;
+    new_account(d, 2, 45, 37, &ts);
+    CHECK_INT(advrec_detect_user_level(d, 2), 0);
+    advrec_detect_destroy(d);
+    p.profile_min_events = 0;
+    d = advrec_detect_new(&p, NULL, 0);
+    ts = T0;
+    skewed_catalogue(d, &ts);
+    new_account(d, 2, 45, 37, &ts);
+    CHECK_INT(advrec_detect_user_level(d, 2), 0);
+    advrec_detect_destroy(d);
+}
+
 int main(void)
 {
     RUN(test_bot_regular_fast_nobuy);
+    RUN(test_nopurchases_needs_a_shop);
+    RUN(test_filler_profile);
     RUN(test_each_statistic);
     RUN(test_clear);
     RUN(test_purchases_read_before_clicks);
