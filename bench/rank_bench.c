@@ -209,9 +209,9 @@ static advrec_ann_t *index_of(const catalog_t *c, int sq8)
         fprintf(stderr, "rank-bench: %s\n", errstr);
         return NULL;
     }
-    advrec_ann_update(ann, c->items, c->bias, c->n, K, 0);
+    advrec_ann_update(ann, c->items, c->bias, c->n, K, NULL, 0, 0);
     advrec_ann_wait(ann);
-    advrec_ann_update(ann, c->items, c->bias, c->n, K, 1);
+    advrec_ann_update(ann, c->items, c->bias, c->n, K, NULL, 0, 1);
     return ann;
 }
 
@@ -265,7 +265,7 @@ static void bench_ann(size_t n, int sq8, const setting_t *set, size_t n_set)
         fflush(stdout);
     }
     /* A refill: the same centroids, the rows re-assigned. */
-    advrec_ann_update(ann, c.items, c.bias, c.n, K, 2000000000);
+    advrec_ann_update(ann, c.items, c.bias, c.n, K, NULL, 0, 2000000000);
     advrec_ann_wait(ann);
     advrec_ann_stats(ann, &st);
     printf("items %zu refill (centroids kept): %.1f s\n", n, st.last_build_s);

@@ -330,9 +330,10 @@ advrec_err_t advrec_rank_users(advrec_rank_t *r, advrec_state_t *state,
     if (r->ann && (r->p.retrieval == ADVREC_RANK_RETRIEVAL_ANN ||
                    n_items >= r->p.auto_items)) {
         advrec_rows_t *items = advrec_state_items(state);
-        int ready = advrec_ann_update(r->ann, items->w,
-                                      r->p.use_bias ? items->bias : NULL,
-                                      n_items, k, mono_ms());
+        advrec_rows_t *urows = advrec_state_users(state);
+        int ready = advrec_ann_update(
+            r->ann, items->w, r->p.use_bias ? items->bias : NULL, n_items, k,
+            urows->w, urows->n, mono_ms());
         /* Items added since the snapshot are scored one by one: the index
          * pays only while they are few. */
         r->indexed = advrec_ann_indexed(r->ann);
