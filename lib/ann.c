@@ -84,6 +84,7 @@ struct advrec_ann_s {
     size_t ready_n;
     uint32_t ready_k, ready_nlist;
     uint32_t ready_nprobe; /* tuned on the sample (or p.nprobe) */
+    uint64_t ready_snap;   /* the snapshot it was built from (1-based) */
     float *ready_probe;    /* ready's probe rows (list_probe_rows) */
     advrec_ann_stats_t st; /* builds, trainings, last_*_s, sample_* */
 
@@ -94,6 +95,7 @@ struct advrec_ann_s {
     uint32_t snap_k;
     int snap_has_bias;
     float *snap_users; /* snap_nu x snap_k: the users recall is tuned on */
+    uint64_t snap_seq; /* its number (1-based) */
     size_t snap_users_cap, snap_nu;
 
     /* The builder's alone. */
@@ -114,7 +116,9 @@ struct advrec_ann_s {
     float *cur_probe; /* cur's probe rows, NULL for sq8 */
     int64_t last_snap_ms;
     int have_snap;
-    searcher_t srch; /* over cur */
+    uint64_t snaps;    /* snapshots taken */
+    uint64_t cur_snap; /* the one cur was built from (1-based) */
+    searcher_t srch;   /* over cur */
 };
 
 static double now_s(void)
@@ -482,6 +486,7 @@ static void *builder_main(void *opaque)
             a->ready_k = a->snap_k;
             a->ready_nlist = nlist;
             a->ready_nprobe = nprobe;
+            a->ready_snap = a->snap_seq;
             a->st.sample_recall = recall;
             a->st.sample_users = a->snap_nu;
             a->st.tuned_nprobe = nprobe;
@@ -585,6 +590,7 @@ int advrec_ann_update(advrec_ann_t *a, const float *items, const float *bias,
         a->srch.nprobe = a->ready_nprobe;
         a->srch.nlist = a->ready_nlist;
         a->srch.k = a->ready_k;
+        a->cur_snap = a->ready_snap;
         swapped = 1;
     }
     idle = !a->job;
@@ -624,6 +630,7 @@ int advrec_ann_update(advrec_ann_t *a, const float *items, const float *bias,
         a->snap_n = n;
         a->snap_k = k;
         a->snap_has_bias = bias != NULL;
+        a->snap_seq = ++a->snaps;
         pthread_mutex_lock(&a->lock);
         a->st.last_copy_s = now_s() - t0;
         a->job = 1;
@@ -728,6 +735,16 @@ void advrec_ann_set_nprobe(advrec_ann_t *a, uint32_t nprobe)
     a->p.nprobe = nprobe;
     pthread_mutex_unlock(&a->lock);
     a->srch.nprobe = nprobe;
+}
+
+uint64_t advrec_ann_snapshots(const advrec_ann_t *a)
+{
+    return a->snaps;
+}
+
+uint64_t advrec_ann_index_snapshot(const advrec_ann_t *a)
+{
+    return a->cur ? a->cur_snap : 0;
 }
 
 size_t advrec_ann_indexed(const advrec_ann_t *a)

@@ -112,6 +112,12 @@ const int64_t *advrec_ann_search(advrec_ann_t *ann, const float *users,
  * starts from (processing thread). */
 void advrec_ann_set_nprobe(advrec_ann_t *ann, uint32_t nprobe);
 
+/* Snapshots taken so far, and the one (1-based) the index in use was
+ * built from (0: none yet): an item trained after snapshot s was taken is
+ * newer than its row in the indexes from s on (processing thread). */
+uint64_t advrec_ann_snapshots(const advrec_ann_t *ann);
+uint64_t advrec_ann_index_snapshot(const advrec_ann_t *ann);
+
 /* Rows in the index in use: items [0, indexed) are in it, later ones
  * (added since the snapshot) are not and must be scored by the caller. */
 size_t advrec_ann_indexed(const advrec_ann_t *ann);

@@ -377,6 +377,88 @@ static void test_rank_retrieval_choice(void)
     advrec_state_destroy(state);
 }
 
+/*
+ * An item trained after the index's snapshot is re-scored in every list
+ * served from the index: moved to the top of a user's scores, it is
+ * listed first once noted (advrec_rank_trained), and not before (the
+ * index still places it where its old factors were).
+ */
+static void test_recently_trained_rescored(void)
+{
+    static data_t d;
+    advrec_state_params_t sp = {
+        .k = K, .history = 4, .max_users = 10, .max_items = N_ITEMS};
+    char errstr[256], id[32];
+    advrec_state_t *state = advrec_state_new(&sp, errstr, sizeof(errstr));
+    advrec_rank_params_t rp = {
+        .recs_n = N,
+        .exclude = ADVREC_RANK_EXCLUDE_NONE,
+        .use_bias = 1,
+        .retrieval = ADVREC_RANK_RETRIEVAL_ANN,
+        .ann = {.nprobe = 1, .candidates = 20, .rebuild_ms = 1000000}};
+    advrec_rank_t *r;
+    advrec_rows_t *items, *users;
+    uint32_t u, idx, moved = UINT32_MAX;
+    got_t got = {{0}, 0};
+
+    CHECK(state != NULL);
+    if (!state)
+        return;
+    make(&d, 5);
+    for (size_t i = 0; i < N_ITEMS; i++) {
+        snprintf(id, sizeof(id), "i%zu", i);
+        CHECK_INT(
+            advrec_state_item(state, id, 1, &idx, NULL, errstr, sizeof(errstr)),
+            ADVREC_OK);
+    }
+    CHECK_INT(
+        advrec_state_user(state, "u", 1, &u, NULL, errstr, sizeof(errstr)),
+        ADVREC_OK);
+    items = advrec_state_items(state);
+    users = advrec_state_users(state);
+    memcpy(items->w, d.items, sizeof(d.items));
+    memcpy(items->bias, d.bias, sizeof(d.bias));
+    memcpy(users->w + (size_t)u * K, d.users, K * sizeof(float));
+    r = advrec_rank_new(&rp, errstr, sizeof(errstr));
+    CHECK(r != NULL);
+    if (!r) {
+        advrec_state_destroy(state);
+        return;
+    }
+    CHECK_INT(advrec_rank_users(r, state, NULL, &u, 1, keep, &got), ADVREC_OK);
+    advrec_ann_wait(advrec_rank_ann(r));
+    CHECK_INT(advrec_rank_users(r, state, NULL, &u, 1, keep, &got), ADVREC_OK);
+    CHECK_INT(advrec_rank_ann_lists(r), 1);
+    /* An item at the far end of the user's scores (not a candidate)
+     * takes a step to the top. */
+    {
+        float worst = INFINITY;
+        for (uint32_t i = 0; i < N_ITEMS; i++) {
+            float s = items->bias[i];
+            for (int j = 0; j < K; j++)
+                s += items->w[(size_t)i * K + j] * d.users[j];
+            if (s < worst) {
+                worst = s;
+                moved = i;
+            }
+        }
+    }
+    for (int j = 0; j < K; j++)
+        items->w[(size_t)moved * K + j] = d.users[j] * 100.0f;
+    CHECK_INT(advrec_rank_users(r, state, NULL, &u, 1, keep, &got), ADVREC_OK);
+    CHECK_INT(advrec_rank_ann_lists(r), 1);
+    CHECK(got.n == N && got.items[0] != moved);
+    advrec_rank_trained(r, moved);
+    CHECK_INT(advrec_rank_users(r, state, NULL, &u, 1, keep, &got), ADVREC_OK);
+    CHECK_INT(advrec_rank_ann_lists(r), 1);
+    CHECK_INT(got.n, N);
+    CHECK_INT(got.items[0], moved);
+    for (uint32_t t = 1; t < got.n; t++)
+        CHECK(got.items[t] != moved); /* listed once */
+    advrec_rank_destroy(r);
+    advrec_state_destroy(state);
+}
+
 int main(void)
 {
     RUN(test_recall_against_exact);
@@ -385,5 +467,6 @@ int main(void)
     RUN(test_rebuild_swaps_in);
     RUN(test_params_checked);
     RUN(test_rank_retrieval_choice);
+    RUN(test_recently_trained_rescored);
     return DONE();
 }
