@@ -842,9 +842,11 @@ static int run_preq(opts_t *o, const advrec_eval_data_t *d, FILE *js)
         if (m > 0 && r[m].ann_users)
             printf("prequential %-10s served by the index: %.1f %% of lists; "
                    "recall@%u of index lists vs exact on the final factors "
-                   "%.4f over %" PRIu64 " users\n",
+                   "%.4f over %" PRIu64 " users (probe %u of %u lists, "
+                   "tuned on a sample: %.4f)\n",
                    names[m], 100.0 * r[m].ann_share, r[m].all.k,
-                   r[m].ann_recall, r[m].ann_users);
+                   r[m].ann_recall, r[m].ann_users, r[m].ann_probe,
+                   r[m].ann_nlist, r[m].ann_sample_recall);
     }
     fprintf(js, ",\n\"prequential\": {\"events\": %" PRIu64 ", \"params\": ",
             r[0].events);
