@@ -21,6 +21,7 @@
 
 #include "ann_faiss.h"
 #include "err.h"
+#include "rng.h"
 #include "topn.h"
 
 /* k-means of the coarse centroids: iterations, and points per list
@@ -29,6 +30,45 @@
 #define TRAIN_PER_LIST 64
 /* Faiss wants at least this many training points per list. */
 #define MIN_PER_LIST 39
+/* The probe count is tuned on at most this many users' exact top-N. */
+#define TUNE_USERS 256
+#define TUNE_N     10
+
+/*
+ * A search over one index with its own scratch: the processing thread has
+ * one for the index in use, the builder one for the index it tunes, so
+ * neither ever waits for the other.
+ */
+typedef struct searcher_s {
+    advrec_faiss_t *idx;
+    const float *probe; /* idx's probe rows, NULL for sq8 */
+    uint32_t k;
+    size_t nlist;
+    uint32_t nprobe; /* lists searched per query */
+    int sq8;
+    float *q;
+    size_t q_cap;
+    float *dist;
+    int64_t *labels;
+    size_t dist_cap, labels_cap;
+    /* The coarse step, done here with topn (ann_faiss.h says why). */
+    const float *centroids; /* idx's, nlist x (k + 2) */
+    float *chalf;           /* -|c|^2 / 2 per centroid (for adist) */
+    size_t chalf_cap;
+    float *cscratch; /* advrec_topn_batch's scratch */
+    size_t cscratch_cap;
+    advrec_topn_entry_t *ctop; /* 256 x nprobe */
+    size_t ctop_cap;
+    int64_t *assign; /* nq x nprobe: the lists to scan */
+    float *adist;    /* their squared distances */
+    size_t assign_cap, adist_cap;
+    /* The scan of flat lists, done here with OpenBLAS. */
+    float *sscores; /* one query's probed rows' inner products */
+    int64_t *sids;  /* ... and their item ids */
+    size_t sscores_cap, sids_cap;
+    advrec_topn_entry_t *sbest; /* c best of them */
+    size_t sbest_cap;
+} searcher_t;
 
 struct advrec_ann_s {
     advrec_ann_params_t p;
@@ -43,8 +83,10 @@ struct advrec_ann_s {
     advrec_faiss_t *ready; /* finished, not yet swapped in */
     size_t ready_n;
     uint32_t ready_k, ready_nlist;
+    uint32_t ready_nprobe; /* tuned on the sample (or p.nprobe) */
+    uint64_t ready_snap;   /* the snapshot it was built from (1-based) */
     float *ready_probe;    /* ready's probe rows (list_probe_rows) */
-    advrec_ann_stats_t st; /* builds, trainings, last_*_s */
+    advrec_ann_stats_t st; /* builds, trainings, last_*_s, sample_* */
 
     /* The snapshot: the caller's while job == 0, the builder's while 1. */
     float *snap;      /* snap_n x snap_k */
@@ -52,6 +94,9 @@ struct advrec_ann_s {
     size_t snap_cap, snap_bias_cap, snap_n;
     uint32_t snap_k;
     int snap_has_bias;
+    float *snap_users; /* snap_nu x snap_k: the users recall is tuned on */
+    uint64_t snap_seq; /* its number (1-based) */
+    size_t snap_users_cap, snap_nu;
 
     /* The builder's alone. */
     float *aug; /* snap_n x (snap_k + 2) */
@@ -59,37 +104,21 @@ struct advrec_ann_s {
     advrec_faiss_t *trained;
     size_t trained_n;
     uint32_t trained_d, trained_nlist;
+    searcher_t tune;               /* over the index just built */
+    advrec_topn_entry_t *truth;    /* TUNE_USERS x TUNE_N, exact */
+    advrec_topn_entry_t *tune_got; /* TUNE_N, a served list */
+    float *tune_scratch;           /* advrec_topn_batch's */
+    size_t tune_scratch_cap;
 
     /* The processing thread's alone. */
     advrec_faiss_t *cur;
     size_t cur_n;
-    uint32_t cur_k, cur_nlist;
     float *cur_probe; /* cur's probe rows, NULL for sq8 */
     int64_t last_snap_ms;
     int have_snap;
-    float *q;
-    size_t q_cap;
-    float *dist;
-    int64_t *labels;
-    size_t res_cap;
-    /* The coarse step, done here with topn (ann_faiss.h says why). */
-    const float *centroids; /* cur's, cur_nlist x (cur_k + 2) */
-    float *chalf;           /* -|c|^2 / 2 per centroid (for adist) */
-    size_t chalf_cap;
-    uint32_t nprobe; /* cur's */
-    float *cscratch; /* advrec_topn_batch's scratch */
-    size_t cscratch_cap;
-    advrec_topn_entry_t *ctop; /* nq x nprobe */
-    size_t ctop_cap;
-    int64_t *assign; /* nq x nprobe: the lists to scan */
-    float *adist;    /* their squared distances */
-    size_t assign_cap, adist_cap;
-    /* The scan of flat lists, done here with OpenBLAS. */
-    float *sscores; /* one query's probed rows' inner products */
-    int64_t *sids;  /* ... and their item ids */
-    size_t sscores_cap, sids_cap;
-    advrec_topn_entry_t *sbest; /* c best of them */
-    size_t sbest_cap;
+    uint64_t snaps;    /* snapshots taken */
+    uint64_t cur_snap; /* the one cur was built from (1-based) */
+    searcher_t srch;   /* over cur */
 };
 
 static double now_s(void)
@@ -175,11 +204,7 @@ static uint32_t pick_nlist(const advrec_ann_params_t *p, size_t n)
 static advrec_faiss_t *build(advrec_ann_t *a, double *train_s, uint32_t *nlist,
                              char *errstr, size_t errstr_size)
 {
-    uint32_t d = a->snap_k + 2, nprobe;
-
-    pthread_mutex_lock(&a->lock);
-    nprobe = a->p.nprobe;
-    pthread_mutex_unlock(&a->lock);
+    uint32_t d = a->snap_k + 2;
 
     *train_s = 0;
     if (augment(a)) {
@@ -200,7 +225,7 @@ static advrec_faiss_t *build(advrec_ann_t *a, double *train_s, uint32_t *nlist,
         *train_s = now_s() - t0;
     }
     *nlist = a->trained_nlist;
-    return advrec_faiss_fill(a->trained, a->aug, a->snap_n, (int)nprobe, errstr,
+    return advrec_faiss_fill(a->trained, a->aug, a->snap_n, 1, errstr,
                              errstr_size);
 }
 
@@ -239,6 +264,189 @@ static float *list_probe_rows(const advrec_faiss_t *idx, uint32_t d)
     return probe;
 }
 
+/* Frees a searcher's scratch (not its index). */
+static void searcher_free(searcher_t *sr)
+{
+    free(sr->q);
+    free(sr->dist);
+    free(sr->labels);
+    free(sr->chalf);
+    free(sr->cscratch);
+    free(sr->ctop);
+    free(sr->assign);
+    free(sr->adist);
+    free(sr->sscores);
+    free(sr->sids);
+    free(sr->sbest);
+}
+
+/*
+ * Points sr at idx (k factors, nlist lists, probe rows or NULL), keeping
+ * its scratch: the centroids and their half squared norms for the coarse
+ * step. Without memory for those, centroids stays NULL and Faiss chooses
+ * the lists itself.
+ */
+static void searcher_bind(searcher_t *sr, advrec_faiss_t *idx,
+                          const float *probe, uint32_t k, size_t nlist, int sq8)
+{
+    uint32_t d = k + 2;
+    size_t n;
+
+    sr->idx = idx;
+    sr->probe = probe;
+    sr->k = k;
+    sr->nlist = nlist;
+    sr->sq8 = sq8;
+    sr->centroids = advrec_faiss_centroids(idx, &n);
+    if (grow(&sr->chalf, &sr->chalf_cap, n, sizeof(float)))
+        sr->centroids = NULL;
+    for (size_t c = 0; sr->centroids && c < n; c++) {
+        double h = 0;
+        for (uint32_t j = 0; j < d; j++)
+            h += (double)sr->centroids[c * d + j] * sr->centroids[c * d + j];
+        sr->chalf[c] = (float)(-h / 2);
+    }
+}
+
+/*
+ * Each query's nprobe lists into sr->assign (and their squared distances,
+ * which Faiss's scan of codes wants, into sr->adist): the lists with the
+ * largest inner product of the query (p, 1, 0) and their probe rows
+ * (list_probe_rows; the centroids for an index of codes), one sgemm for
+ * the batch and topn's selection. Not the nearest centroids in the reduced
+ * space, the reduction's own order, which found fewer of the exact top-10
+ * (docs/MODEL.md, "Retrieval"). 0, or -1 (no memory: let Faiss choose).
+ */
+static int choose_lists(searcher_t *sr, size_t nq)
+{
+    uint32_t d = sr->k + 2;
+    size_t nlist = sr->nlist, np = sr->nprobe, counts[256];
+
+    if (np > nlist)
+        np = nlist;
+    if (grow(&sr->cscratch, &sr->cscratch_cap,
+             advrec_topn_batch_scratch(nq < 256 ? nq : 256, nlist),
+             sizeof(float)) ||
+        grow(&sr->ctop, &sr->ctop_cap, 256 * np, sizeof(*sr->ctop)) ||
+        grow(&sr->assign, &sr->assign_cap, nq * sr->nprobe, sizeof(int64_t)) ||
+        grow(&sr->adist, &sr->adist_cap, nq * sr->nprobe, sizeof(float)))
+        return -1;
+    for (size_t b = 0; b < nq; b += 256) {
+        size_t m = nq - b < 256 ? nq - b : 256;
+        advrec_topn_batch(
+            sr->q + b * d, m, sr->probe ? sr->probe : sr->centroids, NULL,
+            nlist, (int)d, NULL, NULL, np, sr->cscratch, sr->ctop, counts);
+        for (size_t u = 0; u < m; u++) {
+            const float *q = sr->q + (b + u) * d;
+            double q2 = 0;
+            for (uint32_t j = 0; j < d; j++)
+                q2 += (double)q[j] * q[j];
+            for (size_t r = 0; r < sr->nprobe; r++) {
+                size_t at = (b + u) * sr->nprobe + r;
+                if (r < counts[u]) {
+                    const advrec_topn_entry_t *e = &sr->ctop[u * np + r];
+                    sr->assign[at] = e->item;
+                    sr->adist[at] =
+                        (float)(q2 - 2.0 * (e->score + sr->chalf[e->item]));
+                } else {
+                    sr->assign[at] = -1;
+                    sr->adist[at] = 0;
+                }
+            }
+        }
+    }
+    return 0;
+}
+
+/*
+ * Query u's c best rows of its probed lists by inner product with the
+ * snapshot rows (the reduction coordinate is 0 in queries, so this is the
+ * snapshot's own score), into labels[u * c ..] (-1 past the rows found):
+ * one sgemv per list and topn's selection over them. 0, or -1 (an index
+ * with codes, or no memory: let Faiss scan).
+ */
+static int scan_lists(searcher_t *sr, size_t u, size_t c)
+{
+    uint32_t d = sr->k + 2;
+    const int64_t *lists = sr->assign + u * sr->nprobe;
+    const float *q = sr->q + u * d;
+    int64_t *labels = sr->labels + u * c;
+    size_t total = 0, got;
+
+    for (size_t r = 0; r < sr->nprobe; r++) {
+        size_t n;
+        const float *rows;
+        const int64_t *ids;
+
+        if (lists[r] < 0)
+            continue;
+        if (advrec_faiss_list(sr->idx, (size_t)lists[r], &n, &rows, &ids))
+            return -1;
+        if (n == 0)
+            continue;
+        if (grow(&sr->sscores, &sr->sscores_cap, total + n, sizeof(float)) ||
+            grow(&sr->sids, &sr->sids_cap, total + n, sizeof(int64_t)))
+            return -1;
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)n, (int)d, 1.0f, rows,
+                    (int)d, q, 1, 0.0f, sr->sscores + total, 1);
+        memcpy(sr->sids + total, ids, n * sizeof(int64_t));
+        total += n;
+    }
+    if (grow(&sr->sbest, &sr->sbest_cap, c, sizeof(*sr->sbest)))
+        return -1;
+    got = advrec_topn_select(sr->sscores, total, NULL, 0, c, sr->sbest);
+    for (size_t t = 0; t < c; t++)
+        labels[t] = t < got ? sr->sids[sr->sbest[t].item] : -1;
+    return 0;
+}
+
+/*
+ * The c nearest rows of each of users[0..nq) (nq x sr->k) under sr's
+ * index: nq x c item indices in sr's scratch, or NULL (no memory, a Faiss
+ * error). The Faiss index's own nprobe is set first (its scan of codes and
+ * its fallback search read it).
+ */
+static const int64_t *searcher_search(searcher_t *sr, const float *users,
+                                      size_t nq, int use_bias, size_t c)
+{
+    uint32_t k = sr->k, d = k + 2;
+    advrec_faiss_t *idx = sr->idx;
+
+    if (grow(&sr->q, &sr->q_cap, nq * d, sizeof(float)) ||
+        grow(&sr->dist, &sr->dist_cap, nq * c, sizeof(float)) ||
+        grow(&sr->labels, &sr->labels_cap, nq * c, sizeof(int64_t)))
+        return NULL;
+    for (size_t u = 0; u < nq; u++) {
+        float *row = sr->q + u * d;
+        memcpy(row, users + u * k, k * sizeof(float));
+        row[k] = use_bias ? 1.0f : 0.0f;
+        row[k + 1] = 0.0f;
+    }
+    advrec_faiss_set_threads(1);
+    advrec_faiss_set_nprobe(idx, (int)sr->nprobe);
+    if (!sr->centroids || choose_lists(sr, nq)) {
+        if (advrec_faiss_search(idx, sr->q, nq, c, sr->dist, sr->labels, NULL,
+                                0))
+            return NULL;
+        return sr->labels;
+    }
+    if (!sr->sq8) {
+        size_t u = 0;
+        while (u < nq && scan_lists(sr, u, c) == 0)
+            u++;
+        if (u == nq)
+            return sr->labels;
+    }
+    if (advrec_faiss_search_lists(idx, sr->q, nq, c, sr->assign, sr->adist,
+                                  sr->dist, sr->labels, NULL, 0))
+        return NULL;
+    return sr->labels;
+}
+
+static uint32_t tune_nprobe(advrec_ann_t *a, advrec_faiss_t *idx,
+                            const float *probe, uint32_t nlist, uint32_t start,
+                            double target, double *recall);
+
 static void *builder_main(void *opaque)
 {
     advrec_ann_t *a = opaque;
@@ -250,18 +458,24 @@ static void *builder_main(void *opaque)
     for (;;) {
         advrec_faiss_t *idx;
         float *probe;
-        double t0, train_s;
-        uint32_t nlist = 0;
+        double t0, t1, train_s, tune_s, target, recall = 0;
+        uint32_t nlist = 0, start, nprobe;
         char errstr[256] = "";
 
         while (!a->stop && !a->job)
             pthread_cond_wait(&a->cond, &a->lock);
         if (a->stop)
             break;
+        start = a->p.nprobe;
+        target = a->p.recall;
         pthread_mutex_unlock(&a->lock);
         t0 = now_s();
         idx = build(a, &train_s, &nlist, errstr, sizeof(errstr));
         probe = idx ? list_probe_rows(idx, a->snap_k + 2) : NULL;
+        t1 = now_s();
+        nprobe = idx ? tune_nprobe(a, idx, probe, nlist, start, target, &recall)
+                     : start;
+        tune_s = now_s() - t1;
         pthread_mutex_lock(&a->lock);
         if (idx) {
             advrec_faiss_free(a->ready);
@@ -271,6 +485,12 @@ static void *builder_main(void *opaque)
             a->ready_n = a->snap_n;
             a->ready_k = a->snap_k;
             a->ready_nlist = nlist;
+            a->ready_nprobe = nprobe;
+            a->ready_snap = a->snap_seq;
+            a->st.sample_recall = recall;
+            a->st.sample_users = a->snap_nu;
+            a->st.tuned_nprobe = nprobe;
+            a->st.last_tune_s = tune_s;
             a->st.builds++;
             a->st.trainings += train_s > 0;
             a->st.last_build_s = now_s() - t0;
@@ -292,12 +512,14 @@ advrec_ann_t *advrec_ann_new(const advrec_ann_params_t *params, char *errstr,
     advrec_ann_t *a;
 
     if (params->nprobe < 1 || params->candidates < 1 ||
-        params->rebuild_ms < 0) {
+        params->rebuild_ms < 0 ||
+        !(params->recall >= 0 && params->recall <= 1)) {
         advrec_seterr(ADVREC_ERR_CONFIG, errstr, errstr_size,
                       "ann: recs.ann.probe=%u and recs.ann.candidates=%u "
-                      "must be >= 1, recs.ann.rebuild.ms=%lld >= 0",
+                      "must be >= 1, recs.ann.rebuild.ms=%lld >= 0, "
+                      "recs.ann.recall=%g in [0, 1]",
                       params->nprobe, params->candidates,
-                      (long long)params->rebuild_ms);
+                      (long long)params->rebuild_ms, params->recall);
         return NULL;
     }
     a = calloc(1, sizeof(*a));
@@ -340,73 +562,75 @@ void advrec_ann_destroy(advrec_ann_t *a)
     free(a->snap);
     free(a->snap_bias);
     free(a->aug);
-    free(a->q);
-    free(a->dist);
-    free(a->labels);
-    free(a->chalf);
-    free(a->cscratch);
-    free(a->ctop);
-    free(a->assign);
-    free(a->adist);
-    free(a->sscores);
-    free(a->sids);
-    free(a->sbest);
+    free(a->snap_users);
+    free(a->truth);
+    free(a->tune_got);
+    free(a->tune_scratch);
+    searcher_free(&a->tune);
+    searcher_free(&a->srch);
     free(a);
 }
 
 int advrec_ann_update(advrec_ann_t *a, const float *items, const float *bias,
-                      size_t n, uint32_t k, int64_t now_ms)
+                      size_t n, uint32_t k, const float *users, size_t n_users,
+                      int64_t now_ms)
 {
     advrec_faiss_t *old = NULL;
-    int idle;
+    int idle, swapped = 0;
 
     pthread_mutex_lock(&a->lock);
     if (a->ready) {
         old = a->cur;
         a->cur = a->ready;
         a->cur_n = a->ready_n;
-        a->cur_k = a->ready_k;
-        a->cur_nlist = a->ready_nlist;
         a->ready = NULL;
         free(a->cur_probe);
         a->cur_probe = a->ready_probe;
         a->ready_probe = NULL;
-        /* recs.ann.probe may have changed during the build. */
-        advrec_faiss_set_nprobe(a->cur, (int)a->p.nprobe);
-        a->nprobe = a->p.nprobe;
+        a->srch.nprobe = a->ready_nprobe;
+        a->srch.nlist = a->ready_nlist;
+        a->srch.k = a->ready_k;
+        a->cur_snap = a->ready_snap;
+        swapped = 1;
     }
     idle = !a->job;
     pthread_mutex_unlock(&a->lock);
     advrec_faiss_free(old);
-    if (old || (a->cur && !a->centroids)) {
-        size_t nlist;
-        uint32_t d = a->cur_k + 2;
-        a->centroids = advrec_faiss_centroids(a->cur, &nlist);
-        if (grow(&a->chalf, &a->chalf_cap, nlist, sizeof(float)))
-            a->centroids = NULL; /* Faiss chooses the lists itself */
-        for (size_t c = 0; a->centroids && c < nlist; c++) {
-            double h = 0;
-            for (uint32_t j = 0; j < d; j++)
-                h += (double)a->centroids[c * d + j] * a->centroids[c * d + j];
-            a->chalf[c] = (float)(-h / 2);
-        }
-    }
+    if (swapped)
+        searcher_bind(&a->srch, a->cur, a->cur_probe, a->srch.k, a->srch.nlist,
+                      a->p.sq8);
     /* A catalog too small for k-means is ranked exactly anyway. */
     if (idle && n >= 4 * MIN_PER_LIST && k > 0 &&
         (!a->have_snap || now_ms - a->last_snap_ms >= a->p.rebuild_ms)) {
         double t0 = now_s();
+        size_t nu = n_users < TUNE_USERS ? n_users : TUNE_USERS;
+        /* The same users at every build while the table does not grow,
+         * so sample recalls of successive builds compare. */
+        advrec_rng_t rng = advrec_rng_for_id(0, "ann-tune");
 
+        if (!users)
+            nu = 0;
         a->have_snap = 1;
         a->last_snap_ms = now_ms;
         if (grow(&a->snap, &a->snap_cap, n * k, sizeof(float)) ||
-            (bias && grow(&a->snap_bias, &a->snap_bias_cap, n, sizeof(float))))
+            (bias &&
+             grow(&a->snap_bias, &a->snap_bias_cap, n, sizeof(float))) ||
+            grow(&a->snap_users, &a->snap_users_cap, nu * k, sizeof(float)))
             return a->cur != NULL;
         memcpy(a->snap, items, n * k * sizeof(float));
         if (bias)
             memcpy(a->snap_bias, bias, n * sizeof(float));
+        for (size_t u = 0; u < nu; u++) {
+            /* All of them when they fit, else a draw with replacement. */
+            size_t from =
+                n_users <= TUNE_USERS ? u : advrec_rng_next(&rng) % n_users;
+            memcpy(a->snap_users + u * k, users + from * k, k * sizeof(float));
+        }
+        a->snap_nu = nu;
         a->snap_n = n;
         a->snap_k = k;
         a->snap_has_bias = bias != NULL;
+        a->snap_seq = ++a->snaps;
         pthread_mutex_lock(&a->lock);
         a->st.last_copy_s = now_s() - t0;
         a->job = 1;
@@ -416,156 +640,111 @@ int advrec_ann_update(advrec_ann_t *a, const float *items, const float *bias,
     return a->cur != NULL;
 }
 
-/*
- * Each query's nprobe lists into a->assign (and their squared distances,
- * which Faiss's scan of codes wants, into a->adist): the lists with the
- * largest inner product of the query (p, 1, 0) and their probe rows
- * (list_probe_rows; the centroids for an index of codes), one sgemm for
- * the batch and topn's selection. Not the nearest centroids in the reduced
- * space, the reduction's own order, which found fewer of the exact top-10
- * (docs/MODEL.md, "Retrieval"). 0, or -1 (no memory: let Faiss choose).
- */
-static int choose_lists(advrec_ann_t *a, size_t nq)
-{
-    uint32_t d = a->cur_k + 2;
-    size_t nlist = a->cur_nlist, np = a->nprobe, counts[256];
-
-    if (np > nlist)
-        np = nlist;
-    if (grow(&a->cscratch, &a->cscratch_cap,
-             advrec_topn_batch_scratch(nq < 256 ? nq : 256, nlist),
-             sizeof(float)) ||
-        grow(&a->ctop, &a->ctop_cap, 256 * np, sizeof(*a->ctop)) ||
-        grow(&a->assign, &a->assign_cap, nq * a->nprobe, sizeof(int64_t)) ||
-        grow(&a->adist, &a->adist_cap, nq * a->nprobe, sizeof(float)))
-        return -1;
-    for (size_t b = 0; b < nq; b += 256) {
-        size_t m = nq - b < 256 ? nq - b : 256;
-        advrec_topn_batch(
-            a->q + b * d, m, a->cur_probe ? a->cur_probe : a->centroids, NULL,
-            nlist, (int)d, NULL, NULL, np, a->cscratch, a->ctop, counts);
-        for (size_t u = 0; u < m; u++) {
-            const float *q = a->q + (b + u) * d;
-            double q2 = 0;
-            for (uint32_t j = 0; j < d; j++)
-                q2 += (double)q[j] * q[j];
-            for (size_t r = 0; r < a->nprobe; r++) {
-                size_t at = (b + u) * a->nprobe + r;
-                if (r < counts[u]) {
-                    a->assign[at] = a->ctop[u * np + r].item;
-                    a->adist[at] =
-                        (float)(q2 -
-                                2.0 * (a->ctop[u * np + r].score +
-                                       a->chalf[a->ctop[u * np + r].item]));
-                } else {
-                    a->assign[at] = -1;
-                    a->adist[at] = 0;
-                }
-            }
-        }
-    }
-    return 0;
-}
-
-/*
- * Query u's c best rows of its probed lists by inner product with the
- * snapshot rows (the reduction coordinate is 0 in queries, so this is the
- * snapshot's own score), into labels[u * c ..] (-1 past the rows found):
- * one sgemv per list and topn's selection over them. 0, or -1 (an index
- * with codes, or no memory: let Faiss scan).
- */
-static int scan_lists(advrec_ann_t *a, size_t u, size_t c)
-{
-    uint32_t d = a->cur_k + 2;
-    const int64_t *lists = a->assign + u * a->nprobe;
-    const float *q = a->q + u * d;
-    int64_t *labels = a->labels + u * c;
-    size_t total = 0, got;
-
-    for (size_t r = 0; r < a->nprobe; r++) {
-        size_t n;
-        const float *rows;
-        const int64_t *ids;
-
-        if (lists[r] < 0)
-            continue;
-        if (advrec_faiss_list(a->cur, (size_t)lists[r], &n, &rows, &ids))
-            return -1;
-        if (n == 0)
-            continue;
-        if (grow(&a->sscores, &a->sscores_cap, total + n, sizeof(float)) ||
-            grow(&a->sids, &a->sids_cap, total + n, sizeof(int64_t)))
-            return -1;
-        cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)n, (int)d, 1.0f, rows,
-                    (int)d, q, 1, 0.0f, a->sscores + total, 1);
-        memcpy(a->sids + total, ids, n * sizeof(int64_t));
-        total += n;
-    }
-    if (grow(&a->sbest, &a->sbest_cap, c, sizeof(*a->sbest)))
-        return -1;
-    got = advrec_topn_select(a->sscores, total, NULL, 0, c, a->sbest);
-    for (size_t t = 0; t < c; t++)
-        labels[t] = t < got ? a->sids[a->sbest[t].item] : -1;
-    return 0;
-}
-
 const int64_t *advrec_ann_search(advrec_ann_t *a, const float *users, size_t nq,
                                  uint32_t k, int use_bias, size_t c)
 {
-    uint32_t d = k + 2;
+    if (!a->cur || k != a->srch.k || nq == 0 || c == 0)
+        return NULL;
+    return searcher_search(&a->srch, users, nq, use_bias, c);
+}
 
-    if (!a->cur || k != a->cur_k || nq == 0 || c == 0)
-        return NULL;
-    if (grow(&a->q, &a->q_cap, nq * d, sizeof(float)))
-        return NULL;
-    if (a->res_cap < nq * c) {
-        float *dist = realloc(a->dist, nq * c * sizeof(float));
-        int64_t *labels;
-        if (!dist)
-            return NULL;
-        a->dist = dist;
-        labels = realloc(a->labels, nq * c * sizeof(int64_t));
-        if (!labels)
-            return NULL;
-        a->labels = labels;
-        a->res_cap = nq * c;
+/*
+ * Recall@TUNE_N of the lists served from idx (the candidates of a->tune,
+ * re-scored exactly) against the exact lists a->truth (counts per user)
+ * of the sampled users; -1 when the search fails.
+ */
+static double sample_recall(advrec_ann_t *a, const size_t *counts, size_t c)
+{
+    uint32_t k = a->snap_k;
+    const float *bias = a->snap_has_bias ? a->snap_bias : NULL;
+    const int64_t *lab = searcher_search(&a->tune, a->snap_users, a->snap_nu,
+                                         a->snap_has_bias, c);
+    size_t hit = 0, want = 0;
+
+    if (!lab)
+        return -1;
+    for (size_t u = 0; u < a->snap_nu; u++) {
+        const advrec_topn_entry_t *truth = a->truth + u * TUNE_N;
+        size_t got = advrec_topn_select_items(
+            a->snap_users + u * k, a->snap, bias, (int)k, lab + u * c, c,
+            a->snap_n, a->snap_n, NULL, 0, TUNE_N, a->tune_got);
+        for (size_t t = 0; t < counts[u]; t++)
+            for (size_t g = 0; g < got; g++)
+                if (a->tune_got[g].item == truth[t].item) {
+                    hit++;
+                    break;
+                }
+        want += counts[u];
     }
-    for (size_t u = 0; u < nq; u++) {
-        float *row = a->q + u * d;
-        memcpy(row, users + u * k, k * sizeof(float));
-        row[k] = use_bias ? 1.0f : 0.0f;
-        row[k + 1] = 0.0f;
+    return want ? (double)hit / (double)want : 1.0;
+}
+
+/*
+ * Builder, after a build: the smallest probe count from start on (each
+ * step a quarter more, at most nlist) whose sampled recall@10 reaches
+ * target, measured on the snapshot's sampled users against their exact
+ * top-10 over the snapshot (the lists rank serves: p.candidates
+ * candidates re-scored exactly, no exclusions). *recall gets the recall
+ * at the count returned. Without sampled users, or without memory for
+ * the exact lists, start is returned and *recall is 0.
+ */
+static uint32_t tune_nprobe(advrec_ann_t *a, advrec_faiss_t *idx,
+                            const float *probe, uint32_t nlist, uint32_t start,
+                            double target, double *recall)
+{
+    size_t counts[TUNE_USERS];
+    size_t c = a->p.candidates > TUNE_N ? a->p.candidates : TUNE_N;
+    uint32_t np = start < nlist ? start : nlist;
+
+    *recall = 0;
+    if (a->snap_nu == 0 || c > a->snap_n)
+        return np;
+    if (!a->truth)
+        a->truth = malloc(TUNE_USERS * TUNE_N * sizeof(*a->truth));
+    if (!a->tune_got)
+        a->tune_got = malloc(TUNE_N * sizeof(*a->tune_got));
+    if (!a->truth || !a->tune_got ||
+        grow(&a->tune_scratch, &a->tune_scratch_cap,
+             advrec_topn_batch_scratch(a->snap_nu, a->snap_n), sizeof(float)))
+        return np;
+    if (advrec_topn_batch(a->snap_users, a->snap_nu, a->snap,
+                          a->snap_has_bias ? a->snap_bias : NULL, a->snap_n,
+                          (int)a->snap_k, NULL, NULL, TUNE_N, a->tune_scratch,
+                          a->truth, counts))
+        return np;
+    searcher_bind(&a->tune, idx, probe, a->snap_k, nlist, a->p.sq8);
+    for (;;) {
+        double r;
+
+        a->tune.nprobe = np;
+        r = sample_recall(a, counts, c);
+        if (r < 0)
+            return np;
+        *recall = r;
+        if (r >= target || np >= nlist)
+            return np;
+        np += np / 4 > 1 ? np / 4 : 1;
+        if (np > nlist)
+            np = nlist;
     }
-    advrec_faiss_set_threads(1);
-    if (!a->centroids || choose_lists(a, nq)) {
-        if (advrec_faiss_search(a->cur, a->q, nq, c, a->dist, a->labels, NULL,
-                                0))
-            return NULL;
-        return a->labels;
-    }
-    if (!a->p.sq8) {
-        size_t u = 0;
-        while (u < nq && scan_lists(a, u, c) == 0)
-            u++;
-        if (u == nq)
-            return a->labels;
-    }
-    if (advrec_faiss_search_lists(a->cur, a->q, nq, c, a->assign, a->adist,
-                                  a->dist, a->labels, NULL, 0))
-        return NULL;
-    return a->labels;
 }
 
 void advrec_ann_set_nprobe(advrec_ann_t *a, uint32_t nprobe)
 {
     pthread_mutex_lock(&a->lock);
     a->p.nprobe = nprobe;
-    if (a->ready)
-        advrec_faiss_set_nprobe(a->ready, (int)nprobe);
     pthread_mutex_unlock(&a->lock);
-    if (a->cur)
-        advrec_faiss_set_nprobe(a->cur, (int)nprobe);
-    a->nprobe = nprobe;
+    a->srch.nprobe = nprobe;
+}
+
+uint64_t advrec_ann_snapshots(const advrec_ann_t *a)
+{
+    return a->snaps;
+}
+
+uint64_t advrec_ann_index_snapshot(const advrec_ann_t *a)
+{
+    return a->cur ? a->cur_snap : 0;
 }
 
 size_t advrec_ann_indexed(const advrec_ann_t *a)
@@ -579,7 +758,8 @@ void advrec_ann_stats(advrec_ann_t *a, advrec_ann_stats_t *stats)
     *stats = a->st;
     pthread_mutex_unlock(&a->lock);
     stats->indexed = advrec_ann_indexed(a);
-    stats->nlist = a->cur ? a->cur_nlist : 0;
+    stats->nlist = a->cur ? (uint32_t)a->srch.nlist : 0;
+    stats->nprobe = a->cur ? a->srch.nprobe : 0;
 }
 
 void advrec_ann_wait(advrec_ann_t *a)

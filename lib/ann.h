@@ -17,7 +17,11 @@
  * builder has finished. The builder k-means-trains the coarse centroids on
  * the first snapshot (and again when the catalog has doubled since) and
  * otherwise only re-assigns the rows of the new snapshot to the existing
- * centroids (a refill). Nothing here is persisted: the index is derived
+ * centroids (a refill). Then it tunes the probe count: the smallest, from
+ * params.nprobe up, whose recall@10 on up to 256 sampled users (their
+ * exact top-10 over the snapshot against the lists served from the new
+ * index) reaches params.recall; the index comes into use with it.
+ * Nothing here is persisted: the index is derived
  * data, rebuilt at start; until the first one is ready the caller ranks
  * exactly.
  *
@@ -33,7 +37,10 @@
 
 typedef struct advrec_ann_params_s {
     uint32_t nlist;      /* IVF lists; 0: 4 sqrt(n), at most n / 39 */
-    uint32_t nprobe;     /* lists searched per query, >= 1 */
+    uint32_t nprobe;     /* lists searched per query, >= 1; with recall > 0
+                            the smallest count the tuning starts from */
+    double recall;       /* sampled recall@10 each build's probe count is
+                            tuned to reach, in [0, 1]; 0: nprobe as set */
     uint32_t candidates; /* nearest rows per query handed back, >= 1 */
     int64_t rebuild_ms;  /* a new snapshot at most this often, >= 0 */
     int sq8;             /* lists hold 8-bit codes, not the rows */
@@ -42,13 +49,20 @@ typedef struct advrec_ann_params_s {
 typedef struct advrec_ann_stats_s {
     uint64_t builds;          /* indexes swapped in */
     uint64_t trainings;       /* of them, with fresh k-means centroids */
-    double last_build_s;      /* wall time of the last build (train + fill) */
+    double last_build_s;      /* wall time of the last build (train, fill,
+                                 tuning) */
     double last_train_s;      /* of it, training (0 for a refill) */
     double last_copy_s;       /* the snapshot copy, on the calling thread */
     double last_built_unix_s; /* when the last build finished (Unix time,
                                  seconds; 0: none yet) */
+    double last_tune_s;       /* of it after the fill, the probe tuning */
+    double sample_recall;     /* recall@10 of the last build's sample at
+                                 its tuned probe count (0: no sample) */
+    size_t sample_users;      /* users in that sample (0: none, untuned) */
+    uint32_t tuned_nprobe;    /* the last build's tuned probe count */
     size_t indexed;           /* rows in the index in use (0: none yet) */
     uint32_t nlist;           /* lists of the index in use */
+    uint32_t nprobe;          /* lists searched per query with it */
 } advrec_ann_stats_t;
 
 typedef struct advrec_ann_s advrec_ann_t;
@@ -70,13 +84,17 @@ void advrec_ann_destroy(advrec_ann_t *ann);
  * the builder is idle and no index exists or the last snapshot is at least
  * rebuild_ms old (now_ms, any monotonic clock), copies items (n x k,
  * row-major) and bias (n floats; NULL when biases are not scored) for the
- * next build (not below 156 items: k-means wants 39 rows a list). Inputs
- * are only read, during the call. Returns 1 when an
- * index is in use, else 0 (rank exactly). A snapshot that cannot be
+ * next build (not below 156 items: k-means wants 39 rows a list), and up
+ * to 256 rows of users (n_users x k; NULL or 0: no tuning), all of them
+ * when they fit, else drawn by a fixed-seed stream (the same draw for the
+ * same n_users): after the fill the builder tunes the probe count on them
+ * (params.recall). Inputs are only read, during the call. Returns 1 when
+ * an index is in use, else 0 (rank exactly). A snapshot that cannot be
  * allocated is skipped (retried at the next due time).
  */
 int advrec_ann_update(advrec_ann_t *ann, const float *items, const float *bias,
-                      size_t n, uint32_t k, int64_t now_ms);
+                      size_t n, uint32_t k, const float *users, size_t n_users,
+                      int64_t now_ms);
 
 /*
  * Searches the index in use for the c nearest rows of each of users[0..nq)
@@ -89,9 +107,16 @@ int advrec_ann_update(advrec_ann_t *ann, const float *items, const float *bias,
 const int64_t *advrec_ann_search(advrec_ann_t *ann, const float *users,
                                  size_t nq, uint32_t k, int use_bias, size_t c);
 
-/* Lists searched per query, for the index in use and later ones
- * (processing thread). */
+/* Lists searched per query with the index in use (until the next swap,
+ * which brings its own tuned count) and the count later builds' tuning
+ * starts from (processing thread). */
 void advrec_ann_set_nprobe(advrec_ann_t *ann, uint32_t nprobe);
+
+/* Snapshots taken so far, and the one (1-based) the index in use was
+ * built from (0: none yet): an item trained after snapshot s was taken is
+ * newer than its row in the indexes from s on (processing thread). */
+uint64_t advrec_ann_snapshots(const advrec_ann_t *ann);
+uint64_t advrec_ann_index_snapshot(const advrec_ann_t *ann);
 
 /* Rows in the index in use: items [0, indexed) are in it, later ones
  * (added since the snapshot) are not and must be scored by the caller. */

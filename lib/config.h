@@ -159,6 +159,7 @@ typedef struct advrec_conf_s {
     int64_t recs_retrieval_auto_items;
     int64_t recs_ann_lists;
     int64_t recs_ann_probe;
+    double recs_ann_recall;
     int64_t recs_ann_candidates;
     int64_t recs_ann_rebuild_ms;
     bool recs_ann_sq8;

@@ -300,12 +300,21 @@ static void ann_gauges(advrec_daemon_t *d)
     if (!ann)
         return;
     advrec_ann_stats(ann, &as);
+    if (as.builds != d->c->ann_builds)
+        log_info("ann: index %llu built in %.1f s (k-means %.1f s, probe "
+                 "tuning %.2f s): %zu items, %u lists, probe %u lists, "
+                 "sampled recall@10 %.3f over %zu users",
+                 (unsigned long long)as.builds, as.last_build_s,
+                 as.last_train_s, as.last_tune_s, as.indexed, as.nlist,
+                 as.tuned_nprobe, as.sample_recall, as.sample_users);
     d->c->ann_builds = as.builds;
     d->c->ann_trainings = as.trainings;
     d->c->ann_last_build_s = as.last_build_s;
     d->c->ann_last_built_unix_s = as.last_built_unix_s;
     d->c->ann_indexed = as.indexed;
     d->c->ann_nlist = as.nlist;
+    d->c->ann_nprobe = as.nprobe;
+    d->c->ann_sample_recall = as.sample_recall;
 }
 
 /* Gauges into the counters, then publish (metrics). */

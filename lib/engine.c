@@ -447,6 +447,7 @@ advrec_err_t advrec_engine_apply(advrec_engine_t *e, const advrec_event_t *ev,
             }
         }
         replay(e, &rng, u, &ru, weight);
+        advrec_rank_trained(e->rank, i);
     }
     /* Remembered after training, so the positive is never its own
      * negative's "seen" check and the ring holds the newest item last. */

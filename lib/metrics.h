@@ -105,6 +105,8 @@ typedef struct advrec_counters_s {
     double ann_last_build_s, ann_last_built_unix_s;
     uint64_t ann_indexed;
     uint32_t ann_nlist;
+    uint32_t ann_nprobe;      /* lists searched per query, in use */
+    double ann_sample_recall; /* the last build's sampled recall@10 */
     /* The user cache (state.memory.limit): users read back from the store
      * and evicted; users in memory and the estimated resident bytes per
      * user in memory and per item (gauges). */

@@ -264,6 +264,16 @@ char *advrec_metrics_prometheus(const advrec_metrics_t *m, size_t *len)
     gauge(&t, "advrec_ann_index_lists",
           "Inverted lists (IVF cells) of the index in use.",
           (double)c->ann_nlist);
+    gauge(&t, "advrec_ann_probe_lists",
+          "Lists searched per user with the index in use: recs.ann.probe, "
+          "raised at its build until the sampled recall@10 reached "
+          "recs.ann.recall (0: no index yet).",
+          (double)c->ann_nprobe);
+    gauge(&t, "advrec_ann_sample_recall",
+          "Recall@10 of the lists served from the last index built, at its "
+          "tuned probe count, against the exact top-10 of up to 256 sampled "
+          "users (0: no sample yet).",
+          c->ann_sample_recall);
     histogram(&t, "advrec_round_duration_seconds",
               "Time of one processing round (poll wait included).", &c->round);
     counter(&t, "advrec_rounds_total", "Processing rounds finished.",

@@ -78,6 +78,7 @@ void advrec_params_engine(advrec_engine_params_t *p, const advrec_conf_t *conf)
     p->retrieval_auto_items = (uint32_t)conf->recs_retrieval_auto_items;
     p->ann.nlist = (uint32_t)conf->recs_ann_lists;
     p->ann.nprobe = (uint32_t)conf->recs_ann_probe;
+    p->ann.recall = conf->recs_ann_recall;
     p->ann.candidates = (uint32_t)conf->recs_ann_candidates;
     p->ann.rebuild_ms = conf->recs_ann_rebuild_ms;
     p->ann.sq8 = conf->recs_ann_sq8;

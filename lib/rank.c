@@ -12,6 +12,14 @@
 #include "topn.h"
 
 #define BATCH_MAX 256
+/* The most recently trained items remembered for the index path (each
+ * user's list re-scores those trained since the index's snapshot). */
+#define RECENT_MAX 256
+
+typedef struct recent_s {
+    uint32_t item;
+    uint32_t mark; /* trained[item] when it was noted */
+} recent_t;
 
 struct advrec_rank_s {
     advrec_rank_params_t p;
@@ -36,6 +44,17 @@ struct advrec_rank_s {
     size_t indexed;     /* items [0, indexed) are in it */
     size_t ann_lists;   /* lists of this call built from it */
     size_t exact_lists; /* ... and scored against every item */
+    /* Items trained as positives (advrec_rank_trained): per item, 1 + the
+     * index's snapshot count when it was last noted (0: never), and a
+     * ring of the last RECENT_MAX notes, one per item and mark. */
+    uint32_t *trained;
+    size_t trained_cap;
+    recent_t recent[RECENT_MAX];
+    size_t n_recent, recent_at; /* notes held, the next slot */
+    uint32_t extra[RECENT_MAX]; /* this call's: trained since, sorted */
+    size_t n_extra;
+    int64_t *cand; /* one user's candidates: the index's, then extra */
+    size_t cand_cap;
 };
 
 advrec_rank_t *advrec_rank_new(const advrec_rank_params_t *params, char *errstr,
@@ -100,6 +119,8 @@ void advrec_rank_destroy(advrec_rank_t *r)
     free(r->excl);
     free(r->list_items);
     free(r->list_scores);
+    free(r->trained);
+    free(r->cand);
     free(r);
 }
 
@@ -121,6 +142,63 @@ size_t advrec_rank_ann_lists(const advrec_rank_t *r)
 size_t advrec_rank_exact_lists(const advrec_rank_t *r)
 {
     return r->exact_lists;
+}
+
+void advrec_rank_trained(advrec_rank_t *r, uint32_t item)
+{
+    uint32_t mark;
+
+    if (!r->ann)
+        return;
+    mark = (uint32_t)advrec_ann_snapshots(r->ann) + 1;
+    if (item >= r->trained_cap) {
+        size_t cap = r->trained_cap ? r->trained_cap : 1024;
+        uint32_t *t;
+        while (cap <= item)
+            cap *= 2;
+        t = realloc(r->trained, cap * sizeof(*t));
+        if (!t)
+            return; /* not remembered: only recall can suffer */
+        memset(t + r->trained_cap, 0, (cap - r->trained_cap) * sizeof(*t));
+        r->trained = t;
+        r->trained_cap = cap;
+    }
+    if (r->trained[item] == mark)
+        return;
+    r->trained[item] = mark;
+    r->recent[r->recent_at] = (recent_t){item, mark};
+    r->recent_at = (r->recent_at + 1) % RECENT_MAX;
+    if (r->n_recent < RECENT_MAX)
+        r->n_recent++;
+}
+
+static int cmp_u32(const void *x, const void *y)
+{
+    uint32_t a = *(const uint32_t *)x, b = *(const uint32_t *)y;
+
+    return a < b ? -1 : a > b;
+}
+
+/*
+ * r->extra: the items among the last RECENT_MAX noted that were trained
+ * after the snapshot of the index in use was taken and are in it (those
+ * added since are scored anyway), sorted. The index placed them by their
+ * factors at the snapshot; a positive step since may have moved them to
+ * the top of the lists that matter most, those of users like the one who
+ * just bought or clicked them.
+ */
+static void recent_since_snapshot(advrec_rank_t *r)
+{
+    uint32_t since = (uint32_t)advrec_ann_index_snapshot(r->ann) + 1;
+
+    r->n_extra = 0;
+    for (size_t x = 0; x < r->n_recent; x++) {
+        const recent_t *e = &r->recent[x];
+        if (e->mark >= since && r->trained[e->item] == e->mark &&
+            e->item < r->indexed)
+            r->extra[r->n_extra++] = e->item;
+    }
+    qsort(r->extra, r->n_extra, sizeof(*r->extra), cmp_u32);
 }
 
 static int64_t mono_ms(void)
@@ -149,14 +227,35 @@ static int rank_ann(advrec_rank_t *r, advrec_rows_t *items, size_t n_warm)
         c = r->p.recs_n + max_ex;
     if (c > r->indexed)
         c = r->indexed;
+    if (r->cand_cap < c + RECENT_MAX) {
+        int64_t *x = realloc(r->cand, (c + RECENT_MAX) * sizeof(*x));
+        if (!x)
+            return 0;
+        r->cand = x;
+        r->cand_cap = c + RECENT_MAX;
+    }
     cand = advrec_ann_search(r->ann, r->ubatch, n_warm, r->k, r->p.use_bias, c);
     if (!cand)
         return 0;
-    for (size_t w = 0; w < n_warm; w++)
+    recent_since_snapshot(r);
+    for (size_t w = 0; w < n_warm; w++) {
+        size_t m = 0;
+        /* The index's candidates, less those among the recent ones (an
+         * item offered twice would be listed twice), then those. */
+        for (size_t x = 0; x < c; x++) {
+            uint32_t it = (uint32_t)cand[w * c + x];
+            if (cand[w * c + x] >= 0 &&
+                bsearch(&it, r->extra, r->n_extra, sizeof(*r->extra), cmp_u32))
+                continue;
+            r->cand[m++] = cand[w * c + x];
+        }
+        for (size_t x = 0; x < r->n_extra; x++)
+            r->cand[m++] = r->extra[x];
         r->top_counts[w] = advrec_topn_select_items(
             r->ubatch + w * r->k, items->w, r->p.use_bias ? items->bias : NULL,
-            (int)r->k, cand + w * c, c, r->indexed, items->n, r->excl_ptr[w],
+            (int)r->k, r->cand, m, r->indexed, items->n, r->excl_ptr[w],
             r->n_excl[w], r->p.recs_n, r->top + w * r->p.recs_n);
+    }
     r->ann_lists += n_warm;
     return 1;
 }
@@ -330,9 +429,10 @@ advrec_err_t advrec_rank_users(advrec_rank_t *r, advrec_state_t *state,
     if (r->ann && (r->p.retrieval == ADVREC_RANK_RETRIEVAL_ANN ||
                    n_items >= r->p.auto_items)) {
         advrec_rows_t *items = advrec_state_items(state);
-        int ready = advrec_ann_update(r->ann, items->w,
-                                      r->p.use_bias ? items->bias : NULL,
-                                      n_items, k, mono_ms());
+        advrec_rows_t *urows = advrec_state_users(state);
+        int ready = advrec_ann_update(
+            r->ann, items->w, r->p.use_bias ? items->bias : NULL, n_items, k,
+            urows->w, urows->n, mono_ms());
         /* Items added since the snapshot are scored one by one: the index
          * pays only while they are few. */
         r->indexed = advrec_ann_indexed(r->ann);

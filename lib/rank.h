@@ -15,8 +15,9 @@
  *     auto_items items) the users' rows instead query an approximate
  *     inner-product index (ann.h) for candidates, which are re-scored
  *     exactly with the current factors, together with the items added
- *     since the index's snapshot; until an index is ready (it is built in
- *     the background from the first call on), or while the items added
+ *     since the index's snapshot and the last 256 items trained as
+ *     positives since it (advrec_rank_trained); until an index is ready (it is
+ * built in the background from the first call on), or while the items added
  *     since exceed an eighth of those indexed, lists are exact;
  *   - in both cases the items the exclusion policy names are left out
  *     (purchased: the user's purchase set; seen: that and the user's seen
@@ -100,6 +101,15 @@ advrec_ann_t *advrec_rank_ann(advrec_rank_t *rank);
  * are neither). */
 size_t advrec_rank_ann_lists(const advrec_rank_t *rank);
 size_t advrec_rank_exact_lists(const advrec_rank_t *rank);
+
+/*
+ * Notes that item (a dense index of the state) was just trained as an
+ * event's positive. Under ann, each list re-scores, besides the index's
+ * candidates, the last 256 items noted since the snapshot the index in
+ * use was built from: the index placed them by their factors before that
+ * step. Nothing under exact retrieval; no memory: not noted.
+ */
+void advrec_rank_trained(advrec_rank_t *rank, uint32_t item);
 
 /*
  * Builds the list of each of users[0..n_users) (dense indices of state, in

@@ -189,6 +189,9 @@ size_t advrec_topn_select(const float *scores, size_t n_items,
  */
 #define SCORE_BLOCK_FLOATS (64u << 10)
 #define SCORE_BLOCK_MIN    256u
+/* Candidates whose rows are asked for ahead of their scoring: enough to
+ * cover a miss to memory with the dot products of the ones between. */
+#define PREFETCH_AHEAD 4
 
 /* 1 if item it is in excluded[0..n_excluded) (sorted). */
 static int is_excluded(const uint32_t *excluded, size_t n_excluded, size_t it)
@@ -296,14 +299,25 @@ advrec_err_t advrec_topn_batch(const float *users, size_t n_users,
     return ADVREC_OK;
 }
 
-/* p . q over k floats, in the order a plain loop sums. */
+/*
+ * p . q over k floats in eight independent partial sums (j mod 8), added
+ * pairwise at the end: without -ffast-math the compiler keeps a plain
+ * loop's one running sum in order, a chain of k dependent adds; eight
+ * sums are one 8-wide vector the loop vectorises into. The order differs
+ * from sgemm's anyway, so the exact path and this one may differ in the
+ * last bit, as before.
+ */
 static float dot(const float *p, const float *q, int k)
 {
-    float s = 0.0f;
+    float s[8] = {0};
+    int j = 0;
 
-    for (int j = 0; j < k; j++)
-        s += p[j] * q[j];
-    return s;
+    for (; j + 8 <= k; j += 8)
+        for (int l = 0; l < 8; l++)
+            s[l] += p[j + l] * q[j + l];
+    for (; j < k; j++)
+        s[0] += p[j] * q[j];
+    return ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7]));
 }
 
 /* Scores item it exactly and offers it, unless excluded or NaN. */
@@ -334,10 +348,22 @@ size_t advrec_topn_select_items(const float *user, const float *items,
         return 0;
     /* better() is a total order, so the heap keeps the same entries in
      * whatever order the candidates come. */
-    for (size_t c = 0; c < n_cand; c++)
+    for (size_t c = 0; c < n_cand; c++) {
+        /* The candidates are scattered over the catalog: each row is a
+         * cache miss (and often a TLB miss) unless asked for ahead. */
+        if (c + PREFETCH_AHEAD < n_cand && cand[c + PREFETCH_AHEAD] >= 0) {
+            const char *row =
+                (const char *)(items +
+                               (size_t)cand[c + PREFETCH_AHEAD] * (size_t)k);
+            for (size_t b = 0; b < (size_t)k * sizeof(float); b += 64)
+                __builtin_prefetch(row + b);
+            if (item_bias)
+                __builtin_prefetch(item_bias + cand[c + PREFETCH_AHEAD]);
+        }
         if (cand[c] >= 0)
             offer_item(user, items, item_bias, k, (size_t)cand[c], excluded,
                        n_excluded, n, out, &len);
+    }
     for (size_t it = first; it < end; it++)
         offer_item(user, items, item_bias, k, it, excluded, n_excluded, n, out,
                    &len);

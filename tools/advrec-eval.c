@@ -147,8 +147,10 @@ static void usage(FILE *fp)
         "                   defaults otherwise)\n"
         "  --retrieval R    --preq lists: exact, ann or auto (the daemon's\n"
         "                   recs.retrieval); --ann-probe N, --ann-rebuild-ms "
-        "N\n"
-        "                   recs.ann.probe and recs.ann.rebuild.ms\n"
+        "N,\n"
+        "                   --ann-recall X  recs.ann.probe, "
+        "recs.ann.rebuild.ms,\n"
+        "                   recs.ann.recall\n"
         "  --split-seed S   seed of the LOO / validation split and its\n"
         "                   negatives (default: --seed); vary --seed alone\n"
         "                   to retrain on the same split\n"
@@ -899,9 +901,11 @@ static int run_preq(opts_t *o, const advrec_eval_data_t *d, FILE *js)
         if (m > 0 && r[m].ann_users)
             printf("prequential %-10s served by the index: %.1f %% of lists; "
                    "recall@%u of index lists vs exact on the final factors "
-                   "%.4f over %" PRIu64 " users\n",
+                   "%.4f over %" PRIu64 " users (probe %u of %u lists, "
+                   "tuned on a sample: %.4f)\n",
                    names[m], 100.0 * r[m].ann_share, r[m].all.k,
-                   r[m].ann_recall, r[m].ann_users);
+                   r[m].ann_recall, r[m].ann_users, r[m].ann_probe,
+                   r[m].ann_nlist, r[m].ann_sample_recall);
     }
     fprintf(js, ",\n\"prequential\": {\"events\": %" PRIu64 ", \"params\": ",
             r[0].events);
@@ -995,6 +999,7 @@ static int eval_main(int argc, char **argv)
         O_ADAINIT,
         O_RETRIEVAL,
         O_ANN_PROBE,
+        O_ANN_RECALL,
         O_ANN_REBUILD,
         O_INSTANCES,
         O_PARTITIONS,
@@ -1037,6 +1042,7 @@ static int eval_main(int argc, char **argv)
                                        {"adagrad-init", 1, 0, O_ADAINIT},
                                        {"retrieval", 1, 0, O_RETRIEVAL},
                                        {"ann-probe", 1, 0, O_ANN_PROBE},
+                                       {"ann-recall", 1, 0, O_ANN_RECALL},
                                        {"ann-rebuild-ms", 1, 0, O_ANN_REBUILD},
                                        {"instances", 1, 0, O_INSTANCES},
                                        {"partitions", 1, 0, O_PARTITIONS},
@@ -1219,6 +1225,9 @@ static int eval_main(int argc, char **argv)
             break;
         case O_ANN_PROBE:
             o.eng.ann.nprobe = (uint32_t)strtoul(optarg, NULL, 10);
+            break;
+        case O_ANN_RECALL:
+            o.eng.ann.recall = strtod(optarg, NULL);
             break;
         case O_ANN_REBUILD:
             o.eng.ann.rebuild_ms = strtoll(optarg, NULL, 10);

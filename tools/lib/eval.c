@@ -1039,6 +1039,13 @@ static void ann_recall(advrec_state_t *state, const advrec_engine_params_t *p,
         advrec_rank_users(re, state, NULL, users, nu, lists_keep, &ex) ||
         advrec_rank_ann_lists(ra) != an.n)
         goto out;
+    {
+        advrec_ann_stats_t st;
+        advrec_ann_stats(advrec_rank_ann(ra), &st);
+        out->ann_probe = st.nprobe;
+        out->ann_nlist = st.nlist;
+        out->ann_sample_recall = st.sample_recall;
+    }
     for (uint32_t u = 0; u < nu; u++) {
         const uint32_t *a = an.items + (size_t)u * k,
                        *e = ex.items + (size_t)u * k;

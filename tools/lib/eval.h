@@ -311,6 +311,8 @@ typedef struct advrec_eval_preq_s {
      * share of the replay's lists the index served. */
     double ann_recall;
     uint64_t ann_users;
+    uint32_t ann_probe, ann_nlist; /* that index's tuned probe count */
+    double ann_sample_recall;      /* and its sample's recall@10 */
     double ann_share;
     /* Scale-out (issue 12, point 5), set by the caller: instances > 1
      * replays the stream through that many engines, each with the users
