@@ -112,7 +112,7 @@ static void test_defaults(void)
     CHECK_NEAR(conf->model_adv_eps, 0.5, 0);
     CHECK_INT(conf->model_adv_warmup, 5);
     CHECK_INT(conf->model_adv_steps, 1);
-    CHECK_INT(conf->model_negatives, 1);
+    CHECK_INT(conf->model_negatives, 4);
     CHECK_NEAR(conf->model_init_std, 0.01, 0);
     CHECK_INT(conf->model_seed, 42);
     CHECK(conf->model_bias);

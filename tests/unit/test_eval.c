@@ -399,6 +399,12 @@ static void test_prequential_instances(void)
     p.state.k = 8;
     p.recs_n = 5;
     p.cold_events = 0; /* lists from the factors only: they are shared */
+    /* One negative per event: on these 720 events with k = 8 the shipped
+     * four make one engine's items move faster than three exchanging
+     * deltas (HR 0.30 against 0.40), which is not what this compares; on
+     * MovieLens one and three instances agree with either (EVALUATION.md,
+     * "Several instances"). */
+    p.negatives = 1;
     memset(&one, 0, sizeof(one));
     CHECK_INT(advrec_eval_prequential(d, &p, 0, &one, NULL, NULL, errstr,
                                       sizeof(errstr)),
