@@ -420,20 +420,27 @@ static void refresh_round(advrec_daemon_t *d)
     }
 }
 
-/* Half of the consumer's max.poll.interval.ms (librdkafka's default 300 s
- * when it cannot be read): a consumer not polled for the whole interval
- * leaves its group, and its partitions go to another member. */
-static int64_t poll_guard_ms(advrec_daemon_t *d)
+/*
+ * Whether a round that would leave the input alone (a full outbox, a
+ * refresh backlog under pause) must consume all the same: a consumer not
+ * polled for the whole max.poll.interval.ms leaves its group and its
+ * partitions go to another member, so one round in every half of it
+ * (librdkafka's default 300 s when it cannot be read) polls.
+ */
+static int poll_due(advrec_daemon_t *d, int64_t now)
 {
-    char buf[32];
-    size_t size = sizeof(buf);
-    long long ms = 300000;
+    if (!d->poll_guard_ms) {
+        char buf[32];
+        size_t size = sizeof(buf);
+        long long ms = 300000;
 
-    if (rd_kafka_conf_get(rd_kafka_conf(advrec_kafka_rk(d->consumer)),
-                          "max.poll.interval.ms", buf,
-                          &size) == RD_KAFKA_CONF_OK)
-        ms = atoll(buf);
-    return ms > 2 ? ms / 2 : 1;
+        if (rd_kafka_conf_get(rd_kafka_conf(advrec_kafka_rk(d->consumer)),
+                              "max.poll.interval.ms", buf,
+                              &size) == RD_KAFKA_CONF_OK)
+            ms = atoll(buf);
+        d->poll_guard_ms = ms > 2 ? ms / 2 : 1;
+    }
+    return now - d->polled_ms >= d->poll_guard_ms;
 }
 
 /*
@@ -479,8 +486,6 @@ static int backlog_hold(advrec_daemon_t *d, int64_t now)
         d->backlog_paused = 1;
         d->backlog_since_ms = now;
         d->c->backlog_pauses++;
-        if (!d->poll_guard_ms)
-            d->poll_guard_ms = poll_guard_ms(d);
     } else if (!over && d->backlog_paused) {
         /* Leaving is logged when entering was. */
         if (d->backlog_logged)
@@ -494,7 +499,7 @@ static int backlog_hold(advrec_daemon_t *d, int64_t now)
     d->c->backlog_paused = d->backlog_paused;
     if (!over)
         return 0;
-    if (now - d->polled_ms >= d->poll_guard_ms) {
+    if (poll_due(d, now)) {
         log_info("refresh backlog: one round of input while paused, so the "
                  "consumer group keeps this member (max.poll.interval.ms)");
         return 0;
@@ -545,9 +550,7 @@ static void round_once(advrec_daemon_t *d)
         advrec_outbox_produce(d->outbox);
         rd_kafka_poll(producer, 100);
         publish_stats(d, now_ms(), 0);
-        if (!d->poll_guard_ms)
-            d->poll_guard_ms = poll_guard_ms(d);
-        if (now_ms() - d->polled_ms < d->poll_guard_ms) {
+        if (!poll_due(d, now_ms())) {
             d->c->outbox_paused++;
             return;
         }
