@@ -667,6 +667,22 @@ static void join_group(advrec_detect_t *d, uint32_t u, int64_t ts,
     rows_touch(&d->users, u);
 }
 
+/* The accounts among m found in the ring since horizon, scaled to the
+ * whole span up to ts when the ring's oldest touch is younger than
+ * horizon (it was overwritten sooner): a steady rate over the span. */
+static double group_estimate(const advrec_detect_t *d, uint32_t m,
+                             int64_t horizon, int64_t ts)
+{
+    int64_t oldest;
+
+    if (d->ring_n <= ADVREC_DETECT_GROUP_RING)
+        return m; /* nothing overwritten yet */
+    oldest = d->ring[d->ring_n % ADVREC_DETECT_GROUP_RING].ts;
+    if (oldest <= horizon || ts <= oldest)
+        return m;
+    return (double)m * (double)(ts - horizon) / (double)(ts - oldest);
+}
+
 /*
  * Whether item i, surging, is pushed by a group: at least group_min_size
  * distinct newcomers touched it first within GROUP_SPAN item windows
@@ -719,8 +735,13 @@ static void group_check(advrec_detect_t *d, uint32_t i, int64_t ts)
     }
     /* A group makes most of its target's traffic ever: pushing an item
      * that is popular already gains little, and young shoppers crowding a
-     * popular item are no group. */
-    if (m < p->group_min_size || 2 * (uint64_t)m < r->events)
+     * popular item are no group. m counts the horizon only if the ring
+     * reaches back that far; when newcomers' first touches flooded it
+     * sooner (an attack with hundreds of fillers per account: 16,384
+     * touches in a few minutes) m is the count of the ring's last
+     * minutes, and the horizon's is estimated at that rate. */
+    if (m < p->group_min_size ||
+        2.0 * group_estimate(d, m, horizon, ts) < (double)r->events)
         return;
     {
         advrec_detect_flag_t f = {

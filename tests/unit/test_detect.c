@@ -512,6 +512,61 @@ static void test_shill_group_newcomers(void)
     advrec_detect_destroy(d);
 }
 
+/*
+ * A group whose accounts each click hundreds of fillers (Taobao's injected
+ * attack: 754 per account) floods the ring with newcomers' first touches:
+ * here 40 accounts, 1,500 fillers each over 50 minutes, so the ring holds
+ * the last 14 minutes while the target's touches spread over all 50. The
+ * attack starts before the detector is warm (90 minutes in), so when the
+ * group is first judged the target has more touches ever than the ring
+ * can show members: it is found by the members' rate in the ring, not
+ * missed for the members the ring forgot.
+ */
+static void test_shill_group_ring_flooded(void)
+{
+    advrec_detect_params_t p = params();
+    advrec_detect_t *d = advrec_detect_new(&p, NULL, 0);
+    const uint32_t n_acc = 40, n_fill = 1500, target = 5;
+    int64_t ts = T0, start = T0 + 90 * 60 * 1000;
+    uint64_t rng = 12345;
+    uint32_t n_quar = 0;
+    sink_t s = {0};
+    int found = 0;
+    char id[32];
+
+    for (uint32_t u = 0; u < 200; u++) {
+        advrec_event_t ev = event("old", "i", 0, ts + u * 1000);
+        advrec_detect_observe(d, u, 1000 + u, &ev, NULL, 0);
+    }
+    for (uint32_t k = 0; k < n_fill; k++) {
+        for (uint32_t u = 0; u < n_acc; u++) {
+            /* 2 s apart on average per account, +- 1 s: human gaps. */
+            advrec_event_t ev;
+            rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+            ts = start + (int64_t)k * n_acc * 50 + (int64_t)(rng >> 53);
+            snprintf(id, sizeof(id), "shill%u", 500 + u);
+            ev = event(id, "i", 0, ts);
+            advrec_detect_observe(
+                d, 500 + u, k == 37 * u + 20 ? target : 10000 + u * n_fill + k,
+                &ev, NULL, 0);
+        }
+    }
+    CHECK(n_acc * n_fill > 2 * ADVREC_DETECT_GROUP_RING);
+    advrec_detect_take(d, collect, &s);
+    for (size_t k = 0; k < s.n; k++)
+        found |= s.flags[k].entity_type == ADVREC_ENTITY_ITEM &&
+                 s.flags[k].idx == target &&
+                 (s.flags[k].reasons & ADVREC_DETECT_GROUP_TARGET);
+    CHECK(found);
+    for (uint32_t u = 500; u < 500 + n_acc; u++)
+        n_quar += advrec_detect_user_level(d, u) == 2;
+    CHECK(n_quar >= p.group_min_size);
+    for (uint32_t u = 0; u < 200; u++)
+        CHECK_INT(advrec_detect_user_level(d, u), 0);
+    printf("ring flooded: %u of %u accounts quarantined\n", n_quar, n_acc);
+    advrec_detect_destroy(d);
+}
+
 /* Rows written before the filler profile (format 3: users without the
  * profile window, the baseline without the stream's counts and the
  * catalogue's popularity) and before the group detector (format 2: users
@@ -1020,6 +1075,7 @@ int main(void)
     RUN(test_shill_group);
     RUN(test_shill_group_slot_reused);
     RUN(test_shill_group_newcomers);
+    RUN(test_shill_group_ring_flooded);
     RUN(test_old_format_rows);
     RUN(test_cold_start_no_item_flags);
     RUN(test_persist);
