@@ -4,8 +4,9 @@
 # MovieLens-100k and the Taobao sample, the prediction shift with the
 # defence off and on, and river's HalfSpaceTrees on the same per-user
 # features. Lines ending in "precision P recall R f1 F fpr X" go to stdout,
-# each followed by "NAME: cost per event (CPU): detector D ns, replay
-# without it R ns" (one run each: noisy on a shared machine).
+# each followed by "NAME: cost per event (fastest of 1): detector D ns
+# (wall, in the judge), model training T ns (CPU), rest of the replay R ns"
+# (one round each; --cost-runs N for the fastest of N).
 #   bench/detect/run.sh [BUILD_DIR [DATA_DIR]]
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
