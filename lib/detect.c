@@ -5,6 +5,16 @@
  * ring and the queue of transitions not yet taken; scores each event. The
  * rows' byte layout (encoding, restoring, the dirty rows handed to a
  * store) is detect_row.c; detect_int.h is what the two share.
+ *
+ * One concern, the judgement of an event, kept in one file on purpose:
+ * each detector here (rhythm and rate, the filler profile, the item
+ * surges, the group test over the ring) is a reason bit of the same
+ * noisy-OR score, reads and writes the same user and item rows, and its
+ * flag goes through the same levels and transition queue; none has state
+ * or rules of its own that another file could own without exposing the
+ * rows, the score and the queue to it. The parts that are separable are
+ * separate: the byte layout (detect_row.c) and the store keys
+ * (detect_store.c).
  */
 #include "detect.h"
 
