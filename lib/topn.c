@@ -283,9 +283,18 @@ advrec_err_t advrec_topn_batch(const float *users, size_t n_users,
     for (size_t first = 0; first < n_items; first += cols) {
         size_t m = n_items - first < cols ? n_items - first : cols;
 
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n_users,
-                    (int)m, k, 1.0f, users, k, items + first * (size_t)k, k,
-                    0.0f, scores, (int)m);
+        /* One user (a list due alone, the prequential sample): a product
+         * of a matrix and a vector, which reads the block once where
+         * sgemm first copies it into its packed layout (that copy was
+         * most of a prequential sample's cost, docs/PERFORMANCE.md). */
+        if (n_users == 1)
+            cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)m, k, 1.0f,
+                        items + first * (size_t)k, k, users, 1, 0.0f, scores,
+                        1);
+        else
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n_users,
+                        (int)m, k, 1.0f, users, k, items + first * (size_t)k, k,
+                        0.0f, scores, (int)m);
         for (size_t b = 0; b < n_users; b++) {
             const uint32_t *ex = excluded ? excluded[b] : NULL;
             size_t n_ex = excluded && n_excluded ? n_excluded[b] : 0;
