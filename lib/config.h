@@ -135,6 +135,8 @@ typedef struct advrec_conf_s {
     int64_t model_adv_warmup;
     int64_t model_adv_steps;
     int64_t model_negatives;
+    int64_t model_negatives_min;
+    double model_negatives_budget;
     double model_init_std;
     int64_t model_seed;
     bool model_bias;

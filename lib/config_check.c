@@ -190,6 +190,14 @@ advrec_err_t advrec_conf_check(const advrec_conf_t *conf, char *errstr,
                              advrec_conf_origin(conf, "recs.max.staleness.ms"),
                              conf->recs_debounce_ms,
                              advrec_conf_origin(conf, "recs.debounce.ms"));
+    if (conf->model_negatives_min > conf->model_negatives)
+        return advrec_seterr(
+            ADVREC_ERR_CONFIG, errstr, errstr_size,
+            "model.negatives.min (%" PRId64
+            ", %s) must be <= model.negatives (%" PRId64 ", %s)",
+            conf->model_negatives_min,
+            advrec_conf_origin(conf, "model.negatives.min"),
+            conf->model_negatives, advrec_conf_origin(conf, "model.negatives"));
     if (!(conf->anomaly_clear_score <= conf->anomaly_flag_score &&
           conf->anomaly_flag_score <= conf->anomaly_quarantine_score))
         return advrec_seterr(

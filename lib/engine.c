@@ -47,6 +47,7 @@ struct advrec_engine_s {
     /* For the metrics (advrec_engine_take_loss, _refreshed_since). */
     double loss_sum; /* clean BPR loss of the steps since the last take */
     uint64_t loss_n;
+    uint64_t negatives;    /* negatives trained, ever (the budget's effect) */
     size_t n_refreshed;    /* due_since entries of the last refresh */
     size_t n_ann, n_exact; /* of its lists: from the index, scored exactly */
 };
@@ -170,6 +171,11 @@ void advrec_engine_set_room(advrec_engine_t *e, advrec_engine_room_cb *cb,
 {
     e->make_room = cb;
     e->room_opaque = opaque;
+}
+
+uint64_t advrec_engine_negatives(const advrec_engine_t *e)
+{
+    return e->negatives;
 }
 
 int64_t advrec_engine_watermark(const advrec_engine_t *e)
@@ -336,6 +342,37 @@ void advrec_engine_mark_stale(advrec_engine_t *e, uint32_t user, int64_t now_ms)
         mark_stale(e, user, now_ms);
 }
 
+/*
+ * The negatives this event trains (model.negatives.budget): budget / rate,
+ * between model.negatives.min and model.negatives, where rate is the
+ * records per second of event time on the event's input partition since
+ * its user's previous record there: (offset - prev offset) / (ts - prev
+ * ts), from the record and the user's stored last position, so a replay,
+ * a restart and a partition restored elsewhere from the changelog compute
+ * the same count. Without a previous record on the same topic and
+ * partition (a new user; the other input topic) there is no rate: all of
+ * them. Event times less than a second apart count as a second: many
+ * sources stamp whole seconds, and a user's burst within one must not read
+ * as thousands of records per second.
+ */
+static uint32_t negatives_for(const advrec_engine_params_t *p, int seen,
+                              const advrec_origin_t *prev, int64_t prev_ts,
+                              const advrec_origin_t *origin, int64_t ts)
+{
+    uint32_t lo = p->negatives_min < 1 ? 1 : p->negatives_min;
+    double rate, n;
+
+    if (lo > p->negatives)
+        lo = p->negatives;
+    if (!(p->negatives_budget > 0) || !seen || prev->topic != origin->topic ||
+        prev->partition != origin->partition || prev->offset >= origin->offset)
+        return p->negatives;
+    rate = (double)(origin->offset - prev->offset) * 1000.0 /
+           (double)(ts - prev_ts > 1000 ? ts - prev_ts : 1000);
+    n = floor(p->negatives_budget / rate);
+    return n >= p->negatives ? p->negatives : n <= lo ? lo : (uint32_t)n;
+}
+
 /* Trains model.replay.steps past interactions of user u (from the ring,
  * before the event at hand is pushed to it) with rng, the record's stream
  * after its own negatives: reproducible like the step itself. */
@@ -383,6 +420,9 @@ advrec_err_t advrec_engine_apply(advrec_engine_t *e, const advrec_event_t *ev,
     advrec_user_ext_t *ux;
     uint32_t u, i;
     advrec_err_t err;
+    advrec_origin_t prev;
+    int64_t prev_ts;
+    int seen;
     float w;
 
     /* The item first: a full user table may make room by deleting a
@@ -401,6 +441,9 @@ advrec_err_t advrec_engine_apply(advrec_engine_t *e, const advrec_event_t *ev,
     items = advrec_state_items(e->state);
     ux = advrec_state_user_ext(e->state);
 
+    seen = users->clicks[u] + users->purchases[u] > 0;
+    prev = ux->last[u];
+    prev_ts = ux->last_ts_ms[u];
     if (purchase) {
         users->purchases[u]++;
         items->purchases[i]++;
@@ -428,7 +471,11 @@ advrec_err_t advrec_engine_apply(advrec_engine_t *e, const advrec_event_t *ev,
         advrec_apr_row_t ru = row_of(users, u, 0);
         advrec_apr_row_t ri = row_of(items, i, e->p.apr.use_bias);
 
-        for (uint32_t n = 0; n < e->p.negatives; n++) {
+        uint32_t negs =
+            negatives_for(&e->p, seen, &prev, prev_ts, origin, ev->ts_ms);
+
+        e->negatives += negs;
+        for (uint32_t n = 0; n < negs; n++) {
             uint32_t j = advrec_apr_sample_negative(&rng, items->n, i);
             /* A negative the user has interacted with is a false negative;
              * redraw a few times (deterministically: same stream). */

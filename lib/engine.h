@@ -36,6 +36,10 @@ typedef struct advrec_engine_params_s {
     advrec_apr_params_t apr;
     advrec_state_params_t state;
     uint32_t negatives; /* negatives sampled per positive event */
+    /* model.negatives.budget: negatives per second of a partition's event
+     * time (0: none), and model.negatives.min, the floor under it. */
+    double negatives_budget;
+    uint32_t negatives_min;
     /* Past interactions of the event's user replayed after its own step
      * (model.replay.steps): each a positive drawn from the user's history
      * ring, with a negative of its own, from the record's random stream. */
@@ -161,6 +165,10 @@ void advrec_engine_forget_user(advrec_engine_t *engine, uint32_t user);
 /* The latest event time (ms) applied since the engine was made: what
  * expiry by event time (state.user.ttl) measures from. */
 int64_t advrec_engine_watermark(const advrec_engine_t *engine);
+
+/* Negatives trained since the engine was made (model.negatives per
+ * trained event, fewer where model.negatives.budget cut them). */
+uint64_t advrec_engine_negatives(const advrec_engine_t *engine);
 
 /*
  * Changes the refresh schedule of a running engine (a configuration

@@ -65,6 +65,8 @@ void advrec_params_engine(advrec_engine_params_t *p, const advrec_conf_t *conf)
      * forgetting, making room): slots are reused, ids freed. */
     p->state.evictable = 1;
     p->negatives = (uint32_t)conf->model_negatives;
+    p->negatives_min = (uint32_t)conf->model_negatives_min;
+    p->negatives_budget = conf->model_negatives_budget;
     p->replay_steps = (uint32_t)conf->model_replay_steps;
     p->weight_click = (float)conf->model_weight_click;
     p->weight_purchase = (float)conf->model_weight_purchase;

@@ -106,14 +106,16 @@ static void test_defaults(void)
     CHECK_INT(conf->round_max_records, 1000);
     CHECK_INT(conf->round_max_ms, 100);
     CHECK_INT(conf->model_k, 64);
-    CHECK_NEAR(conf->model_lr, 0.2, 0); /* docs/EVALUATION.md */
-    CHECK_NEAR(conf->model_reg, 0.001, 0);
+    CHECK_NEAR(conf->model_lr, 0.08, 0); /* docs/EVALUATION.md */
+    CHECK_NEAR(conf->model_reg, 0.0175, 0);
     CHECK_NEAR(conf->model_adv_lambda, 1.0, 0);
     CHECK_NEAR(conf->model_adv_eps, 0.5, 0);
     CHECK_INT(conf->model_adv_warmup, 5);
     CHECK_INT(conf->model_adv_steps, 1);
-    CHECK_INT(conf->model_negatives, 4);
-    CHECK_NEAR(conf->model_init_std, 0.01, 0);
+    CHECK_INT(conf->model_negatives, 24);
+    CHECK_INT(conf->model_negatives_min, 4);
+    CHECK_NEAR(conf->model_negatives_budget, 120000, 0);
+    CHECK_NEAR(conf->model_init_std, 0.1, 0);
     CHECK_INT(conf->model_seed, 42);
     CHECK(conf->model_bias);
     CHECK_NEAR(conf->model_weight_click, 1.0, 0);

@@ -622,6 +622,81 @@ static float judge_by_user(void *opaque, const advrec_event_t *ev,
     return 1.0f;
 }
 
+/* One click of user u<user> on item i<item> at (partition, offset) with
+ * event time ts_ms; the negatives it trained. */
+static uint64_t negs_of(advrec_engine_t *e, int topic, int user, int item,
+                        int32_t partition, int64_t offset, int64_t ts_ms)
+{
+    advrec_event_t ev;
+    advrec_origin_t origin = {
+        .topic = (uint8_t)topic, .partition = partition, .offset = offset};
+    uint64_t before = advrec_engine_negatives(e);
+    char errstr[256];
+
+    advrec_event_clear(&ev);
+    ev.type = topic ? ADVREC_EVENT_PURCHASE : ADVREC_EVENT_CLICK;
+    snprintf(ev.user_id, sizeof(ev.user_id), "u%d", user);
+    snprintf(ev.item_id, sizeof(ev.item_id), "i%d", item);
+    ev.ts_ms = ts_ms;
+    CHECK_INT(advrec_engine_apply(e, &ev, topics[topic], &origin, 1.0f, 0,
+                                  errstr, sizeof(errstr)),
+              ADVREC_OK);
+    return advrec_engine_negatives(e) - before;
+}
+
+/* model.negatives.budget: an event trains budget / rate negatives, rate
+ * from the offsets and event times of its user's previous record on the
+ * same partition and this one, between model.negatives.min and
+ * model.negatives; and the same records give the same counts. */
+static void test_negatives_budget(void)
+{
+    advrec_engine_params_t p = params_for(ADVREC_RANK_EXCLUDE_PURCHASED);
+    const int64_t t0 = 1700000000000;
+    uint64_t got[2][8];
+
+    p.negatives = 8;
+    p.negatives_min = 2;
+    p.negatives_budget = 400; /* 8 up to 50 records/s, 2 from 200/s */
+    for (int run = 0; run < 2; run++) {
+        advrec_engine_t *e = engine_for(&p);
+        int n = 0;
+
+        /* Items to draw negatives from (user 9's own rate: none yet). */
+        for (int i = 0; i < 20; i++)
+            (void)negs_of(e, 0, 9, i, 0, i, t0);
+        got[run][n++] = negs_of(e, 0, 1, 1, 0, 100, t0);         /* new: 8 */
+        got[run][n++] = negs_of(e, 0, 1, 2, 0, 110, t0 + 1000);  /* 10/s: 8 */
+        got[run][n++] = negs_of(e, 0, 1, 3, 0, 210, t0 + 2000);  /* 100/s: 4 */
+        got[run][n++] = negs_of(e, 0, 1, 4, 0, 1210, t0 + 3000); /* 1000/s */
+        got[run][n++] = negs_of(e, 0, 1, 5, 0, 1411, t0 + 3000); /* 0 ms */
+        got[run][n++] = negs_of(e, 0, 1, 6, 1, 5, t0 + 4000);    /* partition */
+        got[run][n++] = negs_of(e, 1, 1, 7, 1, 50, t0 + 5000);   /* topic */
+        got[run][n++] = negs_of(e, 0, 1, 8, 1, 4, t0 + 6000);    /* back: 8 */
+        advrec_engine_destroy(e);
+    }
+    CHECK_INT(got[0][0], 8);
+    CHECK_INT(got[0][1], 8);
+    CHECK_INT(got[0][2], 4);
+    CHECK_INT(got[0][3], 2);
+    CHECK_INT(got[0][4], 2); /* 201 in under a second: 201/s */
+    CHECK_INT(got[0][5], 8);
+    CHECK_INT(got[0][6], 8);
+    CHECK_INT(got[0][7], 8);
+    CHECK(memcmp(got[0], got[1], sizeof(got[0])) == 0);
+
+    /* Budget 0: always model.negatives. */
+    p.negatives_budget = 0;
+    {
+        advrec_engine_t *e = engine_for(&p);
+
+        for (int i = 0; i < 20; i++)
+            (void)negs_of(e, 0, 9, i, 0, i, t0);
+        CHECK_INT(negs_of(e, 0, 1, 1, 0, 100, t0), 8);
+        CHECK_INT(negs_of(e, 0, 1, 2, 0, 100000, t0 + 1000), 8);
+        advrec_engine_destroy(e);
+    }
+}
+
 /*
  * Popularity (the cold-start lists) counts what the judge lets train, as
  * much as it does: a quarantined user's events feed no list, a
@@ -709,5 +784,6 @@ int main(void)
     RUN(test_origin_is_last_event);
     RUN(test_full_item_table);
     RUN(test_popularity_after_judge);
+    RUN(test_negatives_budget);
     return DONE();
 }
