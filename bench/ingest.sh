@@ -12,6 +12,9 @@
 #     commit   RocksDB, state.sync=commit, a commit every round (the
 #              behaviour before commit.interval.ms), lists deferred
 #     defaults the shipped configuration (lists refreshed as they fall due)
+#   RATE=N rewrites the stream's event times so that it runs at N events
+#     per second of event time (all partitions together; the generator's
+#     own stream runs at about 45/s): what model.negatives.budget reads.
 #   DAEMON_ARGS="-X k=v ..." more advrecd settings for every mode.
 #   ADVRECD_B=PATH another advrecd binary (e.g. a build of an earlier
 #     commit) run through the same modes after BUILD_DIR's in every run,
@@ -67,6 +70,12 @@ bs=$("$here/tests/kafka/kafka.sh" start --fresh "$tmp/kafka") || { say "broker d
 say "ingest: generating $events events ($users users, $items items)"
 "$build/advrec-gen" -q --seed 7 --events "$events" --users "$users" --items "$items" -o "$tmp/stream.csv" ||
   exit 1
+if [ -n "${RATE:-}" ]; then
+  say "ingest: event times rewritten to $RATE events/s"
+  awk -F, -v OFS=, -v rate="$RATE" 'NR == 1 { print; next }
+    { if (t0 == "") t0 = $4; $4 = sprintf("%.0f", t0 + int((NR - 2) * 1000 / rate)); print }' \
+    "$tmp/stream.csv" >"$tmp/stream.rated" && mv "$tmp/stream.rated" "$tmp/stream.csv" || exit 1
+fi
 say "ingest: producing them to $bs ($parts partitions per topic)"
 "$build/advrec-produce" -q -b "$bs" -f csv --click-topic bench.clicks --purchase-topic bench.purchases \
   "$tmp/stream.csv" >"$tmp/produce.out" 2>&1 || { cat "$tmp/produce.out" >&2; exit 1; }

@@ -350,10 +350,13 @@ void advrec_engine_mark_stale(advrec_engine_t *e, uint32_t user, int64_t now_ms)
  * ts), from the record and the user's stored last position, so a replay,
  * a restart and a partition restored elsewhere from the changelog compute
  * the same count. Without a previous record on the same topic and
- * partition (a new user; the other input topic) there is no rate: all of
- * them. Event times less than a second apart count as a second: many
- * sources stamp whole seconds, and a user's burst within one must not read
- * as thousands of records per second.
+ * partition (a new user; the other input topic) there is no rate, and the
+ * event trains model.negatives.min: a stream of new users must not cost
+ * more per event than the budget allows. An event time not after the previous
+ * one counts as 1 ms: a session's clicks are a few hundred records apart on a
+ * fast partition, milliseconds, so the estimate needs the millisecond (a source
+ * stamping whole seconds reads a user's burst within one as fast: fewer
+ * negatives for it, never more).
  */
 static uint32_t negatives_for(const advrec_engine_params_t *p, int seen,
                               const advrec_origin_t *prev, int64_t prev_ts,
@@ -364,11 +367,13 @@ static uint32_t negatives_for(const advrec_engine_params_t *p, int seen,
 
     if (lo > p->negatives)
         lo = p->negatives;
-    if (!(p->negatives_budget > 0) || !seen || prev->topic != origin->topic ||
-        prev->partition != origin->partition || prev->offset >= origin->offset)
+    if (!(p->negatives_budget > 0))
         return p->negatives;
+    if (!seen || prev->topic != origin->topic ||
+        prev->partition != origin->partition || prev->offset >= origin->offset)
+        return lo;
     rate = (double)(origin->offset - prev->offset) * 1000.0 /
-           (double)(ts - prev_ts > 1000 ? ts - prev_ts : 1000);
+           (double)(ts > prev_ts ? ts - prev_ts : 1);
     n = floor(p->negatives_budget / rate);
     return n >= p->negatives ? p->negatives : n <= lo ? lo : (uint32_t)n;
 }

@@ -647,12 +647,13 @@ static uint64_t negs_of(advrec_engine_t *e, int topic, int user, int item,
 /* model.negatives.budget: an event trains budget / rate negatives, rate
  * from the offsets and event times of its user's previous record on the
  * same partition and this one, between model.negatives.min and
- * model.negatives; and the same records give the same counts. */
+ * model.negatives (the floor where there is no rate); and the same
+ * records give the same counts. */
 static void test_negatives_budget(void)
 {
     advrec_engine_params_t p = params_for(ADVREC_RANK_EXCLUDE_PURCHASED);
     const int64_t t0 = 1700000000000;
-    uint64_t got[2][8];
+    uint64_t got[2][9];
 
     p.negatives = 8;
     p.negatives_min = 2;
@@ -664,24 +665,26 @@ static void test_negatives_budget(void)
         /* Items to draw negatives from (user 9's own rate: none yet). */
         for (int i = 0; i < 20; i++)
             (void)negs_of(e, 0, 9, i, 0, i, t0);
-        got[run][n++] = negs_of(e, 0, 1, 1, 0, 100, t0);         /* new: 8 */
+        got[run][n++] = negs_of(e, 0, 1, 1, 0, 100, t0); /* new: no rate */
         got[run][n++] = negs_of(e, 0, 1, 2, 0, 110, t0 + 1000);  /* 10/s: 8 */
         got[run][n++] = negs_of(e, 0, 1, 3, 0, 210, t0 + 2000);  /* 100/s: 4 */
         got[run][n++] = negs_of(e, 0, 1, 4, 0, 1210, t0 + 3000); /* 1000/s */
-        got[run][n++] = negs_of(e, 0, 1, 5, 0, 1411, t0 + 3000); /* 0 ms */
+        got[run][n++] = negs_of(e, 0, 1, 5, 0, 1211, t0 + 3000); /* 0 ms */
         got[run][n++] = negs_of(e, 0, 1, 6, 1, 5, t0 + 4000);    /* partition */
         got[run][n++] = negs_of(e, 1, 1, 7, 1, 50, t0 + 5000);   /* topic */
-        got[run][n++] = negs_of(e, 0, 1, 8, 1, 4, t0 + 6000);    /* back: 8 */
+        got[run][n++] = negs_of(e, 0, 1, 8, 1, 60, t0 + 6000);   /* topic */
+        got[run][n++] = negs_of(e, 0, 1, 9, 1, 70, t0 + 7000);   /* 10/s: 8 */
         advrec_engine_destroy(e);
     }
-    CHECK_INT(got[0][0], 8);
+    CHECK_INT(got[0][0], 2); /* no previous record: the floor */
     CHECK_INT(got[0][1], 8);
     CHECK_INT(got[0][2], 4);
     CHECK_INT(got[0][3], 2);
-    CHECK_INT(got[0][4], 2); /* 201 in under a second: 201/s */
-    CHECK_INT(got[0][5], 8);
-    CHECK_INT(got[0][6], 8);
-    CHECK_INT(got[0][7], 8);
+    CHECK_INT(got[0][4], 2); /* 1 in 0 ms: 1 in 1 ms, 1000/s */
+    CHECK_INT(got[0][5], 2); /* another partition: no rate */
+    CHECK_INT(got[0][6], 2); /* another topic: no rate */
+    CHECK_INT(got[0][7], 2);
+    CHECK_INT(got[0][8], 8);
     CHECK(memcmp(got[0], got[1], sizeof(got[0])) == 0);
 
     /* Budget 0: always model.negatives. */
@@ -692,7 +695,7 @@ static void test_negatives_budget(void)
         for (int i = 0; i < 20; i++)
             (void)negs_of(e, 0, 9, i, 0, i, t0);
         CHECK_INT(negs_of(e, 0, 1, 1, 0, 100, t0), 8);
-        CHECK_INT(negs_of(e, 0, 1, 2, 0, 100000, t0 + 1000), 8);
+        CHECK_INT(negs_of(e, 0, 1, 2, 0, 100000, t0 + 1), 8);
         advrec_engine_destroy(e);
     }
 }
