@@ -258,6 +258,7 @@ static void running_loss(advrec_daemon_t *d)
     uint64_t n;
 
     d->c->model_updates = advrec_engine_version(d->engine);
+    d->c->negatives = advrec_engine_negatives(d->engine);
     advrec_engine_take_loss(d->engine, &sum, &n);
     if (n == 0)
         return;

@@ -140,6 +140,7 @@ typedef struct advrec_counters_s {
     uint64_t decode_failed[ADVREC_DLQ__COUNT]; /* by the codec's reason */
     uint64_t dead[ADVREC_DLQ__COUNT];          /* dead letters, by reason */
     uint64_t model_updates;                    /* training steps (version) */
+    uint64_t negatives;    /* negatives trained (model.negatives.budget) */
     uint64_t loss_steps;   /* training steps whose loss was averaged */
     double loss_ewma;      /* EWMA of the clean BPR loss per step */
     uint64_t preq_samples; /* prequential samples ranked */

@@ -180,6 +180,11 @@ char *advrec_metrics_prometheus(const advrec_metrics_t *m, size_t *len)
     counter(&t, "advrec_model_updates_total",
             "APR training steps taken (the model version lists carry).",
             c->model_updates);
+    counter(&t, "advrec_negatives_total",
+            "Negative items trained against: model.negatives per trained "
+            "event, fewer where model.negatives.budget cut them (a fast "
+            "partition, or no rate: a user's first record there).",
+            c->negatives);
     gauge(&t, "advrec_training_loss",
           "Exponentially weighted mean (alpha 0.01 per step) of the clean "
           "BPR loss -ln sigmoid(x_uij) of recent training steps.",

@@ -148,7 +148,8 @@ try:
         have = val(s, name, **labels)
         if have != want:
             fail(f"{name}{labels}: {have}, expected {want}")
-    positive = ["advrec_model_updates_total", "advrec_rounds_total",
+    positive = ["advrec_model_updates_total", "advrec_negatives_total",
+                "advrec_rounds_total",
                 "advrec_round_duration_seconds_count",
                 "advrec_refresh_duration_seconds_count",
                 "advrec_list_staleness_seconds_count",
@@ -169,6 +170,12 @@ try:
     if val(s, "advrec_prequential_hits_total") > \
             val(s, "advrec_prequential_samples_total"):
         fail("more prequential hits than samples")
+    # One training step per negative (no replay steps here).
+    if val(s, "advrec_negatives_total") != \
+            val(s, "advrec_model_updates_total"):
+        fail(f"advrec_negatives_total {val(s, 'advrec_negatives_total')} != "
+             f"advrec_model_updates_total "
+             f"{val(s, 'advrec_model_updates_total')}")
 
     # librdkafka's statistics come every 5 s: lag of each input partition,
     # 0 once everything is consumed.
