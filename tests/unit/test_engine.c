@@ -106,10 +106,11 @@ static advrec_engine_t *engine_for(const advrec_engine_params_t *p)
 }
 
 /* Applies one event of user u<user> on item i<item>, read from topic
- * (0 clicks, 1 purchases) at (partition, offset). */
-static advrec_err_t apply(advrec_engine_t *e, int purchase, int user, int item,
-                          int32_t partition, int64_t offset, int64_t now,
-                          char *errstr, size_t errstr_size)
+ * (0 clicks, 1 purchases) at (partition, offset), with event time ts_ms. */
+static advrec_err_t apply_at(advrec_engine_t *e, int purchase, int user,
+                             int item, int32_t partition, int64_t offset,
+                             int64_t ts_ms, int64_t now, char *errstr,
+                             size_t errstr_size)
 {
     advrec_event_t ev;
     advrec_origin_t origin = {.topic = (uint8_t)(purchase ? 1 : 0),
@@ -120,9 +121,18 @@ static advrec_err_t apply(advrec_engine_t *e, int purchase, int user, int item,
     ev.type = purchase ? ADVREC_EVENT_PURCHASE : ADVREC_EVENT_CLICK;
     snprintf(ev.user_id, sizeof(ev.user_id), "u%d", user);
     snprintf(ev.item_id, sizeof(ev.item_id), "i%d", item);
-    ev.ts_ms = 1700000000000 + offset * 1000;
+    ev.ts_ms = ts_ms;
     return advrec_engine_apply(e, &ev, topics[origin.topic], &origin, 1.0f, now,
                                errstr, errstr_size);
+}
+
+/* apply_at() with one event per second of event time by offset. */
+static advrec_err_t apply(advrec_engine_t *e, int purchase, int user, int item,
+                          int32_t partition, int64_t offset, int64_t now,
+                          char *errstr, size_t errstr_size)
+{
+    return apply_at(e, purchase, user, item, partition, offset,
+                    1700000000000 + offset * 1000, now, errstr, errstr_size);
 }
 
 /* The number in "u12" / "i7". */
@@ -622,24 +632,16 @@ static float judge_by_user(void *opaque, const advrec_event_t *ev,
     return 1.0f;
 }
 
-/* One click of user u<user> on item i<item> at (partition, offset) with
- * event time ts_ms; the negatives it trained. */
+/* One event of user u<user> on item i<item> from topic at (partition,
+ * offset) with event time ts_ms; the negatives it trained. */
 static uint64_t negs_of(advrec_engine_t *e, int topic, int user, int item,
                         int32_t partition, int64_t offset, int64_t ts_ms)
 {
-    advrec_event_t ev;
-    advrec_origin_t origin = {
-        .topic = (uint8_t)topic, .partition = partition, .offset = offset};
     uint64_t before = advrec_engine_negatives(e);
     char errstr[256];
 
-    advrec_event_clear(&ev);
-    ev.type = topic ? ADVREC_EVENT_PURCHASE : ADVREC_EVENT_CLICK;
-    snprintf(ev.user_id, sizeof(ev.user_id), "u%d", user);
-    snprintf(ev.item_id, sizeof(ev.item_id), "i%d", item);
-    ev.ts_ms = ts_ms;
-    CHECK_INT(advrec_engine_apply(e, &ev, topics[topic], &origin, 1.0f, 0,
-                                  errstr, sizeof(errstr)),
+    CHECK_INT(apply_at(e, topic, user, item, partition, offset, ts_ms, 0,
+                       errstr, sizeof(errstr)),
               ADVREC_OK);
     return advrec_engine_negatives(e) - before;
 }
