@@ -16,12 +16,21 @@ points, as much as that margin, so the choice is made here on means:
   3. chosen: the candidate with the best mean validation NDCG@10 among
      those whose mean drop is at most half of BPR's mean drop; if none
      qualifies, the best mean NDCG@10 overall, with a warning.
+  4. with --reg-rows X1,X2,...: the chosen candidate's --reg is replaced
+     by each --reg-rows X (advrec-eval: reg = X * (users + items) /
+     training interactions, so a choice carries to a data set of another
+     density; docs/EVALUATION.md, "Robustness across data sets"), each
+     trained with the seeds, and chosen again by step 3's rule.
 
 The test split is never looked at. Runs are cached in DIR/select/. Prints
 the chosen options on stdout (one line) and writes DIR/select/select.json.
 
     choose_apr.py EVAL_BIN DATA_FILE DIR --seeds 1,2,3,4,5 [--fixed "opts"]
-              [--jobs N (default: the CPU count)]
+              [--jobs N (default: the CPU count)] [--reg-rows X1,X2,...]
+              [--apr "opts" --bpr "opts"]
+
+--apr and --bpr skip steps 1-3: the given options are APR's choice and
+BPR's tuned point (e.g. a choice already made, re-chosen in --reg-rows).
 """
 import argparse
 import json
@@ -54,6 +63,16 @@ def same_params(res, model, args):
         got = v[model + "_params"]
     except (OSError, ValueError, KeyError):
         return False
+    if "reg-rows" in want:
+        # The run's reg is what --reg-rows made of its split.
+        try:
+            r = json.load(open(res))
+            rows = r["data"]["users"] + r["data"]["items"]
+            reg = float(want.pop("reg-rows")) * rows / v["train"]
+        except (OSError, ValueError, KeyError, ZeroDivisionError):
+            return False
+        if abs(float(got.get("reg", -1)) - reg) > 1e-5 * reg:
+            return False
     keys = {"lr": "lr", "reg": "reg", "epochs": "epochs", "seed": "seed",
             "adagrad-init": "adagrad_init", "split-seed": None}
     if model == "apr":
@@ -97,20 +116,30 @@ def main():
     ap.add_argument("--seeds", default="1,2,3,4,5")
     ap.add_argument("--fixed", default="")
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--reg-rows", default="")
+    ap.add_argument("--apr", default="")
+    ap.add_argument("--bpr", default="")
     a = ap.parse_args()
     seeds = [int(x) for x in a.seeds.split(",")]
     fixed = shlex.split(a.fixed)
     sel = os.path.join(a.dir, "select")
     os.makedirs(sel, exist_ok=True)
 
-    apr = grid(os.path.join(a.dir, "tune-apr", "grid.tsv"))
-    bpr = grid(os.path.join(a.dir, "tune-bpr", "best.tsv"))[0]
-    by_lambda = {}
-    for r in apr:
-        lam = shlex.split(r["opts"])
-        lam = lam[lam.index("--lambda") + 1]
-        if lam not in by_lambda or r["ndcg"] > by_lambda[lam]["ndcg"]:
-            by_lambda[lam] = r
+    if a.apr or a.bpr:
+        if not (a.apr and a.bpr):
+            ap.error("--apr and --bpr go together")
+        bpr = dict(opts=a.bpr)
+        lam = shlex.split(a.apr)
+        by_lambda = {lam[lam.index("--lambda") + 1]: dict(opts=a.apr)}
+    else:
+        apr = grid(os.path.join(a.dir, "tune-apr", "grid.tsv"))
+        bpr = grid(os.path.join(a.dir, "tune-bpr", "best.tsv"))[0]
+        by_lambda = {}
+        for r in apr:
+            lam = shlex.split(r["opts"])
+            lam = lam[lam.index("--lambda") + 1]
+            if lam not in by_lambda or r["ndcg"] > by_lambda[lam]["ndcg"]:
+                by_lambda[lam] = r
 
     # Every (model, seed) run first, --jobs at a time (one thread each).
     todo = [("bpr", "bpr", bpr["opts"])] + [
@@ -136,26 +165,46 @@ def main():
                     drop_mean=st.mean(drops))
 
     b = measure(*todo[0])
-    limit = b["drop_mean"] / 2
     cands = {t[1][len("apr-l"):]: measure(*t) for t in todo[1:]}
-    for lam, c in cands.items():
+    best, met = choose(cands, b, "lambda")
+    result = dict(seeds=seeds, bpr=b, candidates=cands, chosen=best["opts"],
+                  constraint_met=met)
+    if a.reg_rows:
+        # Step 4: the chosen point's reg in rows units, on the grid.
+        base = shlex.split(best["opts"])
+        if "--reg" in base:
+            i = base.index("--reg")
+            del base[i:i + 2]
+        todo = [("apr", f"apr-rr{x}", shlex.join(base + ["--reg-rows", x]))
+                for x in a.reg_rows.split(",")]
+        jobs = [(m, t, o, s) for m, t, o in todo for s in seeds]
+        with ThreadPoolExecutor(max_workers=a.jobs) as pool:
+            got.update(zip(jobs, pool.map(one, jobs)))
+        rr = {t[1][len("apr-rr"):]: measure(*t) for t in todo}
+        best, met = choose(rr, b, "reg-rows")
+        result.update(reg_rows=rr, chosen=best["opts"], constraint_met=met)
+    with open(os.path.join(sel, "select.json"), "w") as f:
+        json.dump(result, f, indent=1)
+    print(best["opts"])
+
+
+def choose(cands, b, what):
+    """The candidate with the best mean NDCG@10 among those losing at most
+    half of BPR's mean drop (or the best overall, with a warning); and
+    whether one qualified."""
+    limit = b["drop_mean"] / 2
+    for key, c in cands.items():
         c["ratio"] = c["drop_mean"] / b["drop_mean"] if b["drop_mean"] > 0 \
             else None
-        print(f"lambda {lam}: {c['opts']}: mean NDCG@10 {c['ndcg_mean']:.4f}, "
+        print(f"{what} {key}: {c['opts']}: mean NDCG@10 {c['ndcg_mean']:.4f}, "
               f"mean drop {c['drop_mean']:.2%} (BPR {b['drop_mean']:.2%}, "
               f"ratio {c['ratio']:.2f})", file=sys.stderr)
     ok = [c for c in cands.values() if c["drop_mean"] <= limit]
     if ok:
-        best = max(ok, key=lambda c: c["ndcg_mean"])
-    else:
-        print(f"choose_apr.py: no candidate loses at most half of BPR's "
-              f"{b['drop_mean']:.2%}; taking the best NDCG@10", file=sys.stderr)
-        best = max(cands.values(), key=lambda c: c["ndcg_mean"])
-    with open(os.path.join(sel, "select.json"), "w") as f:
-        json.dump(dict(seeds=seeds, bpr=b, candidates=cands,
-                       chosen=best["opts"], constraint_met=bool(ok)), f,
-                  indent=1)
-    print(best["opts"])
+        return max(ok, key=lambda c: c["ndcg_mean"]), True
+    print(f"choose_apr.py: no candidate loses at most half of BPR's "
+          f"{b['drop_mean']:.2%}; taking the best NDCG@10", file=sys.stderr)
+    return max(cands.values(), key=lambda c: c["ndcg_mean"]), False
 
 
 if __name__ == "__main__":

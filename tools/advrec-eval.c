@@ -42,6 +42,11 @@ typedef struct opts_s {
     uint32_t instances, partitions;
     uint64_t sync_every;
     int share_acc;
+    /* --reg-rows X (> 0): APR's L2 weight per step is X * (users + items) /
+     * the training interactions of the split trained on, set in run_loo();
+     * BPR's too unless --bpr-reg gives its own. */
+    double reg_rows;
+    int bpr_reg_set;
     /* Progress without a terminal: one line per tenth of what runs. */
     char label[96];
     int tenth;
@@ -141,6 +146,9 @@ static void usage(FILE *fp)
         "                   pre-training before APR (15)\n"
         "  --bpr-lr X --bpr-reg X --bpr-passes N  BPR's own (default: the\n"
         "                   same as APR's --lr, --reg, --epochs)\n"
+        "  --reg-rows X     --loo: --reg = X * (users + items) / training\n"
+        "                   interactions (BPR's too unless --bpr-reg):\n"
+        "                   the L2 weight follows the data's density\n"
         "  --adagrad-init X Adagrad's initial accumulator (daemon's default)\n"
         "  --k N --lr X --reg X --lambda X --eps X --negatives N --bias 0|1\n"
         "  --init-std X --warmup N --seed S  model parameters (the daemon's\n"
@@ -595,6 +603,24 @@ static int run_loo(opts_t *o, const advrec_eval_data_t *d, FILE *js)
         s = vs;
         vs = t;
     }
+    if (o->reg_rows > 0) {
+        /* The L2 weight of the whole objective spread over the steps: the
+         * same --reg-rows gives a dense data set a smaller weight per step
+         * (docs/EVALUATION.md, "Robustness across data sets"). */
+        float reg = (float)(o->reg_rows *
+                            (advrec_eval_data_users(d) +
+                             (double)advrec_eval_data_items(d)) /
+                            (double)(s.n_train ? s.n_train : 1));
+
+        o->apr.apr.reg = reg;
+        if (!o->bpr_reg_set)
+            o->bpr.apr.reg = reg;
+        fprintf(stderr,
+                "--reg-rows %g: reg %.6g (%u users + %u items, %zu training "
+                "interactions)\n",
+                o->reg_rows, (double)reg, advrec_eval_data_users(d),
+                advrec_eval_data_items(d), s.n_train);
+    }
     tpb = o->bpr;
     tpa = o->apr;
     if (o->eval_every) {
@@ -636,6 +662,8 @@ static int run_loo(opts_t *o, const advrec_eval_data_t *d, FILE *js)
             "\"split_seed\": %" PRIu64 ", ",
             o->validate ? "validation" : "loo", s.n_tested, s.n_train, o->n_neg,
             o->split_seed);
+    if (o->reg_rows > 0)
+        fprintf(js, "\"reg_rows\": %.9g, ", o->reg_rows);
     if (mb)
         json_norms(js, "bpr_norms", mb, o->bpr.apr.use_bias, ", ");
     if (ma)
@@ -980,6 +1008,7 @@ static int eval_main(int argc, char **argv)
         O_K,
         O_LR,
         O_REG,
+        O_REG_ROWS,
         O_LAMBDA,
         O_EPS,
         O_NEGS,
@@ -1023,6 +1052,7 @@ static int eval_main(int argc, char **argv)
                                        {"k", 1, 0, O_K},
                                        {"lr", 1, 0, O_LR},
                                        {"reg", 1, 0, O_REG},
+                                       {"reg-rows", 1, 0, O_REG_ROWS},
                                        {"lambda", 1, 0, O_LAMBDA},
                                        {"eps", 1, 0, O_EPS},
                                        {"negatives", 1, 0, O_NEGS},
@@ -1173,6 +1203,16 @@ static int eval_main(int argc, char **argv)
             break;
         case O_REG:
             o.apr.apr.reg = strtof(optarg, NULL);
+            break;
+        case O_REG_ROWS:
+            o.reg_rows = strtod(optarg, NULL);
+            if (!(o.reg_rows > 0)) {
+                fprintf(stderr,
+                        "advrec-eval: --reg-rows %s: want a "
+                        "positive number\n",
+                        optarg);
+                return 64;
+            }
             break;
         case O_LAMBDA:
             o.apr.apr.adv_lambda = strtof(optarg, NULL);
@@ -1328,6 +1368,12 @@ static int eval_main(int argc, char **argv)
         fprintf(stderr, "advrec-eval: --instances is a --preq replay\n");
         return 64;
     }
+    if (o.reg_rows > 0 && !(o.loo || o.fgsm || o.shill)) {
+        fprintf(stderr, "advrec-eval: --reg-rows sets the offline models' "
+                        "reg (--loo, --fgsm, --shill); the engine of --preq "
+                        "takes -X model.reg\n");
+        return 64;
+    }
     if (o.eval_every && !o.validate) {
         fprintf(stderr, "advrec-eval: --eval-every measures the validation "
                         "split: it needs --validate (the test split is "
@@ -1341,8 +1387,10 @@ static int eval_main(int argc, char **argv)
     /* BPR may be tuned separately (--bpr-*); otherwise it shares APR's. */
     if (bpr_lr > 0)
         o.bpr.apr.lr = bpr_lr;
-    if (bpr_reg >= 0)
+    if (bpr_reg >= 0) {
         o.bpr.apr.reg = bpr_reg;
+        o.bpr_reg_set = 1;
+    }
     if (bpr_passes > 0)
         o.bpr.epochs = (uint32_t)bpr_passes;
     o.bpr.bpr_epochs = o.bpr.epochs;

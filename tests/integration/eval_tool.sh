@@ -133,6 +133,32 @@ else
     fail "bad-out: not the --out error first: $(cat "$tmp/err")"
   echo "ok   bad-out fails before reading"
 fi
+# --reg-rows: the L2 weight per step is X * (users + items) / the training
+# interactions of the split trained on (validation here); BPR shares it
+# unless --bpr-reg gives its own. It sets the offline models only.
+run reg-rows "$ev" "${base[@]}" --reg-rows 0.5 --out "$tmp/rr" "$tmp/u.data"
+run reg-rows-bpr "$ev" "${base[@]}" --reg-rows 0.5 --bpr-reg 0.02 \
+  --out "$tmp/rb" "$tmp/u.data"
+python3 - "$tmp/rr/results.json" "$tmp/rb/results.json" <<'PY' || fail "reg-rows"
+import json, sys
+r, b = (json.load(open(p)) for p in sys.argv[1:])
+v = r["validation"]
+want = 0.5 * (r["data"]["users"] + r["data"]["items"]) / v["train"]
+assert abs(v["apr_params"]["reg"] - want) < 1e-5 * want, (v["apr_params"], want)
+assert abs(v["bpr_params"]["reg"] - want) < 1e-5 * want, v["bpr_params"]
+vb = b["validation"]
+assert abs(vb["apr_params"]["reg"] - want) < 1e-5 * want, vb["apr_params"]
+assert abs(vb["bpr_params"]["reg"] - 0.02) < 1e-9, vb["bpr_params"]
+print("ok   reg-rows: reg %.6g = 0.5 x rows / training interactions" % want)
+PY
+if timeout 60 "$ev" -q --preq --reg-rows 0.5 --format movielens \
+  "$tmp/u.data" >"$tmp/out" 2>"$tmp/err"; then
+  fail "reg-rows with --preq alone: exit 0"
+else
+  grep -qF "the engine of --preq takes -X model.reg" "$tmp/err" ||
+    fail "reg-rows --preq: no clear error: $(cat "$tmp/err")"
+  echo "ok   reg-rows refused for --preq alone"
+fi
 # Session clicks (the RecSys Challenge 2015 layout, header and fractional
 # seconds) are read, detected by their 3 tab-separated fields.
 awk 'BEGIN { print "SessionId\tItemId\tTime" }
