@@ -29,8 +29,9 @@ the chosen options on stdout (one line) and writes DIR/select/select.json.
               [--jobs N (default: the CPU count)] [--reg-rows X1,X2,...]
               [--apr "opts" --bpr "opts"]
 
---apr and --bpr skip steps 1-3: the given options are APR's choice and
-BPR's tuned point (e.g. a choice already made, re-chosen in --reg-rows).
+--apr and --bpr (with --reg-rows) skip steps 1-3: the given options are
+APR's choice and BPR's tuned point, and step 4 re-chooses that choice's
+reg (e.g. a choice bench/eval.sh made before --reg-rows existed).
 """
 import argparse
 import json
@@ -126,8 +127,8 @@ def main():
     os.makedirs(sel, exist_ok=True)
 
     if a.apr or a.bpr:
-        if not (a.apr and a.bpr):
-            ap.error("--apr and --bpr go together")
+        if not (a.apr and a.bpr and a.reg_rows):
+            ap.error("--apr and --bpr go together, with --reg-rows")
         bpr = dict(opts=a.bpr)
         lam = shlex.split(a.apr)
         by_lambda = {lam[lam.index("--lambda") + 1]: dict(opts=a.apr)}
@@ -142,9 +143,11 @@ def main():
                 by_lambda[lam] = r
 
     # Every (model, seed) run first, --jobs at a time (one thread each).
+    # A choice given with --apr is not measured again: step 4 starts from it.
     todo = [("bpr", "bpr", bpr["opts"])] + [
         ("apr", f"apr-l{lam}", r["opts"])
-        for lam, r in sorted(by_lambda.items(), key=lambda x: float(x[0]))]
+        for lam, r in sorted(by_lambda.items(), key=lambda x: float(x[0]))
+        if not a.apr]
 
     def one(job):
         model, tag, opts, s = job
@@ -166,7 +169,10 @@ def main():
 
     b = measure(*todo[0])
     cands = {t[1][len("apr-l"):]: measure(*t) for t in todo[1:]}
-    best, met = choose(cands, b, "lambda")
+    if a.apr:
+        best, met = dict(opts=a.apr), None
+    else:
+        best, met = choose(cands, b, "lambda")
     result = dict(seeds=seeds, bpr=b, candidates=cands, chosen=best["opts"],
                   constraint_met=met)
     if a.reg_rows:
