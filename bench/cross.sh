@@ -12,10 +12,10 @@
 # Environment: D (data, default /work/shared/data), SEEDS ("1 2 3 4 5"),
 # JOBS (1: runs at a time, one thread each), SETTINGS_FROM ("movielens
 # beauty": whose settings are carried), ON ("movielens beauty": trained on;
-# a data set's own settings on itself too), REG (rows: APR's reg as
-# --reg-rows, the L2 weight that follows the data's density, as chosen by
-# bench/choose_apr.py --reg-rows; raw: the per-step --reg of the first
-# choice, which does not carry). BPR is each data set's tuned BPR in both.
+# a data set's own settings on itself too; also "taobao"), REG (rows:
+# APR's reg as --reg-rows, the L2 weight that follows the data's density,
+# as chosen by bench/choose_apr.py --reg-rows; raw: the per-step --reg of
+# the first choice, which does not carry). BPR is each data set's tuned BPR in both.
 # Runs are cached in OUT_DIR: an interrupted run resumes. About 2-6 min
 # per run on the shared 2-core machine; not part of CI.
 set -euo pipefail
@@ -54,6 +54,9 @@ ${settings[$s]} --epochs 300 --bpr-epochs 50 ${bpr[$s]}"
 done
 file[movielens]=$data/movielens-100k/u.data
 file[beauty]=$data/amazon-beauty/Beauty.txt
+# A third data set no choice was made on (ON="taobao"): Taobao's clicks,
+# far sparser than both (3.6 training interactions per user).
+file[taobao]=$data/taobao-userbehavior/UserBehavior_timesorted_head.csv
 
 run() { # DIR ARGS...: one advrec-eval run, cached with its command line
   local dir=$1
