@@ -20,14 +20,22 @@ points, as much as that margin, so the choice is made here on means:
      by each --reg-rows X (advrec-eval: reg = X * (users + items) /
      training interactions, so a choice carries to a data set of another
      density; docs/EVALUATION.md, "Robustness across data sets"), each
-     trained with the seeds, and chosen again by step 3's rule.
+     trained with the seeds, and chosen again by step 3's rule;
+  5. with --tie se (step 4 only): among the points of step 4 that meet
+     the constraint and whose mean NDCG@10 is within one standard error
+     of the best one's (the standard error of that point's seed mean:
+     the one-standard-error rule), the least regularised: the smallest
+     reg-rows, whose rows are largest against FGSM's fixed eps. Accuracy
+     that differs by less than the seeds' noise does not decide, and the
+     FGSM drop grows with the reg (docs/EVALUATION.md, "Robustness across
+     data sets").
 
 The test split is never looked at. Runs are cached in DIR/select/. Prints
 the chosen options on stdout (one line) and writes DIR/select/select.json.
 
     choose_apr.py EVAL_BIN DATA_FILE DIR --seeds 1,2,3,4,5 [--fixed "opts"]
               [--jobs N (default: the CPU count)] [--reg-rows X1,X2,...]
-              [--apr "opts" --bpr "opts"]
+              [--apr "opts" --bpr "opts"] [--tie se]
 
 --apr and --bpr (with --reg-rows) skip steps 1-3: the given options are
 APR's choice and BPR's tuned point, and step 4 re-chooses that choice's
@@ -120,7 +128,10 @@ def main():
     ap.add_argument("--reg-rows", default="")
     ap.add_argument("--apr", default="")
     ap.add_argument("--bpr", default="")
+    ap.add_argument("--tie", choices=["none", "se"], default="none")
     a = ap.parse_args()
+    if a.tie != "none" and not a.reg_rows:
+        ap.error("--tie breaks ties in the reg-rows step: give --reg-rows")
     seeds = [int(x) for x in a.seeds.split(",")]
     fixed = shlex.split(a.fixed)
     sel = os.path.join(a.dir, "select")
@@ -188,7 +199,10 @@ def main():
             got.update(zip(jobs, pool.map(one, jobs)))
         rr = {t[1][len("apr-rr"):]: measure(*t) for t in todo}
         best, met = choose(rr, b, "reg-rows")
-        result.update(reg_rows=rr, chosen=best["opts"], constraint_met=met)
+        if a.tie == "se" and met:
+            best = tie_se(rr, best, limit=b["drop_mean"] / 2)
+        result.update(reg_rows=rr, chosen=best["opts"], constraint_met=met,
+                      tie=a.tie)
     with open(os.path.join(sel, "select.json"), "w") as f:
         json.dump(result, f, indent=1)
     print(best["opts"])
@@ -211,6 +225,22 @@ def choose(cands, b, what):
     print(f"choose_apr.py: no candidate loses at most half of BPR's "
           f"{b['drop_mean']:.2%}; taking the best NDCG@10", file=sys.stderr)
     return max(cands.values(), key=lambda c: c["ndcg_mean"]), False
+
+
+def tie_se(rr, best, limit):
+    """Step 5: among the qualifying reg-rows points within one standard
+    error of best's mean NDCG@10, the one with the smallest reg-rows."""
+    n = len(best["ndcg"])
+    se = st.stdev(best["ndcg"]) / n ** 0.5 if n > 1 else 0.0
+    tied = {float(x): c for x, c in rr.items()
+            if c["drop_mean"] <= limit
+            and c["ndcg_mean"] >= best["ndcg_mean"] - se}
+    x = min(tied)
+    print(f"tie se: best mean NDCG@10 {best['ndcg_mean']:.4f}, standard "
+          f"error {se:.4f}; within it: reg-rows "
+          f"{', '.join(f'{k:g}' for k in sorted(tied))}; taking {x:g}",
+          file=sys.stderr)
+    return tied[x]
 
 
 if __name__ == "__main__":

@@ -66,10 +66,13 @@ for set in movielens:movielens-100k/u.data beauty:amazon-beauty/Beauty.txt; do
   log "$name: APR's lambda, seeds ${seeds[*]} on the validation split"
   # ...and then its reg again, in --reg-rows units (the L2 weight that
   # follows the data's density: docs/EVALUATION.md, "Robustness across
-  # data sets"); EVAL_REG_ROWS="" keeps the per-step --reg of the grid.
+  # data sets"), ties within the seeds' noise going to the least
+  # regularised (--tie se); EVAL_REG_ROWS="" keeps the per-step --reg of
+  # the grid.
+  rr=${EVAL_REG_ROWS-0.025,0.03,0.0375,0.045}
   best_apr=$(python3 "$root/bench/choose_apr.py" "$ev" "$file" "$out/$name" \
     --seeds "$(IFS=,; echo "${seeds[*]}")" --fixed "${fixed[*]}" \
-    --reg-rows "${EVAL_REG_ROWS-0.025,0.03,0.0375,0.045}")
+    ${rr:+--reg-rows "$rr" --tie se})
   read -r -a apr <<<"$best_apr"
   read -r -a bpr <<<"$best_bpr"
   # BPR's tuned values as --bpr-* (bpr = --lr X --reg X --epochs N ...).

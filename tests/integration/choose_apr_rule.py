@@ -1,0 +1,62 @@
+#!/usr/bin/env python3
+"""bench/choose_apr.py's choice rule, on made-up candidates: the best mean
+NDCG@10 among the points that lose at most half of BPR's mean FGSM drop
+(step 3), and --tie se (step 5): among the qualifying points within one
+standard error of the best one's mean, the least regularised."""
+import contextlib
+import importlib.util
+import io
+import os
+import statistics as st
+import sys
+
+here = os.path.dirname(os.path.abspath(__file__))
+spec = importlib.util.spec_from_file_location(
+    "choose_apr", os.path.join(here, "..", "..", "bench", "choose_apr.py"))
+ca = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(ca)
+
+
+def cand(opts, ndcg, drop):
+    return dict(opts=opts, ndcg=ndcg, drop=[drop] * len(ndcg),
+                ndcg_mean=st.mean(ndcg), drop_mean=drop)
+
+
+def check(what, got, want):
+    if got != want:
+        sys.exit(f"choose_apr_rule: {what}: got {got!r}, want {want!r}")
+    print(f"ok: {what}")
+
+
+bpr = cand("bpr", [0.41, 0.41, 0.41], 0.05)
+quiet = contextlib.redirect_stderr(io.StringIO())
+# reg-rows -> (NDCG per seed, mean drop). 0.045 is the most accurate but
+# one of its seeds is far off, so its standard error is wide; 0.03 is
+# outside it; 0.06 is more accurate still but loses more than half of
+# BPR's drop.
+rr = {"0.025": cand("a", [0.400, 0.401, 0.399], 0.010),
+      "0.03": cand("b", [0.410, 0.410, 0.411], 0.012),
+      "0.0375": cand("c", [0.4195, 0.4196, 0.4194], 0.018),
+      "0.045": cand("d", [0.4185, 0.4210, 0.4200], 0.012),
+      "0.06": cand("e", [0.430, 0.430, 0.430], 0.030)}
+with quiet:
+    best, met = ca.choose(rr, bpr, "reg-rows")
+check("step 3: best NDCG@10 among drops at most half of BPR's",
+      (best["opts"], met), ("d", True))
+with quiet:
+    tied = ca.tie_se(rr, best, limit=bpr["drop_mean"] / 2)
+check("--tie se: the least regularised within one standard error",
+      tied["opts"], "c")
+
+# A sure winner (seeds agree) keeps its place: nothing is within its error.
+rr["0.045"] = cand("d", [0.4210, 0.4210, 0.4210], 0.012)
+with quiet:
+    best, _ = ca.choose(rr, bpr, "reg-rows")
+    tied = ca.tie_se(rr, best, limit=bpr["drop_mean"] / 2)
+check("--tie se: no tie, the best stays", tied["opts"], "d")
+
+# No point qualifies: the best NDCG@10 overall, and the rule says so.
+rr = {"0.045": cand("d", [0.42, 0.42], 0.04)}
+with quiet:
+    best, met = ca.choose(rr, bpr, "reg-rows")
+check("step 3: none qualifies", (best["opts"], met), ("d", False))
