@@ -30,12 +30,28 @@ points, as much as that margin, so the choice is made here on means:
      FGSM drop grows with the reg (docs/EVALUATION.md, "Robustness across
      data sets").
 
+  6. with --lr-lambda LRS/LAMBDAS (after step 4, e.g. "0.1,0.2/0.25,
+     0.35,0.5", tune.sh's grids): the learning rate and lambda chosen
+     again at the reg-rows of steps 4-5, every pair trained with the
+     seeds and chosen by step 3's rule. Step 1 chose them with one seed
+     and, for a choice made before 2026-12-04, at the model defaults of
+     its day (1 negative per positive where there are now 24: a step per
+     negative, so 24 times the steps per pass under the same Adagrad
+     learning rate); the reg of step 4 was chosen again at today's, these
+     were not. With --tie se, among the qualifying pairs within one
+     standard error of the best one's mean NDCG@10, the one with the
+     smallest mean drop over the whole FGSM curve (eps 0.1-1.0, less
+     noisy than eps 0.5 alone): accuracy within the seeds' noise buys
+     robustness to spare (docs/EVALUATION.md, "Robustness across data
+     sets").
+
 The test split is never looked at. Runs are cached in DIR/select/. Prints
 the chosen options on stdout (one line) and writes DIR/select/select.json.
 
     choose_apr.py EVAL_BIN DATA_FILE DIR --seeds 1,2,3,4,5 [--fixed "opts"]
               [--jobs N (default: the CPU count)] [--reg-rows X1,X2,...]
               [--apr "opts" --bpr "opts"] [--tie se]
+              [--lr-lambda LR1,LR2,.../L1,L2,...]
 
 --apr and --bpr (with --reg-rows) skip steps 1-3: the given options are
 APR's choice and BPR's tuned point, and step 4 re-chooses that choice's
@@ -98,7 +114,7 @@ def same_params(res, model, args):
 def run(ev, data, out, model, opts, seed, fixed):
     """One validation run, cached in out: a run whose recorded parameters
     (results.json) differ from these is redone. Returns (NDCG@10, HR@10
-    drop at eps 0.5)."""
+    drop at eps 0.5, mean HR@10 drop over the whole FGSM curve)."""
     res = os.path.join(out, "results.json")
     args = (["-q", "--loo", "--validate", "--fgsm", "--models", model]
             + fixed + shlex.split(opts)
@@ -114,7 +130,8 @@ def run(ev, data, out, model, opts, seed, fixed):
     nd = r["validation"][model + "_sampled"]["ndcg"]
     drop = next(f[model + "_hr_drop"] for f in r["fgsm"]
                 if abs(f["eps"] - 0.5) < 1e-6)
-    return nd, drop
+    curve = st.mean(f[model + "_hr_drop"] for f in r["fgsm"])
+    return nd, drop, curve
 
 
 def main():
@@ -129,9 +146,18 @@ def main():
     ap.add_argument("--apr", default="")
     ap.add_argument("--bpr", default="")
     ap.add_argument("--tie", choices=["none", "se"], default="none")
+    ap.add_argument("--lr-lambda", default="")
     a = ap.parse_args()
     if a.tie != "none" and not a.reg_rows:
         ap.error("--tie breaks ties in the reg-rows step: give --reg-rows")
+    if a.lr_lambda and not a.reg_rows:
+        ap.error("--lr-lambda chooses at step 4's reg-rows: give --reg-rows")
+    if a.lr_lambda:
+        try:
+            lrs, lams = (v.split(",") for v in a.lr_lambda.split("/"))
+            [float(v) for v in lrs + lams]
+        except ValueError:
+            ap.error(f"--lr-lambda {a.lr_lambda}: LR1,LR2,.../L1,L2,...")
     seeds = [int(x) for x in a.seeds.split(",")]
     fixed = shlex.split(a.fixed)
     sel = os.path.join(a.dir, "select")
@@ -162,11 +188,11 @@ def main():
 
     def one(job):
         model, tag, opts, s = job
-        nd, drop = run(a.ev, a.data, os.path.join(sel, f"{tag}-seed{s}"),
-                       model, opts, s, fixed)
-        print(f"select {tag} seed {s}: NDCG@10 {nd:.4f}, FGSM 0.5 drop "
-              f"{drop:.2%}", file=sys.stderr)
-        return nd, drop
+        got = run(a.ev, a.data, os.path.join(sel, f"{tag}-seed{s}"),
+                  model, opts, s, fixed)
+        print(f"select {tag} seed {s}: NDCG@10 {got[0]:.4f}, FGSM 0.5 drop "
+              f"{got[1]:.2%}", file=sys.stderr)
+        return got
 
     jobs = [(m, t, o, s) for m, t, o in todo for s in seeds]
     with ThreadPoolExecutor(max_workers=a.jobs) as pool:
@@ -175,8 +201,9 @@ def main():
     def measure(model, tag, opts):
         nds = [got[(model, tag, opts, s)][0] for s in seeds]
         drops = [got[(model, tag, opts, s)][1] for s in seeds]
+        curve = [got[(model, tag, opts, s)][2] for s in seeds]
         return dict(opts=opts, ndcg=nds, drop=drops, ndcg_mean=st.mean(nds),
-                    drop_mean=st.mean(drops))
+                    drop_mean=st.mean(drops), curve_mean=st.mean(curve))
 
     b = measure(*todo[0])
     cands = {t[1][len("apr-l"):]: measure(*t) for t in todo[1:]}
@@ -203,6 +230,30 @@ def main():
             best = tie_se(rr, best, limit=b["drop_mean"] / 2)
         result.update(reg_rows=rr, chosen=best["opts"], constraint_met=met,
                       tie=a.tie)
+    if a.lr_lambda:
+        # Step 6: learning rate x lambda again, at that reg-rows.
+        base = shlex.split(best["opts"])
+        todo, ll = [], {}
+        for lr in lrs:
+            for lam in lams:
+                o = shlex.join(with_opt(with_opt(base, "--lr", lr),
+                                        "--lambda", lam))
+                if o == best["opts"]:
+                    ll[f"{lr}/{lam}"] = best  # measured in step 4
+                else:
+                    todo.append(("apr", f"apr-lr{lr}-l{lam}-"
+                                 f"rr{with_opt(base, '--reg-rows', None)}",
+                                 o))
+        jobs = [(m, t, o, s) for m, t, o in todo for s in seeds]
+        with ThreadPoolExecutor(max_workers=a.jobs) as pool:
+            got.update(zip(jobs, pool.map(one, jobs)))
+        for t in todo:
+            o = shlex.split(t[2])
+            ll[f"{opt(o, '--lr')}/{opt(o, '--lambda')}"] = measure(*t)
+        best, met = choose(ll, b, "lr/lambda")
+        if a.tie == "se" and met:
+            best = tie_robust(ll, best, limit=b["drop_mean"] / 2)
+        result.update(lr_lambda=ll, chosen=best["opts"], constraint_met=met)
     with open(os.path.join(sel, "select.json"), "w") as f:
         json.dump(result, f, indent=1)
     print(best["opts"])
@@ -225,6 +276,38 @@ def choose(cands, b, what):
     print(f"choose_apr.py: no candidate loses at most half of BPR's "
           f"{b['drop_mean']:.2%}; taking the best NDCG@10", file=sys.stderr)
     return max(cands.values(), key=lambda c: c["ndcg_mean"]), False
+
+
+def opt(args, name):
+    """The value of option name in the word list args."""
+    return args[args.index(name) + 1]
+
+
+def with_opt(args, name, value):
+    """args with option name's value replaced by value; with value None,
+    that value alone (a tag)."""
+    i = args.index(name)
+    if value is None:
+        return args[i + 1]
+    return args[:i + 1] + [value] + args[i + 2:]
+
+
+def tie_robust(ll, best, limit):
+    """Step 6's tie rule: among the qualifying points within one standard
+    error of best's mean NDCG@10, the one with the smallest mean drop over
+    the whole FGSM curve."""
+    n = len(best["ndcg"])
+    se = st.stdev(best["ndcg"]) / n ** 0.5 if n > 1 else 0.0
+    tied = {k: c for k, c in ll.items()
+            if c["drop_mean"] <= limit
+            and c["ndcg_mean"] >= best["ndcg_mean"] - se}
+    k = min(tied, key=lambda k: tied[k]["curve_mean"])
+    print(f"tie se: best mean NDCG@10 {best['ndcg_mean']:.4f}, standard "
+          f"error {se:.4f}; within it: lr/lambda "
+          + ", ".join(f"{x} (curve drop {tied[x]['curve_mean']:.2%})"
+                      for x in sorted(tied))
+          + f"; taking {k}", file=sys.stderr)
+    return tied[k]
 
 
 def tie_se(rr, best, limit):

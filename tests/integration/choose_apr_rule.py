@@ -2,7 +2,9 @@
 """bench/choose_apr.py's choice rule, on made-up candidates: the best mean
 NDCG@10 among the points that lose at most half of BPR's mean FGSM drop
 (step 3), and --tie se (step 5): among the qualifying points within one
-standard error of the best one's mean, the least regularised."""
+standard error of the best one's mean, the least regularised; in the
+learning rate x lambda step (6), the one with the smallest drop over the
+whole FGSM curve."""
 import contextlib
 import importlib.util
 import io
@@ -17,9 +19,10 @@ ca = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(ca)
 
 
-def cand(opts, ndcg, drop):
+def cand(opts, ndcg, drop, curve=None):
     return dict(opts=opts, ndcg=ndcg, drop=[drop] * len(ndcg),
-                ndcg_mean=st.mean(ndcg), drop_mean=drop)
+                ndcg_mean=st.mean(ndcg), drop_mean=drop,
+                curve_mean=drop if curve is None else curve)
 
 
 def check(what, got, want):
@@ -60,3 +63,25 @@ rr = {"0.045": cand("d", [0.42, 0.42], 0.04)}
 with quiet:
     best, met = ca.choose(rr, bpr, "reg-rows")
 check("step 3: none qualifies", (best["opts"], met), ("d", False))
+
+# Step 6, lr/lambda -> (NDCG per seed, drop at eps 0.5, curve drop): the
+# best point is noisy; within its error one point is more robust over the
+# curve, another more robust at eps 0.5 alone but outside the error, and
+# one is within it but over the constraint.
+ll = {"0.1/0.25": cand("p", [0.4190, 0.4215, 0.4200], 0.020, 0.015),
+      "0.1/0.35": cand("q", [0.4196, 0.4197, 0.4195], 0.018, 0.010),
+      "0.2/0.35": cand("r", [0.4150, 0.4150, 0.4150], 0.005, 0.004),
+      "0.2/0.5": cand("s", [0.4199, 0.4199, 0.4199], 0.030, 0.001)}
+with quiet:
+    best, met = ca.choose(ll, bpr, "lr/lambda")
+    tied = ca.tie_robust(ll, best, limit=bpr["drop_mean"] / 2)
+check("step 6: best NDCG@10 among the qualifying", (best["opts"], met),
+      ("p", True))
+check("step 6 --tie se: the smallest curve drop within one standard error",
+      tied["opts"], "q")
+# The options a grid point is run with: only the value changes, in place.
+args = ["--lr", "0.2", "--lambda", "0.35", "--reg-rows", "0.0375"]
+check("with_opt replaces a value", ca.with_opt(args, "--lr", "0.1"),
+      ["--lr", "0.1", "--lambda", "0.35", "--reg-rows", "0.0375"])
+check("with_opt None reads it", ca.with_opt(args, "--reg-rows", None),
+      "0.0375")
