@@ -46,6 +46,8 @@ def bootstrap_ratio(db, da, n=10000):
         b = sum(db[i] for i in idx)
         if b > 0:
             out.append(sum(da[i] for i in idx) / b)
+    if not out:  # BPR lost nothing on any resample: no ratio
+        return None
     out.sort()
     return [out[int(0.05 * (len(out) - 1))], out[int(0.95 * (len(out) - 1))]]
 

@@ -34,3 +34,5 @@ check("seeds that agree: a narrow interval around 0.5",
       0.47 < lo2 <= 0.5 <= hi2 < 0.53 and hi2 - lo2 < 0.05)
 check("fewer than three seeds: none",
       seeds.bootstrap_ratio([0.04, 0.05], [0.02, 0.02]) is None)
+check("BPR lost nothing on any seed: none, not a crash",
+      seeds.bootstrap_ratio([0.0, 0.0, 0.0], [0.01, 0.0, 0.0]) is None)
