@@ -49,10 +49,11 @@ esac
 # The model options advrec-eval would otherwise take from the daemon's
 # defaults, pinned at the values the figures were measured with
 # (docs/EVALUATION.md): 24 negatives per positive, init std 0.1.
+pins="--adagrad-init 0.1 --negatives 24 --init-std 0.1"
 for s in movielens beauty; do
-  settings[$s]="--adagrad-init 0.1 --negatives 24 --init-std 0.1 \
-${settings[$s]} --epochs 300 --bpr-epochs 50 ${bpr[$s]}"
+  settings[$s]="$pins ${settings[$s]} --epochs 300 --bpr-epochs 50"
 done
+bpr[taobao]=${bpr[movielens]}
 file[movielens]=$data/movielens-100k/u.data
 file[beauty]=$data/amazon-beauty/Beauty.txt
 # A third data set no choice was made on (ON="taobao"): Taobao's clicks,
@@ -71,8 +72,31 @@ run() { # DIR ARGS...: one advrec-eval run, cached with its command line
   mv "$dir.tmp" "$dir"
 }
 
-# Every (settings, data set, seed) run, JOBS at a time; then the summaries.
+# BPR once per (data set, seed), with that data set's own tuned BPR (a
+# BPR run is the same whichever APR shares its seed), and APR per
+# (settings, data set, seed), JOBS at a time; each pair's seed<S>/ then
+# holds both models' results.json, as one advrec-eval run of both would
+# (bench/seeds.py reads it). Until 2026-12-05 each run trained both, BPR
+# with the settings' data set's BPR (on Beauty with MovieLens' 100 passes
+# instead of Beauty's 300, and the other way round).
 pids=()
+queue() { # DIR ARGS...: one run in the background, at most JOBS at once
+  run "$@" &
+  pids+=($!)
+  if [ "${#pids[@]}" -ge "${JOBS:-1}" ]; then
+    wait "${pids[0]}"
+    pids=("${pids[@]:1}")
+  fi
+}
+for on in ${ON:-movielens beauty}; do
+  mkdir -p "$out/${REG:-rows}/$on-bpr"
+  for s in "${seeds[@]}"; do
+    echo "cross.sh: BPR on $on, seed $s" >&2
+    # shellcheck disable=SC2086 # options are words on purpose
+    queue "$out/${REG:-rows}/$on-bpr/seed$s" -q --loo --fgsm --models bpr \
+      $pins ${bpr[$on]} --seed "$s" --split-seed 42 --name "$on" "${file[$on]}"
+  done
+done
 for from in ${SETTINGS_FROM:-movielens beauty}; do
   for on in ${ON:-movielens beauty}; do
     dir=$out/${REG:-rows}/$on-with-$from-settings
@@ -80,13 +104,8 @@ for from in ${SETTINGS_FROM:-movielens beauty}; do
     for s in "${seeds[@]}"; do
       echo "cross.sh: $from's settings on $on, seed $s" >&2
       # shellcheck disable=SC2086 # settings are words on purpose
-      run "$dir/seed$s" -q --loo --fgsm ${settings[$from]} --seed "$s" \
-        --split-seed 42 --name "$on" "${file[$on]}" &
-      pids+=($!)
-      if [ "${#pids[@]}" -ge "${JOBS:-1}" ]; then
-        wait "${pids[0]}"
-        pids=("${pids[@]:1}")
-      fi
+      queue "$dir/apr-seed$s" -q --loo --fgsm --models apr ${settings[$from]} \
+        --seed "$s" --split-seed 42 --name "$on" "${file[$on]}"
     done
   done
 done
@@ -94,6 +113,21 @@ for p in "${pids[@]}"; do wait "$p"; done
 for from in ${SETTINGS_FROM:-movielens beauty}; do
   for on in ${ON:-movielens beauty}; do
     dir=$out/${REG:-rows}/$on-with-$from-settings
+    for s in "${seeds[@]}"; do
+      mkdir -p "$dir/seed$s"
+      python3 - "$out/${REG:-rows}/$on-bpr/seed$s/results.json" \
+        "$dir/apr-seed$s/results.json" "$dir/seed$s/results.json" <<'PY'
+import json, sys
+b, a = (json.load(open(p)) for p in sys.argv[1:3])
+for k, v in b["loo"].items():
+    if k.startswith("bpr_"):
+        a["loo"][k] = v
+for fa, fb in zip(a["fgsm"], b["fgsm"]):
+    assert abs(fa["eps"] - fb["eps"]) < 1e-9, "FGSM curves differ"
+    fa.update({k: v for k, v in fb.items() if k.startswith("bpr_")})
+json.dump(a, open(sys.argv[3], "w"), indent=1)
+PY
+    done
     echo "== $from's settings on $on (REG=${REG:-rows})" | tee "$dir/seeds.txt"
     python3 "$here/seeds.py" "$dir" "${seeds[@]}" | tee -a "$dir/seeds.txt"
   done
