@@ -242,8 +242,7 @@ def main():
                     ll[f"{lr}/{lam}"] = best  # measured in step 4
                 else:
                     todo.append(("apr", f"apr-lr{lr}-l{lam}-"
-                                 f"rr{with_opt(base, '--reg-rows', None)}",
-                                 o))
+                                 f"rr{opt(base, '--reg-rows')}", o))
         jobs = [(m, t, o, s) for m, t, o in todo for s in seeds]
         with ThreadPoolExecutor(max_workers=a.jobs) as pool:
             got.update(zip(jobs, pool.map(one, jobs)))
@@ -284,11 +283,8 @@ def opt(args, name):
 
 
 def with_opt(args, name, value):
-    """args with option name's value replaced by value; with value None,
-    that value alone (a tag)."""
+    """args with option name's value replaced by value."""
     i = args.index(name)
-    if value is None:
-        return args[i + 1]
     return args[:i + 1] + [value] + args[i + 2:]
 
 

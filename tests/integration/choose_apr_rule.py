@@ -83,5 +83,4 @@ check("step 6 --tie se: the smallest curve drop within one standard error",
 args = ["--lr", "0.2", "--lambda", "0.35", "--reg-rows", "0.0375"]
 check("with_opt replaces a value", ca.with_opt(args, "--lr", "0.1"),
       ["--lr", "0.1", "--lambda", "0.35", "--reg-rows", "0.0375"])
-check("with_opt None reads it", ca.with_opt(args, "--reg-rows", None),
-      "0.0375")
+check("opt reads a value", ca.opt(args, "--reg-rows"), "0.0375")
