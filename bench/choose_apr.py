@@ -288,15 +288,22 @@ def with_opt(args, name, value):
     return args[:i + 1] + [value] + args[i + 2:]
 
 
+def within_se(cands, best, limit):
+    """The candidates that meet the constraint (mean drop at most limit)
+    and whose mean NDCG@10 is within one standard error of best's (the
+    standard error of best's seed mean); and that error."""
+    n = len(best["ndcg"])
+    se = st.stdev(best["ndcg"]) / n ** 0.5 if n > 1 else 0.0
+    return {k: c for k, c in cands.items()
+            if c["drop_mean"] <= limit
+            and c["ndcg_mean"] >= best["ndcg_mean"] - se}, se
+
+
 def tie_robust(ll, best, limit):
     """Step 6's tie rule: among the qualifying points within one standard
     error of best's mean NDCG@10, the one with the smallest mean drop over
     the whole FGSM curve."""
-    n = len(best["ndcg"])
-    se = st.stdev(best["ndcg"]) / n ** 0.5 if n > 1 else 0.0
-    tied = {k: c for k, c in ll.items()
-            if c["drop_mean"] <= limit
-            and c["ndcg_mean"] >= best["ndcg_mean"] - se}
+    tied, se = within_se(ll, best, limit)
     k = min(tied, key=lambda k: tied[k]["curve_mean"])
     print(f"tie se: best mean NDCG@10 {best['ndcg_mean']:.4f}, standard "
           f"error {se:.4f}; within it: lr/lambda "
@@ -309,11 +316,8 @@ def tie_robust(ll, best, limit):
 def tie_se(rr, best, limit):
     """Step 5: among the qualifying reg-rows points within one standard
     error of best's mean NDCG@10, the one with the smallest reg-rows."""
-    n = len(best["ndcg"])
-    se = st.stdev(best["ndcg"]) / n ** 0.5 if n > 1 else 0.0
-    tied = {float(x): c for x, c in rr.items()
-            if c["drop_mean"] <= limit
-            and c["ndcg_mean"] >= best["ndcg_mean"] - se}
+    tied, se = within_se(rr, best, limit)
+    tied = {float(x): c for x, c in tied.items()}
     x = min(tied)
     print(f"tie se: best mean NDCG@10 {best['ndcg_mean']:.4f}, standard "
           f"error {se:.4f}; within it: reg-rows "
