@@ -31,14 +31,16 @@ export OPENBLAS_NUM_THREADS=1
 # The chosen settings (APR's and BPR's). raw: bench/eval.sh's choice;
 # rows: the same with APR's reg re-chosen in --reg-rows units on the
 # validation split (choose_apr.py --reg-rows ... --tie se,
-# docs/EVALUATION.md; without the tie rule MovieLens took 0.045).
+# docs/EVALUATION.md; without the tie rule MovieLens took 0.045), and
+# the learning rate and lambda chosen again at it (--lr-lambda, and
+# --lr-carry: Beauty's lr 0.2 until 2026-12-05 became 0.1).
 declare -A settings file bpr
 bpr[movielens]="--bpr-lr 0.2 --bpr-reg 0.01 --bpr-passes 100"
 bpr[beauty]="--bpr-lr 0.2 --bpr-reg 0.01 --bpr-passes 300"
 case ${REG:-rows} in
 rows)
   settings[movielens]="--lr 0.1 --reg-rows 0.0375 --lambda 0.25"
-  settings[beauty]="--lr 0.2 --reg-rows 0.0375 --lambda 0.35"
+  settings[beauty]="--lr 0.1 --reg-rows 0.0375 --lambda 0.35"
   ;;
 raw)
   settings[movielens]="--lr 0.1 --reg 0.001 --lambda 0.25"

@@ -69,12 +69,14 @@ for set in movielens:movielens-100k/u.data beauty:amazon-beauty/Beauty.txt; do
   # data sets"), ties within the seeds' noise going to the least
   # regularised (--tie se); EVAL_REG_ROWS="" keeps the per-step --reg of
   # the grid. Then the learning rate x lambda again at that reg-rows, with
-  # the seeds (EVAL_LR_LAMBDA, tune.sh's grids; "" skips it).
+  # the seeds (EVAL_LR_LAMBDA, tune.sh's grids; "" skips it), the
+  # smallest learning rate within 0.5 % of the best going first
+  # (--lr-carry: the rate whose robustness carries to denser data).
   rr=${EVAL_REG_ROWS-0.025,0.03,0.0375,0.045}
   ll=${EVAL_LR_LAMBDA-0.1,0.2/0.25,0.35,0.5}
   best_apr=$(python3 "$root/bench/choose_apr.py" "$ev" "$file" "$out/$name" \
     --seeds "$(IFS=,; echo "${seeds[*]}")" --fixed "${fixed[*]}" \
-    ${rr:+--reg-rows "$rr" --tie se ${ll:+--lr-lambda "$ll"}})
+    ${rr:+--reg-rows "$rr" --tie se ${ll:+--lr-lambda "$ll" --lr-carry 0.005}})
   read -r -a apr <<<"$best_apr"
   read -r -a bpr <<<"$best_bpr"
   # BPR's tuned values as --bpr-* (bpr = --lr X --reg X --epochs N ...).

@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
-"""bench/choose_apr.py's choice rule, on made-up candidates: the best mean
+"""bench/choose_apr.py's choice rule, on made-up candidates and on
+measured validation means: the best mean
 NDCG@10 among the points that lose at most half of BPR's mean FGSM drop
 (step 3), and --tie se (step 5): among the qualifying points within one
 standard error of the best one's mean, the least regularised; in the
 learning rate x lambda step (6), the one with the smallest drop over the
-whole FGSM curve."""
+whole FGSM curve; with --lr-carry (step 7), the smallest learning rate
+that comes within the tolerance of the best."""
 import contextlib
 import importlib.util
 import io
@@ -79,6 +81,49 @@ check("step 6: best NDCG@10 among the qualifying", (best["opts"], met),
       ("p", True))
 check("step 6 --tie se: the smallest curve drop within one standard error",
       tied["opts"], "q")
+
+# Step 7 (--lr-carry 0.005) on the validation means of 2026-12-05
+# (docs/EVALUATION.md, "Learning rate and lambda chosen again"): BPR and
+# each lr/lambda's (mean NDCG@10, drop at eps 0.5, curve drop).
+def table(rows):
+    return {k: cand(k, [n] * 3, d, c) for k, (n, d, c) in rows.items()}
+
+
+beauty = table({"0.1/0.25": (0.3807, 0.0148, 0.0236),
+                "0.1/0.35": (0.3773, 0.0101, 0.0159),
+                "0.1/0.5": (0.3711, 0.0044, 0.0112),
+                "0.2/0.25": (0.3812, 0.0172, 0.0261),
+                "0.2/0.35": (0.3778, 0.0101, 0.0170),
+                "0.2/0.5": (0.3717, 0.0064, 0.0123)})
+movielens = table({"0.1/0.25": (0.4195, 0.0178, 0.0171),
+                   "0.1/0.35": (0.4176, 0.0137, 0.0184),
+                   "0.1/0.5": (0.4165, 0.0158, 0.0162),
+                   "0.2/0.25": (0.4190, 0.0118, 0.0161),
+                   "0.2/0.35": (0.4186, 0.0061, 0.0145),
+                   "0.2/0.5": (0.4166, 0.0097, 0.0158)})
+for name, ll, b, step6, step7 in (
+        ("Beauty", beauty, cand("bpr", [0.3795] * 3, 0.0291), "0.2/0.35",
+         "0.1/0.35"),
+        ("MovieLens", movielens, cand("bpr", [0.4122] * 3, 0.0494),
+         "0.1/0.25", "0.1/0.25")):
+    limit = b["drop_mean"] / 2
+    with quiet:
+        best, met = ca.choose(ll, b, "lr/lambda")
+        six = ca.tie_robust(ll, best, limit)
+        at = ca.lr_carry(ll, best, limit, 0.005)
+        best7, met7 = ca.choose(at, b, "lr/lambda")
+        seven = ca.tie_robust(at, best7, limit)
+    check(f"step 6 on the validation means of {name}", six["opts"], step6)
+    check(f"step 7 (--lr-carry 0.005) on {name}", (seven["opts"], met7),
+          (step7, True))
+# A larger rate far ahead of the smaller one keeps its place.
+ll = table({"0.1/0.35": (0.400, 0.01, 0.01),
+            "0.2/0.35": (0.410, 0.01, 0.01)})
+with quiet:
+    best, _ = ca.choose(ll, bpr, "lr/lambda")
+    at = ca.lr_carry(ll, best, bpr["drop_mean"] / 2, 0.005)
+check("step 7: a rate more than the tolerance ahead stays", sorted(at),
+      ["0.2/0.35"])
 # The options a grid point is run with: only the value changes, in place.
 args = ["--lr", "0.2", "--lambda", "0.35", "--reg-rows", "0.0375"]
 check("with_opt replaces a value", ca.with_opt(args, "--lr", "0.1"),
