@@ -139,7 +139,7 @@ static void usage(FILE *fp)
         "  --write-split DIR  write train.tsv / test.tsv / val.tsv of the\n"
         "                   LOO split and its validation split\n"
         "  --name NAME      data set name in the output (default: file name)\n"
-        "  --format F       taobao|movielens|otto|csv|amazon|auto\n"
+        "  --format F       taobao|movielens|otto|csv|amazon|session|auto\n"
         "  --neg N          sampled negatives per test user (99)\n"
         "  --topk K         cut-off (10)\n"
         "  --epochs N       passes (LOO) (30); --bpr-epochs N of them BPR\n"
