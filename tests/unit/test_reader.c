@@ -403,6 +403,44 @@ static void test_amazon(void)
     CHECK_INT(skipped, 2);
 }
 
+static void test_ratings(void)
+{
+    advrec_reader_conf_t conf = conf_for(ADVREC_READER_RATINGS);
+    result_t res[RESULTS_MAX];
+    uint64_t skipped, filtered;
+    int64_t base = conf.amazon_base_ts_ms, step = conf.amazon_step_ms;
+    const char *path = fixture("ratings.txt",
+                               "1 1 2\n"
+                               "1 2 3.5\n"
+                               "2\t7  0.5\n"        /* blanks of any kind */
+                               "2 8 1 1400000000\n" /* with a time */
+                               "3 9\n"              /* 5: no rating */
+                               "3 9 x\n"            /* 6 */
+                               "3 9 4 5 6\n"        /* 7: too many */
+                               "3 9 4 339685019\n", /* 8: 1980 */
+                               0);
+
+    CHECK_INT(read_all(path, &conf, res, &skipped, &filtered), 8);
+    /* The rating is not an item (as "1 1 2" would be for amazon); without
+     * a time, the place in the file is the time. */
+    check_event(&res[0], ADVREC_EVENT_CLICK, "1", "1", base);
+    check_event(&res[1], ADVREC_EVENT_CLICK, "1", "2", base + step);
+    check_event(&res[2], ADVREC_EVENT_CLICK, "2", "7", base + 2 * step);
+    check_event(&res[3], ADVREC_EVENT_CLICK, "2", "8", 1400000000000);
+    check_malformed(&res[4], path, 5, "expected 3 or 4 blank-separated");
+    check_malformed(&res[5], path, 6, "is not a non-negative number");
+    check_malformed(&res[6], path, 7, "found more than 4");
+    check_malformed(&res[7], path, 8, "is not between 1990-01-01");
+    CHECK_INT(skipped, 4);
+    CHECK_INT(filtered, 0);
+
+    /* --min-rating compares the whole rating: 3.5 stays at 3, 0.5 goes. */
+    conf.min_rating = 3;
+    CHECK_INT(read_all(path, &conf, res, &skipped, &filtered), 5);
+    check_event(&res[0], ADVREC_EVENT_CLICK, "1", "2", base + step);
+    CHECK_INT(filtered, 3);
+}
+
 static void test_nul_byte_is_malformed(void)
 {
     advrec_reader_conf_t conf = conf_for(ADVREC_READER_TAOBAO);
@@ -428,6 +466,7 @@ static void test_detect(void)
         {"user,item,type,ts", ADVREC_READER_CSV},
         {"u1,i1,click,1700000000000", ADVREC_READER_CSV},
         {"1 1 2 3 4 5", ADVREC_READER_AMAZON},
+        {"1 1 2", ADVREC_READER_AMAZON}, /* a ratings line too: never guessed */
         {"SessionId\tItemId\tTime", ADVREC_READER_SESSION},
         {"1\t214536502\t1396839069.277", ADVREC_READER_SESSION},
         {"just-one-token", ADVREC_READER_AUTO},
@@ -481,6 +520,8 @@ static void test_detect(void)
     CHECK_INT(advrec_reader_format_parse("parquet", &format),
               ADVREC_ERR_INVALID_ARG);
     CHECK_STR(advrec_reader_format_name(ADVREC_READER_AMAZON), "amazon");
+    CHECK_INT(advrec_reader_format_parse("ratings", &format), ADVREC_OK);
+    CHECK_INT(format, ADVREC_READER_RATINGS);
     CHECK_INT(advrec_reader_map_parse("skip", &map), ADVREC_OK);
     CHECK_INT(map, ADVREC_READER_MAP_SKIP);
     CHECK_INT(advrec_reader_map_parse("both", &map), ADVREC_ERR_INVALID_ARG);
@@ -593,6 +634,7 @@ int main(void)
     RUN(test_otto);
     RUN(test_csv);
     RUN(test_amazon);
+    RUN(test_ratings);
     RUN(test_nul_byte_is_malformed);
     RUN(test_detect);
     RUN(test_missing_file);

@@ -73,7 +73,7 @@ struct advrec_reader_s {
     char amazon_user[ADVREC_ID_MAX];
     size_t amazon_pos; /* offset in line; == line_len when done */
     int amazon_active;
-    int64_t amazon_seq; /* events of this file so far */
+    int64_t amazon_seq; /* events of this file so far (ratings too) */
 };
 
 void advrec_reader_conf_init(advrec_reader_conf_t *conf)
@@ -97,6 +97,7 @@ static const char *const format_names[] = {
     [ADVREC_READER_CSV] = "csv",
     [ADVREC_READER_AMAZON] = "amazon",
     [ADVREC_READER_SESSION] = "session",
+    [ADVREC_READER_RATINGS] = "ratings",
 };
 
 static const char *const map_names[] = {
@@ -576,6 +577,44 @@ static int next_token(const char *s, size_t len, size_t *pos, reader_field_t *f)
     return 1;
 }
 
+/*
+ * A ratings line: user, item, rating (a non-negative number, a decimal
+ * fraction allowed: FilmTrust's 3.5) and an optional Unix time in
+ * seconds, separated by blanks (FilmTrust, Epinions and the like). Without
+ * the time an event's time is its place in the file, as for Amazon.
+ */
+static int parse_ratings(advrec_reader_t *reader, advrec_event_t *ev,
+                         char *reason, size_t reason_size)
+{
+    reader_field_t f[5];
+    size_t n = 0, pos = 0;
+    int64_t rating_milli;
+
+    while (n < 5 && next_token(reader->line, reader->line_len, &pos, &f[n]))
+        n++;
+    if (n != 3 && n != 4)
+        return REASON("expected 3 or 4 blank-separated fields (user, item, "
+                      "rating[, timestamp]), found %s%zu",
+                      n == 5 ? "more than " : "", n == 5 ? (size_t)4 : n);
+    if (set_id(ev->user_id, &f[0], "user id", reason, reason_size) < 0 ||
+        set_id(ev->item_id, &f[1], "item id", reason, reason_size) < 0)
+        return -1;
+    /* Seconds' fixed-point parser, used for a rating's thousandths. */
+    if (parse_seconds_ms(&f[2], &rating_milli) < 0)
+        return REASON("rating \"%.*s\" is not a non-negative number",
+                      quote_len(&f[2]), f[2].p);
+    if (n == 4) {
+        if (check_ts(reader, &f[3], 1000, &ev->ts_ms, reason, reason_size) < 0)
+            return -1;
+    } else {
+        ev->ts_ms = reader->conf.amazon_base_ts_ms +
+                    reader->amazon_seq * reader->conf.amazon_step_ms;
+    }
+    reader->amazon_seq++;
+    ev->type = ADVREC_EVENT_CLICK;
+    return rating_milli >= (int64_t)reader->conf.min_rating * 1000 ? 1 : 0;
+}
+
 /* Checks a whole Amazon line (user, then one or more items). */
 static int amazon_load(advrec_reader_t *reader, char *reason,
                        size_t reason_size)
@@ -831,6 +870,9 @@ advrec_err_t advrec_reader_next(advrec_reader_t *reader, advrec_event_t *ev,
             r = otto_load(reader, reason, sizeof(reason));
             if (r == 0)
                 continue;
+            break;
+        case ADVREC_READER_RATINGS:
+            r = parse_ratings(reader, ev, reason, sizeof(reason));
             break;
         case ADVREC_READER_AMAZON:
             r = amazon_load(reader, reason, sizeof(reason));

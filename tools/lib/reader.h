@@ -34,6 +34,7 @@ typedef enum advrec_reader_format_e {
     ADVREC_READER_CSV,       /* user,item,click|purchase,ts_ms [header] */
     ADVREC_READER_AMAZON,    /* user item item item ... (time order) */
     ADVREC_READER_SESSION,   /* session\titem\ttime (s, fraction) [header] */
+    ADVREC_READER_RATINGS,   /* user item rating [unix_ts (s)], blank-sep. */
 } advrec_reader_format_t;
 
 /* What a secondary behaviour (Taobao cart/fav, OTTO carts) becomes. */
@@ -47,8 +48,9 @@ typedef struct advrec_reader_conf_s {
     advrec_reader_format_t format; /* default AUTO */
     advrec_reader_map_t cart;      /* Taobao "cart", OTTO "carts"; CLICK */
     advrec_reader_map_t fav;       /* Taobao "fav"; default CLICK */
-    int min_rating;                /* MovieLens: drop ratings below; 0 */
-    /* Amazon has no timestamps: the n-th event of the file (n = 0, 1, ...)
+    int min_rating; /* MovieLens, ratings: drop ratings below; 0 */
+    /* Amazon has no timestamps, nor has a ratings file without its fourth
+     * column: the n-th event of the file (n = 0, 1, ...)
      * gets amazon_base_ts_ms + n * amazon_step_ms, so events are strictly
      * increasing in file order and each user's items keep their order.
      * Defaults: 2014-01-01T00:00:00Z and 1000 ms. */
@@ -66,7 +68,8 @@ typedef struct advrec_reader_s advrec_reader_t;
 /* Fills conf with the defaults written above. */
 void advrec_reader_conf_init(advrec_reader_conf_t *conf);
 
-/* "taobao", "movielens", "otto", "csv", "amazon", "auto" <-> enum. The parse
+/* "taobao", "movielens", "otto", "csv", "amazon", "session", "ratings",
+ * "auto" <-> enum. The parse
  * functions return ADVREC_ERR_INVALID_ARG (output untouched) on an unknown
  * name; the name functions never return NULL. */
 advrec_err_t advrec_reader_format_parse(const char *name,
@@ -81,7 +84,9 @@ const char *advrec_reader_map_name(advrec_reader_map_t map);
  * Guesses the format of one line (no newline needed; len bytes at line):
  * '{' -> otto, 4 tab-separated fields -> movielens, 5 comma-separated ->
  * taobao, 4 comma-separated -> csv, space-separated tokens -> amazon.
- * Returns ADVREC_READER_AUTO when nothing fits.
+ * Never ratings: "1 1 2" is an Amazon line too (user 1, items 1 and 2);
+ * a ratings file needs its format named. Returns ADVREC_READER_AUTO when
+ * nothing fits.
  */
 advrec_reader_format_t advrec_reader_detect_line(const char *line, size_t len);
 
