@@ -1,6 +1,7 @@
 /*
  * reader.h - reads event files (Taobao, MovieLens, OTTO, plain CSV, Amazon
- * sequences) into advrec_event_t, one event at a time.
+ * sequences, session clicks, rating dumps) into advrec_event_t, one event
+ * at a time.
  *
  * A reader owns one open file (or stdin), one line buffer that grows to the
  * longest line seen, and for formats where one line holds many events (OTTO,
