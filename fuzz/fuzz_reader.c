@@ -1,14 +1,14 @@
 /*
  * fuzz_reader.c - libFuzzer target for advrec-produce's input file parsers
  * (tools/lib/reader.h): Taobao, MovieLens, OTTO, plain CSV, Amazon, session
- * clicks, and format detection.
+ * clicks, rating dumps, and format detection.
  *
  * The first input byte picks the reader's configuration: bits 0-2 the
- * format (mod 7: auto, taobao, movielens, otto, csv, amazon, session), bits
- * 3-4 what a cart becomes, bits 5-6 what a fav becomes (mod 3: click, purchase,
- * skip), bit 7 a minimum MovieLens rating of 3. The rest is the file, written
- * to one memfd created at start and opened by path (/proc/self/fd/N), as the
- * reader only opens paths.
+ * format (auto, taobao, movielens, otto, csv, amazon, session, ratings),
+ * bits 3-4 what a cart becomes, bits 5-6 what a fav becomes (mod 3: click,
+ * purchase, skip), bit 7 a minimum rating of 3 (MovieLens, ratings). The rest
+ * is the file, written to one memfd created at start and opened by path
+ * (/proc/self/fd/N), as the reader only opens paths.
  *
  * Checked beyond "no crash, no leak, no UB": every event returned passes
  * advrec_event_validate() with its timestamp inside the configured range,
@@ -47,9 +47,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static const advrec_reader_format_t formats[] = {
-        ADVREC_READER_AUTO,    ADVREC_READER_TAOBAO, ADVREC_READER_MOVIELENS,
-        ADVREC_READER_OTTO,    ADVREC_READER_CSV,    ADVREC_READER_AMAZON,
-        ADVREC_READER_SESSION,
+        ADVREC_READER_AUTO,    ADVREC_READER_TAOBAO,  ADVREC_READER_MOVIELENS,
+        ADVREC_READER_OTTO,    ADVREC_READER_CSV,     ADVREC_READER_AMAZON,
+        ADVREC_READER_SESSION, ADVREC_READER_RATINGS,
     };
     static const advrec_reader_map_t maps[] = {
         ADVREC_READER_MAP_CLICK,
@@ -66,7 +66,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size < 1)
         return 0;
     advrec_reader_conf_init(&conf);
-    conf.format = formats[(data[0] & 7) % 7];
+    conf.format = formats[data[0] & 7];
     conf.cart = maps[((data[0] >> 3) & 3) % 3];
     conf.fav = maps[((data[0] >> 5) & 3) % 3];
     conf.min_rating = (data[0] & 0x80) ? 3 : 0;
