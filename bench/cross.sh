@@ -12,7 +12,7 @@
 # Environment: D (data, default /work/shared/data), SEEDS ("1 2 3 4 5"),
 # JOBS (1: runs at a time, one thread each), SETTINGS_FROM ("movielens
 # beauty": whose settings are carried), ON ("movielens beauty": trained on;
-# a data set's own settings on itself too; also "taobao"), REG (rows:
+# a data set's own settings on itself too; also "taobao", "filmtrust"), REG (rows:
 # APR's reg as --reg-rows, the L2 weight that follows the data's density,
 # as chosen by bench/choose_apr.py --reg-rows; raw: the per-step --reg of
 # the first choice, which does not carry). BPR is each data set's tuned BPR in both.
@@ -34,7 +34,7 @@ export OPENBLAS_NUM_THREADS=1
 # docs/EVALUATION.md; without the tie rule MovieLens took 0.045), and
 # the learning rate and lambda chosen again at it (--lr-lambda, and
 # --lr-carry: Beauty's lr 0.2 until 2026-12-05 became 0.1).
-declare -A settings file bpr
+declare -A settings file bpr fmt
 bpr[movielens]="--bpr-lr 0.2 --bpr-reg 0.01 --bpr-passes 100"
 bpr[beauty]="--bpr-lr 0.2 --bpr-reg 0.01 --bpr-passes 300"
 case ${REG:-rows} in
@@ -62,6 +62,12 @@ file[beauty]=$data/amazon-beauty/Beauty.txt
 # far sparser than both. Too sparse to judge the ratio by: leave-one-out
 # HR@10 is near a random ranking's 0.10 and FGSM raises it (EVALUATION.md).
 file[taobao]=$data/taobao-userbehavior/UserBehavior_timesorted_head.csv
+# Another (ON="filmtrust"): FilmTrust's ratings, no times (file order), a
+# rating dump that must be named (--format ratings); its BPR tuned with
+# bench/tune.sh at the pins above (lr 0.1, reg 0.001, 200 of 300 passes).
+file[filmtrust]=$data/shilling-filmtrust/filmtrust/ratings.txt
+fmt[filmtrust]="--format ratings"
+bpr[filmtrust]="--bpr-lr 0.1 --bpr-reg 0.001 --bpr-passes 200"
 
 run() { # DIR ARGS...: one advrec-eval run, cached with its command line
   local dir=$1
@@ -96,7 +102,8 @@ for on in ${ON:-movielens beauty}; do
     echo "cross.sh: BPR on $on, seed $s" >&2
     # shellcheck disable=SC2086 # options are words on purpose
     queue "$out/${REG:-rows}/$on-bpr/seed$s" -q --loo --fgsm --models bpr \
-      $pins ${bpr[$on]} --seed "$s" --split-seed 42 --name "$on" "${file[$on]}"
+      $pins ${bpr[$on]} ${fmt[$on]:-} --seed "$s" --split-seed 42 --name "$on" \
+      "${file[$on]}"
   done
 done
 for from in ${SETTINGS_FROM:-movielens beauty}; do
@@ -107,7 +114,7 @@ for from in ${SETTINGS_FROM:-movielens beauty}; do
       echo "cross.sh: $from's settings on $on, seed $s" >&2
       # shellcheck disable=SC2086 # settings are words on purpose
       queue "$dir/apr-seed$s" -q --loo --fgsm --models apr ${settings[$from]} \
-        --seed "$s" --split-seed 42 --name "$on" "${file[$on]}"
+        ${fmt[$on]:-} --seed "$s" --split-seed 42 --name "$on" "${file[$on]}"
     done
   done
 done
