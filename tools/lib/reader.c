@@ -577,6 +577,14 @@ static int next_token(const char *s, size_t len, size_t *pos, reader_field_t *f)
     return 1;
 }
 
+/* The time of the file's next event where the format has none (Amazon, a
+ * ratings line without one): its place in the file (reader.h). */
+static int64_t synth_ts(advrec_reader_t *reader)
+{
+    return reader->conf.amazon_base_ts_ms +
+           reader->amazon_seq++ * reader->conf.amazon_step_ms;
+}
+
 /*
  * A ratings line: user, item, rating (a non-negative number, a decimal
  * fraction allowed: FilmTrust's 3.5) and an optional Unix time in
@@ -606,11 +614,10 @@ static int parse_ratings(advrec_reader_t *reader, advrec_event_t *ev,
     if (n == 4) {
         if (check_ts(reader, &f[3], 1000, &ev->ts_ms, reason, reason_size) < 0)
             return -1;
+        reader->amazon_seq++;
     } else {
-        ev->ts_ms = reader->conf.amazon_base_ts_ms +
-                    reader->amazon_seq * reader->conf.amazon_step_ms;
+        ev->ts_ms = synth_ts(reader);
     }
-    reader->amazon_seq++;
     ev->type = ADVREC_EVENT_CLICK;
     return rating_milli >= (int64_t)reader->conf.min_rating * 1000 ? 1 : 0;
 }
@@ -655,9 +662,7 @@ static int amazon_next(advrec_reader_t *reader, advrec_event_t *ev)
     memcpy(ev->user_id, reader->amazon_user, sizeof(ev->user_id));
     memcpy(ev->item_id, f.p, f.len); /* fits: checked by amazon_load() */
     ev->item_id[f.len] = '\0';
-    ev->ts_ms = reader->conf.amazon_base_ts_ms +
-                reader->amazon_seq * reader->conf.amazon_step_ms;
-    reader->amazon_seq++;
+    ev->ts_ms = synth_ts(reader);
     return 1;
 }
 
